@@ -1,0 +1,76 @@
+// The ledger's on-disk key layout, in one place (see FORMAT.md).
+//
+// One RocksDB database, one column family, keys partitioned by a one-byte
+// prefix. Big-endian integers keep numeric order equal to byte order, so a
+// forward iterator walks sequences in order.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <string_view>
+
+namespace billing::ledger::format {
+
+// Bumped on any incompatible change; Open refuses a directory with another value.
+inline constexpr std::string_view kFormatVersion = "billing-ledger/1";
+
+inline constexpr char kRecordPrefix = 'e';    // e | be64 sequence          -> Record
+inline constexpr char kEventIdPrefix = 'i';   // i | event_id               -> be64 seq | sha256 digest
+inline constexpr char kOrgPrefix = 'o';       // o | org_id | 0 | be64 seq  -> (empty)
+inline constexpr char kRejectedPrefix = 'r';  // r | be64 id                -> Rejected
+inline constexpr char kOffsetPrefix = 'k';    // k | topic | 0 | be32 part  -> be64 next offset
+inline constexpr char kMetaPrefix = 'm';      // m | name                   -> value
+// Keys from 'p' on belong to the projections (read models), which are derived
+// from the records and may be deleted and rebuilt at any time.
+inline constexpr char kProjectionPrefix = 'p';
+
+inline constexpr std::string_view kMetaFormat = "mformat";
+// Sequence and hash of the last record, written in every batch, so that
+// deleting records from the tail is caught by verify, not just gaps.
+inline constexpr std::string_view kMetaHead = "mhead";
+
+inline constexpr size_t kHashBytes = 32;
+
+inline void PutBe64(std::string* out, uint64_t v) {
+  for (int i = 7; i >= 0; --i) out->push_back(static_cast<char>((v >> (i * 8)) & 0xff));
+}
+inline void PutBe32(std::string* out, uint32_t v) {
+  for (int i = 3; i >= 0; --i) out->push_back(static_cast<char>((v >> (i * 8)) & 0xff));
+}
+inline uint64_t GetBe64(std::string_view in) {
+  uint64_t v = 0;
+  for (int i = 0; i < 8; ++i) v = (v << 8) | static_cast<unsigned char>(in[i]);
+  return v;
+}
+
+inline std::string RecordKey(uint64_t seq) {
+  std::string k(1, kRecordPrefix);
+  PutBe64(&k, seq);
+  return k;
+}
+inline std::string EventIdKey(std::string_view event_id) {
+  std::string k(1, kEventIdPrefix);
+  k.append(event_id);
+  return k;
+}
+inline std::string OrgKey(std::string_view org, uint64_t seq) {
+  std::string k(1, kOrgPrefix);
+  k.append(org);
+  k.push_back('\0');
+  PutBe64(&k, seq);
+  return k;
+}
+inline std::string RejectedKey(uint64_t id) {
+  std::string k(1, kRejectedPrefix);
+  PutBe64(&k, id);
+  return k;
+}
+inline std::string OffsetKey(std::string_view topic, int32_t partition) {
+  std::string k(1, kOffsetPrefix);
+  k.append(topic);
+  k.push_back('\0');
+  PutBe32(&k, static_cast<uint32_t>(partition));
+  return k;
+}
+
+}  // namespace billing::ledger::format

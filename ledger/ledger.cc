@@ -1,0 +1,571 @@
+#include "ledger/ledger.h"
+
+#include <rocksdb/db.h>
+#include <rocksdb/filter_policy.h>
+#include <rocksdb/merge_operator.h>
+#include <rocksdb/table.h>
+#include <rocksdb/write_batch.h>
+
+#include <chrono>
+#include <condition_variable>
+#include <deque>
+#include <filesystem>
+#include <future>
+#include <limits>
+#include <mutex>
+#include <thread>
+#include <unordered_map>
+
+#include "ledger/format.h"
+#include "ledger/hash_chain.h"
+
+namespace billing::ledger {
+
+namespace {
+
+Status FromRocks(const rocksdb::Status& s, std::string_view what) {
+  if (s.ok()) return Status::Ok();
+  Code code = s.IsCorruption() ? Code::kCorruption : Code::kUnavailable;
+  return Status(code, std::string(what) + ": " + s.ToString());
+}
+
+int64_t NowMicros() {
+  return std::chrono::duration_cast<std::chrono::microseconds>(
+             std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+
+bool HasPrefix(const rocksdb::Slice& key, std::string_view prefix) {
+  return key.size() >= prefix.size() && std::string_view(key.data(), prefix.size()) == prefix;
+}
+
+}  // namespace
+
+Result<events::Envelope> DecodeEvent(const Record& record) {
+  events::Envelope envelope;
+  if (!envelope.ParseFromString(record.event())) {
+    return Status(Code::kCorruption,
+                  "record " + std::to_string(record.sequence()) + " holds an undecodable event");
+  }
+  return envelope;
+}
+
+struct Ledger::Impl {
+  struct Pending {
+    AppendRequest request;
+    std::function<void(AppendResult)> done;
+  };
+  // What the writer knows of an event accepted earlier in the current group.
+  struct GroupEvent {
+    Sequence sequence;
+    std::string digest;
+    const events::Envelope* envelope;
+  };
+
+  class GroupTxn : public Txn {
+   public:
+    GroupTxn(Impl* impl, rocksdb::WriteBatch* batch) : impl_(impl), batch_(batch) {}
+    rocksdb::WriteBatch* batch() override { return batch_; }
+    Result<std::optional<StoredEvent>> FindEvent(const std::string& event_id) override {
+      auto it = impl_->group_events.find(event_id);
+      if (it != impl_->group_events.end()) {
+        return std::optional<StoredEvent>(StoredEvent{it->second.sequence, *it->second.envelope});
+      }
+      return impl_->FindCommitted(event_id);
+    }
+
+   private:
+    Impl* impl_;
+    rocksdb::WriteBatch* batch_;
+  };
+
+  Options options;
+  std::unique_ptr<rocksdb::DB> db;
+  Gate* gate = nullptr;
+
+  mutable std::mutex head_mu;
+  Head committed_head;  // guarded by head_mu
+
+  // Writer-thread state.
+  Head writer_head;
+  uint64_t next_rejected_id = 1;
+  int64_t last_recorded_at = 0;
+  bool write_failed = false;
+  std::unordered_map<std::string, GroupEvent> group_events;
+
+  std::mutex queue_mu;
+  std::condition_variable queue_cv;
+  std::condition_variable space_cv;
+  std::deque<Pending> queue;
+  bool stopping = false;
+  std::thread writer;
+
+  Result<std::optional<StoredEvent>> FindCommitted(const std::string& event_id) const {
+    std::string value;
+    rocksdb::Status s = db->Get(rocksdb::ReadOptions(), format::EventIdKey(event_id), &value);
+    if (s.IsNotFound()) return std::optional<StoredEvent>();
+    if (!s.ok()) return FromRocks(s, "reading the event-id index");
+    if (value.size() < 8) return Status(Code::kCorruption, "short event-id index entry");
+    Sequence seq{format::GetBe64(value)};
+    std::string bytes;
+    s = db->Get(rocksdb::ReadOptions(), format::RecordKey(seq.value), &bytes);
+    if (!s.ok()) {
+      return Status(Code::kCorruption, "event-id index points at missing record " +
+                                           std::to_string(seq.value) + ": " + s.ToString());
+    }
+    Record record;
+    if (!record.ParseFromString(bytes)) return Status(Code::kCorruption, "undecodable record");
+    auto envelope = DecodeEvent(record);
+    if (!envelope.ok()) return envelope.status();
+    return std::optional<StoredEvent>(StoredEvent{seq, std::move(envelope).value()});
+  }
+
+  void WriterLoop() {
+    for (;;) {
+      std::vector<Pending> group;
+      {
+        std::unique_lock<std::mutex> lock(queue_mu);
+        queue_cv.wait(lock, [&] { return stopping || !queue.empty(); });
+        if (queue.empty()) return;  // stopping, and everything queued was written
+        size_t entries = 0;
+        while (!queue.empty() &&
+               (group.empty() || entries + queue.front().request.entries.size() <= kGroupEntriesMax)) {
+          entries += queue.front().request.entries.size();
+          group.push_back(std::move(queue.front()));
+          queue.pop_front();
+        }
+      }
+      space_cv.notify_all();
+      WriteGroup(group);
+    }
+  }
+
+  void Reject(rocksdb::WriteBatch* batch, const Entry& entry, Code code, const std::string& message,
+              Outcome* outcome) {
+    uint64_t id = entry.redrive_of ? *entry.redrive_of : next_rejected_id++;
+    RejectedRecord rec;
+    rec.set_id(id);
+    rec.set_raw(entry.raw);
+    *rec.mutable_source() = entry.source;
+    rec.set_code(std::string(CodeName(code)));
+    rec.set_message(message);
+    rec.set_received_at_micros(NowMicros());
+    rec.set_org_id(entry.org_id);
+    rec.set_event_id(entry.event_id);
+    batch->Put(format::RejectedKey(id), rec.SerializeAsString());
+    outcome->kind = Outcome::Kind::kRejected;
+    outcome->code = code;
+    outcome->message = message;
+    outcome->rejected_id = id;
+  }
+
+  void WriteGroup(std::vector<Pending>& group) {
+    if (write_failed) {
+      // A failed write leaves RocksDB in read-only mode until resumed, for
+      // example once disk space returns.
+      if (db->Resume().ok()) write_failed = false;
+    }
+    rocksdb::WriteBatch batch;
+    GroupTxn txn(this, &batch);
+    group_events.clear();
+    Head start_head = writer_head;
+    uint64_t start_rejected = next_rejected_id;
+    std::vector<AppendResult> results(group.size());
+    // Canonical bytes must outlive the group map's pointers into envelopes, so
+    // they are owned by the requests (events) themselves.
+    for (size_t r = 0; r < group.size(); ++r) {
+      AppendRequest& req = group[r].request;
+      AppendResult& res = results[r];
+      res.outcomes.resize(req.entries.size());
+      for (size_t i = 0; i < req.entries.size(); ++i) {
+        Entry& entry = req.entries[i];
+        Outcome& out = res.outcomes[i];
+        if (!entry.event) {
+          Reject(&batch, entry, entry.rejection.code(), entry.rejection.message(), &out);
+          continue;
+        }
+        const events::Envelope& env = entry.event->envelope;
+        std::string bytes = events::CanonicalBytes(env);
+        std::string digest = Digest(bytes);
+        // Idempotency comes first: a known id is a duplicate or a conflict,
+        // whatever the rest of the event says.
+        std::optional<std::pair<Sequence, std::string>> known;
+        if (auto it = group_events.find(env.event_id()); it != group_events.end()) {
+          known.emplace(it->second.sequence, it->second.digest);
+        } else {
+          std::string value;
+          rocksdb::Status s = db->Get(rocksdb::ReadOptions(), format::EventIdKey(env.event_id()), &value);
+          if (s.ok() && value.size() == 8 + format::kHashBytes) {
+            known.emplace(Sequence{format::GetBe64(value)}, value.substr(8));
+          } else if (!s.ok() && !s.IsNotFound()) {
+            FailGroup(group, FromRocks(s, "reading the event-id index"), start_head, start_rejected);
+            return;
+          }
+        }
+        if (known) {
+          if (known->second == digest) {
+            out.kind = Outcome::Kind::kDuplicate;
+            out.sequence = known->first;
+            if (entry.redrive_of) batch.Delete(format::RejectedKey(*entry.redrive_of));
+          } else {
+            Reject(&batch, entry, Code::kConflict,
+                   "event_id " + env.event_id() + " is already recorded with different content",
+                   &out);
+          }
+          continue;
+        }
+        Sequence seq{writer_head.sequence.value + 1};
+        Status admitted = gate ? gate->Admit(*entry.event, seq, txn) : Status::Ok();
+        if (admitted.code() == Code::kUnavailable || admitted.code() == Code::kCorruption ||
+            admitted.code() == Code::kInternal) {
+          FailGroup(group, admitted, start_head, start_rejected);
+          return;
+        }
+        if (!admitted.ok()) {
+          Reject(&batch, entry, admitted.code(), admitted.message(), &out);
+          continue;
+        }
+        Record record;
+        record.set_sequence(seq.value);
+        last_recorded_at = std::max(last_recorded_at, NowMicros());
+        record.set_recorded_at_micros(last_recorded_at);
+        record.set_prev_hash(writer_head.hash);
+        record.set_hash(ChainHash(writer_head.hash, seq.value, last_recorded_at, bytes));
+        record.set_event(std::move(bytes));
+        *record.mutable_source() = entry.source;
+        std::string index_value;
+        format::PutBe64(&index_value, seq.value);
+        index_value += digest;
+        batch.Put(format::RecordKey(seq.value), record.SerializeAsString());
+        batch.Put(format::EventIdKey(env.event_id()), index_value);
+        batch.Put(format::OrgKey(env.org_id(), seq.value), "");
+        if (entry.redrive_of) batch.Delete(format::RejectedKey(*entry.redrive_of));
+        writer_head = Head{seq, record.hash()};
+        group_events[env.event_id()] = GroupEvent{seq, std::move(digest), &env};
+        out.kind = Outcome::Kind::kAccepted;
+        out.sequence = seq;
+      }
+      for (const KafkaOffset& o : req.offsets) {
+        std::string value;
+        format::PutBe64(&value, static_cast<uint64_t>(o.next_offset));
+        batch.Put(format::OffsetKey(o.topic, o.partition), value);
+      }
+    }
+    if (gate) gate->Seal(txn);
+    if (batch.Count() > 0) {
+      if (writer_head.sequence != start_head.sequence) {
+        std::string head_value;
+        format::PutBe64(&head_value, writer_head.sequence.value);
+        head_value += writer_head.hash;
+        batch.Put(format::kMetaHead, head_value);
+      }
+      rocksdb::WriteOptions wo;
+      // The WAL is synced before anyone is told "accepted": an acknowledged event
+      // must survive power loss, not only a process crash.
+      wo.sync = options.durability == Durability::kSync;
+      rocksdb::Status s = db->Write(wo, &batch);
+      if (!s.ok()) {
+        write_failed = true;
+        FailGroup(group, FromRocks(s, "writing to the ledger"), start_head, start_rejected);
+        return;
+      }
+    }
+    {
+      std::lock_guard<std::mutex> lock(head_mu);
+      committed_head = writer_head;
+    }
+    if (gate) gate->Committed();
+    group_events.clear();
+    for (size_t r = 0; r < group.size(); ++r) {
+      results[r].last_sequence = writer_head.sequence;
+      if (group[r].done) group[r].done(std::move(results[r]));
+    }
+  }
+
+  void FailGroup(std::vector<Pending>& group, const Status& status, const Head& start_head,
+                 uint64_t start_rejected) {
+    writer_head = start_head;
+    next_rejected_id = start_rejected;
+    group_events.clear();
+    if (gate) gate->Aborted();
+    for (Pending& p : group) {
+      AppendResult res;
+      res.status = status;
+      res.last_sequence = start_head.sequence;
+      if (p.done) p.done(std::move(res));
+    }
+  }
+};
+
+Ledger::Ledger(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+
+Ledger::~Ledger() {
+  if (impl_->writer.joinable()) {
+    {
+      std::lock_guard<std::mutex> lock(impl_->queue_mu);
+      impl_->stopping = true;
+    }
+    impl_->queue_cv.notify_all();
+    impl_->writer.join();
+  }
+  if (impl_->db) {
+    // Closing flushes nothing we depend on (the WAL is the truth) but lets
+    // RocksDB finish background work cleanly.
+    impl_->db->Close().PermitUncheckedError();
+  }
+}
+
+Result<std::unique_ptr<Ledger>> Ledger::Open(const Options& options) {
+  namespace fs = std::filesystem;
+  std::error_code ec;
+  bool read_only = options.mode == OpenMode::kReadOnly;
+  if (fs::exists(options.dir, ec)) {
+    if (!fs::is_directory(options.dir, ec)) {
+      return Status(Code::kCorruption, options.dir + " exists and is not a directory");
+    }
+    bool empty = fs::is_empty(options.dir, ec);
+    if (!empty && !fs::exists(fs::path(options.dir) / "CURRENT", ec)) {
+      return Status(Code::kCorruption,
+                    options.dir + " is not empty and is not a ledger (no RocksDB CURRENT file)");
+    }
+    if (empty && read_only) return Status(Code::kNotFound, options.dir + " holds no ledger");
+  } else if (read_only) {
+    return Status(Code::kNotFound, options.dir + " does not exist");
+  }
+
+  rocksdb::Options db_options;
+  db_options.create_if_missing = !read_only;
+  db_options.merge_operator = options.merge_operator;
+  // Point-in-time recovery: after a crash the WAL is replayed up to the first
+  // torn or corrupt record, which can only be an unacknowledged tail.
+  db_options.wal_recovery_mode = rocksdb::WALRecoveryMode::kPointInTimeRecovery;
+  db_options.IncreaseParallelism(2);
+  rocksdb::BlockBasedTableOptions table;
+  // Bloom filters make the idempotency lookup of a new event_id (a miss) cheap.
+  table.filter_policy.reset(rocksdb::NewBloomFilterPolicy(10));
+  db_options.table_factory.reset(rocksdb::NewBlockBasedTableFactory(table));
+
+  rocksdb::DB* raw = nullptr;
+  rocksdb::Status s = read_only ? rocksdb::DB::OpenForReadOnly(db_options, options.dir, &raw)
+                                : rocksdb::DB::Open(db_options, options.dir, &raw);
+  if (!s.ok()) return FromRocks(s, "opening ledger in " + options.dir);
+  auto impl = std::make_unique<Impl>();
+  impl->options = options;
+  impl->db.reset(raw);
+
+  std::string format_value;
+  s = raw->Get(rocksdb::ReadOptions(), format::kMetaFormat, &format_value);
+  if (s.IsNotFound()) {
+    std::unique_ptr<rocksdb::Iterator> it(raw->NewIterator(rocksdb::ReadOptions()));
+    it->SeekToFirst();
+    if (it->Valid()) {
+      return Status(Code::kCorruption, options.dir + " is a RocksDB database but not a ledger");
+    }
+    if (!read_only) {
+      rocksdb::WriteOptions wo;
+      wo.sync = true;
+      s = raw->Put(wo, format::kMetaFormat, format::kFormatVersion);
+      if (!s.ok()) return FromRocks(s, "initialising ledger");
+    }
+  } else if (!s.ok()) {
+    return FromRocks(s, "reading ledger format");
+  } else if (format_value != format::kFormatVersion) {
+    return Status(Code::kCorruption, options.dir + " holds ledger format \"" + format_value +
+                                         "\", this build reads \"" +
+                                         std::string(format::kFormatVersion) + "\"");
+  }
+
+  // Recover the head from the last record, and the next rejected id.
+  Head head{Sequence{0}, GenesisHash()};
+  {
+    std::unique_ptr<rocksdb::Iterator> it(raw->NewIterator(rocksdb::ReadOptions()));
+    it->SeekForPrev(format::RecordKey(std::numeric_limits<uint64_t>::max()));
+    if (it->Valid() && !it->key().empty() && it->key()[0] == format::kRecordPrefix) {
+      Record record;
+      if (!record.ParseFromArray(it->value().data(), static_cast<int>(it->value().size()))) {
+        return Status(Code::kCorruption, "the last ledger record is undecodable");
+      }
+      head = Head{Sequence{record.sequence()}, record.hash()};
+    }
+    it->SeekForPrev(format::RejectedKey(std::numeric_limits<uint64_t>::max()));
+    if (it->Valid() && !it->key().empty() && it->key()[0] == format::kRejectedPrefix &&
+        it->key().size() == 9) {
+      impl->next_rejected_id = format::GetBe64(std::string_view(it->key().data() + 1, 8)) + 1;
+    }
+    if (!it->status().ok()) return FromRocks(it->status(), "recovering ledger head");
+  }
+  impl->committed_head = head;
+  impl->writer_head = head;
+  if (!read_only) {
+    Impl* p = impl.get();
+    impl->writer = std::thread([p] { p->WriterLoop(); });
+  }
+  return std::unique_ptr<Ledger>(new Ledger(std::move(impl)));
+}
+
+void Ledger::SetGate(Gate* gate) { impl_->gate = gate; }
+
+void Ledger::AppendAsync(AppendRequest request, std::function<void(AppendResult)> done) {
+  if (impl_->options.mode == OpenMode::kReadOnly) {
+    AppendResult res;
+    res.status = Status(Code::kUnavailable, "the ledger is open read-only");
+    done(std::move(res));
+    return;
+  }
+  {
+    std::unique_lock<std::mutex> lock(impl_->queue_mu);
+    impl_->space_cv.wait(lock, [&] { return impl_->queue.size() < kAppendQueueRequestsMax; });
+    impl_->queue.push_back(Impl::Pending{std::move(request), std::move(done)});
+  }
+  impl_->queue_cv.notify_one();
+}
+
+AppendResult Ledger::Append(AppendRequest request) {
+  std::promise<AppendResult> promise;
+  auto future = promise.get_future();
+  AppendAsync(std::move(request), [&promise](AppendResult r) { promise.set_value(std::move(r)); });
+  return future.get();
+}
+
+Head Ledger::head() const {
+  std::lock_guard<std::mutex> lock(impl_->head_mu);
+  return impl_->committed_head;
+}
+
+Status Ledger::Scan(Sequence after, size_t limit,
+                    const std::function<bool(const Record&)>& visit) const {
+  rocksdb::ReadOptions ro;
+  std::string upper(1, format::kRecordPrefix + 1);
+  rocksdb::Slice upper_slice(upper);
+  ro.iterate_upper_bound = &upper_slice;
+  std::unique_ptr<rocksdb::Iterator> it(impl_->db->NewIterator(ro));
+  size_t n = 0;
+  Record record;
+  for (it->Seek(format::RecordKey(after.value + 1)); it->Valid(); it->Next()) {
+    if (!record.ParseFromArray(it->value().data(), static_cast<int>(it->value().size()))) {
+      return Status(Code::kCorruption, "undecodable ledger record");
+    }
+    if (!visit(record)) break;
+    if (limit != 0 && ++n >= limit) break;
+  }
+  return FromRocks(it->status(), "scanning the ledger");
+}
+
+Status Ledger::ScanOrg(const std::string& org, Sequence after, Sequence upto, size_t limit,
+                       const std::function<bool(const Record&)>& visit) const {
+  std::string prefix(1, format::kOrgPrefix);
+  prefix += org;
+  prefix.push_back('\0');
+  std::unique_ptr<rocksdb::Iterator> it(impl_->db->NewIterator(rocksdb::ReadOptions()));
+  size_t n = 0;
+  Record record;
+  std::string bytes;
+  for (it->Seek(format::OrgKey(org, after.value + 1)); it->Valid() && HasPrefix(it->key(), prefix);
+       it->Next()) {
+    uint64_t seq = format::GetBe64(std::string_view(it->key().data() + prefix.size(), 8));
+    if (seq > upto.value) break;
+    rocksdb::Status s = impl_->db->Get(rocksdb::ReadOptions(), format::RecordKey(seq), &bytes);
+    if (!s.ok()) return FromRocks(s, "reading record " + std::to_string(seq) + " of org " + org);
+    if (!record.ParseFromString(bytes)) return Status(Code::kCorruption, "undecodable record");
+    if (!visit(record)) break;
+    if (limit != 0 && ++n >= limit) break;
+  }
+  return FromRocks(it->status(), "scanning the org index");
+}
+
+Result<std::optional<StoredEvent>> Ledger::FindEvent(const std::string& event_id) const {
+  return impl_->FindCommitted(event_id);
+}
+
+Result<VerifyReport> Ledger::Verify() const {
+  VerifyReport report;
+  std::string prev = GenesisHash();
+  uint64_t expected = 1;
+  Status scan = Scan(Sequence{0}, 0, [&](const Record& r) {
+    std::string problem;
+    if (r.sequence() != expected) {
+      problem = "expected sequence " + std::to_string(expected) + ", found " +
+                std::to_string(r.sequence()) + " (a record is missing)";
+    } else if (r.prev_hash() != prev) {
+      problem = "prev_hash does not match the hash of record " + std::to_string(expected - 1);
+    } else if (ChainHash(prev, r.sequence(), r.recorded_at_micros(), r.event()) != r.hash()) {
+      problem = "hash does not match the record's content";
+    }
+    if (!problem.empty()) {
+      report.ok = false;
+      report.first_bad = Sequence{expected};
+      report.problem = problem;
+      return false;
+    }
+    prev = r.hash();
+    report.events++;
+    report.head = Head{Sequence{r.sequence()}, r.hash()};
+    ++expected;
+    return true;
+  });
+  if (!scan.ok()) {
+    if (scan.code() != Code::kCorruption) return scan;
+    report.ok = false;
+    report.first_bad = Sequence{expected};
+    report.problem = scan.message();
+    return report;
+  }
+  if (report.ok) {
+    if (report.head.hash.empty()) report.head.hash = GenesisHash();
+    std::string head_value;
+    rocksdb::Status s = impl_->db->Get(rocksdb::ReadOptions(), format::kMetaHead, &head_value);
+    if (s.ok() && head_value.size() == 8 + format::kHashBytes) {
+      uint64_t seq = format::GetBe64(head_value);
+      if (seq != report.head.sequence.value || head_value.substr(8) != report.head.hash) {
+        report.ok = false;
+        report.first_bad = Sequence{report.head.sequence.value + 1};
+        report.problem = "the ledger ends at " + std::to_string(report.head.sequence.value) +
+                         " but its head says " + std::to_string(seq) +
+                         " (records were removed from the tail)";
+      }
+    } else if (!s.IsNotFound() && !s.ok()) {
+      return FromRocks(s, "reading the ledger head");
+    }
+  }
+  return report;
+}
+
+Result<std::optional<int64_t>> Ledger::KafkaNextOffset(const std::string& topic,
+                                                       int32_t partition) const {
+  std::string value;
+  rocksdb::Status s = impl_->db->Get(rocksdb::ReadOptions(), format::OffsetKey(topic, partition), &value);
+  if (s.IsNotFound()) return std::optional<int64_t>();
+  if (!s.ok()) return FromRocks(s, "reading a Kafka offset");
+  if (value.size() != 8) return Status(Code::kCorruption, "bad Kafka offset entry");
+  return std::optional<int64_t>(static_cast<int64_t>(format::GetBe64(value)));
+}
+
+Result<std::vector<RejectedRecord>> Ledger::ListRejected(uint64_t after_id, size_t limit) const {
+  std::vector<RejectedRecord> out;
+  std::unique_ptr<rocksdb::Iterator> it(impl_->db->NewIterator(rocksdb::ReadOptions()));
+  for (it->Seek(format::RejectedKey(after_id + 1));
+       it->Valid() && !it->key().empty() && it->key()[0] == format::kRejectedPrefix; it->Next()) {
+    RejectedRecord rec;
+    if (!rec.ParseFromArray(it->value().data(), static_cast<int>(it->value().size()))) {
+      return Status(Code::kCorruption, "undecodable rejected record");
+    }
+    out.push_back(std::move(rec));
+    if (limit != 0 && out.size() >= limit) break;
+  }
+  if (!it->status().ok()) return FromRocks(it->status(), "listing rejected messages");
+  return out;
+}
+
+Result<std::optional<RejectedRecord>> Ledger::GetRejected(uint64_t id) const {
+  std::string value;
+  rocksdb::Status s = impl_->db->Get(rocksdb::ReadOptions(), format::RejectedKey(id), &value);
+  if (s.IsNotFound()) return std::optional<RejectedRecord>();
+  if (!s.ok()) return FromRocks(s, "reading a rejected message");
+  RejectedRecord rec;
+  if (!rec.ParseFromString(value)) return Status(Code::kCorruption, "undecodable rejected record");
+  return std::optional<RejectedRecord>(std::move(rec));
+}
+
+rocksdb::DB* Ledger::db() const { return impl_->db.get(); }
+
+}  // namespace billing::ledger

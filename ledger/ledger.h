@@ -1,0 +1,206 @@
+// The ledger: an append-only, hash-chained, durable log of accepted events on
+// RocksDB, with the rejected messages and Kafka offsets kept beside it.
+//
+// Appends go through one writer thread that forms groups: every request that
+// is waiting when the writer comes round is decided in arrival order and
+// written in one RocksDB WriteBatch with one WAL sync (group commit), so an
+// acknowledged event is on disk and concurrent appenders share the fsync.
+// Within a group each event is, in order: a duplicate (same event_id, same
+// content digest: acknowledged, not stored again), a conflict (same id, other
+// content), refused by the Gate (stateful validation, owned by projections), or
+// accepted with the next gap-free sequence, a recorded_at and a chained hash.
+// Rejections are written to the rejected store, and Kafka offsets to the offset
+// store, in the same WriteBatch as the events they belong to.
+//
+// Reads (records, org history, offsets, rejected, verify) are thread-safe and
+// see only committed data.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "events/event.h"
+#include "events/status.h"
+#include "ledger/ledger.pb.h"
+
+namespace rocksdb {
+class DB;
+class MergeOperator;
+class WriteBatch;
+}  // namespace rocksdb
+
+namespace billing::ledger {
+
+struct Sequence {
+  uint64_t value = 0;
+  auto operator<=>(const Sequence&) const = default;
+};
+
+using Source = ::billing::ledger::v1::Source;
+using Record = ::billing::ledger::v1::Record;
+using RejectedRecord = ::billing::ledger::v1::Rejected;
+
+// One message offered for append: parsed and stateless-valid (`event` set), or
+// already refused by stateless validation (`rejection` set, kept as raw bytes).
+struct Entry {
+  std::string raw;                     // the bytes as received, kept if rejected
+  std::optional<events::Event> event;  // set when stateless validation passed
+  Status rejection;                    // set when it did not
+  std::string event_id;                // best effort for rejected entries
+  std::string org_id;                  // best effort for rejected entries
+  Source source;
+  // Re-drive of a stored rejected message: on acceptance (or duplicate) that
+  // rejected record is removed; on another rejection it is updated in place.
+  std::optional<uint64_t> redrive_of;
+};
+
+struct KafkaOffset {
+  std::string topic;
+  int32_t partition = 0;
+  int64_t next_offset = 0;  // the next offset to consume
+};
+
+struct AppendRequest {
+  std::vector<Entry> entries;
+  std::vector<KafkaOffset> offsets;
+};
+
+struct Outcome {
+  enum class Kind { kAccepted, kDuplicate, kRejected };
+  Kind kind = Kind::kRejected;
+  Sequence sequence;       // accepted or duplicate: the event's sequence
+  Code code = Code::kOk;   // rejected: the SPEC code
+  std::string message;     // rejected: why
+  uint64_t rejected_id = 0;
+};
+
+struct AppendResult {
+  Status status;  // not ok: nothing of the request was written (e.g. kUnavailable)
+  std::vector<Outcome> outcomes;  // one per entry, in order
+  Sequence last_sequence;         // ledger head after the group
+};
+
+// An event already in the ledger.
+struct StoredEvent {
+  Sequence sequence;
+  events::Envelope envelope;
+};
+
+// The writer's view while it decides one group: writes of the Gate go into the
+// group's WriteBatch, and lookups see the events accepted earlier in the group.
+class Txn {
+ public:
+  virtual ~Txn() = default;
+  virtual rocksdb::WriteBatch* batch() = 0;
+  // The accepted event with this id, in the group or the ledger; nullopt if none.
+  virtual Result<std::optional<StoredEvent>> FindEvent(const std::string& event_id) = 0;
+};
+
+// Stateful validation and derived state, implemented by the projections. Only
+// the writer thread calls it, one group at a time.
+class Gate {
+ public:
+  virtual ~Gate() = default;
+  // Decides whether `event` becomes record `seq`. OK: accepted, and the Gate has
+  // applied it to its state and added its derived writes to txn.batch(). Any
+  // other status is the SPEC rejection, and the Gate must be unchanged.
+  virtual Status Admit(const events::Event& event, Sequence seq, Txn& txn) = 0;
+  // The group is decided: add any buffered writes to txn.batch() now.
+  virtual void Seal(Txn& txn) = 0;
+  // The group holding everything admitted since the last call is durable.
+  virtual void Committed() = 0;
+  // The group's write failed: forget everything admitted since the last commit.
+  virtual void Aborted() = 0;
+};
+
+enum class Durability {
+  kSync,   // fsync the WAL before acknowledging: the production setting
+  kAsync,  // for benchmarks and replay scratch copies only
+};
+
+enum class OpenMode { kReadWrite, kReadOnly };
+
+struct Options {
+  std::string dir;
+  Durability durability = Durability::kSync;
+  // Read-only opens work on a directory a running ledgerd is writing and see
+  // it as of the open.
+  OpenMode mode = OpenMode::kReadWrite;
+  // The projections' merge operator for their key range (RocksDB needs it at open).
+  std::shared_ptr<rocksdb::MergeOperator> merge_operator;
+};
+
+struct Head {
+  Sequence sequence;
+  std::string hash;  // raw 32 bytes; the genesis hash when empty
+};
+
+struct VerifyReport {
+  bool ok = true;
+  uint64_t events = 0;
+  Head head;
+  Sequence first_bad;   // when !ok: the first sequence that does not verify
+  std::string problem;  // when !ok: what is wrong there
+};
+
+class Ledger {
+ public:
+  // Opens or creates the ledger in options.dir, recovering head and counters.
+  // kCorruption for a damaged or foreign directory, kUnavailable for I/O errors.
+  static Result<std::unique_ptr<Ledger>> Open(const Options& options);
+  ~Ledger();  // stops the writer after draining queued requests
+
+  Ledger(const Ledger&) = delete;
+  Ledger& operator=(const Ledger&) = delete;
+
+  // Installs the stateful validator; must happen before the first append.
+  void SetGate(Gate* gate);
+
+  // Queues a request; `done` runs on the writer thread once the group is
+  // durable (or failed). Blocks while kAppendQueueRequestsMax requests wait.
+  void AppendAsync(AppendRequest request, std::function<void(AppendResult)> done);
+  // Appends and waits for durability.
+  AppendResult Append(AppendRequest request);
+
+  Head head() const;
+
+  // Visits records with sequence > after, in order, until `visit` returns false
+  // or `limit` records were visited (0: no limit).
+  Status Scan(Sequence after, size_t limit, const std::function<bool(const Record&)>& visit) const;
+  // Same, restricted to one org's records (via the org index) up to `upto`.
+  Status ScanOrg(const std::string& org, Sequence after, Sequence upto, size_t limit,
+                 const std::function<bool(const Record&)>& visit) const;
+  Result<std::optional<StoredEvent>> FindEvent(const std::string& event_id) const;
+
+  // Walks the whole chain; see VerifyReport.
+  Result<VerifyReport> Verify() const;
+
+  // The next offset to consume for a partition, as stored with the events.
+  Result<std::optional<int64_t>> KafkaNextOffset(const std::string& topic, int32_t partition) const;
+
+  Result<std::vector<RejectedRecord>> ListRejected(uint64_t after_id, size_t limit) const;
+  Result<std::optional<RejectedRecord>> GetRejected(uint64_t id) const;
+
+  // The database, for the projections' own key range (format::kProjectionPrefix).
+  rocksdb::DB* db() const;
+
+ private:
+  struct Impl;
+  explicit Ledger(std::unique_ptr<Impl> impl);
+  std::unique_ptr<Impl> impl_;
+};
+
+// Decodes a stored record's event.
+Result<events::Envelope> DecodeEvent(const Record& record);
+
+// Requests waiting for the writer before AppendAsync blocks the caller: bounds
+// memory and turns overload into backpressure on producers.
+inline constexpr size_t kAppendQueueRequestsMax = 4096;
+// Entries decided in one group: bounds one WriteBatch (~300 B an event, so a few MiB).
+inline constexpr size_t kGroupEntriesMax = 16384;
+
+}  // namespace billing::ledger

@@ -1,0 +1,285 @@
+#include "projections/billing.h"
+
+#include <rocksdb/db.h>
+#include <rocksdb/write_batch.h>
+
+#include <shared_mutex>
+
+#include "ledger/format.h"
+#include "projections/agg.h"
+#include "projections/decider.h"
+#include "projections/keys.h"
+
+namespace billing::projections {
+
+// The Gate the ledger's writer calls: decides each event, buffers its
+// postings and the changed org states, and publishes immutable copies of the
+// states for queries once the group is durable.
+class Billing::LiveGate : public ledger::Gate {
+ public:
+  explicit LiveGate(rocksdb::DB* db) : db_(db) {}
+
+  Status Admit(const events::Event& event, ledger::Sequence seq, ledger::Txn& txn) override {
+    if (!view_) view_ = std::make_unique<RocksView>(db_);
+    EventLookup lookup = [&txn](const std::string& id) { return txn.FindEvent(id); };
+    return decider_.Decide(event, seq.value, lookup, sink_, *view_);
+  }
+
+  void Seal(ledger::Txn& txn) override {
+    for (const std::string& org : decider_.TakeDirty()) {
+      sink_.Put(keys::StateKey(org), decider_.Find(org)->ToProto().SerializeAsString());
+      dirty_.insert(org);
+    }
+    sink_.FlushTo(txn.batch());
+  }
+
+  void Committed() override {
+    decider_.ClearPending();
+    view_.reset();
+    std::unique_lock<std::shared_mutex> lock(mu_);
+    for (const std::string& org : dirty_) {
+      published_[org] = std::make_shared<const OrgState>(*decider_.Find(org));
+    }
+    dirty_.clear();
+  }
+
+  void Aborted() override {
+    // Everything decided in the failed group is forgotten by reloading the
+    // durable states; published copies were never touched.
+    sink_.Clear();
+    view_.reset();
+    dirty_.clear();
+    decider_.TakeDirty();
+    LEDGER_CHECK(Load().ok(), "reloading org states after a failed write");
+  }
+
+  // Reads every persisted org state; the writer must be idle.
+  Status Load() {
+    std::map<std::string, OrgState> orgs;
+    RocksView view(db_);
+    bool bad = false;
+    view.Scan(keys::kStatePrefix, [&](std::string_view key, std::string_view value) {
+      v1::OrgState proto;
+      if (!proto.ParseFromArray(value.data(), static_cast<int>(value.size()))) {
+        bad = true;
+        return false;
+      }
+      orgs.emplace(std::string(key.substr(keys::kStatePrefix.size())), OrgState::FromProto(proto));
+      return true;
+    });
+    if (bad) return Status(Code::kCorruption, "an organization state is undecodable");
+    std::unique_lock<std::shared_mutex> lock(mu_);
+    published_.clear();
+    for (const auto& [id, org] : orgs) published_[id] = std::make_shared<const OrgState>(org);
+    decider_.Load(std::move(orgs));
+    return Status::Ok();
+  }
+
+  std::shared_ptr<const OrgState> Published(const std::string& org) const {
+    std::shared_lock<std::shared_mutex> lock(mu_);
+    auto it = published_.find(org);
+    return it == published_.end() ? nullptr : it->second;
+  }
+
+ private:
+  rocksdb::DB* db_;
+  Decider decider_;
+  CombiningSink sink_;
+  std::unique_ptr<RocksView> view_;
+  std::set<std::string> dirty_;
+
+  mutable std::shared_mutex mu_;
+  std::map<std::string, std::shared_ptr<const OrgState>> published_;
+};
+
+Billing::~Billing() {
+  // The ledger's destructor drains the writer, which still calls the gate.
+  ledger_.reset();
+  gate_.reset();
+}
+
+Result<std::unique_ptr<Billing>> Billing::Open(const BillingOptions& options) {
+  ledger::Options lo;
+  lo.dir = options.dir;
+  lo.durability = options.durability;
+  lo.mode = options.mode;
+  lo.merge_operator = NewAggMergeOperator();
+  auto opened = ledger::Ledger::Open(lo);
+  if (!opened.ok()) return opened.status();
+  std::unique_ptr<Billing> b(new Billing());
+  b->ledger_ = std::move(opened).value();
+  b->gate_ = std::make_unique<LiveGate>(b->ledger_->db());
+
+  std::string version;
+  rocksdb::Status s = b->ledger_->db()->Get(rocksdb::ReadOptions(), keys::kMetaVersion, &version);
+  if (!s.ok() && !s.IsNotFound()) return Status(Code::kUnavailable, "reading projection version: " + s.ToString());
+  if (version != keys::kProjectionVersion) {
+    if (options.mode == ledger::OpenMode::kReadOnly) {
+      return Status(Code::kCorruption, "the read models are missing or of another version; run "
+                                       "`ledgerctl replay` or start ledgerd to rebuild them");
+    }
+    Status rebuilt = b->Rebuild();
+    if (!rebuilt.ok()) return rebuilt;
+  } else {
+    Status loaded = b->gate_->Load();
+    if (!loaded.ok()) return loaded;
+  }
+  b->ledger_->SetGate(b->gate_.get());
+  return b;
+}
+
+ledger::Entry Billing::Prepare(std::string raw, const ledger::Source& source) {
+  ledger::Entry entry;
+  entry.source = source;
+  events::Names names;
+  auto envelope = events::ParseAny(raw, &names);
+  entry.event_id = names.event_id;
+  entry.org_id = names.org_id;
+  if (!envelope.ok()) {
+    entry.rejection = envelope.status();
+  } else {
+    auto event = events::Validate(*envelope);
+    if (event.ok()) {
+      entry.event = std::move(event).value();
+    } else {
+      entry.rejection = event.status();
+    }
+  }
+  entry.raw = std::move(raw);
+  return entry;
+}
+
+void Billing::SubmitAsync(ledger::AppendRequest request,
+                          std::function<void(ledger::AppendResult)> done) {
+  ledger_->AppendAsync(std::move(request), std::move(done));
+}
+
+ledger::AppendResult Billing::Submit(ledger::AppendRequest request) {
+  return ledger_->Append(std::move(request));
+}
+
+Result<ledger::AppendResult> Billing::Retry(uint64_t rejected_id) {
+  auto rec = ledger_->GetRejected(rejected_id);
+  if (!rec.ok()) return rec.status();
+  if (!rec->has_value()) {
+    return Status(Code::kNotFound, "rejected message " + std::to_string(rejected_id) + " does not exist");
+  }
+  ledger::Entry entry = Prepare((*rec)->raw(), (*rec)->source());
+  entry.redrive_of = rejected_id;
+  ledger::AppendRequest request;
+  request.entries.push_back(std::move(entry));
+  return Submit(std::move(request));
+}
+
+Result<OrgState> ReplayOrg(const ledger::Ledger& ledger, const std::string& org_id, uint64_t upto,
+                           MemoryStore* store) {
+  Decider decider;
+  Status failure;
+  EventLookup lookup = [&ledger](const std::string& id) { return ledger.FindEvent(id); };
+  Status scan = ledger.ScanOrg(org_id, ledger::Sequence{0}, ledger::Sequence{upto}, 0,
+                               [&](const ledger::Record& record) {
+    auto envelope = ledger::DecodeEvent(record);
+    if (!envelope.ok()) {
+      failure = envelope.status();
+      return false;
+    }
+    auto event = events::Validate(*envelope);
+    if (!event.ok()) {
+      failure = Status(Code::kCorruption, "record " + std::to_string(record.sequence()) +
+                                              " does not validate: " + event.status().message());
+      return false;
+    }
+    Status decided = decider.Decide(*event, record.sequence(), lookup, *store, *store);
+    if (!decided.ok()) {
+      failure = Status(Code::kCorruption, "record " + std::to_string(record.sequence()) +
+                                              " is no longer accepted on replay: " + decided.ToString());
+      return false;
+    }
+    return true;
+  });
+  if (!scan.ok()) return scan;
+  if (!failure.ok()) return failure;
+  const OrgState* org = decider.Find(org_id);
+  if (org == nullptr) return Status(Code::kNotFound, "organization " + org_id + " is unknown");
+  return *org;
+}
+
+Result<OrgSnapshot> Billing::Snapshot(const std::string& org, std::optional<uint64_t> as_of) const {
+  if (as_of && *as_of < ledger_->head().sequence.value) {
+    auto store = std::make_shared<MemoryStore>();
+    auto state = ReplayOrg(*ledger_, org, *as_of, store.get());
+    if (!state.ok()) return state.status();
+    return OrgSnapshot{std::make_shared<const OrgState>(std::move(state).value()), store};
+  }
+  // Take the state before the view: the view is then at least as new as the
+  // state, so every month the state knows of has its postings visible.
+  std::shared_ptr<const OrgState> state = gate_->Published(org);
+  if (!state) return Status(Code::kNotFound, "organization " + org + " is unknown");
+  return OrgSnapshot{std::move(state), std::make_shared<RocksView>(ledger_->db())};
+}
+
+Status Billing::Rebuild() {
+  rocksdb::DB* db = ledger_->db();
+  rocksdb::WriteOptions wo;
+  // The version marker goes first, so a rebuild cut short is redone at the next start.
+  rocksdb::WriteBatch reset;
+  reset.Delete(keys::kMetaVersion);
+  std::string begin(1, ledger::format::kProjectionPrefix);
+  std::string end(1, ledger::format::kProjectionPrefix + 1);
+  reset.DeleteRange(begin, end);
+  rocksdb::Status s = db->Write(wo, &reset);
+  if (!s.ok()) return Status(Code::kUnavailable, "clearing read models: " + s.ToString());
+
+  Decider decider;
+  CombiningSink sink;
+  RocksView empty_view(db);  // voided markers of this rebuild are all still pending
+  EventLookup lookup = [this](const std::string& id) { return ledger_->FindEvent(id); };
+  Status failure;
+  size_t in_batch = 0;
+  auto flush = [&]() -> Status {
+    rocksdb::WriteBatch batch;
+    for (const std::string& org : decider.TakeDirty()) {
+      sink.Put(keys::StateKey(org), decider.Find(org)->ToProto().SerializeAsString());
+    }
+    sink.FlushTo(&batch);
+    rocksdb::Status ws = db->Write(wo, &batch);
+    in_batch = 0;
+    return ws.ok() ? Status::Ok() : Status(Code::kUnavailable, "writing read models: " + ws.ToString());
+  };
+  Status scan = ledger_->Scan(ledger::Sequence{0}, 0, [&](const ledger::Record& record) {
+    auto envelope = ledger::DecodeEvent(record);
+    if (!envelope.ok()) {
+      failure = envelope.status();
+      return false;
+    }
+    auto event = events::Validate(*envelope);
+    if (!event.ok()) {
+      failure = Status(Code::kCorruption, "record " + std::to_string(record.sequence()) +
+                                              " does not validate: " + event.status().message());
+      return false;
+    }
+    Status decided = decider.Decide(*event, record.sequence(), lookup, sink, empty_view);
+    if (!decided.ok()) {
+      failure = Status(Code::kCorruption, "record " + std::to_string(record.sequence()) +
+                                              " is no longer accepted on replay: " + decided.ToString());
+      return false;
+    }
+    if (++in_batch >= kRebuildBatchEvents) {
+      failure = flush();
+      if (!failure.ok()) return false;
+    }
+    return true;
+  });
+  if (!scan.ok()) return scan;
+  if (!failure.ok()) return failure;
+  Status flushed = flush();
+  if (!flushed.ok()) return flushed;
+  wo.sync = true;
+  s = db->Put(wo, keys::kMetaVersion, keys::kProjectionVersion);
+  if (!s.ok()) return Status(Code::kUnavailable, "marking read models built: " + s.ToString());
+  return gate_->Load();
+}
+
+ledger::Ledger& Billing::ledger() const { return *ledger_; }
+
+}  // namespace billing::projections

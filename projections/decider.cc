@@ -1,0 +1,282 @@
+#include "projections/decider.h"
+
+#include "projections/keys.h"
+
+namespace billing::projections {
+
+namespace {
+
+Status Reject(Code code, std::string message) { return Status(code, std::move(message)); }
+
+}  // namespace
+
+struct Decider::Posting {
+  Month target;
+  char category = keys::kUsage;
+  std::string label;
+  std::string bucket;  // cost center id, or "" for the organization
+  bool drill = false;  // usage: also post the drill-down path
+  std::string path1, path2, path3;  // service 0 provider [0 resource [0 sku]]
+  Sum amount = 0;
+  Sum quantity = 0;
+  std::string unit;
+};
+
+const OrgState* Decider::Find(const std::string& org) const {
+  auto it = orgs_.find(org);
+  return it == orgs_.end() ? nullptr : &it->second;
+}
+
+std::set<std::string> Decider::TakeDirty() {
+  std::set<std::string> out;
+  out.swap(dirty_);
+  return out;
+}
+
+void Decider::Load(std::map<std::string, OrgState> orgs) {
+  orgs_ = std::move(orgs);
+  dirty_.clear();
+  pending_voids_.clear();
+}
+
+// Where an accepted charge (usage, support, credit) lands, by the structure
+// and closed months known before sequence `seq`.
+Result<Decider::Posting> Decider::PostingFor(const OrgState& org, const events::Event& event,
+                                             uint64_t seq) const {
+  using events::Payload;
+  Posting p;
+  const events::Envelope& e = event.envelope;
+  switch (e.payload_case()) {
+    case Payload::kUsageRecorded: {
+      const auto& u = e.usage_recorded();
+      p.category = keys::kUsage;
+      p.label = u.service();
+      p.bucket = org.CostCenterOf(u.provider_id(), event.usage_start, seq);
+      p.drill = true;
+      p.path1 = u.service() + '\0' + u.provider_id();
+      p.path2 = p.path1 + '\0' + u.resource_id();
+      p.path3 = p.path2 + '\0' + u.sku();
+      p.amount = event.amount;
+      p.quantity = event.quantity;
+      p.unit = u.unit();
+      break;
+    }
+    case Payload::kSupportCharged:
+      p.category = keys::kSupport;
+      p.label = e.support_charged().description();
+      p.bucket = e.support_charged().cost_center_id();
+      p.amount = event.amount;
+      break;
+    case Payload::kCreditApplied:
+      p.category = keys::kCredit;
+      p.label = e.credit_applied().description();
+      p.bucket = e.credit_applied().cost_center_id();
+      p.amount = -static_cast<Sum>(event.amount);
+      break;
+    default:
+      return Status(Code::kNotVoidable, "not a charge");
+  }
+  p.target = event.month;
+  if (org.IsClosed(event.month, seq)) {
+    // A closed month never changes: the charge lands in the earliest open
+    // month after it as an adjustment labelled with the month it belongs to.
+    p.target = org.EarliestOpenAfter(event.month, seq);
+    p.category = keys::kAdjustment;
+    p.label = FormatMonth(event.month);
+    p.drill = false;
+  }
+  return p;
+}
+
+void Decider::Emit(OrgState& org, const Posting& p, Sink& sink) {
+  const std::string& id = org.org_id;
+  int32_t m = p.target.index;
+  Agg amount = AmountAgg(p.amount);
+  sink.Merge(keys::CategoryKey(id, m, p.category), amount);
+  sink.Merge(keys::ItemKey(id, m, p.category, p.label), amount);
+  sink.Merge(keys::BucketKey(id, m, p.bucket), amount);
+  sink.Merge(keys::LineKey(id, m, p.bucket, p.category, p.label), amount);
+  if (p.drill) {
+    Agg usage = UsageAgg(p.amount, p.quantity, p.unit);
+    sink.Merge(keys::DrillKey(id, m, '1', p.path1), usage);
+    sink.Merge(keys::DrillKey(id, m, '2', p.path2), usage);
+    sink.Merge(keys::DrillKey(id, m, '3', p.path3), usage);
+  }
+  if (!org.latest_charge_month || *org.latest_charge_month < p.target) {
+    org.latest_charge_month = p.target;
+    dirty_.insert(id);
+  }
+}
+
+Status Decider::Decide(const events::Event& event, uint64_t seq, const EventLookup& lookup,
+                       Sink& sink, const View& view) {
+  using events::Payload;
+  const events::Envelope& e = event.envelope;
+  const std::string& org_id = e.org_id();
+  auto org_it = orgs_.find(org_id);
+  if (e.payload_case() == Payload::kOrganizationCreated) {
+    if (org_it != orgs_.end()) return Reject(Code::kOrgExists, "organization " + org_id + " already exists");
+    const auto& p = e.organization_created();
+    OrgState org;
+    org.org_id = org_id;
+    org.name = p.name();
+    org.currency = p.currency();
+    org.minor_digits = MinorUnitDigits(p.currency());
+    org.billing_account = p.billing_account();
+    org.created_month = MonthOf(event.occurred_at);
+    orgs_.emplace(org_id, std::move(org));
+    dirty_.insert(org_id);
+    return Status::Ok();
+  }
+  if (org_it == orgs_.end()) return Reject(Code::kUnknownOrg, "organization " + org_id + " is unknown");
+  OrgState& org = org_it->second;
+
+  switch (e.payload_case()) {
+    case Payload::kCostCenterCreated: {
+      const auto& p = e.cost_center_created();
+      if (org.cost_centers.count(p.cost_center_id())) {
+        return Reject(Code::kAlreadyExists, "cost center " + p.cost_center_id() + " already exists");
+      }
+      org.cost_centers[p.cost_center_id()] = CostCenterInfo{p.name(), std::nullopt};
+      break;
+    }
+    case Payload::kWorkspaceCreated: {
+      const auto& p = e.workspace_created();
+      if (org.workspaces.count(p.workspace_id())) {
+        return Reject(Code::kAlreadyExists, "workspace " + p.workspace_id() + " already exists");
+      }
+      if (!org.cost_centers.count(p.cost_center_id())) {
+        return Reject(Code::kUnknownCostCenter, "cost center " + p.cost_center_id() + " is unknown");
+      }
+      org.workspaces[p.workspace_id()] = p.cost_center_id();
+      break;
+    }
+    case Payload::kProviderRegistered: {
+      const auto& p = e.provider_registered();
+      if (org.providers.count(p.provider_id())) {
+        return Reject(Code::kAlreadyExists, "provider " + p.provider_id() + " already exists");
+      }
+      if (!org.workspaces.count(p.workspace_id())) {
+        return Reject(Code::kUnknownWorkspace, "workspace " + p.workspace_id() + " is unknown");
+      }
+      org.providers[p.provider_id()] =
+          ProviderInfo{p.name(), p.kind(), {Placement{event.occurred_at, seq, p.workspace_id()}}};
+      break;
+    }
+    case Payload::kProviderMoved: {
+      const auto& p = e.provider_moved();
+      auto prov = org.providers.find(p.provider_id());
+      if (prov == org.providers.end()) {
+        return Reject(Code::kUnknownProvider, "provider " + p.provider_id() + " is unknown");
+      }
+      if (!org.workspaces.count(p.workspace_id())) {
+        return Reject(Code::kUnknownWorkspace, "workspace " + p.workspace_id() + " is unknown");
+      }
+      prov->second.placements.push_back(Placement{event.occurred_at, seq, p.workspace_id()});
+      break;
+    }
+    case Payload::kBillingAccountAssigned: {
+      const auto& p = e.billing_account_assigned();
+      auto cc = org.cost_centers.find(p.cost_center_id());
+      if (cc == org.cost_centers.end()) {
+        return Reject(Code::kUnknownCostCenter, "cost center " + p.cost_center_id() + " is unknown");
+      }
+      cc->second.billing_account = p.billing_account();
+      break;
+    }
+    case Payload::kInvoicingModeChanged:
+      org.modes.push_back(ModeChange{event.occurred_at, seq, event.mode});
+      break;
+    case Payload::kUsageRecorded: {
+      const auto& u = e.usage_recorded();
+      if (!org.providers.count(u.provider_id())) {
+        return Reject(Code::kUnknownProvider, "provider " + u.provider_id() + " is unknown");
+      }
+      if (u.has_currency() && u.currency() != org.currency) {
+        return Reject(Code::kCurrencyMismatch, "currency " + u.currency() + " differs from the organization's " +
+                                                    org.currency);
+      }
+      auto posting = PostingFor(org, event, seq);
+      if (!posting.ok()) return posting.status();
+      Emit(org, *posting, sink);
+      return Status::Ok();  // structure unchanged unless Emit marked it
+    }
+    case Payload::kSupportCharged:
+    case Payload::kCreditApplied: {
+      const bool support = e.payload_case() == Payload::kSupportCharged;
+      const bool has_cc = support ? e.support_charged().has_cost_center_id()
+                                  : e.credit_applied().has_cost_center_id();
+      const std::string& cc = support ? e.support_charged().cost_center_id()
+                                      : e.credit_applied().cost_center_id();
+      if (has_cc && !org.cost_centers.count(cc)) {
+        return Reject(Code::kUnknownCostCenter, "cost center " + cc + " is unknown");
+      }
+      auto posting = PostingFor(org, event, seq);
+      if (!posting.ok()) return posting.status();
+      Emit(org, *posting, sink);
+      return Status::Ok();
+    }
+    case Payload::kEventVoided: {
+      const std::string& target_id = e.event_voided().voided_event_id();
+      auto found = lookup(target_id);
+      if (!found.ok()) return found.status();
+      if (!found->has_value() || (*found)->envelope.org_id() != org_id) {
+        return Reject(Code::kUnknownEvent, "event " + target_id + " is unknown");
+      }
+      const ledger::StoredEvent& original = **found;
+      Payload kind = original.envelope.payload_case();
+      if (kind != Payload::kUsageRecorded && kind != Payload::kSupportCharged &&
+          kind != Payload::kCreditApplied) {
+        return Reject(Code::kNotVoidable, "event " + target_id + " is a " +
+                                              std::string(events::PayloadName(kind)) +
+                                              ", which cannot be voided");
+      }
+      std::string marker = keys::VoidedKey(org_id, target_id);
+      if (pending_voids_.count(marker) || view.Get(marker)) {
+        return Reject(Code::kAlreadyVoided, "event " + target_id + " is already voided");
+      }
+      auto parsed = events::Validate(original.envelope);
+      if (!parsed.ok()) {
+        return Status(Code::kCorruption, "stored event " + target_id + " no longer validates: " +
+                                             parsed.status().message());
+      }
+      auto posting = PostingFor(org, *parsed, original.sequence.value);
+      if (!posting.ok()) return posting.status();
+      Posting reversal = *posting;
+      reversal.amount = -reversal.amount;
+      reversal.quantity = -reversal.quantity;
+      if (org.IsClosed(parsed->month, seq)) {
+        // The original's month closed after it was recorded: the reversal is
+        // a late posting like any other.
+        reversal.target = org.EarliestOpenAfter(parsed->month, seq);
+        reversal.category = keys::kAdjustment;
+        reversal.label = FormatMonth(parsed->month);
+        reversal.drill = false;
+      }
+      Emit(org, reversal, sink);
+      sink.Put(marker, "");
+      pending_voids_.insert(marker);
+      return Status::Ok();
+    }
+    case Payload::kBillingPeriodClosed: {
+      Month month = event.month;
+      if (org.IsClosed(month)) {
+        return Reject(Code::kPeriodClosed, "period " + FormatMonth(month) + " is already closed");
+      }
+      ClosedMonth closed;
+      closed.sequence = seq;
+      closed.mode = org.ModeOf(month);
+      for (const auto& [id, cc] : org.cost_centers) {
+        if (cc.billing_account) closed.cost_center_accounts[id] = *cc.billing_account;
+      }
+      org.closed[month.index] = std::move(closed);
+      break;
+    }
+    default:
+      return Reject(Code::kInvalidArgument, "the event has no payload");
+  }
+  dirty_.insert(org_id);
+  return Status::Ok();
+}
+
+}  // namespace billing::projections

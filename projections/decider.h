@@ -1,0 +1,59 @@
+// The decider: stateful validation and posting of one event at a time.
+//
+// Given the structure known so far, it accepts or rejects an event with the
+// SPEC's code (unknown org, duplicate ids, currency mismatch, voids of
+// unknown, non-voidable or voided events, closing a period twice) and, on
+// acceptance, updates the structure and writes the event's postings to a
+// Sink: which month (or adjustment month), category, label, invoice bucket and
+// drill-down path each amount lands in. Decisions depend on nothing but the
+// events before this one, so replaying the ledger reproduces them exactly.
+//
+// Not thread-safe: one writer decides at a time.
+#pragma once
+
+#include <functional>
+#include <map>
+#include <memory>
+#include <set>
+#include <string>
+
+#include "events/event.h"
+#include "ledger/ledger.h"
+#include "projections/org_state.h"
+#include "projections/store.h"
+
+namespace billing::projections {
+
+// Finds an accepted event by id (the ledger, or the group being written).
+using EventLookup =
+    std::function<Result<std::optional<ledger::StoredEvent>>(const std::string& event_id)>;
+
+class Decider {
+ public:
+  // Decides `event` as ledger sequence `seq`. OK: accepted, applied and its
+  // writes added to `sink`. A SPEC code: rejected, and nothing changed.
+  // kUnavailable/kCorruption: a lookup failed. `view` answers voided markers
+  // written before the current group.
+  Status Decide(const events::Event& event, uint64_t seq, const EventLookup& lookup, Sink& sink,
+                const View& view);
+
+  const OrgState* Find(const std::string& org) const;
+  // Orgs changed since the last TakeDirty(), and empties that set.
+  std::set<std::string> TakeDirty();
+  // Forgets voids decided since the last call: they are now readable from the view.
+  void ClearPending() { pending_voids_.clear(); }
+
+  // Replaces the whole structure (loading from storage).
+  void Load(std::map<std::string, OrgState> orgs);
+
+ private:
+  struct Posting;
+  Result<Posting> PostingFor(const OrgState& org, const events::Event& event, uint64_t seq) const;
+  void Emit(OrgState& org, const Posting& posting, Sink& sink);
+
+  std::map<std::string, OrgState> orgs_;
+  std::set<std::string> dirty_;
+  std::set<std::string> pending_voids_;  // org \0 event_id, decided in the current group
+};
+
+}  // namespace billing::projections

@@ -1,0 +1,136 @@
+#include "projections/org_state.h"
+
+namespace billing::projections {
+
+std::string OrgState::CostCenterOf(const std::string& provider, Timestamp at,
+                                   uint64_t known_before) const {
+  const ProviderInfo& p = providers.at(provider);
+  // The latest placement effective at or before `at` wins, ties in ledger
+  // order; usage before every placement belongs to the first workspace.
+  const Placement* best = nullptr;
+  for (const Placement& pl : p.placements) {
+    if (pl.sequence >= known_before) break;
+    if (pl.effective <= at && (best == nullptr || pl.effective >= best->effective)) best = &pl;
+  }
+  if (best == nullptr) best = &p.placements.front();
+  return workspaces.at(best->workspace_id);
+}
+
+bool OrgState::IsClosed(Month month, uint64_t known_before) const {
+  auto it = closed.find(month.index);
+  return it != closed.end() && it->second.sequence < known_before;
+}
+
+Month OrgState::EarliestOpenAfter(Month month, uint64_t known_before) const {
+  Month m = month.next();
+  while (IsClosed(m, known_before)) m = m.next();
+  return m;
+}
+
+InvoicingMode OrgState::ModeOf(Month month) const {
+  if (auto it = closed.find(month.index); it != closed.end()) return it->second.mode;
+  Timestamp next_start = MonthStart(month.next());
+  const ModeChange* best = nullptr;
+  for (const ModeChange& m : modes) {
+    if (m.effective < next_start && (best == nullptr || m.effective >= best->effective)) best = &m;
+  }
+  return best ? best->mode : InvoicingMode::kSingle;
+}
+
+std::optional<std::string> OrgState::AccountOf(const std::string& cost_center, Month month) const {
+  if (auto it = closed.find(month.index); it != closed.end()) {
+    auto acc = it->second.cost_center_accounts.find(cost_center);
+    if (acc == it->second.cost_center_accounts.end()) return std::nullopt;
+    return acc->second;
+  }
+  auto cc = cost_centers.find(cost_center);
+  if (cc == cost_centers.end()) return std::nullopt;
+  return cc->second.billing_account;
+}
+
+v1::OrgState OrgState::ToProto() const {
+  v1::OrgState p;
+  p.set_org_id(org_id);
+  p.set_name(name);
+  p.set_currency(currency);
+  p.set_billing_account(billing_account);
+  p.set_created_month(created_month.index);
+  for (const auto& [id, cc] : cost_centers) {
+    auto* c = p.add_cost_centers();
+    c->set_id(id);
+    c->set_name(cc.name);
+    if (cc.billing_account) c->set_billing_account(*cc.billing_account);
+  }
+  for (const auto& [id, cc] : workspaces) {
+    auto* w = p.add_workspaces();
+    w->set_id(id);
+    w->set_cost_center_id(cc);
+  }
+  for (const auto& [id, prov] : providers) {
+    auto* q = p.add_providers();
+    q->set_id(id);
+    q->set_name(prov.name);
+    q->set_kind(prov.kind);
+    for (const Placement& pl : prov.placements) {
+      auto* x = q->add_placements();
+      x->set_effective_micros(pl.effective.micros);
+      x->set_sequence(pl.sequence);
+      x->set_workspace_id(pl.workspace_id);
+    }
+  }
+  for (const ModeChange& m : modes) {
+    auto* x = p.add_modes();
+    x->set_effective_micros(m.effective.micros);
+    x->set_sequence(m.sequence);
+    x->set_per_cost_center(m.mode == InvoicingMode::kPerCostCenter);
+  }
+  for (const auto& [month, c] : closed) {
+    auto* x = p.add_closed();
+    x->set_month(month);
+    x->set_sequence(c.sequence);
+    x->set_per_cost_center(c.mode == InvoicingMode::kPerCostCenter);
+    for (const auto& [cc, acc] : c.cost_center_accounts) (*x->mutable_cost_center_accounts())[cc] = acc;
+  }
+  p.set_has_charges(latest_charge_month.has_value());
+  if (latest_charge_month) p.set_latest_charge_month(latest_charge_month->index);
+  return p;
+}
+
+OrgState OrgState::FromProto(const v1::OrgState& p) {
+  OrgState s;
+  s.org_id = p.org_id();
+  s.name = p.name();
+  s.currency = p.currency();
+  s.minor_digits = MinorUnitDigits(s.currency);
+  s.billing_account = p.billing_account();
+  s.created_month = Month{p.created_month()};
+  for (const auto& c : p.cost_centers()) {
+    CostCenterInfo info{c.name(), std::nullopt};
+    if (c.has_billing_account()) info.billing_account = c.billing_account();
+    s.cost_centers[c.id()] = std::move(info);
+  }
+  for (const auto& w : p.workspaces()) s.workspaces[w.id()] = w.cost_center_id();
+  for (const auto& q : p.providers()) {
+    ProviderInfo info{q.name(), q.kind(), {}};
+    for (const auto& x : q.placements()) {
+      info.placements.push_back(Placement{Timestamp{x.effective_micros()}, x.sequence(), x.workspace_id()});
+    }
+    s.providers[q.id()] = std::move(info);
+  }
+  for (const auto& m : p.modes()) {
+    s.modes.push_back(ModeChange{Timestamp{m.effective_micros()}, m.sequence(),
+                                 m.per_cost_center() ? InvoicingMode::kPerCostCenter
+                                                     : InvoicingMode::kSingle});
+  }
+  for (const auto& c : p.closed()) {
+    ClosedMonth cm;
+    cm.sequence = c.sequence();
+    cm.mode = c.per_cost_center() ? InvoicingMode::kPerCostCenter : InvoicingMode::kSingle;
+    for (const auto& [cc, acc] : c.cost_center_accounts()) cm.cost_center_accounts[cc] = acc;
+    s.closed[c.month()] = std::move(cm);
+  }
+  if (p.has_charges()) s.latest_charge_month = Month{p.latest_charge_month()};
+  return s;
+}
+
+}  // namespace billing::projections

@@ -1,0 +1,87 @@
+// An organization's structure and calendar, as known at a point of the ledger:
+// cost centers, workspaces, providers with their effective-dated placements,
+// invoicing-mode changes and closed months.
+//
+// Attribution questions are answered "by the structure known when the charge
+// is recorded": every placement and close carries the ledger sequence that
+// made it, and the queries take the sequence of the charge, so re-deciding an
+// old event (for a void) sees exactly what was known then.
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "events/calendar.h"
+#include "events/event.h"
+#include "projections/state.pb.h"
+
+namespace billing::projections {
+
+using events::InvoicingMode;
+
+struct Placement {
+  Timestamp effective;
+  uint64_t sequence = 0;
+  std::string workspace_id;
+};
+
+struct ProviderInfo {
+  std::string name;
+  std::string kind;
+  std::vector<Placement> placements;  // ledger order; [0] is the registration
+};
+
+struct CostCenterInfo {
+  std::string name;
+  std::optional<std::string> billing_account;
+};
+
+struct ModeChange {
+  Timestamp effective;
+  uint64_t sequence = 0;
+  InvoicingMode mode = InvoicingMode::kSingle;
+};
+
+struct ClosedMonth {
+  uint64_t sequence = 0;
+  InvoicingMode mode = InvoicingMode::kSingle;
+  std::map<std::string, std::string> cost_center_accounts;  // assigned ones only
+};
+
+struct OrgState {
+  std::string org_id;
+  std::string name;
+  std::string currency;
+  std::string billing_account;
+  int minor_digits = 2;
+  Month created_month;
+  std::map<std::string, CostCenterInfo> cost_centers;
+  std::map<std::string, std::string> workspaces;  // workspace -> owning cost center
+  std::map<std::string, ProviderInfo> providers;
+  std::vector<ModeChange> modes;                  // ledger order
+  std::map<int32_t, ClosedMonth> closed;          // by Month::index
+  std::optional<Month> latest_charge_month;
+
+  // The cost center owning the workspace `provider` was in at `at`, using
+  // placements recorded before `known_before`. The provider must exist.
+  std::string CostCenterOf(const std::string& provider, Timestamp at, uint64_t known_before) const;
+  // Whether `month` was closed by an event before sequence `known_before`.
+  bool IsClosed(Month month, uint64_t known_before = UINT64_MAX) const;
+  // The first month after `month` that is open as of `known_before`.
+  Month EarliestOpenAfter(Month month, uint64_t known_before = UINT64_MAX) const;
+  // Invoicing mode of `month`: frozen at its close, else the latest change
+  // effective before the next month starts (ties in ledger order).
+  InvoicingMode ModeOf(Month month) const;
+  // Billing account of a cost center's invoice for `month`; nullopt if none assigned.
+  std::optional<std::string> AccountOf(const std::string& cost_center, Month month) const;
+  // The last month of "latest" lists: latest month with a charge, else creation month.
+  Month LatestMonth() const { return latest_charge_month.value_or(created_month); }
+
+  v1::OrgState ToProto() const;
+  static OrgState FromProto(const v1::OrgState& proto);
+};
+
+}  // namespace billing::projections

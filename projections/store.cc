@@ -1,0 +1,89 @@
+#include "projections/store.h"
+
+#include <rocksdb/db.h>
+#include <rocksdb/write_batch.h>
+
+#include <memory>
+
+namespace billing::projections {
+
+void MemoryStore::Merge(const std::string& key, const Agg& delta) {
+  auto [it, inserted] = map_.try_emplace(key);
+  Agg sum;
+  if (!inserted) LEDGER_CHECK(DecodeAgg(it->second, &sum), "memory store holds a non-Agg value");
+  sum.Add(delta);
+  it->second = EncodeAgg(sum);
+}
+
+void MemoryStore::Put(const std::string& key, const std::string& value) { map_[key] = value; }
+
+std::optional<std::string> MemoryStore::Get(const std::string& key) const {
+  auto it = map_.find(key);
+  if (it == map_.end()) return std::nullopt;
+  return it->second;
+}
+
+void MemoryStore::Scan(std::string_view prefix,
+                       const std::function<bool(std::string_view, std::string_view)>& visit) const {
+  for (auto it = map_.lower_bound(prefix); it != map_.end(); ++it) {
+    if (it->first.compare(0, prefix.size(), prefix) != 0) break;
+    if (!visit(it->first, it->second)) break;
+  }
+}
+
+void CombiningSink::Merge(const std::string& key, const Agg& delta) { merges_[key].Add(delta); }
+
+void CombiningSink::Put(const std::string& key, const std::string& value) { puts_[key] = value; }
+
+void CombiningSink::FlushTo(rocksdb::WriteBatch* batch) {
+  for (const auto& [key, agg] : merges_) batch->Merge(key, EncodeAgg(agg));
+  for (const auto& [key, value] : puts_) batch->Put(key, value);
+  Clear();
+}
+
+void CombiningSink::Clear() {
+  merges_.clear();
+  puts_.clear();
+}
+
+RocksView::RocksView(rocksdb::DB* db) : db_(db), snapshot_(db->GetSnapshot()) {}
+
+RocksView::~RocksView() { db_->ReleaseSnapshot(snapshot_); }
+
+std::optional<std::string> RocksView::Get(const std::string& key) const {
+  rocksdb::ReadOptions ro;
+  ro.snapshot = snapshot_;
+  std::string value;
+  rocksdb::Status s = db_->Get(ro, key, &value);
+  if (s.IsNotFound()) return std::nullopt;
+  // A read error here is an operating failure on a path that has no status
+  // to return; treating it as absent would silently drop money from a bill.
+  LEDGER_CHECK(s.ok(), "reading projections: " + s.ToString());
+  return value;
+}
+
+void RocksView::Scan(std::string_view prefix,
+                     const std::function<bool(std::string_view, std::string_view)>& visit) const {
+  rocksdb::ReadOptions ro;
+  ro.snapshot = snapshot_;
+  // The smallest key above every key with this prefix: drop trailing 0xff
+  // bytes, then increment the last one.
+  std::string upper(prefix);
+  while (!upper.empty() && static_cast<unsigned char>(upper.back()) == 0xff) upper.pop_back();
+  rocksdb::Slice upper_slice;
+  if (!upper.empty()) {
+    upper.back() = static_cast<char>(static_cast<unsigned char>(upper.back()) + 1);
+    upper_slice = rocksdb::Slice(upper);
+    ro.iterate_upper_bound = &upper_slice;
+  }
+  std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(ro));
+  for (it->Seek(rocksdb::Slice(prefix.data(), prefix.size())); it->Valid(); it->Next()) {
+    if (!visit(std::string_view(it->key().data(), it->key().size()),
+               std::string_view(it->value().data(), it->value().size()))) {
+      break;
+    }
+  }
+  LEDGER_CHECK(it->status().ok(), "scanning projections: " + it->status().ToString());
+}
+
+}  // namespace billing::projections

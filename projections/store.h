@@ -1,0 +1,89 @@
+// Stores: where the read models write postings and read answers from.
+//
+// The same decision and query code runs against RocksDB (the live service,
+// where writes join the ledger's WriteBatch) and against memory (answers
+// `as_of` a past sequence, tests). `Sink` takes writes, `View` serves reads.
+#pragma once
+
+#include <functional>
+#include <map>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <unordered_map>
+
+#include "projections/agg.h"
+
+namespace rocksdb {
+class DB;
+class Snapshot;
+class WriteBatch;
+}  // namespace rocksdb
+
+namespace billing::projections {
+
+class Sink {
+ public:
+  virtual ~Sink() = default;
+  virtual void Merge(const std::string& key, const Agg& delta) = 0;
+  virtual void Put(const std::string& key, const std::string& value) = 0;
+};
+
+class View {
+ public:
+  virtual ~View() = default;
+  virtual std::optional<std::string> Get(const std::string& key) const = 0;
+  // Visits keys starting with `prefix` in order until `visit` returns false.
+  virtual void Scan(std::string_view prefix,
+                    const std::function<bool(std::string_view key, std::string_view value)>& visit)
+      const = 0;
+};
+
+// Everything in one ordered map; merges are applied at once.
+class MemoryStore : public Sink, public View {
+ public:
+  void Merge(const std::string& key, const Agg& delta) override;
+  void Put(const std::string& key, const std::string& value) override;
+  std::optional<std::string> Get(const std::string& key) const override;
+  void Scan(std::string_view prefix,
+            const std::function<bool(std::string_view, std::string_view)>& visit) const override;
+  size_t size() const { return map_.size(); }
+
+ private:
+  std::map<std::string, std::string, std::less<>> map_;
+};
+
+// Buffers writes, adding up deltas to the same key, and hands them to a
+// WriteBatch as one merge operand per key. A month's postings share few keys,
+// so this turns millions of merges into thousands.
+class CombiningSink : public Sink {
+ public:
+  void Merge(const std::string& key, const Agg& delta) override;
+  void Put(const std::string& key, const std::string& value) override;
+  size_t size() const { return merges_.size() + puts_.size(); }
+  // Moves everything into `batch` and empties the buffer.
+  void FlushTo(rocksdb::WriteBatch* batch);
+  void Clear();
+
+ private:
+  std::unordered_map<std::string, Agg> merges_;
+  std::unordered_map<std::string, std::string> puts_;
+};
+
+// Reads RocksDB at one snapshot, so a multi-key answer is consistent.
+class RocksView : public View {
+ public:
+  explicit RocksView(rocksdb::DB* db);
+  ~RocksView() override;
+  RocksView(const RocksView&) = delete;
+  RocksView& operator=(const RocksView&) = delete;
+  std::optional<std::string> Get(const std::string& key) const override;
+  void Scan(std::string_view prefix,
+            const std::function<bool(std::string_view, std::string_view)>& visit) const override;
+
+ private:
+  rocksdb::DB* db_;
+  const rocksdb::Snapshot* snapshot_;
+};
+
+}  // namespace billing::projections
