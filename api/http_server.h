@@ -1,0 +1,92 @@
+// HTTP server: an asynchronous Boost.Beast HTTP/1.1 server on Asio with one
+// thread per core, keep-alive, and every limit of a public endpoint.
+//
+// It knows nothing of billing: it reads a request (bounded header and body
+// sizes, a deadline for the whole read so a slow client cannot hold a
+// connection), hands it to the Handler, and writes whatever reply the handler
+// produces whenever it produces it (ingest answers after the WAL sync, from
+// the ledger's writer thread). Replies may stream a chunked body of unknown
+// length in bounded pieces. Stop() stops accepting, lets in-flight requests
+// finish, then joins the threads.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "events/status.h"
+
+namespace billing::api {
+
+// A POST body above this is refused with 413: a thousand-event NDJSON batch is
+// under 1 MiB, so 16 MiB leaves room for bulk loads without letting one
+// request pin unbounded memory.
+inline constexpr size_t kHttpBodyBytesMax = 16 * 1024 * 1024;
+// Request line plus headers; 16 KiB is what common proxies allow.
+inline constexpr uint32_t kHttpHeaderBytesMax = 16 * 1024;
+// The whole request must arrive within this; defeats slowloris clients.
+inline constexpr std::chrono::seconds kHttpReadTimeout{30};
+// An idle keep-alive connection is closed after this.
+inline constexpr std::chrono::seconds kHttpIdleTimeout{60};
+// Writing a reply (or one streamed chunk) must finish within this.
+inline constexpr std::chrono::seconds kHttpWriteTimeout{60};
+// Connections beyond this are closed at accept: bounds sockets and memory.
+inline constexpr size_t kHttpConnectionsMax = 4096;
+// How long Stop() waits for in-flight requests before closing anyway.
+inline constexpr std::chrono::seconds kShutdownGrace{10};
+
+struct HttpRequest {
+  std::string method;
+  std::string target;
+  std::string content_type;
+  std::string authorization;
+  std::string body;
+};
+
+struct HttpReply {
+  int status = 200;
+  std::string content_type = "application/json";
+  std::string body;
+  std::vector<std::pair<std::string, std::string>> headers;
+  // When set, the body is streamed with chunked encoding: each call appends
+  // the next piece to *chunk and returns false after the last piece.
+  std::function<bool(std::string* chunk)> stream;
+};
+
+using Respond = std::function<void(HttpReply)>;
+// Must call `respond` exactly once, from any thread; must not throw.
+using Handler = std::function<void(HttpRequest&& request, Respond respond)>;
+// One finished request: route label is the handler's business, so the server
+// reports method, target, status, bytes and microseconds.
+using AccessLog = std::function<void(const HttpRequest& request, int status, size_t bytes,
+                                     int64_t micros)>;
+
+struct ServerOptions {
+  std::string host = "127.0.0.1";
+  uint16_t port = 8080;  // 0 picks a free port
+  int threads = 0;       // 0: one per core
+};
+
+class HttpServer {
+ public:
+  // Binds and starts serving. kUnavailable if the address cannot be bound.
+  static Result<std::unique_ptr<HttpServer>> Start(const ServerOptions& options, Handler handler,
+                                                   AccessLog log);
+  ~HttpServer();
+  uint16_t port() const;
+  std::string host() const;
+  // Graceful stop; idempotent.
+  void Stop();
+
+  struct Impl;  // public so the .cc's connection class can reach it
+
+ private:
+  explicit HttpServer(std::unique_ptr<Impl> impl);
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace billing::api

@@ -1,0 +1,670 @@
+#include "api/service.h"
+
+#include <algorithm>
+#include <chrono>
+#include <map>
+
+#include <nlohmann/json.hpp>
+
+#include "api/web_assets.h"
+#include "ledger/hash_chain.h"
+
+namespace billing::api {
+
+namespace {
+
+using Json = nlohmann::ordered_json;
+using projections::MonthRange;
+using projections::OrgSnapshot;
+
+constexpr int kDashboardMonthsDefault = 6;
+constexpr int kHistoryMonthsDefault = 12;
+
+std::string Dump(const Json& j) {
+  // Raw bytes of a rejected binary message need not be UTF-8: replace, never throw.
+  return j.dump(-1, ' ', false, Json::error_handler_t::replace);
+}
+
+HttpReply JsonReply(int status, const Json& body) {
+  HttpReply r;
+  r.status = status;
+  r.body = Dump(body);
+  return r;
+}
+
+HttpReply Error(int status, std::string_view code, const std::string& message) {
+  return JsonReply(status, Json{{"error", Json{{"code", code}, {"message", message}}}});
+}
+
+int HttpStatusOf(Code code) {
+  switch (code) {
+    case Code::kOk: return 200;
+    case Code::kNotFound:
+    case Code::kUnknownOrg:
+    case Code::kUnknownCostCenter:
+    case Code::kUnknownEvent: return 404;
+    case Code::kConflict: return 409;
+    case Code::kUnavailable: return 503;
+    case Code::kCorruption:
+    case Code::kInternal: return 500;
+    default: return 400;
+  }
+}
+
+HttpReply ErrorOf(const Status& s) { return Error(HttpStatusOf(s.code()), CodeName(s.code()), s.message()); }
+
+int FromHex(char c) {
+  if (c >= '0' && c <= '9') return c - '0';
+  if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+  if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+  return -1;
+}
+
+// Percent-decoding; `plus_is_space` for query strings. nullopt on a bad escape.
+std::optional<std::string> Decode(std::string_view s, bool plus_is_space) {
+  std::string out;
+  out.reserve(s.size());
+  for (size_t i = 0; i < s.size(); ++i) {
+    if (s[i] == '%') {
+      if (i + 2 >= s.size()) return std::nullopt;
+      int hi = FromHex(s[i + 1]), lo = FromHex(s[i + 2]);
+      if (hi < 0 || lo < 0) return std::nullopt;
+      out.push_back(static_cast<char>(hi * 16 + lo));
+      i += 2;
+    } else if (plus_is_space && s[i] == '+') {
+      out.push_back(' ');
+    } else {
+      out.push_back(s[i]);
+    }
+  }
+  return out;
+}
+
+bool ParseUint(const std::string& s, uint64_t* out) {
+  if (s.empty() || s.size() > 19) return false;
+  uint64_t v = 0;
+  for (char c : s) {
+    if (c < '0' || c > '9') return false;
+    v = v * 10 + static_cast<uint64_t>(c - '0');
+  }
+  *out = v;
+  return true;
+}
+
+std::string Money(Sum v) { return FormatNanos(v); }
+
+std::string SourceKind(const ledger::Source& s) {
+  return s.kind() == ledger::Source::KAFKA ? "kafka" : "http";
+}
+
+Json SourceJson(const ledger::Source& s) {
+  Json j{{"kind", SourceKind(s)}};
+  if (s.kind() == ledger::Source::KAFKA) {
+    j["topic"] = s.topic();
+    j["partition"] = s.partition();
+    j["offset"] = s.offset();
+  } else {
+    j["topic"] = nullptr;
+    j["partition"] = nullptr;
+    j["offset"] = nullptr;
+  }
+  if (!s.principal().empty()) j["principal"] = s.principal();
+  return j;
+}
+
+}  // namespace
+
+struct Service::Call {
+  HttpRequest request;
+  Respond respond;
+  Metrics* metrics = nullptr;
+  std::string route = "unknown";
+  std::vector<std::string> segments;
+  std::map<std::string, std::string> query;
+  std::optional<Principal> principal;  // set when access control is on
+  std::chrono::steady_clock::time_point started = std::chrono::steady_clock::now();
+
+  void Reply(HttpReply reply) {
+    metrics->Count("ledger_http_requests_total",
+                   "route=\"" + route + "\",status=\"" + std::to_string(reply.status) + "\"");
+    metrics->ObserveLatency(route, std::chrono::duration_cast<std::chrono::microseconds>(
+                                       std::chrono::steady_clock::now() - started)
+                                       .count());
+    respond(std::move(reply));
+  }
+  std::optional<std::string> Param(const std::string& name) const {
+    auto it = query.find(name);
+    if (it == query.end()) return std::nullopt;
+    return it->second;
+  }
+};
+
+Service::Service(projections::Billing& billing, Metrics& metrics, ServiceOptions options)
+    : billing_(billing), metrics_(metrics), options_(std::move(options)) {}
+
+void Service::set_kafka_bootstrap(std::string bootstrap) {
+  std::atomic_store(&kafka_bootstrap_, std::make_shared<const std::string>(std::move(bootstrap)));
+}
+
+void Service::Handle(HttpRequest&& request, Respond respond) {
+  auto call = std::make_shared<Call>();
+  call->request = std::move(request);
+  call->respond = std::move(respond);
+  call->metrics = &metrics_;
+  try {
+    Route(*call);
+  } catch (const std::exception& e) {
+    // Nothing may escape into the server; the call may not have answered yet.
+    std::fprintf(stderr, "internal error on %s %s: %s\n", call->request.method.c_str(),
+                 call->request.target.c_str(), e.what());
+    call->Reply(Error(500, "internal", "internal error"));
+  }
+}
+
+namespace {
+
+// Roles allowed on a route. Viewers read org data; producers write events;
+// auditors read everything including the ledger; admins do anything.
+bool Allowed(Role role, std::initializer_list<Role> roles) {
+  return role == Role::kAdmin || std::find(roles.begin(), roles.end(), role) != roles.end();
+}
+
+}  // namespace
+
+void Service::Route(Call& call) {
+  const std::string& target = call.request.target;
+  size_t q = target.find('?');
+  std::string_view path = std::string_view(target).substr(0, q);
+  if (q != std::string::npos) {
+    std::string_view qs = std::string_view(target).substr(q + 1);
+    size_t pos = 0;
+    while (pos <= qs.size()) {
+      size_t amp = qs.find('&', pos);
+      if (amp == std::string_view::npos) amp = qs.size();
+      std::string_view pair = qs.substr(pos, amp - pos);
+      if (!pair.empty()) {
+        size_t eq = pair.find('=');
+        auto key = Decode(pair.substr(0, eq), true);
+        auto value = Decode(eq == std::string_view::npos ? "" : pair.substr(eq + 1), true);
+        if (!key || !value) return call.Reply(Error(400, "invalid_argument", "malformed query string"));
+        call.query[*key] = *value;
+      }
+      pos = amp + 1;
+    }
+  }
+  if (path.empty() || path[0] != '/') {
+    return call.Reply(Error(400, "invalid_argument", "the request target must be an absolute path"));
+  }
+  // Split first, decode each segment after: an encoded slash stays inside
+  // its segment and can never change which route matches.
+  size_t pos = 1;
+  while (pos <= path.size()) {
+    size_t slash = path.find('/', pos);
+    if (slash == std::string_view::npos) slash = path.size();
+    auto seg = Decode(path.substr(pos, slash - pos), false);
+    if (!seg) return call.Reply(Error(400, "invalid_argument", "malformed percent-encoding in path"));
+    if (*seg == "." || *seg == "..") {
+      return call.Reply(Error(400, "invalid_argument", "dot segments are not allowed in paths"));
+    }
+    call.segments.push_back(std::move(*seg));
+    pos = slash + 1;
+  }
+  if (!call.segments.empty() && call.segments.back().empty() && call.segments.size() > 1) {
+    call.segments.pop_back();  // tolerate one trailing slash
+  }
+  const auto& s = call.segments;
+  const std::string& method = call.request.method;
+  auto method_not_allowed = [&](std::string allow) {
+    HttpReply r = Error(405, "method_not_allowed", method + " is not allowed here; use " + allow);
+    r.headers.emplace_back("Allow", allow);
+    call.Reply(std::move(r));
+  };
+
+  // Routes open to everyone: probes and the web page's static files.
+  if (s.size() == 1 && (s[0] == "healthz" || s[0] == "readyz")) {
+    call.route = s[0];
+    if (method != "GET") return method_not_allowed("GET");
+    if (s[0] == "readyz") {
+      if (!ready_) return call.Reply(Error(503, "unavailable", "read models are not caught up yet"));
+      return call.Reply(JsonReply(200, Json{{"status", "ready"}}));
+    }
+    auto bootstrap = std::atomic_load(&kafka_bootstrap_);
+    Json j{{"status", "ok"}, {"kafka_bootstrap", nullptr}};
+    if (bootstrap) j["kafka_bootstrap"] = *bootstrap;
+    return call.Reply(JsonReply(200, j));
+  }
+  if ((s.size() == 1 && s[0].empty()) || (s.size() == 2 && s[0] == "web")) {
+    call.route = "web";
+    if (method != "GET") return method_not_allowed("GET");
+    auto asset = FindWebAsset(s.size() == 1 ? "index.html" : s[1]);
+    if (!asset) return call.Reply(Error(404, "not_found", "no such file"));
+    HttpReply r;
+    r.content_type = std::string(asset->content_type);
+    r.body = std::string(asset->bytes);
+    r.headers.emplace_back("Cache-Control", "no-cache");
+    return call.Reply(std::move(r));
+  }
+
+  if (options_.tokens) {
+    call.principal = options_.tokens->Authenticate(call.request.authorization);
+    if (!call.principal) {
+      HttpReply r = Error(401, "unauthenticated", "a valid `Authorization: Bearer <token>` is required");
+      r.headers.emplace_back("WWW-Authenticate", "Bearer");
+      return call.Reply(std::move(r));
+    }
+  }
+  auto deny = [&](std::initializer_list<Role> roles) {
+    if (call.principal && !Allowed(call.principal->role, roles)) {
+      call.Reply(Error(403, "permission_denied", "this token's role may not do that"));
+      return true;
+    }
+    return false;
+  };
+
+  if (s.size() == 1 && s[0] == "metrics") {
+    call.route = "metrics";
+    if (method != "GET") return method_not_allowed("GET");
+    if (deny({Role::kAuditor})) return;
+    HttpReply r;
+    r.content_type = "text/plain; version=0.0.4";
+    r.body = metrics_.Render();
+    return call.Reply(std::move(r));
+  }
+  if (s.size() >= 2 && s[0] == "v1") {
+    if (s.size() == 2 && s[1] == "events") {
+      call.route = "post_events";
+      if (method != "POST") return method_not_allowed("POST");
+      if (deny({Role::kProducer})) return;
+      return PostEvents(call);
+    }
+    if (s[1] == "orgs" && s.size() >= 4) {
+      if (method != "GET") return method_not_allowed("GET");
+      if (deny({Role::kViewer, Role::kAuditor})) return;
+      if (call.principal && !call.principal->CanSeeOrg(s[2])) {
+        return call.Reply(Error(403, "permission_denied", "this token may not see that organization"));
+      }
+      return OrgRoute(call, s[2], std::vector<std::string>(s.begin() + 3, s.end()));
+    }
+    if (s[1] == "ledger" && s.size() >= 3) {
+      if (s.size() == 3 && s[2] == "events") {
+        call.route = "ledger_events";
+        if (method != "GET") return method_not_allowed("GET");
+        if (deny({Role::kAuditor})) return;
+        return LedgerEvents(call);
+      }
+      if (s.size() == 3 && s[2] == "verify") {
+        call.route = "ledger_verify";
+        if (method != "GET") return method_not_allowed("GET");
+        if (deny({Role::kAuditor})) return;
+        return Verify(call);
+      }
+      if (s.size() == 3 && s[2] == "rejected") {
+        call.route = "ledger_rejected";
+        if (method != "GET") return method_not_allowed("GET");
+        if (deny({Role::kAuditor})) return;
+        return Rejected(call);
+      }
+      if (s.size() == 5 && s[2] == "rejected" && s[4] == "retry") {
+        call.route = "ledger_retry";
+        if (method != "POST") return method_not_allowed("POST");
+        if (deny({Role::kProducer})) return;
+        uint64_t id = 0;
+        if (!ParseUint(s[3], &id)) return call.Reply(Error(404, "not_found", "no such rejected message"));
+        return Retry(call, id);
+      }
+    }
+  }
+  call.Reply(Error(404, "not_found", "no route for " + std::string(path)));
+}
+
+namespace {
+
+// Renders an append's outcomes as the SPEC's POST /v1/events answer.
+HttpReply IngestReply(const ledger::AppendResult& result, const std::vector<std::string>& event_ids,
+                      Metrics& metrics) {
+  if (!result.status.ok()) {
+    metrics.Count("ledger_ingest_failures_total", "code=\"" + std::string(CodeName(result.status.code())) + "\"");
+    return Error(503, "unavailable", "nothing was recorded: " + result.status.message());
+  }
+  uint64_t accepted = 0, duplicates = 0;
+  Json rejected = Json::array();
+  std::map<std::string, uint64_t> by_code;
+  for (size_t i = 0; i < result.outcomes.size(); ++i) {
+    const ledger::Outcome& o = result.outcomes[i];
+    if (o.kind == ledger::Outcome::Kind::kAccepted) {
+      ++accepted;
+    } else if (o.kind == ledger::Outcome::Kind::kDuplicate) {
+      ++duplicates;
+    } else {
+      by_code[std::string(CodeName(o.code))]++;
+      rejected.push_back(Json{{"index", i},
+                              {"event_id", event_ids[i].empty() ? Json(nullptr) : Json(event_ids[i])},
+                              {"code", CodeName(o.code)},
+                              {"message", o.message}});
+    }
+  }
+  metrics.Count("ledger_events_accepted_total", "", accepted);
+  metrics.Count("ledger_events_duplicate_total", "", duplicates);
+  for (const auto& [code, n] : by_code) metrics.Count("ledger_events_rejected_total", "code=\"" + code + "\"", n);
+  return JsonReply(200, Json{{"accepted", accepted},
+                             {"duplicates", duplicates},
+                             {"rejected", std::move(rejected)},
+                             {"last_sequence", result.last_sequence.value}});
+}
+
+std::optional<events::BodyFormat> BodyFormatOf(std::string content_type) {
+  if (auto semi = content_type.find(';'); semi != std::string::npos) content_type.resize(semi);
+  while (!content_type.empty() && content_type.back() == ' ') content_type.pop_back();
+  std::transform(content_type.begin(), content_type.end(), content_type.begin(),
+                 [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
+  if (content_type.empty() || content_type == "application/json") return events::BodyFormat::kJson;
+  if (content_type == "application/x-ndjson" || content_type == "application/ndjson" ||
+      content_type == "application/jsonl" || content_type == "application/x-jsonlines") {
+    return events::BodyFormat::kNdjson;
+  }
+  return std::nullopt;
+}
+
+}  // namespace
+
+void Service::PostEvents(Call& call) {
+  auto format = BodyFormatOf(call.request.content_type);
+  if (!format) {
+    return call.Reply(Error(415, "unsupported_media_type",
+                            "send application/json (one event or an array) or application/x-ndjson"));
+  }
+  auto raws = events::SplitBody(call.request.body, *format);
+  if (!raws.ok()) return call.Reply(Error(400, "invalid_argument", raws.status().message()));
+  ledger::Source source;
+  source.set_kind(ledger::Source::HTTP);
+  if (call.principal) source.set_principal(call.principal->name);
+  ledger::AppendRequest request;
+  request.entries.reserve(raws->size());
+  std::vector<std::string> event_ids;
+  event_ids.reserve(raws->size());
+  for (events::RawEvent& raw : *raws) {
+    ledger::Entry entry = projections::Billing::Prepare(std::move(raw.bytes), source);
+    if (call.principal && !entry.org_id.empty() && !call.principal->CanSeeOrg(entry.org_id)) {
+      return call.Reply(Error(403, "permission_denied",
+                              "this token may not write events of organization " + entry.org_id));
+    }
+    event_ids.push_back(entry.event_id);
+    request.entries.push_back(std::move(entry));
+  }
+  auto shared = std::make_shared<Call>(std::move(call));
+  billing_.SubmitAsync(std::move(request), [shared, ids = std::move(event_ids), this](ledger::AppendResult r) {
+    shared->Reply(IngestReply(r, ids, metrics_));
+  });
+}
+
+void Service::Retry(Call& call, uint64_t id) {
+  auto rec = billing_.ledger().GetRejected(id);
+  if (!rec.ok()) return call.Reply(ErrorOf(rec.status()));
+  if (!rec->has_value() || (call.principal && !call.principal->CanSeeOrg((*rec)->org_id()))) {
+    return call.Reply(Error(404, "not_found", "no rejected message " + std::to_string(id)));
+  }
+  ledger::Entry entry = projections::Billing::Prepare((*rec)->raw(), (*rec)->source());
+  entry.redrive_of = id;
+  std::vector<std::string> ids{entry.event_id};
+  ledger::AppendRequest request;
+  request.entries.push_back(std::move(entry));
+  auto shared = std::make_shared<Call>(std::move(call));
+  billing_.SubmitAsync(std::move(request), [shared, ids, this](ledger::AppendResult r) {
+    shared->Reply(IngestReply(r, ids, metrics_));
+  });
+}
+
+namespace {
+
+std::string StatusWord(bool closed) { return closed ? "closed" : "open"; }
+
+Json InvoiceSummaryJson(const projections::InvoiceSummary& inv, const projections::OrgState& org) {
+  return Json{{"invoice_id", inv.invoice_id},
+              {"cost_center_id", inv.cost_center_id ? Json(*inv.cost_center_id) : Json(nullptr)},
+              {"billing_account", inv.billing_account ? Json(*inv.billing_account) : Json(nullptr)},
+              {"status", inv.final ? "final" : "draft"},
+              {"total", FormatNanos(inv.total, org.minor_digits)},
+              {"currency", org.currency}};
+}
+
+}  // namespace
+
+void Service::OrgRoute(Call& call, const std::string& org_id, const std::vector<std::string>& rest) {
+  const std::string& kind = rest[0];
+  // Shared query parameters, validated before any lookup.
+  std::optional<uint64_t> as_of;
+  if (auto v = call.Param("as_of")) {
+    uint64_t seq = 0;
+    if (!ParseUint(*v, &seq)) return call.Reply(Error(400, "invalid_argument", "as_of must be a ledger sequence number"));
+    as_of = seq;
+  }
+  auto months_param = [&](int def) -> Result<int> {
+    auto v = call.Param("months");
+    if (!v) return def;
+    uint64_t n = 0;
+    if (!ParseUint(*v, &n) || n < 1 || n > static_cast<uint64_t>(projections::kMonthsMax)) {
+      return Status(Code::kInvalidArgument,
+                    "months must be a whole number from 1 to " + std::to_string(projections::kMonthsMax));
+    }
+    return static_cast<int>(n);
+  };
+  std::optional<Month> end;
+  if (auto v = call.Param("end")) {
+    auto m = ParseMonth(*v, "end");
+    if (!m.ok()) return call.Reply(ErrorOf(m.status()));
+    end = *m;
+  }
+  auto open = [&]() -> Result<OrgSnapshot> { return billing_.Snapshot(org_id, as_of); };
+  auto unknown_org = [&]() { call.Reply(Error(404, "unknown_org", "organization " + org_id + " is unknown")); };
+
+  if (kind == "dashboard" && rest.size() == 1) {
+    call.route = "dashboard";
+    auto months = months_param(kDashboardMonthsDefault);
+    if (!months.ok()) return call.Reply(ErrorOf(months.status()));
+    auto snap = open();
+    if (!snap.ok()) return snap.status().code() == Code::kNotFound ? unknown_org() : call.Reply(ErrorOf(snap.status()));
+    const auto& org = *snap->org;
+    auto cc = call.Param("cost_center");
+    if (cc && cc->empty()) cc.reset();
+    auto rows = projections::Dashboard(org, *snap->view, MonthRange{end.value_or(org.LatestMonth()), *months}, cc);
+    if (!rows.ok()) return call.Reply(Error(404, "unknown_cost_center", rows.status().message()));
+    Json list = Json::array();
+    for (const auto& r : *rows) {
+      list.push_back(Json{{"month", FormatMonth(r.month)}, {"billed", FormatNanos(r.billed, org.minor_digits)}});
+    }
+    return call.Reply(JsonReply(200, Json{{"org_id", org.org_id}, {"currency", org.currency}, {"months", std::move(list)}}));
+  }
+  if (kind == "usage-history" && rest.size() == 1) {
+    call.route = "usage_history";
+    auto months = months_param(kHistoryMonthsDefault);
+    if (!months.ok()) return call.Reply(ErrorOf(months.status()));
+    auto snap = open();
+    if (!snap.ok()) return snap.status().code() == Code::kNotFound ? unknown_org() : call.Reply(ErrorOf(snap.status()));
+    const auto& org = *snap->org;
+    Json list = Json::array();
+    for (const auto& h : projections::UsageHistory(org, *snap->view, MonthRange{end.value_or(org.LatestMonth()), *months})) {
+      list.push_back(Json{{"month", FormatMonth(h.month)},
+                          {"status", StatusWord(h.closed)},
+                          {"total", FormatNanos(h.total, org.minor_digits)},
+                          {"usage", Money(h.usage)},
+                          {"support", Money(h.support)},
+                          {"credits", Money(h.credits)},
+                          {"adjustments", Money(h.adjustments)}});
+    }
+    return call.Reply(JsonReply(200, Json{{"org_id", org.org_id}, {"currency", org.currency}, {"months", std::move(list)}}));
+  }
+  if (kind == "usage-history" && (rest.size() == 2 || (rest.size() == 4 && rest[2] == "items"))) {
+    call.route = rest.size() == 2 ? "usage_month" : "usage_item";
+    auto month = ParseMonth(rest[1], "month");
+    if (!month.ok()) return call.Reply(ErrorOf(month.status()));
+    auto snap = open();
+    if (!snap.ok()) return snap.status().code() == Code::kNotFound ? unknown_org() : call.Reply(ErrorOf(snap.status()));
+    const auto& org = *snap->org;
+    if (rest.size() == 2) {
+      auto d = projections::MonthItems(org, *snap->view, *month);
+      Json items = Json::array();
+      for (const auto& it : d.items) {
+        items.push_back(Json{{"id", it.id}, {"category", it.category}, {"label", it.label},
+                             {"amount", Money(it.amount)}, {"drillable", it.drillable}});
+      }
+      return call.Reply(JsonReply(200, Json{{"month", FormatMonth(d.month)},
+                                            {"status", StatusWord(d.closed)},
+                                            {"total", FormatNanos(d.total, org.minor_digits)},
+                                            {"items", std::move(items)}}));
+    }
+    auto d = projections::ItemChildren(org, *snap->view, *month, rest[3]);
+    if (!d.ok()) return call.Reply(Error(404, "not_found", d.status().message()));
+    Json children = Json::array();
+    for (const auto& c : d->children) {
+      children.push_back(Json{{"id", c.id}, {"label", c.label}, {"amount", Money(c.amount)},
+                              {"quantity", c.quantity ? Json(Money(*c.quantity)) : Json(nullptr)},
+                              {"unit", c.unit ? Json(*c.unit) : Json(nullptr)},
+                              {"drillable", c.drillable}});
+    }
+    return call.Reply(JsonReply(200, Json{{"id", d->id}, {"label", d->label}, {"amount", Money(d->amount)},
+                                          {"children", std::move(children)}}));
+  }
+  if (kind == "invoices" && rest.size() == 1) {
+    call.route = "invoices";
+    auto month_text = call.Param("month");
+    if (!month_text) return call.Reply(Error(400, "invalid_argument", "month=YYYY-MM is required"));
+    auto month = ParseMonth(*month_text, "month");
+    if (!month.ok()) return call.Reply(ErrorOf(month.status()));
+    auto snap = open();
+    if (!snap.ok()) return snap.status().code() == Code::kNotFound ? unknown_org() : call.Reply(ErrorOf(snap.status()));
+    const auto& org = *snap->org;
+    auto list = projections::Invoices(org, *snap->view, *month);
+    Json invoices = Json::array();
+    for (const auto& inv : list.invoices) invoices.push_back(InvoiceSummaryJson(inv, org));
+    return call.Reply(JsonReply(200, Json{{"month", FormatMonth(list.month)},
+                                          {"mode", list.mode == projections::InvoicingMode::kSingle ? "SINGLE" : "PER_COST_CENTER"},
+                                          {"invoices", std::move(invoices)}}));
+  }
+  if (kind == "invoices" && rest.size() == 2) {
+    call.route = "invoice";
+    auto snap = open();
+    if (!snap.ok()) return snap.status().code() == Code::kNotFound ? unknown_org() : call.Reply(ErrorOf(snap.status()));
+    const auto& org = *snap->org;
+    auto inv = projections::GetInvoice(org, *snap->view, rest[1]);
+    if (!inv.ok()) return call.Reply(Error(404, "not_found", inv.status().message()));
+    Json j = InvoiceSummaryJson(inv->summary, org);
+    Json lines = Json::array();
+    for (const auto& l : inv->lines) {
+      lines.push_back(Json{{"category", l.category}, {"description", l.description}, {"amount", Money(l.amount)}});
+    }
+    j["lines"] = std::move(lines);
+    return call.Reply(JsonReply(200, j));
+  }
+  call.Reply(Error(404, "not_found", "no route for " + call.request.target));
+}
+
+void Service::LedgerEvents(Call& call) {
+  uint64_t after = 0, limit = 0;
+  if (auto v = call.Param("after"); v && !ParseUint(*v, &after)) {
+    return call.Reply(Error(400, "invalid_argument", "after must be a ledger sequence number"));
+  }
+  if (auto v = call.Param("limit"); v && (!ParseUint(*v, &limit) || limit == 0)) {
+    return call.Reply(Error(400, "invalid_argument", "limit must be a positive whole number"));
+  }
+  std::optional<std::string> org = call.Param("org");
+  if (org && org->empty()) org.reset();
+  if (call.principal && call.principal->org) {
+    if (org && *org != *call.principal->org) {
+      return call.Reply(Error(403, "permission_denied", "this token may not see that organization"));
+    }
+    org = call.principal->org;
+  }
+  // The stream reads the ledger in bounded chunks as the client takes them,
+  // so its memory does not grow with the ledger.
+  struct Cursor {
+    uint64_t after;
+    uint64_t remaining;  // 0: unlimited
+    std::optional<std::string> org;
+    bool done = false;
+  };
+  auto cursor = std::make_shared<Cursor>(Cursor{after, limit, org});
+  const ledger::Ledger* led = &billing_.ledger();
+  HttpReply r;
+  r.content_type = "application/x-ndjson";
+  r.stream = [cursor, led, limit](std::string* chunk) {
+    size_t want = kStreamChunkRecords;
+    if (cursor->remaining != 0) want = std::min<uint64_t>(want, cursor->remaining);
+    size_t got = 0;
+    auto visit = [&](const ledger::Record& rec) {
+      auto env = ledger::DecodeEvent(rec);
+      chunk->append("{\"sequence\":" + std::to_string(rec.sequence()) + ",\"recorded_at\":\"" +
+                    FormatTimestamp(Timestamp{rec.recorded_at_micros()}) + "\",\"hash\":\"" +
+                    ledger::Hex(rec.hash()) + "\",\"prev_hash\":\"" + ledger::Hex(rec.prev_hash()) +
+                    "\",\"event\":" + (env.ok() ? events::ToJson(*env) : std::string("null")) +
+                    ",\"source\":" + Dump(SourceJson(rec.source())) + "}\n");
+      cursor->after = rec.sequence();
+      ++got;
+      return true;
+    };
+    Status s = cursor->org ? led->ScanOrg(*cursor->org, ledger::Sequence{cursor->after},
+                                          ledger::Sequence{UINT64_MAX}, want, visit)
+                           : led->Scan(ledger::Sequence{cursor->after}, want, visit);
+    if (cursor->remaining != 0) cursor->remaining -= got;
+    // The status line is already sent; a failure mid-stream can only end the
+    // stream early, so say so in a final line the client can see.
+    if (!s.ok()) {
+      chunk->append(Dump(Json{{"error", Json{{"code", CodeName(s.code())}, {"message", s.message()}}}}) + "\n");
+      return false;
+    }
+    bool more = got == want && (limit == 0 || cursor->remaining > 0);
+    return more;
+  };
+  call.Reply(std::move(r));
+}
+
+void Service::Verify(Call& call) {
+  auto report = billing_.ledger().Verify();
+  if (!report.ok()) return call.Reply(ErrorOf(report.status()));
+  Json j{{"ok", report->ok},
+         {"events", report->events},
+         {"head_sequence", report->head.sequence.value},
+         {"head_hash", ledger::Hex(report->head.hash)}};
+  if (!report->ok) {
+    j["first_bad_sequence"] = report->first_bad.value;
+    j["problem"] = report->problem;
+  }
+  call.Reply(JsonReply(200, j));
+}
+
+void Service::Rejected(Call& call) {
+  uint64_t after = 0, limit = kRejectedPageMax;
+  if (auto v = call.Param("after"); v && !ParseUint(*v, &after)) {
+    return call.Reply(Error(400, "invalid_argument", "after must be a rejected id"));
+  }
+  if (auto v = call.Param("limit"); v && (!ParseUint(*v, &limit) || limit == 0 || limit > kRejectedPageMax)) {
+    return call.Reply(Error(400, "invalid_argument",
+                            "limit must be from 1 to " + std::to_string(kRejectedPageMax)));
+  }
+  std::optional<std::string> scope = call.principal ? call.principal->org : std::nullopt;
+  Json list = Json::array();
+  // Scoped tokens page through everything but see only their org's messages.
+  uint64_t cursor = after;
+  while (list.size() < limit) {
+    auto page = billing_.ledger().ListRejected(cursor, limit);
+    if (!page.ok()) return call.Reply(ErrorOf(page.status()));
+    if (page->empty()) break;
+    for (const auto& rec : *page) {
+      cursor = rec.id();
+      if (scope && rec.org_id() != *scope) continue;
+      Json src = SourceJson(rec.source());
+      list.push_back(Json{{"id", rec.id()},
+                          {"event_id", rec.event_id().empty() ? Json(nullptr) : Json(rec.event_id())},
+                          {"org_id", rec.org_id().empty() ? Json(nullptr) : Json(rec.org_id())},
+                          {"code", rec.code()},
+                          {"message", rec.message()},
+                          {"received_at", FormatTimestamp(Timestamp{rec.received_at_micros()})},
+                          {"source", src},
+                          {"raw", rec.raw()}});
+      if (list.size() >= limit) break;
+    }
+    if (page->size() < limit) break;
+  }
+  call.Reply(JsonReply(200, Json{{"rejected", std::move(list)}}));
+}
+
+}  // namespace billing::api

@@ -1,0 +1,58 @@
+// The HTTP API of the SPEC: routes, access control, JSON shapes and status
+// codes, on top of projections::Billing.
+//
+// Every handler answers with the SPEC's shapes; errors are
+// {"error": {"code", "message"}} with 400/401/403/404/405/409/413/415/503.
+// Ingest answers once the events are durable (the callback of the ledger's
+// group commit). Exceptions never leave a handler: anything unexpected
+// becomes a 500 with a logged reason.
+#pragma once
+
+#include <atomic>
+#include <memory>
+#include <optional>
+#include <string>
+
+#include "api/auth.h"
+#include "api/http_server.h"
+#include "api/metrics.h"
+#include "projections/billing.h"
+
+namespace billing::api {
+
+// Rejected messages listed per page (`limit` may ask for fewer).
+inline constexpr size_t kRejectedPageMax = 1000;
+// Ledger records read from RocksDB per streamed chunk: bounds the memory of a
+// stream of any length to a few hundred KiB.
+inline constexpr size_t kStreamChunkRecords = 512;
+
+struct ServiceOptions {
+  std::optional<Tokens> tokens;  // nullopt: no access control (loopback only)
+};
+
+class Service {
+ public:
+  Service(projections::Billing& billing, Metrics& metrics, ServiceOptions options);
+  void Handle(HttpRequest&& request, Respond respond);
+
+  void set_ready(bool ready) { ready_ = ready; }
+  void set_kafka_bootstrap(std::string bootstrap);
+
+ private:
+  struct Call;
+  void Route(Call& call);
+  void PostEvents(Call& call);
+  void Retry(Call& call, uint64_t id);
+  void OrgRoute(Call& call, const std::string& org, const std::vector<std::string>& rest);
+  void LedgerEvents(Call& call);
+  void Verify(Call& call);
+  void Rejected(Call& call);
+
+  projections::Billing& billing_;
+  Metrics& metrics_;
+  ServiceOptions options_;
+  std::atomic<bool> ready_{false};
+  std::shared_ptr<const std::string> kafka_bootstrap_;
+};
+
+}  // namespace billing::api

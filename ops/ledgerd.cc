@@ -1,0 +1,167 @@
+// ledgerd: the billing ledger service. Opens (or creates) the ledger in
+// --data-dir, rebuilds read models if needed, serves the HTTP API and
+// optionally consumes Kafka. SIGTERM/SIGINT stop it cleanly: the listener
+// closes, in-flight requests are answered, queued appends are written, the
+// ledger is closed.
+#include <CLI/CLI.hpp>
+
+#include <csignal>
+#include <cstdio>
+#include <ctime>
+#include <mutex>
+
+#include "api/http_server.h"
+#include "api/metrics.h"
+#include "api/service.h"
+#include "projections/billing.h"
+
+using namespace billing;
+
+namespace {
+
+bool IsLoopback(const std::string& host) {
+  return host == "localhost" || host == "::1" || host.rfind("127.", 0) == 0;
+}
+
+std::string JsonEscape(const std::string& s) {
+  std::string out;
+  for (char c : s) {
+    if (c == '"' || c == '\\') {
+      out.push_back('\\');
+      out.push_back(c);
+    } else if (static_cast<unsigned char>(c) < 0x20) {
+      char buf[8];
+      std::snprintf(buf, sizeof(buf), "\\u%04x", c);
+      out += buf;
+    } else {
+      out.push_back(c);
+    }
+  }
+  return out;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  CLI::App app{"ledgerd: event-sourced billing ledger service"};
+  std::string data_dir = "./data";
+  std::string http = "127.0.0.1:8080";
+  std::string kafka_brokers;
+  bool kafka_embedded = false;
+  std::string topic = "billing.events";
+  std::string group = "billing-ledger";
+  std::string tokens_file;
+  bool access_log = true;
+  app.add_option("--data-dir", data_dir, "where the ledger lives (created when missing)");
+  app.add_option("--http", http, "listen address HOST:PORT (port 0 picks a free port)");
+  app.add_option("--kafka-brokers", kafka_brokers, "consume from these Kafka brokers");
+  app.add_flag("--kafka-embedded", kafka_embedded, "start an embedded Kafka broker and consume from it");
+  app.add_option("--topic", topic, "Kafka topic");
+  app.add_option("--group", group, "Kafka consumer group");
+  app.add_option("--tokens", tokens_file, "tokens file: enables access control (see api/auth.h)");
+  app.add_flag("!--no-access-log", access_log, "do not write an access log line per request");
+  CLI11_PARSE(app, argc, argv);
+
+  size_t colon = http.rfind(':');
+  if (colon == std::string::npos) {
+    std::fprintf(stderr, "ledgerd: --http must be HOST:PORT, got %s\n", http.c_str());
+    return 2;
+  }
+  api::ServerOptions server_options;
+  server_options.host = http.substr(0, colon);
+  if (server_options.host.size() >= 2 && server_options.host.front() == '[') {
+    server_options.host = server_options.host.substr(1, server_options.host.size() - 2);
+  }
+  if (server_options.host == "localhost") server_options.host = "127.0.0.1";
+  try {
+    server_options.port = static_cast<uint16_t>(std::stoi(http.substr(colon + 1)));
+  } catch (const std::exception&) {
+    std::fprintf(stderr, "ledgerd: bad port in --http %s\n", http.c_str());
+    return 2;
+  }
+
+  api::ServiceOptions service_options;
+  if (!tokens_file.empty()) {
+    auto tokens = api::Tokens::Load(tokens_file);
+    if (!tokens.ok()) {
+      std::fprintf(stderr, "ledgerd: %s\n", tokens.status().message().c_str());
+      return 2;
+    }
+    service_options.tokens = std::move(tokens).value();
+  } else if (!IsLoopback(server_options.host)) {
+    std::fprintf(stderr,
+                 "ledgerd: refusing to listen on %s without access control; pass --tokens FILE "
+                 "or listen on a loopback address\n",
+                 server_options.host.c_str());
+    return 2;
+  }
+
+  // Signals are taken by sigwait in this thread only; every thread started
+  // from here on inherits the mask.
+  sigset_t signals;
+  sigemptyset(&signals);
+  sigaddset(&signals, SIGTERM);
+  sigaddset(&signals, SIGINT);
+  pthread_sigmask(SIG_BLOCK, &signals, nullptr);
+
+  projections::BillingOptions billing_options;
+  billing_options.dir = data_dir;
+  auto billing = projections::Billing::Open(billing_options);
+  if (!billing.ok()) {
+    std::fprintf(stderr, "ledgerd: cannot open ledger: %s\n", billing.status().ToString().c_str());
+    return 1;
+  }
+
+  api::Metrics metrics;
+  ledger::Ledger* led = &(*billing)->ledger();
+  metrics.AddCollector([led](api::Metrics& m) {
+    m.Set("ledger_head_sequence", "", static_cast<int64_t>(led->head().sequence.value));
+  });
+  api::Service service(**billing, metrics, std::move(service_options));
+
+  std::mutex log_mu;
+  api::AccessLog log;
+  if (access_log) {
+    log = [&log_mu](const api::HttpRequest& req, int status, size_t bytes, int64_t micros) {
+      std::string line = "{\"method\":\"" + JsonEscape(req.method) + "\",\"path\":\"" +
+                         JsonEscape(req.target) + "\",\"status\":" + std::to_string(status) +
+                         ",\"bytes\":" + std::to_string(bytes) + ",\"us\":" + std::to_string(micros) +
+                         "}\n";
+      std::lock_guard<std::mutex> lock(log_mu);
+      std::fwrite(line.data(), 1, line.size(), stderr);
+    };
+  }
+
+  if (kafka_embedded || !kafka_brokers.empty()) {
+    std::fprintf(stderr, "ledgerd: Kafka ingestion is not built yet (issue 5)\n");
+    return 2;
+  }
+
+  auto server = api::HttpServer::Start(
+      server_options,
+      [&service](api::HttpRequest&& req, api::Respond respond) {
+        service.Handle(std::move(req), std::move(respond));
+      },
+      log);
+  if (!server.ok()) {
+    std::fprintf(stderr, "ledgerd: %s\n", server.status().ToString().c_str());
+    return 1;
+  }
+  service.set_ready(true);
+  std::string shown_host = server_options.host.find(':') != std::string::npos
+                               ? "[" + server_options.host + "]"
+                               : server_options.host;
+  std::printf("listening on http://%s:%u\n", shown_host.c_str(), (*server)->port());
+  std::printf("ledger head: %llu events in %s\n",
+              static_cast<unsigned long long>(led->head().sequence.value), data_dir.c_str());
+  std::fflush(stdout);
+
+  int sig = 0;
+  sigwait(&signals, &sig);
+  std::fprintf(stderr, "ledgerd: signal %d, stopping\n", sig);
+  service.set_ready(false);
+  (*server)->Stop();
+  billing->reset();  // drains queued appends and closes RocksDB
+  std::fprintf(stderr, "ledgerd: stopped cleanly\n");
+  return 0;
+}
