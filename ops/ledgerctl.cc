@@ -7,6 +7,7 @@
 #include <iostream>
 
 #include "ledger/hash_chain.h"
+#include "ops/generator.h"
 #include "projections/billing.h"
 
 using namespace billing;
@@ -67,7 +68,29 @@ int main(int argc, char** argv) {
   verify->add_option("DIR", dir, "data directory")->required();
   auto* replay = app.add_subcommand("replay", "rebuild the read models from the ledger");
   replay->add_option("DIR", dir, "data directory")->required();
+  ops::GeneratorOptions gen;
+  auto* generate = app.add_subcommand("generate", "write a seeded synthetic history as NDJSON to stdout");
+  generate->add_option("--seed", gen.seed, "random seed (same seed, same bytes)");
+  generate->add_option("--orgs", gen.orgs, "organizations");
+  generate->add_option("--months", gen.months, "months of history");
+  generate->add_option("--usage-events", gen.usage_events, "usage_recorded events in total");
+  generate->add_option("--resources", gen.resources_per_provider, "resources per provider");
+  generate->add_option("--start-month", gen.start_month, "first month, YYYY-MM");
+  generate->add_flag("--faults", gen.faults, "mix in duplicates, conflicts and invalid events");
   CLI11_PARSE(app, argc, argv);
+  if (*generate) {
+    std::string buffer;
+    ops::Generate(gen, [&buffer](const std::string& line) {
+      buffer += line;
+      buffer += '\n';
+      if (buffer.size() > (1 << 20)) {
+        std::fwrite(buffer.data(), 1, buffer.size(), stdout);
+        buffer.clear();
+      }
+    });
+    std::fwrite(buffer.data(), 1, buffer.size(), stdout);
+    return 0;
+  }
   if (*verify) return Verify(dir);
   if (*replay) return Replay(dir);
   return 2;
