@@ -7,6 +7,7 @@
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
 
+#include <array>
 #include <atomic>
 #include <condition_variable>
 #include <mutex>
@@ -210,6 +211,17 @@ class Session : public std::enable_shared_from_this<Session> {
   void Close() {
     beast::error_code ignored;
     stream_.socket().shutdown(tcp::socket::shutdown_send, ignored);
+    // Lingering close: a client may still be sending a body we refused (413).
+    // Closing with unread input would reset the connection and could destroy
+    // our answer before the client reads it, so drain for a moment first.
+    stream_.expires_after(kLingerTimeout);
+    Drain();
+  }
+
+  void Drain() {
+    stream_.async_read_some(net::buffer(drain_), [self = shared_from_this()](beast::error_code ec, size_t) {
+      if (!ec) self->Drain();
+    });
   }
 
   beast::tcp_stream stream_;
@@ -222,6 +234,7 @@ class Session : public std::enable_shared_from_this<Session> {
   int status_ = 0;
   size_t bytes_ = 0;
   std::string chunk_;
+  std::array<char, 16 * 1024> drain_;
   std::function<bool(std::string*)> stream_fn_;
   std::chrono::steady_clock::time_point started_ = std::chrono::steady_clock::now();
 };

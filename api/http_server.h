@@ -34,6 +34,9 @@ inline constexpr std::chrono::seconds kHttpReadTimeout{30};
 inline constexpr std::chrono::seconds kHttpIdleTimeout{60};
 // Writing a reply (or one streamed chunk) must finish within this.
 inline constexpr std::chrono::seconds kHttpWriteTimeout{60};
+// After refusing a request, input is drained this long before closing, so the
+// client can read the refusal instead of a connection reset.
+inline constexpr std::chrono::seconds kLingerTimeout{2};
 // Connections beyond this are closed at accept: bounds sockets and memory.
 inline constexpr size_t kHttpConnectionsMax = 4096;
 // How long Stop() waits for in-flight requests before closing anyway.

@@ -1,0 +1,387 @@
+// The real ledgerd over loopback: the golden example through HTTP, the ledger
+// stream, verify and re-drive, a table of bad inputs with their status codes,
+// the access-control matrix, the loopback rule, and clean SIGTERM.
+#include <gtest/gtest.h>
+#include <sys/socket.h>
+#include <netinet/in.h>
+#include <arpa/inet.h>
+
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+
+#include <nlohmann/json.hpp>
+
+#include "tests/testing/http_client.h"
+#include "tests/testing/process.h"
+#include "tests/testing/temp_dir.h"
+
+namespace billing {
+namespace {
+
+using Json = nlohmann::json;
+using testing::Child;
+using testing::Http;
+using testing::TempDir;
+
+std::string ExamplesDir() {
+  const char* d = std::getenv("LEDGER_EXAMPLES_DIR");
+  return d ? d : LEDGER_DEFAULT_EXAMPLES_DIR;
+}
+
+std::string ReadFile(const std::string& path) {
+  std::ifstream in(path);
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
+}
+
+// A running ledgerd on a fresh data dir and a free port.
+struct Server {
+  explicit Server(std::vector<std::string> extra = {}, const std::string& dir = "") {
+    data = dir.empty() ? tmp.sub("data") : dir;
+    std::vector<std::string> args{testing::BuildDir() + "/ledgerd", "--data-dir", data, "--http", "127.0.0.1:0"};
+    args.insert(args.end(), extra.begin(), extra.end());
+    child = std::make_unique<Child>(args);
+    std::string url = child->WaitForLine("listening on http://127.0.0.1:");
+    EXPECT_FALSE(url.empty()) << "ledgerd did not start";
+    port = url.empty() ? 0 : static_cast<uint16_t>(std::stoi(url));
+  }
+  testing::HttpResponse Get(const std::string& target, const std::map<std::string, std::string>& h = {}) {
+    return Http(port, "GET", target, "", "", h);
+  }
+  testing::HttpResponse Post(const std::string& target, const std::string& body,
+                             const std::string& type = "application/json", const std::map<std::string, std::string>& h = {}) {
+    return Http(port, "POST", target, body, type, h);
+  }
+  TempDir tmp;
+  std::string data;
+  std::unique_ptr<Child> child;
+  uint16_t port = 0;
+};
+
+// Ids are the service's choice and list order is free where the SPEC says so;
+// month lists keep their order.
+Json Normalize(const Json& j, const std::string& key = "") {
+  if (j.is_object()) {
+    Json out = Json::object();
+    for (auto& [k, v] : j.items()) {
+      if (k != "id") out[k] = Normalize(v, k);
+    }
+    return out;
+  }
+  if (j.is_array()) {
+    Json out = Json::array();
+    for (auto& v : j) out.push_back(Normalize(v));
+    if (key != "months") {
+      std::vector<Json> items(out.begin(), out.end());
+      std::sort(items.begin(), items.end(), [](const Json& a, const Json& b) { return a.dump() < b.dump(); });
+      out = Json(items);
+    }
+    return out;
+  }
+  return j;
+}
+
+TEST(Http, GoldenExampleGivesTheExpectedAnswers) {
+  Server s;
+  auto post = s.Post("/v1/events", ReadFile(ExamplesDir() + "/events.ndjson"), "application/x-ndjson");
+  ASSERT_EQ(post.status, 200) << post.body;
+  Json r = Json::parse(post.body);
+  EXPECT_EQ(r["accepted"], 57);
+  EXPECT_EQ(r["duplicates"], 1);
+  EXPECT_EQ(r["last_sequence"], 57);
+  Json outcomes = Json::parse(ReadFile(ExamplesDir() + "/expected/outcomes.json"));
+  std::map<int, std::string> rejected;
+  for (auto& x : r["rejected"]) rejected[x["index"].get<int>()] = x["code"];
+  for (auto& o : outcomes) {
+    int index = o["line"].get<int>() - 1;
+    if (o["status"] == "rejected") {
+      EXPECT_EQ(rejected[index], o["code"]) << o.dump();
+    } else {
+      EXPECT_EQ(rejected.count(index), 0u) << o.dump();
+    }
+  }
+  int files = 0;
+  for (const auto& org : std::filesystem::directory_iterator(ExamplesDir() + "/expected")) {
+    if (!org.is_directory()) continue;
+    for (const auto& f : std::filesystem::directory_iterator(org.path())) {
+      Json want = Json::parse(ReadFile(f.path().string()));
+      std::string request = want["request"];
+      auto got = s.Get(request.substr(request.find(' ') + 1));
+      ASSERT_EQ(got.status, 200) << request << " " << got.body;
+      EXPECT_EQ(Normalize(Json::parse(got.body)), Normalize(want["response"])) << request;
+      ++files;
+    }
+  }
+  EXPECT_GE(files, 30);
+  // Drill-down from the month list by id: usage -> providers -> resources -> skus.
+  Json month = Json::parse(s.Get("/v1/orgs/acme/usage-history/2026-01").body);
+  for (auto& item : month["items"]) {
+    if (item["label"] != "Cloud Storage") continue;
+    Json providers = Json::parse(s.Get("/v1/orgs/acme/usage-history/2026-01/items/" + item["id"].get<std::string>()).body);
+    ASSERT_EQ(providers["children"].size(), 1u);
+    EXPECT_EQ(providers["children"][0]["label"], "Google Cloud prod 1");
+    EXPECT_EQ(providers["children"][0]["amount"], "44.148636100");
+    EXPECT_EQ(providers["children"][0]["quantity"], "235.250281000");
+    EXPECT_EQ(providers["children"][0]["unit"], "gibibyte month");
+    Json resources = Json::parse(
+        s.Get("/v1/orgs/acme/usage-history/2026-01/items/" + providers["children"][0]["id"].get<std::string>()).body);
+    EXPECT_EQ(resources["children"].size(), 2u);
+  }
+  // as_of: right after sequence 19 (acme's first usage), November is 34.29.
+  Json asof = Json::parse(s.Get("/v1/orgs/acme/dashboard?months=1&end=2025-11&as_of=19").body);
+  EXPECT_EQ(asof["months"][0]["billed"], "34.29");
+  Json before = Json::parse(s.Get("/v1/orgs/acme/dashboard?months=1&end=2025-11&as_of=16").body);
+  EXPECT_EQ(before["months"][0]["billed"], "0.00");
+}
+
+TEST(Http, LedgerStreamVerifyAndRedrive) {
+  Server s;
+  ASSERT_EQ(s.Post("/v1/events", ReadFile(ExamplesDir() + "/events.ndjson"), "application/x-ndjson").status, 200);
+  auto stream = s.Get("/v1/ledger/events?after=10&limit=5");
+  ASSERT_EQ(stream.status, 200);
+  EXPECT_EQ(stream.headers["Content-Type"], "application/x-ndjson");
+  std::istringstream lines(stream.body);
+  std::string line, prev_hash;
+  int n = 0;
+  while (std::getline(lines, line)) {
+    Json j = Json::parse(line);
+    EXPECT_EQ(j["sequence"], 11 + n);
+    if (n > 0) {
+      EXPECT_EQ(j["prev_hash"], prev_hash);
+    }
+    prev_hash = j["hash"];
+    EXPECT_TRUE(j["event"].contains("event_id"));
+    ++n;
+  }
+  EXPECT_EQ(n, 5);
+  auto kaiju = s.Get("/v1/ledger/events?org=kaiju-jp");
+  int k = 0;
+  std::istringstream kl(kaiju.body);
+  while (std::getline(kl, line)) {
+    EXPECT_EQ(Json::parse(line)["event"]["org_id"], "kaiju-jp");
+    ++k;
+  }
+  EXPECT_EQ(k, 26);
+  Json all_lines = Json::array();
+  Json verify = Json::parse(s.Get("/v1/ledger/verify").body);
+  EXPECT_EQ(verify["ok"], true);
+  EXPECT_EQ(verify["events"], 57);
+  EXPECT_EQ(verify["head_sequence"], 57);
+  EXPECT_EQ(verify["head_hash"].get<std::string>().size(), 64u);
+
+  Json rejected = Json::parse(s.Get("/v1/ledger/rejected").body);
+  ASSERT_EQ(rejected["rejected"].size(), 4u);
+  Json ghost;
+  for (auto& r : rejected["rejected"]) {
+    if (r["code"] == "unknown_org") ghost = r;
+    EXPECT_EQ(r["source"]["kind"], "http");
+    EXPECT_FALSE(r["raw"].get<std::string>().empty());
+  }
+  ASSERT_FALSE(ghost.is_null());
+  std::string retry = "/v1/ledger/rejected/" + std::to_string(ghost["id"].get<int>()) + "/retry";
+  Json again = Json::parse(s.Post(retry, "").body);
+  EXPECT_EQ(again["rejected"][0]["code"], "unknown_org");
+  // Once the org exists (with its provider), the same message goes through.
+  std::string setup =
+      R"({"event_id":"g1","org_id":"ghost-org","occurred_at":"2025-11-01T00:00:00Z","organization_created":{"name":"G","currency":"USD","billing_account":"G"}}
+{"event_id":"g2","org_id":"ghost-org","occurred_at":"2025-11-01T00:00:00Z","cost_center_created":{"cost_center_id":"c","name":"C"}}
+{"event_id":"g3","org_id":"ghost-org","occurred_at":"2025-11-01T00:00:00Z","workspace_created":{"workspace_id":"w","cost_center_id":"c","name":"W"}}
+{"event_id":"g4","org_id":"ghost-org","occurred_at":"2025-11-01T00:00:00Z","provider_registered":{"provider_id":"aws-prod-01","workspace_id":"w","name":"P","kind":"aws"}})";
+  ASSERT_EQ(Json::parse(s.Post("/v1/events", setup, "application/x-ndjson").body)["accepted"], 4);
+  Json ok = Json::parse(s.Post(retry, "").body);
+  EXPECT_EQ(ok["accepted"], 1);
+  EXPECT_EQ(Json::parse(s.Get("/v1/ledger/rejected").body)["rejected"].size(), 3u);
+  EXPECT_EQ(s.Post("/v1/ledger/rejected/999/retry", "").status, 404);
+}
+
+TEST(Http, BadInputsGetPreciseStatusCodes) {
+  Server s;
+  ASSERT_EQ(s.Post("/v1/events", ReadFile(ExamplesDir() + "/events.ndjson"), "application/x-ndjson").status, 200);
+  struct Case {
+    std::string method, target, body, type;
+    int status;
+    std::string code;
+  };
+  std::vector<Case> cases = {
+      {"POST", "/v1/events", "{broken", "application/json", 400, "invalid_argument"},
+      {"POST", "/v1/events", "", "application/json", 400, "invalid_argument"},
+      {"POST", "/v1/events", "{}", "text/plain", 415, "unsupported_media_type"},
+      {"POST", "/v1/events", "a=b", "application/x-www-form-urlencoded", 415, "unsupported_media_type"},
+      {"GET", "/v1/events", "", "", 405, "method_not_allowed"},
+      {"DELETE", "/v1/orgs/acme/dashboard", "", "", 405, "method_not_allowed"},
+      {"GET", "/v1/nothing", "", "", 404, "not_found"},
+      {"GET", "/v2/orgs/acme/dashboard", "", "", 404, "not_found"},
+      {"GET", "/v1/orgs/nobody/dashboard", "", "", 404, "unknown_org"},
+      {"GET", "/v1/orgs/acme/dashboard?months=0", "", "", 400, "invalid_argument"},
+      {"GET", "/v1/orgs/acme/dashboard?months=37", "", "", 400, "invalid_argument"},
+      {"GET", "/v1/orgs/acme/dashboard?months=abc", "", "", 400, "invalid_argument"},
+      {"GET", "/v1/orgs/acme/dashboard?months=-3", "", "", 400, "invalid_argument"},
+      {"GET", "/v1/orgs/acme/dashboard?end=2026-13", "", "", 400, "invalid_argument"},
+      {"GET", "/v1/orgs/acme/dashboard?cost_center=nope", "", "", 404, "unknown_cost_center"},
+      {"GET", "/v1/orgs/acme/dashboard?as_of=x", "", "", 400, "invalid_argument"},
+      {"GET", "/v1/orgs/acme/usage-history?months=100", "", "", 400, "invalid_argument"},
+      {"GET", "/v1/orgs/acme/usage-history/2026-1", "", "", 400, "invalid_argument"},
+      {"GET", "/v1/orgs/acme/usage-history/2026-01/items/bogus", "", "", 404, "not_found"},
+      {"GET", "/v1/orgs/acme/invoices", "", "", 400, "invalid_argument"},
+      {"GET", "/v1/orgs/acme/invoices?month=26-01", "", "", 400, "invalid_argument"},
+      {"GET", "/v1/orgs/acme/invoices/2026-01-nope", "", "", 404, "not_found"},
+      {"GET", "/v1/orgs/acme/invoices/2025-11-cc-eng", "", "", 404, "not_found"},
+      {"GET", "/v1/orgs/acme/invoices/garbage", "", "", 404, "not_found"},
+      {"GET", "/v1/orgs/../ledger/verify", "", "", 400, "invalid_argument"},
+      {"GET", "/v1/orgs/acme/%2e%2e/dashboard", "", "", 400, "invalid_argument"},
+      {"GET", "/v1/orgs/acme%2Fdashboard/dashboard", "", "", 404, "unknown_org"},
+      {"GET", "/v1/orgs/acme/dashboard%", "", "", 400, "invalid_argument"},
+      {"GET", "/v1/ledger/events?limit=0", "", "", 400, "invalid_argument"},
+      {"GET", "/v1/ledger/events?after=-1", "", "", 400, "invalid_argument"},
+  };
+  for (const Case& c : cases) {
+    auto r = Http(s.port, c.method, c.target, c.body, c.type);
+    EXPECT_EQ(r.status, c.status) << c.method << " " << c.target << " " << r.body;
+    if (r.status == c.status) {
+      Json j = Json::parse(r.body);
+      EXPECT_EQ(j["error"]["code"], c.code) << c.target;
+      EXPECT_FALSE(j["error"]["message"].get<std::string>().empty());
+    }
+  }
+  // A JSON number for money, in a body with a good event: the good one is accepted.
+  std::string body = R"([{"event_id":"n1","org_id":"acme","occurred_at":"2026-02-01T00:00:00Z","support_charged":{"month":"2026-02","amount":12.5,"description":"d"}},
+                         {"event_id":"n2","org_id":"acme","occurred_at":"2026-02-01T00:00:00Z","support_charged":{"month":"2026-02","amount":"12.5","description":"d"}}])";
+  Json mixed = Json::parse(s.Post("/v1/events", body).body);
+  EXPECT_EQ(mixed["accepted"], 1);
+  EXPECT_EQ(mixed["rejected"][0]["index"], 0);
+  EXPECT_EQ(mixed["rejected"][0]["event_id"], "n1");
+  EXPECT_EQ(mixed["rejected"][0]["code"], "invalid_argument");
+  // Oversized body: 413, and the server keeps serving.
+  std::string huge(17 * 1024 * 1024, ' ');
+  EXPECT_EQ(s.Post("/v1/events", huge).status, 413);
+  // Header flood: 431 (or the connection is refused), and others are still served.
+  std::map<std::string, std::string> many;
+  for (int i = 0; i < 8; ++i) many["X-Flood-" + std::to_string(i)] = std::string(8 * 1024, 'a');
+  auto flood = Http(s.port, "GET", "/healthz", "", "", many);
+  EXPECT_TRUE(flood.status == 431 || flood.status == 0) << flood.status;
+  EXPECT_EQ(s.Get("/healthz").status, 200);
+  Json health = Json::parse(s.Get("/healthz").body);
+  EXPECT_EQ(health["status"], "ok");
+  EXPECT_TRUE(health["kafka_bootstrap"].is_null());
+  EXPECT_EQ(s.Get("/readyz").status, 200);
+  auto metrics = s.Get("/metrics");
+  EXPECT_NE(metrics.body.find("ledger_events_accepted_total 58"), std::string::npos) << metrics.body;
+  EXPECT_NE(metrics.body.find("ledger_head_sequence 58"), std::string::npos);
+  auto page = s.Get("/");
+  EXPECT_EQ(page.status, 200);
+  EXPECT_NE(page.headers["Content-Type"].find("text/html"), std::string::npos);
+  EXPECT_EQ(s.Get("/web/app.js").status, 200);
+  EXPECT_EQ(s.Get("/web/..%2Fsecret").status, 404);
+}
+
+TEST(Http, AccessControlByRoleAndOrganization) {
+  TempDir tmp;
+  std::ofstream(tmp.sub("tokens")) << "# token role org name\n"
+                                      "t-view viewer acme alice\n"
+                                      "t-prod producer acme feed\n"
+                                      "t-aud auditor * carol\n"
+                                      "t-aud-k auditor kaiju-jp dave\n"
+                                      "t-admin admin * root\n";
+  Server s({"--tokens", tmp.sub("tokens")});
+  auto as = [](const std::string& token) { return std::map<std::string, std::string>{{"Authorization", "Bearer " + token}}; };
+  std::string events = ReadFile(ExamplesDir() + "/events.ndjson");
+  // The producer may only write acme's events; a body naming kaiju-jp is refused whole.
+  EXPECT_EQ(s.Post("/v1/events", events, "application/x-ndjson", as("t-prod")).status, 403);
+  ASSERT_EQ(s.Post("/v1/events", events, "application/x-ndjson", as("t-admin")).status, 200);
+  struct Case {
+    std::string method, target, token;
+    int status;
+  };
+  std::vector<Case> cases = {
+      {"GET", "/v1/orgs/acme/dashboard", "", 401},
+      {"GET", "/v1/orgs/acme/dashboard", "wrong", 401},
+      {"GET", "/v1/orgs/acme/dashboard", "t-view", 200},
+      {"GET", "/v1/orgs/kaiju-jp/dashboard", "t-view", 403},
+      {"GET", "/v1/orgs/nobody/dashboard", "t-view", 403},  // reveals nothing about existence
+      {"GET", "/v1/orgs/acme/invoices?month=2026-01", "t-view", 200},
+      {"GET", "/v1/orgs/acme/dashboard", "t-prod", 403},
+      {"GET", "/v1/orgs/kaiju-jp/usage-history", "t-aud", 200},
+      {"GET", "/v1/orgs/acme/usage-history", "t-aud-k", 403},
+      {"GET", "/v1/ledger/events", "t-view", 403},
+      {"GET", "/v1/ledger/events", "t-aud", 200},
+      {"GET", "/v1/ledger/events?org=acme", "t-aud-k", 403},
+      {"GET", "/v1/ledger/verify", "t-aud", 200},
+      {"GET", "/v1/ledger/verify", "t-prod", 403},
+      {"GET", "/v1/ledger/rejected", "t-aud", 200},
+      {"GET", "/v1/ledger/rejected", "t-view", 403},
+      {"GET", "/metrics", "t-view", 403},
+      {"GET", "/metrics", "t-admin", 200},
+      {"GET", "/metrics", "", 401},
+      {"POST", "/v1/events", "t-view", 403},
+      {"POST", "/v1/events", "t-aud", 403},
+      {"GET", "/healthz", "", 200},
+      {"GET", "/", "", 200},
+  };
+  for (const Case& c : cases) {
+    auto r = Http(s.port, c.method, c.target, c.method == "POST" ? "{}" : "", "application/json",
+                  c.token.empty() ? std::map<std::string, std::string>{} : as(c.token));
+    EXPECT_EQ(r.status, c.status) << c.method << " " << c.target << " as " << c.token << ": " << r.body;
+  }
+  // A scoped auditor's stream holds only its org's events.
+  auto stream = s.Get("/v1/ledger/events", as("t-aud-k"));
+  std::istringstream lines(stream.body);
+  std::string line;
+  int n = 0;
+  while (std::getline(lines, line)) {
+    EXPECT_EQ(Json::parse(line)["event"]["org_id"], "kaiju-jp");
+    ++n;
+  }
+  EXPECT_EQ(n, 26);
+  // Producer posts of its own org are recorded with its name.
+  std::string own = R"({"event_id":"p1","org_id":"acme","occurred_at":"2026-02-01T00:00:00Z","support_charged":{"month":"2026-02","amount":"1","description":"d"}})";
+  ASSERT_EQ(Json::parse(s.Post("/v1/events", own, "application/json", as("t-prod")).body)["accepted"], 1);
+  Json last = Json::parse(s.Get("/v1/ledger/events?after=57", as("t-aud")).body);
+  EXPECT_EQ(last["source"]["principal"], "feed");
+}
+
+TEST(Http, RefusesNonLoopbackWithoutTokensAndStopsCleanlyOnSigterm) {
+  TempDir tmp;
+  Child refused({testing::BuildDir() + "/ledgerd", "--data-dir", tmp.sub("d1"), "--http", "0.0.0.0:0"});
+  EXPECT_NE(refused.Wait(), 0);
+  Server s;
+  ASSERT_EQ(s.Post("/v1/events", ReadFile(ExamplesDir() + "/events.ndjson"), "application/x-ndjson").status, 200);
+  s.child->Signal(SIGTERM);
+  EXPECT_EQ(s.child->Wait(), 0);
+  // The data survives and verifies offline.
+  Child verify({testing::BuildDir() + "/ledgerctl", "verify", s.data});
+  std::string out = verify.WaitForLine("{");
+  EXPECT_NE(out.find("\"ok\":true"), std::string::npos) << out;
+  EXPECT_EQ(verify.Wait(), 0);
+}
+
+TEST(Http, KillDashNineLosesNoAcknowledgedEvent) {
+  TempDir tmp;
+  std::string dir = tmp.sub("data");
+  std::vector<std::string> acked;
+  for (int round = 0; round < 3; ++round) {
+    Server s({}, dir);
+    if (round == 0) {
+      ASSERT_EQ(s.Post("/v1/events", R"({"event_id":"k-org","org_id":"k","occurred_at":"2026-01-01T00:00:00Z","organization_created":{"name":"K","currency":"USD","billing_account":"B"}})").status, 200);
+    }
+    for (int i = 0; i < 20; ++i) {
+      std::string id = "k" + std::to_string(round) + "-" + std::to_string(i);
+      std::string e = R"({"event_id":")" + id +
+                      R"(","org_id":"k","occurred_at":"2026-01-01T00:00:00Z","support_charged":{"month":"2026-01","amount":"1","description":"d"}})";
+      auto r = s.Post("/v1/events", e);
+      if (r.status == 200 && Json::parse(r.body)["accepted"] == 1) acked.push_back(id);
+    }
+    // Killed right after the last answer: nothing may be waiting in a buffer.
+    s.child->Signal(SIGKILL);
+    s.child->Wait();
+  }
+  ASSERT_EQ(acked.size(), 60u);
+  Server s({}, dir);
+  std::string stream = s.Get("/v1/ledger/events").body;
+  for (const auto& id : acked) EXPECT_NE(stream.find("\"" + id + "\""), std::string::npos) << id;
+  EXPECT_EQ(Json::parse(s.Get("/v1/ledger/verify").body)["ok"], true);
+}
+
+}  // namespace
+}  // namespace billing

@@ -1,0 +1,183 @@
+// Event parsing and stateless validation: JSON <-> protobuf round trips, the
+// binary form, and every SPEC rule with the code it must produce.
+#include "events/event.h"
+
+#include <gtest/gtest.h>
+
+#include <nlohmann/json.hpp>
+
+namespace billing::events {
+namespace {
+
+using Json = nlohmann::json;
+
+Json Usage() {
+  return Json::parse(R"({"event_id":"acme:use:1","org_id":"acme","occurred_at":"2026-01-08T12:56:36Z",
+    "source":"aws-cur","usage_recorded":{"provider_id":"aws-prod-01","service":"AmazonEC2",
+    "sku":"EBS:VolumeUsage.gp3","resource_id":"i-0a09","region":"eu-west-1","quantity":"1530",
+    "unit":"GB-Mo","amount":"10.682700000","usage_start":"2026-01-08T11:56:36Z",
+    "usage_end":"2026-01-08T12:56:36Z"}})");
+}
+
+// Parses and validates; returns the code (kOk on acceptance).
+Code Check(const Json& j) {
+  auto env = ParseJson(j.dump());
+  if (!env.ok()) return env.status().code();
+  auto ev = Validate(*env);
+  return ev.ok() ? Code::kOk : ev.status().code();
+}
+
+TEST(Event, JsonRoundTripsThroughProtobuf) {
+  Json in = Usage();
+  auto env = ParseJson(in.dump());
+  ASSERT_TRUE(env.ok()) << env.status().ToString();
+  EXPECT_EQ(Json::parse(ToJson(*env)), in);
+  auto ev = Validate(*env);
+  ASSERT_TRUE(ev.ok()) << ev.status().ToString();
+  EXPECT_EQ(ev->amount, 10'682'700'000);
+  EXPECT_EQ(ev->quantity, 1530'000'000'000);
+  EXPECT_EQ(FormatMonth(ev->month), "2026-01");
+}
+
+TEST(Event, BinaryRoundTripsAndEqualContentHasEqualBytes) {
+  Json a = Usage();
+  // Same JSON value, other key order and spacing.
+  std::string reordered = R"({ "org_id":"acme", "usage_recorded":{"usage_end":"2026-01-08T12:56:36Z",
+    "usage_start":"2026-01-08T11:56:36Z","amount":"10.682700000","unit":"GB-Mo","quantity":"1530",
+    "region":"eu-west-1","resource_id":"i-0a09","sku":"EBS:VolumeUsage.gp3","service":"AmazonEC2",
+    "provider_id":"aws-prod-01"}, "source":"aws-cur", "occurred_at":"2026-01-08T12:56:36Z",
+    "event_id":"acme:use:1" })";
+  auto x = ParseJson(a.dump());
+  auto y = ParseJson(reordered);
+  ASSERT_TRUE(x.ok() && y.ok());
+  EXPECT_EQ(CanonicalBytes(*x), CanonicalBytes(*y));
+  auto back = ParseAny(CanonicalBytes(*x));
+  ASSERT_TRUE(back.ok());
+  EXPECT_EQ(CanonicalBytes(*back), CanonicalBytes(*x));
+  // An amount written differently is different content (JSON-value equality).
+  Json b = a;
+  b["usage_recorded"]["amount"] = "10.6827";
+  auto z = ParseJson(b.dump());
+  ASSERT_TRUE(z.ok());
+  EXPECT_NE(CanonicalBytes(*z), CanonicalBytes(*x));
+  // An absent source differs from an empty one.
+  Json c = a, d = a;
+  c.erase("source");
+  d["source"] = "";
+  EXPECT_NE(CanonicalBytes(*ParseJson(c.dump())), CanonicalBytes(*ParseJson(d.dump())));
+}
+
+TEST(Event, AcceptsEveryPayloadOfTheSpec) {
+  const char* events[] = {
+      R"({"event_id":"a","org_id":"o","occurred_at":"2025-11-01T00:00:07Z","organization_created":{"name":"Acme","currency":"USD","billing_account":"A-1"}})",
+      R"({"event_id":"a","org_id":"o","occurred_at":"2025-11-01T00:00:07Z","cost_center_created":{"cost_center_id":"cc","name":"Eng"}})",
+      R"({"event_id":"a","org_id":"o","occurred_at":"2025-11-01T00:00:07Z","workspace_created":{"workspace_id":"w","cost_center_id":"cc","name":"W"}})",
+      R"({"event_id":"a","org_id":"o","occurred_at":"2025-11-01T00:00:07Z","provider_registered":{"provider_id":"p","workspace_id":"w","name":"P","kind":"aws"}})",
+      R"({"event_id":"a","org_id":"o","occurred_at":"2025-11-01T00:00:07Z","provider_moved":{"provider_id":"p","workspace_id":"w"}})",
+      R"({"event_id":"a","org_id":"o","occurred_at":"2025-11-01T00:00:07Z","billing_account_assigned":{"cost_center_id":"cc","billing_account":"B"}})",
+      R"({"event_id":"a","org_id":"o","occurred_at":"2025-11-01T00:00:07Z","invoicing_mode_changed":{"mode":"PER_COST_CENTER"}})",
+      R"({"event_id":"a","org_id":"o","occurred_at":"2025-11-01T00:00:07Z","support_charged":{"month":"2025-12","amount":"185.355","description":"S"}})",
+      R"({"event_id":"a","org_id":"o","occurred_at":"2025-11-01T00:00:07Z","support_charged":{"month":"2025-12","amount":"0","description":"S","cost_center_id":"cc"}})",
+      R"({"event_id":"a","org_id":"o","occurred_at":"2025-11-01T00:00:07Z","credit_applied":{"month":"2025-12","amount":"1","description":"C"}})",
+      R"({"event_id":"a","org_id":"o","occurred_at":"2025-11-01T00:00:07Z","event_voided":{"voided_event_id":"x:y","reason":"r"}})",
+      R"({"event_id":"a","org_id":"o","occurred_at":"2025-11-01T00:00:07Z","billing_period_closed":{"month":"2025-11"}})",
+  };
+  for (const char* e : events) EXPECT_EQ(Check(Json::parse(e)), Code::kOk) << e;
+}
+
+struct Case {
+  const char* what;
+  std::function<void(Json&)> mutate;
+};
+
+TEST(Event, EveryStatelessRuleRejectsWithInvalidArgument) {
+  std::vector<Case> cases = {
+      {"missing event_id", [](Json& j) { j.erase("event_id"); }},
+      {"empty event_id", [](Json& j) { j["event_id"] = ""; }},
+      {"event_id charset", [](Json& j) { j["event_id"] = "a b"; }},
+      {"event_id slash", [](Json& j) { j["event_id"] = "a/b"; }},
+      {"event_id too long", [](Json& j) { j["event_id"] = std::string(129, 'a'); }},
+      {"org_id too long", [](Json& j) { j["org_id"] = std::string(65, 'a'); }},
+      {"org_id charset", [](Json& j) { j["org_id"] = "ac%me"; }},
+      {"missing occurred_at", [](Json& j) { j.erase("occurred_at"); }},
+      {"occurred_at with offset", [](Json& j) { j["occurred_at"] = "2026-01-08T12:56:36+01:00"; }},
+      {"occurred_at not a time", [](Json& j) { j["occurred_at"] = "yesterday"; }},
+      {"unknown top-level key", [](Json& j) { j["extra"] = "x"; }},
+      {"camelCase alias", [](Json& j) { j["eventId"] = j["event_id"]; j.erase("event_id"); }},
+      {"unknown payload key", [](Json& j) { j["usage_recorded"]["color"] = "red"; }},
+      {"no payload", [](Json& j) { j.erase("usage_recorded"); }},
+      {"two payloads", [](Json& j) { j["billing_period_closed"] = Json{{"month", "2026-01"}}; }},
+      {"amount as JSON number", [](Json& j) { j["usage_recorded"]["amount"] = 12.5; }},
+      {"quantity as JSON number", [](Json& j) { j["usage_recorded"]["quantity"] = 3; }},
+      {"negative amount", [](Json& j) { j["usage_recorded"]["amount"] = "-1"; }},
+      {"amount with exponent", [](Json& j) { j["usage_recorded"]["amount"] = "1e3"; }},
+      {"amount .5", [](Json& j) { j["usage_recorded"]["amount"] = ".5"; }},
+      {"amount 1.", [](Json& j) { j["usage_recorded"]["amount"] = "1."; }},
+      {"amount with 10 decimals", [](Json& j) { j["usage_recorded"]["amount"] = "1.0000000001"; }},
+      {"amount overflows", [](Json& j) { j["usage_recorded"]["amount"] = "99999999999"; }},
+      {"missing amount", [](Json& j) { j["usage_recorded"].erase("amount"); }},
+      {"missing provider", [](Json& j) { j["usage_recorded"].erase("provider_id"); }},
+      {"usage_end before usage_start", [](Json& j) { j["usage_recorded"]["usage_end"] = "2026-01-08T10:00:00Z"; }},
+      {"bad currency", [](Json& j) { j["usage_recorded"]["currency"] = "usd"; }},
+      {"payload not an object", [](Json& j) { j["usage_recorded"] = "x"; }},
+      {"string field as number", [](Json& j) { j["source"] = 5; }},
+      {"control character", [](Json& j) { j["usage_recorded"]["service"] = "a\nb"; }},
+  };
+  for (const Case& c : cases) {
+    Json j = Usage();
+    c.mutate(j);
+    EXPECT_EQ(Check(j), Code::kInvalidArgument) << c.what;
+  }
+}
+
+TEST(Event, PayloadRulesRejectWithInvalidArgument) {
+  auto with = [](const char* payload) {
+    return Json::parse(std::string(R"({"event_id":"a","org_id":"o","occurred_at":"2025-11-01T00:00:07Z",)") +
+                       payload + "}");
+  };
+  for (const char* p : {
+           R"("organization_created":{"name":"A","currency":"DOLLARS","billing_account":"B"})",
+           R"("organization_created":{"name":"A","currency":"USD"})",
+           R"("invoicing_mode_changed":{"mode":"per_cost_center"})",
+           R"("support_charged":{"month":"2025-13","amount":"1","description":"S"})",
+           R"("support_charged":{"month":"2025-12","amount":"1"})",
+           R"("credit_applied":{"month":"2025-12","amount":"0","description":"C"})",
+           R"("credit_applied":{"month":"2025-12","amount":"-5","description":"C"})",
+           R"("event_voided":{"voided_event_id":"a b","reason":"r"})",
+           R"("billing_period_closed":{"month":"2025/11"})",
+       }) {
+    EXPECT_EQ(Check(with(p)), Code::kInvalidArgument) << p;
+  }
+}
+
+TEST(Event, NotJsonIsInvalidArgumentAndNamesAreKept) {
+  EXPECT_EQ(ParseJson("{not json").status().code(), Code::kInvalidArgument);
+  EXPECT_EQ(ParseJson("[1,2]").status().code(), Code::kInvalidArgument);
+  Names names;
+  Json j = Usage();
+  j["usage_recorded"]["amount"] = 12.5;
+  auto r = ParseJson(j.dump(), &names);
+  EXPECT_FALSE(r.ok());
+  EXPECT_EQ(names.event_id, "acme:use:1");
+  EXPECT_EQ(names.org_id, "acme");
+  EXPECT_NE(r.status().message().find("decimal string"), std::string::npos);
+}
+
+TEST(Event, SplitsBodiesOfEveryShape) {
+  std::string one = Usage().dump();
+  auto single = SplitBody(one, BodyFormat::kJson);
+  ASSERT_TRUE(single.ok());
+  EXPECT_EQ(single->size(), 1u);
+  auto array = SplitBody("[" + one + "," + one + "]", BodyFormat::kJson);
+  ASSERT_TRUE(array.ok());
+  EXPECT_EQ(array->size(), 2u);
+  auto nd = SplitBody(one + "\n\n" + one + "\r\n{bad\n", BodyFormat::kNdjson);
+  ASSERT_TRUE(nd.ok());
+  EXPECT_EQ(nd->size(), 3u);  // the bad line is kept and rejected on its own later
+  EXPECT_FALSE(SplitBody("not json at all", BodyFormat::kJson).ok());
+  EXPECT_FALSE(SplitBody("", BodyFormat::kNdjson).ok());
+  EXPECT_FALSE(SplitBody("garbage\nmore garbage", BodyFormat::kNdjson).ok());
+}
+
+}  // namespace
+}  // namespace billing::events

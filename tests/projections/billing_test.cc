@@ -1,0 +1,312 @@
+// Billing rules on small hand-computed histories, through the real ledger on
+// RocksDB: stateful rejections, attribution with moves, modes, closed periods
+// and adjustments, voids, rounding, accounts, drill-down, as_of and rebuild;
+// then the golden example of ../shared/examples in-process.
+#include "projections/billing.h"
+
+#include <gtest/gtest.h>
+
+#include <cstdlib>
+#include <fstream>
+
+#include <nlohmann/json.hpp>
+
+#include "tests/testing/temp_dir.h"
+
+namespace billing::projections {
+namespace {
+
+using billing::testing::TempDir;
+using Json = nlohmann::json;
+
+class BillingTest : public ::testing::Test {
+ protected:
+  void SetUp() override { Reopen(); }
+
+  void Reopen() {
+    billing_.reset();
+    BillingOptions o;
+    o.dir = dir_.path();
+    o.durability = ledger::Durability::kAsync;  // crash safety is the ledger tests' business
+    auto b = Billing::Open(o);
+    ASSERT_TRUE(b.ok()) << b.status().ToString();
+    billing_ = std::move(b).value();
+  }
+
+  // Posts one event; returns its outcome code (kOk when accepted or duplicate).
+  Code Post(const std::string& org, const std::string& kind, const Json& payload,
+            const std::string& occurred_at = "2026-01-10T00:00:00Z", std::string id = "") {
+    if (id.empty()) id = org + ":" + kind + ":" + std::to_string(++counter_);
+    Json e{{"event_id", id}, {"org_id", org}, {"occurred_at", occurred_at}, {kind, payload}};
+    ledger::AppendRequest req;
+    req.entries.push_back(Billing::Prepare(e.dump(), ledger::Source()));
+    auto r = billing_->Submit(std::move(req));
+    EXPECT_TRUE(r.status.ok());
+    last_id_ = id;
+    return r.outcomes[0].kind == ledger::Outcome::Kind::kRejected ? r.outcomes[0].code : Code::kOk;
+  }
+
+  void Org(const std::string& org = "o", const std::string& currency = "USD") {
+    ASSERT_EQ(Post(org, "organization_created", {{"name", "O"}, {"currency", currency}, {"billing_account", "BA"}},
+                   "2025-11-01T00:00:00Z"), Code::kOk);
+    for (const char* cc : {"cc-a", "cc-b"}) {
+      ASSERT_EQ(Post(org, "cost_center_created", {{"cost_center_id", cc}, {"name", cc}}, "2025-11-01T00:00:00Z"), Code::kOk);
+    }
+    ASSERT_EQ(Post(org, "workspace_created", {{"workspace_id", "ws-a"}, {"cost_center_id", "cc-a"}, {"name", "A"}}, "2025-11-01T00:00:00Z"), Code::kOk);
+    ASSERT_EQ(Post(org, "workspace_created", {{"workspace_id", "ws-b"}, {"cost_center_id", "cc-b"}, {"name", "B"}}, "2025-11-01T00:00:00Z"), Code::kOk);
+    ASSERT_EQ(Post(org, "provider_registered", {{"provider_id", "p1"}, {"workspace_id", "ws-a"}, {"name", "Prov 1"}, {"kind", "aws"}},
+                   "2025-11-05T00:00:00Z"), Code::kOk);
+  }
+
+  Code Usage(const std::string& start, const std::string& amount, const std::string& service = "EC2",
+             const std::string& unit = "Hrs", const std::string& resource = "r1", const std::string& org = "o") {
+    return Post(org, "usage_recorded",
+                {{"provider_id", "p1"}, {"service", service}, {"sku", "sku1"}, {"resource_id", resource},
+                 {"region", "x"}, {"quantity", "2"}, {"unit", unit}, {"amount", amount},
+                 {"usage_start", start}, {"usage_end", start}},
+                start);
+  }
+
+  OrgSnapshot Snap(std::optional<uint64_t> as_of = std::nullopt, const std::string& org = "o") {
+    auto s = billing_->Snapshot(org, as_of);
+    EXPECT_TRUE(s.ok()) << s.status().ToString();
+    return *s;
+  }
+
+  std::map<std::string, std::string> Invoices(const std::string& month, std::optional<uint64_t> as_of = std::nullopt) {
+    auto s = Snap(as_of);
+    std::map<std::string, std::string> out;
+    for (const auto& inv : projections::Invoices(*s.org, *s.view, *ParseMonth(month, "m")).invoices) {
+      out[inv.invoice_id] = FormatNanos(inv.total, s.org->minor_digits) + (inv.final ? " final" : " draft") +
+                            " " + inv.billing_account.value_or("null");
+    }
+    return out;
+  }
+
+  std::map<std::string, std::string> Items(const std::string& month) {
+    auto s = Snap();
+    std::map<std::string, std::string> out;
+    for (const auto& it : MonthItems(*s.org, *s.view, *ParseMonth(month, "m")).items) {
+      out[it.category + "/" + it.label] = FormatNanos(it.amount);
+    }
+    return out;
+  }
+
+  std::string CostCenterBilled(const std::string& cc, const std::string& month) {
+    auto s = Snap();
+    auto rows = Dashboard(*s.org, *s.view, MonthRange{*ParseMonth(month, "m"), 1}, cc);
+    EXPECT_TRUE(rows.ok());
+    return FormatNanos((*rows)[0].billed, s.org->minor_digits);
+  }
+
+  TempDir dir_;
+  std::unique_ptr<Billing> billing_;
+  int counter_ = 0;
+  std::string last_id_;
+};
+
+TEST_F(BillingTest, StatefulRejectionsCarryTheSpecCodes) {
+  EXPECT_EQ(Post("o", "cost_center_created", {{"cost_center_id", "c"}, {"name", "n"}}), Code::kUnknownOrg);
+  Org();
+  EXPECT_EQ(Post("o", "organization_created", {{"name", "O"}, {"currency", "USD"}, {"billing_account", "B"}}), Code::kOrgExists);
+  EXPECT_EQ(Post("o", "cost_center_created", {{"cost_center_id", "cc-a"}, {"name", "n"}}), Code::kAlreadyExists);
+  EXPECT_EQ(Post("o", "workspace_created", {{"workspace_id", "ws-a"}, {"cost_center_id", "cc-a"}, {"name", "n"}}), Code::kAlreadyExists);
+  EXPECT_EQ(Post("o", "workspace_created", {{"workspace_id", "w9"}, {"cost_center_id", "nope"}, {"name", "n"}}), Code::kUnknownCostCenter);
+  EXPECT_EQ(Post("o", "provider_registered", {{"provider_id", "p1"}, {"workspace_id", "ws-a"}, {"name", "n"}, {"kind", "aws"}}), Code::kAlreadyExists);
+  EXPECT_EQ(Post("o", "provider_registered", {{"provider_id", "p9"}, {"workspace_id", "nope"}, {"name", "n"}, {"kind", "aws"}}), Code::kUnknownWorkspace);
+  EXPECT_EQ(Post("o", "provider_moved", {{"provider_id", "p9"}, {"workspace_id", "ws-a"}}), Code::kUnknownProvider);
+  EXPECT_EQ(Post("o", "provider_moved", {{"provider_id", "p1"}, {"workspace_id", "nope"}}), Code::kUnknownWorkspace);
+  EXPECT_EQ(Post("o", "billing_account_assigned", {{"cost_center_id", "nope"}, {"billing_account", "X"}}), Code::kUnknownCostCenter);
+  EXPECT_EQ(Post("o", "support_charged", {{"month", "2026-01"}, {"amount", "1"}, {"description", "d"}, {"cost_center_id", "nope"}}), Code::kUnknownCostCenter);
+  EXPECT_EQ(Post("o", "credit_applied", {{"month", "2026-01"}, {"amount", "1"}, {"description", "d"}, {"cost_center_id", "nope"}}), Code::kUnknownCostCenter);
+  EXPECT_EQ(Post("o", "usage_recorded", {{"provider_id", "p9"}, {"service", "s"}, {"sku", "k"}, {"resource_id", "r"}, {"region", "x"},
+                                         {"quantity", "1"}, {"unit", "u"}, {"amount", "1"}, {"usage_start", "2026-01-01T00:00:00Z"},
+                                         {"usage_end", "2026-01-01T00:00:00Z"}}), Code::kUnknownProvider);
+  EXPECT_EQ(Post("o", "usage_recorded", {{"provider_id", "p1"}, {"service", "s"}, {"sku", "k"}, {"resource_id", "r"}, {"region", "x"},
+                                         {"quantity", "1"}, {"unit", "u"}, {"amount", "1"}, {"usage_start", "2026-01-01T00:00:00Z"},
+                                         {"usage_end", "2026-01-01T00:00:00Z"}, {"currency", "EUR"}}), Code::kCurrencyMismatch);
+  EXPECT_EQ(Post("o", "event_voided", {{"voided_event_id", "never"}, {"reason", "r"}}), Code::kUnknownEvent);
+  EXPECT_EQ(Post("o", "event_voided", {{"voided_event_id", "o:cost_center_created:3"}, {"reason", "r"}}), Code::kNotVoidable);
+  ASSERT_EQ(Usage("2026-01-02T00:00:00Z", "5"), Code::kOk);
+  std::string charge = last_id_;
+  ASSERT_EQ(Post("o", "event_voided", {{"voided_event_id", charge}, {"reason", "r"}}), Code::kOk);
+  std::string void_id = last_id_;
+  EXPECT_EQ(Post("o", "event_voided", {{"voided_event_id", charge}, {"reason", "r"}}), Code::kAlreadyVoided);
+  EXPECT_EQ(Post("o", "event_voided", {{"voided_event_id", void_id}, {"reason", "r"}}), Code::kNotVoidable);
+  ASSERT_EQ(Post("o", "billing_period_closed", {{"month", "2025-12"}}), Code::kOk);
+  EXPECT_EQ(Post("o", "billing_period_closed", {{"month", "2025-12"}}), Code::kPeriodClosed);
+  // Another org's event is unknown here.
+  Org("q");
+  EXPECT_EQ(Post("q", "event_voided", {{"voided_event_id", charge}, {"reason", "r"}}), Code::kUnknownEvent);
+}
+
+TEST_F(BillingTest, ChargesFollowTheProviderMoveEffectiveAtUsageStart) {
+  Org();
+  ASSERT_EQ(Usage("2026-01-10T00:00:00Z", "1"), Code::kOk);   // before the move: cc-a
+  ASSERT_EQ(Post("o", "provider_moved", {{"provider_id", "p1"}, {"workspace_id", "ws-b"}}, "2026-01-15T12:00:00Z"), Code::kOk);
+  ASSERT_EQ(Usage("2026-01-15T12:00:00Z", "10"), Code::kOk);  // at the move (inclusive): cc-b
+  ASSERT_EQ(Usage("2026-01-14T00:00:00Z", "100"), Code::kOk); // recorded later, used before: cc-a
+  ASSERT_EQ(Usage("2025-11-01T00:00:00Z", "1000"), Code::kOk); // before registration: first workspace
+  EXPECT_EQ(CostCenterBilled("cc-a", "2026-01"), "101.00");
+  EXPECT_EQ(CostCenterBilled("cc-b", "2026-01"), "10.00");
+  EXPECT_EQ(CostCenterBilled("cc-a", "2025-11"), "1000.00");
+  // A move recorded later never re-attributes charges already in the ledger.
+  ASSERT_EQ(Post("o", "provider_moved", {{"provider_id", "p1"}, {"workspace_id", "ws-a"}}, "2026-01-01T00:00:00Z"), Code::kOk);
+  EXPECT_EQ(CostCenterBilled("cc-b", "2026-01"), "10.00");
+  ASSERT_EQ(Usage("2026-01-16T00:00:00Z", "7"), Code::kOk);  // latest placement at or before: ws-b (Jan 15)
+  EXPECT_EQ(CostCenterBilled("cc-b", "2026-01"), "17.00");
+}
+
+TEST_F(BillingTest, ModeInEffectAtMonthEndDecidesTheInvoices) {
+  Org();
+  ASSERT_EQ(Usage("2026-01-10T00:00:00Z", "1.005"), Code::kOk);
+  ASSERT_EQ(Post("o", "support_charged", {{"month", "2026-01"}, {"amount", "2.004"}, {"description", "Support"}}), Code::kOk);
+  EXPECT_EQ(Invoices("2026-01"), (std::map<std::string, std::string>{{"2026-01-org", "3.01 draft BA"}}));
+  // Effective exactly when February starts: not before it, so January stays SINGLE.
+  ASSERT_EQ(Post("o", "invoicing_mode_changed", {{"mode", "PER_COST_CENTER"}}, "2026-02-01T00:00:00Z"), Code::kOk);
+  EXPECT_EQ(Invoices("2026-01").size(), 1u);
+  ASSERT_EQ(Post("o", "invoicing_mode_changed", {{"mode", "PER_COST_CENTER"}}, "2026-01-31T23:59:59Z"), Code::kOk);
+  // Each invoice rounds on its own: 1.005 -> 1.01 and 2.004 -> 2.00.
+  EXPECT_EQ(Invoices("2026-01"), (std::map<std::string, std::string>{{"2026-01-cc-a", "1.01 draft null"},
+                                                                   {"2026-01-org", "2.00 draft BA"}}));
+  auto s = Snap();
+  EXPECT_EQ(FormatNanos(MonthItems(*s.org, *s.view, *ParseMonth("2026-01", "m")).total, 2), "3.01");
+  ASSERT_EQ(Post("o", "billing_account_assigned", {{"cost_center_id", "cc-a"}, {"billing_account", "BA-A"}}), Code::kOk);
+  EXPECT_EQ(Invoices("2026-01")["2026-01-cc-a"], "1.01 draft BA-A");
+}
+
+TEST_F(BillingTest, ClosedMonthsNeverChangeAndLateChargesBecomeAdjustments) {
+  Org();
+  ASSERT_EQ(Usage("2025-12-10T00:00:00Z", "10"), Code::kOk);
+  std::string december_charge = last_id_;
+  ASSERT_EQ(Post("o", "billing_account_assigned", {{"cost_center_id", "cc-a"}, {"billing_account", "OLD"}}), Code::kOk);
+  ASSERT_EQ(Post("o", "invoicing_mode_changed", {{"mode", "PER_COST_CENTER"}}, "2025-12-01T00:00:00Z"), Code::kOk);
+  ASSERT_EQ(Post("o", "billing_period_closed", {{"month", "2025-12"}}, "2026-01-05T00:00:00Z"), Code::kOk);
+  ASSERT_EQ(Post("o", "billing_period_closed", {{"month", "2026-01"}}, "2026-02-05T00:00:00Z"), Code::kOk);
+  auto before = Items("2025-12");
+  ASSERT_EQ(Usage("2025-12-20T00:00:00Z", "3"), Code::kOk);  // late: lands in 2026-02
+  ASSERT_EQ(Post("o", "event_voided", {{"voided_event_id", december_charge}, {"reason", "r"}}), Code::kOk);
+  ASSERT_EQ(Post("o", "credit_applied", {{"month", "2025-12"}, {"amount", "1"}, {"description", "c"}}), Code::kOk);
+  ASSERT_EQ(Post("o", "billing_account_assigned", {{"cost_center_id", "cc-a"}, {"billing_account", "NEW"}}), Code::kOk);
+  ASSERT_EQ(Post("o", "invoicing_mode_changed", {{"mode", "SINGLE"}}, "2025-12-15T00:00:00Z"), Code::kOk);
+  EXPECT_EQ(Items("2025-12"), before);
+  // The closed month keeps its mode and account.
+  EXPECT_EQ(Invoices("2025-12"), (std::map<std::string, std::string>{{"2025-12-cc-a", "10.00 final OLD"}}));
+  // All late postings for December form one adjustment item in February: 3 - 10 - 1.
+  EXPECT_EQ(Items("2026-02"), (std::map<std::string, std::string>{{"adjustment/2025-12", "-8.000000000"}}));
+  auto s = Snap();
+  auto history = UsageHistory(*s.org, *s.view, MonthRange{*ParseMonth("2026-02", "m"), 3});
+  EXPECT_EQ(FormatNanos(history[0].adjustments), "-8.000000000");
+  EXPECT_FALSE(history[0].closed);
+  EXPECT_TRUE(history[1].closed);
+  // The latest month is the one holding the adjustment.
+  EXPECT_EQ(FormatMonth(s.org->LatestMonth()), "2026-02");
+}
+
+TEST_F(BillingTest, VoidInAnOpenMonthNetsIntoTheOriginalItemAndPath) {
+  Org();
+  ASSERT_EQ(Usage("2026-01-10T00:00:00Z", "4"), Code::kOk);
+  std::string charge = last_id_;
+  ASSERT_EQ(Usage("2026-01-11T00:00:00Z", "1", "EC2", "GB", "r2"), Code::kOk);
+  ASSERT_EQ(Post("o", "event_voided", {{"voided_event_id", charge}, {"reason", "r"}}), Code::kOk);
+  EXPECT_EQ(Items("2026-01"), (std::map<std::string, std::string>{{"usage/EC2", "1.000000000"}}));
+  auto s = Snap();
+  Month jan = *ParseMonth("2026-01", "m");
+  auto items = MonthItems(*s.org, *s.view, jan).items;
+  ASSERT_EQ(items.size(), 1u);
+  auto providers = ItemChildren(*s.org, *s.view, jan, items[0].id);
+  ASSERT_TRUE(providers.ok());
+  ASSERT_EQ(providers->children.size(), 1u);
+  EXPECT_EQ(providers->children[0].label, "Prov 1");
+  EXPECT_FALSE(providers->children[0].quantity.has_value());  // Hrs and GB do not add up
+  auto resources = ItemChildren(*s.org, *s.view, jan, providers->children[0].id);
+  ASSERT_TRUE(resources.ok());
+  ASSERT_EQ(resources->children.size(), 2u);
+  // The voided resource stays as a zero group with its quantity netted out.
+  EXPECT_EQ(resources->children[0].label, "r1");
+  EXPECT_EQ(FormatNanos(resources->children[0].amount), "0.000000000");
+  EXPECT_EQ(FormatNanos(*resources->children[0].quantity), "0.000000000");
+  auto skus = ItemChildren(*s.org, *s.view, jan, resources->children[1].id);
+  ASSERT_TRUE(skus.ok());
+  ASSERT_EQ(skus->children.size(), 1u);
+  EXPECT_FALSE(skus->children[0].drillable);
+  EXPECT_EQ(*skus->children[0].unit, "GB");
+  EXPECT_FALSE(ItemChildren(*s.org, *s.view, jan, "bm9uc2Vuc2U").ok());
+}
+
+TEST_F(BillingTest, JapaneseYenRoundsToWholeUnits) {
+  Org("jp", "JPY");
+  ASSERT_EQ(Post("jp", "support_charged", {{"month", "2026-01"}, {"amount", "2.5"}, {"description", "s"}}), Code::kOk);
+  auto s = Snap(std::nullopt, "jp");
+  auto rows = Dashboard(*s.org, *s.view, MonthRange{*ParseMonth("2026-01", "m"), 1}, std::nullopt);
+  EXPECT_EQ(FormatNanos((*rows)[0].billed, 0), "3");
+}
+
+TEST_F(BillingTest, AsOfAnswersAsTheLedgerStoodAndRebuildChangesNothing) {
+  Org();
+  ASSERT_EQ(Usage("2026-01-10T00:00:00Z", "4"), Code::kOk);
+  uint64_t seq = billing_->ledger().head().sequence.value;
+  ASSERT_EQ(Usage("2026-01-11T00:00:00Z", "6"), Code::kOk);
+  EXPECT_EQ(Invoices("2026-01", seq)["2026-01-org"], "4.00 draft BA");
+  EXPECT_EQ(Invoices("2026-01")["2026-01-org"], "10.00 draft BA");
+  EXPECT_FALSE(billing_->Snapshot("o", 0).ok());
+  auto items = Items("2026-01");
+  ASSERT_TRUE(billing_->Rebuild().ok());
+  EXPECT_EQ(Items("2026-01"), items);
+  Reopen();
+  EXPECT_EQ(Items("2026-01"), items);
+  EXPECT_EQ(Invoices("2026-01")["2026-01-org"], "10.00 draft BA");
+}
+
+TEST_F(BillingTest, RejectedEventsCanBeRedrivenOnceTheStructureArrives) {
+  Org();
+  ASSERT_EQ(Post("o", "cost_center_created", {{"cost_center_id", "x"}, {"name", "n"}}), Code::kOk);
+  ASSERT_EQ(Post("o", "support_charged", {{"month", "2026-01"}, {"amount", "5"}, {"description", "d"}, {"cost_center_id", "late-cc"}}),
+            Code::kUnknownCostCenter);
+  auto rejected = billing_->ledger().ListRejected(0, 0);
+  ASSERT_TRUE(rejected.ok());
+  ASSERT_EQ(rejected->size(), 1u);
+  auto again = billing_->Retry(rejected->front().id());
+  ASSERT_TRUE(again.ok());
+  EXPECT_EQ(again->outcomes[0].code, Code::kUnknownCostCenter);
+  ASSERT_EQ(Post("o", "cost_center_created", {{"cost_center_id", "late-cc"}, {"name", "n"}}), Code::kOk);
+  auto ok = billing_->Retry(rejected->front().id());
+  ASSERT_TRUE(ok.ok());
+  EXPECT_EQ(ok->outcomes[0].kind, ledger::Outcome::Kind::kAccepted);
+  EXPECT_TRUE(billing_->ledger().ListRejected(0, 0)->empty());
+  EXPECT_EQ(CostCenterBilled("late-cc", "2026-01"), "5.00");
+}
+
+// The golden example, in-process: outcomes per line and the month totals.
+TEST_F(BillingTest, GoldenExampleOutcomes) {
+  const char* dir = std::getenv("LEDGER_EXAMPLES_DIR");
+  if (dir == nullptr) dir = LEDGER_DEFAULT_EXAMPLES_DIR;
+  std::ifstream in(std::string(dir) + "/events.ndjson");
+  Json outcomes = Json::parse(std::ifstream(std::string(dir) + "/expected/outcomes.json"));
+  std::string line;
+  size_t i = 0;
+  while (std::getline(in, line)) {
+    ledger::AppendRequest req;
+    req.entries.push_back(Billing::Prepare(line, ledger::Source()));
+    auto r = billing_->Submit(std::move(req));
+    const Json& want = outcomes[i++];
+    const ledger::Outcome& got = r.outcomes[0];
+    if (want["status"] == "accepted") {
+      EXPECT_EQ(got.kind, ledger::Outcome::Kind::kAccepted) << line;
+      EXPECT_EQ(got.sequence.value, want["sequence"].get<uint64_t>());
+    } else if (want["status"] == "duplicate") {
+      EXPECT_EQ(got.kind, ledger::Outcome::Kind::kDuplicate) << line;
+    } else {
+      EXPECT_EQ(CodeName(got.code), want["code"].get<std::string>()) << line;
+    }
+  }
+  EXPECT_EQ(i, outcomes.size());
+  auto s = Snap(std::nullopt, "acme");
+  auto rows = Dashboard(*s.org, *s.view, MonthRange{s.org->LatestMonth(), 6}, std::nullopt);
+  std::vector<std::string> billed;
+  for (const auto& r : *rows) billed.push_back(FormatNanos(r.billed, 2));
+  EXPECT_EQ(billed, (std::vector<std::string>{"0.00", "0.00", "34.29", "304.42", "108.58", "64.93"}));
+}
+
+}  // namespace
+}  // namespace billing::projections
