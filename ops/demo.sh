@@ -1,0 +1,40 @@
+#!/usr/bin/env bash
+# Starts ledgerd on embedded defaults with demo data: the ledger in ./demo-data,
+# HTTP on 127.0.0.1:8080, the golden example plus a generated history loaded
+# over HTTP. Prints where to look; Ctrl-C stops it cleanly.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+PORT=${PORT:-8080}
+DATA=${DATA:-demo-data}
+if [ ! -x build/ledgerd ]; then
+  bash ops/setup.sh
+  cmake -S . -B build -G Ninja >/dev/null
+  cmake --build build
+fi
+log=$(mktemp)
+build/ledgerd --data-dir "$DATA" --http "127.0.0.1:$PORT" ${EXTRA_FLAGS:-} >"$log" 2>"$log.err" &
+pid=$!
+trap 'kill -TERM $pid 2>/dev/null; wait $pid 2>/dev/null; rm -f "$log" "$log.err"' EXIT INT TERM
+for _ in $(seq 1 100); do
+  grep -q '^listening on' "$log" && break
+  kill -0 $pid 2>/dev/null || { cat "$log.err" >&2; exit 1; }
+  sleep 0.1
+done
+url=$(sed -n 's/^listening on //p' "$log")
+post() { curl -sf -X POST -H 'Content-Type: application/x-ndjson' --data-binary @- "$url/v1/events"; }
+post < tests/golden/events.ndjson >/dev/null
+build/ledgerctl generate --seed 7 --orgs 3 --months 12 --usage-events 20000 --start-month 2025-03 | post >/dev/null
+cat "$log"
+cat <<INFO
+
+Billing ledger demo is running (data in $DATA/):
+  web dashboard   $url/?org=acme      (also org-1, org-2, org-3, kaiju-jp)
+  dashboard API   $url/v1/orgs/acme/dashboard?months=12
+  usage history   $url/v1/orgs/acme/usage-history
+  invoices        $url/v1/orgs/acme/invoices?month=2026-01
+  ledger stream   $url/v1/ledger/events?limit=5
+  verify          $url/v1/ledger/verify
+  metrics         $url/metrics
+Press Ctrl-C to stop.
+INFO
+wait $pid
