@@ -1,0 +1,781 @@
+#include "api/kafka_consumer.h"
+
+#include <librdkafka/rdkafka.h>
+
+#include <algorithm>
+#include <atomic>
+#include <chrono>
+#include <condition_variable>
+#include <cstdarg>
+#include <cstdio>
+#include <exception>
+#include <map>
+#include <mutex>
+#include <thread>
+#include <vector>
+
+#include "api/embedded_kafka.h"
+
+namespace billing::api {
+
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+// How long one poll may block while nothing is in flight or in hand; bounds
+// how long Stop waits for the thread to notice.
+constexpr int kIdlePollMs = 100;
+// While an append is in flight the thread polls this briefly, so that it
+// sees the append finish (and may send the next batch) within a millisecond.
+constexpr int kInflightPollMs = 1;
+// fetch.wait.max.ms: how long a broker may hold a fetch when it has nothing
+// new. The embedded (mock) broker always waits this long before answering an
+// empty fetch and returns one batch per partition per fetch, so a short wait
+// is what makes it fast (~43 k msg/s at librdkafka's default of 500 ms, ~540
+// k msg/s at 10 ms); real brokers answer as soon as data arrives, so there it
+// only bounds idle polling.
+constexpr const char* kFetchWaitMaxMsEmbedded = "10";
+constexpr const char* kFetchWaitMaxMsBrokers = "100";
+// queued.max.messages.kbytes: what librdkafka may prefetch ahead of us (KiB,
+// all partitions). 32 MiB is about 100 k events of ~300 B: enough to keep
+// batches full, bounded so a backlog does not become our memory problem.
+constexpr const char* kPrefetchKbytesMax = "32768";
+// After a failed append: first and longest wait before reading again.
+constexpr int kRetryBackoffMsMin = 100;
+constexpr int kRetryBackoffMsMax = 5000;
+// How often the lag gauges are refreshed while idle.
+constexpr int kLagRefreshMs = 1000;
+// Offsets are committed to Kafka at most this often: they only feed lag
+// monitoring, and one commit request per batch would cost the broker a
+// request per few milliseconds for nothing.
+constexpr int kKafkaCommitIntervalMs = 1000;
+// The same consumer error is logged at most this often (a broker that is down
+// reports on every reconnect attempt).
+constexpr int kErrorLogIntervalMs = 5000;
+// Seeking back to the stored offsets after a failed append.
+constexpr int kSeekTimeoutMs = 10000;
+// Dead-letter messages still queued at Stop get this long to be delivered.
+constexpr int kDlqFlushMs = 5000;
+// The dead-letter producer gives up on a message after this long.
+constexpr const char* kDlqMessageTimeoutMs = "30000";
+
+void Log(const char* fmt, ...) __attribute__((format(printf, 1, 2)));
+void Log(const char* fmt, ...) {
+  char line[1024];
+  va_list args;
+  va_start(args, fmt);
+  std::vsnprintf(line, sizeof(line), fmt, args);
+  va_end(args);
+  std::fprintf(stderr, "ledgerd: kafka: %s\n", line);
+}
+
+std::string PartitionLabel(int32_t partition) {
+  return "partition=\"" + std::to_string(partition) + "\"";
+}
+
+// Sets one librdkafka property; false (with the reason in `error`) if refused.
+bool SetConf(rd_kafka_conf_t* conf, const char* name, const std::string& value, std::string* error) {
+  char err[512];
+  if (rd_kafka_conf_set(conf, name, value.c_str(), err, sizeof(err)) != RD_KAFKA_CONF_OK) {
+    *error = std::string(name) + ": " + err;
+    return false;
+  }
+  return true;
+}
+
+// Owns a partition list for the length of a scope.
+struct PartitionList {
+  explicit PartitionList(int size) : list(rd_kafka_topic_partition_list_new(size)) {}
+  ~PartitionList() { rd_kafka_topic_partition_list_destroy(list); }
+  PartitionList(const PartitionList&) = delete;
+  PartitionList& operator=(const PartitionList&) = delete;
+  rd_kafka_topic_partition_list_t* list;
+};
+
+}  // namespace
+
+struct KafkaConsumer::Impl {
+  Impl(const KafkaOptions& o, projections::Billing& b, Metrics& m)
+      : options(o), billing(b), metrics(m) {}
+
+  ~Impl() {
+    if (rk != nullptr) rd_kafka_destroy(rk);
+    if (dlq != nullptr) {
+      if (rd_kafka_flush(dlq, kDlqFlushMs) != RD_KAFKA_RESP_ERR_NO_ERROR) {
+        Log("%d dead-letter messages undelivered at stop", rd_kafka_outq_len(dlq));
+      }
+      rd_kafka_destroy(dlq);
+    }
+    // The broker goes last: the clients above leave it cleanly first.
+    embedded.reset();
+  }
+
+  // Messages read but not yet appended, with the offset after the last
+  // message of each partition they came from.
+  struct Batch {
+    ledger::AppendRequest request;
+    std::map<int32_t, int64_t> next;
+    Clock::time_point started;
+    size_t size() const { return request.entries.size(); }
+    bool empty() const { return request.entries.empty(); }
+  };
+
+  Status Configure();
+  void Run();
+  void Turn();
+  void Take(const rd_kafka_message_t* m);
+  void Submit();
+  bool InflightDone(int wait_ms);
+  void AwaitInflight();
+  void Complete();
+  void Account(const ledger::AppendResult& result, const std::map<int32_t, int64_t>& next);
+  void Rewind();
+  void Finish();
+  void Rebalance(rd_kafka_resp_err_t err, rd_kafka_topic_partition_list_t* parts);
+  void Assign(rd_kafka_topic_partition_list_t* parts);
+  void Revoke(bool flush);
+  Result<int64_t> StoredOffset(int32_t partition);
+  Status SeekToStored();
+  void UpdateLag(const std::vector<int32_t>& partitions);
+  void MirrorToDlq(const ledger::AppendResult& result);
+  void LogError(rd_kafka_resp_err_t err, const std::string& what);
+  bool WaitUnlessStopping(int ms);
+
+  static void OnRebalance(rd_kafka_t* rk, rd_kafka_resp_err_t err,
+                          rd_kafka_topic_partition_list_t* parts, void* opaque);
+  static void OnDlqDelivery(rd_kafka_t* rk, const rd_kafka_message_t* m, void* opaque);
+  static void OnCommit(rd_kafka_t* rk, rd_kafka_resp_err_t err, rd_kafka_topic_partition_list_t* offsets,
+                       void* opaque);
+  void CommitToKafka(bool now);
+
+  const KafkaOptions options;
+  projections::Billing& billing;
+  Metrics& metrics;
+  std::unique_ptr<EmbeddedKafka> embedded;
+  std::string bootstrap;
+  rd_kafka_t* rk = nullptr;   // the group consumer
+  rd_kafka_t* dlq = nullptr;  // dead-letter producer, when configured
+  std::thread thread;
+
+  std::mutex stop_mu;
+  std::condition_variable stop_cv;
+  std::mutex join_mu;
+  std::atomic<bool> stopping{false};
+
+  std::atomic<uint64_t> consumed{0}, appended{0}, duplicates{0}, rejected{0}, batches{0},
+      append_failures{0};
+  std::atomic<int> assigned_count{0};
+
+  // Consumer thread only (rebalance callbacks run on it, inside poll/close).
+  Batch batch;
+  bool drained = false;  // the last poll found nothing ready
+  // At most one append is in flight: a batch is only sent once the one
+  // before it is durable. Were two in flight and the first failed, the
+  // second would store offsets past the first one's messages and lose them.
+  bool inflight = false;
+  std::map<int32_t, int64_t> inflight_next;
+  bool rewind = false;  // an append failed: drop what is in hand, seek back
+  int backoff_ms = 0;
+  std::vector<int32_t> assigned;
+  std::map<int32_t, int64_t> stored;    // next offset durable in the ledger
+  std::map<int32_t, int64_t> position;  // next offset we expect to read
+  std::map<int32_t, int64_t> uncommitted;  // durable, not yet committed to Kafka
+  Clock::time_point next_commit;
+  Clock::time_point next_lag_refresh;
+  std::map<int, Clock::time_point> last_error_log;
+
+  // The append's completion, handed over from the ledger's writer thread.
+  std::mutex done_mu;
+  std::condition_variable done_cv;
+  bool done = false;
+  ledger::AppendResult result;
+
+  std::atomic<uint64_t> dlq_failures{0};
+};
+
+Status KafkaConsumer::Impl::Configure() {
+  std::string error;
+  rd_kafka_conf_t* conf = rd_kafka_conf_new();
+  const std::string fetch_wait = options.embedded ? kFetchWaitMaxMsEmbedded : kFetchWaitMaxMsBrokers;
+  const int heartbeat_ms = std::max(1, options.session_timeout_ms / 3);
+  const std::pair<const char*, std::string> settings[] = {
+      {"bootstrap.servers", bootstrap},
+      {"group.id", options.group},
+      {"client.id", "ledgerd"},
+      // Offsets live in the ledger; Kafka's copy is written by us, after
+      // the ledger's durable write, for monitoring only.
+      {"enable.auto.commit", "false"},
+      {"enable.auto.offset.store", "false"},
+      // Only used when the ledger has no offset and the log start moved.
+      {"auto.offset.reset", "earliest"},
+      // Eager assignors: the rebalance callback owns the whole assignment
+      // (rd_kafka_assign), which is what seeking to stored offsets needs.
+      {"partition.assignment.strategy", "range,roundrobin"},
+      {"session.timeout.ms", std::to_string(options.session_timeout_ms)},
+      {"heartbeat.interval.ms", std::to_string(heartbeat_ms)},
+      {"fetch.wait.max.ms", fetch_wait},
+      {"queued.max.messages.kbytes", kPrefetchKbytesMax},
+      {"log.connection.close", "false"},
+  };
+  for (const auto& [name, value] : settings) {
+    if (!SetConf(conf, name, value, &error)) {
+      rd_kafka_conf_destroy(conf);
+      return Status(Code::kInvalidArgument, "kafka consumer configuration: " + error);
+    }
+  }
+  rd_kafka_conf_set_rebalance_cb(conf, &Impl::OnRebalance);
+  rd_kafka_conf_set_offset_commit_cb(conf, &Impl::OnCommit);
+  rd_kafka_conf_set_opaque(conf, this);
+  char err[512];
+  rk = rd_kafka_new(RD_KAFKA_CONSUMER, conf, err, sizeof(err));
+  if (rk == nullptr) {
+    rd_kafka_conf_destroy(conf);  // on failure the configuration is still ours
+    return Status(Code::kInvalidArgument, std::string("kafka consumer: ") + err);
+  }
+  // Errors and rebalances arrive through rd_kafka_consumer_poll.
+  rd_kafka_poll_set_consumer(rk);
+  PartitionList topics(1);
+  rd_kafka_topic_partition_list_add(topics.list, options.topic.c_str(), RD_KAFKA_PARTITION_UA);
+  rd_kafka_resp_err_t e = rd_kafka_subscribe(rk, topics.list);
+  if (e != RD_KAFKA_RESP_ERR_NO_ERROR) {
+    return Status(Code::kInvalidArgument,
+                  "kafka: cannot subscribe to " + options.topic + ": " + rd_kafka_err2str(e));
+  }
+
+  if (!options.dlq_topic.empty()) {
+    rd_kafka_conf_t* pconf = rd_kafka_conf_new();
+    const std::pair<const char*, std::string> psettings[] = {
+        {"bootstrap.servers", bootstrap},
+        {"client.id", "ledgerd-dlq"},
+        {"enable.idempotence", "true"},
+        {"message.timeout.ms", kDlqMessageTimeoutMs},
+        {"log.connection.close", "false"},
+    };
+    for (const auto& [name, value] : psettings) {
+      if (!SetConf(pconf, name, value, &error)) {
+        rd_kafka_conf_destroy(pconf);
+        return Status(Code::kInvalidArgument, "dead-letter producer configuration: " + error);
+      }
+    }
+    rd_kafka_conf_set_dr_msg_cb(pconf, &Impl::OnDlqDelivery);
+    rd_kafka_conf_set_opaque(pconf, this);
+    dlq = rd_kafka_new(RD_KAFKA_PRODUCER, pconf, err, sizeof(err));
+    if (dlq == nullptr) {
+      rd_kafka_conf_destroy(pconf);
+      return Status(Code::kInvalidArgument, std::string("dead-letter producer: ") + err);
+    }
+  }
+  return Status::Ok();
+}
+
+void KafkaConsumer::Impl::Run() {
+  // Nothing may escape this thread: an unexpected exception drops what is
+  // in hand and rewinds to the ledger's offsets, like a failed append.
+  while (!stopping.load()) {
+    try {
+      Turn();
+    } catch (const std::exception& e) {
+      Log("unexpected error, reading again from the stored offsets: %s", e.what());
+      rewind = true;
+    } catch (...) {
+      Log("unexpected error, reading again from the stored offsets");
+      rewind = true;
+    }
+  }
+  try {
+    Finish();
+  } catch (const std::exception& e) {
+    Log("error while stopping: %s", e.what());
+  } catch (...) {
+    Log("unknown error while stopping");
+  }
+}
+
+// One step of the loop: collect a finished append, send the batch in hand
+// when it is time, read one message.
+void KafkaConsumer::Impl::Turn() {
+  if (inflight && InflightDone(0)) Complete();
+  if (rewind) {
+    Rewind();
+    return;
+  }
+  Clock::time_point now = Clock::now();
+  if (now >= next_lag_refresh) {
+    UpdateLag(assigned);
+    next_lag_refresh = now + std::chrono::milliseconds(kLagRefreshMs);
+  }
+  CommitToKafka(/*now=*/false);
+  if (dlq != nullptr) rd_kafka_poll(dlq, 0);
+
+  // The batch goes as soon as the previous one is durable and either nothing
+  // more is ready (low latency when traffic is light), it is full, or it has
+  // waited long enough; while one is in flight the next one fills up, so
+  // batches grow with the load.
+  bool aged = !batch.empty() && now - batch.started >= std::chrono::milliseconds(kKafkaBatchLingerMs);
+  if (!inflight && !batch.empty() && (drained || aged || batch.size() >= kKafkaBatchEventsMax)) {
+    Submit();
+  }
+  if (batch.size() >= kKafkaBatchEventsMax) {
+    // Full, with the previous batch still being written: wait for it.
+    if (InflightDone(kIdlePollMs)) Complete();
+    return;
+  }
+  int timeout_ms = inflight ? kInflightPollMs : (batch.empty() ? kIdlePollMs : 0);
+  rd_kafka_message_t* m = rd_kafka_consumer_poll(rk, timeout_ms);
+  if (m == nullptr) {
+    drained = true;
+    return;
+  }
+  drained = false;
+  // The message is released however Take leaves.
+  std::unique_ptr<rd_kafka_message_t, void (*)(rd_kafka_message_t*)> owned(m, rd_kafka_message_destroy);
+  Take(m);
+}
+
+void KafkaConsumer::Impl::Take(const rd_kafka_message_t* m) {
+  if (m->err != RD_KAFKA_RESP_ERR_NO_ERROR) {
+    if (m->err != RD_KAFKA_RESP_ERR__PARTITION_EOF) {
+      LogError(m->err, rd_kafka_message_errstr(m));
+      metrics.Count("ledger_kafka_errors_total", "");
+    }
+    return;
+  }
+  const int32_t partition = m->partition;
+  if (auto it = position.find(partition); it != position.end()) {
+    if (m->offset < it->second) {
+      // Already in a batch (a fetch from before a seek): taking it again
+      // would repeat it.
+      return;
+    }
+    if (m->offset > it->second) {
+      // Retention dropped messages we never read, or the log has control
+      // records (transactions) there. Either way nothing can be done but
+      // to say so.
+      LogError(RD_KAFKA_RESP_ERR_OFFSET_OUT_OF_RANGE,
+               "partition " + std::to_string(partition) + ": offsets " + std::to_string(it->second) +
+                   ".." + std::to_string(m->offset - 1) + " were skipped by the broker");
+      metrics.Count("ledger_kafka_offset_gaps_total", PartitionLabel(partition));
+    }
+  }
+  ledger::Source source;
+  source.set_kind(ledger::Source::KAFKA);
+  source.set_topic(options.topic);
+  source.set_partition(partition);
+  source.set_offset(m->offset);
+  std::string raw;
+  if (m->payload != nullptr) raw.assign(static_cast<const char*>(m->payload), m->len);
+  if (batch.empty()) batch.started = Clock::now();
+  batch.request.entries.push_back(projections::Billing::Prepare(std::move(raw), source));
+  batch.next[partition] = m->offset + 1;
+  position[partition] = m->offset + 1;
+}
+
+void KafkaConsumer::Impl::Submit() {
+  ledger::AppendRequest request = std::move(batch.request);
+  request.offsets.reserve(batch.next.size());
+  for (const auto& [partition, next] : batch.next) {
+    request.offsets.push_back(ledger::KafkaOffset{options.topic, partition, next});
+  }
+  const size_t n = request.entries.size();
+  consumed += n;
+  metrics.Count("ledger_kafka_consumed_total", "", n);
+  inflight_next = std::move(batch.next);
+  batch = Batch{};
+  {
+    std::lock_guard<std::mutex> lock(done_mu);
+    done = false;
+  }
+  inflight = true;
+  billing.SubmitAsync(std::move(request), [this](ledger::AppendResult r) {
+    std::lock_guard<std::mutex> lock(done_mu);
+    result = std::move(r);
+    done = true;
+    done_cv.notify_one();
+  });
+}
+
+bool KafkaConsumer::Impl::InflightDone(int wait_ms) {
+  std::unique_lock<std::mutex> lock(done_mu);
+  if (wait_ms > 0) done_cv.wait_for(lock, std::chrono::milliseconds(wait_ms), [this] { return done; });
+  return done;
+}
+
+void KafkaConsumer::Impl::AwaitInflight() {
+  // The ledger's writer always answers (durable or failed), so this ends.
+  while (inflight) {
+    if (InflightDone(kIdlePollMs)) Complete();
+  }
+}
+
+void KafkaConsumer::Impl::Complete() {
+  ledger::AppendResult r;
+  {
+    std::lock_guard<std::mutex> lock(done_mu);
+    r = std::move(result);
+    done = false;
+  }
+  inflight = false;
+  if (!r.status.ok()) {
+    append_failures++;
+    metrics.Count("ledger_kafka_append_failures_total", "");
+    Log("append failed, nothing of the batch was written; reading again from the stored offsets: %s",
+        r.status.ToString().c_str());
+    rewind = true;
+    return;
+  }
+  backoff_ms = 0;
+  Account(r, inflight_next);
+}
+
+// The batch is durable: count it, remember its offsets, tell Kafka.
+void KafkaConsumer::Impl::Account(const ledger::AppendResult& r, const std::map<int32_t, int64_t>& next) {
+  uint64_t n_accepted = 0, n_duplicates = 0, n_rejected = 0;
+  std::map<std::string, uint64_t> by_code;
+  for (const ledger::Outcome& o : r.outcomes) {
+    switch (o.kind) {
+      case ledger::Outcome::Kind::kAccepted:
+        n_accepted++;
+        break;
+      case ledger::Outcome::Kind::kDuplicate:
+        n_duplicates++;
+        break;
+      case ledger::Outcome::Kind::kRejected:
+        n_rejected++;
+        by_code[std::string(CodeName(o.code))]++;
+        break;
+    }
+  }
+  appended += n_accepted;
+  duplicates += n_duplicates;
+  rejected += n_rejected;
+  batches++;
+  metrics.Count("ledger_kafka_appended_total", "", n_accepted);
+  metrics.Count("ledger_kafka_duplicates_total", "", n_duplicates);
+  metrics.Count("ledger_kafka_rejected_total", "", n_rejected);
+  metrics.Count("ledger_kafka_batches_total", "");
+  // The service-wide counters, whichever way the events came.
+  metrics.Count("ledger_events_accepted_total", "", n_accepted);
+  metrics.Count("ledger_events_duplicate_total", "", n_duplicates);
+  for (const auto& [code, n] : by_code) {
+    metrics.Count("ledger_events_rejected_total", "code=\"" + code + "\"", n);
+  }
+
+  std::vector<int32_t> touched;
+  for (const auto& [partition, offset] : next) {
+    stored[partition] = offset;
+    uncommitted[partition] = offset;
+    touched.push_back(partition);
+  }
+  CommitToKafka(/*now=*/false);
+  UpdateLag(touched);
+  if (dlq != nullptr && n_rejected > 0) MirrorToDlq(r);
+}
+
+// Tells Kafka the offsets the ledger has made durable. Asynchronous and only
+// counted when it fails: Kafka's committed offsets serve lag monitoring, and
+// a lost commit costs nothing but a stale number there.
+void KafkaConsumer::Impl::CommitToKafka(bool now) {
+  Clock::time_point t = Clock::now();
+  if (uncommitted.empty() || (!now && t < next_commit)) return;
+  PartitionList commit(static_cast<int>(uncommitted.size()));
+  for (const auto& [partition, offset] : uncommitted) {
+    rd_kafka_topic_partition_list_add(commit.list, options.topic.c_str(), partition)->offset = offset;
+  }
+  rd_kafka_commit(rk, commit.list, 1);
+  uncommitted.clear();
+  next_commit = t + std::chrono::milliseconds(kKafkaCommitIntervalMs);
+}
+
+void KafkaConsumer::Impl::OnCommit(rd_kafka_t*, rd_kafka_resp_err_t err, rd_kafka_topic_partition_list_t*,
+                                   void* opaque) {
+  // _NO_OFFSET: there was nothing to commit. A commit refused during a
+  // rebalance is expected and harmless; the next one carries newer offsets.
+  if (err == RD_KAFKA_RESP_ERR_NO_ERROR || err == RD_KAFKA_RESP_ERR__NO_OFFSET) return;
+  static_cast<Impl*>(opaque)->metrics.Count("ledger_kafka_commit_failures_total", "");
+}
+
+void KafkaConsumer::Impl::Rewind() {
+  AwaitInflight();
+  batch = Batch{};
+  drained = false;
+  backoff_ms = backoff_ms == 0 ? kRetryBackoffMsMin : std::min(backoff_ms * 2, kRetryBackoffMsMax);
+  if (!WaitUnlessStopping(backoff_ms)) return;
+  Status sought = SeekToStored();
+  if (!sought.ok()) {
+    Log("cannot seek back to the stored offsets, will try again: %s", sought.ToString().c_str());
+    return;  // rewind stays set
+  }
+  rewind = false;
+}
+
+void KafkaConsumer::Impl::Finish() {
+  AwaitInflight();
+  // What is in hand was read from partitions we still own: write it, so a
+  // clean stop leaves nothing to read again.
+  if (!rewind && !batch.empty()) {
+    Submit();
+    AwaitInflight();
+  }
+  batch = Batch{};
+  // Leaves the group; the revoke callback runs from inside.
+  rd_kafka_resp_err_t e = rd_kafka_consumer_close(rk);
+  if (e != RD_KAFKA_RESP_ERR_NO_ERROR) Log("closing the consumer: %s", rd_kafka_err2str(e));
+}
+
+void KafkaConsumer::Impl::OnRebalance(rd_kafka_t* rk, rd_kafka_resp_err_t err,
+                                      rd_kafka_topic_partition_list_t* parts, void* opaque) {
+  // A C callback: exceptions must not unwind through librdkafka.
+  auto* impl = static_cast<Impl*>(opaque);
+  try {
+    impl->Rebalance(err, parts);
+  } catch (const std::exception& e) {
+    Log("rebalance failed, giving up the assignment: %s", e.what());
+    rd_kafka_assign(rk, nullptr);
+    impl->assigned.clear();
+    impl->assigned_count = 0;
+  } catch (...) {
+    Log("rebalance failed, giving up the assignment");
+    rd_kafka_assign(rk, nullptr);
+    impl->assigned.clear();
+    impl->assigned_count = 0;
+  }
+}
+
+void KafkaConsumer::Impl::Rebalance(rd_kafka_resp_err_t err, rd_kafka_topic_partition_list_t* parts) {
+  switch (err) {
+    case RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS:
+      Assign(parts);
+      break;
+    case RD_KAFKA_RESP_ERR__REVOKE_PARTITIONS:
+      Revoke(/*flush=*/true);
+      break;
+    default:
+      Log("rebalance error: %s", rd_kafka_err2str(err));
+      Revoke(/*flush=*/false);
+      break;
+  }
+}
+
+void KafkaConsumer::Impl::Assign(rd_kafka_topic_partition_list_t* parts) {
+  AwaitInflight();
+  batch = Batch{};
+  rewind = false;
+  drained = false;
+  assigned.clear();
+  stored.clear();
+  position.clear();
+  std::string shown;
+  for (int i = 0; i < parts->cnt; ++i) {
+    rd_kafka_topic_partition_t& p = parts->elems[i];
+    Result<int64_t> offset = StoredOffset(p.partition);
+    // Reading our own RocksDB should not fail; if it does, there is no safe
+    // place to start from, so keep trying rather than guess.
+    int wait_ms = kRetryBackoffMsMin;
+    while (!offset.ok()) {
+      Log("cannot read the stored offset of partition %d, retrying: %s", p.partition,
+          offset.status().ToString().c_str());
+      if (!WaitUnlessStopping(wait_ms)) {
+        rd_kafka_assign(rk, nullptr);
+        return;
+      }
+      wait_ms = std::min(wait_ms * 2, kRetryBackoffMsMax);
+      offset = StoredOffset(p.partition);
+    }
+    p.offset = *offset;
+    assigned.push_back(p.partition);
+    if (*offset >= 0) {
+      stored[p.partition] = *offset;
+      position[p.partition] = *offset;
+    }
+    shown += (shown.empty() ? "" : ", ") + std::to_string(p.partition) + "@" +
+             (*offset >= 0 ? std::to_string(*offset) : std::string("beginning"));
+  }
+  rd_kafka_resp_err_t e = rd_kafka_assign(rk, parts);
+  if (e != RD_KAFKA_RESP_ERR_NO_ERROR) {
+    Log("assign failed: %s", rd_kafka_err2str(e));
+    assigned.clear();
+    return;
+  }
+  assigned_count = static_cast<int>(assigned.size());
+  Log("assigned %s partitions %s (offsets from the ledger)", options.topic.c_str(), shown.c_str());
+}
+
+void KafkaConsumer::Impl::Revoke(bool flush) {
+  AwaitInflight();
+  // A lost assignment (session timed out) may already be another member's:
+  // writing what we hold could store offsets behind theirs.
+  bool lost = rd_kafka_assignment_lost(rk) != 0;
+  if (flush && !lost && !rewind && !batch.empty()) {
+    Submit();
+    AwaitInflight();
+  }
+  batch = Batch{};
+  rewind = false;
+  if (!lost) CommitToKafka(/*now=*/true);
+  uncommitted.clear();
+  rd_kafka_assign(rk, nullptr);
+  if (!assigned.empty()) Log("released %zu partitions%s", assigned.size(), lost ? " (lost)" : "");
+  assigned.clear();
+  stored.clear();
+  position.clear();
+  assigned_count = 0;
+}
+
+Result<int64_t> KafkaConsumer::Impl::StoredOffset(int32_t partition) {
+  auto next = billing.ledger().KafkaNextOffset(options.topic, partition);
+  if (!next.ok()) return next.status();
+  return next->has_value() ? **next : static_cast<int64_t>(RD_KAFKA_OFFSET_BEGINNING);
+}
+
+Status KafkaConsumer::Impl::SeekToStored() {
+  if (assigned.empty()) return Status::Ok();
+  PartitionList list(static_cast<int>(assigned.size()));
+  std::map<int32_t, int64_t> offsets;
+  for (int32_t partition : assigned) {
+    Result<int64_t> offset = StoredOffset(partition);
+    if (!offset.ok()) return offset.status();
+    offsets[partition] = *offset;
+    rd_kafka_topic_partition_list_add(list.list, options.topic.c_str(), partition)->offset = *offset;
+  }
+  rd_kafka_error_t* error = rd_kafka_seek_partitions(rk, list.list, kSeekTimeoutMs);
+  if (error != nullptr) {
+    Status s(Code::kUnavailable, std::string("seek: ") + rd_kafka_error_string(error));
+    rd_kafka_error_destroy(error);
+    return s;
+  }
+  for (int i = 0; i < list.list->cnt; ++i) {
+    if (list.list->elems[i].err != RD_KAFKA_RESP_ERR_NO_ERROR) {
+      return Status(Code::kUnavailable, "seek partition " + std::to_string(list.list->elems[i].partition) +
+                                            ": " + rd_kafka_err2str(list.list->elems[i].err));
+    }
+  }
+  position.clear();
+  for (const auto& [partition, offset] : offsets) {
+    if (offset >= 0) position[partition] = offset;
+  }
+  return Status::Ok();
+}
+
+void KafkaConsumer::Impl::UpdateLag(const std::vector<int32_t>& partitions) {
+  for (int32_t partition : partitions) {
+    int64_t low = 0, high = 0;
+    // Cached from fetch responses: no broker round trip.
+    if (rd_kafka_get_watermark_offsets(rk, options.topic.c_str(), partition, &low, &high) !=
+            RD_KAFKA_RESP_ERR_NO_ERROR ||
+        high < 0) {
+      continue;
+    }
+    auto it = stored.find(partition);
+    int64_t next = it != stored.end() ? it->second : std::max<int64_t>(low, 0);
+    metrics.Set("ledger_kafka_lag", PartitionLabel(partition), std::max<int64_t>(0, high - next));
+  }
+}
+
+void KafkaConsumer::Impl::MirrorToDlq(const ledger::AppendResult& r) {
+  for (const ledger::Outcome& o : r.outcomes) {
+    if (o.kind != ledger::Outcome::Kind::kRejected) continue;
+    // The rejected store has the raw bytes and the source; it stays the
+    // record of truth, the dead-letter topic is a convenience copy.
+    auto rec = billing.ledger().GetRejected(o.rejected_id);
+    if (!rec.ok() || !rec->has_value()) continue;
+    const ledger::RejectedRecord& rej = **rec;
+    const std::string partition = std::to_string(rej.source().partition());
+    const std::string offset = std::to_string(rej.source().offset());
+    rd_kafka_resp_err_t e = rd_kafka_producev(
+        dlq, RD_KAFKA_V_TOPIC(options.dlq_topic.c_str()),
+        RD_KAFKA_V_KEY(rej.org_id().data(), rej.org_id().size()),
+        RD_KAFKA_V_VALUE(const_cast<char*>(rej.raw().data()), rej.raw().size()),
+        RD_KAFKA_V_HEADER("ledger-code", rej.code().data(), static_cast<ssize_t>(rej.code().size())),
+        RD_KAFKA_V_HEADER("ledger-message", rej.message().data(), static_cast<ssize_t>(rej.message().size())),
+        RD_KAFKA_V_HEADER("source-topic", rej.source().topic().data(),
+                          static_cast<ssize_t>(rej.source().topic().size())),
+        RD_KAFKA_V_HEADER("source-partition", partition.data(), static_cast<ssize_t>(partition.size())),
+        RD_KAFKA_V_HEADER("source-offset", offset.data(), static_cast<ssize_t>(offset.size())),
+        RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_END);
+    if (e != RD_KAFKA_RESP_ERR_NO_ERROR) {
+      dlq_failures++;
+      metrics.Count("ledger_kafka_dlq_failures_total", "");
+      LogError(e, std::string("dead-letter produce: ") + rd_kafka_err2str(e));
+    }
+  }
+}
+
+void KafkaConsumer::Impl::OnDlqDelivery(rd_kafka_t*, const rd_kafka_message_t* m, void* opaque) {
+  if (m->err == RD_KAFKA_RESP_ERR_NO_ERROR) return;
+  auto* impl = static_cast<Impl*>(opaque);
+  impl->dlq_failures++;
+  impl->metrics.Count("ledger_kafka_dlq_failures_total", "");
+  impl->LogError(m->err, std::string("dead-letter delivery: ") + rd_kafka_err2str(m->err));
+}
+
+void KafkaConsumer::Impl::LogError(rd_kafka_resp_err_t err, const std::string& what) {
+  Clock::time_point now = Clock::now();
+  auto it = last_error_log.find(static_cast<int>(err));
+  if (it != last_error_log.end() && now - it->second < std::chrono::milliseconds(kErrorLogIntervalMs)) {
+    return;
+  }
+  last_error_log[static_cast<int>(err)] = now;
+  Log("%s", what.c_str());
+}
+
+// Waits `ms` unless Stop is called first; false if it was.
+bool KafkaConsumer::Impl::WaitUnlessStopping(int ms) {
+  std::unique_lock<std::mutex> lock(stop_mu);
+  stop_cv.wait_for(lock, std::chrono::milliseconds(ms), [this] { return stopping.load(); });
+  return !stopping.load();
+}
+
+Result<std::unique_ptr<KafkaConsumer>> KafkaConsumer::Start(const KafkaOptions& options,
+                                                            projections::Billing& billing,
+                                                            Metrics& metrics) {
+  auto impl = std::make_unique<Impl>(options, billing, metrics);
+  if (options.topic.empty()) return Status(Code::kInvalidArgument, "kafka: empty topic name");
+  if (options.embedded) {
+    EmbeddedKafkaOptions eo;
+    eo.topics = {options.topic};
+    if (!options.dlq_topic.empty()) eo.topics.push_back(options.dlq_topic);
+    auto started = EmbeddedKafka::Start(eo);
+    if (!started.ok()) return started.status();
+    impl->embedded = std::move(started).value();
+    impl->bootstrap = impl->embedded->bootstrap();
+  } else {
+    impl->bootstrap = options.brokers;
+  }
+  if (impl->bootstrap.empty()) return Status(Code::kInvalidArgument, "kafka: no brokers given");
+  Status configured = impl->Configure();
+  if (!configured.ok()) return configured;
+  Impl* raw = impl.get();
+  impl->thread = std::thread([raw] { raw->Run(); });
+  return std::unique_ptr<KafkaConsumer>(new KafkaConsumer(std::move(impl)));
+}
+
+KafkaConsumer::KafkaConsumer(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+
+KafkaConsumer::~KafkaConsumer() { Stop(); }
+
+std::string KafkaConsumer::bootstrap() const { return impl_->bootstrap; }
+
+void KafkaConsumer::Stop() {
+  {
+    std::lock_guard<std::mutex> lock(impl_->stop_mu);
+    impl_->stopping = true;
+  }
+  impl_->stop_cv.notify_all();
+  // Every caller returns only once the thread has finished.
+  std::lock_guard<std::mutex> lock(impl_->join_mu);
+  if (impl_->thread.joinable()) impl_->thread.join();
+}
+
+KafkaStats KafkaConsumer::stats() const {
+  KafkaStats s;
+  s.consumed = impl_->consumed.load();
+  s.appended = impl_->appended.load();
+  s.duplicates = impl_->duplicates.load();
+  s.rejected = impl_->rejected.load();
+  s.batches = impl_->batches.load();
+  s.append_failures = impl_->append_failures.load();
+  s.assigned_partitions = impl_->assigned_count.load();
+  return s;
+}
+
+}  // namespace billing::api

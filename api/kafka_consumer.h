@@ -1,0 +1,106 @@
+// KafkaConsumer: ingestion from a Kafka topic with exactly-once effect.
+//
+// One consumer thread, a member of a consumer group, reads the topic and
+// turns each message into a ledger entry (projections::Billing::Prepare: a
+// message that does not parse or validate becomes an entry carrying its
+// rejection, so a bad message never stops its partition). Entries are
+// appended in batches, and each batch carries, for every partition it
+// touched, the next offset to read; the ledger writes those offsets in the
+// same atomic, synced WriteBatch as the events. The ledger, not Kafka, is
+// therefore the truth about what was consumed: on assignment the consumer
+// seeks every partition to the offset stored in the ledger (the beginning
+// when none is), and on revocation it finishes the batch in hand before it
+// lets the partitions go. A crash at any instant neither loses nor repeats a
+// message: what was written carries its offsets, what was not is read again.
+// Offsets are also committed to Kafka after each durable batch, for lag
+// monitoring by Kafka's own tools only.
+//
+// An append that fails (storage trouble) advances nothing: the consumer
+// drops what it read since the last durable batch, seeks back to the stored
+// offsets and tries again after a backoff. Per-organization order holds
+// because the message key is org_id (one partition per org) and a batch
+// keeps each partition's order.
+//
+// Metrics (api::Metrics): ledger_kafka_consumed_total, _appended_total,
+// _duplicates_total, _rejected_total, _batches_total, _append_failures_total,
+// _dlq_failures_total and the gauge ledger_kafka_lag{partition="N"} (high
+// watermark minus the stored next offset, refreshed after every batch and
+// every second).
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <string>
+
+#include "api/metrics.h"
+#include "events/status.h"
+#include "projections/billing.h"
+
+namespace billing::api {
+
+// Messages appended as one ledger batch at most: large enough that one
+// synced write carries many events, small enough that a batch is decided
+// in a few milliseconds and a rebalance never waits long for it.
+inline constexpr size_t kKafkaBatchEventsMax = 1000;
+// How long a batch may wait for more messages while the broker keeps
+// sending: bounds the delay a busy stream adds before an event is visible.
+inline constexpr int kKafkaBatchLingerMs = 50;
+// The group's session timeout: how long the group waits for a silent
+// member (a killed ledgerd) before giving its partitions to others. A
+// restarted ledgerd waits about this long before consuming again; brokers
+// refuse less than their group.min.session.timeout.ms, 6 s by default.
+inline constexpr int kKafkaSessionTimeoutMsDefault = 10000;
+
+struct KafkaOptions {
+  std::string brokers;    // bootstrap.servers; ignored when embedded
+  bool embedded = false;  // start an EmbeddedKafka and consume from it
+  std::string topic = "billing.events";
+  std::string group = "billing-ledger";
+  // When not empty, every rejected message is also published there (raw
+  // bytes, key org_id, headers with the code and the source offset).
+  std::string dlq_topic;
+  int session_timeout_ms = kKafkaSessionTimeoutMsDefault;
+};
+
+// Counters since Start, for tests and logs (the same as the metrics).
+struct KafkaStats {
+  uint64_t consumed = 0;    // messages read and put in a batch
+  uint64_t appended = 0;    // accepted into the ledger
+  uint64_t duplicates = 0;  // already in the ledger (event_id and content)
+  uint64_t rejected = 0;    // kept in the rejected store
+  uint64_t batches = 0;     // durable appends
+  uint64_t append_failures = 0;
+  int assigned_partitions = 0;
+};
+
+class KafkaConsumer {
+ public:
+  // Joins the group and starts the consumer thread (and, with `embedded`,
+  // the embedded broker with the topic first). Brokers are reached lazily,
+  // so unreachable brokers are logged and retried, not an error here;
+  // kInvalidArgument for a configuration librdkafka refuses. `billing` and
+  // `metrics` must outlive the consumer.
+  static Result<std::unique_ptr<KafkaConsumer>> Start(const KafkaOptions& options,
+                                                      projections::Billing& billing,
+                                                      Metrics& metrics);
+  ~KafkaConsumer();  // Stop()
+
+  KafkaConsumer(const KafkaConsumer&) = delete;
+  KafkaConsumer& operator=(const KafkaConsumer&) = delete;
+
+  // With the embedded broker: its HOST:PORT; otherwise the brokers given.
+  std::string bootstrap() const;
+
+  // Finishes the batch in flight and the one in hand, leaves the group and
+  // joins the thread. Idempotent; thread-safe.
+  void Stop();
+
+  KafkaStats stats() const;
+
+ private:
+  struct Impl;
+  explicit KafkaConsumer(std::unique_ptr<Impl> impl);
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace billing::api
