@@ -11,6 +11,7 @@
 #include <mutex>
 
 #include "api/http_server.h"
+#include "api/kafka_consumer.h"
 #include "api/metrics.h"
 #include "api/service.h"
 #include "projections/billing.h"
@@ -50,6 +51,8 @@ int main(int argc, char** argv) {
   bool kafka_embedded = false;
   std::string topic = "billing.events";
   std::string group = "billing-ledger";
+  std::string dlq_topic;
+  int kafka_session_timeout_ms = api::kKafkaSessionTimeoutMsDefault;
   std::string tokens_file;
   bool access_log = true;
   app.add_option("--data-dir", data_dir, "where the ledger lives (created when missing)");
@@ -58,6 +61,9 @@ int main(int argc, char** argv) {
   app.add_flag("--kafka-embedded", kafka_embedded, "start an embedded Kafka broker and consume from it");
   app.add_option("--topic", topic, "Kafka topic");
   app.add_option("--group", group, "Kafka consumer group");
+  app.add_option("--dlq-topic", dlq_topic, "also publish rejected Kafka messages to this topic");
+  app.add_option("--kafka-session-timeout-ms", kafka_session_timeout_ms,
+                 "how long the group waits for a silent member (a killed ledgerd)");
   app.add_option("--tokens", tokens_file, "tokens file: enables access control (see api/auth.h)");
   app.add_flag("!--no-access-log", access_log, "do not write an access log line per request");
   CLI11_PARSE(app, argc, argv);
@@ -132,9 +138,31 @@ int main(int argc, char** argv) {
     };
   }
 
-  if (kafka_embedded || !kafka_brokers.empty()) {
-    std::fprintf(stderr, "ledgerd: Kafka ingestion is not built yet (issue 5)\n");
+  // Declared after the Billing so that it is destroyed first on every path.
+  std::unique_ptr<api::KafkaConsumer> consumer;
+  if (kafka_embedded && !kafka_brokers.empty()) {
+    std::fprintf(stderr, "ledgerd: give --kafka-brokers or --kafka-embedded, not both\n");
     return 2;
+  }
+  if (kafka_embedded || !kafka_brokers.empty()) {
+    api::KafkaOptions kafka_options;
+    kafka_options.brokers = kafka_brokers;
+    kafka_options.embedded = kafka_embedded;
+    kafka_options.topic = topic;
+    kafka_options.group = group;
+    kafka_options.dlq_topic = dlq_topic;
+    kafka_options.session_timeout_ms = kafka_session_timeout_ms;
+    auto started = api::KafkaConsumer::Start(kafka_options, **billing, metrics);
+    if (!started.ok()) {
+      std::fprintf(stderr, "ledgerd: %s\n", started.status().ToString().c_str());
+      return 2;
+    }
+    consumer = std::move(started).value();
+    if (kafka_embedded) {
+      service.set_kafka_bootstrap(consumer->bootstrap());
+      std::printf("kafka bootstrap: %s\n", consumer->bootstrap().c_str());
+      std::fflush(stdout);
+    }
   }
 
   auto server = api::HttpServer::Start(
@@ -161,6 +189,9 @@ int main(int argc, char** argv) {
   std::fprintf(stderr, "ledgerd: signal %d, stopping\n", sig);
   service.set_ready(false);
   (*server)->Stop();
+  // The consumer writes its last batch while the ledger is still open.
+  if (consumer) consumer->Stop();
+  consumer.reset();
   billing->reset();  // drains queued appends and closes RocksDB
   std::fprintf(stderr, "ledgerd: stopped cleanly\n");
   return 0;
