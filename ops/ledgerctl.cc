@@ -4,10 +4,12 @@
 #include <CLI/CLI.hpp>
 
 #include <cstdio>
+#include <fstream>
 #include <iostream>
 
 #include "ledger/hash_chain.h"
 #include "ops/generator.h"
+#include "ops/produce.h"
 #include "projections/billing.h"
 
 using namespace billing;
@@ -38,6 +40,30 @@ int Verify(const std::string& dir) {
   }
   std::printf("}\n");
   return report->ok ? 0 : 1;
+}
+
+int Produce(const ops::ProduceOptions& options, const std::string& file) {
+  std::ifstream in;
+  if (file != "-") {
+    in.open(file);
+    if (!in) {
+      std::fprintf(stderr, "ledgerctl: cannot read %s\n", file.c_str());
+      return 2;
+    }
+  }
+  ops::ProduceReport report = ops::ProduceLines(options, file == "-" ? std::cin : in);
+  if (report.unkeyed > 0) {
+    std::fprintf(stderr, "ledgerctl: %llu lines had no readable org_id and were sent without a key\n",
+                 static_cast<unsigned long long>(report.unkeyed));
+  }
+  std::printf("delivered %llu of %llu messages to %s\n", static_cast<unsigned long long>(report.delivered),
+              static_cast<unsigned long long>(report.sent), options.topic.c_str());
+  if (report.failed > 0 || !report.error.empty()) {
+    std::fprintf(stderr, "ledgerctl: %llu messages not delivered: %s\n",
+                 static_cast<unsigned long long>(report.failed), report.error.c_str());
+    return 1;
+  }
+  return 0;
 }
 
 int Replay(const std::string& dir) {
@@ -77,7 +103,14 @@ int main(int argc, char** argv) {
   generate->add_option("--resources", gen.resources_per_provider, "resources per provider");
   generate->add_option("--start-month", gen.start_month, "first month, YYYY-MM");
   generate->add_flag("--faults", gen.faults, "mix in duplicates, conflicts and invalid events");
+  ops::ProduceOptions produce_options;
+  std::string produce_file;
+  auto* produce = app.add_subcommand("produce", "publish NDJSON events to Kafka (key org_id)");
+  produce->add_option("--brokers", produce_options.brokers, "Kafka bootstrap servers")->required();
+  produce->add_option("--topic", produce_options.topic, "topic (default billing.events)");
+  produce->add_option("FILE", produce_file, "NDJSON file, one event a line; - for stdin")->required();
   CLI11_PARSE(app, argc, argv);
+  if (*produce) return Produce(produce_options, produce_file);
   if (*generate) {
     std::string buffer;
     ops::Generate(gen, [&buffer](const std::string& line) {
