@@ -3,7 +3,11 @@
 #include <rocksdb/db.h>
 #include <rocksdb/write_batch.h>
 
+#include <condition_variable>
+#include <deque>
+#include <mutex>
 #include <shared_mutex>
+#include <thread>
 
 #include "ledger/format.h"
 #include "projections/agg.h"
@@ -230,6 +234,36 @@ Status Billing::Rebuild() {
   rocksdb::Status s = db->Write(wo, &reset);
   if (!s.ok()) return Status(Code::kUnavailable, "clearing read models: " + s.ToString());
 
+  // Deciding (this thread) and writing to RocksDB (a second thread) overlap.
+  // The writes skip the WAL: until the version marker is written after a
+  // flush, a crash only means the rebuild runs again.
+  rocksdb::WriteOptions rebuild_wo;
+  rebuild_wo.disableWAL = true;
+  rebuild_wo.memtable_insert_hint_per_batch = true;
+  std::mutex mu;
+  std::condition_variable cv;
+  std::deque<std::unique_ptr<rocksdb::WriteBatch>> queue;  // at most kRebuildQueueBatches
+  bool producer_done = false;
+  rocksdb::Status write_status;
+  std::thread writer([&] {
+    for (;;) {
+      std::unique_ptr<rocksdb::WriteBatch> batch;
+      {
+        std::unique_lock<std::mutex> lock(mu);
+        cv.wait(lock, [&] { return producer_done || !queue.empty(); });
+        if (queue.empty()) return;
+        batch = std::move(queue.front());
+        queue.pop_front();
+      }
+      cv.notify_all();
+      rocksdb::Status ws = db->Write(rebuild_wo, batch.get());
+      if (!ws.ok()) {
+        std::lock_guard<std::mutex> lock(mu);
+        if (write_status.ok()) write_status = ws;
+      }
+    }
+  });
+
   Decider decider;
   CombiningSink sink;
   RocksView empty_view(db);  // voided markers of this rebuild are all still pending
@@ -237,14 +271,18 @@ Status Billing::Rebuild() {
   Status failure;
   size_t in_batch = 0;
   auto flush = [&]() -> Status {
-    rocksdb::WriteBatch batch;
+    auto batch = std::make_unique<rocksdb::WriteBatch>();
     for (const std::string& org : decider.TakeDirty()) {
       sink.Put(keys::StateKey(org), decider.Find(org)->ToProto().SerializeAsString());
     }
-    sink.FlushTo(&batch);
-    rocksdb::Status ws = db->Write(wo, &batch);
+    sink.FlushTo(batch.get());
     in_batch = 0;
-    return ws.ok() ? Status::Ok() : Status(Code::kUnavailable, "writing read models: " + ws.ToString());
+    std::unique_lock<std::mutex> lock(mu);
+    cv.wait(lock, [&] { return queue.size() < kRebuildQueueBatches; });
+    if (!write_status.ok()) return Status(Code::kUnavailable, "writing read models: " + write_status.ToString());
+    queue.push_back(std::move(batch));
+    cv.notify_all();
+    return Status::Ok();
   };
   Status scan = ledger_->Scan(ledger::Sequence{0}, 0, [&](const ledger::Record& record) {
     auto envelope = ledger::DecodeEvent(record);
@@ -270,10 +308,21 @@ Status Billing::Rebuild() {
     }
     return true;
   });
+  Status flushed = scan.ok() && failure.ok() ? flush() : Status::Ok();
+  {
+    std::lock_guard<std::mutex> lock(mu);
+    producer_done = true;
+  }
+  cv.notify_all();
+  writer.join();
   if (!scan.ok()) return scan;
   if (!failure.ok()) return failure;
-  Status flushed = flush();
   if (!flushed.ok()) return flushed;
+  if (!write_status.ok()) return Status(Code::kUnavailable, "writing read models: " + write_status.ToString());
+  // The read models were written without the WAL: make them durable in
+  // table files before declaring them built.
+  s = db->Flush(rocksdb::FlushOptions());
+  if (!s.ok()) return Status(Code::kUnavailable, "flushing read models: " + s.ToString());
   wo.sync = true;
   s = db->Put(wo, keys::kMetaVersion, keys::kProjectionVersion);
   if (!s.ok()) return Status(Code::kUnavailable, "marking read models built: " + s.ToString());

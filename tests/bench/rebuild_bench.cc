@@ -1,0 +1,108 @@
+// Read-model rebuild throughput against a raw RocksDB iterator scan plus
+// protobuf parse of the same ledger, in the same process (issue 3).
+// Usage: rebuild_bench load DIR EVENTS   (writes a synthetic history)
+//        rebuild_bench measure DIR       (scan + parse, then full rebuild; peak RSS)
+#include <rocksdb/db.h>
+#include <sys/resource.h>
+
+#include <chrono>
+#include <cstdio>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "ledger/format.h"
+#include "ops/generator.h"
+#include "projections/billing.h"
+
+using namespace billing;
+
+namespace {
+
+double Seconds(std::chrono::steady_clock::time_point start) {
+  return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+}
+
+long PeakRssMib() {
+  rusage u{};
+  getrusage(RUSAGE_SELF, &u);
+  return u.ru_maxrss / 1024;
+}
+
+int Load(const std::string& dir, int64_t events) {
+  projections::BillingOptions o;
+  o.dir = dir;
+  o.durability = ledger::Durability::kAsync;  // loading only; the bench measures reads
+  auto billing = std::move(projections::Billing::Open(o)).value();
+  ops::GeneratorOptions g;
+  g.seed = 42;
+  g.orgs = 10;
+  g.months = 24;
+  g.usage_events = events;
+  g.resources_per_provider = 2000;  // 10 orgs x ~4 providers x 2000: ~100k resources
+  ledger::AppendRequest req;
+  auto start = std::chrono::steady_clock::now();
+  auto flush = [&] {
+    billing->Submit(std::move(req));
+    req = ledger::AppendRequest();
+  };
+  ops::Generate(g, [&](const std::string& line) {
+    req.entries.push_back(projections::Billing::Prepare(line, ledger::Source()));
+    if (req.entries.size() >= 5000) flush();
+  });
+  flush();
+  std::printf("loaded %llu events in %.1f s\n",
+              static_cast<unsigned long long>(billing->ledger().head().sequence.value), Seconds(start));
+  return 0;
+}
+
+int Measure(const std::string& dir) {
+  // Raw: iterate the records and parse record and event protobufs.
+  uint64_t n = 0;
+  {
+    rocksdb::DB* raw = nullptr;
+    rocksdb::Options o;
+    if (!rocksdb::DB::OpenForReadOnly(o, dir, &raw).ok()) return 1;
+    std::unique_ptr<rocksdb::DB> db(raw);
+    auto start = std::chrono::steady_clock::now();
+    rocksdb::ReadOptions ro;
+    std::string upper(1, ledger::format::kRecordPrefix + 1);
+    rocksdb::Slice upper_slice(upper);
+    ro.iterate_upper_bound = &upper_slice;
+    std::unique_ptr<rocksdb::Iterator> it(db->NewIterator(ro));
+    ledger::Record record;
+    events::Envelope envelope;
+    for (it->Seek(std::string(1, ledger::format::kRecordPrefix)); it->Valid(); it->Next()) {
+      record.ParseFromArray(it->value().data(), static_cast<int>(it->value().size()));
+      envelope.ParseFromString(record.event());
+      ++n;
+    }
+    double secs = Seconds(start);
+    std::printf("raw scan+parse: %llu events in %.2f s = %.0f events/s\n", static_cast<unsigned long long>(n),
+                secs, static_cast<double>(n) / secs);
+  }
+  projections::BillingOptions o;
+  o.dir = dir;
+  auto billing = std::move(projections::Billing::Open(o)).value();
+  auto start = std::chrono::steady_clock::now();
+  Status s = billing->Rebuild();
+  double secs = Seconds(start);
+  if (!s.ok()) {
+    std::printf("rebuild failed: %s\n", s.ToString().c_str());
+    return 1;
+  }
+  std::printf("rebuild: %llu events in %.2f s = %.0f events/s\n", static_cast<unsigned long long>(n), secs,
+              static_cast<double>(n) / secs);
+  std::printf("peak RSS: %ld MiB\n", PeakRssMib());
+  return 0;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  std::string mode = argc > 1 ? argv[1] : "";
+  if (mode == "load" && argc == 4) return Load(argv[2], std::stoll(argv[3]));
+  if (mode == "measure" && argc == 3) return Measure(argv[2]);
+  std::fprintf(stderr, "usage: rebuild_bench load DIR EVENTS | rebuild_bench measure DIR\n");
+  return 2;
+}
