@@ -1,0 +1,263 @@
+// The real ledgerd binary consuming Kafka. With --kafka-embedded it prints its
+// broker, shows it in /healthz and ingests what `ledgerctl produce` publishes
+// there (the golden example, giving the expected answers). With
+// --kafka-brokers pointing at a broker in this test process, a ledgerd killed
+// with SIGKILL in the middle of ingestion, again and again, and restarted on
+// the same data directory ends with every event exactly once, a verifying
+// chain, and no message read twice (its duplicate counter stays at zero).
+#include <gtest/gtest.h>
+
+#include <fstream>
+#include <set>
+#include <sstream>
+
+#include <nlohmann/json.hpp>
+
+#include "api/embedded_kafka.h"
+#include "tests/api/kafka_test_support.h"
+#include "tests/testing/http_client.h"
+#include "tests/testing/process.h"
+#include "tests/testing/temp_dir.h"
+
+namespace billing {
+namespace {
+
+using namespace std::chrono_literals;
+using Json = nlohmann::json;
+using kafka_testing::WaitUntil;
+using testing::Child;
+using testing::Http;
+using testing::TempDir;
+
+constexpr auto kStartTimeout = 30s;
+constexpr auto kIngestTimeout = 90s;
+// Short, so that a restarted ledgerd gets its partitions soon after the group
+// has given up on the killed one.
+constexpr const char* kSessionTimeoutMs = "4000";
+
+std::string ExamplesDir() {
+  const char* d = std::getenv("LEDGER_EXAMPLES_DIR");
+  return d ? d : LEDGER_DEFAULT_EXAMPLES_DIR;
+}
+
+Json ReadJsonFile(const std::string& path) {
+  std::ifstream in(path);
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return Json::parse(ss.str(), nullptr, false);
+}
+
+// One counter or gauge from /metrics text; 0 when absent (never incremented).
+int64_t MetricValue(const std::string& text, const std::string& series) {
+  size_t at = text.find("\n" + series + " ");
+  if (at == std::string::npos) return 0;
+  return std::stoll(text.substr(at + series.size() + 2));
+}
+
+struct Ledgerd {
+  Ledgerd(const std::string& data_dir, std::vector<std::string> extra) {
+    std::vector<std::string> args{testing::BuildDir() + "/ledgerd", "--data-dir", data_dir, "--http",
+                                  "127.0.0.1:0",          "--no-access-log", "--kafka-session-timeout-ms",
+                                  kSessionTimeoutMs};
+    args.insert(args.end(), extra.begin(), extra.end());
+    child = std::make_unique<Child>(args);
+  }
+  // Reads the `listening on` line (after any line the caller waited for).
+  bool Listen() {
+    std::string url = child->WaitForLine("listening on http://127.0.0.1:", kStartTimeout);
+    if (url.empty()) return false;
+    port = static_cast<uint16_t>(std::stoi(url));
+    return true;
+  }
+  std::string Metrics() { return Http(port, "GET", "/metrics").body; }
+  int64_t Head() {
+    auto r = Http(port, "GET", "/metrics");
+    return r.status == 200 ? MetricValue(r.body, "ledger_head_sequence") : -1;
+  }
+  std::unique_ptr<Child> child;
+  uint16_t port = 0;
+};
+
+TEST(LedgerdKafka, EmbeddedBrokerIngestsWhatLedgerctlProduces) {
+  TempDir tmp;
+  Ledgerd ledgerd(tmp.sub("data"), {"--kafka-embedded"});
+  std::string bootstrap = ledgerd.child->WaitForLine("kafka bootstrap: ", kStartTimeout);
+  ASSERT_FALSE(bootstrap.empty()) << "no `kafka bootstrap:` line";
+  ASSERT_TRUE(ledgerd.Listen());
+
+  auto health = Json::parse(Http(ledgerd.port, "GET", "/healthz").body, nullptr, false);
+  EXPECT_EQ(health["kafka_bootstrap"], bootstrap);
+
+  Child produce({testing::BuildDir() + "/ledgerctl", "produce", "--brokers", bootstrap, "--topic",
+                 "billing.events", ExamplesDir() + "/events.ndjson"});
+  EXPECT_EQ(produce.WaitForLine("delivered ", kStartTimeout), "62 of 62 messages to billing.events");
+  EXPECT_EQ(produce.Wait(), 0);
+
+  // The golden outcomes: 57 accepted, the rest duplicates or rejected.
+  Json outcomes = ReadJsonFile(ExamplesDir() + "/expected/outcomes.json");
+  ASSERT_FALSE(outcomes.is_discarded());
+  std::string outcomes_text = outcomes.dump();
+  auto count = [&](const std::string& kind) {
+    int n = 0;
+    for (size_t at = 0; (at = outcomes_text.find("\"" + kind + "\"", at)) != std::string::npos; ++at) n++;
+    return n;
+  };
+  const int accepted = 57;
+  ASSERT_TRUE(WaitUntil([&] { return ledgerd.Head() == accepted; }, kIngestTimeout));
+  ASSERT_TRUE(WaitUntil(
+      [&] {
+        std::string m = ledgerd.Metrics();
+        return MetricValue(m, "ledger_kafka_appended_total") + MetricValue(m, "ledger_kafka_duplicates_total") +
+                   MetricValue(m, "ledger_kafka_rejected_total") ==
+               62;
+      },
+      kIngestTimeout));
+  std::string metrics = ledgerd.Metrics();
+  EXPECT_EQ(MetricValue(metrics, "ledger_kafka_consumed_total"), 62);
+  EXPECT_EQ(MetricValue(metrics, "ledger_kafka_duplicates_total"), count("duplicate"));
+  EXPECT_EQ(MetricValue(metrics, "ledger_kafka_rejected_total"), count("rejected"));
+
+  auto verify = Json::parse(Http(ledgerd.port, "GET", "/v1/ledger/verify").body, nullptr, false);
+  EXPECT_EQ(verify["ok"], true);
+  EXPECT_EQ(verify["events"], accepted);
+
+  auto rejected = Json::parse(Http(ledgerd.port, "GET", "/v1/ledger/rejected").body, nullptr, false);
+  ASSERT_TRUE(rejected["rejected"].is_array());
+  for (const Json& r : rejected["rejected"]) {
+    EXPECT_EQ(r["source"]["kind"], "kafka");
+    EXPECT_EQ(r["source"]["topic"], "billing.events");
+  }
+
+  // Answers whose lists have a fixed order match the golden files exactly.
+  for (const char* org : {"acme", "kaiju-jp"}) {
+    for (const char* name : {"dashboard.json", "usage-history.json"}) {
+      Json expected = ReadJsonFile(ExamplesDir() + "/expected/" + std::string(org) + "/" + name);
+      ASSERT_FALSE(expected.is_discarded()) << org << "/" << name;
+      std::string target = expected["request"].get<std::string>().substr(4);  // after "GET "
+      auto got = Http(ledgerd.port, "GET", target);
+      EXPECT_EQ(got.status, 200) << target;
+      EXPECT_EQ(Json::parse(got.body, nullptr, false), expected["response"]) << target;
+    }
+  }
+
+  ledgerd.child->Signal(SIGTERM);
+  EXPECT_EQ(ledgerd.child->Wait(), 0);
+}
+
+TEST(LedgerdKafka, KillNineDuringIngestionLosesAndRepeatsNothing) {
+  // The broker lives here, so it and its messages survive ledgerd's deaths.
+  const std::string topic = "billing.events";
+  constexpr int kPartitions = 4;
+  auto kafka = api::EmbeddedKafka::Start({{topic}, kPartitions});
+  ASSERT_TRUE(kafka.ok()) << kafka.status().ToString();
+  kafka_testing::TestProducer producer((*kafka)->bootstrap());
+
+  // Four orgs, one per partition; 24 k usage events (~2.4 MB a partition,
+  // inside the mock broker's memory) produced in chunks, at most two chunks
+  // ahead of the ledger, so a backlog is being read at every kill.
+  constexpr int kOrgs = 4;
+  constexpr int kUsage = 24000;
+  constexpr int kChunk = 2000;
+  const int64_t total = kOrgs * 4 + kUsage;
+  int64_t produced = 0;
+  int next_usage = 1;
+  for (int o = 0; o < kOrgs; ++o) {
+    const std::string org = "org" + std::to_string(o);
+    for (const std::string& e : {kafka_testing::OrgCreated(org), kafka_testing::CostCenterCreated(org),
+                                 kafka_testing::WorkspaceCreated(org), kafka_testing::ProviderRegistered(org)}) {
+      producer.Send(topic, org, &e, o);
+      produced++;
+    }
+  }
+  auto produce_chunk = [&] {
+    for (int i = 0; i < kChunk && next_usage <= kUsage; ++i, ++next_usage) {
+      int o = next_usage % kOrgs;
+      const std::string org = "org" + std::to_string(o);
+      producer.Send(topic, org, kafka_testing::Usage(org, next_usage, "0.001"), o);
+      produced++;
+    }
+    return producer.Flush();
+  };
+  ASSERT_TRUE(produce_chunk());
+
+  TempDir tmp;
+  const std::string data = tmp.sub("data");
+  const std::vector<std::string> kafka_args{"--kafka-brokers", (*kafka)->bootstrap(), "--topic", topic};
+  const int64_t kill_at[] = {3000, 9000, 15000};
+  for (int64_t threshold : kill_at) {
+    Ledgerd ledgerd(data, kafka_args);
+    ASSERT_TRUE(ledgerd.Listen());
+    int64_t head_at_kill = -1;
+    ASSERT_TRUE(WaitUntil(
+        [&] {
+          int64_t head = ledgerd.Head();
+          if (head < 0) return false;
+          if (head + 2 * kChunk >= produced && produced < total) {
+            EXPECT_TRUE(produce_chunk());
+          }
+          if (head >= threshold && head < produced) {
+            // Nothing read twice since this ledgerd started.
+            EXPECT_EQ(MetricValue(ledgerd.Metrics(), "ledger_kafka_duplicates_total"), 0);
+            ledgerd.child->Signal(SIGKILL);
+            head_at_kill = head;
+            return true;
+          }
+          return false;
+        },
+        kIngestTimeout))
+        << "ledgerd never reached " << threshold << " events with a backlog";
+    EXPECT_EQ(ledgerd.child->Wait(), 128 + SIGKILL);
+    EXPECT_LT(head_at_kill, produced);
+  }
+
+  // The last life: everything else arrives, nothing twice.
+  Ledgerd ledgerd(data, kafka_args);
+  ASSERT_TRUE(ledgerd.Listen());
+  ASSERT_TRUE(WaitUntil(
+      [&] {
+        int64_t head = ledgerd.Head();
+        if (head >= 0 && head + 2 * kChunk >= produced && produced < total) {
+          EXPECT_TRUE(produce_chunk());
+        }
+        return head == total;
+      },
+      kIngestTimeout))
+      << "head " << ledgerd.Head() << " of " << total;
+  std::string metrics = ledgerd.Metrics();
+  EXPECT_EQ(MetricValue(metrics, "ledger_kafka_duplicates_total"), 0);
+  EXPECT_EQ(MetricValue(metrics, "ledger_kafka_rejected_total"), 0);
+
+  auto verify = Json::parse(Http(ledgerd.port, "GET", "/v1/ledger/verify").body, nullptr, false);
+  EXPECT_EQ(verify["ok"], true);
+  EXPECT_EQ(verify["events"], total);
+
+  auto stream = Http(ledgerd.port, "GET", "/v1/ledger/events");
+  ASSERT_EQ(stream.status, 200);
+  std::set<std::string> ids;
+  int64_t lines = 0;
+  std::istringstream in(stream.body);
+  for (std::string line; std::getline(in, line);) {
+    if (line.empty()) continue;
+    Json record = Json::parse(line, nullptr, false);
+    ASSERT_FALSE(record.is_discarded()) << line;
+    lines++;
+    ids.insert(record["event"]["event_id"].get<std::string>());
+  }
+  EXPECT_EQ(lines, total);
+  EXPECT_EQ(static_cast<int64_t>(ids.size()), total) << "some event is in the ledger twice";
+  for (int n = 1; n <= kUsage; ++n) {
+    const std::string id = "org" + std::to_string(n % kOrgs) + ":use:" + std::to_string(n);
+    if (!ids.count(id)) {
+      ADD_FAILURE() << id << " is missing";
+      break;
+    }
+  }
+  auto rejected = Json::parse(Http(ledgerd.port, "GET", "/v1/ledger/rejected").body, nullptr, false);
+  EXPECT_TRUE(rejected["rejected"].empty());
+
+  ledgerd.child->Signal(SIGTERM);
+  EXPECT_EQ(ledgerd.child->Wait(), 0);
+}
+
+}  // namespace
+}  // namespace billing
