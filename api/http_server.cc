@@ -31,8 +31,12 @@ int64_t MicrosSince(std::chrono::steady_clock::time_point start) {
 }  // namespace
 
 struct HttpServer::Impl {
-  net::io_context ioc;
-  tcp::acceptor acceptor{ioc};
+  // One io_context per thread: a connection lives on one thread for its
+  // whole life, so no strands, locks or cross-thread wake-ups on the hot path.
+  std::vector<std::unique_ptr<net::io_context>> contexts;
+  std::vector<net::executor_work_guard<net::io_context::executor_type>> guards;
+  size_t next_context = 0;
+  std::unique_ptr<tcp::acceptor> acceptor;
   Handler handler;
   AccessLog log;
   std::vector<std::thread> threads;
@@ -49,9 +53,15 @@ struct HttpServer::Impl {
 
 namespace {
 
+// Concrete executor types instead of Asio's type-erased any_io_executor: a
+// connection only ever runs on its own io_context.
+using Executor = net::io_context::executor_type;
+using Socket = net::basic_stream_socket<tcp, Executor>;
+using Stream = beast::basic_stream<tcp, Executor, beast::unlimited_rate_policy>;
+
 class Session : public std::enable_shared_from_this<Session> {
  public:
-  Session(tcp::socket&& socket, HttpServer::Impl* server)
+  Session(Socket&& socket, HttpServer::Impl* server)
       : stream_(std::move(socket)), server_(server) {}
   ~Session() { server_->connections--; }
 
@@ -131,8 +141,9 @@ class Session : public std::enable_shared_from_this<Session> {
     server_->in_flight++;
     // The handler may answer from another thread (ingest answers from the
     // ledger's writer); hop back onto this connection's strand to write.
+    // Answers given inline (reads) are already on it and write at once.
     server_->handler(std::move(req), [self = shared_from_this()](HttpReply reply) {
-      net::post(self->stream_.get_executor(),
+      net::dispatch(self->stream_.get_executor(),
                 [self, reply = std::move(reply)]() mutable { self->Send(std::move(reply)); });
     });
   }
@@ -224,7 +235,7 @@ class Session : public std::enable_shared_from_this<Session> {
     });
   }
 
-  beast::tcp_stream stream_;
+  Stream stream_;
   beast::flat_buffer buffer_;
   std::optional<http::request_parser<http::string_body>> parser_;
   HttpServer::Impl* server_;
@@ -242,9 +253,11 @@ class Session : public std::enable_shared_from_this<Session> {
 }  // namespace
 
 void HttpServer::Impl::Accept() {
-  acceptor.async_accept(net::make_strand(ioc), [this](beast::error_code ec, tcp::socket socket) {
+  net::io_context& target = *contexts[next_context];
+  next_context = (next_context + 1) % contexts.size();
+  acceptor->async_accept(target, [this](beast::error_code ec, Socket socket) {
     if (ec) {
-      if (!stopping && acceptor.is_open()) Accept();
+      if (!stopping && acceptor->is_open()) Accept();
       return;
     }
     if (connections.load() >= kHttpConnectionsMax) {
@@ -267,25 +280,33 @@ Result<std::unique_ptr<HttpServer>> HttpServer::Start(const ServerOptions& optio
   auto impl = std::make_unique<Impl>();
   impl->handler = std::move(handler);
   impl->log = std::move(log);
+  int threads = options.threads > 0 ? options.threads
+                                    : static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+  for (int i = 0; i < threads; ++i) {
+    impl->contexts.push_back(std::make_unique<net::io_context>(1));
+    impl->guards.push_back(net::make_work_guard(*impl->contexts.back()));
+  }
+  impl->acceptor = std::make_unique<tcp::acceptor>(*impl->contexts[0]);
   beast::error_code ec;
   auto address = net::ip::make_address(options.host, ec);
   if (ec) return Status(Code::kInvalidArgument, "bad listen address " + options.host + ": " + ec.message());
   tcp::endpoint endpoint(address, options.port);
-  impl->acceptor.open(endpoint.protocol(), ec);
-  if (!ec) impl->acceptor.set_option(net::socket_base::reuse_address(true), ec);
-  if (!ec) impl->acceptor.bind(endpoint, ec);
-  if (!ec) impl->acceptor.listen(net::socket_base::max_listen_connections, ec);
+  tcp::acceptor& acceptor = *impl->acceptor;
+  acceptor.open(endpoint.protocol(), ec);
+  if (!ec) acceptor.set_option(net::socket_base::reuse_address(true), ec);
+  if (!ec) acceptor.bind(endpoint, ec);
+  if (!ec) acceptor.listen(net::socket_base::max_listen_connections, ec);
   if (ec) {
     return Status(Code::kUnavailable, "cannot listen on " + options.host + ":" +
                                           std::to_string(options.port) + ": " + ec.message());
   }
-  impl->port = impl->acceptor.local_endpoint().port();
+  impl->port = acceptor.local_endpoint().port();
   impl->host = options.host;
   impl->Accept();
-  int threads = options.threads > 0 ? options.threads
-                                    : static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
-  Impl* p = impl.get();
-  for (int i = 0; i < threads; ++i) impl->threads.emplace_back([p] { p->ioc.run(); });
+  for (auto& ctx : impl->contexts) {
+    net::io_context* c = ctx.get();
+    impl->threads.emplace_back([c] { c->run(); });
+  }
   return std::unique_ptr<HttpServer>(new HttpServer(std::move(impl)));
 }
 
@@ -297,9 +318,9 @@ void HttpServer::Stop() {
   if (impl_->stopped) return;
   impl_->stopped = true;
   impl_->stopping = true;
-  net::post(impl_->ioc, [p = impl_.get()] {
+  net::post(*impl_->contexts[0], [p = impl_.get()] {
     beast::error_code ignored;
-    p->acceptor.close(ignored);
+    p->acceptor->close(ignored);
   });
   // In-flight requests (an ingest waiting for its fsync, say) finish and are
   // answered; idle keep-alive connections close at their next read.
@@ -307,7 +328,7 @@ void HttpServer::Stop() {
   while (impl_->in_flight.load() > 0 && std::chrono::steady_clock::now() < deadline) {
     std::this_thread::sleep_for(std::chrono::milliseconds(5));
   }
-  impl_->ioc.stop();
+  for (auto& ctx : impl_->contexts) ctx->stop();
   for (auto& t : impl_->threads) t.join();
 }
 

@@ -23,14 +23,21 @@ void Metrics::Set(const std::string& name, const std::string& labels, int64_t va
   gauges_[name][labels] = value;
 }
 
-void Metrics::ObserveLatency(const std::string& route, int64_t micros) {
-  std::lock_guard<std::mutex> lock(mu_);
-  Histogram& h = latency_[route];
+void Metrics::SetRoutes(std::vector<std::string> routes) { route_names_ = std::move(routes); }
+
+void Metrics::Request(int route, int status, int64_t micros) {
+  if (route < 0 || route >= kRoutesMax) return;
+  RouteStats& r = routes_[static_cast<size_t>(route)];
+  int cls = status / 100;
+  r.by_class[static_cast<size_t>(cls >= 1 && cls <= 5 ? cls : 0)].fetch_add(1, std::memory_order_relaxed);
   for (size_t i = 0; i < kBucketMicros.size(); ++i) {
-    if (micros <= kBucketMicros[i]) h.buckets[i]++;
+    if (micros <= kBucketMicros[i]) {
+      r.buckets[i].fetch_add(1, std::memory_order_relaxed);
+      break;  // buckets are stored non-cumulative and summed when rendered
+    }
   }
-  h.count++;
-  h.sum_micros += micros;
+  r.count.fetch_add(1, std::memory_order_relaxed);
+  r.sum_micros.fetch_add(micros, std::memory_order_relaxed);
 }
 
 void Metrics::AddCollector(std::function<void(Metrics&)> collector) {
@@ -60,17 +67,30 @@ std::string Metrics::Render() {
     out << "# TYPE " << name << " gauge\n";
     for (const auto& [labels, v] : by_labels) series(name, labels, v);
   }
-  out << "# TYPE ledger_http_request_duration_seconds histogram\n";
-  for (const auto& [route, h] : latency_) {
-    for (size_t i = 0; i < kBucketMicros.size(); ++i) {
-      out << "ledger_http_request_duration_seconds_bucket{route=\"" << route << "\",le=\""
-          << static_cast<double>(kBucketMicros[i]) / 1e6 << "\"} " << h.buckets[i] << '\n';
+  out << "# TYPE ledger_http_requests_total counter\n";
+  for (size_t i = 0; i < route_names_.size() && i < routes_.size(); ++i) {
+    for (int cls = 1; cls <= 5; ++cls) {
+      uint64_t n = routes_[i].by_class[static_cast<size_t>(cls)].load();
+      if (n == 0) continue;
+      out << "ledger_http_requests_total{route=\"" << route_names_[i] << "\",code=\"" << cls << "xx\"} " << n << '\n';
     }
-    out << "ledger_http_request_duration_seconds_bucket{route=\"" << route << "\",le=\"+Inf\"} "
-        << h.count << '\n';
-    out << "ledger_http_request_duration_seconds_sum{route=\"" << route << "\"} "
-        << static_cast<double>(h.sum_micros) / 1e6 << '\n';
-    out << "ledger_http_request_duration_seconds_count{route=\"" << route << "\"} " << h.count << '\n';
+  }
+  out << "# TYPE ledger_http_request_duration_seconds histogram\n";
+  for (size_t i = 0; i < route_names_.size() && i < routes_.size(); ++i) {
+    const RouteStats& r = routes_[i];
+    if (r.count.load() == 0) continue;
+    uint64_t cumulative = 0;
+    for (size_t b = 0; b < kBucketMicros.size(); ++b) {
+      cumulative += r.buckets[b].load();
+      out << "ledger_http_request_duration_seconds_bucket{route=\"" << route_names_[i] << "\",le=\""
+          << static_cast<double>(kBucketMicros[b]) / 1e6 << "\"} " << cumulative << '\n';
+    }
+    out << "ledger_http_request_duration_seconds_bucket{route=\"" << route_names_[i] << "\",le=\"+Inf\"} "
+        << r.count.load() << '\n';
+    out << "ledger_http_request_duration_seconds_sum{route=\"" << route_names_[i] << "\"} "
+        << static_cast<double>(r.sum_micros.load()) / 1e6 << '\n';
+    out << "ledger_http_request_duration_seconds_count{route=\"" << route_names_[i] << "\"} " << r.count.load()
+        << '\n';
   }
   return out.str();
 }

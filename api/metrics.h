@@ -19,7 +19,11 @@ class Metrics {
  public:
   void Count(const std::string& name, const std::string& labels, uint64_t n = 1);
   void Set(const std::string& name, const std::string& labels, int64_t value);
-  void ObserveLatency(const std::string& route, int64_t micros);
+  // One finished HTTP request: counted per route and status, and its latency
+  // observed. Lock-free: it runs on every request.
+  void Request(int route, int status, int64_t micros);
+  // Route labels by index, for Request(); set once before serving.
+  void SetRoutes(std::vector<std::string> routes);
   // Gauges computed at scrape time (ledger head, Kafka lag).
   void AddCollector(std::function<void(Metrics&)> collector);
   std::string Render();
@@ -28,13 +32,22 @@ class Metrics {
   std::mutex mu_;
   std::map<std::string, std::map<std::string, int64_t>> counters_;  // name -> labels -> value
   std::map<std::string, std::map<std::string, int64_t>> gauges_;
-  struct Histogram {
-    std::array<uint64_t, 16> buckets{};
-    uint64_t count = 0;
-    int64_t sum_micros = 0;
-  };
-  std::map<std::string, Histogram> latency_;
   std::vector<std::function<void(Metrics&)>> collectors_;
+
+ public:
+  static constexpr int kRoutesMax = 32;
+  static constexpr int kLatencyBuckets = 16;
+
+ private:
+  // Per route: requests by status class (1xx..5xx) and latency buckets.
+  struct RouteStats {
+    std::array<std::atomic<uint64_t>, 6> by_class{};
+    std::array<std::atomic<uint64_t>, kLatencyBuckets> buckets{};
+    std::atomic<uint64_t> count{0};
+    std::atomic<int64_t> sum_micros{0};
+  };
+  std::array<RouteStats, kRoutesMax> routes_;
+  std::vector<std::string> route_names_;
 };
 
 }  // namespace billing::api

@@ -114,6 +114,27 @@ Json SourceJson(const ledger::Source& s) {
 
 }  // namespace
 
+namespace {
+
+// Route labels for metrics; Call::route holds one of these.
+const std::vector<std::string>& RouteNames() {
+  static const std::vector<std::string> kNames = {
+      "unknown",       "healthz",      "readyz",      "web",        "metrics",       "post_events",
+      "dashboard",     "usage_history", "usage_month", "usage_item", "invoices",      "invoice",
+      "ledger_events", "ledger_verify", "ledger_rejected", "ledger_retry"};
+  return kNames;
+}
+
+int RouteIndex(const std::string& route) {
+  const auto& names = RouteNames();
+  for (size_t i = 0; i < names.size(); ++i) {
+    if (names[i] == route) return static_cast<int>(i);
+  }
+  return 0;
+}
+
+}  // namespace
+
 struct Service::Call {
   HttpRequest request;
   Respond respond;
@@ -125,11 +146,9 @@ struct Service::Call {
   std::chrono::steady_clock::time_point started = std::chrono::steady_clock::now();
 
   void Reply(HttpReply reply) {
-    metrics->Count("ledger_http_requests_total",
-                   "route=\"" + route + "\",status=\"" + std::to_string(reply.status) + "\"");
-    metrics->ObserveLatency(route, std::chrono::duration_cast<std::chrono::microseconds>(
-                                       std::chrono::steady_clock::now() - started)
-                                       .count());
+    metrics->Request(RouteIndex(route), reply.status,
+                     std::chrono::duration_cast<std::chrono::microseconds>(std::chrono::steady_clock::now() - started)
+                         .count());
     respond(std::move(reply));
   }
   std::optional<std::string> Param(const std::string& name) const {
@@ -140,7 +159,9 @@ struct Service::Call {
 };
 
 Service::Service(projections::Billing& billing, Metrics& metrics, ServiceOptions options)
-    : billing_(billing), metrics_(metrics), options_(std::move(options)) {}
+    : billing_(billing), metrics_(metrics), options_(std::move(options)) {
+  metrics_.SetRoutes(RouteNames());
+}
 
 void Service::set_kafka_bootstrap(std::string bootstrap) {
   std::atomic_store(&kafka_bootstrap_, std::make_shared<const std::string>(std::move(bootstrap)));
@@ -430,12 +451,36 @@ Json InvoiceSummaryJson(const projections::InvoiceSummary& inv, const projection
 }  // namespace
 
 void Service::OrgRoute(Call& call, const std::string& org_id, const std::vector<std::string>& rest) {
+  // Answers are cached per request target and served while the org's version
+  // is unchanged; the version is read before computing, so an event committed
+  // meanwhile can only make the stored entry unusable, never wrong.
+  uint64_t version = billing_.OrgVersion(org_id);
+  {
+    std::lock_guard<std::mutex> lock(cache_mu_);
+    auto it = cache_.find(call.request.target);
+    if (it != cache_.end() && it->second.version == version && it->second.org == org_id) {
+      call.route = it->second.route;
+      HttpReply r;
+      r.body = it->second.body;
+      return call.Reply(std::move(r));
+    }
+  }
+  HttpReply reply = OrgAnswer(call, org_id, rest);
+  if (reply.status == 200) {
+    std::lock_guard<std::mutex> lock(cache_mu_);
+    if (cache_.size() >= kResponseCacheEntriesMax) cache_.clear();
+    cache_[call.request.target] = CachedAnswer{org_id, version, call.route, reply.body};
+  }
+  call.Reply(std::move(reply));
+}
+
+HttpReply Service::OrgAnswer(Call& call, const std::string& org_id, const std::vector<std::string>& rest) {
   const std::string& kind = rest[0];
   // Shared query parameters, validated before any lookup.
   std::optional<uint64_t> as_of;
   if (auto v = call.Param("as_of")) {
     uint64_t seq = 0;
-    if (!ParseUint(*v, &seq)) return call.Reply(Error(400, "invalid_argument", "as_of must be a ledger sequence number"));
+    if (!ParseUint(*v, &seq)) return Error(400, "invalid_argument", "as_of must be a ledger sequence number");
     as_of = seq;
   }
   auto months_param = [&](int def) -> Result<int> {
@@ -451,35 +496,35 @@ void Service::OrgRoute(Call& call, const std::string& org_id, const std::vector<
   std::optional<Month> end;
   if (auto v = call.Param("end")) {
     auto m = ParseMonth(*v, "end");
-    if (!m.ok()) return call.Reply(ErrorOf(m.status()));
+    if (!m.ok()) return ErrorOf(m.status());
     end = *m;
   }
   auto open = [&]() -> Result<OrgSnapshot> { return billing_.Snapshot(org_id, as_of); };
-  auto unknown_org = [&]() { call.Reply(Error(404, "unknown_org", "organization " + org_id + " is unknown")); };
+  auto unknown_org = [&]() { return Error(404, "unknown_org", "organization " + org_id + " is unknown"); };
 
   if (kind == "dashboard" && rest.size() == 1) {
     call.route = "dashboard";
     auto months = months_param(kDashboardMonthsDefault);
-    if (!months.ok()) return call.Reply(ErrorOf(months.status()));
+    if (!months.ok()) return ErrorOf(months.status());
     auto snap = open();
-    if (!snap.ok()) return snap.status().code() == Code::kNotFound ? unknown_org() : call.Reply(ErrorOf(snap.status()));
+    if (!snap.ok()) return snap.status().code() == Code::kNotFound ? unknown_org() : ErrorOf(snap.status());
     const auto& org = *snap->org;
     auto cc = call.Param("cost_center");
     if (cc && cc->empty()) cc.reset();
     auto rows = projections::Dashboard(org, *snap->view, MonthRange{end.value_or(org.LatestMonth()), *months}, cc);
-    if (!rows.ok()) return call.Reply(Error(404, "unknown_cost_center", rows.status().message()));
+    if (!rows.ok()) return Error(404, "unknown_cost_center", rows.status().message());
     Json list = Json::array();
     for (const auto& r : *rows) {
       list.push_back(Json{{"month", FormatMonth(r.month)}, {"billed", FormatNanos(r.billed, org.minor_digits)}});
     }
-    return call.Reply(JsonReply(200, Json{{"org_id", org.org_id}, {"currency", org.currency}, {"months", std::move(list)}}));
+    return JsonReply(200, Json{{"org_id", org.org_id}, {"currency", org.currency}, {"months", std::move(list)}});
   }
   if (kind == "usage-history" && rest.size() == 1) {
     call.route = "usage_history";
     auto months = months_param(kHistoryMonthsDefault);
-    if (!months.ok()) return call.Reply(ErrorOf(months.status()));
+    if (!months.ok()) return ErrorOf(months.status());
     auto snap = open();
-    if (!snap.ok()) return snap.status().code() == Code::kNotFound ? unknown_org() : call.Reply(ErrorOf(snap.status()));
+    if (!snap.ok()) return snap.status().code() == Code::kNotFound ? unknown_org() : ErrorOf(snap.status());
     const auto& org = *snap->org;
     Json list = Json::array();
     for (const auto& h : projections::UsageHistory(org, *snap->view, MonthRange{end.value_or(org.LatestMonth()), *months})) {
@@ -491,14 +536,14 @@ void Service::OrgRoute(Call& call, const std::string& org_id, const std::vector<
                           {"credits", Money(h.credits)},
                           {"adjustments", Money(h.adjustments)}});
     }
-    return call.Reply(JsonReply(200, Json{{"org_id", org.org_id}, {"currency", org.currency}, {"months", std::move(list)}}));
+    return JsonReply(200, Json{{"org_id", org.org_id}, {"currency", org.currency}, {"months", std::move(list)}});
   }
   if (kind == "usage-history" && (rest.size() == 2 || (rest.size() == 4 && rest[2] == "items"))) {
     call.route = rest.size() == 2 ? "usage_month" : "usage_item";
     auto month = ParseMonth(rest[1], "month");
-    if (!month.ok()) return call.Reply(ErrorOf(month.status()));
+    if (!month.ok()) return ErrorOf(month.status());
     auto snap = open();
-    if (!snap.ok()) return snap.status().code() == Code::kNotFound ? unknown_org() : call.Reply(ErrorOf(snap.status()));
+    if (!snap.ok()) return snap.status().code() == Code::kNotFound ? unknown_org() : ErrorOf(snap.status());
     const auto& org = *snap->org;
     if (rest.size() == 2) {
       auto d = projections::MonthItems(org, *snap->view, *month);
@@ -507,13 +552,13 @@ void Service::OrgRoute(Call& call, const std::string& org_id, const std::vector<
         items.push_back(Json{{"id", it.id}, {"category", it.category}, {"label", it.label},
                              {"amount", Money(it.amount)}, {"drillable", it.drillable}});
       }
-      return call.Reply(JsonReply(200, Json{{"month", FormatMonth(d.month)},
+      return (JsonReply(200, Json{{"month", FormatMonth(d.month)},
                                             {"status", StatusWord(d.closed)},
                                             {"total", FormatNanos(d.total, org.minor_digits)},
                                             {"items", std::move(items)}}));
     }
     auto d = projections::ItemChildren(org, *snap->view, *month, rest[3]);
-    if (!d.ok()) return call.Reply(Error(404, "not_found", d.status().message()));
+    if (!d.ok()) return Error(404, "not_found", d.status().message());
     Json children = Json::array();
     for (const auto& c : d->children) {
       children.push_back(Json{{"id", c.id}, {"label", c.label}, {"amount", Money(c.amount)},
@@ -521,41 +566,41 @@ void Service::OrgRoute(Call& call, const std::string& org_id, const std::vector<
                               {"unit", c.unit ? Json(*c.unit) : Json(nullptr)},
                               {"drillable", c.drillable}});
     }
-    return call.Reply(JsonReply(200, Json{{"id", d->id}, {"label", d->label}, {"amount", Money(d->amount)},
+    return (JsonReply(200, Json{{"id", d->id}, {"label", d->label}, {"amount", Money(d->amount)},
                                           {"children", std::move(children)}}));
   }
   if (kind == "invoices" && rest.size() == 1) {
     call.route = "invoices";
     auto month_text = call.Param("month");
-    if (!month_text) return call.Reply(Error(400, "invalid_argument", "month=YYYY-MM is required"));
+    if (!month_text) return Error(400, "invalid_argument", "month=YYYY-MM is required");
     auto month = ParseMonth(*month_text, "month");
-    if (!month.ok()) return call.Reply(ErrorOf(month.status()));
+    if (!month.ok()) return ErrorOf(month.status());
     auto snap = open();
-    if (!snap.ok()) return snap.status().code() == Code::kNotFound ? unknown_org() : call.Reply(ErrorOf(snap.status()));
+    if (!snap.ok()) return snap.status().code() == Code::kNotFound ? unknown_org() : ErrorOf(snap.status());
     const auto& org = *snap->org;
     auto list = projections::Invoices(org, *snap->view, *month);
     Json invoices = Json::array();
     for (const auto& inv : list.invoices) invoices.push_back(InvoiceSummaryJson(inv, org));
-    return call.Reply(JsonReply(200, Json{{"month", FormatMonth(list.month)},
+    return (JsonReply(200, Json{{"month", FormatMonth(list.month)},
                                           {"mode", list.mode == projections::InvoicingMode::kSingle ? "SINGLE" : "PER_COST_CENTER"},
                                           {"invoices", std::move(invoices)}}));
   }
   if (kind == "invoices" && rest.size() == 2) {
     call.route = "invoice";
     auto snap = open();
-    if (!snap.ok()) return snap.status().code() == Code::kNotFound ? unknown_org() : call.Reply(ErrorOf(snap.status()));
+    if (!snap.ok()) return snap.status().code() == Code::kNotFound ? unknown_org() : ErrorOf(snap.status());
     const auto& org = *snap->org;
     auto inv = projections::GetInvoice(org, *snap->view, rest[1]);
-    if (!inv.ok()) return call.Reply(Error(404, "not_found", inv.status().message()));
+    if (!inv.ok()) return Error(404, "not_found", inv.status().message());
     Json j = InvoiceSummaryJson(inv->summary, org);
     Json lines = Json::array();
     for (const auto& l : inv->lines) {
       lines.push_back(Json{{"category", l.category}, {"description", l.description}, {"amount", Money(l.amount)}});
     }
     j["lines"] = std::move(lines);
-    return call.Reply(JsonReply(200, j));
+    return JsonReply(200, j);
   }
-  call.Reply(Error(404, "not_found", "no route for " + call.request.target));
+  return Error(404, "not_found", "no route for " + call.request.target);
 }
 
 void Service::LedgerEvents(Call& call) {

@@ -10,6 +10,8 @@
 
 #include <atomic>
 #include <memory>
+#include <mutex>
+#include <unordered_map>
 #include <optional>
 #include <string>
 
@@ -20,6 +22,9 @@
 
 namespace billing::api {
 
+// Cached read answers (dashboard, usage history, invoices) before the cache
+// is emptied: bounds its memory to a few MiB for typical answers.
+inline constexpr size_t kResponseCacheEntriesMax = 4096;
 // Rejected messages listed per page (`limit` may ask for fewer).
 inline constexpr size_t kRejectedPageMax = 1000;
 // Ledger records read from RocksDB per streamed chunk: bounds the memory of a
@@ -44,6 +49,7 @@ class Service {
   void PostEvents(Call& call);
   void Retry(Call& call, uint64_t id);
   void OrgRoute(Call& call, const std::string& org, const std::vector<std::string>& rest);
+  HttpReply OrgAnswer(Call& call, const std::string& org, const std::vector<std::string>& rest);
   void LedgerEvents(Call& call);
   void Verify(Call& call);
   void Rejected(Call& call);
@@ -53,6 +59,15 @@ class Service {
   ServiceOptions options_;
   std::atomic<bool> ready_{false};
   std::shared_ptr<const std::string> kafka_bootstrap_;
+
+  struct CachedAnswer {
+    std::string org;
+    uint64_t version = 0;
+    std::string route;
+    std::string body;
+  };
+  std::mutex cache_mu_;
+  std::unordered_map<std::string, CachedAnswer> cache_;  // by request target
 };
 
 }  // namespace billing::api

@@ -8,6 +8,7 @@
 #include <mutex>
 #include <shared_mutex>
 #include <thread>
+#include <unordered_map>
 
 #include "ledger/format.h"
 #include "projections/agg.h"
@@ -26,7 +27,9 @@ class Billing::LiveGate : public ledger::Gate {
   Status Admit(const events::Event& event, ledger::Sequence seq, ledger::Txn& txn) override {
     if (!view_) view_ = std::make_unique<RocksView>(db_);
     EventLookup lookup = [&txn](const std::string& id) { return txn.FindEvent(id); };
-    return decider_.Decide(event, seq.value, lookup, sink_, *view_);
+    Status decided = decider_.Decide(event, seq.value, lookup, sink_, *view_);
+    if (decided.ok()) touched_.insert(event.envelope.org_id());
+    return decided;
   }
 
   void Seal(ledger::Txn& txn) override {
@@ -44,7 +47,9 @@ class Billing::LiveGate : public ledger::Gate {
     for (const std::string& org : dirty_) {
       published_[org] = std::make_shared<const OrgState>(*decider_.Find(org));
     }
+    for (const std::string& org : touched_) versions_[org]++;
     dirty_.clear();
+    touched_.clear();
   }
 
   void Aborted() override {
@@ -53,6 +58,7 @@ class Billing::LiveGate : public ledger::Gate {
     sink_.Clear();
     view_.reset();
     dirty_.clear();
+    touched_.clear();
     decider_.TakeDirty();
     LEDGER_CHECK(Load().ok(), "reloading org states after a failed write");
   }
@@ -79,6 +85,12 @@ class Billing::LiveGate : public ledger::Gate {
     return Status::Ok();
   }
 
+  uint64_t Version(const std::string& org) const {
+    std::shared_lock<std::shared_mutex> lock(mu_);
+    auto it = versions_.find(org);
+    return it == versions_.end() ? 0 : it->second;
+  }
+
   std::shared_ptr<const OrgState> Published(const std::string& org) const {
     std::shared_lock<std::shared_mutex> lock(mu_);
     auto it = published_.find(org);
@@ -90,10 +102,12 @@ class Billing::LiveGate : public ledger::Gate {
   Decider decider_;
   CombiningSink sink_;
   std::unique_ptr<RocksView> view_;
-  std::set<std::string> dirty_;
+  std::set<std::string> dirty_;    // structure changed in this group
+  std::set<std::string> touched_;  // any event accepted in this group
 
   mutable std::shared_mutex mu_;
   std::map<std::string, std::shared_ptr<const OrgState>> published_;
+  std::unordered_map<std::string, uint64_t> versions_;
 };
 
 Billing::~Billing() {
@@ -330,5 +344,7 @@ Status Billing::Rebuild() {
 }
 
 ledger::Ledger& Billing::ledger() const { return *ledger_; }
+
+uint64_t Billing::OrgVersion(const std::string& org) const { return gate_->Version(org); }
 
 }  // namespace billing::projections

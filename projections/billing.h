@@ -65,6 +65,10 @@ class Billing {
   // kNotFound if the org does not exist there.
   Result<OrgSnapshot> Snapshot(const std::string& org, std::optional<uint64_t> as_of) const;
 
+  // Changes whenever an event of `org` is committed (starts at 0 when the
+  // process starts): answers cached under one version stay exact until then.
+  uint64_t OrgVersion(const std::string& org) const;
+
   // Deletes the read models and replays the whole ledger into them.
   Status Rebuild();
 
