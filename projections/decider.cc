@@ -88,7 +88,8 @@ Result<Decider::Posting> Decider::PostingFor(const OrgState& org, const events::
   return p;
 }
 
-void Decider::Emit(OrgState& org, const Posting& p, Sink& sink) {
+void Decider::Emit(OrgState& org, const Posting& p, Sink& sink, const events::Event& cause,
+                   uint64_t seq, const events::Event& charge) {
   const std::string& id = org.org_id;
   int32_t m = p.target.index;
   Agg amount = AmountAgg(p.amount);
@@ -105,6 +106,21 @@ void Decider::Emit(OrgState& org, const Posting& p, Sink& sink) {
   if (!org.latest_charge_month || *org.latest_charge_month < p.target) {
     org.latest_charge_month = p.target;
     dirty_.insert(id);
+  }
+  if (observer_) {
+    PostingRow row;
+    row.org = &org;
+    row.month = p.target;
+    row.category = p.category;
+    row.label = p.label;
+    row.cost_center = p.bucket;
+    row.amount = p.amount;
+    row.quantity = p.quantity;
+    row.unit = p.unit;
+    row.cause = &cause;
+    row.sequence = seq;
+    row.charge = &charge;
+    observer_(row);
   }
 }
 
@@ -198,7 +214,7 @@ Status Decider::Decide(const events::Event& event, uint64_t seq, const EventLook
       }
       auto posting = PostingFor(org, event, seq);
       if (!posting.ok()) return posting.status();
-      Emit(org, *posting, sink);
+      Emit(org, *posting, sink, event, seq, event);
       return Status::Ok();  // structure unchanged unless Emit marked it
     }
     case Payload::kSupportCharged:
@@ -213,7 +229,7 @@ Status Decider::Decide(const events::Event& event, uint64_t seq, const EventLook
       }
       auto posting = PostingFor(org, event, seq);
       if (!posting.ok()) return posting.status();
-      Emit(org, *posting, sink);
+      Emit(org, *posting, sink, event, seq, event);
       return Status::Ok();
     }
     case Payload::kEventVoided: {
@@ -253,7 +269,7 @@ Status Decider::Decide(const events::Event& event, uint64_t seq, const EventLook
         reversal.label = FormatMonth(parsed->month);
         reversal.drill = false;
       }
-      Emit(org, reversal, sink);
+      Emit(org, reversal, sink, event, seq, *parsed);
       sink.Put(marker, "");
       pending_voids_.insert(marker);
       return Status::Ok();

@@ -16,6 +16,7 @@
 #include <memory>
 #include <set>
 #include <string>
+#include <string_view>
 
 #include "events/event.h"
 #include "ledger/ledger.h"
@@ -27,6 +28,29 @@ namespace billing::projections {
 // Finds an accepted event by id (the ledger, or the group being written).
 using EventLookup =
     std::function<Result<std::optional<ledger::StoredEvent>>(const std::string& event_id)>;
+
+// One posting exactly as the decider writes it to the read models, for
+// observers that need line-level detail (exports). Pointers and views are
+// valid only during the observer call.
+struct PostingRow {
+  const OrgState* org = nullptr;
+  Month month;            // the month it lands in (for adjustments: the open month it moved to)
+  char category = 0;      // keys::Category
+  std::string_view label;        // the month item's label: service, description or YYYY-MM
+  std::string_view cost_center;  // the invoice bucket: a cost center id, "" for the organization
+  Sum amount = 0;         // signed: credits and reversals are negative
+  Sum quantity = 0;       // usage only; negative for reversals
+  std::string_view unit;  // usage only
+  // The event recorded as this sequence that caused the posting: the charge
+  // itself, or the event_voided that reverses it.
+  const events::Event* cause = nullptr;
+  uint64_t sequence = 0;
+  // The charge whose fields the posting carries (provider, service, sku...):
+  // `cause` itself, or for a reversal the voided original.
+  const events::Event* charge = nullptr;
+};
+
+using PostingObserver = std::function<void(const PostingRow&)>;
 
 class Decider {
  public:
@@ -46,14 +70,22 @@ class Decider {
   // Replaces the whole structure (loading from storage).
   void Load(std::map<std::string, OrgState> orgs);
 
+  // Called once for every posting an accepted event writes, after it is
+  // written to the sink and in the same order; decisions do not depend on
+  // it. Empty (the default): no call. Exports use it to see line-level rows
+  // produced by exactly the rules that build the invoices.
+  void set_observer(PostingObserver observer) { observer_ = std::move(observer); }
+
  private:
   struct Posting;
   Result<Posting> PostingFor(const OrgState& org, const events::Event& event, uint64_t seq) const;
-  void Emit(OrgState& org, const Posting& posting, Sink& sink);
+  void Emit(OrgState& org, const Posting& posting, Sink& sink, const events::Event& cause,
+            uint64_t seq, const events::Event& charge);
 
   std::map<std::string, OrgState> orgs_;
   std::set<std::string> dirty_;
   std::set<std::string> pending_voids_;  // org \0 event_id, decided in the current group
+  PostingObserver observer_;
 };
 
 }  // namespace billing::projections
