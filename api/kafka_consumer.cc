@@ -180,6 +180,7 @@ struct KafkaConsumer::Impl {
   std::map<int32_t, int64_t> stored;    // next offset durable in the ledger
   std::map<int32_t, int64_t> position;  // next offset we expect to read
   std::map<int32_t, int64_t> uncommitted;  // durable, not yet committed to Kafka
+  std::map<int32_t, int64_t> written_this_run;  // durable, by this process
   Clock::time_point next_commit;
   Clock::time_point next_lag_refresh;
   std::map<int, Clock::time_point> last_error_log;
@@ -341,21 +342,15 @@ void KafkaConsumer::Impl::Take(const rd_kafka_message_t* m) {
     return;
   }
   const int32_t partition = m->partition;
-  if (auto it = position.find(partition); it != position.end()) {
-    if (m->offset < it->second) {
-      // Already in a batch (a fetch from before a seek): taking it again
-      // would repeat it.
-      return;
-    }
-    if (m->offset > it->second) {
-      // Retention dropped messages we never read, or the log has control
-      // records (transactions) there. Either way nothing can be done but
-      // to say so.
-      LogError(RD_KAFKA_RESP_ERR_OFFSET_OUT_OF_RANGE,
-               "partition " + std::to_string(partition) + ": offsets " + std::to_string(it->second) +
-                   ".." + std::to_string(m->offset - 1) + " were skipped by the broker");
-      metrics.Count("ledger_kafka_offset_gaps_total", PartitionLabel(partition));
-    }
+  if (auto it = position.find(partition); it != position.end() && m->offset != it->second) {
+    // Forward: retention dropped messages we never read, or the log has
+    // control records (transactions) there. Backward: the topic was
+    // recreated or the offset reset. The broker decides either way; say so.
+    // (Messages fetched before a seek never get here: librdkafka drops them.)
+    LogError(RD_KAFKA_RESP_ERR_OFFSET_OUT_OF_RANGE,
+             "partition " + std::to_string(partition) + ": expected offset " + std::to_string(it->second) +
+                 ", the broker sent " + std::to_string(m->offset));
+    metrics.Count("ledger_kafka_offset_jumps_total", PartitionLabel(partition));
   }
   ledger::Source source;
   source.set_kind(ledger::Source::KAFKA);
@@ -464,6 +459,7 @@ void KafkaConsumer::Impl::Account(const ledger::AppendResult& r, const std::map<
   for (const auto& [partition, offset] : next) {
     stored[partition] = offset;
     uncommitted[partition] = offset;
+    written_this_run[partition] = offset;
     touched.push_back(partition);
   }
   CommitToKafka(/*now=*/false);
@@ -586,6 +582,11 @@ void KafkaConsumer::Impl::Assign(rd_kafka_topic_partition_list_t* parts) {
     if (*offset >= 0) {
       stored[p.partition] = *offset;
       position[p.partition] = *offset;
+    } else if (options.embedded) {
+      // The embedded log starts at 0 with this process: a first message at
+      // a later offset means the broker dropped older ones (its memory
+      // limit) before we read them, which must not pass silently.
+      position[p.partition] = 0;
     }
     shown += (shown.empty() ? "" : ", ") + std::to_string(p.partition) + "@" +
              (*offset >= 0 ? std::to_string(*offset) : std::string("beginning"));
@@ -622,6 +623,13 @@ void KafkaConsumer::Impl::Revoke(bool flush) {
 }
 
 Result<int64_t> KafkaConsumer::Impl::StoredOffset(int32_t partition) {
+  if (options.embedded) {
+    // The embedded broker lives and dies with this process: offsets in the
+    // ledger from an earlier run point into a log that no longer exists (the
+    // new one starts again at 0), so only offsets written by this run count.
+    auto it = written_this_run.find(partition);
+    return it != written_this_run.end() ? it->second : static_cast<int64_t>(RD_KAFKA_OFFSET_BEGINNING);
+  }
   auto next = billing.ledger().KafkaNextOffset(options.topic, partition);
   if (!next.ok()) return next.status();
   return next->has_value() ? **next : static_cast<int64_t>(RD_KAFKA_OFFSET_BEGINNING);

@@ -12,8 +12,10 @@
 // when none is), and on revocation it finishes the batch in hand before it
 // lets the partitions go. A crash at any instant neither loses nor repeats a
 // message: what was written carries its offsets, what was not is read again.
-// Offsets are also committed to Kafka after each durable batch, for lag
-// monitoring by Kafka's own tools only.
+// Offsets are also committed to Kafka after durable batches (at most once a
+// second), for lag monitoring by Kafka's own tools only. With the embedded
+// broker, whose log starts empty with every process, a restart reads that new
+// log from its beginning: offsets stored by an earlier run are not used.
 //
 // An append that fails (storage trouble) advances nothing: the consumer
 // drops what it read since the last durable batch, seeks back to the stored
@@ -23,9 +25,10 @@
 //
 // Metrics (api::Metrics): ledger_kafka_consumed_total, _appended_total,
 // _duplicates_total, _rejected_total, _batches_total, _append_failures_total,
-// _dlq_failures_total and the gauge ledger_kafka_lag{partition="N"} (high
-// watermark minus the stored next offset, refreshed after every batch and
-// every second).
+// _commit_failures_total, _dlq_failures_total, _errors_total,
+// _offset_jumps_total{partition}, and the gauge ledger_kafka_lag{partition}:
+// high watermark minus the stored next offset, refreshed after every batch
+// and every second. Also the service-wide ledger_events_*_total counters.
 #pragma once
 
 #include <cstdint>

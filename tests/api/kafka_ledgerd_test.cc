@@ -1,6 +1,7 @@
 // The real ledgerd binary consuming Kafka. With --kafka-embedded it prints its
 // broker, shows it in /healthz and ingests what `ledgerctl produce` publishes
-// there (the golden example, giving the expected answers). With
+// there (the golden example, giving the expected answers), also after a
+// restart that starts a new, empty embedded broker. With
 // --kafka-brokers pointing at a broker in this test process, a ledgerd killed
 // with SIGKILL in the middle of ingestion, again and again, and restarted on
 // the same data directory ends with every event exactly once, a verifying
@@ -142,6 +143,46 @@ TEST(LedgerdKafka, EmbeddedBrokerIngestsWhatLedgerctlProduces) {
 
   ledgerd.child->Signal(SIGTERM);
   EXPECT_EQ(ledgerd.child->Wait(), 0);
+}
+
+TEST(LedgerdKafka, RestartedEmbeddedBrokerIsReadFromItsStart) {
+  // The embedded broker's log dies with ledgerd; the offsets stored by the
+  // first run must not be applied to the second run's new, empty log, or the
+  // second run would skip as many messages there.
+  TempDir tmp;
+  const std::string data = tmp.sub("data");
+  auto produce_golden = [&](const std::string& bootstrap) {
+    Child produce({testing::BuildDir() + "/ledgerctl", "produce", "--brokers", bootstrap, "--topic",
+                   "billing.events", ExamplesDir() + "/events.ndjson"});
+    EXPECT_EQ(produce.WaitForLine("delivered ", kStartTimeout), "62 of 62 messages to billing.events");
+    EXPECT_EQ(produce.Wait(), 0);
+  };
+  auto settled = [](Ledgerd& l) {
+    std::string m = l.Metrics();
+    return MetricValue(m, "ledger_kafka_appended_total") + MetricValue(m, "ledger_kafka_duplicates_total") +
+           MetricValue(m, "ledger_kafka_rejected_total");
+  };
+  {
+    Ledgerd first(data, {"--kafka-embedded"});
+    std::string bootstrap = first.child->WaitForLine("kafka bootstrap: ", kStartTimeout);
+    ASSERT_TRUE(first.Listen());
+    produce_golden(bootstrap);
+    ASSERT_TRUE(WaitUntil([&] { return settled(first) == 62; }, kIngestTimeout));
+    first.child->Signal(SIGTERM);
+    ASSERT_EQ(first.child->Wait(), 0);
+  }
+  Ledgerd second(data, {"--kafka-embedded"});
+  std::string bootstrap = second.child->WaitForLine("kafka bootstrap: ", kStartTimeout);
+  ASSERT_TRUE(second.Listen());
+  produce_golden(bootstrap);
+  // Every message of the new log is read: all known already, none new.
+  ASSERT_TRUE(WaitUntil([&] { return settled(second) == 62; }, kIngestTimeout))
+      << "settled " << settled(second) << " of 62";
+  std::string m = second.Metrics();
+  EXPECT_EQ(MetricValue(m, "ledger_kafka_appended_total"), 0);
+  EXPECT_EQ(second.Head(), 57);
+  second.child->Signal(SIGTERM);
+  EXPECT_EQ(second.child->Wait(), 0);
 }
 
 TEST(LedgerdKafka, KillNineDuringIngestionLosesAndRepeatsNothing) {
