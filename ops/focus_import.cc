@@ -1,0 +1,372 @@
+#include "ops/focus_import.h"
+
+#include <openssl/evp.h>
+
+#include <algorithm>
+#include <cctype>
+#include <limits>
+#include <unordered_map>
+
+#include <nlohmann/json.hpp>
+
+#include "events/calendar.h"
+#include "events/event.h"
+#include "events/money.h"
+#include "ops/csv_reader.h"
+
+namespace billing::ops {
+
+namespace {
+
+// Hex digits of SHA-256 kept in an event id: 128 bits, so distinct rows never
+// collide in practice, and the id stays short.
+constexpr size_t kFocusIdHexDigits = 32;
+// Exponents beyond this cannot describe a cost that fits int64 nano-units.
+constexpr int kDecimalExponentMax = 40;
+// What missing text becomes: every usage text field is required by the SPEC.
+constexpr std::string_view kNone = "(none)";
+
+std::string Trim(std::string_view s) {
+  while (!s.empty() && std::isspace(static_cast<unsigned char>(s.front()))) s.remove_prefix(1);
+  while (!s.empty() && std::isspace(static_cast<unsigned char>(s.back()))) s.remove_suffix(1);
+  return std::string(s);
+}
+
+std::string Lower(std::string s) {
+  std::transform(s.begin(), s.end(), s.begin(), [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
+  return s;
+}
+
+// FOCUS writes nulls as a bare NULL; other tools leave the field empty.
+bool IsNull(const std::optional<std::string>& v) { return !v || v->empty() || *v == "NULL"; }
+
+// Control characters (an embedded line break in a description) would make
+// the event invalid; they carry no meaning in these fields.
+std::string CleanText(const std::string& s) {
+  std::string out = s;
+  for (char& c : out) {
+    if (static_cast<unsigned char>(c) < 0x20 || c == 0x7f) c = ' ';
+  }
+  return Trim(out);
+}
+
+std::string Hex(const unsigned char* bytes, size_t n) {
+  static const char* kDigits = "0123456789abcdef";
+  std::string out;
+  for (size_t i = 0; i < n; ++i) {
+    out.push_back(kDigits[bytes[i] >> 4]);
+    out.push_back(kDigits[bytes[i] & 15]);
+  }
+  return out;
+}
+
+std::string DigitsOnly(std::string_view s, size_t n) {
+  for (size_t i = 0; i < n; ++i) {
+    if (i >= s.size() || !std::isdigit(static_cast<unsigned char>(s[i]))) return "";
+  }
+  return std::string(s.substr(0, n));
+}
+
+}  // namespace
+
+Result<ProviderMap> ParseProviderMap(std::string_view text) {
+  ProviderMap map;
+  size_t line_no = 0;
+  size_t pos = 0;
+  while (pos <= text.size()) {
+    size_t nl = text.find('\n', pos);
+    if (nl == std::string_view::npos) nl = text.size();
+    std::string_view line = text.substr(pos, nl - pos);
+    pos = nl + 1;
+    ++line_no;
+    if (size_t hash = line.find('#'); hash != std::string_view::npos) line = line.substr(0, hash);
+    std::string trimmed = Trim(line);
+    if (trimmed.empty()) continue;
+    // Keys (Azure subscription paths, provider names) may hold spaces; our
+    // provider ids never hold `=`, so the last `=` separates.
+    size_t eq = trimmed.rfind('=');
+    if (eq == std::string::npos) {
+      return Status(Code::kInvalidArgument, "provider map line " + std::to_string(line_no) +
+                                                ": expected `key = provider_id`");
+    }
+    std::string key = Trim(std::string_view(trimmed).substr(0, eq));
+    std::string provider = Trim(std::string_view(trimmed).substr(eq + 1));
+    if (key.empty() || provider.empty()) {
+      return Status(Code::kInvalidArgument, "provider map line " + std::to_string(line_no) +
+                                                ": key and provider_id must not be empty");
+    }
+    if (key == "*") {
+      map.fallback = provider;
+    } else {
+      map.by_key[key] = provider;
+    }
+    if (nl == text.size()) break;
+  }
+  return map;
+}
+
+Result<int64_t> ParseRoundedNanos(std::string_view text) {
+  Status bad(Code::kInvalidArgument, "\"" + std::string(text) + "\" is not a decimal number");
+  std::string_view s = text;
+  bool negative = false;
+  if (!s.empty() && (s[0] == '-' || s[0] == '+')) {
+    negative = s[0] == '-';
+    s.remove_prefix(1);
+  }
+  std::string digits;
+  int fraction_digits = 0;
+  bool seen_dot = false, seen_digit = false;
+  size_t i = 0;
+  for (; i < s.size(); ++i) {
+    char c = s[i];
+    if (c >= '0' && c <= '9') {
+      seen_digit = true;
+      if (!(digits.empty() && c == '0')) digits.push_back(c);  // leading zeros carry nothing
+      if (seen_dot) ++fraction_digits;
+    } else if (c == '.' && !seen_dot) {
+      seen_dot = true;
+    } else {
+      break;
+    }
+  }
+  if (!seen_digit) return bad;
+  int exponent = 0;
+  if (i < s.size()) {
+    if (s[i] != 'e' && s[i] != 'E') return bad;
+    ++i;
+    bool exp_negative = false;
+    if (i < s.size() && (s[i] == '-' || s[i] == '+')) exp_negative = s[i++] == '-';
+    if (i == s.size()) return bad;
+    for (; i < s.size(); ++i) {
+      if (s[i] < '0' || s[i] > '9') return bad;
+      exponent = exponent * 10 + (s[i] - '0');
+      if (exponent > kDecimalExponentMax) return bad;
+    }
+    if (exp_negative) exponent = -exponent;
+  }
+  // value = digits * 10^(exponent - fraction_digits); nanos scale by 10^9.
+  int shift = exponent - fraction_digits + kNanoDigits;
+  Status overflow(Code::kInvalidArgument, "\"" + std::string(text) + "\" does not fit int64 nano-units");
+  __int128 magnitude = 0;
+  if (shift >= 0) {
+    if (digits.size() + static_cast<size_t>(shift) > 19) {
+      if (!digits.empty()) return overflow;
+    }
+    for (char c : digits) magnitude = magnitude * 10 + (c - '0');
+    for (int k = 0; k < shift && magnitude != 0; ++k) magnitude *= 10;
+  } else {
+    size_t drop = static_cast<size_t>(-shift);
+    if (drop <= digits.size()) {
+      std::string kept = digits.substr(0, digits.size() - drop);
+      if (kept.size() > 19) return overflow;
+      for (char c : kept) magnitude = magnitude * 10 + (c - '0');
+      // Half away from zero on the magnitude: the first dropped digit decides.
+      if (digits[digits.size() - drop] >= '5') magnitude += 1;
+    }
+    // drop > digits.size(): below half a nano-unit, rounds to zero.
+  }
+  if (magnitude > std::numeric_limits<int64_t>::max()) return overflow;
+  int64_t v = static_cast<int64_t>(magnitude);
+  return negative ? -v : v;
+}
+
+Result<std::string> NormalizeFocusTime(std::string_view text) {
+  Status bad(Code::kInvalidArgument, "\"" + std::string(text) + "\" is not a UTC date-time");
+  std::string t = Trim(text);
+  if (t.size() == 10) t += "T00:00:00";
+  if (t.size() < 19 || DigitsOnly(t, 4).empty() || t[4] != '-' || t[7] != '-') return bad;
+  if (t[10] == ' ') t[10] = 'T';
+  if (t[10] != 'T') return bad;
+  if (t.back() == 'Z') {
+    t.pop_back();
+  } else if (t.size() > 6 && (t.ends_with("+00:00") || t.ends_with("-00:00"))) {
+    t.resize(t.size() - 6);
+  }
+  t += 'Z';
+  auto parsed = ParseTimestamp(t, "time");
+  if (!parsed.ok()) return bad;
+  return t;
+}
+
+Result<FocusImportReport> ImportFocus(std::istream& in, const FocusImportOptions& options,
+                                      const std::function<void(const std::string&)>& emit) {
+  using Json = nlohmann::ordered_json;
+  CsvReader reader(in);
+  CsvRecord header;
+  auto got = reader.Next(&header);
+  if (!got.ok()) return got.status();
+  if (!*got) return Status(Code::kInvalidArgument, "the CSV is empty (no header line)");
+  std::vector<std::string> names;
+  std::unordered_map<std::string, size_t> column;  // lower-case name -> index
+  for (size_t i = 0; i < header.size(); ++i) {
+    names.push_back(header[i].value_or(""));
+    column.emplace(Lower(Trim(names.back())), i);
+  }
+  auto index_of = [&](std::string_view name) -> std::optional<size_t> {
+    auto it = column.find(Lower(std::string(name)));
+    if (it == column.end()) return std::nullopt;
+    return it->second;
+  };
+  for (std::string_view required : {"BilledCost", "ServiceName"}) {
+    if (!index_of(required)) {
+      return Status(Code::kInvalidArgument, "the CSV has no " + std::string(required) + " column");
+    }
+  }
+  if (!index_of("ChargePeriodStart") && !index_of("BillingPeriodStart")) {
+    return Status(Code::kInvalidArgument, "the CSV has neither ChargePeriodStart nor BillingPeriodStart");
+  }
+
+  FocusImportReport report;
+  std::unordered_map<std::string, uint64_t> copies;  // row digest -> times seen
+  CsvRecord row;
+  for (;;) {
+    got = reader.Next(&row);
+    if (!got.ok()) return got.status();
+    if (!*got) break;
+    ++report.rows;
+    const uint64_t row_no = reader.record_number();
+    auto skip = [&](const std::string& why) {
+      ++report.skipped;
+      if (report.problems.size() < kFocusProblemsMax) {
+        report.problems.push_back("row " + std::to_string(row_no) + ": " + why);
+      }
+    };
+    if (row.size() != names.size()) {
+      skip("has " + std::to_string(row.size()) + " fields, the header has " + std::to_string(names.size()));
+      continue;
+    }
+    auto field = [&](std::string_view name) -> std::optional<std::string> {
+      auto i = index_of(name);
+      if (!i || IsNull(row[*i])) return std::nullopt;
+      return Trim(*row[*i]);
+    };
+    auto text = [&](std::initializer_list<std::string_view> candidates) {
+      for (std::string_view name : candidates) {
+        if (auto v = field(name)) {
+          std::string cleaned = CleanText(*v);
+          if (!cleaned.empty()) return cleaned;
+        }
+      }
+      return std::string(kNone);
+    };
+
+    // The id: the org and the row's content, column by column, so quoting
+    // or line endings do not change it but any value does.
+    std::string content = options.org_id;
+    content.push_back('\0');
+    for (size_t i = 0; i < names.size(); ++i) {
+      content += names[i];
+      content.push_back(row[i] ? '\x1f' : '\x1e');  // present vs absent
+      if (row[i]) content += *row[i];
+      content.push_back('\0');
+    }
+    unsigned char digest[EVP_MAX_MD_SIZE];
+    unsigned int digest_len = 0;
+    LEDGER_CHECK(EVP_Digest(content.data(), content.size(), digest, &digest_len, EVP_sha256(), nullptr) == 1,
+                 "SHA-256 failed");
+    std::string event_id = "focus:" + Hex(digest, digest_len).substr(0, kFocusIdHexDigits);
+    if (uint64_t seen = copies[event_id]++; seen > 0) event_id += ":" + std::to_string(seen + 1);
+
+    auto cost_text = field("BilledCost");
+    if (!cost_text) {
+      skip("BilledCost is NULL");
+      continue;
+    }
+    auto cost = ParseRoundedNanos(*cost_text);
+    if (!cost.ok()) {
+      skip("BilledCost " + cost.status().message());
+      continue;
+    }
+    auto start_text = field("ChargePeriodStart");
+    if (!start_text) start_text = field("BillingPeriodStart");
+    if (!start_text) {
+      skip("no ChargePeriodStart or BillingPeriodStart");
+      continue;
+    }
+    auto start = NormalizeFocusTime(*start_text);
+    if (!start.ok()) {
+      skip("ChargePeriodStart " + start.status().message());
+      continue;
+    }
+    std::string service = text({"ServiceName"});
+    Json event{{"event_id", event_id}, {"org_id", options.org_id}, {"occurred_at", *start},
+               {"source", options.source}};
+    if (*cost < 0) {
+      Json credit{{"month", start->substr(0, 7)},
+                  {"amount", FormatNanos(-static_cast<Sum>(*cost))},
+                  {"description", service}};
+      if (options.credit_cost_center) credit["cost_center_id"] = *options.credit_cost_center;
+      event["credit_applied"] = std::move(credit);
+    } else {
+      std::optional<std::string> provider;
+      for (std::string_view key : {"SubAccountId", "BillingAccountId", "ProviderName"}) {
+        if (auto v = field(key)) {
+          if (auto it = options.providers.by_key.find(*v); it != options.providers.by_key.end()) {
+            provider = it->second;
+            break;
+          }
+        }
+      }
+      if (!provider) provider = options.providers.fallback;
+      if (!provider) {
+        skip("no provider mapping for SubAccountId, BillingAccountId or ProviderName and no `*` line");
+        continue;
+      }
+      std::string end = *start;
+      if (auto end_text = field("ChargePeriodEnd")) {
+        auto e = NormalizeFocusTime(*end_text);
+        if (!e.ok()) {
+          skip("ChargePeriodEnd " + e.status().message());
+          continue;
+        }
+        end = *e;
+      }
+      // Negative quantities go with refunds, which are credits; on a usage
+      // row they are a provider's correction of zero cost, counted as none.
+      int64_t quantity = 0;
+      if (auto q = field("ConsumedQuantity")) {
+        auto parsed = ParseRoundedNanos(*q);
+        if (!parsed.ok()) {
+          skip("ConsumedQuantity " + parsed.status().message());
+          continue;
+        }
+        quantity = std::max<int64_t>(*parsed, 0);
+      }
+      Json usage{{"provider_id", *provider},
+                 {"service", service},
+                 {"sku", text({"SkuId", "SkuPriceId"})},
+                 {"resource_id", text({"ResourceId", "ResourceName"})},
+                 {"region", text({"RegionId", "RegionName"})},
+                 {"quantity", quantity == 0 ? std::string("0") : FormatNanos(quantity)},
+                 {"unit", text({"ConsumedUnit", "PricingUnit"})},
+                 {"amount", FormatNanos(*cost)},
+                 {"usage_start", *start},
+                 {"usage_end", end}};
+      if (auto currency = field("BillingCurrency")) usage["currency"] = *currency;
+      event["usage_recorded"] = std::move(usage);
+    }
+    // Check every stateless rule now, so a row the ledger would refuse is
+    // reported against its row number instead of failing at post time.
+    std::string line = event.dump(-1, ' ', false, Json::error_handler_t::replace);
+    auto envelope = events::ParseJson(line);
+    if (envelope.ok()) {
+      auto valid = events::Validate(*envelope);
+      if (!valid.ok()) {
+        skip(valid.status().message());
+        continue;
+      }
+    } else {
+      skip(envelope.status().message());
+      continue;
+    }
+    if (event.contains("credit_applied")) {
+      ++report.credits;
+    } else {
+      ++report.usage;
+    }
+    emit(line);
+  }
+  return report;
+}
+
+}  // namespace billing::ops
