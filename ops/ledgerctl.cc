@@ -6,21 +6,36 @@
 #include <cstdio>
 #include <fstream>
 #include <iostream>
+#include <optional>
+#include <set>
+#include <sstream>
+
+#include <nlohmann/json.hpp>
 
 #include "ledger/hash_chain.h"
+#include "ops/backup.h"
+#include "ops/focus_import.h"
 #include "ops/generator.h"
 #include "ops/produce.h"
+#include "projections/agg.h"
 #include "projections/billing.h"
+#include "projections/export.h"
+#include "projections/keys.h"
 
 using namespace billing;
 
 namespace {
 
+Result<std::unique_ptr<ledger::Ledger>> OpenReadOnly(const std::string& dir);
+
 int Verify(const std::string& dir) {
-  ledger::Options o;
-  o.dir = dir;
-  o.mode = ledger::OpenMode::kReadOnly;
-  auto led = ledger::Ledger::Open(o);
+  // WARNING: the merge operator is required even to verify. A read-only open
+  // replays the WAL of a running (or crashed) ledgerd, whose batches hold
+  // read-model merges next to the records; without the operator RocksDB
+  // stops applying a batch at its first merge, so the records are seen but
+  // the head written at the batch's end is not, and verify reports a false
+  // break at the tail.
+  auto led = OpenReadOnly(dir);
   if (!led.ok()) {
     std::fprintf(stderr, "ledgerctl: %s\n", led.status().ToString().c_str());
     return 2;
@@ -84,6 +99,229 @@ int Replay(const std::string& dir) {
   return 0;
 }
 
+using Json = nlohmann::ordered_json;
+
+int Fail(const Status& s) {
+  std::fprintf(stderr, "ledgerctl: %s\n", s.ToString().c_str());
+  return s.code() == Code::kInvalidArgument || s.code() == Code::kNotFound ? 2 : 1;
+}
+
+// Opens the ledger read-only: no lock is taken, so this is safe beside a
+// running ledgerd, and it sees the ledger as of the open.
+Result<std::unique_ptr<ledger::Ledger>> OpenReadOnly(const std::string& dir) {
+  ledger::Options o;
+  o.dir = dir;
+  o.mode = ledger::OpenMode::kReadOnly;
+  o.merge_operator = projections::NewAggMergeOperator();
+  return ledger::Ledger::Open(o);
+}
+
+std::string Money(Sum v, int digits) { return FormatNanos(v, digits); }
+
+// Every org created at or before `upto`, in ledger order.
+Result<std::vector<std::string>> OrgsUpTo(const ledger::Ledger& led, uint64_t upto) {
+  std::vector<std::string> orgs;
+  Status failure;
+  Status s = led.Scan(ledger::Sequence{0}, 0, [&](const ledger::Record& record) {
+    if (record.sequence() > upto) return false;
+    auto env = ledger::DecodeEvent(record);
+    if (!env.ok()) {
+      failure = env.status();
+      return false;
+    }
+    if (env->payload_case() == events::Payload::kOrganizationCreated) orgs.push_back(env->org_id());
+    return true;
+  });
+  if (!s.ok()) return s;
+  if (!failure.ok()) return failure;
+  return orgs;
+}
+
+// One org's months as they stood right after `upto`: one JSON line per month
+// that holds any posting, with what the API's dashboard, usage-history and
+// invoices routes answer for that month `as_of` the same sequence.
+Status PrintOrgAsOf(const ledger::Ledger& led, const std::string& org_id, uint64_t upto) {
+  projections::MemoryStore store;
+  auto state = projections::ReplayOrg(led, org_id, upto, &store);
+  if (!state.ok()) return state.status();
+  const projections::OrgState& org = *state;
+  std::set<int32_t> months;
+  std::string prefix(projections::keys::kAggPrefix);
+  prefix += org_id;
+  prefix.push_back('\0');
+  store.Scan(prefix, [&](std::string_view key, std::string_view) {
+    // Keys continue with the month as a big-endian 32-bit index (keys.h).
+    if (key.size() >= prefix.size() + 4) {
+      uint32_t index = 0;
+      for (size_t i = 0; i < 4; ++i) index = (index << 8) | static_cast<unsigned char>(key[prefix.size() + i]);
+      months.insert(static_cast<int32_t>(index));
+    }
+    return true;
+  });
+  for (int32_t index : months) {
+    Month m{index};
+    auto history = projections::UsageHistory(org, store, projections::MonthRange{m, 1});
+    auto list = projections::Invoices(org, store, m);
+    Json invoices = Json::array();
+    for (const auto& inv : list.invoices) {
+      invoices.push_back(Json{{"invoice_id", inv.invoice_id},
+                              {"cost_center_id", inv.cost_center_id ? Json(*inv.cost_center_id) : Json(nullptr)},
+                              {"billing_account", inv.billing_account ? Json(*inv.billing_account) : Json(nullptr)},
+                              {"status", inv.final ? "final" : "draft"},
+                              {"total", Money(inv.total, org.minor_digits)},
+                              {"currency", org.currency}});
+    }
+    Json by_cost_center = Json::object();
+    for (const auto& [cc, info] : org.cost_centers) {
+      auto rows = projections::Dashboard(org, store, projections::MonthRange{m, 1}, cc);
+      if (rows.ok()) by_cost_center[cc] = Money((*rows)[0].billed, org.minor_digits);
+    }
+    auto billed = projections::Dashboard(org, store, projections::MonthRange{m, 1}, std::nullopt);
+    const auto& h = history[0];
+    Json line{{"org_id", org_id},
+              {"as_of", upto},
+              {"month", FormatMonth(m)},
+              {"status", h.closed ? "closed" : "open"},
+              {"mode", list.mode == projections::InvoicingMode::kSingle ? "SINGLE" : "PER_COST_CENTER"},
+              {"currency", org.currency},
+              {"total", Money(h.total, org.minor_digits)},
+              {"billed", billed.ok() ? Money((*billed)[0].billed, org.minor_digits) : ""},
+              {"usage", Money(h.usage, kNanoDigits)},
+              {"support", Money(h.support, kNanoDigits)},
+              {"credits", Money(h.credits, kNanoDigits)},
+              {"adjustments", Money(h.adjustments, kNanoDigits)},
+              {"invoices", std::move(invoices)},
+              {"billed_by_cost_center", std::move(by_cost_center)}};
+    std::printf("%s\n", line.dump().c_str());
+  }
+  return Status::Ok();
+}
+
+int ReplayAsOf(const std::string& dir, std::optional<uint64_t> to_seq, const std::optional<std::string>& org) {
+  auto led = OpenReadOnly(dir);
+  if (!led.ok()) return Fail(led.status());
+  uint64_t head = (*led)->head().sequence.value;
+  uint64_t upto = to_seq ? std::min(*to_seq, head) : head;
+  std::vector<std::string> orgs;
+  if (org) {
+    orgs.push_back(*org);
+  } else {
+    auto all = OrgsUpTo(**led, upto);
+    if (!all.ok()) return Fail(all.status());
+    orgs = std::move(all).value();
+  }
+  for (const std::string& o : orgs) {
+    Status s = PrintOrgAsOf(**led, o, upto);
+    if (!s.ok()) return Fail(s);
+  }
+  return 0;
+}
+
+struct ExportArgs {
+  std::string org;
+  std::string month;
+  std::string format = "csv";
+  std::optional<uint64_t> to_seq;
+  std::string invoice;
+  std::string out;
+};
+
+int Export(const std::string& dir, const ExportArgs& args) {
+  auto month = ParseMonth(args.month, "--month");
+  if (!month.ok()) return Fail(month.status());
+  auto format = projections::ParseExportFormat(args.format);
+  if (!format.ok()) return Fail(format.status());
+  auto led = OpenReadOnly(dir);
+  if (!led.ok()) return Fail(led.status());
+  auto rows = projections::ExportMonth(**led, args.org, *month, args.to_seq.value_or(UINT64_MAX));
+  if (!rows.ok()) return Fail(rows.status());
+  if (!args.invoice.empty() && projections::KeepInvoice(&*rows, args.invoice) == 0) {
+    return Fail(Status(Code::kNotFound, "invoice " + args.invoice + " has no lines"));
+  }
+  std::string text = projections::RenderExport(*rows, *format);
+  if (args.out.empty()) {
+    std::fwrite(text.data(), 1, text.size(), stdout);
+    return std::fflush(stdout) == 0 ? 0 : 1;
+  }
+  std::ofstream out(args.out, std::ios::binary);
+  out << text;
+  out.close();
+  if (!out) return Fail(Status(Code::kUnavailable, "cannot write " + args.out));
+  return 0;
+}
+
+struct ImportArgs {
+  std::string file;
+  std::string org;
+  std::string provider_map;
+  std::string credit_cost_center;
+  std::string out;
+};
+
+int ImportFocus(const ImportArgs& args) {
+  std::ifstream map_in(args.provider_map);
+  if (!map_in) return Fail(Status(Code::kInvalidArgument, "cannot read provider map " + args.provider_map));
+  std::stringstream map_text;
+  map_text << map_in.rdbuf();
+  auto map = ops::ParseProviderMap(map_text.str());
+  if (!map.ok()) return Fail(map.status());
+  ops::FocusImportOptions options;
+  options.org_id = args.org;
+  options.providers = std::move(map).value();
+  if (!args.credit_cost_center.empty()) options.credit_cost_center = args.credit_cost_center;
+  std::ifstream file_in;
+  if (args.file != "-") {
+    file_in.open(args.file, std::ios::binary);
+    if (!file_in) return Fail(Status(Code::kInvalidArgument, "cannot read " + args.file));
+  }
+  std::ofstream out_file;
+  if (!args.out.empty()) {
+    out_file.open(args.out, std::ios::binary);
+    if (!out_file) return Fail(Status(Code::kInvalidArgument, "cannot write " + args.out));
+  }
+  std::ostream& out = args.out.empty() ? std::cout : out_file;
+  auto report = ops::ImportFocus(args.file == "-" ? std::cin : file_in, options,
+                                 [&out](const std::string& line) { out << line << '\n'; });
+  out.flush();
+  if (!out) return Fail(Status(Code::kUnavailable, "writing the events failed"));
+  if (!report.ok()) return Fail(report.status());
+  for (const std::string& problem : report->problems) std::fprintf(stderr, "ledgerctl: skipped %s\n", problem.c_str());
+  std::fprintf(stderr, "%s\n", Json{{"rows", report->rows}, {"usage", report->usage}, {"credits", report->credits},
+                                    {"skipped", report->skipped}}.dump().c_str());
+  return report->skipped == 0 ? 0 : 1;
+}
+
+int Backup(const std::string& dir, const std::string& dest) {
+  auto report = ops::Backup(dir, dest);
+  if (!report.ok()) return Fail(report.status());
+  std::printf("%s\n", Json{{"backup_id", report->backup_id},
+                           {"head_sequence", report->head.sequence.value},
+                           {"head_hash", ledger::Hex(report->head.hash)},
+                           {"size_bytes", report->size_bytes},
+                           {"backups", report->backups}}.dump().c_str());
+  return 0;
+}
+
+int Restore(const std::string& backup, const std::string& dest, std::optional<uint32_t> id) {
+  auto report = ops::Restore(backup, dest, id);
+  if (!report.ok()) return Fail(report.status());
+  const ledger::VerifyReport& v = report->verify;
+  Json j{{"backup_id", report->backup_id},
+         {"recorded_head_sequence", report->recorded_head.sequence.value},
+         {"ok", v.ok},
+         {"events", v.events},
+         {"head_sequence", v.head.sequence.value},
+         {"head_hash", ledger::Hex(v.head.hash)}};
+  if (!v.ok) {
+    j["first_bad_sequence"] = v.first_bad.value;
+    j["problem"] = v.problem;
+  }
+  std::printf("%s\n", j.dump().c_str());
+  // The copy must hold at least what the backup recorded (its WAL copy may
+  // hold a little more, never less).
+  return v.ok && v.head.sequence >= report->recorded_head.sequence ? 0 : 1;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -92,8 +330,42 @@ int main(int argc, char** argv) {
   std::string dir;
   auto* verify = app.add_subcommand("verify", "walk the hash chain and report the first break");
   verify->add_option("DIR", dir, "data directory")->required();
-  auto* replay = app.add_subcommand("replay", "rebuild the read models from the ledger");
+  auto* replay = app.add_subcommand(
+      "replay", "rebuild the read models; with --to-seq/--org, print months as of a sequence (read-only)");
   replay->add_option("DIR", dir, "data directory")->required();
+  uint64_t replay_to_seq = 0;
+  std::string replay_org;
+  auto* to_seq_opt = replay->add_option("--to-seq", replay_to_seq, "answer as of right after this sequence");
+  auto* org_opt = replay->add_option("--org", replay_org, "only this organization");
+  ExportArgs export_args;
+  uint64_t export_to_seq = 0;
+  auto* export_cmd = app.add_subcommand("export", "a month's line-level charges of one org (read-only)");
+  export_cmd->add_option("DIR", dir, "data directory")->required();
+  export_cmd->add_option("--org", export_args.org, "organization")->required();
+  export_cmd->add_option("--month", export_args.month, "month, YYYY-MM")->required();
+  export_cmd->add_option("--format", export_args.format, "csv (default), focus or ndjson");
+  auto* export_to_seq_opt = export_cmd->add_option("--to-seq", export_to_seq, "as of right after this sequence");
+  export_cmd->add_option("--invoice", export_args.invoice, "only this invoice's rows");
+  export_cmd->add_option("--out", export_args.out, "write here instead of stdout");
+  ImportArgs import_args;
+  auto* import_cmd = app.add_subcommand("import-focus", "turn a FOCUS cost CSV into NDJSON events");
+  import_cmd->add_option("FILE", import_args.file, "FOCUS CSV; - for stdin")->required();
+  import_cmd->add_option("--org", import_args.org, "organization the events belong to")->required();
+  import_cmd->add_option("--provider-map", import_args.provider_map, "`key = provider_id` lines, `*` default")
+      ->required();
+  import_cmd->add_option("--credit-cost-center", import_args.credit_cost_center,
+                         "cost center for credits (default: the organization)");
+  import_cmd->add_option("--out", import_args.out, "write here instead of stdout");
+  std::string backup_dest;
+  auto* backup_cmd = app.add_subcommand("backup", "add a backup of DIR to DEST (RocksDB BackupEngine; read-only)");
+  backup_cmd->add_option("DIR", dir, "data directory")->required();
+  backup_cmd->add_option("DEST", backup_dest, "backup directory")->required();
+  std::string restore_backup;
+  uint32_t restore_id = 0;
+  auto* restore_cmd = app.add_subcommand("restore", "restore a backup into a new data directory and verify it");
+  restore_cmd->add_option("BACKUP", restore_backup, "backup directory")->required();
+  restore_cmd->add_option("DEST", dir, "new data directory (must not exist or be empty)")->required();
+  auto* restore_id_opt = restore_cmd->add_option("--backup-id", restore_id, "which backup (default: the latest)");
   ops::GeneratorOptions gen;
   auto* generate = app.add_subcommand("generate", "write a seeded synthetic history as NDJSON to stdout");
   generate->add_option("--seed", gen.seed, "random seed (same seed, same bytes)");
@@ -125,6 +397,19 @@ int main(int argc, char** argv) {
     return 0;
   }
   if (*verify) return Verify(dir);
-  if (*replay) return Replay(dir);
+  if (*replay) {
+    if (to_seq_opt->count() == 0 && org_opt->count() == 0) return Replay(dir);
+    return ReplayAsOf(dir, to_seq_opt->count() ? std::optional<uint64_t>(replay_to_seq) : std::nullopt,
+                      org_opt->count() ? std::optional<std::string>(replay_org) : std::nullopt);
+  }
+  if (*export_cmd) {
+    if (export_to_seq_opt->count()) export_args.to_seq = export_to_seq;
+    return Export(dir, export_args);
+  }
+  if (*import_cmd) return ImportFocus(import_args);
+  if (*backup_cmd) return Backup(dir, backup_dest);
+  if (*restore_cmd) {
+    return Restore(restore_backup, dir, restore_id_opt->count() ? std::optional<uint32_t>(restore_id) : std::nullopt);
+  }
   return 2;
 }
