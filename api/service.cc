@@ -8,6 +8,7 @@
 
 #include "api/web_assets.h"
 #include "ledger/hash_chain.h"
+#include "projections/export.h"
 
 namespace billing::api {
 
@@ -121,7 +122,7 @@ const std::vector<std::string>& RouteNames() {
   static const std::vector<std::string> kNames = {
       "unknown",       "healthz",      "readyz",      "web",        "metrics",       "post_events",
       "dashboard",     "usage_history", "usage_month", "usage_item", "invoices",      "invoice",
-      "ledger_events", "ledger_verify", "ledger_rejected", "ledger_retry"};
+      "ledger_events", "ledger_verify", "ledger_rejected", "ledger_retry", "usage_month_csv", "invoice_csv"};
   return kNames;
 }
 
@@ -462,6 +463,7 @@ void Service::OrgRoute(Call& call, const std::string& org_id, const std::vector<
       call.route = it->second.route;
       HttpReply r;
       r.body = it->second.body;
+      r.content_type = it->second.content_type;
       return call.Reply(std::move(r));
     }
   }
@@ -469,7 +471,7 @@ void Service::OrgRoute(Call& call, const std::string& org_id, const std::vector<
   if (reply.status == 200) {
     std::lock_guard<std::mutex> lock(cache_mu_);
     if (cache_.size() >= kResponseCacheEntriesMax) cache_.clear();
-    cache_[call.request.target] = CachedAnswer{org_id, version, call.route, reply.body};
+    cache_[call.request.target] = CachedAnswer{org_id, version, call.route, reply.body, reply.content_type};
   }
   call.Reply(std::move(reply));
 }
@@ -538,6 +540,29 @@ HttpReply Service::OrgAnswer(Call& call, const std::string& org_id, const std::v
     }
     return JsonReply(200, Json{{"org_id", org.org_id}, {"currency", org.currency}, {"months", std::move(list)}});
   }
+  // Line-level CSV: `usage-history/{month}.csv` and `invoices/{invoice_id}.csv`.
+  // A month never ends in ".csv"; an invoice id might (cost center ids allow
+  // dots), so an existing invoice of that exact id keeps its JSON answer.
+  constexpr std::string_view kCsvSuffix = ".csv";
+  if (kind == "usage-history" && rest.size() == 2 && rest[1].ends_with(kCsvSuffix)) {
+    call.route = "usage_month_csv";
+    auto month = ParseMonth(std::string_view(rest[1]).substr(0, rest[1].size() - kCsvSuffix.size()), "month");
+    if (!month.ok()) return ErrorOf(month.status());
+    return CsvAnswer(call, org_id, *month, as_of, std::nullopt);
+  }
+  if (kind == "invoices" && rest.size() == 2 && rest[1].ends_with(kCsvSuffix)) {
+    auto snap = open();
+    if (!snap.ok()) return snap.status().code() == Code::kNotFound ? unknown_org() : ErrorOf(snap.status());
+    if (!projections::GetInvoice(*snap->org, *snap->view, rest[1]).ok()) {
+      call.route = "invoice_csv";
+      std::string invoice_id = rest[1].substr(0, rest[1].size() - kCsvSuffix.size());
+      auto month = ParseMonth(std::string_view(invoice_id).substr(0, 7), "invoice month");
+      if (invoice_id.size() < 9 || invoice_id[7] != '-' || !month.ok()) {
+        return Error(404, "not_found", "invoice " + invoice_id + " does not exist");
+      }
+      return CsvAnswer(call, org_id, *month, as_of, invoice_id);
+    }
+  }
   if (kind == "usage-history" && (rest.size() == 2 || (rest.size() == 4 && rest[2] == "items"))) {
     call.route = rest.size() == 2 ? "usage_month" : "usage_item";
     auto month = ParseMonth(rest[1], "month");
@@ -601,6 +626,28 @@ HttpReply Service::OrgAnswer(Call& call, const std::string& org_id, const std::v
     return JsonReply(200, j);
   }
   return Error(404, "not_found", "no route for " + call.request.target);
+}
+
+HttpReply Service::CsvAnswer(Call& call, const std::string& org_id, Month month, std::optional<uint64_t> as_of,
+                             const std::optional<std::string>& invoice_id) {
+  auto format = projections::ParseExportFormat(call.Param("format").value_or("csv"));
+  if (!format.ok() || *format == projections::ExportFormat::kNdjson) {
+    return Error(400, "invalid_argument", "format must be csv or focus");
+  }
+  auto rows = projections::ExportMonth(billing_.ledger(), org_id, month, as_of.value_or(UINT64_MAX));
+  if (!rows.ok()) {
+    if (rows.status().code() == Code::kNotFound) {
+      return Error(404, "unknown_org", "organization " + org_id + " is unknown");
+    }
+    return ErrorOf(rows.status());
+  }
+  if (invoice_id && projections::KeepInvoice(&*rows, *invoice_id) == 0) {
+    return Error(404, "not_found", "invoice " + *invoice_id + " does not exist");
+  }
+  HttpReply r;
+  r.content_type = "text/csv; charset=utf-8";
+  r.body = projections::RenderExport(*rows, *format);
+  return r;
 }
 
 void Service::LedgerEvents(Call& call) {

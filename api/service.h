@@ -50,6 +50,9 @@ class Service {
   void Retry(Call& call, uint64_t id);
   void OrgRoute(Call& call, const std::string& org, const std::vector<std::string>& rest);
   HttpReply OrgAnswer(Call& call, const std::string& org, const std::vector<std::string>& rest);
+  // A month's line-level rows (projections/export.h) as CSV, optionally one invoice's.
+  HttpReply CsvAnswer(Call& call, const std::string& org, Month month, std::optional<uint64_t> as_of,
+                      const std::optional<std::string>& invoice_id);
   void LedgerEvents(Call& call);
   void Verify(Call& call);
   void Rejected(Call& call);
@@ -65,6 +68,7 @@ class Service {
     uint64_t version = 0;
     std::string route;
     std::string body;
+    std::string content_type;  // JSON, or text/csv for the export routes
   };
   std::mutex cache_mu_;
   std::unordered_map<std::string, CachedAnswer> cache_;  // by request target
