@@ -381,12 +381,17 @@ void KafkaConsumer::Impl::Submit() {
     done = false;
   }
   inflight = true;
-  billing.SubmitAsync(std::move(request), [this](ledger::AppendResult r) {
+  auto on_done = [this](ledger::AppendResult r) {
     std::lock_guard<std::mutex> lock(done_mu);
     result = std::move(r);
     done = true;
     done_cv.notify_one();
-  });
+  };
+  if (options.submit) {
+    options.submit(std::move(request), std::move(on_done));
+  } else {
+    billing.SubmitAsync(std::move(request), std::move(on_done));
+  }
 }
 
 bool KafkaConsumer::Impl::InflightDone(int wait_ms) {

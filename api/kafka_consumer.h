@@ -32,6 +32,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <string>
 
@@ -54,6 +55,10 @@ inline constexpr int kKafkaBatchLingerMs = 50;
 // refuse less than their group.min.session.timeout.ms, 6 s by default.
 inline constexpr int kKafkaSessionTimeoutMsDefault = 10000;
 
+// Where the consumer sends a batch: Billing::SubmitAsync unless replaced.
+using SubmitFn =
+    std::function<void(ledger::AppendRequest, std::function<void(ledger::AppendResult)>)>;
+
 struct KafkaOptions {
   std::string brokers;    // bootstrap.servers; ignored when embedded
   bool embedded = false;  // start an EmbeddedKafka and consume from it
@@ -63,6 +68,8 @@ struct KafkaOptions {
   // bytes, key org_id, headers with the code and the source offset).
   std::string dlq_topic;
   int session_timeout_ms = kKafkaSessionTimeoutMsDefault;
+  // Tests only: replaces Billing::SubmitAsync, e.g. to fail every Nth append.
+  SubmitFn submit;
 };
 
 // Counters since Start, for tests and logs (the same as the metrics).

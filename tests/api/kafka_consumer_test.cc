@@ -8,6 +8,7 @@
 #include <gtest/gtest.h>
 #include <librdkafka/rdkafka.h>
 
+#include <atomic>
 #include <map>
 #include <set>
 #include <string>
@@ -58,13 +59,15 @@ class KafkaConsumerTest : public ::testing::Test {
   }
 
   std::unique_ptr<api::KafkaConsumer> StartConsumer(projections::Billing& billing,
-                                                    const std::string& dlq_topic = "") {
+                                                    const std::string& dlq_topic = "",
+                                                    api::SubmitFn submit = nullptr) {
     api::KafkaOptions o;
     o.brokers = kafka_->bootstrap();
     o.topic = topic_;
     o.group = "test-group";
     o.dlq_topic = dlq_topic;
     o.session_timeout_ms = kTestSessionTimeoutMs;
+    o.submit = std::move(submit);
     auto started = api::KafkaConsumer::Start(o, billing, metrics_);
     EXPECT_TRUE(started.ok()) << started.status().ToString();
     return started.ok() ? std::move(started).value() : nullptr;
@@ -426,6 +429,54 @@ TEST_F(KafkaConsumerTest, SecondMemberJoiningLosesAndRepeatsNothing) {
   EXPECT_EQ(a->stats().appended + b->stats().appended, produced);
   EXPECT_EQ(LedgerEventIds().size(), produced);
   ExpectChainVerifies(produced);
+}
+
+TEST_F(KafkaConsumerTest, FailedAppendsAdvanceNothingAndAreRetried) {
+  // Every other append fails as a storage failure would (nothing written).
+  // The consumer must drop what it read since, seek back to the ledger's
+  // offsets and try again: in the end every event is there once, and no
+  // message was ever written twice (no duplicates).
+  constexpr int kOrgs = 4;
+  constexpr int kUsage = 8000;
+  for (int o = 0; o < kOrgs; ++o) SendSetup("org" + std::to_string(o), o);
+  for (int n = 1; n <= kUsage; ++n) {
+    int o = n % kOrgs;
+    const std::string org = "org" + std::to_string(o);
+    producer_->Send(topic_, org, kafka_testing::Usage(org, n, "0.01"), o);
+  }
+  ASSERT_TRUE(producer_->Flush());
+  const uint64_t total = kOrgs * 4 + kUsage;
+
+  std::atomic<int> calls{0};
+  projections::Billing* billing = billing_.get();
+  api::SubmitFn failing = [&calls, billing](ledger::AppendRequest request,
+                                           std::function<void(ledger::AppendResult)> done) {
+    if (++calls % 2 == 0) {
+      ledger::AppendResult failed;
+      failed.status = Status(Code::kUnavailable, "injected storage failure");
+      done(std::move(failed));
+      return;
+    }
+    billing->SubmitAsync(std::move(request), std::move(done));
+  };
+  auto consumer = StartConsumer(*billing_, "", failing);
+  ASSERT_NE(consumer, nullptr);
+  ASSERT_TRUE(WaitUntil([&] { return Head() == total; }, kIngestTimeout))
+      << "head " << Head() << " of " << total;
+  // The consumer counts a batch once it sees it durable, just after the head moves.
+  ASSERT_TRUE(WaitUntil([&] { return consumer->stats().appended == total; }, 10s));
+  api::KafkaStats stats = consumer->stats();
+  EXPECT_GE(stats.append_failures, 3u);
+  EXPECT_EQ(stats.duplicates, 0u) << "a batch was written twice";
+  EXPECT_EQ(stats.rejected, 0u);
+  EXPECT_EQ(stats.appended, total);
+  EXPECT_EQ(LedgerEventIds().size(), total);
+  ExpectChainVerifies(total);
+  for (int32_t p = 0; p < kOrgs; ++p) {
+    auto stored = billing_->ledger().KafkaNextOffset(topic_, p);
+    ASSERT_TRUE(stored.ok() && stored->has_value());
+    EXPECT_EQ(**stored, kafka_testing::HighWatermark(producer_->handle(), topic_, p));
+  }
 }
 
 TEST_F(KafkaConsumerTest, OffsetsComeFromTheLedgerNotFromKafka) {
