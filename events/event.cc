@@ -202,6 +202,12 @@ Status ValidatePayload(const Envelope& e, Event* out) {
 }  // namespace
 
 Result<Envelope> ParseJson(std::string_view json, Names* names) {
+  // nlohmann's parser takes a NUL byte for the end of the input, so
+  // `{...}\0junk` would read as the object alone. JSON text can never hold a
+  // raw NUL (control characters must be escaped even inside strings).
+  if (json.find('\0') != std::string_view::npos) {
+    return Invalid("the event is not valid JSON: it holds a NUL byte");
+  }
   Json tree = Json::parse(json.begin(), json.end(), nullptr, /*allow_exceptions=*/false);
   if (tree.is_discarded()) return Invalid("the event is not valid JSON");
   if (!tree.is_object()) return Invalid("an event must be a JSON object");
@@ -294,7 +300,12 @@ std::string_view PayloadName(Payload payload) {
 
 Result<std::vector<RawEvent>> SplitBody(std::string_view body, BodyFormat format) {
   std::vector<RawEvent> out;
-  if (format == BodyFormat::kJson) {
+  // Found by fuzzing: nlohmann's parser takes a NUL byte for the end of its
+  // input, so `[{...}]\0junk` read as the array alone and the junk was
+  // silently dropped. JSON text never holds a raw NUL: such a body or line
+  // is not JSON.
+  auto has_nul = [](std::string_view text) { return text.find('\0') != std::string_view::npos; };
+  if (format == BodyFormat::kJson && !has_nul(body)) {
     Json tree = Json::parse(body.begin(), body.end(), nullptr, /*allow_exceptions=*/false);
     if (!tree.is_discarded()) {
       if (tree.is_array()) {
@@ -317,7 +328,7 @@ Result<std::vector<RawEvent>> SplitBody(std::string_view body, BodyFormat format
     if (!line.empty() && line.back() == '\r') line.remove_suffix(1);
     bool blank = line.find_first_not_of(" \t") == std::string_view::npos;
     if (!blank) {
-      if (Json::accept(line.begin(), line.end())) ++parsed_lines;
+      if (!has_nul(line) && Json::accept(line.begin(), line.end())) ++parsed_lines;
       out.push_back(RawEvent{std::string(line)});
     }
     pos = end + 1;

@@ -179,5 +179,24 @@ TEST(Event, SplitsBodiesOfEveryShape) {
   EXPECT_FALSE(SplitBody("garbage\nmore garbage", BodyFormat::kNdjson).ok());
 }
 
+// Found by fuzzing (tests/fuzz/corpus/event_json/crash-nul-after-array): a NUL
+// byte ended the JSON parser's input, so whatever followed it was dropped
+// unseen and the body was accepted.
+TEST(Event, ANulByteIsNeverJson) {
+  std::string one = Usage().dump();
+  const std::string nul(1, '\0');
+  EXPECT_FALSE(SplitBody("[" + one + "]" + nul + "junk", BodyFormat::kJson).ok());
+  EXPECT_FALSE(SplitBody(one + nul + "junk", BodyFormat::kJson).ok());
+  auto r = ParseJson(one + nul + "}");
+  ASSERT_FALSE(r.ok());
+  EXPECT_EQ(r.status().code(), Code::kInvalidArgument);
+  // In NDJSON the line with the NUL is one bad event; the others still count.
+  auto nd = SplitBody(one + "\n" + one + nul + "\n", BodyFormat::kNdjson);
+  ASSERT_TRUE(nd.ok());
+  ASSERT_EQ(nd->size(), 2u);
+  EXPECT_TRUE(ParseJson(nd->at(0).bytes).ok());
+  EXPECT_FALSE(ParseJson(nd->at(1).bytes).ok());
+}
+
 }  // namespace
 }  // namespace billing::events
