@@ -6,6 +6,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "api/target.h"
 #include "api/web_assets.h"
 #include "ledger/hash_chain.h"
 #include "projections/export.h"
@@ -53,33 +54,6 @@ int HttpStatusOf(Code code) {
 }
 
 HttpReply ErrorOf(const Status& s) { return Error(HttpStatusOf(s.code()), CodeName(s.code()), s.message()); }
-
-int FromHex(char c) {
-  if (c >= '0' && c <= '9') return c - '0';
-  if (c >= 'a' && c <= 'f') return c - 'a' + 10;
-  if (c >= 'A' && c <= 'F') return c - 'A' + 10;
-  return -1;
-}
-
-// Percent-decoding; `plus_is_space` for query strings. nullopt on a bad escape.
-std::optional<std::string> Decode(std::string_view s, bool plus_is_space) {
-  std::string out;
-  out.reserve(s.size());
-  for (size_t i = 0; i < s.size(); ++i) {
-    if (s[i] == '%') {
-      if (i + 2 >= s.size()) return std::nullopt;
-      int hi = FromHex(s[i + 1]), lo = FromHex(s[i + 2]);
-      if (hi < 0 || lo < 0) return std::nullopt;
-      out.push_back(static_cast<char>(hi * 16 + lo));
-      i += 2;
-    } else if (plus_is_space && s[i] == '+') {
-      out.push_back(' ');
-    } else {
-      out.push_back(s[i]);
-    }
-  }
-  return out;
-}
 
 bool ParseUint(const std::string& s, uint64_t* out) {
   if (s.empty() || s.size() > 19) return false;
@@ -194,46 +168,11 @@ bool Allowed(Role role, std::initializer_list<Role> roles) {
 }  // namespace
 
 void Service::Route(Call& call) {
-  const std::string& target = call.request.target;
-  size_t q = target.find('?');
-  std::string_view path = std::string_view(target).substr(0, q);
-  if (q != std::string::npos) {
-    std::string_view qs = std::string_view(target).substr(q + 1);
-    size_t pos = 0;
-    while (pos <= qs.size()) {
-      size_t amp = qs.find('&', pos);
-      if (amp == std::string_view::npos) amp = qs.size();
-      std::string_view pair = qs.substr(pos, amp - pos);
-      if (!pair.empty()) {
-        size_t eq = pair.find('=');
-        auto key = Decode(pair.substr(0, eq), true);
-        auto value = Decode(eq == std::string_view::npos ? "" : pair.substr(eq + 1), true);
-        if (!key || !value) return call.Reply(Error(400, "invalid_argument", "malformed query string"));
-        call.query[*key] = *value;
-      }
-      pos = amp + 1;
-    }
-  }
-  if (path.empty() || path[0] != '/') {
-    return call.Reply(Error(400, "invalid_argument", "the request target must be an absolute path"));
-  }
-  // Split first, decode each segment after: an encoded slash stays inside
-  // its segment and can never change which route matches.
-  size_t pos = 1;
-  while (pos <= path.size()) {
-    size_t slash = path.find('/', pos);
-    if (slash == std::string_view::npos) slash = path.size();
-    auto seg = Decode(path.substr(pos, slash - pos), false);
-    if (!seg) return call.Reply(Error(400, "invalid_argument", "malformed percent-encoding in path"));
-    if (*seg == "." || *seg == "..") {
-      return call.Reply(Error(400, "invalid_argument", "dot segments are not allowed in paths"));
-    }
-    call.segments.push_back(std::move(*seg));
-    pos = slash + 1;
-  }
-  if (!call.segments.empty() && call.segments.back().empty() && call.segments.size() > 1) {
-    call.segments.pop_back();  // tolerate one trailing slash
-  }
+  auto parsed = ParseTarget(call.request.target);
+  if (!parsed.ok()) return call.Reply(Error(400, "invalid_argument", parsed.status().message()));
+  const std::string_view path = parsed->path;
+  call.segments = std::move(parsed->segments);
+  call.query = std::move(parsed->query);
   const auto& s = call.segments;
   const std::string& method = call.request.method;
   auto method_not_allowed = [&](std::string allow) {
