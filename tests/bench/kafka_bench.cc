@@ -121,10 +121,6 @@ rd_kafka_t* NewClient(rd_kafka_type_t type, const std::vector<std::pair<std::str
   return rk;
 }
 
-// Publishes events [first, first + count) round robin over the partitions,
-// never more than the window ahead of `progress()`; stamps each produce
-// call in `stamps` (indexed from `first`) when given. Returns when all are
-// delivered.
 class Producer {
  public:
   explicit Producer(const std::string& bootstrap)
@@ -167,15 +163,18 @@ class Producer {
   rd_kafka_t* rk_;
 };
 
-void ProduceWindowed(Producer& producer, const std::string& topic, int partitions, int64_t first, int64_t count,
-                     const std::function<int64_t()>& progress) {
+// Publishes `values` round robin over the partitions, never more than the
+// window ahead of `progress()`, and waits until all are delivered.
+void ProduceWindowed(Producer& producer, const std::string& topic, int partitions,
+                     const std::vector<std::string>& values, const std::function<int64_t()>& progress) {
   const int64_t window = kWindowEventsPerPartition * partitions;
+  const int64_t count = static_cast<int64_t>(values.size());
   for (int64_t i = 0; i < count; ++i) {
     while (i - progress() > window) {
       producer.Poll();
       std::this_thread::sleep_for(std::chrono::microseconds(200));
     }
-    producer.Send(topic, static_cast<int32_t>(i % partitions), Value(first + i));
+    producer.Send(topic, static_cast<int32_t>(i % partitions), values[static_cast<size_t>(i)]);
     if ((i & 1023) == 0) producer.Poll();
   }
   producer.Flush();
@@ -247,13 +246,19 @@ int main(int argc, char** argv) {
               g_binary ? "binary protobuf" : "JSON", Value(n / 2).size(), partitions, dir.c_str());
   std::fflush(stdout);
 
+  // The message values, made before any clock starts (a binary value costs
+  // a JSON parse to make).
+  std::vector<std::string> values;
+  values.reserve(static_cast<size_t>(n));
+  for (int64_t i = 0; i < n; ++i) values.push_back(Value(i));
+
   // 1. The bare consumer.
   RawResult raw;
   {
     Producer producer(bootstrap);
     std::atomic<int64_t> consumed{0};
     std::thread reader([&] { raw = RawConsume(bootstrap, "raw", partitions, n, &consumed); });
-    ProduceWindowed(producer, "raw", partitions, 0, n, [&] { return consumed.load(std::memory_order_relaxed); });
+    ProduceWindowed(producer, "raw", partitions, values, [&] { return consumed.load(std::memory_order_relaxed); });
     reader.join();
   }
   const double raw_rate = static_cast<double>(n) / raw.seconds;
@@ -293,7 +298,7 @@ int main(int argc, char** argv) {
   wait_head(base);
 
   Clock::time_point start = Clock::now();
-  std::thread writer([&] { ProduceWindowed(producer, "ledger", partitions, 0, n, [&] { return head() - base; }); });
+  std::thread writer([&] { ProduceWindowed(producer, "ledger", partitions, values, [&] { return head() - base; }); });
   wait_head(base + n);
   const double ledger_seconds = Seconds(Clock::now() - start);
   writer.join();
@@ -321,9 +326,7 @@ int main(int argc, char** argv) {
     ledger::AppendRequest setup_request;
     for (const std::string& e : setup) setup_request.entries.push_back(projections::Billing::Prepare(e, source));
     (*direct)->Submit(std::move(setup_request));
-    std::vector<std::string> values;
-    values.reserve(static_cast<size_t>(n));
-    for (int64_t i = 0; i < n; ++i) values.push_back(Value(i));
+    std::vector<std::string> direct_values = values;
     std::mutex mu;
     std::condition_variable cv;
     bool busy = false;
@@ -332,7 +335,8 @@ int main(int argc, char** argv) {
       ledger::AppendRequest request;
       for (size_t k = 0; k < api::kKafkaBatchEventsMax && i < n; ++k, ++i) {
         source.set_offset(i);
-        request.entries.push_back(projections::Billing::Prepare(std::move(values[static_cast<size_t>(i)]), source));
+        request.entries.push_back(
+            projections::Billing::Prepare(std::move(direct_values[static_cast<size_t>(i)]), source));
       }
       request.offsets.push_back(ledger::KafkaOffset{"direct", 0, i});
       std::unique_lock<std::mutex> lock(mu);
@@ -395,6 +399,9 @@ int main(int argc, char** argv) {
       seen = h;
     }
   });
+  std::vector<std::string> fresh_values;
+  fresh_values.reserve(static_cast<size_t>(fresh_n));
+  for (int64_t i = 0; i < fresh_n; ++i) fresh_values.push_back(Value(n + i));
   const api::KafkaStats before_fresh = (*consumer)->stats();
   Clock::time_point fresh_start = Clock::now();
   const int64_t per_ms = std::max<int64_t>(1, static_cast<int64_t>(fresh_rate / 1000));
@@ -402,7 +409,7 @@ int main(int argc, char** argv) {
     std::this_thread::sleep_until(fresh_start + std::chrono::microseconds(i * 1000 / per_ms));
     for (int64_t k = 0; k < per_ms && i < fresh_n; ++k, ++i) {
       produced_at[static_cast<size_t>(i)] = Clock::now();
-      producer.Send("ledger", static_cast<int32_t>(i % partitions), Value(n + i));
+      producer.Send("ledger", static_cast<int32_t>(i % partitions), fresh_values[static_cast<size_t>(i)]);
     }
     producer.Poll();
   }
