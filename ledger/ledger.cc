@@ -2,6 +2,7 @@
 
 #include <rocksdb/db.h>
 #include <rocksdb/filter_policy.h>
+#include <rocksdb/listener.h>
 #include <rocksdb/merge_operator.h>
 #include <rocksdb/table.h>
 #include <rocksdb/write_batch.h>
@@ -38,6 +39,24 @@ int64_t NowMicros() {
 bool HasPrefix(const rocksdb::Slice& key, std::string_view prefix) {
   return key.size() >= prefix.size() && std::string_view(key.data(), prefix.size()) == prefix;
 }
+
+// After a failed write RocksDB turns read-only, and on a full disk starts its
+// own recovery, which re-checks free space every 5 s; while that runs,
+// DB::Resume() answers Busy. The writer resumes at its next group instead, so
+// an append works again as soon as space returns, not up to 5 s later. Errors
+// of flushes and compactions keep RocksDB's own recovery: no write of ours
+// might come along to resume them.
+class ResumeAtNextWrite : public rocksdb::EventListener {
+ public:
+  void OnErrorRecoveryBegin(rocksdb::BackgroundErrorReason reason, rocksdb::Status bg_error,
+                            bool* auto_recovery) override {
+    bg_error.PermitUncheckedError();
+    if (reason == rocksdb::BackgroundErrorReason::kWriteCallback ||
+        reason == rocksdb::BackgroundErrorReason::kMemTable) {
+      *auto_recovery = false;
+    }
+  }
+};
 
 }  // namespace
 
@@ -91,6 +110,7 @@ struct Ledger::Impl {
   uint64_t next_rejected_id = 1;
   int64_t last_recorded_at = 0;
   bool write_failed = false;
+  std::string unresumable;  // why writes cannot resume, when RocksDB says so
   std::unordered_map<std::string, GroupEvent> group_events;
 
   std::mutex queue_mu;
@@ -163,7 +183,17 @@ struct Ledger::Impl {
     if (write_failed) {
       // A failed write leaves RocksDB in read-only mode until resumed, for
       // example once disk space returns.
-      if (db->Resume().ok()) write_failed = false;
+      rocksdb::Status resumed = db->Resume();
+      if (resumed.ok()) {
+        write_failed = false;
+      } else if (resumed.severity() >= rocksdb::Status::Severity::kFatalError) {
+        // A failed fsync, say: the page cache can no longer be trusted, and
+        // RocksDB refuses every write until the database is reopened, which
+        // replays the WAL. Say so, rather than a bare I/O error, on every
+        // refusal from now on.
+        unresumable = "; RocksDB cannot resume from this error in-process: restart ledgerd (" +
+                      resumed.ToString() + ")";
+      }
     }
     rocksdb::WriteBatch batch;
     GroupTxn txn(this, &batch);
@@ -269,7 +299,9 @@ struct Ledger::Impl {
       rocksdb::Status s = db->Write(wo, &batch);
       if (!s.ok()) {
         write_failed = true;
-        FailGroup(group, FromRocks(s, "writing to the ledger"), start_head, start_rejected);
+        Status failed = FromRocks(s, "writing to the ledger");
+        FailGroup(group, Status(failed.code(), failed.message() + unresumable), start_head,
+                  start_rejected);
         return;
       }
     }
@@ -339,6 +371,8 @@ Result<std::unique_ptr<Ledger>> Ledger::Open(const Options& options) {
   rocksdb::Options db_options;
   db_options.create_if_missing = !read_only;
   db_options.merge_operator = options.merge_operator;
+  if (options.env != nullptr) db_options.env = options.env;
+  db_options.listeners.push_back(std::make_shared<ResumeAtNextWrite>());
   // Point-in-time recovery: after a crash the WAL is replayed up to the first
   // torn or corrupt record, which can only be an unacknowledged tail.
   db_options.wal_recovery_mode = rocksdb::WALRecoveryMode::kPointInTimeRecovery;

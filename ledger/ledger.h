@@ -14,6 +14,12 @@
 //
 // Reads (records, org history, offsets, rejected, verify) are thread-safe and
 // see only committed data.
+//
+// A group whose write fails (a full disk, an I/O error) is refused whole with
+// kUnavailable and leaves nothing behind; the writer resumes RocksDB at its
+// next group, so appends work again as soon as the disk does. After a failed
+// fsync RocksDB refuses to resume: appends stay refused, saying so, until the
+// ledger is reopened (tests/ledger/storage_fault_test.cc).
 #pragma once
 
 #include <cstdint>
@@ -29,6 +35,7 @@
 
 namespace rocksdb {
 class DB;
+class Env;
 class MergeOperator;
 class WriteBatch;
 }  // namespace rocksdb
@@ -132,6 +139,9 @@ struct Options {
   OpenMode mode = OpenMode::kReadWrite;
   // The projections' merge operator for their key range (RocksDB needs it at open).
   std::shared_ptr<rocksdb::MergeOperator> merge_operator;
+  // The RocksDB environment; nullptr for the default (the local file system).
+  // Tests pass one that injects storage faults. Must outlive the ledger.
+  rocksdb::Env* env = nullptr;
 };
 
 struct Head {

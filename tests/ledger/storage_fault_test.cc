@@ -1,0 +1,318 @@
+// The ledger under storage faults injected by a RocksDB FileSystem wrapper:
+// for every N, the Nth file write from some point on fails (a full disk) or
+// the Nth sync fails once (an I/O error). Nothing that failed is ever
+// acknowledged, the failure is kUnavailable, appends work again once the
+// fault is gone (the writer resumes RocksDB at its next group), and after a
+// reopen every acknowledged event is there exactly once with a verifying
+// chain.
+#include <gtest/gtest.h>
+#include <rocksdb/env.h>
+#include <rocksdb/file_system.h>
+
+#include <atomic>
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "ledger/ledger.h"
+#include "tests/testing/temp_dir.h"
+
+namespace billing::ledger {
+namespace {
+
+using billing::testing::TempDir;
+using rocksdb::FileOptions;
+using rocksdb::FSWritableFile;
+using rocksdb::IODebugContext;
+using rocksdb::IOOptions;
+using rocksdb::IOStatus;
+using rocksdb::Slice;
+
+// Counts every write and sync to any file the database writes, and fails
+// them from an armed point on: deterministic, so that "the Nth write" means
+// the same operation in every run.
+class FaultyFileSystem : public rocksdb::FileSystemWrapper {
+ public:
+  enum class Fault {
+    kNone,
+    kNoSpace,      // every append and sync from the Nth on, until Heal()
+    kSyncIoError,  // the Nth sync (or the first after it) only
+  };
+
+  explicit FaultyFileSystem(const std::shared_ptr<rocksdb::FileSystem>& base)
+      : FileSystemWrapper(base) {}
+  static const char* kClassName() { return "FaultyFileSystem"; }
+  const char* Name() const override { return kClassName(); }
+
+  // The `n`th operation from now (1: the next one) fails as `fault` says.
+  void Arm(int n, Fault fault) {
+    ops_ = 0;
+    fail_at_ = n;
+    fault_ = fault;
+    injected_ = 0;
+  }
+  void Heal() { fault_ = Fault::kNone; }
+  int injected() const { return injected_; }
+
+  IOStatus NewWritableFile(const std::string& f, const FileOptions& o,
+                           std::unique_ptr<FSWritableFile>* r, IODebugContext* d) override {
+    IOStatus s = target()->NewWritableFile(f, o, r, d);
+    if (s.ok()) *r = std::make_unique<File>(std::move(*r), this);
+    return s;
+  }
+  IOStatus ReopenWritableFile(const std::string& f, const FileOptions& o,
+                              std::unique_ptr<FSWritableFile>* r, IODebugContext* d) override {
+    IOStatus s = target()->ReopenWritableFile(f, o, r, d);
+    if (s.ok()) *r = std::make_unique<File>(std::move(*r), this);
+    return s;
+  }
+  IOStatus ReuseWritableFile(const std::string& f, const std::string& old, const FileOptions& o,
+                             std::unique_ptr<FSWritableFile>* r, IODebugContext* d) override {
+    IOStatus s = target()->ReuseWritableFile(f, old, o, r, d);
+    if (s.ok()) *r = std::make_unique<File>(std::move(*r), this);
+    return s;
+  }
+
+ private:
+  enum class Op { kAppend, kSync };
+
+  // OK, or the injected error for this operation.
+  IOStatus Check(Op op) {
+    Fault fault = fault_.load();
+    if (fault == Fault::kNone) return IOStatus::OK();
+    int n = ++ops_;
+    if (n < fail_at_) return IOStatus::OK();
+    if (fault == Fault::kNoSpace) {
+      injected_++;
+      return IOStatus::NoSpace("injected: no space left on device");
+    }
+    if (op == Op::kSync) {
+      fault_ = Fault::kNone;  // once
+      injected_++;
+      return IOStatus::IOError("injected: fsync failed");
+    }
+    return IOStatus::OK();
+  }
+
+  class File : public rocksdb::FSWritableFileOwnerWrapper {
+   public:
+    File(std::unique_ptr<FSWritableFile>&& f, FaultyFileSystem* fs)
+        : FSWritableFileOwnerWrapper(std::move(f)), fs_(fs) {}
+    IOStatus Append(const Slice& data, const IOOptions& o, IODebugContext* d) override {
+      IOStatus s = fs_->Check(Op::kAppend);
+      return s.ok() ? target()->Append(data, o, d) : s;
+    }
+    IOStatus Append(const Slice& data, const IOOptions& o, const rocksdb::DataVerificationInfo& v,
+                    IODebugContext* d) override {
+      IOStatus s = fs_->Check(Op::kAppend);
+      return s.ok() ? target()->Append(data, o, v, d) : s;
+    }
+    IOStatus PositionedAppend(const Slice& data, uint64_t offset, const IOOptions& o,
+                              IODebugContext* d) override {
+      IOStatus s = fs_->Check(Op::kAppend);
+      return s.ok() ? target()->PositionedAppend(data, offset, o, d) : s;
+    }
+    IOStatus PositionedAppend(const Slice& data, uint64_t offset, const IOOptions& o,
+                              const rocksdb::DataVerificationInfo& v, IODebugContext* d) override {
+      IOStatus s = fs_->Check(Op::kAppend);
+      return s.ok() ? target()->PositionedAppend(data, offset, o, v, d) : s;
+    }
+    IOStatus Sync(const IOOptions& o, IODebugContext* d) override {
+      IOStatus s = fs_->Check(Op::kSync);
+      return s.ok() ? target()->Sync(o, d) : s;
+    }
+    IOStatus Fsync(const IOOptions& o, IODebugContext* d) override {
+      IOStatus s = fs_->Check(Op::kSync);
+      return s.ok() ? target()->Fsync(o, d) : s;
+    }
+
+   private:
+    FaultyFileSystem* fs_;
+  };
+
+  std::atomic<Fault> fault_{Fault::kNone};
+  std::atomic<int> ops_{0};
+  std::atomic<int> fail_at_{0};
+  std::atomic<int> injected_{0};
+};
+
+Entry Support(const std::string& id) {
+  std::string json = R"({"event_id":")" + id +
+                     R"(","org_id":"acme","occurred_at":"2026-01-08T12:56:36Z","support_charged":)"
+                     R"({"month":"2026-01","amount":"1.5","description":"d"}})";
+  Entry e;
+  e.raw = json;
+  auto env = events::ParseJson(json);
+  auto ev = events::Validate(*env);
+  e.event = *ev;
+  e.event_id = id;
+  e.org_id = "acme";
+  return e;
+}
+
+AppendResult AppendOne(Ledger& l, const std::string& id) {
+  AppendRequest req;
+  req.entries.push_back(Support(id));
+  return l.Append(std::move(req));
+}
+
+struct Faulty {
+  std::shared_ptr<FaultyFileSystem> fs =
+      std::make_shared<FaultyFileSystem>(rocksdb::FileSystem::Default());
+  std::unique_ptr<rocksdb::Env> env = rocksdb::NewCompositeEnv(fs);
+};
+
+std::unique_ptr<Ledger> Open(const std::string& dir, rocksdb::Env* env) {
+  Options o;
+  o.dir = dir;
+  o.env = env;
+  auto r = Ledger::Open(o);
+  EXPECT_TRUE(r.ok()) << r.status().ToString();
+  return r.ok() ? std::move(r).value() : nullptr;
+}
+
+// Reopens `dir` on the real file system and checks that exactly `acked`
+// are in the ledger, each once, with a verifying chain.
+void ExpectExactly(const std::string& dir, const std::map<std::string, uint64_t>& acked) {
+  auto l = Open(dir, nullptr);
+  ASSERT_NE(l, nullptr);
+  auto report = l->Verify();
+  ASSERT_TRUE(report.ok()) << report.status().ToString();
+  EXPECT_TRUE(report->ok) << report->problem;
+  EXPECT_EQ(report->events, acked.size());
+  for (const auto& [id, seq] : acked) {
+    auto found = l->FindEvent(id);
+    ASSERT_TRUE(found.ok()) << found.status().ToString();
+    ASSERT_TRUE(found->has_value()) << id << " was acknowledged and is missing";
+    EXPECT_EQ((*found)->sequence.value, seq) << id;
+  }
+}
+
+constexpr int kWarmEvents = 3;
+constexpr int kEventsPerRound = 8;
+// Each append is an append and a sync of the WAL (plus, around a resume,
+// the flush's files): N up to 16 puts the fault at every one of them.
+constexpr int kFailAtMax = 16;
+
+TEST(LedgerStorageFaults, AFullDiskIsUnavailableAcknowledgesNothingUnwrittenAndRecovers) {
+  int rounds_with_a_fault = 0;
+  for (int n = 1; n <= kFailAtMax; ++n) {
+    SCOPED_TRACE("the disk fills at write " + std::to_string(n));
+    TempDir tmp;
+    Faulty faulty;
+    std::map<std::string, uint64_t> acked;
+    {
+      auto l = Open(tmp.path(), faulty.env.get());
+      ASSERT_NE(l, nullptr);
+      for (int i = 0; i < kWarmEvents; ++i) {
+        auto r = AppendOne(*l, "warm-" + std::to_string(i));
+        ASSERT_TRUE(r.status.ok()) << r.status.ToString();
+        acked["warm-" + std::to_string(i)] = r.outcomes[0].sequence.value;
+      }
+      faulty.fs->Arm(n, FaultyFileSystem::Fault::kNoSpace);
+      bool failed = false;
+      for (int i = 0; i < kEventsPerRound; ++i) {
+        const std::string id = "e" + std::to_string(i);
+        auto r = AppendOne(*l, id);
+        if (!r.status.ok()) {
+          EXPECT_EQ(r.status.code(), Code::kUnavailable) << r.status.ToString();
+          EXPECT_TRUE(r.outcomes.empty());
+          EXPECT_FALSE(failed) << "a second failure after the disk had space again";
+          failed = true;
+          // Still full: the next group fails too, and leaves nothing behind.
+          auto again = AppendOne(*l, id);
+          EXPECT_FALSE(again.status.ok());
+          EXPECT_EQ(l->head().sequence.value, acked.size());
+          // Space returns: the same event goes through as new, not as a
+          // duplicate of a write that was never acknowledged.
+          faulty.fs->Heal();
+          r = AppendOne(*l, id);
+          ASSERT_TRUE(r.status.ok()) << "no recovery after space returned: " << r.status.ToString();
+        }
+        ASSERT_EQ(r.outcomes.size(), 1u);
+        EXPECT_EQ(r.outcomes[0].kind, Outcome::Kind::kAccepted) << id;
+        EXPECT_EQ(r.outcomes[0].sequence.value, acked.size() + 1) << id;
+        acked[id] = r.outcomes[0].sequence.value;
+      }
+      if (failed) rounds_with_a_fault++;
+      faulty.fs->Heal();
+    }
+    ExpectExactly(tmp.path(), acked);
+  }
+  // Every append writes and syncs the WAL, so a fault at any of the first
+  // writes must have hit an append.
+  EXPECT_GE(rounds_with_a_fault, 2 * kEventsPerRound - 2);
+}
+
+// After a failed fsync the page cache cannot be trusted, and RocksDB refuses
+// to resume (a fatal error): every later append is refused too, with a
+// message that says to restart, until the ledger is reopened. The event whose
+// sync failed may then be there (its bytes had reached the file; it was never
+// acknowledged, so a client retrying it gets a duplicate); nothing else that
+// was refused is, nothing acknowledged is missing, and appends work again.
+TEST(LedgerStorageFaults, AFailedSyncIsNeverAcknowledgedAndAReopenRecovers) {
+  int rounds_with_a_fault = 0;
+  for (int n = 1; n <= kFailAtMax; ++n) {
+    SCOPED_TRACE("sync fails at write " + std::to_string(n));
+    TempDir tmp;
+    Faulty faulty;
+    std::map<std::string, uint64_t> acked;
+    std::vector<std::string> refused;
+    {
+      auto l = Open(tmp.path(), faulty.env.get());
+      ASSERT_NE(l, nullptr);
+      faulty.fs->Arm(n, FaultyFileSystem::Fault::kSyncIoError);
+      for (int i = 0; i < kEventsPerRound; ++i) {
+        const std::string id = "e" + std::to_string(i);
+        auto r = AppendOne(*l, id);
+        if (r.status.ok()) {
+          ASSERT_TRUE(refused.empty()) << id << " was accepted after a failed sync";
+          ASSERT_EQ(r.outcomes[0].kind, Outcome::Kind::kAccepted) << id;
+          acked[id] = r.outcomes[0].sequence.value;
+          continue;
+        }
+        EXPECT_EQ(r.status.code(), Code::kUnavailable) << r.status.ToString();
+        if (!refused.empty()) {
+          EXPECT_NE(r.status.message().find("restart ledgerd"), std::string::npos)
+              << r.status.message();
+        }
+        refused.push_back(id);
+      }
+      if (!refused.empty()) rounds_with_a_fault++;
+    }
+    auto l = Open(tmp.path(), nullptr);
+    ASSERT_NE(l, nullptr);
+    auto report = l->Verify();
+    ASSERT_TRUE(report.ok()) << report.status().ToString();
+    EXPECT_TRUE(report->ok) << report->problem;
+    for (const auto& [id, seq] : acked) {
+      auto found = l->FindEvent(id);
+      ASSERT_TRUE(found.ok() && found->has_value()) << id << " was acknowledged and is missing";
+      EXPECT_EQ((*found)->sequence.value, seq) << id;
+    }
+    uint64_t extra = report->events - acked.size();
+    EXPECT_LE(extra, 1u);
+    for (size_t i = 0; i < refused.size(); ++i) {
+      auto found = l->FindEvent(refused[i]);
+      ASSERT_TRUE(found.ok());
+      if (i == 0 && extra == 1) {
+        EXPECT_TRUE(found->has_value()) << "the extra event is not the one whose sync failed";
+      } else {
+        EXPECT_FALSE(found->has_value()) << refused[i] << " was refused and is in the ledger";
+      }
+    }
+    // Recovered: the refused events go in (or are known), and new ones too.
+    for (const std::string& id : refused) {
+      auto r = AppendOne(*l, id);
+      ASSERT_TRUE(r.status.ok()) << r.status.ToString();
+    }
+    auto r = AppendOne(*l, "after-reopen");
+    ASSERT_TRUE(r.status.ok()) << r.status.ToString();
+    EXPECT_EQ(r.outcomes[0].sequence.value, kEventsPerRound + 1u);
+  }
+  EXPECT_GE(rounds_with_a_fault, kEventsPerRound - 1);
+}
+
+}  // namespace
+}  // namespace billing::ledger
