@@ -196,24 +196,8 @@ Result<OrgState> ReplayOrg(const ledger::Ledger& ledger, const std::string& org_
   EventLookup lookup = [&ledger](const std::string& id) { return ledger.FindEvent(id); };
   Status scan = ledger.ScanOrg(org_id, ledger::Sequence{0}, ledger::Sequence{upto}, 0,
                                [&](const ledger::Record& record) {
-    auto envelope = ledger::DecodeEvent(record);
-    if (!envelope.ok()) {
-      failure = envelope.status();
-      return false;
-    }
-    auto event = events::Validate(*envelope);
-    if (!event.ok()) {
-      failure = Status(Code::kCorruption, "record " + std::to_string(record.sequence()) +
-                                              " does not validate: " + event.status().message());
-      return false;
-    }
-    Status decided = decider.Decide(*event, record.sequence(), lookup, *store, *store);
-    if (!decided.ok()) {
-      failure = Status(Code::kCorruption, "record " + std::to_string(record.sequence()) +
-                                              " is no longer accepted on replay: " + decided.ToString());
-      return false;
-    }
-    return true;
+    failure = Redecide(decider, record, lookup, *store, *store);
+    return failure.ok();
   });
   if (!scan.ok()) return scan;
   if (!failure.ok()) return failure;
@@ -299,23 +283,8 @@ Status Billing::Rebuild() {
     return Status::Ok();
   };
   Status scan = ledger_->Scan(ledger::Sequence{0}, 0, [&](const ledger::Record& record) {
-    auto envelope = ledger::DecodeEvent(record);
-    if (!envelope.ok()) {
-      failure = envelope.status();
-      return false;
-    }
-    auto event = events::Validate(*envelope);
-    if (!event.ok()) {
-      failure = Status(Code::kCorruption, "record " + std::to_string(record.sequence()) +
-                                              " does not validate: " + event.status().message());
-      return false;
-    }
-    Status decided = decider.Decide(*event, record.sequence(), lookup, sink, empty_view);
-    if (!decided.ok()) {
-      failure = Status(Code::kCorruption, "record " + std::to_string(record.sequence()) +
-                                              " is no longer accepted on replay: " + decided.ToString());
-      return false;
-    }
+    failure = Redecide(decider, record, lookup, sink, empty_view);
+    if (!failure.ok()) return false;
     if (++in_batch >= kRebuildBatchEvents) {
       failure = flush();
       if (!failure.ok()) return false;

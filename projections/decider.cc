@@ -295,4 +295,21 @@ Status Decider::Decide(const events::Event& event, uint64_t seq, const EventLook
   return Status::Ok();
 }
 
+Status Redecide(Decider& decider, const ledger::Record& record, const EventLookup& lookup, Sink& sink,
+                const View& view) {
+  auto envelope = ledger::DecodeEvent(record);
+  if (!envelope.ok()) return envelope.status();
+  auto event = events::Validate(*envelope);
+  if (!event.ok()) {
+    return Status(Code::kCorruption, "record " + std::to_string(record.sequence()) +
+                                         " does not validate: " + event.status().message());
+  }
+  Status decided = decider.Decide(*event, record.sequence(), lookup, sink, view);
+  if (!decided.ok()) {
+    return Status(Code::kCorruption, "record " + std::to_string(record.sequence()) +
+                                         " is no longer accepted on replay: " + decided.ToString());
+  }
+  return Status::Ok();
+}
+
 }  // namespace billing::projections

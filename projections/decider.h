@@ -52,6 +52,14 @@ struct PostingRow {
 
 using PostingObserver = std::function<void(const PostingRow&)>;
 
+class Decider;
+
+// Decides a record already in the ledger again (replays, rebuilds, exports).
+// It was accepted when written, so any refusal now is kCorruption naming the
+// sequence: the rules or the stored bytes changed under us.
+Status Redecide(Decider& decider, const ledger::Record& record, const EventLookup& lookup, Sink& sink,
+                const View& view);
+
 class Decider {
  public:
   // Decides `event` as ledger sequence `seq`. OK: accepted, applied and its

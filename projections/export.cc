@@ -164,23 +164,8 @@ Result<MonthExport> ExportMonth(const ledger::Ledger& ledger, const std::string&
   EventLookup lookup = [&ledger](const std::string& id) { return ledger.FindEvent(id); };
   Status scan = ledger.ScanOrg(org_id, ledger::Sequence{0}, ledger::Sequence{upto}, 0,
                                [&](const ledger::Record& record) {
-    auto envelope = ledger::DecodeEvent(record);
-    if (!envelope.ok()) {
-      failure = envelope.status();
-      return false;
-    }
-    auto event = events::Validate(*envelope);
-    if (!event.ok()) {
-      failure = Status(Code::kCorruption, "record " + std::to_string(record.sequence()) +
-                                              " does not validate: " + event.status().message());
-      return false;
-    }
-    Status decided = decider.Decide(*event, record.sequence(), lookup, store, store);
-    if (!decided.ok()) {
-      failure = Status(Code::kCorruption, "record " + std::to_string(record.sequence()) +
-                                              " is no longer accepted on replay: " + decided.ToString());
-      return false;
-    }
+    failure = Redecide(decider, record, lookup, store, store);
+    if (!failure.ok()) return false;
     return true;
   });
   if (!scan.ok()) return scan;
