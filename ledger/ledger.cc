@@ -58,6 +58,20 @@ class ResumeAtNextWrite : public rocksdb::EventListener {
   }
 };
 
+// Installed when the caller brings no merge operator. RocksDB needs one to
+// recover a WAL holding merge operands at all: without it a read-only open
+// silently stops replaying at the first such batch and misses the records
+// in it. This one recovers everything and refuses to compute merges, which
+// only the projections' own operator can do.
+class NoMergeOperator : public rocksdb::AssociativeMergeOperator {
+ public:
+  bool Merge(const rocksdb::Slice&, const rocksdb::Slice*, const rocksdb::Slice&, std::string*,
+             rocksdb::Logger*) const override {
+    return false;
+  }
+  const char* Name() const override { return "billing.NoMerge"; }
+};
+
 }  // namespace
 
 Result<events::Envelope> DecodeEvent(const Record& record) {
@@ -370,7 +384,8 @@ Result<std::unique_ptr<Ledger>> Ledger::Open(const Options& options) {
 
   rocksdb::Options db_options;
   db_options.create_if_missing = !read_only;
-  db_options.merge_operator = options.merge_operator;
+  db_options.merge_operator =
+      options.merge_operator ? options.merge_operator : std::make_shared<NoMergeOperator>();
   if (options.env != nullptr) db_options.env = options.env;
   db_options.listeners.push_back(std::make_shared<ResumeAtNextWrite>());
   // Point-in-time recovery: after a crash the WAL is replayed up to the first

@@ -137,7 +137,9 @@ struct Options {
   // Read-only opens work on a directory a running ledgerd is writing and see
   // it as of the open.
   OpenMode mode = OpenMode::kReadWrite;
-  // The projections' merge operator for their key range (RocksDB needs it at open).
+  // The projections' merge operator for their key range (RocksDB needs it at
+  // open). Without one, records still read correctly but merged projection
+  // keys cannot be read.
   std::shared_ptr<rocksdb::MergeOperator> merge_operator;
   // The RocksDB environment; nullptr for the default (the local file system).
   // Tests pass one that injects storage faults. Must outlive the ledger.
