@@ -9,6 +9,9 @@
 
 #include <chrono>
 #include <condition_variable>
+#include <cstdarg>
+#include <cstdio>
+#include <ctime>
 #include <deque>
 #include <filesystem>
 #include <future>
@@ -40,23 +43,75 @@ bool HasPrefix(const rocksdb::Slice& key, std::string_view prefix) {
   return key.size() >= prefix.size() && std::string_view(key.data(), prefix.size()) == prefix;
 }
 
-// After a failed write RocksDB turns read-only, and on a full disk starts its
-// own recovery, which re-checks free space every 5 s; while that runs,
-// DB::Resume() answers Busy. The writer resumes at its next group instead, so
-// an append works again as soon as space returns, not up to 5 s later. Errors
-// of flushes and compactions keep RocksDB's own recovery: no write of ours
-// might come along to resume them.
+// After a failed write or flush RocksDB turns read-only, and on a full disk
+// starts its own recovery, which waits until the free space exceeds an
+// estimate of what compactions may need (on a small volume: never) and
+// re-checks every 5 s; while it runs, DB::Resume() answers Busy. Every such
+// error makes our writes fail, so the writer resumes at its next group
+// instead: an append works again as soon as space returns. Compaction errors
+// keep RocksDB's own recovery: they do not fail writes, so no write of ours
+// would come along to resume them.
 class ResumeAtNextWrite : public rocksdb::EventListener {
  public:
   void OnErrorRecoveryBegin(rocksdb::BackgroundErrorReason reason, rocksdb::Status bg_error,
                             bool* auto_recovery) override {
     bg_error.PermitUncheckedError();
-    if (reason == rocksdb::BackgroundErrorReason::kWriteCallback ||
-        reason == rocksdb::BackgroundErrorReason::kMemTable) {
-      *auto_recovery = false;
-    }
+    if (reason != rocksdb::BackgroundErrorReason::kCompaction) *auto_recovery = false;
   }
 };
+
+// RocksDB's info log (DIR/LOG, the previous one kept as DIR/LOG.old) through
+// stdio. WARNING: RocksDB's own file logger writes through a
+// WritableFileWriter that, in builds of the library with assertions on (as
+// Debian ships it), aborts the process at the first log line after a failed
+// flush of LOG: a full disk crashed ledgerd instead of giving 503s
+// (tests/reliability/disk_full_test.cc). This logger ignores write errors;
+// the log is for people, never needed for recovery.
+class StdioLogger : public rocksdb::Logger {
+ public:
+  explicit StdioLogger(std::FILE* file) : file_(file) {}
+  ~StdioLogger() override { std::fclose(file_); }
+  using rocksdb::Logger::Logv;
+  void Logv(const char* format, va_list ap) override {
+    auto now = std::chrono::system_clock::now();
+    std::time_t secs = std::chrono::system_clock::to_time_t(now);
+    std::tm tm{};
+    gmtime_r(&secs, &tm);
+    char stamp[32];
+    std::strftime(stamp, sizeof(stamp), "%Y/%m/%d-%H:%M:%S", &tm);
+    long micros = static_cast<long>(
+        std::chrono::duration_cast<std::chrono::microseconds>(now.time_since_epoch()).count() % 1000000);
+    va_list copy;
+    va_copy(copy, ap);
+    int n = std::vsnprintf(nullptr, 0, format, copy);
+    va_end(copy);
+    if (n < 0) return;
+    std::string line(static_cast<size_t>(n) + 1, '\0');
+    std::vsnprintf(line.data(), line.size(), format, ap);
+    line.resize(static_cast<size_t>(n));
+    if (line.empty() || line.back() != '\n') line.push_back('\n');
+    std::lock_guard<std::mutex> lock(mu_);
+    std::fprintf(file_, "%s.%06ld %s", stamp, micros, line.c_str());
+    std::fflush(file_);
+  }
+
+ private:
+  std::mutex mu_;
+  std::FILE* file_;
+};
+
+// The info logger of a read-write open, or nullptr (RocksDB's default) when
+// LOG cannot be opened.
+std::shared_ptr<rocksdb::Logger> OpenInfoLog(const std::string& dir) {
+  namespace fs = std::filesystem;
+  std::error_code ec;
+  fs::create_directories(dir, ec);
+  const fs::path log = fs::path(dir) / "LOG";
+  if (fs::exists(log, ec)) fs::rename(log, fs::path(dir) / "LOG.old", ec);
+  std::FILE* file = std::fopen(log.c_str(), "a");
+  if (file == nullptr) return nullptr;
+  return std::make_shared<StdioLogger>(file);
+}
 
 // Installed when the caller brings no merge operator. RocksDB needs one to
 // recover a WAL holding merge operands at all: without it a read-only open
@@ -388,6 +443,9 @@ Result<std::unique_ptr<Ledger>> Ledger::Open(const Options& options) {
       options.merge_operator ? options.merge_operator : std::make_shared<NoMergeOperator>();
   if (options.env != nullptr) db_options.env = options.env;
   db_options.listeners.push_back(std::make_shared<ResumeAtNextWrite>());
+  // Read-write opens only: a read-only one (ledgerctl beside a running
+  // ledgerd) must not rotate the writer's LOG.
+  if (!read_only) db_options.info_log = OpenInfoLog(options.dir);
   // Point-in-time recovery: after a crash the WAL is replayed up to the first
   // torn or corrupt record, which can only be an unacknowledged tail.
   db_options.wal_recovery_mode = rocksdb::WALRecoveryMode::kPointInTimeRecovery;
