@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <cstdio>
 #include <map>
 
 #include <nlohmann/json.hpp>
@@ -281,12 +282,22 @@ void Service::Route(Call& call) {
 namespace {
 
 // Renders an append's outcomes as the SPEC's POST /v1/events answer.
+// `failing` remembers whether the last write failed, so that the log says
+// once when writes start failing (a full disk, an I/O error) and once when
+// they work again, not once for each of thousands of refused requests.
 HttpReply IngestReply(const ledger::AppendResult& result, const std::vector<std::string>& event_ids,
-                      Metrics& metrics) {
+                      Metrics& metrics, std::atomic<bool>& failing) {
   if (!result.status.ok()) {
     metrics.Count("ledger_ingest_failures_total", "code=\"" + std::string(CodeName(result.status.code())) + "\"");
+    if (!failing.exchange(true)) {
+      std::fprintf(stderr,
+                   "ledgerd: cannot write to the ledger, answering 503 to ingest until a write "
+                   "succeeds: %s\n",
+                   result.status.ToString().c_str());
+    }
     return Error(503, "unavailable", "nothing was recorded: " + result.status.message());
   }
+  if (failing.exchange(false)) std::fprintf(stderr, "ledgerd: writes to the ledger succeed again\n");
   uint64_t accepted = 0, duplicates = 0;
   Json rejected = Json::array();
   std::map<std::string, uint64_t> by_code;
@@ -354,7 +365,7 @@ void Service::PostEvents(Call& call) {
   }
   auto shared = std::make_shared<Call>(std::move(call));
   billing_.SubmitAsync(std::move(request), [shared, ids = std::move(event_ids), this](ledger::AppendResult r) {
-    shared->Reply(IngestReply(r, ids, metrics_));
+    shared->Reply(IngestReply(r, ids, metrics_, ingest_failing_));
   });
 }
 
@@ -371,7 +382,7 @@ void Service::Retry(Call& call, uint64_t id) {
   request.entries.push_back(std::move(entry));
   auto shared = std::make_shared<Call>(std::move(call));
   billing_.SubmitAsync(std::move(request), [shared, ids, this](ledger::AppendResult r) {
-    shared->Reply(IngestReply(r, ids, metrics_));
+    shared->Reply(IngestReply(r, ids, metrics_, ingest_failing_));
   });
 }
 

@@ -61,6 +61,7 @@ class Service {
   Metrics& metrics_;
   ServiceOptions options_;
   std::atomic<bool> ready_{false};
+  std::atomic<bool> ingest_failing_{false};  // the last ingest write failed
   std::shared_ptr<const std::string> kafka_bootstrap_;
 
   struct CachedAnswer {

@@ -23,14 +23,20 @@ inline std::string BuildDir() {
 
 class Child {
  public:
-  explicit Child(std::vector<std::string> args) {
+  // stderr goes to `stderr_file` when given (for tests that read the log),
+  // else to /dev/null unless LEDGER_TEST_VERBOSE is set.
+  explicit Child(std::vector<std::string> args, const std::string& stderr_file = "") {
     int out[2];
     if (pipe(out) != 0) std::abort();
     pid_ = fork();
     if (pid_ == 0) {
       dup2(out[1], STDOUT_FILENO);
-      int devnull = open("/dev/null", O_WRONLY);
-      if (std::getenv("LEDGER_TEST_VERBOSE") == nullptr) dup2(devnull, STDERR_FILENO);
+      if (!stderr_file.empty()) {
+        int log = open(stderr_file.c_str(), O_WRONLY | O_CREAT | O_APPEND, 0644);
+        if (log >= 0) dup2(log, STDERR_FILENO);
+      } else if (std::getenv("LEDGER_TEST_VERBOSE") == nullptr) {
+        dup2(open("/dev/null", O_WRONLY), STDERR_FILENO);
+      }
       close(out[0]);
       std::vector<char*> argv;
       for (auto& a : args) argv.push_back(a.data());
@@ -74,6 +80,7 @@ class Child {
   }
 
   void Signal(int sig) { kill(pid_, sig); }
+  pid_t pid() const { return pid_; }
   // Waits for exit; returns the exit code, or 128+signal.
   int Wait() {
     int status = 0;
