@@ -8,6 +8,7 @@ packages=(
   librocksdb-dev librdkafka-dev libboost-dev libprotobuf-dev protobuf-compiler libssl-dev
   libgtest-dev libcli11-dev nlohmann-json3-dev libcsv-dev
   curl kcat wrk nginx-light
+  clang libclang-rt-14-dev
   chromium nodejs npm
 )
 

@@ -1,13 +1,65 @@
 #!/usr/bin/env bash
 # Installs what is missing, builds everything and runs every test: unit,
-# randomized, real-binary HTTP/Kafka and the web page in headless Chromium.
-# Usage: ops/test.sh            (build dir: ./build)
+# randomized, real-binary HTTP/Kafka and the web page in headless Chromium;
+# then every GoogleTest suite again under AddressSanitizer and
+# UndefinedBehaviorSanitizer, and each libFuzzer target for a bounded time.
+# Usage: ops/test.sh
+#   build dirs: ./build (release), ./build-asan (sanitizers), ./build-fuzz (clang, libFuzzer)
+#   LEDGER_FUZZ_SECONDS=N  seconds per fuzz target (default 30; 0 skips fuzzing)
+#   LEDGER_SANITIZE=0      skips the sanitizer build and run
 set -euo pipefail
 cd "$(dirname "$0")/.."
+root=$(pwd)
 bash ops/setup.sh
+jobs=$(nproc)
+step() { echo "== $* ($(date -u +%H:%M:%S))"; }
+
+step "release build and tests"
 cmake -S . -B build -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo
 cmake --build build
 # The web test's only dependency (playwright-core) comes from the npm registry.
 (cd tests/web && npm ci --no-audit --no-fund --loglevel=error)
-cd build
-ctest --output-on-failure -j"$(nproc)" --timeout 600
+(cd build && ctest --output-on-failure -j"$jobs" --timeout 600)
+
+if [ "${LEDGER_SANITIZE:-1}" != 0 ]; then
+  step "ASan+UBSan build and tests"
+  cmake -S . -B build-asan -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DLEDGER_SANITIZE=ON
+  cmake --build build-asan
+  # Every report, from a test or from a ledgerd or ledgerctl it started
+  # (whose stderr the tests do not show), lands in a file here; any file
+  # fails the run. The web page test runs in the release build only.
+  logs=$root/build-asan/sanitizer-logs
+  rm -rf "$logs" && mkdir -p "$logs"
+  export ASAN_OPTIONS="log_path=$logs/asan:detect_leaks=1"
+  export UBSAN_OPTIONS="log_path=$logs/ubsan:print_stacktrace=1"
+  (cd build-asan && ctest --output-on-failure -j"$jobs" --timeout 900 -E '^web_dashboard$') || status=$?
+  if [ -n "$(ls -A "$logs")" ]; then
+    for f in "$logs"/*; do echo "--- $f"; cat "$f"; done
+    echo "sanitizer reports above" >&2
+    exit 1
+  fi
+  [ "${status:-0}" = 0 ] || exit "$status"
+  unset ASAN_OPTIONS UBSAN_OPTIONS
+fi
+
+fuzz_seconds=${LEDGER_FUZZ_SECONDS:-30}
+if [ "$fuzz_seconds" != 0 ]; then
+  step "libFuzzer targets, ${fuzz_seconds} s each"
+  CC=clang CXX=clang++ cmake -S . -B build-fuzz -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DLEDGER_FUZZ=ON
+  cmake --build build-fuzz --target fuzzers
+  for target in event_json event_binary decimal target; do
+    # New inputs go to a scratch corpus; the checked-in seeds are only read.
+    scratch=build-fuzz/corpus/$target
+    rm -rf "$scratch" && mkdir -p "$scratch" build-fuzz/crashes
+    if ! "build-fuzz/tests/fuzz/fuzz_$target" "$scratch" "tests/fuzz/corpus/$target" \
+        -max_total_time="$fuzz_seconds" -artifact_prefix="build-fuzz/crashes/$target-" \
+        -print_final_stats=1 >"build-fuzz/$target.log" 2>&1; then
+      tail -60 "build-fuzz/$target.log"
+      echo "fuzz_$target found a crash (build-fuzz/crashes/): copy it into tests/fuzz/corpus/$target/," \
+           "fix the bug and add a test named after the behaviour" >&2
+      exit 1
+    fi
+    echo "fuzz_$target: $(sed -n 's/^stat::number_of_executed_units: *//p' "build-fuzz/$target.log") inputs, no crash"
+  done
+fi
+step "all tests passed"
