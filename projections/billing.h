@@ -63,6 +63,8 @@ class Billing {
 
   // One org's state at the head, or right after sequence `as_of`.
   // kNotFound if the org does not exist there.
+  // WARNING: a live snapshot pins a RocksDB snapshot; release it before the
+  // Billing is destroyed.
   Result<OrgSnapshot> Snapshot(const std::string& org, std::optional<uint64_t> as_of) const;
 
   // Changes whenever an event of `org` is committed (starts at 0 when the
