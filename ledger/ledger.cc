@@ -1,5 +1,6 @@
 #include "ledger/ledger.h"
 
+#include <malloc.h>
 #include <rocksdb/db.h>
 #include <rocksdb/filter_policy.h>
 #include <rocksdb/listener.h>
@@ -57,6 +58,23 @@ class ResumeAtNextWrite : public rocksdb::EventListener {
                             bool* auto_recovery) override {
     bg_error.PermitUncheckedError();
     if (reason != rocksdb::BackgroundErrorReason::kCompaction) *auto_recovery = false;
+  }
+};
+
+// Gives memory that malloc keeps after a memtable flush back to the system.
+// A flushed memtable (64 MiB, allocated in blocks by the writer thread and
+// freed by a flush thread) and the compactions that follow leave free memory
+// spread over glibc's per-thread arenas, which it keeps: under steady ingest
+// the resident size grew by ~15 MiB a minute while the bytes in use stayed
+// flat (glibc's malloc_stats; tests/bench/load_test.sh). Trimming after each
+// flush, about every 100 k events, is cheap next to the flush itself and
+// runs on RocksDB's flush thread.
+class TrimAfterFlush : public rocksdb::EventListener {
+ public:
+  void OnFlushCompleted(rocksdb::DB*, const rocksdb::FlushJobInfo&) override {
+#ifdef __GLIBC__
+    malloc_trim(0);
+#endif
   }
 };
 
@@ -443,6 +461,7 @@ Result<std::unique_ptr<Ledger>> Ledger::Open(const Options& options) {
       options.merge_operator ? options.merge_operator : std::make_shared<NoMergeOperator>();
   if (options.env != nullptr) db_options.env = options.env;
   db_options.listeners.push_back(std::make_shared<ResumeAtNextWrite>());
+  db_options.listeners.push_back(std::make_shared<TrimAfterFlush>());
   // Read-write opens only: a read-only one (ledgerctl beside a running
   // ledgerd) must not rotate the writer's LOG.
   if (!read_only) db_options.info_log = OpenInfoLog(options.dir);
