@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Installs what is missing, builds everything and runs every test: unit,
-# randomized, real-binary HTTP/Kafka and the web page in headless Chromium;
-# then every GoogleTest suite again under AddressSanitizer and
-# UndefinedBehaviorSanitizer, and each libFuzzer target for a bounded time.
+# randomized, real-binary HTTP/Kafka and the web page in headless Chromium,
+# and a short load test; then every GoogleTest suite again under
+# AddressSanitizer and UndefinedBehaviorSanitizer, and each libFuzzer target
+# for a bounded time.
 # Usage: ops/test.sh
 #   build dirs: ./build (release), ./build-asan (sanitizers), ./build-fuzz (clang, libFuzzer)
 #   LEDGER_FUZZ_SECONDS=N  seconds per fuzz target (default 30; 0 skips fuzzing)
@@ -20,6 +21,10 @@ cmake --build build
 # The web test's only dependency (playwright-core) comes from the npm registry.
 (cd tests/web && npm ci --no-audit --no-fund --loglevel=error)
 (cd build && ctest --output-on-failure -j"$jobs" --timeout 600)
+# A short wrk run, 256 connections mixing ingest and queries: any error or
+# non-2xx fails it. Only gross memory growth can show in so short a run.
+step "load test, 10 s"
+RSS_GROWTH_MIB_MAX=64 bash tests/bench/load_test.sh build 10 10
 
 if [ "${LEDGER_SANITIZE:-1}" != 0 ]; then
   step "ASan+UBSan build and tests"

@@ -34,7 +34,7 @@ trap cleanup EXIT
 "$BUILD/ledgerd" --data-dir "$tmp/data" --http 127.0.0.1:0 --no-access-log >"$tmp/out" 2>"$tmp/err" &
 lpid=$!
 deadline=$((SECONDS + 60))
-until grep -q '^listening on ' "$tmp/out"; do
+until grep -qs '^listening on ' "$tmp/out"; do
   kill -0 "$lpid" 2>/dev/null && [ $SECONDS -lt $deadline ] || { cat "$tmp/err" >&2; exit 1; }
   sleep 0.05
 done
