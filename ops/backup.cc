@@ -10,7 +10,7 @@
 #include <nlohmann/json.hpp>
 
 #include "ledger/hash_chain.h"
-#include "projections/agg.h"
+#include "projections/billing.h"
 
 namespace billing::ops {
 
@@ -34,15 +34,6 @@ std::string Unhex(const std::string& hex) {
   return out;
 }
 
-Result<std::unique_ptr<ledger::Ledger>> OpenReadOnly(const std::string& dir) {
-  ledger::Options o;
-  o.dir = dir;
-  o.mode = ledger::OpenMode::kReadOnly;
-  // Opening replays the WAL, which may hold read-model merges.
-  o.merge_operator = projections::NewAggMergeOperator();
-  return ledger::Ledger::Open(o);
-}
-
 }  // namespace
 
 Result<BackupReport> Backup(const std::string& data_dir, const std::string& backup_dir) {
@@ -56,7 +47,7 @@ Result<BackupReport> Backup(const std::string& data_dir, const std::string& back
 
   Status last;
   for (int attempt = 1; attempt <= kBackupAttemptsMax; ++attempt) {
-    auto led = OpenReadOnly(data_dir);
+    auto led = projections::OpenLedgerReadOnly(data_dir);
     if (!led.ok()) return led.status();
     ledger::Head head = (*led)->head();
     std::string metadata =
@@ -126,7 +117,7 @@ Result<RestoreReport> Restore(const std::string& backup_dir, const std::string& 
   Status restored = FromRocks(engine->RestoreDBFromBackup(chosen->backup_id, data_dir, data_dir),
                               "restoring backup " + std::to_string(chosen->backup_id));
   if (!restored.ok()) return restored;
-  auto led = OpenReadOnly(data_dir);
+  auto led = projections::OpenLedgerReadOnly(data_dir);
   if (!led.ok()) return led.status();
   auto verify = (*led)->Verify();
   if (!verify.ok()) return verify.status();

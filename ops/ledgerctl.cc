@@ -17,7 +17,6 @@
 #include "ops/focus_import.h"
 #include "ops/generator.h"
 #include "ops/produce.h"
-#include "projections/agg.h"
 #include "projections/billing.h"
 #include "projections/export.h"
 #include "projections/keys.h"
@@ -26,7 +25,6 @@ using namespace billing;
 
 namespace {
 
-Result<std::unique_ptr<ledger::Ledger>> OpenReadOnly(const std::string& dir);
 
 int Verify(const std::string& dir) {
   // WARNING: the merge operator is required even to verify. A read-only open
@@ -35,7 +33,7 @@ int Verify(const std::string& dir) {
   // stops applying a batch at its first merge, so the records are seen but
   // the head written at the batch's end is not, and verify reports a false
   // break at the tail.
-  auto led = OpenReadOnly(dir);
+  auto led = projections::OpenLedgerReadOnly(dir);
   if (!led.ok()) {
     std::fprintf(stderr, "ledgerctl: %s\n", led.status().ToString().c_str());
     return 2;
@@ -108,14 +106,6 @@ int Fail(const Status& s) {
 
 // Opens the ledger read-only: no lock is taken, so this is safe beside a
 // running ledgerd, and it sees the ledger as of the open.
-Result<std::unique_ptr<ledger::Ledger>> OpenReadOnly(const std::string& dir) {
-  ledger::Options o;
-  o.dir = dir;
-  o.mode = ledger::OpenMode::kReadOnly;
-  o.merge_operator = projections::NewAggMergeOperator();
-  return ledger::Ledger::Open(o);
-}
-
 std::string Money(Sum v, int digits) { return FormatNanos(v, digits); }
 
 // Every org created at or before `upto`, in ledger order.
@@ -198,7 +188,7 @@ Status PrintOrgAsOf(const ledger::Ledger& led, const std::string& org_id, uint64
 }
 
 int ReplayAsOf(const std::string& dir, std::optional<uint64_t> to_seq, const std::optional<std::string>& org) {
-  auto led = OpenReadOnly(dir);
+  auto led = projections::OpenLedgerReadOnly(dir);
   if (!led.ok()) return Fail(led.status());
   uint64_t head = (*led)->head().sequence.value;
   uint64_t upto = to_seq ? std::min(*to_seq, head) : head;
@@ -231,7 +221,7 @@ int Export(const std::string& dir, const ExportArgs& args) {
   if (!month.ok()) return Fail(month.status());
   auto format = projections::ParseExportFormat(args.format);
   if (!format.ok()) return Fail(format.status());
-  auto led = OpenReadOnly(dir);
+  auto led = projections::OpenLedgerReadOnly(dir);
   if (!led.ok()) return Fail(led.status());
   auto rows = projections::ExportMonth(**led, args.org, *month, args.to_seq.value_or(UINT64_MAX));
   if (!rows.ok()) return Fail(rows.status());

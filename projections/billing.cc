@@ -189,6 +189,14 @@ Result<ledger::AppendResult> Billing::Retry(uint64_t rejected_id) {
   return Submit(std::move(request));
 }
 
+Result<std::unique_ptr<ledger::Ledger>> OpenLedgerReadOnly(const std::string& dir) {
+  ledger::Options o;
+  o.dir = dir;
+  o.mode = ledger::OpenMode::kReadOnly;
+  o.merge_operator = NewAggMergeOperator();
+  return ledger::Ledger::Open(o);
+}
+
 Result<OrgState> ReplayOrg(const ledger::Ledger& ledger, const std::string& org_id, uint64_t upto,
                            MemoryStore* store) {
   Decider decider;

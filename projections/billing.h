@@ -84,6 +84,10 @@ class Billing {
   std::unique_ptr<LiveGate> gate_;
 };
 
+// Opens the ledger in `dir` read-only (safe beside a running ledgerd) with the
+// read models' merge operator, so their keys can be read too.
+Result<std::unique_ptr<ledger::Ledger>> OpenLedgerReadOnly(const std::string& dir);
+
 // Replays one org's records up to `upto` from `ledger` into `store`; returns
 // its structure. kNotFound if the org has no records there. Used by as_of and
 // by tests comparing incremental state with a replay.
