@@ -9,23 +9,44 @@
 
 namespace billing::ledger {
 
+namespace {
+
+// OpenSSL 3 looks the algorithm up on every EVP_sha256() use (~0.2 µs, as
+// much as hashing a 300-byte event); fetching it once and keeping one context
+// per thread halves the cost of the two hashes the writer makes per event.
+const EVP_MD* Sha256() {
+  static EVP_MD* md = EVP_MD_fetch(nullptr, "SHA256", nullptr);
+  if (md == nullptr) std::abort();  // only when OpenSSL has no default provider
+  return md;
+}
+
+EVP_MD_CTX* ThreadContext() {
+  thread_local std::unique_ptr<EVP_MD_CTX, decltype(&EVP_MD_CTX_free)> ctx(EVP_MD_CTX_new(),
+                                                                           &EVP_MD_CTX_free);
+  if (!ctx) std::abort();
+  return ctx.get();
+}
+
+}  // namespace
+
 std::string GenesisHash() { return std::string(format::kHashBytes, '\0'); }
 
 std::string ChainHash(std::string_view prev_hash, uint64_t sequence, int64_t recorded_at_micros,
                       std::string_view event) {
-  std::string header;
-  header.reserve(16);
-  format::PutBe64(&header, sequence);
-  format::PutBe64(&header, static_cast<uint64_t>(recorded_at_micros));
+  unsigned char header[16];
+  for (int i = 0; i < 8; ++i) {
+    header[i] = static_cast<unsigned char>(sequence >> (56 - 8 * i));
+    header[8 + i] = static_cast<unsigned char>(static_cast<uint64_t>(recorded_at_micros) >> (56 - 8 * i));
+  }
   // EVP is OpenSSL 3's supported interface; the SHA256_* calls are deprecated.
-  std::unique_ptr<EVP_MD_CTX, decltype(&EVP_MD_CTX_free)> ctx(EVP_MD_CTX_new(), &EVP_MD_CTX_free);
+  EVP_MD_CTX* ctx = ThreadContext();
   unsigned char out[EVP_MAX_MD_SIZE];
   unsigned int len = 0;
-  bool ok = ctx && EVP_DigestInit_ex(ctx.get(), EVP_sha256(), nullptr) == 1 &&
-            EVP_DigestUpdate(ctx.get(), prev_hash.data(), prev_hash.size()) == 1 &&
-            EVP_DigestUpdate(ctx.get(), header.data(), header.size()) == 1 &&
-            EVP_DigestUpdate(ctx.get(), event.data(), event.size()) == 1 &&
-            EVP_DigestFinal_ex(ctx.get(), out, &len) == 1;
+  bool ok = EVP_DigestInit_ex(ctx, Sha256(), nullptr) == 1 &&
+            EVP_DigestUpdate(ctx, prev_hash.data(), prev_hash.size()) == 1 &&
+            EVP_DigestUpdate(ctx, header, sizeof(header)) == 1 &&
+            EVP_DigestUpdate(ctx, event.data(), event.size()) == 1 &&
+            EVP_DigestFinal_ex(ctx, out, &len) == 1;
   if (!ok) std::abort();  // only on allocation failure inside OpenSSL
   return std::string(reinterpret_cast<char*>(out), len);
 }
@@ -33,7 +54,11 @@ std::string ChainHash(std::string_view prev_hash, uint64_t sequence, int64_t rec
 std::string Digest(std::string_view bytes) {
   unsigned char out[EVP_MAX_MD_SIZE];
   unsigned int len = 0;
-  if (EVP_Digest(bytes.data(), bytes.size(), out, &len, EVP_sha256(), nullptr) != 1) std::abort();
+  EVP_MD_CTX* ctx = ThreadContext();
+  bool ok = EVP_DigestInit_ex(ctx, Sha256(), nullptr) == 1 &&
+            EVP_DigestUpdate(ctx, bytes.data(), bytes.size()) == 1 &&
+            EVP_DigestFinal_ex(ctx, out, &len) == 1;
+  if (!ok) std::abort();
   return std::string(reinterpret_cast<char*>(out), len);
 }
 

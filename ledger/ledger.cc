@@ -8,6 +8,7 @@
 #include <rocksdb/table.h>
 #include <rocksdb/write_batch.h>
 
+#include <algorithm>
 #include <chrono>
 #include <condition_variable>
 #include <cstdarg>
@@ -157,8 +158,16 @@ Result<events::Envelope> DecodeEvent(const Record& record) {
 }
 
 struct Ledger::Impl {
+  // An entry's canonical bytes and content digest, computed by AppendAsync on
+  // the appender's thread: every appender waits on the one writer, so work
+  // that needs no ledger state is done before the queue, in parallel.
+  struct Hashed {
+    std::string bytes;
+    std::string digest;
+  };
   struct Pending {
     AppendRequest request;
+    std::vector<Hashed> hashed;  // one per entry; empty strings for rejected entries
     std::function<void(AppendResult)> done;
   };
   // What the writer knows of an event accepted earlier in the current group.
@@ -227,6 +236,53 @@ struct Ledger::Impl {
     return std::optional<StoredEvent>(StoredEvent{seq, std::move(envelope).value()});
   }
 
+  // The event-id index entries of a group's events, read with one MultiGet:
+  // batched, sorted lookups share the work of finding each key's place in the
+  // memtable and table files that a Get per event repeats.
+  class IdLookups {
+   public:
+    // The stored index value of `event_id`, or nullptr when it is not recorded.
+    const std::string* Find(const std::string& event_id) const {
+      auto it = std::lower_bound(ids_.begin(), ids_.end(), event_id);
+      if (it == ids_.end() || *it != event_id) return nullptr;
+      const auto& v = values_[static_cast<size_t>(it - ids_.begin())];
+      return v ? &*v : nullptr;
+    }
+
+   private:
+    friend struct Impl;
+    std::vector<std::string> ids_;  // sorted, distinct
+    std::vector<std::optional<std::string>> values_;
+  };
+
+  Status LookUpIds(const std::vector<Pending>& group, IdLookups* out) const {
+    for (const Pending& p : group) {
+      for (const Entry& e : p.request.entries) {
+        if (e.event) out->ids_.push_back(e.event->envelope.event_id());
+      }
+    }
+    std::sort(out->ids_.begin(), out->ids_.end());
+    out->ids_.erase(std::unique(out->ids_.begin(), out->ids_.end()), out->ids_.end());
+    // Index keys sort as their ids do: one prefix byte, then the id.
+    std::vector<std::string> keys;
+    keys.reserve(out->ids_.size());
+    for (const std::string& id : out->ids_) keys.push_back(format::EventIdKey(id));
+    std::vector<rocksdb::Slice> slices(keys.begin(), keys.end());
+    std::vector<rocksdb::PinnableSlice> values(keys.size());
+    std::vector<rocksdb::Status> statuses(keys.size());
+    db->MultiGet(rocksdb::ReadOptions(), db->DefaultColumnFamily(), keys.size(), slices.data(),
+                 values.data(), statuses.data(), /*sorted_input=*/true);
+    out->values_.resize(keys.size());
+    for (size_t i = 0; i < keys.size(); ++i) {
+      if (statuses[i].ok()) {
+        out->values_[i] = values[i].ToString();
+      } else if (!statuses[i].IsNotFound()) {
+        return FromRocks(statuses[i], "reading the event-id index");
+      }
+    }
+    return Status::Ok();
+  }
+
   void WriterLoop() {
     for (;;) {
       std::vector<Pending> group;
@@ -288,8 +344,18 @@ struct Ledger::Impl {
     Head start_head = writer_head;
     uint64_t start_rejected = next_rejected_id;
     std::vector<AppendResult> results(group.size());
-    // Canonical bytes must outlive the group map's pointers into envelopes, so
-    // they are owned by the requests (events) themselves.
+    IdLookups known_ids;
+    if (Status looked = LookUpIds(group, &known_ids); !looked.ok()) {
+      FailGroup(group, looked, start_head, start_rejected);
+      return;
+    }
+    // Index keys go into the batch after the records, each kind in key order:
+    // RocksDB inserts a batch in order, and with memtable_insert_hint_per_batch
+    // a key next to the previous one costs a short step instead of a search
+    // of the whole memtable from the top (interleaving the three kinds cost a
+    // third of the ledger's write throughput).
+    std::vector<std::pair<std::string, std::string>> id_index;
+    std::vector<std::string> org_index;
     for (size_t r = 0; r < group.size(); ++r) {
       AppendRequest& req = group[r].request;
       AppendResult& res = results[r];
@@ -302,22 +368,20 @@ struct Ledger::Impl {
           continue;
         }
         const events::Envelope& env = entry.event->envelope;
-        std::string bytes = events::CanonicalBytes(env);
-        std::string digest = Digest(bytes);
+        std::string& bytes = group[r].hashed[i].bytes;
+        std::string& digest = group[r].hashed[i].digest;
         // Idempotency comes first: a known id is a duplicate or a conflict,
         // whatever the rest of the event says.
         std::optional<std::pair<Sequence, std::string>> known;
         if (auto it = group_events.find(env.event_id()); it != group_events.end()) {
           known.emplace(it->second.sequence, it->second.digest);
-        } else {
-          std::string value;
-          rocksdb::Status s = db->Get(rocksdb::ReadOptions(), format::EventIdKey(env.event_id()), &value);
-          if (s.ok() && value.size() == 8 + format::kHashBytes) {
-            known.emplace(Sequence{format::GetBe64(value)}, value.substr(8));
-          } else if (!s.ok() && !s.IsNotFound()) {
-            FailGroup(group, FromRocks(s, "reading the event-id index"), start_head, start_rejected);
+        } else if (const std::string* value = known_ids.Find(env.event_id())) {
+          if (value->size() != 8 + format::kHashBytes) {
+            FailGroup(group, Status(Code::kCorruption, "bad event-id index entry for " + env.event_id()),
+                      start_head, start_rejected);
             return;
           }
+          known.emplace(Sequence{format::GetBe64(*value)}, value->substr(8));
         }
         if (known) {
           if (known->second == digest) {
@@ -354,11 +418,11 @@ struct Ledger::Impl {
         format::PutBe64(&index_value, seq.value);
         index_value += digest;
         batch.Put(format::RecordKey(seq.value), record.SerializeAsString());
-        batch.Put(format::EventIdKey(env.event_id()), index_value);
-        batch.Put(format::OrgKey(env.org_id(), seq.value), "");
+        id_index.emplace_back(format::EventIdKey(env.event_id()), std::move(index_value));
+        org_index.push_back(format::OrgKey(env.org_id(), seq.value));
         if (entry.redrive_of) batch.Delete(format::RejectedKey(*entry.redrive_of));
         writer_head = Head{seq, record.hash()};
-        group_events[env.event_id()] = GroupEvent{seq, std::move(digest), &env};
+        group_events[env.event_id()] = GroupEvent{seq, digest, &env};
         out.kind = Outcome::Kind::kAccepted;
         out.sequence = seq;
       }
@@ -368,6 +432,10 @@ struct Ledger::Impl {
         batch.Put(format::OffsetKey(o.topic, o.partition), value);
       }
     }
+    std::sort(org_index.begin(), org_index.end());
+    for (const std::string& key : org_index) batch.Put(key, rocksdb::Slice());
+    std::sort(id_index.begin(), id_index.end());
+    for (const auto& [key, value] : id_index) batch.Put(key, value);
     if (gate) gate->Seal(txn);
     if (batch.Count() > 0) {
       if (writer_head.sequence != start_head.sequence) {
@@ -545,10 +613,16 @@ void Ledger::AppendAsync(AppendRequest request, std::function<void(AppendResult)
     done(std::move(res));
     return;
   }
+  std::vector<Impl::Hashed> hashed(request.entries.size());
+  for (size_t i = 0; i < request.entries.size(); ++i) {
+    if (!request.entries[i].event) continue;
+    hashed[i].bytes = events::CanonicalBytes(request.entries[i].event->envelope);
+    hashed[i].digest = Digest(hashed[i].bytes);
+  }
   {
     std::unique_lock<std::mutex> lock(impl_->queue_mu);
     impl_->space_cv.wait(lock, [&] { return impl_->queue.size() < kAppendQueueRequestsMax; });
-    impl_->queue.push_back(Impl::Pending{std::move(request), std::move(done)});
+    impl_->queue.push_back(Impl::Pending{std::move(request), std::move(hashed), std::move(done)});
   }
   impl_->queue_cv.notify_one();
 }
