@@ -119,6 +119,9 @@ struct Service::Call {
   std::vector<std::string> segments;
   std::map<std::string, std::string> query;
   std::optional<Principal> principal;  // set when access control is on
+  // The read models' view an org answer was computed from: its status() says
+  // whether every read succeeded (projections/store.h).
+  std::shared_ptr<const projections::View> view;
   std::chrono::steady_clock::time_point started = std::chrono::steady_clock::now();
 
   void Reply(HttpReply reply) {
@@ -418,6 +421,11 @@ void Service::OrgRoute(Call& call, const std::string& org_id, const std::vector<
     }
   }
   HttpReply reply = OrgAnswer(call, org_id, rest);
+  if (call.view) {
+    // A failed read computes an answer with something missing (a 200 with a
+    // smaller bill, or a 404): never serve or cache it.
+    if (Status read = call.view->status(); !read.ok()) reply = ErrorOf(read);
+  }
   if (reply.status == 200) {
     std::lock_guard<std::mutex> lock(cache_mu_);
     if (cache_.size() >= kResponseCacheEntriesMax) cache_.clear();
@@ -451,7 +459,11 @@ HttpReply Service::OrgAnswer(Call& call, const std::string& org_id, const std::v
     if (!m.ok()) return ErrorOf(m.status());
     end = *m;
   }
-  auto open = [&]() -> Result<OrgSnapshot> { return billing_.Snapshot(org_id, as_of); };
+  auto open = [&]() -> Result<OrgSnapshot> {
+    auto snap = billing_.Snapshot(org_id, as_of);
+    if (snap.ok()) call.view = snap->view;
+    return snap;
+  };
   auto unknown_org = [&]() { return Error(404, "unknown_org", "organization " + org_id + " is unknown"); };
 
   if (kind == "dashboard" && rest.size() == 1) {

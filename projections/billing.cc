@@ -25,9 +25,18 @@ class Billing::LiveGate : public ledger::Gate {
   explicit LiveGate(rocksdb::DB* db) : db_(db) {}
 
   Status Admit(const events::Event& event, ledger::Sequence seq, ledger::Txn& txn) override {
+    if (stale_) {
+      // The reload after a failed group failed too: nothing can be decided
+      // on the states in memory until it succeeds.
+      if (Status loaded = Load(); !loaded.ok()) return loaded;
+      stale_ = false;
+    }
     if (!view_) view_ = std::make_unique<RocksView>(db_);
     EventLookup lookup = [&txn](const std::string& id) { return txn.FindEvent(id); };
     Status decided = decider_.Decide(event, seq.value, lookup, sink_, *view_);
+    // A failed read may have turned a refusal into an acceptance (a voided
+    // marker not seen): fail the group; Aborted() forgets what was decided.
+    if (Status read = view_->status(); !read.ok()) return read;
     if (decided.ok()) touched_.insert(event.envelope.org_id());
     return decided;
   }
@@ -60,7 +69,9 @@ class Billing::LiveGate : public ledger::Gate {
     dirty_.clear();
     touched_.clear();
     decider_.TakeDirty();
-    LEDGER_CHECK(Load().ok(), "reloading org states after a failed write");
+    // A storage failure can fail the reload as well; the next group retries
+    // it before deciding anything.
+    stale_ = !Load().ok();
   }
 
   // Reads every persisted org state; the writer must be idle.
@@ -78,6 +89,7 @@ class Billing::LiveGate : public ledger::Gate {
       return true;
     });
     if (bad) return Status(Code::kCorruption, "an organization state is undecodable");
+    if (Status read = view.status(); !read.ok()) return read;
     std::unique_lock<std::shared_mutex> lock(mu_);
     published_.clear();
     for (const auto& [id, org] : orgs) published_[id] = std::make_shared<const OrgState>(org);
@@ -104,6 +116,7 @@ class Billing::LiveGate : public ledger::Gate {
   std::unique_ptr<RocksView> view_;
   std::set<std::string> dirty_;    // structure changed in this group
   std::set<std::string> touched_;  // any event accepted in this group
+  bool stale_ = false;             // decider_ holds undone decisions: reload first
 
   mutable std::shared_mutex mu_;
   std::map<std::string, std::shared_ptr<const OrgState>> published_;
@@ -121,6 +134,7 @@ Result<std::unique_ptr<Billing>> Billing::Open(const BillingOptions& options) {
   lo.dir = options.dir;
   lo.durability = options.durability;
   lo.mode = options.mode;
+  lo.env = options.env;
   lo.merge_operator = NewAggMergeOperator();
   auto opened = ledger::Ledger::Open(lo);
   if (!opened.ok()) return opened.status();
@@ -309,6 +323,7 @@ Status Billing::Rebuild() {
   if (!scan.ok()) return scan;
   if (!failure.ok()) return failure;
   if (!flushed.ok()) return flushed;
+  if (Status read = empty_view.status(); !read.ok()) return read;
   if (!write_status.ok()) return Status(Code::kUnavailable, "writing read models: " + write_status.ToString());
   // The read models were written without the WAL: make them durable in
   // table files before declaring them built.

@@ -29,6 +29,9 @@ struct BillingOptions {
   std::string dir;
   ledger::Durability durability = ledger::Durability::kSync;
   ledger::OpenMode mode = ledger::OpenMode::kReadWrite;
+  // The RocksDB environment (ledger::Options::env): nullptr for the local
+  // file system; tests pass one that injects storage faults.
+  rocksdb::Env* env = nullptr;
 };
 
 // A consistent read of one organization: its structure and aggregates as of

@@ -64,9 +64,11 @@ std::optional<std::string> RocksView::Get(const std::string& key) const {
   std::string value;
   rocksdb::Status s = db_->Get(ro, key, &value);
   if (s.IsNotFound()) return std::nullopt;
-  // A read error here is an operating failure on a path that has no status
-  // to return; treating it as absent would silently drop money from a bill.
-  LEDGER_CHECK(s.ok(), "reading projections: " + s.ToString());
+  if (!s.ok()) {
+    Fail(Status(s.IsCorruption() ? Code::kCorruption : Code::kUnavailable,
+                "reading the read models: " + s.ToString()));
+    return std::nullopt;
+  }
   return value;
 }
 
@@ -91,7 +93,20 @@ void RocksView::Scan(std::string_view prefix,
       break;
     }
   }
-  LEDGER_CHECK(it->status().ok(), "scanning projections: " + it->status().ToString());
+  if (!it->status().ok()) {
+    Fail(Status(it->status().IsCorruption() ? Code::kCorruption : Code::kUnavailable,
+                "scanning the read models: " + it->status().ToString()));
+  }
+}
+
+Status RocksView::status() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return error_;
+}
+
+void RocksView::Fail(Status status) const {
+  std::lock_guard<std::mutex> lock(mu_);
+  if (error_.ok()) error_ = std::move(status);
 }
 
 }  // namespace billing::projections

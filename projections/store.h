@@ -7,11 +7,13 @@
 
 #include <functional>
 #include <map>
+#include <mutex>
 #include <optional>
 #include <string>
 #include <string_view>
 #include <unordered_map>
 
+#include "events/status.h"
 #include "projections/agg.h"
 
 namespace rocksdb {
@@ -29,6 +31,10 @@ class Sink {
   virtual void Put(const std::string& key, const std::string& value) = 0;
 };
 
+// Reads report storage errors the way RocksDB's iterators do: a failed read
+// looks like a missing key or an early end, and status() keeps the first
+// failure. Code that reads a view checks status() before trusting what it
+// computed: an answer with a key silently missing would drop money from a bill.
 class View {
  public:
   virtual ~View() = default;
@@ -37,6 +43,8 @@ class View {
   virtual void Scan(std::string_view prefix,
                     const std::function<bool(std::string_view key, std::string_view value)>& visit)
       const = 0;
+  // OK, or the first read that failed (kUnavailable, kCorruption).
+  virtual Status status() const { return Status::Ok(); }
 };
 
 // Everything in one ordered map; merges are applied at once.
@@ -80,10 +88,15 @@ class RocksView : public View {
   std::optional<std::string> Get(const std::string& key) const override;
   void Scan(std::string_view prefix,
             const std::function<bool(std::string_view, std::string_view)>& visit) const override;
+  Status status() const override;
 
  private:
+  void Fail(Status status) const;
+
   rocksdb::DB* db_;
   const rocksdb::Snapshot* snapshot_;
+  mutable std::mutex mu_;  // a snapshot's view may serve several readers
+  mutable Status error_;   // guarded by mu_
 };
 
 }  // namespace billing::projections

@@ -5,7 +5,11 @@
 #include "projections/billing.h"
 
 #include <gtest/gtest.h>
+#include <rocksdb/db.h>
+#include <rocksdb/env.h>
+#include <rocksdb/file_system.h>
 
+#include <atomic>
 #include <cstdlib>
 #include <fstream>
 
@@ -28,6 +32,7 @@ class BillingTest : public ::testing::Test {
     BillingOptions o;
     o.dir = dir_.path();
     o.durability = ledger::Durability::kAsync;  // crash safety is the ledger tests' business
+    o.env = env_;
     auto b = Billing::Open(o);
     ASSERT_TRUE(b.ok()) << b.status().ToString();
     billing_ = std::move(b).value();
@@ -101,6 +106,7 @@ class BillingTest : public ::testing::Test {
 
   TempDir dir_;
   std::unique_ptr<Billing> billing_;
+  rocksdb::Env* env_ = nullptr;  // nullptr: the local file system
   int counter_ = 0;
   std::string last_id_;
 };
@@ -201,6 +207,104 @@ TEST_F(BillingTest, ClosedMonthsNeverChangeAndLateChargesBecomeAdjustments) {
   EXPECT_TRUE(history[1].closed);
   // The latest month is the one holding the adjustment.
   EXPECT_EQ(FormatMonth(s.org->LatestMonth()), "2026-02");
+}
+
+// Fails every read of a table file while armed: a disk or a file going bad
+// under a running ledgerd.
+class FailingTableReads : public rocksdb::FileSystemWrapper {
+ public:
+  FailingTableReads() : FileSystemWrapper(rocksdb::FileSystem::Default()) {}
+  static const char* kClassName() { return "FailingTableReads"; }
+  const char* Name() const override { return kClassName(); }
+  void Arm(bool failing) { failing_ = failing; }
+  int injected() const { return injected_; }
+
+  rocksdb::IOStatus NewRandomAccessFile(const std::string& f, const rocksdb::FileOptions& o,
+                                        std::unique_ptr<rocksdb::FSRandomAccessFile>* r,
+                                        rocksdb::IODebugContext* d) override {
+    rocksdb::IOStatus s = target()->NewRandomAccessFile(f, o, r, d);
+    if (s.ok() && f.ends_with(".sst")) *r = std::make_unique<File>(std::move(*r), this);
+    return s;
+  }
+
+ private:
+  class File : public rocksdb::FSRandomAccessFileOwnerWrapper {
+   public:
+    File(std::unique_ptr<rocksdb::FSRandomAccessFile>&& f, FailingTableReads* fs)
+        : FSRandomAccessFileOwnerWrapper(std::move(f)), fs_(fs) {}
+    rocksdb::IOStatus Read(uint64_t offset, size_t n, const rocksdb::IOOptions& o, rocksdb::Slice* result,
+                           char* scratch, rocksdb::IODebugContext* d) const override {
+      if (fs_->failing_) {
+        fs_->injected_++;
+        return rocksdb::IOStatus::IOError("injected: read failed");
+      }
+      return target()->Read(offset, n, o, result, scratch, d);
+    }
+    rocksdb::IOStatus MultiRead(rocksdb::FSReadRequest* reqs, size_t n, const rocksdb::IOOptions& o,
+                                rocksdb::IODebugContext* d) override {
+      if (fs_->failing_) {
+        fs_->injected_++;
+        for (size_t i = 0; i < n; ++i) reqs[i].status = rocksdb::IOStatus::IOError("injected: read failed");
+        return rocksdb::IOStatus::IOError("injected: read failed");
+      }
+      return target()->MultiRead(reqs, n, o, d);
+    }
+
+   private:
+    FailingTableReads* fs_;
+  };
+
+  std::atomic<bool> failing_{false};
+  std::atomic<int> injected_{0};
+};
+
+// A read-model read that fails is an error value, never a crash and never a
+// smaller bill: queries see it in the view's status() (the API answers 503),
+// and a decision that needed it fails its group instead of deciding blind.
+TEST_F(BillingTest, AFailedReadModelReadIsUnavailableNotAnAnswer) {
+  Org();
+  ASSERT_EQ(Usage("2026-01-10T00:00:00Z", "12.5"), Code::kOk);
+  std::string charge = last_id_;
+  ASSERT_EQ(Usage("2026-01-11T00:00:00Z", "2.25"), Code::kOk);
+  auto fs = std::make_shared<FailingTableReads>();
+  std::unique_ptr<rocksdb::Env> env = rocksdb::NewCompositeEnv(fs);
+  env_ = env.get();
+  Reopen();
+  // The void and its postings into a table file of their own that nothing
+  // has read yet (opening read the older one), so the reads below go to it.
+  ASSERT_EQ(Post("o", "event_voided", {{"voided_event_id", charge}, {"reason", "r"}}), Code::kOk);
+  ASSERT_TRUE(billing_->ledger().db()->Flush(rocksdb::FlushOptions()).ok());
+  Month jan = *ParseMonth("2026-01", "m");
+
+  fs->Arm(true);
+  {
+    OrgSnapshot s = Snap();
+    auto history = UsageHistory(*s.org, *s.view, MonthRange{jan, 1});
+    EXPECT_EQ(s.view->status().code(), Code::kUnavailable) << s.view->status().ToString();
+  }
+  // Voiding it again needs its voided marker, which is in a table file.
+  Json again{{"event_id", "o:void-again"}, {"org_id", "o"}, {"occurred_at", "2026-01-12T00:00:00Z"},
+             {"event_voided", {{"voided_event_id", charge}, {"reason", "r"}}}};
+  ledger::AppendRequest req;
+  req.entries.push_back(Billing::Prepare(again.dump(), ledger::Source()));
+  auto failed = billing_->Submit(std::move(req));
+  EXPECT_EQ(failed.status.code(), Code::kUnavailable) << failed.status.ToString();
+  EXPECT_GT(fs->injected(), 0);
+
+  fs->Arm(false);
+  {
+    OrgSnapshot s = Snap();
+    auto history = UsageHistory(*s.org, *s.view, MonthRange{jan, 1});
+    ASSERT_TRUE(s.view->status().ok()) << s.view->status().ToString();
+    ASSERT_EQ(history.size(), 1u);
+    EXPECT_EQ(FormatNanos(history[0].total, 2), "2.25");
+  }
+  ledger::AppendRequest retry;
+  retry.entries.push_back(Billing::Prepare(again.dump(), ledger::Source()));
+  auto decided = billing_->Submit(std::move(retry));
+  ASSERT_TRUE(decided.status.ok()) << decided.status.ToString();
+  EXPECT_EQ(decided.outcomes[0].code, Code::kAlreadyVoided);
+  billing_.reset();  // before the file system it reads through
 }
 
 TEST_F(BillingTest, VoidInAnOpenMonthNetsIntoTheOriginalItemAndPath) {
