@@ -12,6 +12,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "tests/testing/files.h"
 #include "tests/testing/http_client.h"
 #include "tests/testing/process.h"
 #include "tests/testing/temp_dir.h"
@@ -23,18 +24,8 @@ using Json = nlohmann::json;
 using testing::Child;
 using testing::Http;
 using testing::TempDir;
-
-std::string ExamplesDir() {
-  const char* d = std::getenv("LEDGER_EXAMPLES_DIR");
-  return d ? d : LEDGER_DEFAULT_EXAMPLES_DIR;
-}
-
-std::string ReadFile(const std::string& path) {
-  std::ifstream in(path);
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
-}
+using testing::ExamplesDir;
+using testing::ReadFile;
 
 // A running ledgerd on a fresh data dir and a free port.
 struct Server {

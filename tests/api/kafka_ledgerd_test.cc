@@ -16,6 +16,7 @@
 
 #include "api/embedded_kafka.h"
 #include "tests/api/kafka_test_support.h"
+#include "tests/testing/files.h"
 #include "tests/testing/http_client.h"
 #include "tests/testing/process.h"
 #include "tests/testing/temp_dir.h"
@@ -29,6 +30,8 @@ using kafka_testing::WaitUntil;
 using testing::Child;
 using testing::Http;
 using testing::TempDir;
+using testing::ExamplesDir;
+using testing::ReadFile;
 
 constexpr auto kStartTimeout = 30s;
 constexpr auto kIngestTimeout = 90s;
@@ -36,17 +39,7 @@ constexpr auto kIngestTimeout = 90s;
 // has given up on the killed one.
 constexpr const char* kSessionTimeoutMs = "4000";
 
-std::string ExamplesDir() {
-  const char* d = std::getenv("LEDGER_EXAMPLES_DIR");
-  return d ? d : LEDGER_DEFAULT_EXAMPLES_DIR;
-}
-
-Json ReadJsonFile(const std::string& path) {
-  std::ifstream in(path);
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return Json::parse(ss.str(), nullptr, false);
-}
+Json ReadJsonFile(const std::string& path) { return Json::parse(ReadFile(path), nullptr, false); }
 
 // One counter or gauge from /metrics text; 0 when absent (never incremented).
 int64_t MetricValue(const std::string& text, const std::string& series) {

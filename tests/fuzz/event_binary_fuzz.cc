@@ -38,13 +38,4 @@ int EventBinary(const uint8_t* data, size_t size) {
 }  // namespace billing::fuzz
 
 LEDGER_FUZZ_MAIN(billing::fuzz::EventBinary)
-
-#ifdef LEDGER_FUZZ_ENTRY
-// Protobuf logs every string field that is not UTF-8; millions of such lines
-// would bury the fuzzer's own report.
-extern "C" int LLVMFuzzerInitialize(int*, char***) {
-  google::protobuf::SetLogHandler(
-      [](google::protobuf::LogLevel, const char*, int, const std::string&) {});
-  return 0;
-}
-#endif
+LEDGER_FUZZ_QUIET_PROTOBUF()

@@ -70,13 +70,4 @@ int EventJson(const uint8_t* data, size_t size) {
 }  // namespace billing::fuzz
 
 LEDGER_FUZZ_MAIN(billing::fuzz::EventJson)
-
-#ifdef LEDGER_FUZZ_ENTRY
-// Protobuf logs every string field that is not UTF-8; millions of such lines
-// would bury the fuzzer's own report.
-extern "C" int LLVMFuzzerInitialize(int*, char***) {
-  google::protobuf::SetLogHandler(
-      [](google::protobuf::LogLevel, const char*, int, const std::string&) {});
-  return 0;
-}
-#endif
+LEDGER_FUZZ_QUIET_PROTOBUF()

@@ -42,6 +42,15 @@ int Target(const uint8_t* data, size_t size);
 #ifdef LEDGER_FUZZ_ENTRY
 #define LEDGER_FUZZ_MAIN(fn) \
   extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) { return fn(data, size); }
+// For targets that parse protobuf: protobuf logs every string field that is
+// not UTF-8, and millions of such lines would bury the fuzzer's own report.
+#define LEDGER_FUZZ_QUIET_PROTOBUF()                                                  \
+  extern "C" int LLVMFuzzerInitialize(int*, char***) {                                \
+    google::protobuf::SetLogHandler(                                                  \
+        [](google::protobuf::LogLevel, const char*, int, const std::string&) {}); \
+    return 0;                                                                         \
+  }
 #else
 #define LEDGER_FUZZ_MAIN(fn)
+#define LEDGER_FUZZ_QUIET_PROTOBUF()
 #endif

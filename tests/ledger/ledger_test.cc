@@ -16,6 +16,7 @@
 #include <thread>
 
 #include "ledger/format.h"
+#include "tests/testing/entries.h"
 #include "tests/testing/temp_dir.h"
 
 namespace billing::ledger {
@@ -28,14 +29,7 @@ Entry Usage(const std::string& id, const std::string& amount = "1.5", const std:
                      R"(","occurred_at":"2026-01-08T12:56:36Z","usage_recorded":{"provider_id":"p","service":"S",)"
                      R"("sku":"k","resource_id":"r","region":"x","quantity":"1","unit":"u","amount":")" +
                      amount + R"(","usage_start":"2026-01-08T11:56:36Z","usage_end":"2026-01-08T12:56:36Z"}})";
-  Entry e;
-  e.raw = json;
-  auto env = events::ParseJson(json);
-  auto ev = events::Validate(*env);
-  e.event = *ev;
-  e.event_id = id;
-  e.org_id = org;
-  return e;
+  return billing::testing::ValidEntry(json);
 }
 
 std::unique_ptr<Ledger> OpenAt(const std::string& dir) {

@@ -16,6 +16,7 @@
 #include <vector>
 
 #include "ledger/ledger.h"
+#include "tests/testing/entries.h"
 #include "tests/testing/temp_dir.h"
 
 namespace billing::ledger {
@@ -141,14 +142,7 @@ Entry Support(const std::string& id) {
   std::string json = R"({"event_id":")" + id +
                      R"(","org_id":"acme","occurred_at":"2026-01-08T12:56:36Z","support_charged":)"
                      R"({"month":"2026-01","amount":"1.5","description":"d"}})";
-  Entry e;
-  e.raw = json;
-  auto env = events::ParseJson(json);
-  auto ev = events::Validate(*env);
-  e.event = *ev;
-  e.event_id = id;
-  e.org_id = "acme";
-  return e;
+  return billing::testing::ValidEntry(json);
 }
 
 AppendResult AppendOne(Ledger& l, const std::string& id) {

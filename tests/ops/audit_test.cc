@@ -24,6 +24,7 @@
 #include "ops/csv_reader.h"
 #include "ops/focus_import.h"
 #include "projections/agg.h"
+#include "tests/testing/files.h"
 #include "tests/testing/http_client.h"
 #include "tests/testing/process.h"
 #include "tests/testing/temp_dir.h"
@@ -35,18 +36,8 @@ using Json = nlohmann::json;
 using testing::Child;
 using testing::Http;
 using testing::TempDir;
-
-std::string ExamplesDir() {
-  const char* d = std::getenv("LEDGER_EXAMPLES_DIR");
-  return d ? d : LEDGER_DEFAULT_EXAMPLES_DIR;
-}
-
-std::string ReadFile(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
-}
+using testing::ExamplesDir;
+using testing::ReadFile;
 
 void WriteFile(const std::string& path, const std::string& text) { std::ofstream(path, std::ios::binary) << text; }
 

@@ -15,6 +15,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "tests/testing/files.h"
 #include "tests/testing/temp_dir.h"
 
 namespace billing::projections {
@@ -383,10 +384,9 @@ TEST_F(BillingTest, RejectedEventsCanBeRedrivenOnceTheStructureArrives) {
 
 // The golden example, in-process: outcomes per line and the month totals.
 TEST_F(BillingTest, GoldenExampleOutcomes) {
-  const char* dir = std::getenv("LEDGER_EXAMPLES_DIR");
-  if (dir == nullptr) dir = LEDGER_DEFAULT_EXAMPLES_DIR;
-  std::ifstream in(std::string(dir) + "/events.ndjson");
-  Json outcomes = Json::parse(std::ifstream(std::string(dir) + "/expected/outcomes.json"));
+  const std::string dir = billing::testing::ExamplesDir();
+  std::ifstream in(dir + "/events.ndjson");
+  Json outcomes = Json::parse(std::ifstream(dir + "/expected/outcomes.json"));
   std::string line;
   size_t i = 0;
   while (std::getline(in, line)) {

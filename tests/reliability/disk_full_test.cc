@@ -16,6 +16,7 @@
 #include <sstream>
 
 #include "tests/api/kafka_test_support.h"
+#include "tests/testing/files.h"
 #include "tests/testing/http_client.h"
 #include "tests/testing/process.h"
 #include "tests/testing/temp_dir.h"
@@ -29,6 +30,7 @@ using kafka_testing::WaitUntil;
 using testing::Child;
 using testing::Http;
 using testing::TempDir;
+using testing::ReadFile;
 
 // Room for RocksDB's files of a small ledger (WAL, MANIFEST, OPTIONS, a
 // few small SSTs) with margin, and little enough RAM to fill in a moment.
@@ -79,13 +81,6 @@ size_t FillUp(const std::string& path) {
   }
   std::fclose(f);
   return total;
-}
-
-std::string ReadFile(const std::string& path) {
-  std::ifstream in(path);
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
 }
 
 int64_t Head(uint16_t port) {
