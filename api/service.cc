@@ -459,8 +459,10 @@ HttpReply Service::OrgAnswer(Call& call, const std::string& org_id, const std::v
     if (!m.ok()) return ErrorOf(m.status());
     end = *m;
   }
-  auto open = [&]() -> Result<OrgSnapshot> {
-    auto snap = billing_.Snapshot(org_id, as_of);
+  // An answer as of a past sequence replays the org; the scope keeps in
+  // memory only the aggregates the route reads (projections/keys.h kinds).
+  auto open = [&](const projections::ReplayScope& scope) -> Result<OrgSnapshot> {
+    auto snap = billing_.Snapshot(org_id, as_of, scope);
     if (snap.ok()) call.view = snap->view;
     return snap;
   };
@@ -470,7 +472,7 @@ HttpReply Service::OrgAnswer(Call& call, const std::string& org_id, const std::v
     call.route = "dashboard";
     auto months = months_param(kDashboardMonthsDefault);
     if (!months.ok()) return ErrorOf(months.status());
-    auto snap = open();
+    auto snap = open({.kinds = "B", .month = std::nullopt});
     if (!snap.ok()) return snap.status().code() == Code::kNotFound ? unknown_org() : ErrorOf(snap.status());
     const auto& org = *snap->org;
     auto cc = call.Param("cost_center");
@@ -487,7 +489,7 @@ HttpReply Service::OrgAnswer(Call& call, const std::string& org_id, const std::v
     call.route = "usage_history";
     auto months = months_param(kHistoryMonthsDefault);
     if (!months.ok()) return ErrorOf(months.status());
-    auto snap = open();
+    auto snap = open({.kinds = "BC", .month = std::nullopt});
     if (!snap.ok()) return snap.status().code() == Code::kNotFound ? unknown_org() : ErrorOf(snap.status());
     const auto& org = *snap->org;
     Json list = Json::array();
@@ -513,7 +515,7 @@ HttpReply Service::OrgAnswer(Call& call, const std::string& org_id, const std::v
     return CsvAnswer(call, org_id, *month, as_of, std::nullopt);
   }
   if (kind == "invoices" && rest.size() == 2 && rest[1].ends_with(kCsvSuffix)) {
-    auto snap = open();
+    auto snap = open({.kinds = "BL", .month = std::nullopt});
     if (!snap.ok()) return snap.status().code() == Code::kNotFound ? unknown_org() : ErrorOf(snap.status());
     if (!projections::GetInvoice(*snap->org, *snap->view, rest[1]).ok()) {
       call.route = "invoice_csv";
@@ -529,7 +531,7 @@ HttpReply Service::OrgAnswer(Call& call, const std::string& org_id, const std::v
     call.route = rest.size() == 2 ? "usage_month" : "usage_item";
     auto month = ParseMonth(rest[1], "month");
     if (!month.ok()) return ErrorOf(month.status());
-    auto snap = open();
+    auto snap = open({.kinds = rest.size() == 2 ? "BI" : "ID", .month = *month});
     if (!snap.ok()) return snap.status().code() == Code::kNotFound ? unknown_org() : ErrorOf(snap.status());
     const auto& org = *snap->org;
     if (rest.size() == 2) {
@@ -562,7 +564,7 @@ HttpReply Service::OrgAnswer(Call& call, const std::string& org_id, const std::v
     if (!month_text) return Error(400, "invalid_argument", "month=YYYY-MM is required");
     auto month = ParseMonth(*month_text, "month");
     if (!month.ok()) return ErrorOf(month.status());
-    auto snap = open();
+    auto snap = open({.kinds = "B", .month = *month});
     if (!snap.ok()) return snap.status().code() == Code::kNotFound ? unknown_org() : ErrorOf(snap.status());
     const auto& org = *snap->org;
     auto list = projections::Invoices(org, *snap->view, *month);
@@ -574,7 +576,7 @@ HttpReply Service::OrgAnswer(Call& call, const std::string& org_id, const std::v
   }
   if (kind == "invoices" && rest.size() == 2) {
     call.route = "invoice";
-    auto snap = open();
+    auto snap = open({.kinds = "BL", .month = std::nullopt});
     if (!snap.ok()) return snap.status().code() == Code::kNotFound ? unknown_org() : ErrorOf(snap.status());
     const auto& org = *snap->org;
     auto inv = projections::GetInvoice(org, *snap->view, rest[1]);

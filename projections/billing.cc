@@ -211,14 +211,49 @@ Result<std::unique_ptr<ledger::Ledger>> OpenLedgerReadOnly(const std::string& di
   return ledger::Ledger::Open(o);
 }
 
+namespace {
+
+// Passes on to a MemoryStore only the aggregates a ReplayScope names, and
+// everything else (voided markers, which deciding reads back).
+class ScopedSink : public Sink {
+ public:
+  ScopedSink(MemoryStore* store, const std::string& org, const ReplayScope& scope)
+      : store_(store), month_at_(keys::MonthPrefix(org, 0).size() - 4), scope_(scope) {}
+
+  void Merge(const std::string& key, const Agg& delta) override {
+    if (Keep(key)) store_->Merge(key, delta);
+  }
+  void Put(const std::string& key, const std::string& value) override {
+    if (Keep(key)) store_->Put(key, value);
+  }
+
+ private:
+  bool Keep(std::string_view key) const {
+    if (!key.starts_with(keys::kAggPrefix) || key.size() <= month_at_ + 4) return true;
+    if (scope_.month) {
+      uint32_t month = 0;
+      for (size_t i = 0; i < 4; ++i) month = (month << 8) | static_cast<unsigned char>(key[month_at_ + i]);
+      if (static_cast<int32_t>(month) != scope_.month->index) return false;
+    }
+    return scope_.kinds.empty() || scope_.kinds.find(key[month_at_ + 4]) != std::string::npos;
+  }
+
+  MemoryStore* store_;
+  size_t month_at_;  // where the be32 month starts in this org's aggregate keys
+  const ReplayScope& scope_;
+};
+
+}  // namespace
+
 Result<OrgState> ReplayOrg(const ledger::Ledger& ledger, const std::string& org_id, uint64_t upto,
-                           MemoryStore* store) {
+                           MemoryStore* store, const ReplayScope& scope) {
   Decider decider;
   Status failure;
+  ScopedSink sink(store, org_id, scope);
   EventLookup lookup = [&ledger](const std::string& id) { return ledger.FindEvent(id); };
   Status scan = ledger.ScanOrg(org_id, ledger::Sequence{0}, ledger::Sequence{upto}, 0,
                                [&](const ledger::Record& record) {
-    failure = Redecide(decider, record, lookup, *store, *store);
+    failure = Redecide(decider, record, lookup, sink, *store);
     return failure.ok();
   });
   if (!scan.ok()) return scan;
@@ -228,10 +263,11 @@ Result<OrgState> ReplayOrg(const ledger::Ledger& ledger, const std::string& org_
   return *org;
 }
 
-Result<OrgSnapshot> Billing::Snapshot(const std::string& org, std::optional<uint64_t> as_of) const {
+Result<OrgSnapshot> Billing::Snapshot(const std::string& org, std::optional<uint64_t> as_of,
+                                      const ReplayScope& scope) const {
   if (as_of && *as_of < ledger_->head().sequence.value) {
     auto store = std::make_shared<MemoryStore>();
-    auto state = ReplayOrg(*ledger_, org, *as_of, store.get());
+    auto state = ReplayOrg(*ledger_, org, *as_of, store.get(), scope);
     if (!state.ok()) return state.status();
     return OrgSnapshot{std::make_shared<const OrgState>(std::move(state).value()), store};
   }

@@ -34,6 +34,14 @@ struct BillingOptions {
   rocksdb::Env* env = nullptr;
 };
 
+// What an answer as of a past sequence reads, so that its replay keeps only
+// that in memory: a replay has to decide the org's whole history, but keeping
+// every posting would hold the drill-down tree of every month in RAM.
+struct ReplayScope {
+  std::string kinds;           // aggregate kinds kept (keys.h: C I B L D); empty: all
+  std::optional<Month> month;  // set: only this month's aggregates
+};
+
 // A consistent read of one organization: its structure and aggregates as of
 // the head (live) or a past sequence (replayed).
 struct OrgSnapshot {
@@ -64,11 +72,13 @@ class Billing {
   // such rejected message.
   Result<ledger::AppendResult> Retry(uint64_t rejected_id);
 
-  // One org's state at the head, or right after sequence `as_of`.
+  // One org's state at the head, or right after sequence `as_of`; a past
+  // sequence's view holds only what `scope` names.
   // kNotFound if the org does not exist there.
   // WARNING: a live snapshot pins a RocksDB snapshot; release it before the
   // Billing is destroyed.
-  Result<OrgSnapshot> Snapshot(const std::string& org, std::optional<uint64_t> as_of) const;
+  Result<OrgSnapshot> Snapshot(const std::string& org, std::optional<uint64_t> as_of,
+                               const ReplayScope& scope = {}) const;
 
   // Changes whenever an event of `org` is committed (starts at 0 when the
   // process starts): answers cached under one version stay exact until then.
@@ -95,6 +105,6 @@ Result<std::unique_ptr<ledger::Ledger>> OpenLedgerReadOnly(const std::string& di
 // its structure. kNotFound if the org has no records there. Used by as_of and
 // by tests comparing incremental state with a replay.
 Result<OrgState> ReplayOrg(const ledger::Ledger& ledger, const std::string& org, uint64_t upto,
-                           MemoryStore* store);
+                           MemoryStore* store, const ReplayScope& scope = {});
 
 }  // namespace billing::projections

@@ -382,6 +382,64 @@ TEST_F(BillingTest, RejectedEventsCanBeRedrivenOnceTheStructureArrives) {
   EXPECT_EQ(CostCenterBilled("late-cc", "2026-01"), "5.00");
 }
 
+// An answer as of a past sequence replays the org but keeps in memory only
+// the aggregates its route reads, and answers exactly as a full replay does.
+TEST_F(BillingTest, AsOfReplayKeepsOnlyWhatTheAnswerReads) {
+  Org();
+  for (int i = 0; i < 30; ++i) {
+    std::string day = std::to_string(10 + i % 15);
+    ASSERT_EQ(Usage("2026-01-" + day + "T00:00:00Z", std::to_string(i + 1) + ".25", "svc" + std::to_string(i % 3),
+                    "Hrs", "r" + std::to_string(i)), Code::kOk);
+    ASSERT_EQ(Usage("2026-02-" + day + "T00:00:00Z", "0.5", "svc" + std::to_string(i % 4), "Hrs",
+                    "q" + std::to_string(i)), Code::kOk);
+  }
+  uint64_t as_of = billing_->ledger().head().sequence.value;
+  ASSERT_EQ(Usage("2026-02-20T00:00:00Z", "100"), Code::kOk);  // after as_of: must not show
+  Month jan = *ParseMonth("2026-01", "m");
+  Month feb = *ParseMonth("2026-02", "m");
+  auto stored = [](const OrgSnapshot& s) { return dynamic_cast<const MemoryStore&>(*s.view).size(); };
+
+  OrgSnapshot full = Snap(as_of);
+  auto dashboard = billing_->Snapshot("o", as_of, ReplayScope{.kinds = "B", .month = std::nullopt});
+  auto history = billing_->Snapshot("o", as_of, ReplayScope{.kinds = "BC", .month = std::nullopt});
+  auto items = billing_->Snapshot("o", as_of, ReplayScope{.kinds = "ID", .month = jan});
+  ASSERT_TRUE(dashboard.ok() && history.ok() && items.ok());
+  // The drill-down (4 levels of 30 resources a month) is most of a full replay.
+  EXPECT_LT(stored(*dashboard) * 10, stored(full));
+  EXPECT_LT(stored(*history) * 10, stored(full));
+  EXPECT_LT(stored(*items) * 2, stored(full));
+
+  MonthRange both{feb, 2};
+  auto want_dash = Dashboard(*full.org, *full.view, both, std::nullopt);
+  auto got_dash = Dashboard(*dashboard->org, *dashboard->view, both, std::nullopt);
+  ASSERT_TRUE(want_dash.ok() && got_dash.ok());
+  ASSERT_EQ(got_dash->size(), 2u);
+  for (size_t i = 0; i < 2; ++i) EXPECT_EQ((*got_dash)[i].billed, (*want_dash)[i].billed);
+  EXPECT_EQ(FormatNanos((*got_dash)[1].billed, 2), "15.00");  // February without the later 100
+
+  auto want_history = UsageHistory(*full.org, *full.view, both);
+  auto got_history = UsageHistory(*history->org, *history->view, both);
+  ASSERT_EQ(got_history.size(), want_history.size());
+  for (size_t i = 0; i < got_history.size(); ++i) {
+    EXPECT_EQ(got_history[i].total, want_history[i].total);
+    EXPECT_EQ(got_history[i].usage, want_history[i].usage);
+  }
+
+  MonthDetail jan_items = MonthItems(*full.org, *full.view, jan);
+  ASSERT_FALSE(jan_items.items.empty());
+  for (const Item& item : jan_items.items) {
+    auto want = ItemChildren(*full.org, *full.view, jan, item.id);
+    auto got = ItemChildren(*items->org, *items->view, jan, item.id);
+    ASSERT_TRUE(want.ok() && got.ok()) << item.id;
+    EXPECT_EQ(got->amount, want->amount);
+    ASSERT_EQ(got->children.size(), want->children.size());
+    for (size_t c = 0; c < got->children.size(); ++c) {
+      EXPECT_EQ(got->children[c].id, want->children[c].id);
+      EXPECT_EQ(got->children[c].amount, want->children[c].amount);
+    }
+  }
+}
+
 // The golden example, in-process: outcomes per line and the month totals.
 TEST_F(BillingTest, GoldenExampleOutcomes) {
   const std::string dir = billing::testing::ExamplesDir();
