@@ -334,8 +334,13 @@ struct Ledger::Impl {
         // RocksDB refuses every write until the database is reopened, which
         // replays the WAL. Say so, rather than a bare I/O error, on every
         // refusal from now on.
+        bool first = unresumable.empty();
         unresumable = "; RocksDB cannot resume from this error in-process: restart ledgerd (" +
                       resumed.ToString() + ")";
+        if (first && options.on_unrecoverable) {
+          options.on_unrecoverable(Status(Code::kUnavailable, "the ledger cannot write until it is reopened: " +
+                                                                  resumed.ToString()));
+        }
       }
     }
     rocksdb::WriteBatch batch;

@@ -19,7 +19,8 @@
 // kUnavailable and leaves nothing behind; the writer resumes RocksDB at its
 // next group, so appends work again as soon as the disk does. After a failed
 // fsync RocksDB refuses to resume: appends stay refused, saying so, until the
-// ledger is reopened (tests/ledger/storage_fault_test.cc).
+// ledger is reopened (tests/ledger/storage_fault_test.cc), and
+// Options::on_unrecoverable is called.
 #pragma once
 
 #include <cstdint>
@@ -144,6 +145,11 @@ struct Options {
   // The RocksDB environment; nullptr for the default (the local file system).
   // Tests pass one that injects storage faults. Must outlive the ledger.
   rocksdb::Env* env = nullptr;
+  // Called once, on the writer thread, when RocksDB says writes cannot
+  // resume until the database is reopened (after a failed fsync). ledgerd
+  // exits on it so that its supervisor restarts it: reopening replays the
+  // WAL, which holds every acknowledged event.
+  std::function<void(const Status&)> on_unrecoverable;
 };
 
 struct Head {

@@ -7,6 +7,7 @@
 
 #include <csignal>
 #include <cstdio>
+#include <cstdlib>
 #include <ctime>
 #include <mutex>
 
@@ -19,6 +20,12 @@
 using namespace billing;
 
 namespace {
+
+// The exit status after a storage failure RocksDB cannot recover from in
+// process (EX_TEMPFAIL): a supervisor restarts ledgerd, and reopening replays
+// the WAL, which holds every acknowledged event. Serving on would only
+// answer 503 to every write until someone restarts it by hand.
+constexpr int kExitStorageFailure = 75;
 
 bool IsLoopback(const std::string& host) {
   return host == "localhost" || host == "::1" || host.rfind("127.", 0) == 0;
@@ -112,6 +119,13 @@ int main(int argc, char** argv) {
 
   projections::BillingOptions billing_options;
   billing_options.dir = data_dir;
+  billing_options.on_unrecoverable = [](const Status& why) {
+    std::fprintf(stderr, "ledgerd: %s; exiting (status %d) so that a supervisor restarts it\n",
+                 why.message().c_str(), kExitStorageFailure);
+    std::fflush(stderr);
+    // Like a crash, which every acknowledged event survives: nothing to flush.
+    std::_Exit(kExitStorageFailure);
+  };
   auto billing = projections::Billing::Open(billing_options);
   if (!billing.ok()) {
     std::fprintf(stderr, "ledgerd: cannot open ledger: %s\n", billing.status().ToString().c_str());

@@ -135,6 +135,7 @@ Result<std::unique_ptr<Billing>> Billing::Open(const BillingOptions& options) {
   lo.durability = options.durability;
   lo.mode = options.mode;
   lo.env = options.env;
+  lo.on_unrecoverable = options.on_unrecoverable;
   lo.merge_operator = NewAggMergeOperator();
   auto opened = ledger::Ledger::Open(lo);
   if (!opened.ok()) return opened.status();

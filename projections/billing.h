@@ -32,6 +32,8 @@ struct BillingOptions {
   // The RocksDB environment (ledger::Options::env): nullptr for the local
   // file system; tests pass one that injects storage faults.
   rocksdb::Env* env = nullptr;
+  // ledger::Options::on_unrecoverable.
+  std::function<void(const Status&)> on_unrecoverable;
 };
 
 // What an answer as of a past sequence reads, so that its replay keeps only

@@ -157,10 +157,12 @@ struct Faulty {
   std::unique_ptr<rocksdb::Env> env = rocksdb::NewCompositeEnv(fs);
 };
 
-std::unique_ptr<Ledger> Open(const std::string& dir, rocksdb::Env* env) {
+std::unique_ptr<Ledger> Open(const std::string& dir, rocksdb::Env* env,
+                             std::function<void(const Status&)> on_unrecoverable = nullptr) {
   Options o;
   o.dir = dir;
   o.env = env;
+  o.on_unrecoverable = std::move(on_unrecoverable);
   auto r = Ledger::Open(o);
   EXPECT_TRUE(r.ok()) << r.status().ToString();
   return r.ok() ? std::move(r).value() : nullptr;
@@ -195,9 +197,10 @@ TEST(LedgerStorageFaults, AFullDiskIsUnavailableAcknowledgesNothingUnwrittenAndR
     SCOPED_TRACE("the disk fills at write " + std::to_string(n));
     TempDir tmp;
     Faulty faulty;
+    std::atomic<int> unrecoverable{0};
     std::map<std::string, uint64_t> acked;
     {
-      auto l = Open(tmp.path(), faulty.env.get());
+      auto l = Open(tmp.path(), faulty.env.get(), [&](const Status&) { unrecoverable++; });
       ASSERT_NE(l, nullptr);
       for (int i = 0; i < kWarmEvents; ++i) {
         auto r = AppendOne(*l, "warm-" + std::to_string(i));
@@ -231,6 +234,7 @@ TEST(LedgerStorageFaults, AFullDiskIsUnavailableAcknowledgesNothingUnwrittenAndR
       }
       if (failed) rounds_with_a_fault++;
       faulty.fs->Heal();
+      EXPECT_EQ(unrecoverable.load(), 0) << "a full disk must not need a restart";
     }
     ExpectExactly(tmp.path(), acked);
   }
@@ -251,10 +255,11 @@ TEST(LedgerStorageFaults, AFailedSyncIsNeverAcknowledgedAndAReopenRecovers) {
     SCOPED_TRACE("sync fails at write " + std::to_string(n));
     TempDir tmp;
     Faulty faulty;
+    std::atomic<int> unrecoverable{0};
     std::map<std::string, uint64_t> acked;
     std::vector<std::string> refused;
     {
-      auto l = Open(tmp.path(), faulty.env.get());
+      auto l = Open(tmp.path(), faulty.env.get(), [&](const Status&) { unrecoverable++; });
       ASSERT_NE(l, nullptr);
       faulty.fs->Arm(n, FaultyFileSystem::Fault::kSyncIoError);
       for (int i = 0; i < kEventsPerRound; ++i) {
@@ -274,6 +279,9 @@ TEST(LedgerStorageFaults, AFailedSyncIsNeverAcknowledgedAndAReopenRecovers) {
         refused.push_back(id);
       }
       if (!refused.empty()) rounds_with_a_fault++;
+      // Told once, as soon as a write finds RocksDB unable to resume: the
+      // refusals after the first say "restart ledgerd".
+      EXPECT_EQ(unrecoverable.load(), refused.size() > 1 ? 1 : 0);
     }
     auto l = Open(tmp.path(), nullptr);
     ASSERT_NE(l, nullptr);
