@@ -77,8 +77,7 @@ class KafkaConsumerTest : public ::testing::Test {
 
   // Sends the four structural events of `org` to `partition`.
   void SendSetup(const std::string& org, int32_t partition) {
-    for (const std::string& e : {kafka_testing::OrgCreated(org), kafka_testing::CostCenterCreated(org),
-                                 kafka_testing::WorkspaceCreated(org), kafka_testing::ProviderRegistered(org)}) {
+    for (const std::string& e : kafka_testing::StructureEvents(org)) {
       producer_->Send(topic_, org, &e, partition);
     }
   }
@@ -129,8 +128,7 @@ TEST_F(KafkaConsumerTest, EveryMessageIsAcceptedDuplicateOrRejectedExactlyOnce) 
       producer_->Send(topic_, org, value);
       sent++;
     };
-    for (const std::string& e : {kafka_testing::OrgCreated(org), kafka_testing::CostCenterCreated(org),
-                                 kafka_testing::WorkspaceCreated(org), kafka_testing::ProviderRegistered(org)}) {
+    for (const std::string& e : kafka_testing::StructureEvents(org)) {
       send(&e);
     }
     for (int n = 1; n <= kUsage; ++n) {

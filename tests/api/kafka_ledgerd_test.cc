@@ -197,8 +197,7 @@ TEST(LedgerdKafka, KillNineDuringIngestionLosesAndRepeatsNothing) {
   int next_usage = 1;
   for (int o = 0; o < kOrgs; ++o) {
     const std::string org = "org" + std::to_string(o);
-    for (const std::string& e : {kafka_testing::OrgCreated(org), kafka_testing::CostCenterCreated(org),
-                                 kafka_testing::WorkspaceCreated(org), kafka_testing::ProviderRegistered(org)}) {
+    for (const std::string& e : kafka_testing::StructureEvents(org)) {
       producer.Send(topic, org, &e, o);
       produced++;
     }

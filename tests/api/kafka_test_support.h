@@ -8,6 +8,7 @@
 #include <cstdlib>
 #include <functional>
 #include <string>
+#include <vector>
 #include <thread>
 
 namespace billing::kafka_testing {
@@ -114,6 +115,16 @@ inline std::string WorkspaceCreated(const std::string& org) {
 inline std::string ProviderRegistered(const std::string& org) {
   return R"({"event_id":")" + org + R"(:prv","org_id":")" + org +
          R"(","occurred_at":"2026-01-01T00:00:03Z","provider_registered":{"provider_id":"aws-1","workspace_id":"ws-1","name":"AWS prod","kind":"aws"}})";
+}
+// The four events above, in the order they must be recorded.
+inline std::vector<std::string> StructureEvents(const std::string& org) {
+  return {OrgCreated(org), CostCenterCreated(org), WorkspaceCreated(org), ProviderRegistered(org)};
+}
+// The same, as one NDJSON body for POST /v1/events.
+inline std::string StructureNdjson(const std::string& org) {
+  std::string body;
+  for (const std::string& e : StructureEvents(org)) body += e + "\n";
+  return body;
 }
 // A usage event of `amount` (a decimal string) with id `{org}:use:{n}`.
 inline std::string Usage(const std::string& org, int n, const std::string& amount,

@@ -80,17 +80,6 @@ int RoundsFromEnv() {
   return s ? std::stoi(s) : kRoundsDefault;
 }
 
-std::string SupportOrSetup(const std::string& org, const std::string& kind) {
-  if (kind == "org") return kafka_testing::OrgCreated(org);
-  if (kind == "cc") return kafka_testing::CostCenterCreated(org);
-  if (kind == "ws") return kafka_testing::WorkspaceCreated(org);
-  return kafka_testing::ProviderRegistered(org);
-}
-
-std::vector<std::string> SetupEvents(const std::string& org) {
-  return {SupportOrSetup(org, "org"), SupportOrSetup(org, "cc"), SupportOrSetup(org, "ws"),
-          SupportOrSetup(org, "prv")};
-}
 std::vector<std::string> SetupIds(const std::string& org) {
   return {org + ":org", org + ":cc", org + ":ws", org + ":prv"};
 }
@@ -137,7 +126,7 @@ class Poster {
         acked_total_(acked_total) {}
 
   void Run(const std::atomic<bool>& stop) {
-    Post(SetupEvents(org_), SetupIds(org_));
+    Post(kafka_testing::StructureEvents(org_), SetupIds(org_));
     while (!stop && error_.empty()) {
       int n = std::uniform_int_distribution<int>(1, kBodyEventsMax)(rng_);
       std::vector<std::string> events, ids;
@@ -265,7 +254,7 @@ TEST(CrashConsistency, KillNineDuringHttpAndKafkaIngestLosesAndRepeatsNothing) {
   for (int p = 0; p < kKafkaOrgs; ++p) {
     const std::string org = "korg" + std::to_string(p);
     kafka_orgs.push_back(org);
-    for (const auto& e : SetupEvents(org)) producer.Send(topic, org, e, p);
+    for (const auto& e : kafka_testing::StructureEvents(org)) producer.Send(topic, org, e, p);
     for (const auto& id : SetupIds(org)) kafka_ids.push_back(id);
   }
   ASSERT_TRUE(producer.Flush());

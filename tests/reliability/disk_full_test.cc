@@ -110,13 +110,8 @@ TEST(DiskFull, IngestAnswers503LogsWhyAndRecoversOnceSpaceReturns) {
   };
   auto [ledgerd, port] = start();
   ASSERT_NE(port, 0);
-  std::string setup;
-  for (const std::string& e :
-       {kafka_testing::OrgCreated(org), kafka_testing::CostCenterCreated(org),
-        kafka_testing::WorkspaceCreated(org), kafka_testing::ProviderRegistered(org)}) {
-    setup += e + "\n";
-  }
-  ASSERT_EQ(Http(port, "POST", "/v1/events", setup, "application/x-ndjson").status, 200);
+  ASSERT_EQ(Http(port, "POST", "/v1/events", kafka_testing::StructureNdjson(org), "application/x-ndjson").status,
+            200);
   auto usage = [&](int from, int n) {
     std::string body;
     for (int i = from; i < from + n; ++i) body += kafka_testing::Usage(org, i, "1.25") + "\n";

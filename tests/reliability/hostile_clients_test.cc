@@ -178,13 +178,8 @@ TEST(HostileClients, OthersAreServedPromptlyAndSlowClientsAreCut) {
   ASSERT_FALSE(url.empty());
   const uint16_t port = static_cast<uint16_t>(std::stoi(url));
   const std::string org = "calm";
-  std::string setup;
-  for (const std::string& e :
-       {kafka_testing::OrgCreated(org), kafka_testing::CostCenterCreated(org),
-        kafka_testing::WorkspaceCreated(org), kafka_testing::ProviderRegistered(org)}) {
-    setup += e + "\n";
-  }
-  ASSERT_EQ(Http(port, "POST", "/v1/events", setup, "application/x-ndjson").status, 200);
+  ASSERT_EQ(Http(port, "POST", "/v1/events", kafka_testing::StructureNdjson(org), "application/x-ndjson").status,
+            200);
   for (int from = 1; from <= kLedgerEvents; from += 1000) {
     std::string body;
     for (int i = from; i < from + 1000; ++i) body += kafka_testing::Usage(org, i, "0.01") + "\n";
