@@ -219,7 +219,10 @@ namespace {
 class ScopedSink : public Sink {
  public:
   ScopedSink(MemoryStore* store, const std::string& org, const ReplayScope& scope)
-      : store_(store), month_at_(keys::MonthPrefix(org, 0).size() - 4), scope_(scope) {}
+      : store_(store),
+        kind_at_(keys::MonthPrefix(org, 0).size()),
+        month_prefix_(scope.month ? keys::MonthPrefix(org, scope.month->index) : std::string()),
+        kinds_(scope.kinds) {}
 
   void Merge(const std::string& key, const Agg& delta) override {
     if (Keep(key)) store_->Merge(key, delta);
@@ -230,18 +233,15 @@ class ScopedSink : public Sink {
 
  private:
   bool Keep(std::string_view key) const {
-    if (!key.starts_with(keys::kAggPrefix) || key.size() <= month_at_ + 4) return true;
-    if (scope_.month) {
-      uint32_t month = 0;
-      for (size_t i = 0; i < 4; ++i) month = (month << 8) | static_cast<unsigned char>(key[month_at_ + i]);
-      if (static_cast<int32_t>(month) != scope_.month->index) return false;
-    }
-    return scope_.kinds.empty() || scope_.kinds.find(key[month_at_ + 4]) != std::string::npos;
+    if (!key.starts_with(keys::kAggPrefix) || key.size() <= kind_at_) return true;
+    if (!month_prefix_.empty() && !key.starts_with(month_prefix_)) return false;
+    return kinds_.empty() || kinds_.find(key[kind_at_]) != std::string::npos;
   }
 
   MemoryStore* store_;
-  size_t month_at_;  // where the be32 month starts in this org's aggregate keys
-  const ReplayScope& scope_;
+  size_t kind_at_;            // where the kind follows the month in this org's aggregate keys
+  std::string month_prefix_;  // empty: every month
+  std::string kinds_;         // empty: every kind
 };
 
 }  // namespace
