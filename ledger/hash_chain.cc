@@ -33,18 +33,17 @@ std::string GenesisHash() { return std::string(format::kHashBytes, '\0'); }
 
 std::string ChainHash(std::string_view prev_hash, uint64_t sequence, int64_t recorded_at_micros,
                       std::string_view event) {
-  unsigned char header[16];
-  for (int i = 0; i < 8; ++i) {
-    header[i] = static_cast<unsigned char>(sequence >> (56 - 8 * i));
-    header[8 + i] = static_cast<unsigned char>(static_cast<uint64_t>(recorded_at_micros) >> (56 - 8 * i));
-  }
+  std::string header;
+  header.reserve(16);
+  format::PutBe64(&header, sequence);
+  format::PutBe64(&header, static_cast<uint64_t>(recorded_at_micros));
   // EVP is OpenSSL 3's supported interface; the SHA256_* calls are deprecated.
   EVP_MD_CTX* ctx = ThreadContext();
   unsigned char out[EVP_MAX_MD_SIZE];
   unsigned int len = 0;
   bool ok = EVP_DigestInit_ex(ctx, Sha256(), nullptr) == 1 &&
             EVP_DigestUpdate(ctx, prev_hash.data(), prev_hash.size()) == 1 &&
-            EVP_DigestUpdate(ctx, header, sizeof(header)) == 1 &&
+            EVP_DigestUpdate(ctx, header.data(), header.size()) == 1 &&
             EVP_DigestUpdate(ctx, event.data(), event.size()) == 1 &&
             EVP_DigestFinal_ex(ctx, out, &len) == 1;
   if (!ok) std::abort();  // only on allocation failure inside OpenSSL
