@@ -259,16 +259,25 @@ Result<Envelope> ParseAny(std::string_view bytes, Names* names) {
   return envelope;
 }
 
-Result<Event> Validate(const Envelope& envelope) {
-  Event event;
-  RETURN_IF_ERROR(CheckId(envelope.event_id(), "event_id", kEventIdBytesMax));
-  RETURN_IF_ERROR(CheckId(envelope.org_id(), "org_id", kOrgIdBytesMax));
-  ASSIGN_OR_RETURN(event.occurred_at, ParseTimestamp(envelope.occurred_at(), "occurred_at"));
-  if (envelope.has_source() && envelope.source().size() > kTextBytesMax) {
+Status Validate(Event* event) {
+  Envelope envelope;
+  envelope.Swap(&event->envelope);
+  *event = Event();
+  event->envelope.Swap(&envelope);
+  const Envelope& e = event->envelope;
+  RETURN_IF_ERROR(CheckId(e.event_id(), "event_id", kEventIdBytesMax));
+  RETURN_IF_ERROR(CheckId(e.org_id(), "org_id", kOrgIdBytesMax));
+  ASSIGN_OR_RETURN(event->occurred_at, ParseTimestamp(e.occurred_at(), "occurred_at"));
+  if (e.has_source() && e.source().size() > kTextBytesMax) {
     return Invalid("source is longer than " + std::to_string(kTextBytesMax) + " bytes");
   }
-  RETURN_IF_ERROR(ValidatePayload(envelope, &event));
-  event.envelope = envelope;
+  return ValidatePayload(e, event);
+}
+
+Result<Event> Validate(Envelope envelope) {
+  Event event;
+  event.envelope = std::move(envelope);
+  RETURN_IF_ERROR(Validate(&event));
   return event;
 }
 

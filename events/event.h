@@ -66,8 +66,13 @@ Result<Envelope> ParseBinary(std::string_view bytes);
 // `{`, binary protobuf otherwise.
 Result<Envelope> ParseAny(std::string_view bytes, Names* names = nullptr);
 
-// Checks every stateless rule; see the header comment.
-Result<Event> Validate(const Envelope& envelope);
+// Checks every stateless rule; see the header comment. Takes the envelope by
+// value: callers done with theirs move it in instead of copying every field.
+Result<Event> Validate(Envelope envelope);
+// The same, in place: checks `event->envelope` and sets the fields derived
+// from it (the others are reset). Replays reuse one Event this way, so the
+// envelope's strings keep their capacity from record to record.
+Status Validate(Event* event);
 
 // The SPEC's JSON form of an envelope (field order of the schema, compact).
 std::string ToJson(const Envelope& envelope);

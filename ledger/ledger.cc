@@ -148,12 +148,18 @@ class NoMergeOperator : public rocksdb::AssociativeMergeOperator {
 
 }  // namespace
 
-Result<events::Envelope> DecodeEvent(const Record& record) {
-  events::Envelope envelope;
-  if (!envelope.ParseFromString(record.event())) {
+Status DecodeEvent(const Record& record, events::Envelope* out) {
+  if (!out->ParseFromString(record.event())) {
     return Status(Code::kCorruption,
                   "record " + std::to_string(record.sequence()) + " holds an undecodable event");
   }
+  return Status::Ok();
+}
+
+Result<events::Envelope> DecodeEvent(const Record& record) {
+  events::Envelope envelope;
+  Status decoded = DecodeEvent(record, &envelope);
+  if (!decoded.ok()) return decoded;
   return envelope;
 }
 

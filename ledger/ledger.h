@@ -214,6 +214,8 @@ class Ledger {
 
 // Decodes a stored record's event.
 Result<events::Envelope> DecodeEvent(const Record& record);
+// The same into `out`, whose strings keep their capacity (replays reuse one).
+Status DecodeEvent(const Record& record, events::Envelope* out);
 
 // Requests waiting for the writer before AppendAsync blocks the caller: bounds
 // memory and turns overload into backpressure on producers.

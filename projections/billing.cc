@@ -171,7 +171,7 @@ ledger::Entry Billing::Prepare(std::string raw, const ledger::Source& source) {
   if (!envelope.ok()) {
     entry.rejection = envelope.status();
   } else {
-    auto event = events::Validate(*envelope);
+    auto event = events::Validate(std::move(envelope).value());
     if (event.ok()) {
       entry.event = std::move(event).value();
     } else {
@@ -224,10 +224,10 @@ class ScopedSink : public Sink {
         month_prefix_(scope.month ? keys::MonthPrefix(org, scope.month->index) : std::string()),
         kinds_(scope.kinds) {}
 
-  void Merge(const std::string& key, const Agg& delta) override {
+  void Merge(std::string_view key, const Agg& delta) override {
     if (Keep(key)) store_->Merge(key, delta);
   }
-  void Put(const std::string& key, const std::string& value) override {
+  void Put(std::string_view key, std::string_view value) override {
     if (Keep(key)) store_->Put(key, value);
   }
 
@@ -254,7 +254,7 @@ Result<OrgState> ReplayOrg(const ledger::Ledger& ledger, const std::string& org_
   EventLookup lookup = [&ledger](const std::string& id) { return ledger.FindEvent(id); };
   Status scan = ledger.ScanOrg(org_id, ledger::Sequence{0}, ledger::Sequence{upto}, 0,
                                [&](const ledger::Record& record) {
-    failure = Redecide(decider, record, lookup, sink, *store);
+    failure = decider.Redecide(record, lookup, sink, *store);
     return failure.ok();
   });
   if (!scan.ok()) return scan;
@@ -342,7 +342,7 @@ Status Billing::Rebuild() {
     return Status::Ok();
   };
   Status scan = ledger_->Scan(ledger::Sequence{0}, 0, [&](const ledger::Record& record) {
-    failure = Redecide(decider, record, lookup, sink, empty_view);
+    failure = decider.Redecide(record, lookup, sink, empty_view);
     if (!failure.ok()) return false;
     if (++in_batch >= kRebuildBatchEvents) {
       failure = flush();

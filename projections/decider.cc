@@ -15,11 +15,12 @@ struct Decider::Posting {
   char category = keys::kUsage;
   std::string label;
   std::string bucket;  // cost center id, or "" for the organization
-  bool drill = false;  // usage: also post the drill-down path
-  std::string path1, path2, path3;  // service 0 provider [0 resource [0 sku]]
+  // Usage: the charge whose drill-down path (service, provider, resource,
+  // sku) is also posted; nullptr for none. Points into the charge event.
+  const events::v1::UsageRecorded* drill = nullptr;
   Sum amount = 0;
   Sum quantity = 0;
-  std::string unit;
+  std::string_view unit;  // into the charge event
 };
 
 const OrgState* Decider::Find(const std::string& org) const {
@@ -52,10 +53,7 @@ Result<Decider::Posting> Decider::PostingFor(const OrgState& org, const events::
       p.category = keys::kUsage;
       p.label = u.service();
       p.bucket = org.CostCenterOf(u.provider_id(), event.usage_start, seq);
-      p.drill = true;
-      p.path1 = u.service() + '\0' + u.provider_id();
-      p.path2 = p.path1 + '\0' + u.resource_id();
-      p.path3 = p.path2 + '\0' + u.sku();
+      p.drill = &u;
       p.amount = event.amount;
       p.quantity = event.quantity;
       p.unit = u.unit();
@@ -83,7 +81,7 @@ Result<Decider::Posting> Decider::PostingFor(const OrgState& org, const events::
     p.target = org.EarliestOpenAfter(event.month, seq);
     p.category = keys::kAdjustment;
     p.label = FormatMonth(event.month);
-    p.drill = false;
+    p.drill = nullptr;
   }
   return p;
 }
@@ -93,15 +91,17 @@ void Decider::Emit(OrgState& org, const Posting& p, Sink& sink, const events::Ev
   const std::string& id = org.org_id;
   int32_t m = p.target.index;
   Agg amount = AmountAgg(p.amount);
-  sink.Merge(keys::CategoryKey(id, m, p.category), amount);
-  sink.Merge(keys::ItemKey(id, m, p.category, p.label), amount);
-  sink.Merge(keys::BucketKey(id, m, p.bucket), amount);
-  sink.Merge(keys::LineKey(id, m, p.bucket, p.category, p.label), amount);
-  if (p.drill) {
+  keys::MonthKeys k(&key_, id, m);
+  sink.Merge(k.Category(p.category), amount);
+  sink.Merge(k.Item(p.category, p.label), amount);
+  sink.Merge(k.Bucket(p.bucket), amount);
+  sink.Merge(k.Line(p.bucket, p.category, p.label), amount);
+  if (p.drill != nullptr) {
+    const events::v1::UsageRecorded& u = *p.drill;
     Agg usage = UsageAgg(p.amount, p.quantity, p.unit);
-    sink.Merge(keys::DrillKey(id, m, '1', p.path1), usage);
-    sink.Merge(keys::DrillKey(id, m, '2', p.path2), usage);
-    sink.Merge(keys::DrillKey(id, m, '3', p.path3), usage);
+    sink.Merge(k.Drill('1', u.service(), u.provider_id()), usage);
+    sink.Merge(k.Drill('2', u.service(), u.provider_id(), u.resource_id()), usage);
+    sink.Merge(k.Drill('3', u.service(), u.provider_id(), u.resource_id(), u.sku()), usage);
   }
   if (!org.latest_charge_month || *org.latest_charge_month < p.target) {
     org.latest_charge_month = p.target;
@@ -267,7 +267,7 @@ Status Decider::Decide(const events::Event& event, uint64_t seq, const EventLook
         reversal.target = org.EarliestOpenAfter(parsed->month, seq);
         reversal.category = keys::kAdjustment;
         reversal.label = FormatMonth(parsed->month);
-        reversal.drill = false;
+        reversal.drill = nullptr;
       }
       Emit(org, reversal, sink, event, seq, *parsed);
       sink.Put(marker, "");
@@ -295,16 +295,14 @@ Status Decider::Decide(const events::Event& event, uint64_t seq, const EventLook
   return Status::Ok();
 }
 
-Status Redecide(Decider& decider, const ledger::Record& record, const EventLookup& lookup, Sink& sink,
-                const View& view) {
-  auto envelope = ledger::DecodeEvent(record);
-  if (!envelope.ok()) return envelope.status();
-  auto event = events::Validate(*envelope);
-  if (!event.ok()) {
+Status Decider::Redecide(const ledger::Record& record, const EventLookup& lookup, Sink& sink,
+                         const View& view) {
+  if (Status decoded = ledger::DecodeEvent(record, &replayed_.envelope); !decoded.ok()) return decoded;
+  if (Status valid = events::Validate(&replayed_); !valid.ok()) {
     return Status(Code::kCorruption, "record " + std::to_string(record.sequence()) +
-                                         " does not validate: " + event.status().message());
+                                         " does not validate: " + valid.message());
   }
-  Status decided = decider.Decide(*event, record.sequence(), lookup, sink, view);
+  Status decided = Decide(replayed_, record.sequence(), lookup, sink, view);
   if (!decided.ok()) {
     return Status(Code::kCorruption, "record " + std::to_string(record.sequence()) +
                                          " is no longer accepted on replay: " + decided.ToString());

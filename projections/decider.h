@@ -52,14 +52,6 @@ struct PostingRow {
 
 using PostingObserver = std::function<void(const PostingRow&)>;
 
-class Decider;
-
-// Decides a record already in the ledger again (replays, rebuilds, exports).
-// It was accepted when written, so any refusal now is kCorruption naming the
-// sequence: the rules or the stored bytes changed under us.
-Status Redecide(Decider& decider, const ledger::Record& record, const EventLookup& lookup, Sink& sink,
-                const View& view);
-
 class Decider {
  public:
   // Decides `event` as ledger sequence `seq`. OK: accepted, applied and its
@@ -68,6 +60,12 @@ class Decider {
   // written before the current group.
   Status Decide(const events::Event& event, uint64_t seq, const EventLookup& lookup, Sink& sink,
                 const View& view);
+  // Decides a record already in the ledger again (replays, rebuilds,
+  // exports). It was accepted when written, so any refusal now is
+  // kCorruption naming the sequence: the rules or the stored bytes changed
+  // under us.
+  Status Redecide(const ledger::Record& record, const EventLookup& lookup, Sink& sink,
+                  const View& view);
 
   const OrgState* Find(const std::string& org) const;
   // Orgs changed since the last TakeDirty(), and empties that set.
@@ -94,6 +92,8 @@ class Decider {
   std::set<std::string> dirty_;
   std::set<std::string> pending_voids_;  // org \0 event_id, decided in the current group
   PostingObserver observer_;
+  events::Event replayed_;  // Redecide's, reused so a replay does not allocate an event per record
+  std::string key_;         // Emit's key buffer (keys::MonthKeys)
 };
 
 }  // namespace billing::projections

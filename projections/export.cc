@@ -16,8 +16,10 @@ namespace {
 // markers (a few bytes per void) are kept.
 class MarkerStore : public Sink, public View {
  public:
-  void Merge(const std::string&, const Agg&) override {}
-  void Put(const std::string& key, const std::string& value) override { puts_[key] = value; }
+  void Merge(std::string_view, const Agg&) override {}
+  void Put(std::string_view key, std::string_view value) override {
+    puts_.insert_or_assign(std::string(key), std::string(value));
+  }
   std::optional<std::string> Get(const std::string& key) const override {
     auto it = puts_.find(key);
     if (it == puts_.end()) return std::nullopt;
@@ -164,7 +166,7 @@ Result<MonthExport> ExportMonth(const ledger::Ledger& ledger, const std::string&
   EventLookup lookup = [&ledger](const std::string& id) { return ledger.FindEvent(id); };
   Status scan = ledger.ScanOrg(org_id, ledger::Sequence{0}, ledger::Sequence{upto}, 0,
                                [&](const ledger::Record& record) {
-    failure = Redecide(decider, record, lookup, store, store);
+    failure = decider.Redecide(record, lookup, store, store);
     if (!failure.ok()) return false;
     return true;
   });

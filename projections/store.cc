@@ -9,15 +9,26 @@
 
 namespace billing::projections {
 
-void MemoryStore::Merge(const std::string& key, const Agg& delta) {
-  auto [it, inserted] = map_.try_emplace(key);
+void MemoryStore::Merge(std::string_view key, const Agg& delta) {
+  auto it = map_.find(key);
   Agg sum;
-  if (!inserted) LEDGER_CHECK(DecodeAgg(it->second, &sum), "memory store holds a non-Agg value");
+  if (it == map_.end()) {
+    it = map_.emplace(std::string(key), std::string()).first;
+  } else {
+    LEDGER_CHECK(DecodeAgg(it->second, &sum), "memory store holds a non-Agg value");
+  }
   sum.Add(delta);
   it->second = EncodeAgg(sum);
 }
 
-void MemoryStore::Put(const std::string& key, const std::string& value) { map_[key] = value; }
+void MemoryStore::Put(std::string_view key, std::string_view value) {
+  auto it = map_.find(key);
+  if (it == map_.end()) {
+    map_.emplace(std::string(key), std::string(value));
+  } else {
+    it->second.assign(value);
+  }
+}
 
 std::optional<std::string> MemoryStore::Get(const std::string& key) const {
   auto it = map_.find(key);
@@ -33,9 +44,20 @@ void MemoryStore::Scan(std::string_view prefix,
   }
 }
 
-void CombiningSink::Merge(const std::string& key, const Agg& delta) { merges_[key].Add(delta); }
+void CombiningSink::Merge(std::string_view key, const Agg& delta) {
+  auto it = merges_.find(key);
+  if (it == merges_.end()) it = merges_.emplace(std::string(key), Agg()).first;
+  it->second.Add(delta);
+}
 
-void CombiningSink::Put(const std::string& key, const std::string& value) { puts_[key] = value; }
+void CombiningSink::Put(std::string_view key, std::string_view value) {
+  auto it = puts_.find(key);
+  if (it == puts_.end()) {
+    puts_.emplace(std::string(key), std::string(value));
+  } else {
+    it->second.assign(value);
+  }
+}
 
 void CombiningSink::FlushTo(rocksdb::WriteBatch* batch) {
   // Key order lets the memtable insert each key next to the previous one

@@ -27,8 +27,8 @@ namespace billing::projections {
 class Sink {
  public:
   virtual ~Sink() = default;
-  virtual void Merge(const std::string& key, const Agg& delta) = 0;
-  virtual void Put(const std::string& key, const std::string& value) = 0;
+  virtual void Merge(std::string_view key, const Agg& delta) = 0;
+  virtual void Put(std::string_view key, std::string_view value) = 0;
 };
 
 // Reads report storage errors the way RocksDB's iterators do: a failed read
@@ -50,8 +50,8 @@ class View {
 // Everything in one ordered map; merges are applied at once.
 class MemoryStore : public Sink, public View {
  public:
-  void Merge(const std::string& key, const Agg& delta) override;
-  void Put(const std::string& key, const std::string& value) override;
+  void Merge(std::string_view key, const Agg& delta) override;
+  void Put(std::string_view key, std::string_view value) override;
   std::optional<std::string> Get(const std::string& key) const override;
   void Scan(std::string_view prefix,
             const std::function<bool(std::string_view, std::string_view)>& visit) const override;
@@ -66,16 +66,22 @@ class MemoryStore : public Sink, public View {
 // so this turns millions of merges into thousands.
 class CombiningSink : public Sink {
  public:
-  void Merge(const std::string& key, const Agg& delta) override;
-  void Put(const std::string& key, const std::string& value) override;
+  void Merge(std::string_view key, const Agg& delta) override;
+  void Put(std::string_view key, std::string_view value) override;
   size_t size() const { return merges_.size() + puts_.size(); }
   // Moves everything into `batch` and empties the buffer.
   void FlushTo(rocksdb::WriteBatch* batch);
   void Clear();
 
  private:
-  std::unordered_map<std::string, Agg> merges_;
-  std::unordered_map<std::string, std::string> puts_;
+  // Looked up by string_view, so adding to a key already here (most merges)
+  // allocates nothing.
+  struct Hash {
+    using is_transparent = void;
+    size_t operator()(std::string_view key) const { return std::hash<std::string_view>()(key); }
+  };
+  std::unordered_map<std::string, Agg, Hash, std::equal_to<>> merges_;
+  std::unordered_map<std::string, std::string, Hash, std::equal_to<>> puts_;
 };
 
 // Reads RocksDB at one snapshot, so a multi-key answer is consistent.

@@ -91,8 +91,8 @@ int Measure(const std::string& dir) {
     // postings dropped (no aggregation, no writes). What a rebuild cannot go
     // below on one thread.
     struct DropSink : projections::Sink {
-      void Merge(const std::string&, const projections::Agg&) override {}
-      void Put(const std::string&, const std::string&) override {}
+      void Merge(std::string_view, const projections::Agg&) override {}
+      void Put(std::string_view, std::string_view) override {}
     } drop;
     projections::MemoryStore empty;
     projections::Decider decider;
@@ -101,7 +101,7 @@ int Measure(const std::string& dir) {
     Status failure;
     auto start = std::chrono::steady_clock::now();
     Status scan = led.Scan(ledger::Sequence{0}, 0, [&](const ledger::Record& record) {
-      failure = projections::Redecide(decider, record, lookup, drop, empty);
+      failure = decider.Redecide(record, lookup, drop, empty);
       return failure.ok();
     });
     double secs = Seconds(start);
