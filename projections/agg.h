@@ -35,6 +35,8 @@ Agg AmountAgg(Sum amount);
 Agg UsageAgg(Sum amount, Sum quantity, std::string_view unit);
 
 std::string EncodeAgg(const Agg& agg);
+// Appends the encoding to `out` (callers encoding many reuse one buffer).
+void EncodeAgg(const Agg& agg, std::string* out);
 // False when `bytes` is not an encoded Agg (corruption).
 bool DecodeAgg(std::string_view bytes, Agg* out);
 

@@ -7,11 +7,11 @@
 
 #include <functional>
 #include <map>
+#include <memory>
 #include <mutex>
 #include <optional>
 #include <string>
 #include <string_view>
-#include <unordered_map>
 
 #include "events/status.h"
 #include "projections/agg.h"
@@ -66,22 +66,21 @@ class MemoryStore : public Sink, public View {
 // so this turns millions of merges into thousands.
 class CombiningSink : public Sink {
  public:
+  CombiningSink();
+  ~CombiningSink() override;
+  CombiningSink(const CombiningSink&) = delete;
+  CombiningSink& operator=(const CombiningSink&) = delete;
+
   void Merge(std::string_view key, const Agg& delta) override;
   void Put(std::string_view key, std::string_view value) override;
-  size_t size() const { return merges_.size() + puts_.size(); }
-  // Moves everything into `batch` and empties the buffer.
+  size_t size() const;
+  // Moves everything into `batch`, in key order, and empties the buffer.
   void FlushTo(rocksdb::WriteBatch* batch);
   void Clear();
 
  private:
-  // Looked up by string_view, so adding to a key already here (most merges)
-  // allocates nothing.
-  struct Hash {
-    using is_transparent = void;
-    size_t operator()(std::string_view key) const { return std::hash<std::string_view>()(key); }
-  };
-  std::unordered_map<std::string, Agg, Hash, std::equal_to<>> merges_;
-  std::unordered_map<std::string, std::string, Hash, std::equal_to<>> puts_;
+  struct Buffer;  // store.cc: keeps the hash map's templates out of this header
+  std::unique_ptr<Buffer> buffer_;
 };
 
 // Reads RocksDB at one snapshot, so a multi-key answer is consistent.
