@@ -301,58 +301,67 @@ Status Billing::Rebuild() {
                                   /*include_end=*/false);
   if (!s.ok()) return Status(Code::kUnavailable, "dropping old read models: " + s.ToString());
 
-  // Deciding (this thread) and writing to RocksDB (a second thread) overlap.
-  // The writes skip the WAL: until the version marker is written after a
-  // flush, a crash only means the rebuild runs again.
+  // Deciding and adding up postings (this thread) overlap with ordering,
+  // encoding and writing each batch of sums (a second thread), which hands
+  // the emptied buffer back for reuse. The writes skip the WAL: until the
+  // version marker is written after a flush, a crash only means the rebuild
+  // runs again.
   rocksdb::WriteOptions rebuild_wo;
   rebuild_wo.disableWAL = true;
   rebuild_wo.memtable_insert_hint_per_batch = true;
   std::mutex mu;
   std::condition_variable cv;
-  std::deque<std::unique_ptr<rocksdb::WriteBatch>> queue;  // at most kRebuildQueueBatches
+  std::deque<std::unique_ptr<CombiningSink>> queue;  // at most kRebuildQueueBatches
+  std::vector<std::unique_ptr<CombiningSink>> idle;  // written out, ready to fill again
   bool producer_done = false;
   rocksdb::Status write_status;
   std::thread writer([&] {
+    rocksdb::WriteBatch batch;  // cleared, not freed, between writes
     for (;;) {
-      std::unique_ptr<rocksdb::WriteBatch> batch;
+      std::unique_ptr<CombiningSink> sums;
       {
         std::unique_lock<std::mutex> lock(mu);
         cv.wait(lock, [&] { return producer_done || !queue.empty(); });
         if (queue.empty()) return;
-        batch = std::move(queue.front());
+        sums = std::move(queue.front());
         queue.pop_front();
       }
+      batch.Clear();
+      sums->FlushTo(&batch);
+      rocksdb::Status ws = db->Write(rebuild_wo, &batch);
+      std::lock_guard<std::mutex> lock(mu);
+      if (!ws.ok() && write_status.ok()) write_status = ws;
+      idle.push_back(std::move(sums));
       cv.notify_all();
-      rocksdb::Status ws = db->Write(rebuild_wo, batch.get());
-      if (!ws.ok()) {
-        std::lock_guard<std::mutex> lock(mu);
-        if (write_status.ok()) write_status = ws;
-      }
     }
   });
 
   Decider decider;
-  CombiningSink sink;
+  auto sink = std::make_unique<CombiningSink>();
   RocksView empty_view(db);  // voided markers of this rebuild are all still pending
   EventLookup lookup = [this](const std::string& id) { return ledger_->FindEvent(id); };
   Status failure;
   size_t in_batch = 0;
   auto flush = [&]() -> Status {
-    auto batch = std::make_unique<rocksdb::WriteBatch>();
     for (const std::string& org : decider.TakeDirty()) {
-      sink.Put(keys::StateKey(org), decider.Find(org)->ToProto().SerializeAsString());
+      sink->Put(keys::StateKey(org), decider.Find(org)->ToProto().SerializeAsString());
     }
-    sink.FlushTo(batch.get());
     in_batch = 0;
     std::unique_lock<std::mutex> lock(mu);
     cv.wait(lock, [&] { return queue.size() < kRebuildQueueBatches; });
     if (!write_status.ok()) return Status(Code::kUnavailable, "writing read models: " + write_status.ToString());
-    queue.push_back(std::move(batch));
+    queue.push_back(std::move(sink));
+    if (idle.empty()) {
+      sink = std::make_unique<CombiningSink>();
+    } else {
+      sink = std::move(idle.back());
+      idle.pop_back();
+    }
     cv.notify_all();
     return Status::Ok();
   };
   Status scan = ledger_->Scan(ledger::Sequence{0}, 0, [&](const ledger::Record& record) {
-    failure = decider.Redecide(record, lookup, sink, empty_view);
+    failure = decider.Redecide(record, lookup, *sink, empty_view);
     if (!failure.ok()) return false;
     if (++in_batch >= kRebuildBatchEvents) {
       failure = flush();

@@ -54,7 +54,7 @@ struct OrgSnapshot {
 // Records replayed per WriteBatch while rebuilding: large enough to amortise
 // the write, small enough to bound the buffer (a few MiB of combined keys).
 inline constexpr size_t kRebuildBatchEvents = 50000;
-// Decided batches waiting for the rebuild's writer thread: two keep both
+// Batches of sums waiting for the rebuild's writer thread: two keep both
 // cores busy without holding more than a few batches in memory.
 inline constexpr size_t kRebuildQueueBatches = 2;
 

@@ -4,6 +4,7 @@
 #include <rocksdb/write_batch.h>
 
 #include <absl/container/flat_hash_map.h>
+#include <absl/strings/string_view.h>
 
 #include <algorithm>
 #include <memory>
@@ -53,7 +54,7 @@ namespace {
 // allocation made malloc a fifth of the rebuild's time.
 class KeyArena {
  public:
-  std::string_view Add(std::string_view key) {
+  absl::string_view Add(std::string_view key) {
     if (blocks_.empty() || key.size() > kBlockBytes - used_) {
       blocks_.push_back(std::make_unique<char[]>(std::max(key.size(), kBlockBytes)));
       used_ = 0;
@@ -62,7 +63,7 @@ class KeyArena {
     std::copy(key.begin(), key.end(), at);
     // A key longer than a block got a block of its own: the next key starts a new one.
     used_ = key.size() >= kBlockBytes ? kBlockBytes : used_ + key.size();
-    return std::string_view(at, key.size());
+    return absl::string_view(at, key.size());
   }
   void Clear() {
     if (blocks_.size() > 1) blocks_.erase(blocks_.begin() + 1, blocks_.end());
@@ -81,9 +82,12 @@ class KeyArena {
 
 // An open-addressing map keyed by views into the arena: a merge into a key
 // already buffered (most of them) allocates nothing and touches one slot.
+// Keyed by absl::string_view, not std::string_view: this Debian build keeps
+// them distinct, and only absl's own gets absl's string hash (std::hash was
+// the map's largest cost).
 struct CombiningSink::Buffer {
-  absl::flat_hash_map<std::string_view, Agg> merges;
-  absl::flat_hash_map<std::string_view, std::string> puts;
+  absl::flat_hash_map<absl::string_view, Agg> merges;
+  absl::flat_hash_map<absl::string_view, std::string> puts;
   KeyArena keys;
 };
 
@@ -93,16 +97,18 @@ CombiningSink::~CombiningSink() = default;
 
 size_t CombiningSink::size() const { return buffer_->merges.size() + buffer_->puts.size(); }
 
-void CombiningSink::Merge(std::string_view key, const Agg& delta) {
+void CombiningSink::Merge(std::string_view key_view, const Agg& delta) {
+  absl::string_view key(key_view.data(), key_view.size());
   auto it = buffer_->merges.find(key);
-  if (it == buffer_->merges.end()) it = buffer_->merges.emplace(buffer_->keys.Add(key), Agg()).first;
+  if (it == buffer_->merges.end()) it = buffer_->merges.emplace(buffer_->keys.Add(key_view), Agg()).first;
   it->second.Add(delta);
 }
 
-void CombiningSink::Put(std::string_view key, std::string_view value) {
+void CombiningSink::Put(std::string_view key_view, std::string_view value) {
+  absl::string_view key(key_view.data(), key_view.size());
   auto it = buffer_->puts.find(key);
   if (it == buffer_->puts.end()) {
-    buffer_->puts.emplace(buffer_->keys.Add(key), std::string(value));
+    buffer_->puts.emplace(buffer_->keys.Add(key_view), std::string(value));
   } else {
     it->second.assign(value);
   }
@@ -111,7 +117,7 @@ void CombiningSink::Put(std::string_view key, std::string_view value) {
 void CombiningSink::FlushTo(rocksdb::WriteBatch* batch) {
   // Key order lets the memtable insert each key next to the previous one
   // (WriteOptions::memtable_insert_hint_per_batch) instead of searching.
-  std::vector<const std::pair<const std::string_view, Agg>*> sorted;
+  std::vector<const std::pair<const absl::string_view, Agg>*> sorted;
   sorted.reserve(buffer_->merges.size());
   for (const auto& entry : buffer_->merges) sorted.push_back(&entry);
   std::sort(sorted.begin(), sorted.end(), [](const auto* a, const auto* b) { return a->first < b->first; });
