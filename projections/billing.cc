@@ -4,6 +4,7 @@
 #include <rocksdb/db.h>
 #include <rocksdb/write_batch.h>
 
+#include <algorithm>
 #include <condition_variable>
 #include <deque>
 #include <mutex>
@@ -142,6 +143,7 @@ Result<std::unique_ptr<Billing>> Billing::Open(const BillingOptions& options) {
   if (!opened.ok()) return opened.status();
   std::unique_ptr<Billing> b(new Billing());
   b->ledger_ = std::move(opened).value();
+  b->rebuild_batch_events_ = std::max<size_t>(1, options.rebuild_batch_events);
   b->gate_ = std::make_unique<LiveGate>(b->ledger_->db());
 
   std::string version;
@@ -280,6 +282,33 @@ Result<OrgSnapshot> Billing::Snapshot(const std::string& org, std::optional<uint
   return OrgSnapshot{std::move(state), std::make_shared<RocksView>(ledger_->db())};
 }
 
+namespace {
+
+// Compactions paused while the rebuild writes. Compacting during it would
+// merge each new table file into the same key range over and over (every
+// batch spans every org's current month); RocksDB's advice for bulk loads is
+// to compact once at the end, which resuming them does in the background.
+class CompactionsPaused {
+ public:
+  explicit CompactionsPaused(rocksdb::DB* db) : db_(db) {
+    paused_ = db_->SetOptions({{"disable_auto_compactions", "true"}}).ok();
+  }
+  ~CompactionsPaused() { (void)Resume(); }
+  Status Resume() {
+    if (!paused_) return Status::Ok();
+    paused_ = false;
+    rocksdb::Status s = db_->SetOptions({{"disable_auto_compactions", "false"}});
+    if (!s.ok()) return Status(Code::kUnavailable, "resuming compactions: " + s.ToString());
+    return Status::Ok();
+  }
+
+ private:
+  rocksdb::DB* db_;
+  bool paused_ = false;
+};
+
+}  // namespace
+
 Status Billing::Rebuild() {
   rocksdb::DB* db = ledger_->db();
   rocksdb::WriteOptions wo;
@@ -301,43 +330,53 @@ Status Billing::Rebuild() {
                                   /*include_end=*/false);
   if (!s.ok()) return Status(Code::kUnavailable, "dropping old read models: " + s.ToString());
 
-  // Deciding and adding up postings (this thread) overlap with ordering,
-  // encoding and writing each batch of sums (a second thread), which hands
-  // the emptied buffer back for reuse. The writes skip the WAL: until the
-  // version marker is written after a flush, a crash only means the rebuild
-  // runs again.
+  CompactionsPaused paused(db);
+  // Deciding (this thread) overlaps with adding up, ordering, encoding and
+  // writing the postings (a second thread): this thread logs each batch's
+  // postings and hands the log over, and gets back an emptied one. The
+  // writes skip the WAL: until the version marker is written after a flush,
+  // a crash only means the rebuild runs again.
   rocksdb::WriteOptions rebuild_wo;
   rebuild_wo.disableWAL = true;
   rebuild_wo.memtable_insert_hint_per_batch = true;
   std::mutex mu;
   std::condition_variable cv;
-  std::deque<std::unique_ptr<CombiningSink>> queue;  // at most kRebuildQueueBatches
-  std::vector<std::unique_ptr<CombiningSink>> idle;  // written out, ready to fill again
+  std::deque<std::unique_ptr<PostingLog>> queue;  // at most kRebuildQueueBatches
+  std::vector<std::unique_ptr<PostingLog>> idle;  // replayed, ready to fill again
   bool producer_done = false;
   rocksdb::Status write_status;
   std::thread writer([&] {
+    CombiningSink sums;
     rocksdb::WriteBatch batch;  // cleared, not freed, between writes
-    for (;;) {
-      std::unique_ptr<CombiningSink> sums;
+    for (bool last = false; !last;) {
+      std::unique_ptr<PostingLog> log;
       {
         std::unique_lock<std::mutex> lock(mu);
         cv.wait(lock, [&] { return producer_done || !queue.empty(); });
-        if (queue.empty()) return;
-        sums = std::move(queue.front());
-        queue.pop_front();
+        if (!queue.empty()) {
+          log = std::move(queue.front());
+          queue.pop_front();
+        }
+        last = producer_done && queue.empty();
+      }
+      if (log) {
+        log->ReplayInto(sums);
+        std::lock_guard<std::mutex> lock(mu);
+        idle.push_back(std::move(log));
+        cv.notify_all();
       }
       batch.Clear();
-      sums->FlushTo(&batch);
+      sums.FlushTo(&batch);
       rocksdb::Status ws = db->Write(rebuild_wo, &batch);
-      std::lock_guard<std::mutex> lock(mu);
-      if (!ws.ok() && write_status.ok()) write_status = ws;
-      idle.push_back(std::move(sums));
-      cv.notify_all();
+      if (!ws.ok()) {
+        std::lock_guard<std::mutex> lock(mu);
+        if (write_status.ok()) write_status = ws;
+      }
     }
   });
 
   Decider decider;
-  auto sink = std::make_unique<CombiningSink>();
+  auto sink = std::make_unique<PostingLog>();
   RocksView empty_view(db);  // voided markers of this rebuild are all still pending
   EventLookup lookup = [this](const std::string& id) { return ledger_->FindEvent(id); };
   Status failure;
@@ -352,7 +391,7 @@ Status Billing::Rebuild() {
     if (!write_status.ok()) return Status(Code::kUnavailable, "writing read models: " + write_status.ToString());
     queue.push_back(std::move(sink));
     if (idle.empty()) {
-      sink = std::make_unique<CombiningSink>();
+      sink = std::make_unique<PostingLog>();
     } else {
       sink = std::move(idle.back());
       idle.pop_back();
@@ -363,7 +402,7 @@ Status Billing::Rebuild() {
   Status scan = ledger_->Scan(ledger::Sequence{0}, 0, [&](const ledger::Record& record) {
     failure = decider.Redecide(record, lookup, *sink, empty_view);
     if (!failure.ok()) return false;
-    if (++in_batch >= kRebuildBatchEvents) {
+    if (++in_batch >= rebuild_batch_events_) {
       failure = flush();
       if (!failure.ok()) return false;
     }
@@ -385,6 +424,7 @@ Status Billing::Rebuild() {
   // table files before declaring them built.
   s = db->Flush(rocksdb::FlushOptions());
   if (!s.ok()) return Status(Code::kUnavailable, "flushing read models: " + s.ToString());
+  if (Status resumed = paused.Resume(); !resumed.ok()) return resumed;
   wo.sync = true;
   s = db->Put(wo, keys::kMetaVersion, keys::kProjectionVersion);
   if (!s.ok()) return Status(Code::kUnavailable, "marking read models built: " + s.ToString());

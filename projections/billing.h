@@ -25,6 +25,14 @@
 
 namespace billing::projections {
 
+// Records replayed per WriteBatch while rebuilding: large enough to amortise
+// the write, small enough to bound the buffers (a batch's posting log is
+// ~30 MiB, its sums a few MiB).
+inline constexpr size_t kRebuildBatchEvents = 50000;
+// Logged batches waiting for the rebuild's writer thread: two keep both
+// cores busy without holding more than a few batches in memory.
+inline constexpr size_t kRebuildQueueBatches = 2;
+
 struct BillingOptions {
   std::string dir;
   ledger::Durability durability = ledger::Durability::kSync;
@@ -34,6 +42,9 @@ struct BillingOptions {
   rocksdb::Env* env = nullptr;
   // ledger::Options::on_unrecoverable.
   std::function<void(const Status&)> on_unrecoverable;
+  // Records per rebuild batch; tests make it tiny so that a small history
+  // crosses many batch boundaries.
+  size_t rebuild_batch_events = kRebuildBatchEvents;
 };
 
 // What an answer as of a past sequence reads, so that its replay keeps only
@@ -51,12 +62,6 @@ struct OrgSnapshot {
   std::shared_ptr<const View> view;
 };
 
-// Records replayed per WriteBatch while rebuilding: large enough to amortise
-// the write, small enough to bound the buffer (a few MiB of combined keys).
-inline constexpr size_t kRebuildBatchEvents = 50000;
-// Batches of sums waiting for the rebuild's writer thread: two keep both
-// cores busy without holding more than a few batches in memory.
-inline constexpr size_t kRebuildQueueBatches = 2;
 
 class Billing {
  public:
@@ -97,6 +102,7 @@ class Billing {
   Status LoadStates();
   std::unique_ptr<ledger::Ledger> ledger_;
   std::unique_ptr<LiveGate> gate_;
+  size_t rebuild_batch_events_ = kRebuildBatchEvents;
 };
 
 // Opens the ledger in `dir` read-only (safe beside a running ledgerd) with the

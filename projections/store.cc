@@ -7,6 +7,7 @@
 #include <absl/strings/string_view.h>
 
 #include <algorithm>
+#include <cstring>
 #include <memory>
 #include <vector>
 
@@ -141,6 +142,64 @@ void CombiningSink::Clear() {
   buffer_->merges.reserve(merges);
   buffer_->puts.clear();
   buffer_->keys.Clear();
+}
+
+namespace {
+
+constexpr char kLoggedMerge = 'M';
+constexpr char kLoggedPut = 'P';
+
+void PutSize(std::string* out, size_t size) {
+  uint32_t n = static_cast<uint32_t>(size);
+  out->append(reinterpret_cast<const char*>(&n), sizeof n);
+}
+
+std::string_view TakeSized(std::string_view log, size_t* at) {
+  uint32_t n = 0;
+  std::memcpy(&n, log.data() + *at, sizeof n);
+  std::string_view part = log.substr(*at + sizeof n, n);
+  *at += sizeof n + n;
+  return part;
+}
+
+}  // namespace
+
+void PostingLog::Append(char kind, std::string_view key) {
+  log_.push_back(kind);
+  PutSize(&log_, key.size());
+  log_ += key;
+}
+
+void PostingLog::Merge(std::string_view key, const Agg& delta) {
+  Append(kLoggedMerge, key);
+  size_t size_at = log_.size();
+  PutSize(&log_, 0);
+  EncodeAgg(delta, &log_);
+  uint32_t n = static_cast<uint32_t>(log_.size() - size_at - sizeof n);
+  std::memcpy(log_.data() + size_at, &n, sizeof n);
+}
+
+void PostingLog::Put(std::string_view key, std::string_view value) {
+  Append(kLoggedPut, key);
+  PutSize(&log_, value.size());
+  log_ += value;
+}
+
+void PostingLog::ReplayInto(Sink& sink) {
+  std::string_view log(log_);
+  Agg delta;
+  for (size_t at = 0; at < log.size();) {
+    char kind = log[at++];
+    std::string_view key = TakeSized(log, &at);
+    std::string_view value = TakeSized(log, &at);
+    if (kind == kLoggedPut) {
+      sink.Put(key, value);
+    } else {
+      LEDGER_CHECK(DecodeAgg(value, &delta), "a posting log holds a non-Agg value");
+      sink.Merge(key, delta);
+    }
+  }
+  log_.clear();
 }
 
 RocksView::RocksView(rocksdb::DB* db) : db_(db), snapshot_(db->GetSnapshot()) {}

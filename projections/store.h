@@ -83,6 +83,22 @@ class CombiningSink : public Sink {
   std::unique_ptr<Buffer> buffer_;
 };
 
+// Records writes, in order, in one buffer, to be applied elsewhere: a
+// rebuild's deciding thread logs its postings and its writing thread adds
+// them up, so the two cores share the work.
+class PostingLog : public Sink {
+ public:
+  void Merge(std::string_view key, const Agg& delta) override;
+  void Put(std::string_view key, std::string_view value) override;
+  // Applies every write, in order, to `sink`, then empties the log.
+  void ReplayInto(Sink& sink);
+  size_t bytes() const { return log_.size(); }
+
+ private:
+  void Append(char kind, std::string_view key);
+  std::string log_;  // per write: kind, key size, key, value size, value
+};
+
 // Reads RocksDB at one snapshot, so a multi-key answer is consistent.
 class RocksView : public View {
  public:
