@@ -83,7 +83,13 @@ void WaitForCompactions(rocksdb::DB* db) {
   }
 }
 
-int TimeRebuild(projections::Billing& billing, uint64_t events) {
+// Prints "(N % of raw)" when the raw rate is known.
+std::string OfRaw(double rate, double raw_rate) {
+  if (raw_rate <= 0) return "";
+  return " (" + std::to_string(static_cast<int>(100 * rate / raw_rate + 0.5)) + " % of raw)";
+}
+
+int TimeRebuild(projections::Billing& billing, uint64_t events, double raw_rate = 0) {
   WaitForCompactions(billing.ledger().db());
   auto start = std::chrono::steady_clock::now();
   double cpu_start = CpuSeconds();
@@ -94,16 +100,20 @@ int TimeRebuild(projections::Billing& billing, uint64_t events) {
     return 1;
   }
   double cpu = CpuSeconds() - cpu_start;
-  std::printf("rebuild: %llu events in %.2f s = %.0f events/s (%.2f CPU s)\n",
-              static_cast<unsigned long long>(events), secs, static_cast<double>(events) / secs, cpu);
+  double rate = static_cast<double>(events) / secs;
+  std::printf("rebuild: %llu events in %.2f s = %.0f events/s%s, %.2f CPU s\n",
+              static_cast<unsigned long long>(events), secs, rate, OfRaw(rate, raw_rate).c_str(), cpu);
   // The read models are complete and in table files when Rebuild returns;
   // RocksDB then compacts those files in the background while queries are
   // served. Shown so that work is not hidden from the figure above.
   auto after = std::chrono::steady_clock::now();
   double cpu_after = CpuSeconds();
   WaitForCompactions(billing.ledger().db());
-  std::printf("compactions still running after the rebuild: %.2f s more (%.2f CPU s)\n", Seconds(after),
-              CpuSeconds() - cpu_after);
+  double more = Seconds(after);
+  std::printf("compactions still running after the rebuild: %.2f s more, %.2f CPU s; "
+              "rebuild and compactions: %.0f events/s%s\n",
+              more, CpuSeconds() - cpu_after, static_cast<double>(events) / (secs + more),
+              OfRaw(static_cast<double>(events) / (secs + more), raw_rate).c_str());
   return 0;
 }
 
@@ -120,6 +130,7 @@ int RebuildOnly(const std::string& dir) {
 int Measure(const std::string& dir) {
   // Raw: iterate the records and parse record and event protobufs.
   uint64_t n = 0;
+  double raw_rate = 0;
   {
     rocksdb::DB* raw = nullptr;
     rocksdb::Options o;
@@ -139,8 +150,9 @@ int Measure(const std::string& dir) {
       ++n;
     }
     double secs = Seconds(start);
+    raw_rate = static_cast<double>(n) / secs;
     std::printf("raw scan+parse: %llu events in %.2f s = %.0f events/s\n", static_cast<unsigned long long>(n),
-                secs, static_cast<double>(n) / secs);
+                secs, raw_rate);
   }
   projections::BillingOptions o;
   o.dir = dir;
@@ -168,10 +180,10 @@ int Measure(const std::string& dir) {
       std::printf("decide failed: %s %s\n", scan.ToString().c_str(), failure.ToString().c_str());
       return 1;
     }
-    std::printf("scan+parse+decide, postings dropped: %.2f s = %.0f events/s\n", secs,
-                static_cast<double>(n) / secs);
+    std::printf("scan+parse+decide, postings dropped: %.2f s = %.0f events/s%s\n", secs,
+                static_cast<double>(n) / secs, OfRaw(static_cast<double>(n) / secs, raw_rate).c_str());
   }
-  if (TimeRebuild(*billing, n) != 0) return 1;
+  if (TimeRebuild(*billing, n, raw_rate) != 0) return 1;
   std::printf("peak RSS: %ld MiB\n", PeakRssMib());
   {
     // An answer as of a past sequence replays one org (here org-1, a tenth of
