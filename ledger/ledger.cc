@@ -149,9 +149,27 @@ class NoMergeOperator : public rocksdb::AssociativeMergeOperator {
 }  // namespace
 
 Status DecodeEvent(const Record& record, events::Envelope* out) {
-  if (!out->ParseFromString(record.event())) {
+  auto undecodable = [&] {
     return Status(Code::kCorruption,
                   "record " + std::to_string(record.sequence()) + " holds an undecodable event");
+  };
+  // Parsing clears a oneof by deleting its message, so every usage record
+  // would allocate its payload and each of its strings anew. Keep the
+  // payload, emptied, for the bytes to merge into: most records of a replay
+  // are usage. Bytes without a payload would leave it set but empty, so an
+  // empty one is parsed again from scratch.
+  if (out->payload_case() != events::Payload::kUsageRecorded) {
+    if (!out->ParseFromString(record.event())) return undecodable();
+    return Status::Ok();
+  }
+  events::v1::UsageRecorded* payload = out->release_usage_recorded();
+  payload->Clear();
+  out->Clear();
+  out->set_allocated_usage_recorded(payload);
+  if (!out->MergeFromString(record.event())) return undecodable();
+  if (out->payload_case() == events::Payload::kUsageRecorded && out->usage_recorded().ByteSizeLong() == 0 &&
+      !out->ParseFromString(record.event())) {
+    return undecodable();
   }
   return Status::Ok();
 }

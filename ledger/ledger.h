@@ -214,7 +214,8 @@ class Ledger {
 
 // Decodes a stored record's event.
 Result<events::Envelope> DecodeEvent(const Record& record);
-// The same into `out`, whose strings keep their capacity (replays reuse one).
+// The same into `out`, whose strings keep their capacity (replays reuse one
+// envelope for every record).
 Status DecodeEvent(const Record& record, events::Envelope* out);
 
 // Requests waiting for the writer before AppendAsync blocks the caller: bounds

@@ -99,6 +99,42 @@ TEST(Ledger, DuplicatesAndConflictsWithinOneBatch) {
   EXPECT_EQ(l->head().sequence.value, 1u);
 }
 
+// Replays decode every record into one reused envelope, which keeps its usage
+// payload across records; each decode must still equal a fresh one, whatever
+// the previous record held (other fields, another payload, no payload, junk).
+TEST(Ledger, DecodingIntoAReusedEnvelopeEqualsAFreshDecode) {
+  auto with_currency = Usage("u1").event->envelope;
+  with_currency.mutable_usage_recorded()->set_currency("USD");
+  auto support = *events::ParseJson(
+      R"({"event_id":"s1","org_id":"acme","occurred_at":"2026-01-08T12:56:36Z",)"
+      R"("support_charged":{"month":"2026-01","amount":"3","description":"d"}})");
+  events::Envelope no_payload;
+  no_payload.set_event_id("n1");
+  events::Envelope empty_usage;
+  empty_usage.set_event_id("e1");
+  empty_usage.mutable_usage_recorded();
+  std::vector<std::string> stream = {
+      with_currency.SerializeAsString(), Usage("u2", "7").event->envelope.SerializeAsString(),
+      support.SerializeAsString(),       Usage("u3").event->envelope.SerializeAsString(),
+      no_payload.SerializeAsString(),    Usage("u4").event->envelope.SerializeAsString(),
+      empty_usage.SerializeAsString(),   Usage("u5").event->envelope.SerializeAsString(),
+      std::string("\xff\xff\xff", 3),   Usage("u6").event->envelope.SerializeAsString(),
+  };
+  events::Envelope reused;
+  for (size_t i = 0; i < stream.size(); ++i) {
+    Record record;
+    record.set_sequence(i + 1);
+    record.set_event(stream[i]);
+    auto fresh = DecodeEvent(record);
+    Status status = DecodeEvent(record, &reused);
+    ASSERT_EQ(status.ok(), fresh.ok()) << i;
+    if (!fresh.ok()) continue;
+    EXPECT_EQ(reused.payload_case(), fresh->payload_case()) << i;
+    EXPECT_EQ(reused.usage_recorded().has_currency(), fresh->usage_recorded().has_currency()) << i;
+    EXPECT_EQ(events::CanonicalBytes(reused), events::CanonicalBytes(*fresh)) << i;
+  }
+}
+
 TEST(Ledger, KafkaOffsetsAreStoredWithTheEvents) {
   TempDir tmp;
   auto l = OpenAt(tmp.path());
