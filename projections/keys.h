@@ -66,29 +66,28 @@ class MonthKeys {
     ledger::format::PutBe32(&k_, static_cast<uint32_t>(month));
     prefix_ = k_.size();
   }
-  std::string_view Prefix() { return Start(); }
+  std::string_view Prefix() {
+    k_.resize(prefix_);
+    return k_;
+  }
   std::string_view Category(char category) {
-    Start();
-    k_.push_back('C');
+    Kind('C');
     k_.push_back(category);
     return k_;
   }
   std::string_view Item(char category, std::string_view label) {
-    Start();
-    k_.push_back('I');
+    Kind('I');
     k_.push_back(category);
     k_ += label;
     return k_;
   }
   std::string_view Bucket(std::string_view bucket) {
-    Start();
-    k_.push_back('B');
+    Kind('B');
     k_ += bucket;
     return k_;
   }
   std::string_view LinePrefix(std::string_view bucket) {
-    Start();
-    k_.push_back('L');
+    Kind('L');
     k_ += bucket;
     k_.push_back('\0');
     return k_;
@@ -99,39 +98,33 @@ class MonthKeys {
     k_ += label;
     return k_;
   }
-  // A drill-down node: level '1' service 0 provider, '2' adds 0 resource,
-  // '3' adds 0 sku.
-  std::string_view Drill(char level, std::string_view service, std::string_view provider,
-                         std::string_view resource = {}, std::string_view sku = {}) {
-    Start();
-    k_.push_back('D');
-    k_.push_back(level);
-    k_ += service;
-    k_.push_back('\0');
-    k_ += provider;
-    if (level >= '2') {
-      k_.push_back('\0');
-      k_ += resource;
-    }
-    if (level >= '3') {
-      k_.push_back('\0');
-      k_ += sku;
-    }
-    return k_;
-  }
   // A drill-down node given its parts already joined by 0 (queries).
   std::string_view Drill(char level, std::string_view path) {
-    Start();
-    k_.push_back('D');
+    Kind('D');
     k_.push_back(level);
     k_ += path;
     return k_;
   }
+  // A drill-down node: level '1' service 0 provider, '2' adds 0 resource,
+  // '3' adds 0 sku.
+  std::string_view Drill(char level, std::string_view service, std::string_view provider,
+                         std::string_view resource = {}, std::string_view sku = {}) {
+    Drill(level, service);
+    k_.push_back('\0');
+    k_ += provider;
+    if (level == '1') return k_;
+    k_.push_back('\0');
+    k_ += resource;
+    if (level == '2') return k_;
+    k_.push_back('\0');
+    k_ += sku;
+    return k_;
+  }
 
  private:
-  std::string_view Start() {
+  void Kind(char kind) {
     k_.resize(prefix_);
-    return k_;
+    k_.push_back(kind);
   }
   std::string& k_;
   size_t prefix_ = 0;
