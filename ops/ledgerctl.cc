@@ -182,6 +182,7 @@ Status PrintOrgAsOf(const ledger::Ledger& led, const std::string& org_id, uint64
               {"adjustments", Money(h.adjustments, kNanoDigits)},
               {"invoices", std::move(invoices)},
               {"billed_by_cost_center", std::move(by_cost_center)}};
+    if (Status read = store.status(); !read.ok()) return read;
     std::printf("%s\n", line.dump().c_str());
   }
   return Status::Ok();

@@ -49,9 +49,15 @@ std::optional<std::string> DecodeId(std::string_view id) {
   return out;
 }
 
-Agg ReadAgg(std::string_view bytes) {
+// A value that is not an Agg cannot come from our own writes, but if the
+// read models ever hold one, the answer fails as unavailable-corrupt (the view
+// reports it) instead of taking the server down or counting it as zero.
+Agg ReadAgg(const View& view, std::string_view bytes) {
   Agg agg;
-  LEDGER_CHECK(DecodeAgg(bytes, &agg), "projection holds a non-Agg value");
+  if (!DecodeAgg(bytes, &agg)) {
+    view.Fail(Status(Code::kCorruption, "the read models hold a value that is not an aggregate"));
+    return Agg();
+  }
   return agg;
 }
 
@@ -60,7 +66,7 @@ std::map<std::string, Sum> BucketTotals(const OrgState& org, const View& view, M
   std::map<std::string, Sum> out;
   std::string prefix = keys::MonthPrefix(org.org_id, month.index) + 'B';
   view.Scan(prefix, [&](std::string_view key, std::string_view value) {
-    out[std::string(key.substr(prefix.size()))] = ReadAgg(value).amount;
+    out[std::string(key.substr(prefix.size()))] = ReadAgg(view, value).amount;
     return true;
   });
   return out;
@@ -123,7 +129,7 @@ std::vector<Child> DrillChildren(const OrgState& org, const View& view, Month mo
   std::string node_prefix = keys::DrillKey(org.org_id, month.index, level, "");
   view.Scan(prefix, [&](std::string_view key, std::string_view value) {
     std::string_view child_path = key.substr(node_prefix.size());
-    Agg agg = ReadAgg(value);
+    Agg agg = ReadAgg(view, value);
     Child c;
     c.id = EncodeId(std::string("D") + level + std::string(child_path));
     c.label = LabelOf(org, level, child_path);
@@ -152,7 +158,7 @@ Result<std::vector<DashboardMonth>> Dashboard(const OrgState& org, const View& v
     Sum billed = 0;
     if (cost_center) {
       auto value = view.Get(keys::BucketKey(org.org_id, m.index, *cost_center));
-      if (value) billed = RoundHalfAwayFromZero(ReadAgg(*value).amount, org.minor_digits);
+      if (value) billed = RoundHalfAwayFromZero(ReadAgg(view, *value).amount, org.minor_digits);
     } else {
       billed = MonthTotal(org, view, m);
     }
@@ -171,7 +177,7 @@ std::vector<HistoryMonth> UsageHistory(const OrgState& org, const View& view, Mo
     h.total = MonthTotal(org, view, m);
     std::string prefix = keys::MonthPrefix(org.org_id, m.index) + 'C';
     view.Scan(prefix, [&](std::string_view key, std::string_view value) {
-      Sum amount = ReadAgg(value).amount;
+      Sum amount = ReadAgg(view, value).amount;
       switch (key[prefix.size()]) {
         case keys::kUsage: h.usage += amount; break;
         case keys::kSupport: h.support += amount; break;
@@ -197,7 +203,7 @@ MonthDetail MonthItems(const OrgState& org, const View& view, Month month) {
     item.id = EncodeId(std::string("I") + std::string(rest));
     item.category = std::string(keys::CategoryName(rest[0]));
     item.label = std::string(rest.substr(1));
-    item.amount = ReadAgg(value).amount;
+    item.amount = ReadAgg(view, value).amount;
     item.drillable = rest[0] == keys::kUsage;
     d.items.push_back(std::move(item));
     return true;
@@ -218,7 +224,7 @@ Result<ItemDetail> ItemChildren(const OrgState& org, const View& view, Month mon
     auto value = view.Get(keys::ItemKey(org.org_id, month.index, category, label));
     if (!value) return not_found;
     d.label = label;
-    d.amount = ReadAgg(*value).amount;
+    d.amount = ReadAgg(view, *value).amount;
     if (category == keys::kUsage) d.children = DrillChildren(org, view, month, '1', label);
     return d;
   }
@@ -228,7 +234,7 @@ Result<ItemDetail> ItemChildren(const OrgState& org, const View& view, Month mon
   auto value = view.Get(keys::DrillKey(org.org_id, month.index, level, path));
   if (!value) return not_found;
   d.label = LabelOf(org, level, path);
-  d.amount = ReadAgg(*value).amount;
+  d.amount = ReadAgg(view, *value).amount;
   if (level != '3') d.children = DrillChildren(org, view, month, static_cast<char>(level + 1), path);
   return d;
 }
@@ -262,7 +268,7 @@ Result<Invoice> GetInvoice(const OrgState& org, const View& view, const std::str
       std::string prefix = keys::LinePrefix(org.org_id, month->index, bucket);
       view.Scan(prefix, [&](std::string_view key, std::string_view value) {
         std::string_view rest = key.substr(prefix.size());
-        lines[{rest[0], std::string(rest.substr(1))}] += ReadAgg(value).amount;
+        lines[{rest[0], std::string(rest.substr(1))}] += ReadAgg(view, value).amount;
         return true;
       });
     }

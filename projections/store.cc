@@ -247,12 +247,12 @@ void RocksView::Scan(std::string_view prefix,
   }
 }
 
-Status RocksView::status() const {
+Status View::status() const {
   std::lock_guard<std::mutex> lock(mu_);
   return error_;
 }
 
-void RocksView::Fail(Status status) const {
+void View::Fail(Status status) const {
   std::lock_guard<std::mutex> lock(mu_);
   if (error_.ok()) error_ = std::move(status);
 }

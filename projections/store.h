@@ -44,7 +44,14 @@ class View {
                     const std::function<bool(std::string_view key, std::string_view value)>& visit)
       const = 0;
   // OK, or the first read that failed (kUnavailable, kCorruption).
-  virtual Status status() const { return Status::Ok(); }
+  Status status() const;
+  // Records a failure found while reading, by the view or by code reading a
+  // value it cannot decode; status() then reports the first one.
+  void Fail(Status status) const;
+
+ private:
+  mutable std::mutex mu_;  // a view may serve several readers
+  mutable Status error_;   // guarded by mu_
 };
 
 // Everything in one ordered map; merges are applied at once.
@@ -109,15 +116,10 @@ class RocksView : public View {
   std::optional<std::string> Get(const std::string& key) const override;
   void Scan(std::string_view prefix,
             const std::function<bool(std::string_view, std::string_view)>& visit) const override;
-  Status status() const override;
 
  private:
-  void Fail(Status status) const;
-
   rocksdb::DB* db_;
   const rocksdb::Snapshot* snapshot_;
-  mutable std::mutex mu_;  // a snapshot's view may serve several readers
-  mutable Status error_;   // guarded by mu_
 };
 
 }  // namespace billing::projections

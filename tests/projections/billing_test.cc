@@ -15,6 +15,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "projections/keys.h"
 #include "tests/testing/files.h"
 #include "tests/testing/temp_dir.h"
 
@@ -306,6 +307,22 @@ TEST_F(BillingTest, AFailedReadModelReadIsUnavailableNotAnAnswer) {
   ASSERT_TRUE(decided.status.ok()) << decided.status.ToString();
   EXPECT_EQ(decided.outcomes[0].code, Code::kAlreadyVoided);
   billing_.reset();  // before the file system it reads through
+}
+
+// A value in the read models that is not an aggregate (only a bug or a hand
+// edit could put one there) makes the answer fail as corrupt: no crash, and
+// no bill computed as if that amount were zero.
+TEST_F(BillingTest, AnUndecodableAggregateIsCorruptionNotAnAnswer) {
+  Org();
+  ASSERT_EQ(Usage("2026-01-10T00:00:00Z", "12.5"), Code::kOk);
+  Month jan = *ParseMonth("2026-01", "m");
+  ASSERT_TRUE(billing_->ledger()
+                  .db()
+                  ->Put(rocksdb::WriteOptions(), keys::CategoryKey("o", jan.index, keys::kUsage), "garbage")
+                  .ok());
+  OrgSnapshot s = Snap();
+  auto history = UsageHistory(*s.org, *s.view, MonthRange{jan, 1});
+  EXPECT_EQ(s.view->status().code(), Code::kCorruption) << s.view->status().ToString();
 }
 
 TEST_F(BillingTest, VoidInAnOpenMonthNetsIntoTheOriginalItemAndPath) {
