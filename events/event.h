@@ -71,7 +71,8 @@ Result<Envelope> ParseAny(std::string_view bytes, Names* names = nullptr);
 Result<Event> Validate(Envelope envelope);
 // The same, in place: checks `event->envelope` and sets the fields derived
 // from it (the others are reset). Replays reuse one Event this way, so the
-// envelope's strings keep their capacity from record to record.
+// envelope's strings keep their capacity from record to record. On failure
+// the derived fields are partly set and must not be used.
 Status Validate(Event* event);
 
 // The SPEC's JSON form of an envelope (field order of the schema, compact).

@@ -215,7 +215,7 @@ class Ledger {
 // Decodes a stored record's event.
 Result<events::Envelope> DecodeEvent(const Record& record);
 // The same into `out`, whose strings keep their capacity (replays reuse one
-// envelope for every record).
+// envelope for every record). On failure `out` holds a partial decode.
 Status DecodeEvent(const Record& record, events::Envelope* out);
 
 // Requests waiting for the writer before AppendAsync blocks the caller: bounds

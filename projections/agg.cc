@@ -27,7 +27,8 @@ Sum GetI128(const char* p) {
 // Adds every operand of a key in one pass and encodes the sum once: flushes
 // and compactions of a rebuild merge millions of keys, and summing them two at
 // a time re-encoded every partial sum. A value that is not an Agg fails the
-// merge, so RocksDB reports a corruption rather than silently losing money.
+// full merge, so RocksDB reports a corruption rather than silently losing
+// money (a failed partial merge only keeps the operands for the full one).
 class AggMergeOperator : public rocksdb::MergeOperator {
  public:
   bool FullMergeV2(const MergeOperationInput& in, MergeOperationOutput* out) const override {

@@ -5,6 +5,7 @@
 #include <rocksdb/write_batch.h>
 
 #include <algorithm>
+#include <charconv>
 #include <condition_variable>
 #include <deque>
 #include <mutex>
@@ -290,20 +291,22 @@ namespace {
 // to compact once at the end, which resuming them does in the background.
 class CompactionsPaused {
  public:
-  explicit CompactionsPaused(rocksdb::DB* db) : db_(db) {
-    paused_ = db_->SetOptions({{"disable_auto_compactions", "true"}}).ok();
+  explicit CompactionsPaused(rocksdb::DB* db)
+      : db_(db), was_disabled_(db->GetOptions().disable_auto_compactions) {
+    paused_ = !was_disabled_ && db_->SetOptions({{"disable_auto_compactions", "true"}}).ok();
   }
   ~CompactionsPaused() { (void)Resume(); }
   Status Resume() {
     if (!paused_) return Status::Ok();
-    paused_ = false;
     rocksdb::Status s = db_->SetOptions({{"disable_auto_compactions", "false"}});
     if (!s.ok()) return Status(Code::kUnavailable, "resuming compactions: " + s.ToString());
+    paused_ = false;
     return Status::Ok();
   }
 
  private:
   rocksdb::DB* db_;
+  bool was_disabled_;
   bool paused_ = false;
 };
 
@@ -318,13 +321,16 @@ Status Billing::Rebuild() {
   std::string begin(1, ledger::format::kProjectionPrefix);
   std::string end(1, ledger::format::kProjectionPrefix + 1);
   reset.DeleteRange(begin, end);
+  // Synced: dropping files below is in the MANIFEST at once, so the marker's
+  // deletion must be durable first, or a power cut could leave a marker
+  // vouching for read models with whole files missing.
+  wo.sync = true;
   rocksdb::Status s = db->Write(wo, &reset);
   if (!s.ok()) return Status(Code::kUnavailable, "clearing read models: " + s.ToString());
   // The range tombstone hides the old read models; dropping the table files
   // that hold nothing else spares the compactions of this rebuild reading
-  // and discarding them. Safe only because nothing reads the read models
-  // while they are rebuilt (Open has not returned, or ledgerctl owns the
-  // directory): it ignores snapshots.
+  // and discarding them. It ignores snapshots: hence Rebuild's precondition
+  // that nothing reads the read models meanwhile (billing.h).
   rocksdb::Slice begin_slice(begin), end_slice(end);
   s = rocksdb::DeleteFilesInRange(db, db->DefaultColumnFamily(), &begin_slice, &end_slice,
                                   /*include_end=*/false);
@@ -348,7 +354,7 @@ Status Billing::Rebuild() {
   std::thread writer([&] {
     CombiningSink sums;
     rocksdb::WriteBatch batch;  // cleared, not freed, between writes
-    for (bool last = false; !last;) {
+    for (bool last = false, failed = false; !last;) {
       std::unique_ptr<PostingLog> log;
       {
         std::unique_lock<std::mutex> lock(mu);
@@ -358,13 +364,17 @@ Status Billing::Rebuild() {
           queue.pop_front();
         }
         last = producer_done && queue.empty();
+        failed = !write_status.ok();
       }
-      if (log) {
-        log->ReplayInto(sums);
+      if (!log) continue;
+      cv.notify_all();  // room in the queue
+      if (!failed) log->ReplayInto(sums);
+      {
         std::lock_guard<std::mutex> lock(mu);
         idle.push_back(std::move(log));
-        cv.notify_all();
       }
+      cv.notify_all();  // a log to fill
+      if (failed) continue;  // the deciding thread stops at its next hand-over
       batch.Clear();
       sums.FlushTo(&batch);
       rocksdb::Status ws = db->Write(rebuild_wo, &batch);
@@ -390,13 +400,13 @@ Status Billing::Rebuild() {
     cv.wait(lock, [&] { return queue.size() < kRebuildQueueBatches; });
     if (!write_status.ok()) return Status(Code::kUnavailable, "writing read models: " + write_status.ToString());
     queue.push_back(std::move(sink));
+    cv.notify_all();
     if (idle.empty()) {
       sink = std::make_unique<PostingLog>();
     } else {
       sink = std::move(idle.back());
       idle.pop_back();
     }
-    cv.notify_all();
     return Status::Ok();
   };
   Status scan = ledger_->Scan(ledger::Sequence{0}, 0, [&](const ledger::Record& record) {
@@ -425,6 +435,26 @@ Status Billing::Rebuild() {
   s = db->Flush(rocksdb::FlushOptions());
   if (!s.ok()) return Status(Code::kUnavailable, "flushing read models: " + s.ToString());
   if (Status resumed = paused.Resume(); !resumed.ok()) return resumed;
+  // Every flush of the rebuild is an L0 file now. Past RocksDB's slowdown
+  // trigger the first appends after it would be throttled, or stopped, until
+  // compaction caught up; so a rebuild that left half as many waits for the
+  // compaction that resuming started to bring them down (a 10 M-event
+  // history leaves ~16; the compaction takes them all at once).
+  const rocksdb::Options now = db->GetOptions();
+  const uint64_t l0_limit = static_cast<uint64_t>(now.level0_slowdown_writes_trigger) / 2;
+  uint64_t errors_before = 0;
+  db->GetIntProperty("rocksdb.background-errors", &errors_before);
+  while (!now.disable_auto_compactions) {
+    std::string property;  // a string property, not an int one
+    uint64_t l0_files = 0, background_errors = 0;
+    if (!db->GetProperty("rocksdb.num-files-at-level0", &property)) break;
+    std::from_chars(property.data(), property.data() + property.size(), l0_files);
+    if (l0_files < l0_limit) break;
+    if (db->GetIntProperty("rocksdb.background-errors", &background_errors) && background_errors > errors_before) {
+      return Status(Code::kUnavailable, "compacting read models failed; see the RocksDB LOG");
+    }
+    std::this_thread::sleep_for(kRebuildCompactionPoll);
+  }
   wo.sync = true;
   s = db->Put(wo, keys::kMetaVersion, keys::kProjectionVersion);
   if (!s.ok()) return Status(Code::kUnavailable, "marking read models built: " + s.ToString());

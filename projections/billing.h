@@ -11,6 +11,7 @@
 // Thread-safe: ingest from any thread (group commit), queries in parallel.
 #pragma once
 
+#include <chrono>
 #include <cstdint>
 #include <functional>
 #include <memory>
@@ -30,8 +31,13 @@ namespace billing::projections {
 // ~30 MiB, its sums a few MiB).
 inline constexpr size_t kRebuildBatchEvents = 50000;
 // Logged batches waiting for the rebuild's writer thread: two keep both
-// cores busy without holding more than a few batches in memory.
+// cores busy. With the one being filled and the one being added up, at most
+// four logs (~120 MiB) are alive.
 inline constexpr size_t kRebuildQueueBatches = 2;
+
+// How often a rebuild that left many L0 files checks the compaction it waits
+// for (seconds at 10 M events): often enough to add little to it.
+inline constexpr std::chrono::milliseconds kRebuildCompactionPoll{20};
 
 struct BillingOptions {
   std::string dir;
@@ -62,7 +68,6 @@ struct OrgSnapshot {
   std::shared_ptr<const View> view;
 };
 
-
 class Billing {
  public:
   static Result<std::unique_ptr<Billing>> Open(const BillingOptions& options);
@@ -91,7 +96,10 @@ class Billing {
   // process starts): answers cached under one version stay exact until then.
   uint64_t OrgVersion(const std::string& org) const;
 
-  // Deletes the read models and replays the whole ledger into them.
+  // Deletes the read models and replays the whole ledger into them. Only
+  // while nothing else reads or writes (Open calls it before returning;
+  // `ledgerctl replay` holds the directory): it drops table files under any
+  // live snapshot.
   Status Rebuild();
 
   ledger::Ledger& ledger() const;

@@ -130,41 +130,50 @@ class MonthKeys {
   size_t prefix_ = 0;
 };
 
+// One key each, for code that builds a few (queries, tests). The builder's
+// view covers all of its buffer, so the buffer is the key.
 inline std::string MonthPrefix(std::string_view org, int32_t month) {
   std::string k;
-  return std::string(MonthKeys(&k, org, month).Prefix());
+  MonthKeys(&k, org, month).Prefix();
+  return k;
 }
 
 inline std::string CategoryKey(std::string_view org, int32_t month, char category) {
   std::string k;
-  return std::string(MonthKeys(&k, org, month).Category(category));
+  MonthKeys(&k, org, month).Category(category);
+  return k;
 }
 
 inline std::string ItemKey(std::string_view org, int32_t month, char category, std::string_view label) {
   std::string k;
-  return std::string(MonthKeys(&k, org, month).Item(category, label));
+  MonthKeys(&k, org, month).Item(category, label);
+  return k;
 }
 
 inline std::string BucketKey(std::string_view org, int32_t month, std::string_view bucket) {
   std::string k;
-  return std::string(MonthKeys(&k, org, month).Bucket(bucket));
+  MonthKeys(&k, org, month).Bucket(bucket);
+  return k;
 }
 
 inline std::string LinePrefix(std::string_view org, int32_t month, std::string_view bucket) {
   std::string k;
-  return std::string(MonthKeys(&k, org, month).LinePrefix(bucket));
+  MonthKeys(&k, org, month).LinePrefix(bucket);
+  return k;
 }
 
 inline std::string LineKey(std::string_view org, int32_t month, std::string_view bucket, char category,
                            std::string_view label) {
   std::string k;
-  return std::string(MonthKeys(&k, org, month).Line(bucket, category, label));
+  MonthKeys(&k, org, month).Line(bucket, category, label);
+  return k;
 }
 
 // `path` is the node's parts joined by 0: service 0 provider [0 resource [0 sku]].
 inline std::string DrillKey(std::string_view org, int32_t month, char level, std::string_view path) {
   std::string k;
-  return std::string(MonthKeys(&k, org, month).Drill(level, path));
+  MonthKeys(&k, org, month).Drill(level, path);
+  return k;
 }
 
 }  // namespace billing::projections::keys

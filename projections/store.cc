@@ -56,27 +56,37 @@ namespace {
 class KeyArena {
  public:
   absl::string_view Add(std::string_view key) {
-    if (blocks_.empty() || key.size() > kBlockBytes - used_) {
-      blocks_.push_back(std::make_unique<char[]>(std::max(key.size(), kBlockBytes)));
+    if (key.size() > kBlockBytes) {
+      // Longer than a block: a block of its own, kept out of the reuse cycle.
+      oversized_.push_back(std::make_unique_for_overwrite<char[]>(key.size()));
+      std::copy(key.begin(), key.end(), oversized_.back().get());
+      return absl::string_view(oversized_.back().get(), key.size());
+    }
+    if (current_ == blocks_.size() || key.size() > kBlockBytes - used_) {
+      if (current_ < blocks_.size()) ++current_;
+      if (current_ == blocks_.size()) blocks_.push_back(std::make_unique_for_overwrite<char[]>(kBlockBytes));
       used_ = 0;
     }
-    char* at = blocks_.back().get() + used_;
+    char* at = blocks_[current_].get() + used_;
     std::copy(key.begin(), key.end(), at);
-    // A key longer than a block got a block of its own: the next key starts a new one.
-    used_ = key.size() >= kBlockBytes ? kBlockBytes : used_ + key.size();
+    used_ += key.size();
     return absl::string_view(at, key.size());
   }
+  // Forgets every key, keeping the blocks for the next batch.
   void Clear() {
-    if (blocks_.size() > 1) blocks_.erase(blocks_.begin() + 1, blocks_.end());
-    used_ = blocks_.empty() ? kBlockBytes : 0;
+    current_ = 0;
+    used_ = 0;
+    oversized_.clear();
   }
 
  private:
-  // Large enough that one block holds thousands of keys, small enough that
-  // the one kept across batches costs nothing.
+  // Large enough that one block holds thousands of keys; a batch's keys fill
+  // a few, kept from batch to batch.
   static constexpr size_t kBlockBytes = size_t{1} << 20;
   std::vector<std::unique_ptr<char[]>> blocks_;
-  size_t used_ = kBlockBytes;  // bytes used in blocks_.back()
+  std::vector<std::unique_ptr<char[]>> oversized_;
+  size_t current_ = 0;  // the block being filled; blocks_.size() before the first
+  size_t used_ = 0;     // bytes used in blocks_[current_]
 };
 
 }  // namespace
@@ -100,8 +110,10 @@ size_t CombiningSink::size() const { return buffer_->merges.size() + buffer_->pu
 
 void CombiningSink::Merge(std::string_view key_view, const Agg& delta) {
   absl::string_view key(key_view.data(), key_view.size());
-  auto it = buffer_->merges.find(key);
-  if (it == buffer_->merges.end()) it = buffer_->merges.emplace(buffer_->keys.Add(key_view), Agg()).first;
+  // One hash and probe; the key is copied into the arena only when new.
+  auto it = buffer_->merges.lazy_emplace(key, [&](const auto& construct) {
+    construct(buffer_->keys.Add(key_view), Agg());
+  });
   it->second.Add(delta);
 }
 
@@ -135,8 +147,8 @@ void CombiningSink::FlushTo(rocksdb::WriteBatch* batch) {
 }
 
 void CombiningSink::Clear() {
-  // The next batch is about as large: keep the tables' capacity rather than
-  // growing them again from nothing.
+  // absl frees a large table on clear(); the next batch is about as large,
+  // so size it at once rather than through every doubling again.
   size_t merges = buffer_->merges.size();
   buffer_->merges.clear();
   buffer_->merges.reserve(merges);

@@ -24,6 +24,8 @@ class WriteBatch;
 
 namespace billing::projections {
 
+// The views passed in are valid only during the call: a sink that keeps a
+// key or value copies it (callers build keys in reused buffers).
 class Sink {
  public:
   virtual ~Sink() = default;

@@ -309,6 +309,47 @@ TEST_F(BillingTest, AFailedReadModelReadIsUnavailableNotAnAnswer) {
   billing_.reset();  // before the file system it reads through
 }
 
+// Fails every write to a table file while armed: a rebuild's flush.
+class FailingTableWrites : public rocksdb::FileSystemWrapper {
+ public:
+  FailingTableWrites() : FileSystemWrapper(rocksdb::FileSystem::Default()) {}
+  static const char* kClassName() { return "FailingTableWrites"; }
+  const char* Name() const override { return kClassName(); }
+  void Arm(bool failing) { failing_ = failing; }
+
+  rocksdb::IOStatus NewWritableFile(const std::string& f, const rocksdb::FileOptions& o,
+                                    std::unique_ptr<rocksdb::FSWritableFile>* r,
+                                    rocksdb::IODebugContext* d) override {
+    if (failing_ && f.ends_with(".sst")) return rocksdb::IOStatus::IOError("injected: table write failed");
+    return target()->NewWritableFile(f, o, r, d);
+  }
+
+ private:
+  std::atomic<bool> failing_{false};
+};
+
+// A rebuild whose writes fail returns the failure (no hang, no half-built
+// read models marked as built), leaves compactions running, and the next
+// open rebuilds the same answers.
+TEST_F(BillingTest, ARebuildThatCannotWriteFailsAndTheNextOpenRebuilds) {
+  auto fs = std::make_shared<FailingTableWrites>();
+  std::unique_ptr<rocksdb::Env> env = rocksdb::NewCompositeEnv(fs);
+  env_ = env.get();
+  Reopen();
+  Org();
+  ASSERT_EQ(Usage("2026-01-10T00:00:00Z", "4"), Code::kOk);
+  ASSERT_EQ(Usage("2026-01-11T00:00:00Z", "1", "EC2", "GB", "r2"), Code::kOk);
+  auto items = Items("2026-01");
+  fs->Arm(true);
+  Status rebuilt = billing_->Rebuild();
+  EXPECT_EQ(rebuilt.code(), Code::kUnavailable) << rebuilt.ToString();
+  EXPECT_FALSE(billing_->ledger().db()->GetOptions().disable_auto_compactions);
+  fs->Arm(false);
+  Reopen();
+  EXPECT_EQ(Items("2026-01"), items);
+  billing_.reset();  // before the file system it writes through
+}
+
 // A value in the read models that is not an aggregate (only a bug or a hand
 // edit could put one there) makes the answer fail as corrupt: no crash, and
 // no bill computed as if that amount were zero.

@@ -7,6 +7,8 @@
 
 #include <gtest/gtest.h>
 #include <rocksdb/db.h>
+#include <rocksdb/metadata.h>
+#include <rocksdb/options.h>
 #include <rocksdb/write_batch.h>
 
 #include <map>
@@ -182,6 +184,47 @@ TEST(AggMergeOperatorTest, SumsOperandsAcrossMemtablesFlushesAndCompactions) {
   ASSERT_TRUE(db->Merge(rocksdb::WriteOptions(), "k1", "not an agg").ok());
   std::string value;
   EXPECT_FALSE(db->Get(rocksdb::ReadOptions(), "k1", &value).ok());
+}
+
+// Operands compacted above the level holding the key's value are merged
+// with each other only (PartialMergeMulti); the value read back is still the
+// sum of everything.
+TEST(AggMergeOperatorTest, OperandsCompactedAboveTheValueAddUp) {
+  TempDir dir;
+  rocksdb::Options options;
+  options.create_if_missing = true;
+  options.disable_auto_compactions = true;
+  options.merge_operator = NewAggMergeOperator();
+  rocksdb::DB* raw = nullptr;
+  ASSERT_TRUE(rocksdb::DB::Open(options, dir.path(), &raw).ok());
+  std::unique_ptr<rocksdb::DB> db(raw);
+  auto level_files = [&](int level) {
+    std::vector<std::string> names;
+    std::vector<rocksdb::LiveFileMetaData> files;
+    db->GetLiveFilesMetaData(&files);
+    for (const auto& f : files) {
+      if (f.level == level) names.push_back(f.name);
+    }
+    return names;
+  };
+
+  Agg want = AmountAgg(1000);
+  ASSERT_TRUE(db->Put(rocksdb::WriteOptions(), "k", EncodeAgg(want)).ok());
+  ASSERT_TRUE(db->Flush(rocksdb::FlushOptions()).ok());
+  ASSERT_TRUE(db->CompactFiles(rocksdb::CompactionOptions(), level_files(0), 3).ok());
+  for (int file = 0; file < 3; ++file) {
+    for (int i = 0; i < 4; ++i) {
+      Agg delta = UsageAgg(file * 100 + i, 2, "GB");
+      want.Add(delta);
+      ASSERT_TRUE(db->Merge(rocksdb::WriteOptions(), "k", EncodeAgg(delta)).ok());
+    }
+    ASSERT_TRUE(db->Flush(rocksdb::FlushOptions()).ok());
+  }
+  ASSERT_TRUE(db->CompactFiles(rocksdb::CompactionOptions(), level_files(0), 1).ok());
+  ASSERT_EQ(level_files(0).size(), 0u);
+  std::string value;
+  ASSERT_TRUE(db->Get(rocksdb::ReadOptions(), "k", &value).ok());
+  ExpectSameAgg(want, Decoded(value), "k");
 }
 
 }  // namespace
