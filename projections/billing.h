@@ -35,6 +35,10 @@ inline constexpr size_t kRebuildBatchEvents = 50000;
 // four logs (~120 MiB) are alive.
 inline constexpr size_t kRebuildQueueBatches = 2;
 
+// Memtable size while rebuilding (RocksDB's default is 64 MiB): half as many
+// L0 files (a 10 M-event history leaves 8, so no wait for their compaction)
+// for up to twice this much memory during the rebuild.
+inline constexpr size_t kRebuildWriteBufferBytes = size_t{128} << 20;
 // How often a rebuild that left many L0 files checks the compaction it waits
 // for (seconds at 10 M events): often enough to add little to it.
 inline constexpr std::chrono::milliseconds kRebuildCompactionPoll{20};

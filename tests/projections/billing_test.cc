@@ -340,10 +340,12 @@ TEST_F(BillingTest, ARebuildThatCannotWriteFailsAndTheNextOpenRebuilds) {
   ASSERT_EQ(Usage("2026-01-10T00:00:00Z", "4"), Code::kOk);
   ASSERT_EQ(Usage("2026-01-11T00:00:00Z", "1", "EC2", "GB", "r2"), Code::kOk);
   auto items = Items("2026-01");
+  size_t write_buffer = billing_->ledger().db()->GetOptions().write_buffer_size;
   fs->Arm(true);
   Status rebuilt = billing_->Rebuild();
   EXPECT_EQ(rebuilt.code(), Code::kUnavailable) << rebuilt.ToString();
   EXPECT_FALSE(billing_->ledger().db()->GetOptions().disable_auto_compactions);
+  EXPECT_EQ(billing_->ledger().db()->GetOptions().write_buffer_size, write_buffer);
   fs->Arm(false);
   Reopen();
   EXPECT_EQ(Items("2026-01"), items);
@@ -414,10 +416,13 @@ TEST_F(BillingTest, AsOfAnswersAsTheLedgerStoodAndRebuildChangesNothing) {
   EXPECT_EQ(Invoices("2026-01")["2026-01-org"], "10.00 draft BA");
   EXPECT_FALSE(billing_->Snapshot("o", 0).ok());
   auto items = Items("2026-01");
+  size_t write_buffer = billing_->ledger().db()->GetOptions().write_buffer_size;
   ASSERT_TRUE(billing_->Rebuild().ok());
   EXPECT_EQ(Items("2026-01"), items);
-  // The rebuild pauses compactions while it writes; they must run again after.
+  // The rebuild sets RocksDB up for a bulk load; the service's settings
+  // must be back after it.
   EXPECT_FALSE(billing_->ledger().db()->GetOptions().disable_auto_compactions);
+  EXPECT_EQ(billing_->ledger().db()->GetOptions().write_buffer_size, write_buffer);
   Reopen();
   EXPECT_EQ(Items("2026-01"), items);
   EXPECT_EQ(Invoices("2026-01")["2026-01-org"], "10.00 draft BA");
