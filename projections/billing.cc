@@ -316,6 +316,30 @@ class BulkLoad {
   bool set_ = false;
 };
 
+// Every flush of a rebuild is an L0 file. Past RocksDB's slowdown trigger the
+// first appends after it would be throttled, or stopped, until compaction
+// caught up; so a rebuild that left half as many waits for the compaction
+// that resuming started to bring them down (a 10 M-event history leaves 8,
+// under that; the compaction takes them all at once).
+Status WaitForL0Compaction(rocksdb::DB* db) {
+  const rocksdb::Options now = db->GetOptions();
+  const uint64_t l0_limit = static_cast<uint64_t>(now.level0_slowdown_writes_trigger) / 2;
+  uint64_t errors_before = 0;
+  db->GetIntProperty("rocksdb.background-errors", &errors_before);
+  while (!now.disable_auto_compactions) {
+    std::string property;  // a string property, not an int one
+    uint64_t l0_files = 0, background_errors = 0;
+    if (!db->GetProperty("rocksdb.num-files-at-level0", &property)) break;
+    std::from_chars(property.data(), property.data() + property.size(), l0_files);
+    if (l0_files < l0_limit) break;
+    if (db->GetIntProperty("rocksdb.background-errors", &background_errors) && background_errors > errors_before) {
+      return Status(Code::kUnavailable, "compacting read models failed; see the RocksDB LOG");
+    }
+    std::this_thread::sleep_for(kRebuildCompactionPoll);
+  }
+  return Status::Ok();
+}
+
 }  // namespace
 
 Status Billing::Rebuild() {
@@ -441,27 +465,7 @@ Status Billing::Rebuild() {
   s = db->Flush(rocksdb::FlushOptions());
   if (!s.ok()) return Status(Code::kUnavailable, "flushing read models: " + s.ToString());
   if (Status ended = bulk_load.End(); !ended.ok()) return ended;
-  // Every flush of the rebuild is an L0 file now. Past RocksDB's slowdown
-  // trigger the first appends after it would be throttled, or stopped, until
-  // compaction caught up; so a rebuild that left half as many waits for the
-  // compaction that resuming started to bring them down (a 10 M-event
-  // history leaves 8, under that; the compaction takes them all at once).
-  const rocksdb::Options now = db->GetOptions();
-  const uint64_t l0_limit = static_cast<uint64_t>(now.level0_slowdown_writes_trigger) / 2;
-  uint64_t errors_before = 0;
-  db->GetIntProperty("rocksdb.background-errors", &errors_before);
-  while (!now.disable_auto_compactions) {
-    std::string property;  // a string property, not an int one
-    uint64_t l0_files = 0, background_errors = 0;
-    if (!db->GetProperty("rocksdb.num-files-at-level0", &property)) break;
-    std::from_chars(property.data(), property.data() + property.size(), l0_files);
-    if (l0_files < l0_limit) break;
-    if (db->GetIntProperty("rocksdb.background-errors", &background_errors) && background_errors > errors_before) {
-      return Status(Code::kUnavailable, "compacting read models failed; see the RocksDB LOG");
-    }
-    std::this_thread::sleep_for(kRebuildCompactionPoll);
-  }
-  wo.sync = true;
+  if (Status compacted = WaitForL0Compaction(db); !compacted.ok()) return compacted;
   s = db->Put(wo, keys::kMetaVersion, keys::kProjectionVersion);
   if (!s.ok()) return Status(Code::kUnavailable, "marking read models built: " + s.ToString());
   return gate_->Load();

@@ -50,8 +50,8 @@ std::optional<std::string> DecodeId(std::string_view id) {
 }
 
 // A value that is not an Agg cannot come from our own writes, but if the
-// read models ever hold one, the answer fails as unavailable-corrupt (the view
-// reports it) instead of taking the server down or counting it as zero.
+// read models ever hold one, the answer fails as corruption (the view reports
+// it) instead of taking the server down or counting it as zero.
 Agg ReadAgg(const View& view, std::string_view bytes) {
   Agg agg;
   if (!DecodeAgg(bytes, &agg)) {

@@ -26,12 +26,7 @@ void MemoryStore::Merge(std::string_view key, const Agg& delta) {
 }
 
 void MemoryStore::Put(std::string_view key, std::string_view value) {
-  auto it = map_.find(key);
-  if (it == map_.end()) {
-    map_.emplace(std::string(key), std::string(value));
-  } else {
-    it->second.assign(value);
-  }
+  map_.insert_or_assign(std::string(key), std::string(value));
 }
 
 std::optional<std::string> MemoryStore::Get(const std::string& key) const {
@@ -119,12 +114,10 @@ void CombiningSink::Merge(std::string_view key_view, const Agg& delta) {
 
 void CombiningSink::Put(std::string_view key_view, std::string_view value) {
   absl::string_view key(key_view.data(), key_view.size());
-  auto it = buffer_->puts.find(key);
-  if (it == buffer_->puts.end()) {
-    buffer_->puts.emplace(buffer_->keys.Add(key_view), std::string(value));
-  } else {
-    it->second.assign(value);
-  }
+  auto it = buffer_->puts.lazy_emplace(key, [&](const auto& construct) {
+    construct(buffer_->keys.Add(key_view), std::string());
+  });
+  it->second.assign(value);
 }
 
 void CombiningSink::FlushTo(rocksdb::WriteBatch* batch) {
