@@ -1,6 +1,9 @@
 #include "events/event.h"
 
+#include <google/protobuf/unknown_field_set.h>
 #include <google/protobuf/util/json_util.h>
+
+#include <algorithm>
 
 #include <nlohmann/json.hpp>
 
@@ -13,6 +16,88 @@ using google::protobuf::FieldDescriptor;
 using Json = nlohmann::json;
 
 Status Invalid(std::string message) { return Status(Code::kInvalidArgument, std::move(message)); }
+
+bool JsonSpace(char c) { return c == ' ' || c == '\t' || c == '\r' || c == '\n'; }
+
+// The deepest nesting of arrays and objects in `text`, counted without
+// recursion and without parsing (strings are skipped, escapes honoured);
+// stops as soon as it passes `limit`, so a hostile `[[[[...` costs one pass
+// over its bytes and nothing else. Text that is not JSON gives some number;
+// the parser judges it afterwards.
+int NestingDepth(std::string_view text, int limit) {
+  int depth = 0, deepest = 0;
+  bool in_string = false, escaped = false;
+  for (char c : text) {
+    if (in_string) {
+      if (escaped) {
+        escaped = false;
+      } else if (c == '\\') {
+        escaped = true;
+      } else if (c == '"') {
+        in_string = false;
+      }
+      continue;
+    }
+    if (c == '"') {
+      in_string = true;
+    } else if (c == '[' || c == '{') {
+      deepest = std::max(deepest, ++depth);
+      if (deepest > limit) break;
+    } else if (c == ']' || c == '}') {
+      --depth;
+    }
+  }
+  return deepest;
+}
+
+Status TooManyEvents() {
+  return Status(Code::kTooLarge, "the body holds more than " + std::to_string(kBodyEventsMax) +
+                                     " events; send them in smaller bodies");
+}
+
+// The elements of a top-level JSON array, each as the bytes it was sent as
+// (no parse and re-print, so a stored rejection keeps the producer's bytes).
+// `body` must already be known to be one valid JSON array. Fails with
+// kTooLarge past kBodyEventsMax elements, before it has copied more.
+Result<std::vector<RawEvent>> ArrayElements(std::string_view body) {
+  std::vector<RawEvent> out;
+  int depth = 0;
+  bool in_string = false, escaped = false;
+  size_t start = std::string_view::npos;
+  auto finish = [&](size_t end) -> bool {
+    if (start == std::string_view::npos) return true;  // `[]`
+    while (end > start && JsonSpace(body[end - 1])) --end;
+    if (out.size() == kBodyEventsMax) return false;
+    out.push_back(RawEvent{std::string(body.substr(start, end - start))});
+    start = std::string_view::npos;
+    return true;
+  };
+  for (size_t i = 0; i < body.size(); ++i) {
+    const char c = body[i];
+    if (in_string) {
+      if (escaped) {
+        escaped = false;
+      } else if (c == '\\') {
+        escaped = true;
+      } else if (c == '"') {
+        in_string = false;
+      }
+      continue;
+    }
+    if (JsonSpace(c)) continue;
+    const bool closing = c == ']' || c == '}';
+    const bool separator = depth == 1 && (c == ',' || closing);
+    if (separator) {
+      if (!finish(i)) return TooManyEvents();
+    } else if (depth >= 1 && start == std::string_view::npos) {
+      start = i;
+    }
+    if (c == '"') in_string = true;
+    if (c == '[' || c == '{') ++depth;
+    if (closing) --depth;
+  }
+  return out;
+}
 
 bool IsMoneyField(std::string_view name) { return name == "amount" || name == "quantity"; }
 
@@ -30,7 +115,7 @@ Status ReadObject(const Json& object, google::protobuf::Message* message, const 
   const google::protobuf::Reflection* reflection = message->GetReflection();
   for (const auto& [key, value] : object.items()) {
     const FieldDescriptor* field = descriptor->FindFieldByName(key);
-    if (field == nullptr) return Invalid("unknown key \"" + path + key + "\"");
+    if (field == nullptr) return Invalid("unknown key \"" + path + QuoteInput(key) + "\"");
     if (field->type() == FieldDescriptor::TYPE_MESSAGE) {
       if (!value.is_object()) return Invalid(path + key + " must be a JSON object");
       ++*payloads;
@@ -206,7 +291,47 @@ Status ValidatePayload(const Envelope& e, Event* out) {
   return Invalid("the event has no payload; exactly one is required");
 }
 
+// Parses one JSON value, refusing duplicate object keys: nlohmann keeps the
+// last of them, so `"amount":"1","amount":"1000"` would book 1000 while a
+// reader of the raw bytes sees 1. The callback counts each object's keys as
+// they are read and compares the count with the object built.
+Result<Json> ParseUniqueKeys(std::string_view json, bool* duplicate) {
+  std::vector<size_t> keys;
+  auto count = [&](int, Json::parse_event_t event, Json& parsed) {
+    switch (event) {
+      case Json::parse_event_t::object_start: keys.push_back(0); break;
+      case Json::parse_event_t::key: ++keys.back(); break;
+      case Json::parse_event_t::object_end:
+        *duplicate = *duplicate || parsed.size() != keys.back();
+        keys.pop_back();
+        break;
+      default: break;
+    }
+    return true;
+  };
+  Json tree = Json::parse(json.begin(), json.end(), count, /*allow_exceptions=*/false);
+  if (tree.is_discarded()) return Invalid("the event is not valid JSON");
+  return tree;
+}
+
+// Keeps an id for the rejection's answer only when it could be one: a
+// megabyte "event_id" is echoed nowhere.
+void KeepName(const Json& tree, const char* key, size_t max_bytes, std::string* out) {
+  if (auto it = tree.find(key); it != tree.end() && it->is_string()) {
+    const auto& value = it->get_ref<const std::string&>();
+    if (value.size() <= max_bytes) *out = value;
+  }
+}
+
 }  // namespace
+
+std::string QuoteInput(std::string_view text, size_t max_bytes) {
+  if (text.size() <= max_bytes) return std::string(text);
+  size_t cut = max_bytes;
+  // Back up over UTF-8 continuation bytes so the cut never splits a character.
+  while (cut > 0 && (static_cast<unsigned char>(text[cut]) & 0xC0) == 0x80) --cut;
+  return std::string(text.substr(0, cut)) + "...";
+}
 
 Result<Envelope> ParseJson(std::string_view json, Names* names) {
   // nlohmann's parser takes a NUL byte for the end of the input, so
@@ -215,20 +340,21 @@ Result<Envelope> ParseJson(std::string_view json, Names* names) {
   if (json.find('\0') != std::string_view::npos) {
     return Invalid("the event is not valid JSON: it holds a NUL byte");
   }
-  Json tree = Json::parse(json.begin(), json.end(), nullptr, /*allow_exceptions=*/false);
-  if (tree.is_discarded()) return Invalid("the event is not valid JSON");
-  if (!tree.is_object()) return Invalid("an event must be a JSON object");
-  if (names != nullptr) {
-    if (auto it = tree.find("event_id"); it != tree.end() && it->is_string()) {
-      names->event_id = it->get<std::string>();
-    }
-    if (auto it = tree.find("org_id"); it != tree.end() && it->is_string()) {
-      names->org_id = it->get<std::string>();
-    }
+  if (NestingDepth(json, kJsonDepthMax) > kJsonDepthMax) {
+    return Invalid("the event is nested deeper than " + std::to_string(kJsonDepthMax) + " levels");
   }
+  bool duplicate = false;
+  auto tree = ParseUniqueKeys(json, &duplicate);
+  if (!tree.ok()) return tree.status();
+  if (!tree->is_object()) return Invalid("an event must be a JSON object");
+  if (names != nullptr) {
+    KeepName(*tree, "event_id", kEventIdBytesMax, &names->event_id);
+    KeepName(*tree, "org_id", kOrgIdBytesMax, &names->org_id);
+  }
+  if (duplicate) return Invalid("the event has a key twice in one object");
   int payloads = 0;
   Envelope envelope;
-  Status s = ReadObject(tree, &envelope, "", &payloads);
+  Status s = ReadObject(*tree, &envelope, "", &payloads);
   if (!s.ok()) return s;
   if (payloads != 1) {
     return Invalid("an event needs exactly one payload, found " + std::to_string(payloads));
@@ -236,25 +362,74 @@ Result<Envelope> ParseJson(std::string_view json, Names* names) {
   return envelope;
 }
 
+namespace {
+
+// Walks one message's wire bytes against its schema, so that binary input is
+// judged as JSON is: protobuf's own parser keeps unknown fields (stored in
+// the hashed bytes, shown nowhere), keeps the last of a field sent twice and
+// the last of two payloads. Recurses only into the schema's message fields,
+// so its depth is the schema's.
+Status CheckWire(std::string_view bytes, const Descriptor* descriptor, const std::string& path,
+                 int* payloads) {
+  google::protobuf::UnknownFieldSet wire;
+  if (!wire.ParseFromArray(bytes.data(), static_cast<int>(bytes.size()))) {
+    return Invalid("the message is neither a JSON event nor a binary protobuf Envelope");
+  }
+  std::vector<int> seen;
+  for (int i = 0; i < wire.field_count(); ++i) {
+    const google::protobuf::UnknownField& f = wire.field(i);
+    const FieldDescriptor* field = descriptor->FindFieldByNumber(f.number());
+    if (field == nullptr) {
+      return Invalid("unknown field number " + std::to_string(f.number()) + " in " +
+                     (path.empty() ? std::string("the envelope") : path));
+    }
+    const std::string name = path + field->name();
+    if (!field->is_repeated()) {
+      if (std::find(seen.begin(), seen.end(), f.number()) != seen.end()) {
+        return Invalid("the message has field " + name + " twice");
+      }
+      seen.push_back(f.number());
+    }
+    if (field->real_containing_oneof() != nullptr) ++*payloads;  // not `optional`'s synthetic oneof
+    const bool delimited = f.type() == google::protobuf::UnknownField::TYPE_LENGTH_DELIMITED;
+    const bool wants_delimited = field->type() == FieldDescriptor::TYPE_STRING ||
+                                 field->type() == FieldDescriptor::TYPE_BYTES ||
+                                 field->type() == FieldDescriptor::TYPE_MESSAGE;
+    // Protobuf would keep a field of the wrong wire type as an unknown field.
+    if (wants_delimited && !delimited) return Invalid("field " + name + " has the wrong wire type");
+    if (field->type() == FieldDescriptor::TYPE_MESSAGE) {
+      int nested = 0;
+      Status s = CheckWire(f.length_delimited(), field->message_type(), name + ".", &nested);
+      if (!s.ok()) return s;
+    }
+  }
+  return Status::Ok();
+}
+
+}  // namespace
+
 Result<Envelope> ParseBinary(std::string_view bytes) {
   Envelope envelope;
   if (!envelope.ParseFromArray(bytes.data(), static_cast<int>(bytes.size()))) {
     return Invalid("the message is neither a JSON event nor a binary protobuf Envelope");
+  }
+  int payloads = 0;
+  Status s = CheckWire(bytes, Envelope::descriptor(), "", &payloads);
+  if (!s.ok()) return s;
+  if (payloads != 1) {
+    return Invalid("an event needs exactly one payload, found " + std::to_string(payloads));
   }
   return envelope;
 }
 
 Result<Envelope> ParseAny(std::string_view bytes, Names* names) {
   size_t i = 0;
-  while (i < bytes.size() && (bytes[i] == ' ' || bytes[i] == '\t' || bytes[i] == '\r' ||
-                              bytes[i] == '\n')) {
-    ++i;
-  }
+  while (i < bytes.size() && JsonSpace(bytes[i])) ++i;
   if (i < bytes.size() && bytes[i] == '{') return ParseJson(bytes, names);
   auto envelope = ParseBinary(bytes);
   if (envelope.ok() && names != nullptr) {
-    names->event_id = envelope->event_id();
-    names->org_id = envelope->org_id();
+    if (envelope->event_id().size() <= kEventIdBytesMax) names->event_id = envelope->event_id();
+    if (envelope->org_id().size() <= kOrgIdBytesMax) names->org_id = envelope->org_id();
   }
   return envelope;
 }
@@ -310,26 +485,23 @@ std::string_view PayloadName(Payload payload) {
 }
 
 Result<std::vector<RawEvent>> SplitBody(std::string_view body, BodyFormat format) {
-  std::vector<RawEvent> out;
   // Found by fuzzing: nlohmann's parser takes a NUL byte for the end of its
   // input, so `[{...}]\0junk` read as the array alone and the junk was
   // silently dropped. JSON text never holds a raw NUL: such a body or line
   // is not JSON.
   auto has_nul = [](std::string_view text) { return text.find('\0') != std::string_view::npos; };
-  if (format == BodyFormat::kJson && !has_nul(body)) {
-    Json tree = Json::parse(body.begin(), body.end(), nullptr, /*allow_exceptions=*/false);
-    if (!tree.is_discarded()) {
-      if (tree.is_array()) {
-        out.reserve(tree.size());
-        for (const auto& element : tree) out.push_back(RawEvent{element.dump()});
-      } else {
-        out.push_back(RawEvent{std::string(body)});
-      }
-      return out;
-    }
-    // Not one JSON document; producers often send NDJSON as application/json,
-    // so accept it when every line reads as JSON.
+  // accept() checks the whole body without building a tree (its parser keeps
+  // an explicit stack, so no nesting depth can exhaust ours); the elements
+  // are then cut out as sent and judged one by one.
+  if (format == BodyFormat::kJson && !has_nul(body) && Json::accept(body.begin(), body.end())) {
+    size_t first = 0;
+    while (first < body.size() && JsonSpace(body[first])) ++first;
+    if (first < body.size() && body[first] == '[') return ArrayElements(body);
+    return std::vector<RawEvent>{RawEvent{std::string(body)}};
   }
+  // Not one JSON document; producers often send NDJSON as application/json,
+  // so accept it when every line reads as JSON.
+  std::vector<RawEvent> out;
   size_t parsed_lines = 0;
   size_t pos = 0;
   while (pos <= body.size()) {
@@ -339,6 +511,7 @@ Result<std::vector<RawEvent>> SplitBody(std::string_view body, BodyFormat format
     if (!line.empty() && line.back() == '\r') line.remove_suffix(1);
     bool blank = line.find_first_not_of(" \t") == std::string_view::npos;
     if (!blank) {
+      if (out.size() == kBodyEventsMax) return TooManyEvents();
       if (!has_nul(line) && Json::accept(line.begin(), line.end())) ++parsed_lines;
       out.push_back(RawEvent{std::string(line)});
     }

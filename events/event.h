@@ -30,6 +30,23 @@ inline constexpr size_t kTextBytesMax = 1024;
 // Longest event_id and org_id (SPEC).
 inline constexpr size_t kEventIdBytesMax = 128;
 inline constexpr size_t kOrgIdBytesMax = 64;
+// Deepest nesting of arrays and objects in one event. The schema needs 3
+// (envelope, payload, a payload's list); anything deeper is not an event,
+// and refusing it before parsing keeps a hostile `[[[[...` from costing
+// stack or memory in any later step.
+inline constexpr int kJsonDepthMax = 8;
+// Events in one POST body. A full 16 MiB body of real events (~300 bytes
+// each) holds about 50 k; each costs ~1.5 KiB while it is decided, so 10 k
+// bounds one request to ~15 MiB and its answer to a few MiB, and a producer
+// with more splits them (the answer says so with 413).
+inline constexpr size_t kBodyEventsMax = 10000;
+// Longest piece of a client's input quoted back in a rejection message (an
+// unknown key, a malformed time): enough to recognize it, never an echo of
+// megabytes.
+inline constexpr size_t kQuotedInputBytesMax = 64;
+// Longest rejection message kept and answered: ours are a sentence naming a
+// field; this bounds any that quotes more.
+inline constexpr size_t kRejectionMessageBytesMax = 512;
 
 enum class InvoicingMode { kSingle, kPerCostCenter };
 
@@ -59,12 +76,19 @@ struct Names {
 // even when the event is rejected.
 Result<Envelope> ParseJson(std::string_view json, Names* names = nullptr);
 
-// Reads one binary protobuf Envelope (a Kafka value may be either form).
+// Reads one binary protobuf Envelope (a Kafka value may be either form),
+// judged as JSON is: kInvalidArgument for unknown fields, a field given twice
+// (protobuf would keep the last) and not exactly one payload.
 Result<Envelope> ParseBinary(std::string_view bytes);
 
 // Reads a Kafka value or stored raw bytes: JSON when the first non-space byte is
-// `{`, binary protobuf otherwise.
+// `{`, binary protobuf otherwise. Only Kafka values may be binary (SPEC); HTTP
+// bodies go through ParseJson.
 Result<Envelope> ParseAny(std::string_view bytes, Names* names = nullptr);
+
+// `text` cut to `max_bytes` (on a UTF-8 boundary, "..." marking the cut), for
+// quoting a client's input in a message.
+std::string QuoteInput(std::string_view text, size_t max_bytes = kQuotedInputBytesMax);
 
 // Checks every stateless rule; see the header comment. Takes the envelope by
 // value: callers done with theirs move it in instead of copying every field.
@@ -93,9 +117,11 @@ struct RawEvent {
 enum class BodyFormat { kJson, kNdjson };
 
 // Splits a POST body into its events: one JSON object, a JSON array of objects
-// (kJson) or one object per line (kNdjson, blank lines skipped). Fails with
-// kInvalidArgument only when the body as a whole is not JSON; each element is
-// validated on its own later, so one bad event does not sink the others.
+// (kJson) or one object per line (kNdjson, blank lines skipped). Each event
+// keeps its bytes as sent. Fails with kInvalidArgument only when the body as a
+// whole is not JSON, and with kTooLarge when it holds more than
+// kBodyEventsMax events; each element is validated on its own later, so one
+// bad event (even one nested too deep) does not sink the others.
 Result<std::vector<RawEvent>> SplitBody(std::string_view body, BodyFormat format);
 
 }  // namespace billing::events

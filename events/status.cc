@@ -19,6 +19,7 @@ std::string_view CodeName(Code code) {
     case Code::kAlreadyVoided: return "already_voided";
     case Code::kPeriodClosed: return "period_closed";
     case Code::kNotFound: return "not_found";
+    case Code::kTooLarge: return "payload_too_large";
     case Code::kUnavailable: return "unavailable";
     case Code::kCorruption: return "corruption";
     case Code::kInternal: return "internal";

@@ -36,6 +36,7 @@ enum class Code {
   kPeriodClosed,
   // Operational codes: not event rejections.
   kNotFound,     // the thing asked for does not exist (HTTP 404)
+  kTooLarge,     // the input is over one of our limits; smaller pieces may pass (HTTP 413)
   kUnavailable,  // storage or broker failure that a retry may cure (HTTP 503)
   kCorruption,   // stored data is damaged or foreign; do not retry
   kInternal,     // anything else unexpected

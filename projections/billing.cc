@@ -169,7 +169,10 @@ ledger::Entry Billing::Prepare(std::string raw, const ledger::Source& source) {
   ledger::Entry entry;
   entry.source = source;
   events::Names names;
-  auto envelope = events::ParseAny(raw, &names);
+  // The SPEC allows binary protobuf only as a Kafka value; over HTTP it would
+  // be a way around the JSON rules.
+  auto envelope = source.kind() == ledger::Source::KAFKA ? events::ParseAny(raw, &names)
+                                                         : events::ParseJson(raw, &names);
   entry.event_id = names.event_id;
   entry.org_id = names.org_id;
   if (!envelope.ok()) {
@@ -181,6 +184,10 @@ ledger::Entry Billing::Prepare(std::string raw, const ledger::Source& source) {
     } else {
       entry.rejection = event.status();
     }
+  }
+  if (entry.rejection.message().size() > events::kRejectionMessageBytesMax) {
+    entry.rejection = Status(entry.rejection.code(),
+                             events::QuoteInput(entry.rejection.message(), events::kRejectionMessageBytesMax));
   }
   entry.raw = std::move(raw);
   return entry;

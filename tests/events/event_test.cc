@@ -198,5 +198,144 @@ TEST(Event, ANulByteIsNeverJson) {
   EXPECT_FALSE(ParseJson(nd->at(1).bytes).ok());
 }
 
+// Issue 13: a body nested 100 000 deep killed the process (a recursive dump).
+// Now the body splits into one element, which is refused on its own.
+TEST(Event, DeeplyNestedJsonIsRejectedNotFatal) {
+  const size_t n = 100000;
+  std::string deep = std::string(n + 1, '[') + std::string(n + 1, ']');
+  auto body = SplitBody(deep, BodyFormat::kJson);
+  ASSERT_TRUE(body.ok()) << body.status().ToString();
+  ASSERT_EQ(body->size(), 1u);
+  auto r = ParseJson(body->at(0).bytes);
+  ASSERT_FALSE(r.ok());
+  EXPECT_EQ(r.status().code(), Code::kInvalidArgument);
+  EXPECT_NE(r.status().message().find("nested deeper"), std::string::npos) << r.status().message();
+  // Objects nest the same way, and strings holding brackets are not nesting.
+  std::string objects;
+  for (size_t i = 0; i < n; ++i) objects += "{\"a\":";
+  objects += "1" + std::string(n, '}');
+  EXPECT_FALSE(ParseJson(objects).ok());
+  Json bracketed = Usage();
+  bracketed["usage_recorded"]["sku"] = std::string(50, '[') + "{{{";
+  EXPECT_TRUE(ParseJson(bracketed.dump()).ok());
+}
+
+TEST(Event, ArrayElementsKeepTheBytesTheyWereSentAs) {
+  std::string a = R"({ "event_id" : "x:1",  "s": "a,]\"}" })";
+  std::string b = R"([1, {"k": [2, 3]}])";
+  auto body = SplitBody("[ " + a + " ,\n\t" + b + " , \"str,]\" ,7 ]", BodyFormat::kJson);
+  ASSERT_TRUE(body.ok()) << body.status().ToString();
+  ASSERT_EQ(body->size(), 4u);
+  EXPECT_EQ(body->at(0).bytes, a);
+  EXPECT_EQ(body->at(1).bytes, b);
+  EXPECT_EQ(body->at(2).bytes, "\"str,]\"");
+  EXPECT_EQ(body->at(3).bytes, "7");
+  auto empty = SplitBody(" [ ] ", BodyFormat::kJson);
+  ASSERT_TRUE(empty.ok());
+  EXPECT_TRUE(empty->empty());
+}
+
+// Issue 13: 1.4 M `{}` elements in a 4 MB body took 2 GB; a body has a cap.
+TEST(Event, ABodyOfTooManyEventsIsTooLarge) {
+  std::string body = "[";
+  for (size_t i = 0; i <= kBodyEventsMax; ++i) body += i == 0 ? "{}" : ",{}";
+  body += "]";
+  auto r = SplitBody(body, BodyFormat::kJson);
+  ASSERT_FALSE(r.ok());
+  EXPECT_EQ(r.status().code(), Code::kTooLarge);
+  std::string lines;
+  for (size_t i = 0; i <= kBodyEventsMax; ++i) lines += "{}\n";
+  auto nd = SplitBody(lines, BodyFormat::kNdjson);
+  ASSERT_FALSE(nd.ok());
+  EXPECT_EQ(nd.status().code(), Code::kTooLarge);
+  // Exactly the cap is fine.
+  body = "[{}";
+  for (size_t i = 1; i < kBodyEventsMax; ++i) body += ",{}";
+  body += "]";
+  auto at_cap = SplitBody(body, BodyFormat::kJson);
+  ASSERT_TRUE(at_cap.ok());
+  EXPECT_EQ(at_cap->size(), kBodyEventsMax);
+}
+
+// Issue 13: `"amount":"1","amount":"1000"` booked 1000.
+TEST(Event, DuplicateJsonKeysAreRejected) {
+  std::string top = R"({"event_id":"a:1","event_id":"a:2","org_id":"acme","occurred_at":"2026-01-08T12:56:36Z",
+    "billing_period_closed":{"month":"2026-01"}})";
+  auto r = ParseJson(top);
+  ASSERT_FALSE(r.ok());
+  EXPECT_EQ(r.status().code(), Code::kInvalidArgument);
+  EXPECT_NE(r.status().message().find("twice"), std::string::npos);
+  std::string nested = Usage().dump();
+  nested.insert(nested.find("\"amount\""), R"("amount":"1",)");
+  auto n = ParseJson(nested);
+  ASSERT_FALSE(n.ok());
+  EXPECT_EQ(n.status().code(), Code::kInvalidArgument);
+  EXPECT_TRUE(ParseJson(Usage().dump()).ok());
+}
+
+TEST(Event, AnUnknownKeyIsQuotedOnlyInPart) {
+  Json j = Usage();
+  j[std::string(100000, 'k')] = "v";
+  auto r = ParseJson(j.dump());
+  ASSERT_FALSE(r.ok());
+  EXPECT_LT(r.status().message().size(), 200u) << r.status().message().size();
+  // A cut never splits a UTF-8 character.
+  std::string text = std::string(kQuotedInputBytesMax - 1, 'a') + "\u00e9\u00e9";
+  std::string cut = QuoteInput(text);
+  EXPECT_EQ(cut, std::string(kQuotedInputBytesMax - 1, 'a') + "...");
+}
+
+// Issue 13: binary input skipped the JSON rules. Build wire bytes by hand.
+std::string Field(int number, const std::string& bytes) {
+  std::string out;
+  uint32_t tag = static_cast<uint32_t>(number << 3 | 2);
+  while (tag >= 0x80) { out.push_back(static_cast<char>(tag | 0x80)); tag >>= 7; }
+  out.push_back(static_cast<char>(tag));
+  size_t n = bytes.size();
+  while (n >= 0x80) { out.push_back(static_cast<char>(n | 0x80)); n >>= 7; }
+  out.push_back(static_cast<char>(n));
+  return out + bytes;
+}
+
+TEST(Event, BinaryIsJudgedAsJsonIs) {
+  auto good = ParseJson(Usage().dump());
+  ASSERT_TRUE(good.ok());
+  const std::string bytes = CanonicalBytes(*good);
+  ASSERT_TRUE(ParseBinary(bytes).ok());
+  const auto* env = Envelope::descriptor();
+  // Unknown field 99: protobuf keeps it, stored and hashed but never shown.
+  auto unknown = ParseBinary(bytes + Field(99, "hidden"));
+  ASSERT_FALSE(unknown.ok());
+  EXPECT_NE(unknown.status().message().find("unknown field"), std::string::npos);
+  // A second payload: protobuf keeps the last.
+  const int closed = env->FindFieldByName("billing_period_closed")->number();
+  auto two = ParseBinary(bytes + Field(closed, Field(1, "2026-01")));
+  ASSERT_FALSE(two.ok());
+  EXPECT_NE(two.status().message().find("payload"), std::string::npos) << two.status().message();
+  // The same field twice: protobuf keeps the last.
+  const int event_id = env->FindFieldByName("event_id")->number();
+  auto twice = ParseBinary(bytes + Field(event_id, "acme:use:2"));
+  ASSERT_FALSE(twice.ok());
+  EXPECT_NE(twice.status().message().find("twice"), std::string::npos);
+  // An unknown field inside the payload.
+  const int usage = env->FindFieldByName("usage_recorded")->number();
+  Envelope no_payload = *good;
+  no_payload.clear_usage_recorded();
+  auto nested = ParseBinary(CanonicalBytes(no_payload) +
+                            Field(usage, good->usage_recorded().SerializeAsString() + Field(77, "x")));
+  ASSERT_FALSE(nested.ok());
+  EXPECT_NE(nested.status().message().find("usage_recorded"), std::string::npos) << nested.status().message();
+  // No payload at all.
+  EXPECT_FALSE(ParseBinary(CanonicalBytes(no_payload)).ok());
+  // A string field sent as a varint (protobuf would keep it as unknown).
+  Envelope no_source = *good;
+  no_source.clear_source();
+  const int source = env->FindFieldByName("source")->number();
+  ASSERT_LT(source, 16);
+  auto wrong = ParseBinary(CanonicalBytes(no_source) + std::string{static_cast<char>(source << 3), 1});
+  ASSERT_FALSE(wrong.ok());
+  EXPECT_NE(wrong.status().message().find("wire type"), std::string::npos) << wrong.status().message();
+}
+
 }  // namespace
 }  // namespace billing::events
