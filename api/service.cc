@@ -1,6 +1,7 @@
 #include "api/service.h"
 
 #include <algorithm>
+#include <array>
 #include <chrono>
 #include <cstdio>
 #include <map>
@@ -140,6 +141,11 @@ struct Service::Call {
 Service::Service(projections::Billing& billing, Metrics& metrics, ServiceOptions options)
     : billing_(billing), metrics_(metrics), options_(std::move(options)) {
   metrics_.SetRoutes(RouteNames());
+  metrics_.AddCollector([this](Metrics& m) {
+    std::lock_guard<std::mutex> lock(cache_mu_);
+    m.Set("ledger_answer_cache_entries", "", static_cast<int64_t>(cache_.size()));
+    m.Set("ledger_answer_cache_bytes", "", static_cast<int64_t>(cache_bytes_));
+  });
 }
 
 void Service::set_kafka_bootstrap(std::string bootstrap) {
@@ -207,6 +213,14 @@ void Service::Route(Call& call) {
     r.content_type = std::string(asset->content_type);
     r.body = std::string(asset->bytes);
     r.headers.emplace_back("Cache-Control", "no-cache");
+    // The page loads only its own files and is never framed (clickjacking);
+    // its script builds the DOM without inline code or styles.
+    r.headers.emplace_back("Content-Security-Policy",
+                           "default-src 'self'; img-src 'self' data:; frame-ancestors 'none'; "
+                           "base-uri 'none'; form-action 'none'");
+    r.headers.emplace_back("X-Frame-Options", "DENY");
+    r.headers.emplace_back("X-Content-Type-Options", "nosniff");
+    r.headers.emplace_back("Referrer-Policy", "no-referrer");
     return call.Reply(std::move(r));
   }
 
@@ -332,7 +346,9 @@ std::optional<events::BodyFormat> BodyFormatOf(std::string content_type) {
   while (!content_type.empty() && content_type.back() == ' ') content_type.pop_back();
   std::transform(content_type.begin(), content_type.end(), content_type.begin(),
                  [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
-  if (content_type.empty() || content_type == "application/json") return events::BodyFormat::kJson;
+  // No Content-Type is refused: a browser's cross-site `no-cors` POST can send
+  // a body without one (or as text/plain), and must not be able to post events.
+  if (content_type == "application/json") return events::BodyFormat::kJson;
   if (content_type == "application/x-ndjson" || content_type == "application/ndjson" ||
       content_type == "application/jsonl" || content_type == "application/x-jsonlines") {
     return events::BodyFormat::kNdjson;
@@ -349,7 +365,12 @@ void Service::PostEvents(Call& call) {
                             "send application/json (one event or an array) or application/x-ndjson"));
   }
   auto raws = events::SplitBody(call.request.body, *format);
-  if (!raws.ok()) return call.Reply(Error(400, "invalid_argument", raws.status().message()));
+  if (!raws.ok()) {
+    if (raws.status().code() == Code::kTooLarge) {
+      return call.Reply(Error(413, "payload_too_large", raws.status().message()));
+    }
+    return call.Reply(Error(400, "invalid_argument", raws.status().message()));
+  }
   ledger::Source source;
   source.set_kind(ledger::Source::HTTP);
   if (call.principal) source.set_principal(call.principal->name);
@@ -404,14 +425,45 @@ Json InvoiceSummaryJson(const projections::InvoiceSummary& inv, const projection
 
 }  // namespace
 
+namespace {
+
+// The query parameters any org route reads; others cannot change an answer.
+constexpr std::array<std::string_view, 6> kAnswerParams = {"as_of", "cost_center", "end",
+                                                           "format", "month", "months"};
+
+std::string CacheKey(const std::string& org_id, const std::vector<std::string>& rest,
+                     const std::map<std::string, std::string>& query) {
+  // Segments and values may hold any byte once decoded; a NUL cannot occur
+  // in a target's decoded text without %00, so length-prefix them instead.
+  std::string key;
+  auto add = [&key](std::string_view part) {
+    key += std::to_string(part.size());
+    key += ':';
+    key += part;
+  };
+  add(org_id);
+  for (const auto& segment : rest) add(segment);
+  key += '?';
+  for (std::string_view name : kAnswerParams) {
+    if (auto it = query.find(std::string(name)); it != query.end()) {
+      add(name);
+      add(it->second);
+    }
+  }
+  return key;
+}
+
+}  // namespace
+
 void Service::OrgRoute(Call& call, const std::string& org_id, const std::vector<std::string>& rest) {
-  // Answers are cached per request target and served while the org's version
-  // is unchanged; the version is read before computing, so an event committed
-  // meanwhile can only make the stored entry unusable, never wrong.
+  // Answers are cached per normalized request and served while the org's
+  // version is unchanged; the version is read before computing, so an event
+  // committed meanwhile can only make the stored entry unusable, never wrong.
   uint64_t version = billing_.OrgVersion(org_id);
+  std::string key = CacheKey(org_id, rest, call.query);
   {
     std::lock_guard<std::mutex> lock(cache_mu_);
-    auto it = cache_.find(call.request.target);
+    auto it = cache_.find(key);
     if (it != cache_.end() && it->second.version == version && it->second.org == org_id) {
       call.route = it->second.route;
       HttpReply r;
@@ -426,12 +478,29 @@ void Service::OrgRoute(Call& call, const std::string& org_id, const std::vector<
     // smaller bill, or a 404): never serve or cache it.
     if (Status read = call.view->status(); !read.ok()) reply = ErrorOf(read);
   }
-  if (reply.status == 200) {
-    std::lock_guard<std::mutex> lock(cache_mu_);
-    if (cache_.size() >= kResponseCacheEntriesMax) cache_.clear();
-    cache_[call.request.target] = CachedAnswer{org_id, version, call.route, reply.body, reply.content_type};
+  if (reply.status == 200 && reply.body.size() <= kResponseCacheEntryBytesMax) {
+    CacheAnswer(std::move(key), CachedAnswer{org_id, version, call.route, reply.body, reply.content_type, {}});
   }
   call.Reply(std::move(reply));
+}
+
+void Service::CacheAnswer(std::string key, CachedAnswer answer) {
+  std::lock_guard<std::mutex> lock(cache_mu_);
+  auto drop = [this](std::unordered_map<std::string, CachedAnswer>::iterator it) {
+    cache_bytes_ -= it->first.size() + it->second.body.size();
+    cache_order_.erase(it->second.age);
+    cache_.erase(it);
+  };
+  if (auto it = cache_.find(key); it != cache_.end()) drop(it);
+  const size_t bytes = key.size() + answer.body.size();
+  while (!cache_order_.empty() &&
+         (cache_.size() >= kResponseCacheEntriesMax || cache_bytes_ + bytes > kResponseCacheBytesMax)) {
+    drop(cache_.find(cache_order_.front()));
+  }
+  cache_order_.push_back(key);
+  answer.age = std::prev(cache_order_.end());
+  cache_bytes_ += bytes;
+  cache_.emplace(std::move(key), std::move(answer));
 }
 
 HttpReply Service::OrgAnswer(Call& call, const std::string& org_id, const std::vector<std::string>& rest) {

@@ -9,6 +9,7 @@
 #pragma once
 
 #include <atomic>
+#include <list>
 #include <memory>
 #include <mutex>
 #include <unordered_map>
@@ -22,9 +23,14 @@
 
 namespace billing::api {
 
-// Cached read answers (dashboard, usage history, invoices) before the cache
-// is emptied: bounds its memory to a few MiB for typical answers.
+// Cached read answers (dashboard, usage history, invoices): the oldest are
+// dropped past either bound. Typical answers are a few KiB, so 4096 of them
+// fit the byte bound; the byte bound is what holds against big answers.
 inline constexpr size_t kResponseCacheEntriesMax = 4096;
+inline constexpr size_t kResponseCacheBytesMax = 64 * 1024 * 1024;
+// A bigger answer (a whole month's CSV export, say) is computed each time
+// rather than cached: a few of them would otherwise evict everything else.
+inline constexpr size_t kResponseCacheEntryBytesMax = 1024 * 1024;
 // Rejected messages listed per page (`limit` may ask for fewer).
 inline constexpr size_t kRejectedPageMax = 1000;
 // Ledger records read from RocksDB per streamed chunk: bounds the memory of a
@@ -70,9 +76,15 @@ class Service {
     std::string route;
     std::string body;
     std::string content_type;  // JSON, or text/csv for the export routes
+    std::list<std::string>::iterator age;  // its place in cache_order_
   };
+  void CacheAnswer(std::string key, CachedAnswer answer);
   std::mutex cache_mu_;
-  std::unordered_map<std::string, CachedAnswer> cache_;  // by request target
+  // Keyed by the org, the path below it and only the query parameters that
+  // change an answer (CacheKey), so `?r=1`, `?r=2`... share one entry.
+  std::unordered_map<std::string, CachedAnswer> cache_;
+  std::list<std::string> cache_order_;  // keys, oldest first
+  size_t cache_bytes_ = 0;
 };
 
 }  // namespace billing::api

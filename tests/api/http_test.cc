@@ -267,6 +267,119 @@ TEST(Http, BadInputsGetPreciseStatusCodes) {
   EXPECT_EQ(s.Get("/web/..%2Fsecret").status, 404);
 }
 
+// Issue 13, each item reproduced against the real ledgerd: input that crashed
+// it or took gigabytes is refused precisely, and the server keeps serving.
+TEST(Ingest, DeeplyNestedJsonIsRejectedNotFatal) {
+  Server s;
+  const size_t n = 100000;  // a 200 KB body; the old server died at any depth past ~50 000
+  auto r = s.Post("/v1/events", std::string(n + 1, '[') + std::string(n + 1, ']'));
+  ASSERT_EQ(r.status, 200) << r.body.substr(0, 300);
+  Json j = Json::parse(r.body);
+  ASSERT_EQ(j["rejected"].size(), 1u);
+  EXPECT_EQ(j["rejected"][0]["code"], "invalid_argument");
+  std::string deep_object;
+  for (size_t i = 0; i < n; ++i) deep_object += "{\"a\":";
+  deep_object += "1" + std::string(n, '}');
+  auto o = s.Post("/v1/events", deep_object);
+  EXPECT_EQ(o.status, 200) << o.body.substr(0, 300);
+  EXPECT_EQ(s.Get("/healthz").status, 200);
+}
+
+TEST(Ingest, ABodyOfTooManyEventsIs413AndNothingIsStored) {
+  Server s;
+  std::string body = "[{}";
+  for (size_t i = 0; i < 1400000; ++i) body += ",{}";  // the 4.2 MB body that took 2.17 GB
+  body += "]";
+  auto r = s.Post("/v1/events", body);
+  EXPECT_EQ(r.status, 413) << r.body.substr(0, 300);
+  EXPECT_EQ(Json::parse(r.body)["error"]["code"], "payload_too_large");
+  Json rejected = Json::parse(s.Get("/v1/ledger/rejected").body);
+  EXPECT_TRUE(rejected["rejected"].empty());
+  // At the cap, every element is answered, and the answer stays small: no
+  // message quotes more than a bounded piece of its input.
+  std::string at_cap = "[";
+  const std::string junk_key(1500, 'k');
+  for (size_t i = 0; i < 10000; ++i) at_cap += (i ? ",{\"" : "{\"") + junk_key + "\":1}";
+  at_cap += "]";
+  auto full = s.Post("/v1/events", at_cap);
+  ASSERT_EQ(full.status, 200) << full.body.substr(0, 300);
+  EXPECT_EQ(Json::parse(full.body)["rejected"].size(), 10000u);
+  EXPECT_LT(full.body.size(), 4u * 1024 * 1024) << "an answer of " << full.body.size() << " bytes";
+}
+
+TEST(Ingest, DuplicateJsonKeysAreRejected) {
+  Server s;
+  ASSERT_EQ(s.Post("/v1/events", ReadFile(ExamplesDir() + "/events.ndjson"), "application/x-ndjson").status, 200);
+  std::string twice = R"({"event_id":"dup:1","org_id":"acme","occurred_at":"2026-02-01T00:00:00Z",
+    "support_charged":{"month":"2026-02","amount":"1","amount":"1000","description":"d"}})";
+  Json j = Json::parse(s.Post("/v1/events", twice).body);
+  EXPECT_EQ(j["accepted"], 0);
+  ASSERT_EQ(j["rejected"].size(), 1u);
+  EXPECT_EQ(j["rejected"][0]["code"], "invalid_argument");
+  EXPECT_EQ(j["rejected"][0]["event_id"], "dup:1");
+}
+
+// Binary protobuf is a Kafka value form only; over HTTP it would bypass the
+// JSON rules (two payloads, unknown fields kept in the hashed bytes).
+TEST(Ingest, BinaryProtobufOverHttpIsRejected) {
+  Server s;
+  ASSERT_EQ(s.Post("/v1/events", ReadFile(ExamplesDir() + "/events.ndjson"), "application/x-ndjson").status, 200);
+  // A complete, valid Envelope in binary (a support charge of acme), with
+  // every tag written as a two-byte varint so that no byte is a line break
+  // (field 1's usual tag is 0x0a, '\n'); protobuf reads overlong tags.
+  auto field = [](int number, const std::string& bytes) {
+    return std::string{static_cast<char>(0x80 | ((number << 3 | 2) & 0x7f)),
+                       static_cast<char>((number << 3 | 2) >> 7), static_cast<char>(bytes.size())} + bytes;
+  };
+  std::string binary = field(1, "b:1") + field(2, "acme") + field(3, "2026-02-01T00:00:00Z") +
+                       field(18, field(1, "2026-02") + field(2, "1000") + field(3, "binary"));
+  ASSERT_EQ(binary.find('\n'), std::string::npos);
+  std::string good = R"({"event_id":"b:2","org_id":"acme","occurred_at":"2026-02-01T00:00:00Z",)"
+                     R"("support_charged":{"month":"2026-02","amount":"1","description":"d"}})";
+  auto r = s.Post("/v1/events", good + "\n" + binary + "\n", "application/x-ndjson");
+  ASSERT_EQ(r.status, 200) << r.body;
+  Json j = Json::parse(r.body);
+  EXPECT_EQ(j["accepted"], 1) << j.dump();
+  ASSERT_EQ(j["rejected"].size(), 1u) << j.dump();
+  EXPECT_EQ(j["rejected"][0]["index"], 1);
+  EXPECT_EQ(j["rejected"][0]["code"], "invalid_argument");
+}
+
+// The answer cache keyed on the raw target stored one copy per junk query
+// parameter; now parameters that cannot change an answer share one entry.
+TEST(Serving, AnswerCacheIgnoresParametersThatDoNotChangeTheAnswer) {
+  Server s;
+  ASSERT_EQ(s.Post("/v1/events", ReadFile(ExamplesDir() + "/events.ndjson"), "application/x-ndjson").status, 200);
+  auto gauge = [&](const std::string& name) {
+    std::string body = s.Get("/metrics").body;
+    size_t at = body.find("\n" + name + " ");
+    return at == std::string::npos ? -1 : std::stoll(body.substr(at + name.size() + 2));
+  };
+  std::string first;
+  for (int i = 0; i < 20; ++i) {
+    auto r = s.Get("/v1/orgs/acme/dashboard?months=12&r=" + std::to_string(i));
+    ASSERT_EQ(r.status, 200);
+    if (i == 0) first = r.body;
+    EXPECT_EQ(r.body, first);
+  }
+  EXPECT_EQ(gauge("ledger_answer_cache_entries"), 1);
+  EXPECT_GT(gauge("ledger_answer_cache_bytes"), 0);
+  // A parameter that changes the answer is its own entry.
+  auto six = s.Get("/v1/orgs/acme/dashboard?months=6");
+  EXPECT_NE(six.body, first);
+  EXPECT_EQ(gauge("ledger_answer_cache_entries"), 2);
+}
+
+TEST(Serving, TheWebPageForbidsFramingAndForeignCode) {
+  Server s;
+  auto page = s.Get("/");
+  ASSERT_EQ(page.status, 200);
+  EXPECT_NE(page.headers["Content-Security-Policy"].find("frame-ancestors 'none'"), std::string::npos);
+  EXPECT_NE(page.headers["Content-Security-Policy"].find("default-src 'self'"), std::string::npos);
+  EXPECT_EQ(page.headers["X-Frame-Options"], "DENY");
+  EXPECT_EQ(page.headers["X-Content-Type-Options"], "nosniff");
+}
+
 TEST(Http, AccessControlByRoleAndOrganization) {
   TempDir tmp;
   std::ofstream(tmp.sub("tokens")) << "# token role org name\n"
