@@ -8,6 +8,8 @@
 'use strict';
 
 (() => {
+  // The token lives in this tab's sessionStorage: it survives a reload but not
+  // the tab, and no other tab or later visitor of this browser profile reads it.
   const TOKEN_STORAGE_KEY = 'ledger.token';
   const DEFAULT_ORG = 'acme';
   const MONTH_CHOICES = ['3', '6', '12', '24'];
@@ -811,7 +813,7 @@
 
   function readStoredToken() {
     try {
-      return window.localStorage.getItem(TOKEN_STORAGE_KEY) || '';
+      return window.sessionStorage.getItem(TOKEN_STORAGE_KEY) || '';
     } catch (_) {
       return ''; // Storage can be disabled by browser policy; the field still works for this visit.
     }
@@ -819,8 +821,8 @@
 
   function storeToken(token) {
     try {
-      if (token) window.localStorage.setItem(TOKEN_STORAGE_KEY, token);
-      else window.localStorage.removeItem(TOKEN_STORAGE_KEY);
+      if (token) window.sessionStorage.setItem(TOKEN_STORAGE_KEY, token);
+      else window.sessionStorage.removeItem(TOKEN_STORAGE_KEY);
     } catch (_) {
       // See readStoredToken.
     }

@@ -129,7 +129,7 @@ before(async () => {
   browser = await chromium.launch({ executablePath: CHROMIUM, headless: true, args: CHROMIUM_ARGS });
   context = await browser.newContext({ viewport: { width: 1280, height: 900 }, deviceScaleFactor: 1 });
   if (TOKEN) {
-    await context.addInitScript((token) => window.localStorage.setItem('ledger.token', token), TOKEN);
+    await context.addInitScript((token) => window.sessionStorage.setItem('ledger.token', token), TOKEN);
   }
   page = await context.newPage();
   page.setDefaultTimeout(STEP_TIMEOUT_MS);
