@@ -65,7 +65,7 @@ TEST(Ledger, AppendsWithGapFreeSequencesAndContinuesAfterReopen) {
   EXPECT_TRUE(v->ok);
   EXPECT_EQ(v->events, 4u);
   EXPECT_EQ(v->head.hash, l->head().hash);
-  auto found = l->FindEvent("e2");
+  auto found = l->FindEvent({.org_id = "acme", .event_id = "e2"});
   ASSERT_TRUE(found.ok() && found->has_value());
   EXPECT_EQ((*found)->sequence.value, 2u);
 }

@@ -178,7 +178,7 @@ void ExpectExactly(const std::string& dir, const std::map<std::string, uint64_t>
   EXPECT_TRUE(report->ok) << report->problem;
   EXPECT_EQ(report->events, acked.size());
   for (const auto& [id, seq] : acked) {
-    auto found = l->FindEvent(id);
+    auto found = l->FindEvent({.org_id = "acme", .event_id = id});
     ASSERT_TRUE(found.ok()) << found.status().ToString();
     ASSERT_TRUE(found->has_value()) << id << " was acknowledged and is missing";
     EXPECT_EQ((*found)->sequence.value, seq) << id;
@@ -289,14 +289,14 @@ TEST(LedgerStorageFaults, AFailedSyncIsNeverAcknowledgedAndAReopenRecovers) {
     ASSERT_TRUE(report.ok()) << report.status().ToString();
     EXPECT_TRUE(report->ok) << report->problem;
     for (const auto& [id, seq] : acked) {
-      auto found = l->FindEvent(id);
+      auto found = l->FindEvent({.org_id = "acme", .event_id = id});
       ASSERT_TRUE(found.ok() && found->has_value()) << id << " was acknowledged and is missing";
       EXPECT_EQ((*found)->sequence.value, seq) << id;
     }
     uint64_t extra = report->events - acked.size();
     EXPECT_LE(extra, 1u);
     for (size_t i = 0; i < refused.size(); ++i) {
-      auto found = l->FindEvent(refused[i]);
+      auto found = l->FindEvent({.org_id = "acme", .event_id = refused[i]});
       ASSERT_TRUE(found.ok());
       if (i == 0 && extra == 1) {
         EXPECT_TRUE(found->has_value()) << "the extra event is not the one whose sync failed";
