@@ -399,6 +399,14 @@ void Service::Retry(Call& call, uint64_t id) {
   if (!rec->has_value() || (call.principal && !call.principal->CanSeeOrg((*rec)->org_id()))) {
     return call.Reply(Error(404, "not_found", "no rejected message " + std::to_string(id)));
   }
+  if ((*rec)->raw_truncated()) {
+    // Only a prefix of the message was kept: parsing it would judge another message.
+    return call.Reply(Error(409, "raw_truncated",
+                            "rejected message " + std::to_string(id) + " kept only " +
+                                std::to_string((*rec)->raw().size()) + " of its " +
+                                std::to_string((*rec)->raw_bytes()) +
+                                " bytes, so it cannot be re-driven; send the event again"));
+  }
   ledger::Entry entry = projections::Billing::Prepare((*rec)->raw(), (*rec)->source());
   entry.redrive_of = id;
   std::vector<std::string> ids{entry.event_id};
@@ -765,31 +773,27 @@ void Service::Rejected(Call& call) {
     return call.Reply(Error(400, "invalid_argument",
                             "limit must be from 1 to " + std::to_string(kRejectedPageMax)));
   }
-  std::optional<std::string> scope = call.principal ? call.principal->org : std::nullopt;
+  // A page is bounded by count and by stored bytes (ledger::kRejectedPageBytesMax);
+  // a scoped token's page reads only its org's rejections.
+  ledger::RejectedQuery query{.after_id = after, .limit = limit, .org = std::nullopt};
+  if (call.principal) query.org = call.principal->org;
+  auto page = billing_.ledger().ListRejected(query);
+  if (!page.ok()) return call.Reply(ErrorOf(page.status()));
   Json list = Json::array();
-  // Scoped tokens page through everything but see only their org's messages.
-  uint64_t cursor = after;
-  while (list.size() < limit) {
-    auto page = billing_.ledger().ListRejected(cursor, limit);
-    if (!page.ok()) return call.Reply(ErrorOf(page.status()));
-    if (page->empty()) break;
-    for (const auto& rec : *page) {
-      cursor = rec.id();
-      if (scope && rec.org_id() != *scope) continue;
-      Json src = SourceJson(rec.source());
-      list.push_back(Json{{"id", rec.id()},
-                          {"event_id", rec.event_id().empty() ? Json(nullptr) : Json(rec.event_id())},
-                          {"org_id", rec.org_id().empty() ? Json(nullptr) : Json(rec.org_id())},
-                          {"code", rec.code()},
-                          {"message", rec.message()},
-                          {"received_at", FormatTimestamp(Timestamp{rec.received_at_micros()})},
-                          {"source", src},
-                          {"raw", rec.raw()}});
-      if (list.size() >= limit) break;
-    }
-    if (page->size() < limit) break;
+  for (const auto& rec : page->records) {
+    list.push_back(Json{{"id", rec.id()},
+                        {"event_id", rec.event_id().empty() ? Json(nullptr) : Json(rec.event_id())},
+                        {"org_id", rec.org_id().empty() ? Json(nullptr) : Json(rec.org_id())},
+                        {"code", rec.code()},
+                        {"message", rec.message()},
+                        {"received_at", FormatTimestamp(Timestamp{rec.received_at_micros()})},
+                        {"source", SourceJson(rec.source())},
+                        {"raw", rec.raw()},
+                        {"raw_truncated", rec.raw_truncated()},
+                        {"raw_bytes", std::max<uint64_t>(rec.raw_bytes(), rec.raw().size())}});
   }
-  call.Reply(JsonReply(200, Json{{"rejected", std::move(list)}}));
+  Json next = page->next_after ? Json(*page->next_after) : Json(nullptr);
+  call.Reply(JsonReply(200, Json{{"rejected", std::move(list)}, {"next_after", std::move(next)}}));
 }
 
 }  // namespace billing::api

@@ -11,11 +11,15 @@
 
 namespace billing::ledger::format {
 
-// Bumped on any incompatible change; Open refuses a directory with another value.
-inline constexpr std::string_view kFormatVersion = "billing-ledger/1";
+// Bumped on any incompatible change. Open refuses a directory with another
+// value, except kFormatVersion1, which a read-write open upgrades (FORMAT.md).
+inline constexpr std::string_view kFormatVersion = "billing-ledger/2";
+// Event ids were global: `i` event_id. Version 2 keys them by org.
+inline constexpr std::string_view kFormatVersion1 = "billing-ledger/1";
 
 inline constexpr char kRecordPrefix = 'e';    // e | be64 sequence          -> Record
-inline constexpr char kEventIdPrefix = 'i';   // i | event_id               -> be64 seq | sha256 digest
+inline constexpr char kEventIdPrefix = 'i';   // i | org_id | 0 | event_id  -> be64 seq | sha256 digest
+inline constexpr char kRejectedOrgPrefix = 'j';  // j | org_id | 0 | be64 id -> (empty)
 inline constexpr char kOrgPrefix = 'o';       // o | org_id | 0 | be64 seq  -> (empty)
 inline constexpr char kRejectedPrefix = 'r';  // r | be64 id                -> Rejected
 inline constexpr char kOffsetPrefix = 'k';    // k | topic | 0 | be32 part  -> be64 next offset
@@ -48,9 +52,34 @@ inline std::string RecordKey(uint64_t seq) {
   PutBe64(&k, seq);
   return k;
 }
-inline std::string EventIdKey(std::string_view event_id) {
+// The idempotency key (SPEC: org_id, event_id). Ids never hold a 0 byte
+// (their charset is [A-Za-z0-9._:-]), so the separator keeps one org's keys
+// apart from another's and key order is (org, event_id) order.
+inline std::string EventIdKey(std::string_view org_id, std::string_view event_id) {
+  std::string k(1, kEventIdPrefix);
+  k.append(org_id);
+  k.push_back('\0');
+  k.append(event_id);
+  return k;
+}
+// Format 1's key, global across orgs; only the upgrade and read-only opens of
+// a format-1 directory read it.
+inline std::string EventIdKeyV1(std::string_view event_id) {
   std::string k(1, kEventIdPrefix);
   k.append(event_id);
+  return k;
+}
+// The rejected messages of one org (`org` empty: those that name no valid
+// org), oldest first: their quota and their listing by scoped tokens.
+inline std::string RejectedOrgPrefix(std::string_view org) {
+  std::string k(1, kRejectedOrgPrefix);
+  k.append(org);
+  k.push_back('\0');
+  return k;
+}
+inline std::string RejectedOrgKey(std::string_view org, uint64_t id) {
+  std::string k = RejectedOrgPrefix(org);
+  PutBe64(&k, id);
   return k;
 }
 inline std::string OrgKey(std::string_view org, uint64_t seq) {

@@ -9,6 +9,8 @@
 #include <rocksdb/write_batch.h>
 
 #include <algorithm>
+#include <atomic>
+#include <bit>
 #include <chrono>
 #include <condition_variable>
 #include <cstdarg>
@@ -18,6 +20,7 @@
 #include <filesystem>
 #include <future>
 #include <limits>
+#include <map>
 #include <mutex>
 #include <thread>
 #include <unordered_map>
@@ -146,6 +149,152 @@ class NoMergeOperator : public rocksdb::AssociativeMergeOperator {
   const char* Name() const override { return "billing.NoMerge"; }
 };
 
+// Whether `s` is an id the SPEC allows: 1..max_bytes of [A-Za-z0-9._:-].
+bool IsIdText(std::string_view s, size_t max_bytes) {
+  if (s.empty() || s.size() > max_bytes) return false;
+  return std::all_of(s.begin(), s.end(), [](char c) {
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '.' ||
+           c == '_' || c == ':' || c == '-';
+  });
+}
+
+// The quota bucket (and stored org_id) of a rejection: its org when it names
+// a valid one, else "" (messages naming no org, or garbage). An invalid name
+// cannot be an org, so it never gets a bucket, nor a scoped token's eyes.
+std::string BucketOf(std::string_view org_id) {
+  return IsIdText(org_id, events::kOrgIdBytesMax) ? std::string(org_id) : std::string();
+}
+
+// `s` cut to at most max_bytes, never inside a UTF-8 sequence.
+std::string BoundText(std::string_view s, size_t max_bytes) {
+  if (s.size() <= max_bytes) return std::string(s);
+  size_t end = max_bytes;
+  while (end > 0 && (static_cast<unsigned char>(s[end]) & 0xC0) == 0x80) --end;
+  return std::string(s.substr(0, end));
+}
+
+// Brings a rejected record within the store's bounds (ledger.h); true if it
+// changed. Records written by this build already are; the upgrade from
+// format 1 applies it to the records written before there were bounds.
+bool BoundRejected(RejectedRecord* rec) {
+  bool changed = false;
+  if (rec->raw_bytes() < rec->raw().size()) {
+    rec->set_raw_bytes(rec->raw().size());
+    changed = true;
+  }
+  if (rec->raw().size() > kRejectedRawBytesMax) {
+    rec->mutable_raw()->resize(kRejectedRawBytesMax);
+    rec->set_raw_truncated(true);
+    changed = true;
+  }
+  auto bound = [&](std::string* field, std::string value) {
+    if (*field != value) {
+      *field = std::move(value);
+      changed = true;
+    }
+  };
+  bound(rec->mutable_message(), BoundText(rec->message(), kRejectedMessageBytesMax));
+  bound(rec->mutable_event_id(), BoundText(rec->event_id(), events::kEventIdBytesMax));
+  bound(rec->mutable_org_id(), BucketOf(rec->org_id()));
+  return changed;
+}
+
+// The id and bucket of a `j` key.
+std::pair<std::string, uint64_t> ParseRejectedOrgKey(const rocksdb::Slice& key) {
+  std::string_view k(key.data(), key.size());
+  return {std::string(k.substr(1, k.size() - 1 - 1 - 8)), format::GetBe64(k.substr(k.size() - 8))};
+}
+
+// Records, or rejected messages, rewritten per upgrade batch: bounds one
+// WriteBatch to a few MiB whatever the size of the ledger.
+constexpr size_t kUpgradeBatchKeysMax = 8192;
+constexpr size_t kUpgradeBatchBytesMax = 4 * 1024 * 1024;
+
+// Writes an upgrade batch once it is full (or `last`). Each is synced, so
+// the format marker, written after the last one, can never be on disk
+// without everything it vouches for.
+Status FlushUpgradeBatch(rocksdb::DB* db, rocksdb::WriteBatch* batch, bool last) {
+  if (batch->Count() == 0) return Status::Ok();
+  if (!last && batch->Count() < kUpgradeBatchKeysMax && batch->GetDataSize() < kUpgradeBatchBytesMax) {
+    return Status::Ok();
+  }
+  rocksdb::WriteOptions wo;
+  wo.sync = true;
+  Status s = FromRocks(db->Write(wo, batch), "upgrading the ledger");
+  batch->Clear();
+  return s;
+}
+
+// Format 1 -> 2, step 1: the event-id index keyed by (org, id). Every record
+// gets its new key and loses its old one in the same batch, so at any crash
+// each record has one of the two, and redoing the whole step is harmless.
+Status RekeyEventIds(rocksdb::DB* db) {
+  rocksdb::ReadOptions ro;
+  std::string upper(1, format::kRecordPrefix + 1);
+  rocksdb::Slice upper_slice(upper);
+  ro.iterate_upper_bound = &upper_slice;
+  std::unique_ptr<rocksdb::Iterator> it(db->NewIterator(ro));
+  rocksdb::WriteBatch batch;
+  Record record;
+  events::Envelope envelope;
+  for (it->Seek(format::RecordKey(0)); it->Valid(); it->Next()) {
+    if (!record.ParseFromArray(it->value().data(), static_cast<int>(it->value().size()))) {
+      return Status(Code::kCorruption, "undecodable ledger record while upgrading the ledger");
+    }
+    if (Status decoded = DecodeEvent(record, &envelope); !decoded.ok()) return decoded;
+    std::string value;
+    format::PutBe64(&value, record.sequence());
+    value += Digest(record.event());
+    batch.Delete(format::EventIdKeyV1(envelope.event_id()));
+    batch.Put(format::EventIdKey(envelope.org_id(), envelope.event_id()), value);
+    if (Status s = FlushUpgradeBatch(db, &batch, false); !s.ok()) return s;
+  }
+  if (!it->status().ok()) return FromRocks(it->status(), "upgrading the ledger");
+  return FlushUpgradeBatch(db, &batch, true);
+}
+
+// Format 1 -> 2, step 2: the rejected store gets its bounds (ledger.h) and
+// its per-org index `j`, and each org keeps its newest `per_org_max`.
+// Bounding, indexing and trimming are idempotent, so a crash mid-way is
+// redone from the start.
+Status BoundRejections(rocksdb::DB* db, size_t per_org_max) {
+  rocksdb::ReadOptions ro;
+  std::string upper(1, format::kRejectedPrefix + 1);
+  rocksdb::Slice upper_slice(upper);
+  ro.iterate_upper_bound = &upper_slice;
+  std::unique_ptr<rocksdb::Iterator> it(db->NewIterator(ro));
+  rocksdb::WriteBatch batch;
+  std::map<std::string, std::vector<uint64_t>> buckets;
+  for (it->Seek(format::RejectedKey(0)); it->Valid(); it->Next()) {
+    RejectedRecord rec;
+    if (!rec.ParseFromArray(it->value().data(), static_cast<int>(it->value().size()))) {
+      return Status(Code::kCorruption, "undecodable rejected record while upgrading the ledger");
+    }
+    if (BoundRejected(&rec)) batch.Put(it->key(), rec.SerializeAsString());
+    batch.Put(format::RejectedOrgKey(rec.org_id(), rec.id()), rocksdb::Slice());
+    buckets[rec.org_id()].push_back(rec.id());
+    if (Status s = FlushUpgradeBatch(db, &batch, false); !s.ok()) return s;
+  }
+  if (!it->status().ok()) return FromRocks(it->status(), "upgrading the ledger");
+  for (const auto& [bucket, ids] : buckets) {
+    for (size_t i = 0; i + per_org_max < ids.size(); ++i) {
+      batch.Delete(format::RejectedKey(ids[i]));
+      batch.Delete(format::RejectedOrgKey(bucket, ids[i]));
+      if (Status s = FlushUpgradeBatch(db, &batch, false); !s.ok()) return s;
+    }
+  }
+  return FlushUpgradeBatch(db, &batch, true);
+}
+
+// Format 1 -> 2 (FORMAT.md), with the marker written last.
+Status UpgradeFromV1(rocksdb::DB* db, size_t per_org_max) {
+  if (Status s = RekeyEventIds(db); !s.ok()) return s;
+  if (Status s = BoundRejections(db, per_org_max); !s.ok()) return s;
+  rocksdb::WriteOptions wo;
+  wo.sync = true;
+  return FromRocks(db->Put(wo, format::kMetaFormat, format::kFormatVersion), "upgrading the ledger");
+}
+
 }  // namespace
 
 Status DecodeEvent(const Record& record, events::Envelope* out) {
@@ -205,12 +354,12 @@ struct Ledger::Impl {
    public:
     GroupTxn(Impl* impl, rocksdb::WriteBatch* batch) : impl_(impl), batch_(batch) {}
     rocksdb::WriteBatch* batch() override { return batch_; }
-    Result<std::optional<StoredEvent>> FindEvent(const std::string& event_id) override {
-      auto it = impl_->group_events.find(event_id);
+    Result<std::optional<StoredEvent>> FindEvent(EventKey key) override {
+      auto it = impl_->group_events.find(format::EventIdKey(key.org_id, key.event_id));
       if (it != impl_->group_events.end()) {
         return std::optional<StoredEvent>(StoredEvent{it->second.sequence, *it->second.envelope});
       }
-      return impl_->FindCommitted(event_id);
+      return impl_->FindCommitted(key);
     }
 
    private:
@@ -231,7 +380,21 @@ struct Ledger::Impl {
   int64_t last_recorded_at = 0;
   bool write_failed = false;
   std::string unresumable;  // why writes cannot resume, when RocksDB says so
-  std::unordered_map<std::string, GroupEvent> group_events;
+  std::unordered_map<std::string, GroupEvent> group_events;  // by event-id index key
+  // The ids of each bucket's stored rejections, oldest first: the `j` index
+  // in memory, for the per-org quota. A group's changes go to
+  // staged_buckets (copies of the buckets it touches) and replace the
+  // committed ones only once its batch is written.
+  std::map<std::string, std::deque<uint64_t>> buckets;
+  std::map<std::string, std::deque<uint64_t>> staged_buckets;
+  std::map<std::string, uint64_t> group_drops;       // per bucket, in the current group
+  std::map<std::string, uint64_t> drops_since_open;  // per bucket, for the log's back-off
+  std::atomic<uint64_t> dropped{0};
+
+  // A read-only open of a format-1 directory (FORMAT.md): event ids are
+  // looked up under their format-1 key too, and the rejected store has no
+  // `j` index.
+  bool legacy_format = false;
 
   std::mutex queue_mu;
   std::condition_variable queue_cv;
@@ -240,9 +403,31 @@ struct Ledger::Impl {
   bool stopping = false;
   std::thread writer;
 
-  Result<std::optional<StoredEvent>> FindCommitted(const std::string& event_id) const {
+  // The rejected store's buckets, from the `j` index.
+  Status LoadBuckets() {
+    rocksdb::ReadOptions ro;
+    std::string upper(1, format::kRejectedOrgPrefix + 1);
+    rocksdb::Slice upper_slice(upper);
+    ro.iterate_upper_bound = &upper_slice;
+    std::unique_ptr<rocksdb::Iterator> it(db->NewIterator(ro));
+    for (it->Seek(std::string(1, format::kRejectedOrgPrefix)); it->Valid(); it->Next()) {
+      if (it->key().size() < 1 + 1 + 8) return Status(Code::kCorruption, "short rejected-by-org index key");
+      auto [bucket, id] = ParseRejectedOrgKey(it->key());
+      buckets[bucket].push_back(id);
+    }
+    return FromRocks(it->status(), "reading the rejected-by-org index");
+  }
+
+  Result<std::optional<StoredEvent>> FindCommitted(EventKey key) const {
     std::string value;
-    rocksdb::Status s = db->Get(rocksdb::ReadOptions(), format::EventIdKey(event_id), &value);
+    rocksdb::Status s = db->Get(rocksdb::ReadOptions(), format::EventIdKey(key.org_id, key.event_id), &value);
+    bool global_key = false;
+    if (s.IsNotFound() && legacy_format) {
+      // Format 1 keyed ids alone (one upgrade cut short may have rekeyed some
+      // records and not others): the record found must also be of this org.
+      s = db->Get(rocksdb::ReadOptions(), format::EventIdKeyV1(key.event_id), &value);
+      global_key = true;
+    }
     if (s.IsNotFound()) return std::optional<StoredEvent>();
     if (!s.ok()) return FromRocks(s, "reading the event-id index");
     if (value.size() < 8) return Status(Code::kCorruption, "short event-id index entry");
@@ -257,6 +442,7 @@ struct Ledger::Impl {
     if (!record.ParseFromString(bytes)) return Status(Code::kCorruption, "undecodable record");
     auto envelope = DecodeEvent(record);
     if (!envelope.ok()) return envelope.status();
+    if (global_key && envelope->org_id() != key.org_id) return std::optional<StoredEvent>();
     return std::optional<StoredEvent>(StoredEvent{seq, std::move(envelope).value()});
   }
 
@@ -265,32 +451,31 @@ struct Ledger::Impl {
   // memtable and table files that a Get per event repeats.
   class IdLookups {
    public:
-    // The stored index value of `event_id`, or nullptr when it is not recorded.
-    const std::string* Find(const std::string& event_id) const {
-      auto it = std::lower_bound(ids_.begin(), ids_.end(), event_id);
-      if (it == ids_.end() || *it != event_id) return nullptr;
+    // The stored value of an index key, or nullptr when it is not recorded.
+    const std::string* Find(const std::string& key) const {
+      auto it = std::lower_bound(ids_.begin(), ids_.end(), key);
+      if (it == ids_.end() || *it != key) return nullptr;
       const auto& v = values_[static_cast<size_t>(it - ids_.begin())];
       return v ? &*v : nullptr;
     }
 
    private:
     friend struct Impl;
-    std::vector<std::string> ids_;  // sorted, distinct
+    std::vector<std::string> ids_;  // event-id index keys, sorted, distinct
     std::vector<std::optional<std::string>> values_;
   };
 
   Status LookUpIds(const std::vector<Pending>& group, IdLookups* out) const {
     for (const Pending& p : group) {
       for (const Entry& e : p.request.entries) {
-        if (e.event) out->ids_.push_back(e.event->envelope.event_id());
+        if (e.event) {
+          out->ids_.push_back(format::EventIdKey(e.event->envelope.org_id(), e.event->envelope.event_id()));
+        }
       }
     }
     std::sort(out->ids_.begin(), out->ids_.end());
     out->ids_.erase(std::unique(out->ids_.begin(), out->ids_.end()), out->ids_.end());
-    // Index keys sort as their ids do: one prefix byte, then the id.
-    std::vector<std::string> keys;
-    keys.reserve(out->ids_.size());
-    for (const std::string& id : out->ids_) keys.push_back(format::EventIdKey(id));
+    const std::vector<std::string>& keys = out->ids_;
     std::vector<rocksdb::Slice> slices(keys.begin(), keys.end());
     std::vector<rocksdb::PinnableSlice> values(keys.size());
     std::vector<rocksdb::Status> statuses(keys.size());
@@ -327,23 +512,97 @@ struct Ledger::Impl {
     }
   }
 
-  void Reject(rocksdb::WriteBatch* batch, const Entry& entry, Code code, const std::string& message,
-              Outcome* outcome) {
+  // The group's copy of a bucket's ids, made at its first change in the group.
+  std::deque<uint64_t>& StagedBucket(const std::string& bucket) {
+    auto staged = staged_buckets.find(bucket);
+    if (staged != staged_buckets.end()) return staged->second;
+    auto committed = buckets.find(bucket);
+    return staged_buckets
+        .emplace(bucket, committed != buckets.end() ? committed->second : std::deque<uint64_t>())
+        .first->second;
+  }
+
+  // A re-driven rejection leaves its bucket (it is accepted, or rejected
+  // again, possibly naming another org): its stored record says which.
+  Status ForgetRedriven(rocksdb::WriteBatch* batch, uint64_t id) {
+    batch->Delete(format::RejectedKey(id));
+    std::string value;
+    rocksdb::Status s = db->Get(rocksdb::ReadOptions(), format::RejectedKey(id), &value);
+    if (s.IsNotFound()) return Status::Ok();  // dropped by the quota meanwhile
+    if (!s.ok()) return FromRocks(s, "reading a re-driven rejected message");
+    RejectedRecord stored;
+    if (!stored.ParseFromString(value)) return Status(Code::kCorruption, "undecodable rejected record");
+    batch->Delete(format::RejectedOrgKey(stored.org_id(), id));
+    std::deque<uint64_t>& ids = StagedBucket(stored.org_id());
+    auto it = std::lower_bound(ids.begin(), ids.end(), id);
+    if (it != ids.end() && *it == id) ids.erase(it);
+    return Status::Ok();
+  }
+
+  // Stores a rejection, bounded (ledger.h), in its org's bucket, dropping the
+  // bucket's oldest beyond the quota.
+  Status Reject(rocksdb::WriteBatch* batch, const Entry& entry, Code code, const std::string& message,
+                Outcome* outcome) {
     uint64_t id = entry.redrive_of ? *entry.redrive_of : next_rejected_id++;
+    if (entry.redrive_of) {
+      if (Status forgot = ForgetRedriven(batch, id); !forgot.ok()) return forgot;
+    }
     RejectedRecord rec;
     rec.set_id(id);
-    rec.set_raw(entry.raw);
+    rec.set_raw(entry.raw.data(), std::min(entry.raw.size(), kRejectedRawBytesMax));
+    rec.set_raw_truncated(entry.raw.size() > kRejectedRawBytesMax);
+    rec.set_raw_bytes(entry.raw.size());
     *rec.mutable_source() = entry.source;
     rec.set_code(std::string(CodeName(code)));
     rec.set_message(message);
     rec.set_received_at_micros(NowMicros());
     rec.set_org_id(entry.org_id);
     rec.set_event_id(entry.event_id);
+    BoundRejected(&rec);
     batch->Put(format::RejectedKey(id), rec.SerializeAsString());
+    batch->Put(format::RejectedOrgKey(rec.org_id(), id), rocksdb::Slice());
+    std::deque<uint64_t>& ids = StagedBucket(rec.org_id());
+    ids.insert(std::lower_bound(ids.begin(), ids.end(), id), id);
+    while (ids.size() > std::max<size_t>(options.rejected_per_org_max, 1)) {
+      batch->Delete(format::RejectedKey(ids.front()));
+      batch->Delete(format::RejectedOrgKey(rec.org_id(), ids.front()));
+      ids.pop_front();
+      group_drops[rec.org_id()]++;
+    }
     outcome->kind = Outcome::Kind::kRejected;
     outcome->code = code;
-    outcome->message = message;
+    outcome->message = rec.message();
     outcome->rejected_id = id;
+    return Status::Ok();
+  }
+
+  // The group is written: its bucket changes become the committed ones, and
+  // drops are counted and logged. A flood logs one line each time an org's
+  // drops since the open pass a power of two, not one per drop.
+  void CommitBuckets() {
+    for (auto& [bucket, ids] : staged_buckets) {
+      if (ids.empty()) {
+        buckets.erase(bucket);
+      } else {
+        buckets[bucket] = std::move(ids);
+      }
+    }
+    staged_buckets.clear();
+    for (const auto& [bucket, n] : group_drops) {
+      dropped += n;
+      uint64_t& since_open = drops_since_open[bucket];
+      uint64_t before = since_open;
+      since_open += n;
+      if (std::bit_width(before) != std::bit_width(since_open)) {
+        std::fprintf(stderr,
+                     "ledger: the rejected store of %s%s%s is full (%zu kept): dropped its oldest, "
+                     "%llu since the start\n",
+                     bucket.empty() ? "messages naming no valid org" : "org \"", bucket.c_str(),
+                     bucket.empty() ? "" : "\"", std::max<size_t>(options.rejected_per_org_max, 1),
+                     static_cast<unsigned long long>(since_open));
+      }
+    }
+    group_drops.clear();
   }
 
   void WriteGroup(std::vector<Pending>& group) {
@@ -393,7 +652,10 @@ struct Ledger::Impl {
         Entry& entry = req.entries[i];
         Outcome& out = res.outcomes[i];
         if (!entry.event) {
-          Reject(&batch, entry, entry.rejection.code(), entry.rejection.message(), &out);
+          if (Status s = Reject(&batch, entry, entry.rejection.code(), entry.rejection.message(), &out); !s.ok()) {
+            FailGroup(group, s, start_head, start_rejected);
+            return;
+          }
           continue;
         }
         const events::Envelope& env = entry.event->envelope;
@@ -401,10 +663,11 @@ struct Ledger::Impl {
         std::string& digest = group[r].hashed[i].digest;
         // Idempotency comes first: a known id is a duplicate or a conflict,
         // whatever the rest of the event says.
+        std::string id_key = format::EventIdKey(env.org_id(), env.event_id());
         std::optional<std::pair<Sequence, std::string>> known;
-        if (auto it = group_events.find(env.event_id()); it != group_events.end()) {
+        if (auto it = group_events.find(id_key); it != group_events.end()) {
           known.emplace(it->second.sequence, it->second.digest);
-        } else if (const std::string* value = known_ids.Find(env.event_id())) {
+        } else if (const std::string* value = known_ids.Find(id_key)) {
           if (value->size() != 8 + format::kHashBytes) {
             FailGroup(group, Status(Code::kCorruption, "bad event-id index entry for " + env.event_id()),
                       start_head, start_rejected);
@@ -413,14 +676,19 @@ struct Ledger::Impl {
           known.emplace(Sequence{format::GetBe64(*value)}, value->substr(8));
         }
         if (known) {
+          Status stored;
           if (known->second == digest) {
             out.kind = Outcome::Kind::kDuplicate;
             out.sequence = known->first;
-            if (entry.redrive_of) batch.Delete(format::RejectedKey(*entry.redrive_of));
+            if (entry.redrive_of) stored = ForgetRedriven(&batch, *entry.redrive_of);
           } else {
-            Reject(&batch, entry, Code::kConflict,
-                   "event_id " + env.event_id() + " is already recorded with different content",
-                   &out);
+            stored = Reject(&batch, entry, Code::kConflict,
+                            "event_id " + env.event_id() + " is already recorded with different content",
+                            &out);
+          }
+          if (!stored.ok()) {
+            FailGroup(group, stored, start_head, start_rejected);
+            return;
           }
           continue;
         }
@@ -432,7 +700,10 @@ struct Ledger::Impl {
           return;
         }
         if (!admitted.ok()) {
-          Reject(&batch, entry, admitted.code(), admitted.message(), &out);
+          if (Status s = Reject(&batch, entry, admitted.code(), admitted.message(), &out); !s.ok()) {
+            FailGroup(group, s, start_head, start_rejected);
+            return;
+          }
           continue;
         }
         Record record;
@@ -447,11 +718,16 @@ struct Ledger::Impl {
         format::PutBe64(&index_value, seq.value);
         index_value += digest;
         batch.Put(format::RecordKey(seq.value), record.SerializeAsString());
-        id_index.emplace_back(format::EventIdKey(env.event_id()), std::move(index_value));
+        id_index.emplace_back(id_key, std::move(index_value));
         org_index.push_back(format::OrgKey(env.org_id(), seq.value));
-        if (entry.redrive_of) batch.Delete(format::RejectedKey(*entry.redrive_of));
+        if (entry.redrive_of) {
+          if (Status s = ForgetRedriven(&batch, *entry.redrive_of); !s.ok()) {
+            FailGroup(group, s, start_head, start_rejected);
+            return;
+          }
+        }
         writer_head = Head{seq, record.hash()};
-        group_events[env.event_id()] = GroupEvent{seq, digest, &env};
+        group_events[std::move(id_key)] = GroupEvent{seq, digest, &env};
         out.kind = Outcome::Kind::kAccepted;
         out.sequence = seq;
       }
@@ -494,6 +770,7 @@ struct Ledger::Impl {
       committed_head = writer_head;
     }
     if (gate) gate->Committed();
+    CommitBuckets();
     group_events.clear();
     for (size_t r = 0; r < group.size(); ++r) {
       results[r].last_sequence = writer_head.sequence;
@@ -506,6 +783,8 @@ struct Ledger::Impl {
     writer_head = start_head;
     next_rejected_id = start_rejected;
     group_events.clear();
+    staged_buckets.clear();
+    group_drops.clear();
     if (gate) gate->Aborted();
     for (Pending& p : group) {
       AppendResult res;
@@ -599,6 +878,16 @@ Result<std::unique_ptr<Ledger>> Ledger::Open(const Options& options) {
     }
   } else if (!s.ok()) {
     return FromRocks(s, "reading ledger format");
+  } else if (format_value == format::kFormatVersion1) {
+    if (read_only) {
+      // Read-only opens cannot upgrade, and need not: they read format 1's
+      // keys as they are (FindCommitted, ListRejected).
+      impl->legacy_format = true;
+    } else if (Status upgraded = UpgradeFromV1(raw, options.rejected_per_org_max); !upgraded.ok()) {
+      return Status(upgraded.code(), "upgrading " + options.dir + " from " +
+                                         std::string(format::kFormatVersion1) + " (the next open resumes it): " +
+                                         upgraded.message());
+    }
   } else if (format_value != format::kFormatVersion) {
     return Status(Code::kCorruption, options.dir + " holds ledger format \"" + format_value +
                                          "\", this build reads \"" +
@@ -623,6 +912,9 @@ Result<std::unique_ptr<Ledger>> Ledger::Open(const Options& options) {
       impl->next_rejected_id = format::GetBe64(std::string_view(it->key().data() + 1, 8)) + 1;
     }
     if (!it->status().ok()) return FromRocks(it->status(), "recovering ledger head");
+  }
+  if (!read_only) {
+    if (Status loaded = impl->LoadBuckets(); !loaded.ok()) return loaded;
   }
   impl->committed_head = head;
   impl->writer_head = head;
@@ -709,8 +1001,8 @@ Status Ledger::ScanOrg(const std::string& org, Sequence after, Sequence upto, si
   return FromRocks(it->status(), "scanning the org index");
 }
 
-Result<std::optional<StoredEvent>> Ledger::FindEvent(const std::string& event_id) const {
-  return impl_->FindCommitted(event_id);
+Result<std::optional<StoredEvent>> Ledger::FindEvent(EventKey key) const {
+  return impl_->FindCommitted(key);
 }
 
 Result<VerifyReport> Ledger::Verify() const {
@@ -791,6 +1083,55 @@ Result<std::vector<RejectedRecord>> Ledger::ListRejected(uint64_t after_id, size
   if (!it->status().ok()) return FromRocks(it->status(), "listing rejected messages");
   return out;
 }
+
+Result<RejectedPage> Ledger::ListRejected(const RejectedQuery& query) const {
+  RejectedPage page;
+  size_t bytes = 0;
+  // Whether the page is full; checked before adding the next record, so
+  // next_after is set only when there is one.
+  auto full = [&] {
+    return !page.records.empty() &&
+           ((query.limit != 0 && page.records.size() >= query.limit) || bytes >= query.bytes_max);
+  };
+  auto add = [&](RejectedRecord rec) {
+    bytes += rec.ByteSizeLong();
+    page.records.push_back(std::move(rec));
+  };
+  // One snapshot, so that the org index and the records it names agree.
+  rocksdb::ManagedSnapshot snapshot(impl_->db.get());
+  rocksdb::ReadOptions ro;
+  ro.snapshot = snapshot.snapshot();
+  const bool by_org = query.org && !impl_->legacy_format;
+  std::string prefix = by_org ? format::RejectedOrgPrefix(*query.org) : std::string(1, format::kRejectedPrefix);
+  std::unique_ptr<rocksdb::Iterator> it(impl_->db->NewIterator(ro));
+  it->Seek(by_org ? format::RejectedOrgKey(*query.org, query.after_id + 1) : format::RejectedKey(query.after_id + 1));
+  for (; it->Valid() && HasPrefix(it->key(), prefix); it->Next()) {
+    RejectedRecord rec;
+    if (by_org) {
+      uint64_t id = format::GetBe64(std::string_view(it->key().data() + prefix.size(), 8));
+      std::string value;
+      rocksdb::Status s = impl_->db->Get(ro, format::RejectedKey(id), &value);
+      if (!s.ok()) return FromRocks(s, "reading rejected message " + std::to_string(id));
+      if (!rec.ParseFromString(value)) return Status(Code::kCorruption, "undecodable rejected record");
+    } else {
+      if (!rec.ParseFromArray(it->value().data(), static_cast<int>(it->value().size()))) {
+        return Status(Code::kCorruption, "undecodable rejected record");
+      }
+      // A read-only open of format 1 has no org index: filter (no service
+      // lists rejections there; ledgerd's open upgrades first).
+      if (query.org && rec.org_id() != *query.org) continue;
+    }
+    if (full()) {
+      page.next_after = page.records.back().id();
+      break;
+    }
+    add(std::move(rec));
+  }
+  if (!it->status().ok()) return FromRocks(it->status(), "listing rejected messages");
+  return page;
+}
+
+uint64_t Ledger::rejected_dropped() const { return impl_->dropped.load(); }
 
 Result<std::optional<RejectedRecord>> Ledger::GetRejected(uint64_t id) const {
   std::string value;

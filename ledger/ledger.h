@@ -5,12 +5,20 @@
 // is waiting when the writer comes round is decided in arrival order and
 // written in one RocksDB WriteBatch with one WAL sync (group commit), so an
 // acknowledged event is on disk and concurrent appenders share the fsync.
-// Within a group each event is, in order: a duplicate (same event_id, same
-// content digest: acknowledged, not stored again), a conflict (same id, other
-// content), refused by the Gate (stateful validation, owned by projections), or
+// Within a group each event is, in order: a duplicate (same org_id and
+// event_id, same content digest: acknowledged, not stored again), a conflict
+// (same org and id, other content), refused by the Gate (stateful validation, owned by projections), or
 // accepted with the next gap-free sequence, a recorded_at and a chained hash.
 // Rejections are written to the rejected store, and Kafka offsets to the offset
-// store, in the same WriteBatch as the events they belong to.
+// store, in the same WriteBatch as the events they belong to. Event ids are
+// per organization: one org's ids never collide with, block or reveal another's.
+//
+// The rejected store is bounded: each rejection keeps at most
+// kRejectedRawBytesMax bytes of its message and kRejectedMessageBytesMax of
+// its reason, and each org (and the bucket of messages naming no valid org)
+// keeps its newest Options::rejected_per_org_max rejections: a new one beyond
+// that drops the org's oldest, counted by rejected_dropped() and logged, so
+// that a flood of bad messages never blocks good ones.
 //
 // Reads (records, org history, offsets, rejected, verify) are thread-safe and
 // see only committed data.
@@ -98,14 +106,55 @@ struct StoredEvent {
   events::Envelope envelope;
 };
 
+// The idempotency key of an event (SPEC): an event id means something only
+// within its org. Views: the strings must outlive the call.
+struct EventKey {
+  std::string_view org_id;
+  std::string_view event_id;
+};
+
+// How much of a rejected message is kept. Enough for any real event (the
+// largest valid one is a few KiB: every text field is at most
+// events::kTextBytesMax); a multi-megabyte body is kept as a prefix that
+// shows what it was, instead of multiplying the disk it costs.
+inline constexpr size_t kRejectedRawBytesMax = 64 * 1024;
+// How much of a rejection's reason is kept: reasons name a field and a short
+// value; one quoting a hostile input at length is cut.
+inline constexpr size_t kRejectedMessageBytesMax = 1024;
+// Rejections kept per org (and for messages naming no valid org): enough for
+// an integration's whole bad day to be re-driven, while one org's flood costs
+// at most this many times kRejectedRawBytesMax (64 MiB) of disk.
+inline constexpr size_t kRejectedPerOrgMax = 1000;
+// Stored bytes (raw, reason and names) of one page of ListRejected: at most
+// 16 full-size rejections, so a page stays a few MiB of JSON even when every
+// raw needs escaping. A page always holds at least one rejection.
+inline constexpr size_t kRejectedPageBytesMax = 1024 * 1024;
+
+// One page of the rejected store; see Ledger::ListRejected.
+struct RejectedQuery {
+  uint64_t after_id = 0;  // rejections with a larger id, oldest first
+  size_t limit = 0;       // at most this many (0: no count limit)
+  size_t bytes_max = kRejectedPageBytesMax;  // stop once this many stored bytes are listed
+  // Only this org's rejections (empty string: those naming no valid org);
+  // nullopt: every rejection.
+  std::optional<std::string> org;
+};
+
+struct RejectedPage {
+  std::vector<RejectedRecord> records;
+  // The after_id that continues the listing; nullopt when the page holds the last one.
+  std::optional<uint64_t> next_after;
+};
+
 // The writer's view while it decides one group: writes of the Gate go into the
 // group's WriteBatch, and lookups see the events accepted earlier in the group.
 class Txn {
  public:
   virtual ~Txn() = default;
   virtual rocksdb::WriteBatch* batch() = 0;
-  // The accepted event with this id, in the group or the ledger; nullopt if none.
-  virtual Result<std::optional<StoredEvent>> FindEvent(const std::string& event_id) = 0;
+  // The accepted event with this org and id, in the group or the ledger;
+  // nullopt if none (an id of another org is none).
+  virtual Result<std::optional<StoredEvent>> FindEvent(EventKey key) = 0;
 };
 
 // Stateful validation and derived state, implemented by the projections. Only
@@ -150,6 +199,8 @@ struct Options {
   // exits on it so that its supervisor restarts it: reopening replays the
   // WAL, which holds every acknowledged event.
   std::function<void(const Status&)> on_unrecoverable;
+  // Rejections kept per org before the oldest is dropped; tests lower it.
+  size_t rejected_per_org_max = kRejectedPerOrgMax;
 };
 
 struct Head {
@@ -169,6 +220,10 @@ class Ledger {
  public:
   // Opens or creates the ledger in options.dir, recovering head and counters.
   // kCorruption for a damaged or foreign directory, kUnavailable for I/O errors.
+  // A read-write open upgrades a format-1 directory first (FORMAT.md), in
+  // bounded batches with the format marker written last: an open that fails
+  // or crashes part way leaves format 1, and the next open redoes it. A
+  // read-only open of a format-1 directory reads it as it is.
   static Result<std::unique_ptr<Ledger>> Open(const Options& options);
   ~Ledger();  // stops the writer after draining queued requests
 
@@ -192,7 +247,8 @@ class Ledger {
   // Same, restricted to one org's records (via the org index) up to `upto`.
   Status ScanOrg(const std::string& org, Sequence after, Sequence upto, size_t limit,
                  const std::function<bool(const Record&)>& visit) const;
-  Result<std::optional<StoredEvent>> FindEvent(const std::string& event_id) const;
+  // The accepted event with this org and id; nullopt if none.
+  Result<std::optional<StoredEvent>> FindEvent(EventKey key) const;
 
   // Walks the whole chain; see VerifyReport.
   Result<VerifyReport> Verify() const;
@@ -200,8 +256,15 @@ class Ledger {
   // The next offset to consume for a partition, as stored with the events.
   Result<std::optional<int64_t>> KafkaNextOffset(const std::string& topic, int32_t partition) const;
 
+  // One page of rejections, bounded by query.limit and query.bytes_max; an
+  // org's page reads only that org's rejections (the `j` index).
+  Result<RejectedPage> ListRejected(const RejectedQuery& query) const;
+  // Every rejection after `after_id`, up to `limit` (0: all), without a byte
+  // bound: for tests and tools that want the whole store.
   Result<std::vector<RejectedRecord>> ListRejected(uint64_t after_id, size_t limit) const;
   Result<std::optional<RejectedRecord>> GetRejected(uint64_t id) const;
+  // Rejections dropped by the per-org quota since the open.
+  uint64_t rejected_dropped() const;
 
   // The database, for the projections' own key range (format::kProjectionPrefix).
   rocksdb::DB* db() const;

@@ -35,7 +35,7 @@ class Billing::LiveGate : public ledger::Gate {
       stale_ = false;
     }
     if (!view_) view_ = std::make_unique<RocksView>(db_);
-    EventLookup lookup = [&txn](const std::string& id) { return txn.FindEvent(id); };
+    EventLookup lookup = [&txn](ledger::EventKey key) { return txn.FindEvent(key); };
     Status decided = decider_.Decide(event, seq.value, lookup, sink_, *view_);
     // A failed read may have turned a refusal into an acceptance (a voided
     // marker not seen): fail the group; Aborted() forgets what was decided.
@@ -208,6 +208,13 @@ Result<ledger::AppendResult> Billing::Retry(uint64_t rejected_id) {
   if (!rec->has_value()) {
     return Status(Code::kNotFound, "rejected message " + std::to_string(rejected_id) + " does not exist");
   }
+  if ((*rec)->raw_truncated()) {
+    // Only a prefix was kept: parsing it would judge another message.
+    return Status(Code::kInvalidArgument, "rejected message " + std::to_string(rejected_id) + " kept only " +
+                                              std::to_string((*rec)->raw().size()) + " of its " +
+                                              std::to_string((*rec)->raw_bytes()) +
+                                              " bytes and cannot be re-driven; send the event again");
+  }
   ledger::Entry entry = Prepare((*rec)->raw(), (*rec)->source());
   entry.redrive_of = rejected_id;
   ledger::AppendRequest request;
@@ -262,7 +269,7 @@ Result<OrgState> ReplayOrg(const ledger::Ledger& ledger, const std::string& org_
   Decider decider;
   Status failure;
   ScopedSink sink(store, org_id, scope);
-  EventLookup lookup = [&ledger](const std::string& id) { return ledger.FindEvent(id); };
+  EventLookup lookup = [&ledger](ledger::EventKey key) { return ledger.FindEvent(key); };
   Status scan = ledger.ScanOrg(org_id, ledger::Sequence{0}, ledger::Sequence{upto}, 0,
                                [&](const ledger::Record& record) {
     failure = decider.Redecide(record, lookup, sink, *store);
@@ -425,7 +432,7 @@ Status Billing::Rebuild() {
   Decider decider;
   auto sink = std::make_unique<PostingLog>();
   RocksView empty_view(db);  // voided markers of this rebuild are all still pending
-  EventLookup lookup = [this](const std::string& id) { return ledger_->FindEvent(id); };
+  EventLookup lookup = [this](ledger::EventKey key) { return ledger_->FindEvent(key); };
   Status failure;
   size_t in_batch = 0;
   auto flush = [&]() -> Status {

@@ -234,7 +234,8 @@ Status Decider::Decide(const events::Event& event, uint64_t seq, const EventLook
     }
     case Payload::kEventVoided: {
       const std::string& target_id = e.event_voided().voided_event_id();
-      auto found = lookup(target_id);
+      // The void's own org: an id of another org is unknown here (SPEC).
+      auto found = lookup(ledger::EventKey{.org_id = org_id, .event_id = target_id});
       if (!found.ok()) return found.status();
       if (!found->has_value() || (*found)->envelope.org_id() != org_id) {
         return Reject(Code::kUnknownEvent, "event " + target_id + " is unknown");

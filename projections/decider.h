@@ -25,9 +25,9 @@
 
 namespace billing::projections {
 
-// Finds an accepted event by id (the ledger, or the group being written).
-using EventLookup =
-    std::function<Result<std::optional<ledger::StoredEvent>>(const std::string& event_id)>;
+// Finds an accepted event by its org and id (the ledger, or the group being
+// written); an id of another org is not found.
+using EventLookup = std::function<Result<std::optional<ledger::StoredEvent>>(ledger::EventKey key)>;
 
 // One posting exactly as the decider writes it to the read models, for
 // observers that need line-level detail (exports). Pointers and views are

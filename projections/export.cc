@@ -163,7 +163,7 @@ Result<MonthExport> ExportMonth(const ledger::Ledger& ledger, const std::string&
 
   MarkerStore store;
   Status failure;
-  EventLookup lookup = [&ledger](const std::string& id) { return ledger.FindEvent(id); };
+  EventLookup lookup = [&ledger](ledger::EventKey key) { return ledger.FindEvent(key); };
   Status scan = ledger.ScanOrg(org_id, ledger::Sequence{0}, ledger::Sequence{upto}, 0,
                                [&](const ledger::Record& record) {
     failure = decider.Redecide(record, lookup, store, store);

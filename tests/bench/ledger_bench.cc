@@ -126,7 +126,7 @@ int main(int argc, char** argv) {
             uint64_t seq = static_cast<uint64_t>(i) + 1;
             b.Put(ledger::format::RecordKey(seq), records[static_cast<size_t>(i)]);
             orgs.push_back(ledger::format::OrgKey("bench-org", seq));
-            ids.push_back(ledger::format::EventIdKey(parsed[static_cast<size_t>(i)].envelope.event_id()));
+            ids.push_back(ledger::format::EventIdKey("bench-org", parsed[static_cast<size_t>(i)].envelope.event_id()));
           }
           std::sort(orgs.begin(), orgs.end());
           std::sort(ids.begin(), ids.end());

@@ -168,7 +168,7 @@ int Measure(const std::string& dir) {
     projections::MemoryStore empty;
     projections::Decider decider;
     const ledger::Ledger& led = billing->ledger();
-    projections::EventLookup lookup = [&led](const std::string& id) { return led.FindEvent(id); };
+    projections::EventLookup lookup = [&led](ledger::EventKey key) { return led.FindEvent(key); };
     Status failure;
     auto start = std::chrono::steady_clock::now();
     Status scan = led.Scan(ledger::Sequence{0}, 0, [&](const ledger::Record& record) {

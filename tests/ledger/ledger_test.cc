@@ -65,7 +65,7 @@ TEST(Ledger, AppendsWithGapFreeSequencesAndContinuesAfterReopen) {
   EXPECT_TRUE(v->ok);
   EXPECT_EQ(v->events, 4u);
   EXPECT_EQ(v->head.hash, l->head().hash);
-  auto found = l->FindEvent("e2");
+  auto found = l->FindEvent({.org_id = "acme", .event_id = "e2"});
   ASSERT_TRUE(found.ok() && found->has_value());
   EXPECT_EQ((*found)->sequence.value, 2u);
 }
@@ -87,6 +87,30 @@ TEST(Ledger, DuplicateIsAcknowledgedAndConflictIsRejected) {
   ASSERT_EQ(rejected->size(), 1u);
   EXPECT_EQ((*rejected)[0].code(), "conflict");
   EXPECT_NE((*rejected)[0].raw().find("\"2\""), std::string::npos);
+}
+
+// The idempotency key is (org_id, event_id): one org's ids never collide
+// with, block or reveal another's, in one batch or across batches.
+TEST(Ledger, EqualEventIdsOfTwoOrgsAreTwoEvents) {
+  TempDir tmp;
+  auto l = OpenAt(tmp.path());
+  auto first = AppendAll(*l, {Usage("acme:use:99999", "1", "kaiju-jp"), Usage("acme:use:99999", "2", "acme")});
+  EXPECT_EQ(first.outcomes[0].kind, Outcome::Kind::kAccepted);
+  EXPECT_EQ(first.outcomes[1].kind, Outcome::Kind::kAccepted);
+  auto again = AppendAll(*l, {Usage("acme:use:99999", "2", "acme"), Usage("acme:use:99999", "1", "kaiju-jp"),
+                              Usage("acme:use:99999", "3", "acme")});
+  EXPECT_EQ(again.outcomes[0].kind, Outcome::Kind::kDuplicate);
+  EXPECT_EQ(again.outcomes[0].sequence.value, 2u);
+  EXPECT_EQ(again.outcomes[1].kind, Outcome::Kind::kDuplicate);
+  EXPECT_EQ(again.outcomes[1].sequence.value, 1u);
+  EXPECT_EQ(again.outcomes[2].code, Code::kConflict);
+  auto acme = l->FindEvent({.org_id = "acme", .event_id = "acme:use:99999"});
+  ASSERT_TRUE(acme.ok() && acme->has_value());
+  EXPECT_EQ((*acme)->sequence.value, 2u);
+  EXPECT_EQ((*acme)->envelope.org_id(), "acme");
+  auto other = l->FindEvent({.org_id = "globex", .event_id = "acme:use:99999"});
+  ASSERT_TRUE(other.ok());
+  EXPECT_FALSE(other->has_value());
 }
 
 TEST(Ledger, DuplicatesAndConflictsWithinOneBatch) {

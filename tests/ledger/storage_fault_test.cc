@@ -4,10 +4,17 @@
 // acknowledged, the failure is kUnavailable, appends work again once the
 // fault is gone (the writer resumes RocksDB at its next group), and after a
 // reopen every acknowledged event is there exactly once with a verifying
-// chain.
+// chain. An upgrade from format 1 killed at its Nth write, for every N, is
+// finished by the next open.
 #include <gtest/gtest.h>
+#include <rocksdb/db.h>
 #include <rocksdb/env.h>
 #include <rocksdb/file_system.h>
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <filesystem>
 
 #include <atomic>
 #include <map>
@@ -15,7 +22,9 @@
 #include <string>
 #include <vector>
 
+#include "ledger/format.h"
 #include "ledger/ledger.h"
+#include "tests/ledger/format_v1.h"
 #include "tests/testing/entries.h"
 #include "tests/testing/temp_dir.h"
 
@@ -39,6 +48,7 @@ class FaultyFileSystem : public rocksdb::FileSystemWrapper {
     kNone,
     kNoSpace,      // every append and sync from the Nth on, until Heal()
     kSyncIoError,  // the Nth sync (or the first after it) only
+    kKill,         // SIGKILL to this process at the Nth append or sync: a crash there
   };
 
   explicit FaultyFileSystem(const std::shared_ptr<rocksdb::FileSystem>& base)
@@ -84,6 +94,7 @@ class FaultyFileSystem : public rocksdb::FileSystemWrapper {
     if (fault == Fault::kNone) return IOStatus::OK();
     int n = ++ops_;
     if (n < fail_at_) return IOStatus::OK();
+    if (fault == Fault::kKill) kill(getpid(), SIGKILL);
     if (fault == Fault::kNoSpace) {
       injected_++;
       return IOStatus::NoSpace("injected: no space left on device");
@@ -178,7 +189,7 @@ void ExpectExactly(const std::string& dir, const std::map<std::string, uint64_t>
   EXPECT_TRUE(report->ok) << report->problem;
   EXPECT_EQ(report->events, acked.size());
   for (const auto& [id, seq] : acked) {
-    auto found = l->FindEvent(id);
+    auto found = l->FindEvent({.org_id = "acme", .event_id = id});
     ASSERT_TRUE(found.ok()) << found.status().ToString();
     ASSERT_TRUE(found->has_value()) << id << " was acknowledged and is missing";
     EXPECT_EQ((*found)->sequence.value, seq) << id;
@@ -289,14 +300,14 @@ TEST(LedgerStorageFaults, AFailedSyncIsNeverAcknowledgedAndAReopenRecovers) {
     ASSERT_TRUE(report.ok()) << report.status().ToString();
     EXPECT_TRUE(report->ok) << report->problem;
     for (const auto& [id, seq] : acked) {
-      auto found = l->FindEvent(id);
+      auto found = l->FindEvent({.org_id = "acme", .event_id = id});
       ASSERT_TRUE(found.ok() && found->has_value()) << id << " was acknowledged and is missing";
       EXPECT_EQ((*found)->sequence.value, seq) << id;
     }
     uint64_t extra = report->events - acked.size();
     EXPECT_LE(extra, 1u);
     for (size_t i = 0; i < refused.size(); ++i) {
-      auto found = l->FindEvent(refused[i]);
+      auto found = l->FindEvent({.org_id = "acme", .event_id = refused[i]});
       ASSERT_TRUE(found.ok());
       if (i == 0 && extra == 1) {
         EXPECT_TRUE(found->has_value()) << "the extra event is not the one whose sync failed";
@@ -314,6 +325,98 @@ TEST(LedgerStorageFaults, AFailedSyncIsNeverAcknowledgedAndAReopenRecovers) {
     EXPECT_EQ(r.outcomes[0].sequence.value, kEventsPerRound + 1u);
   }
   EXPECT_GE(rounds_with_a_fault, kEventsPerRound - 1);
+}
+
+// Events of the upgrade test: two orgs, ids unique across both (format 1's rule).
+std::string UpgradeOrg(int i) { return i % 2 == 0 ? "acme" : "kaiju-jp"; }
+std::string UpgradeId(int i) { return "u" + std::to_string(i); }
+
+// A format-1 directory with `events` records of two orgs.
+void WriteFormat1Ledger(const std::string& dir, int events) {
+  {
+    Options o;
+    o.dir = dir;
+    o.durability = Durability::kAsync;
+    auto l = Ledger::Open(o);
+    ASSERT_TRUE(l.ok()) << l.status().ToString();
+    AppendRequest req;
+    for (int i = 0; i < events; ++i) {
+      req.entries.push_back(billing::testing::ValidEntry(
+          R"({"event_id":")" + UpgradeId(i) + R"(","org_id":")" + UpgradeOrg(i) +
+          R"(","occurred_at":"2026-01-08T12:56:36Z","support_charged":{"month":"2026-01","amount":"1","description":"d"}})"));
+    }
+    ASSERT_TRUE((*l)->Append(std::move(req)).status.ok());
+  }
+  billing::ledger::testing::DowngradeToFormat1(dir);
+}
+
+// Every event is found under its own org only, at its sequence.
+void ExpectEveryEventInItsOrg(const Ledger& l, int events) {
+  for (int i = 0; i < events; ++i) {
+    auto own = l.FindEvent({.org_id = UpgradeOrg(i), .event_id = UpgradeId(i)});
+    ASSERT_TRUE(own.ok()) << own.status().ToString();
+    ASSERT_TRUE(own->has_value()) << UpgradeId(i) << " is missing";
+    ASSERT_EQ((*own)->sequence.value, static_cast<uint64_t>(i) + 1);
+    auto other = l.FindEvent({.org_id = UpgradeOrg(i + 1), .event_id = UpgradeId(i)});
+    ASSERT_TRUE(other.ok());
+    ASSERT_FALSE(other->has_value()) << UpgradeId(i) << " is found in another org";
+  }
+}
+
+// SIGKILL at the Nth file write or sync of a read-write open of a format-1
+// directory, for every N until one open runs to the end: what the crash
+// leaves reads correctly read-only, and the next open finishes the upgrade.
+TEST(LedgerStorageFaults, AnUpgradeKilledAtAnyWriteIsFinishedByTheNextOpen) {
+  // Two upgrade batches and part of a third (8192 keys each, two per record).
+  constexpr int kEvents = 10000;
+  constexpr int kKillAtMax = 200;
+  TempDir pristine;
+  WriteFormat1Ledger(pristine.sub("d"), kEvents);
+  int killed = 0;
+  bool finished = false;
+  for (int n = 1; n <= kKillAtMax && !finished; ++n) {
+    SCOPED_TRACE("killed at write " + std::to_string(n));
+    TempDir work;
+    const std::string dir = work.sub("d");
+    std::filesystem::copy(pristine.sub("d"), dir, std::filesystem::copy_options::recursive);
+    pid_t pid = fork();
+    ASSERT_GE(pid, 0);
+    if (pid == 0) {
+      Faulty faulty;
+      faulty.fs->Arm(n, FaultyFileSystem::Fault::kKill);
+      Options o;
+      o.dir = dir;
+      o.env = faulty.env.get();
+      _exit(Ledger::Open(o).ok() ? 0 : 3);
+    }
+    int status = 0;
+    ASSERT_EQ(waitpid(pid, &status, 0), pid);
+    if (WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL) {
+      killed++;
+    } else {
+      ASSERT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << "the open failed: " << status;
+      finished = true;
+    }
+    {
+      Options ro;
+      ro.dir = dir;
+      ro.mode = OpenMode::kReadOnly;
+      auto l = Ledger::Open(ro);
+      ASSERT_TRUE(l.ok()) << l.status().ToString();
+      ASSERT_NO_FATAL_FAILURE(ExpectEveryEventInItsOrg(**l, kEvents));
+    }
+    auto l = Open(dir, nullptr);
+    ASSERT_NE(l, nullptr);
+    std::string marker;
+    ASSERT_TRUE(l->db()->Get(rocksdb::ReadOptions(), format::kMetaFormat, &marker).ok());
+    EXPECT_EQ(marker, format::kFormatVersion);
+    auto index = billing::ledger::testing::KeysWithPrefix(l->db(), format::kEventIdPrefix);
+    EXPECT_EQ(index.size(), static_cast<size_t>(kEvents));
+    for (const std::string& key : index) ASSERT_NE(key.find('\0'), std::string::npos) << "a format-1 key is left";
+    ASSERT_NO_FATAL_FAILURE(ExpectEveryEventInItsOrg(*l, kEvents));
+  }
+  EXPECT_TRUE(finished) << "no open ran to the end within " << kKillAtMax << " writes";
+  EXPECT_GE(killed, 4) << "the upgrade was not killed mid-way often enough to test anything";
 }
 
 }  // namespace
