@@ -649,7 +649,7 @@ void Service::LedgerEvents(Call& call) {
     auto visit = [&](const ledger::Record& rec) {
       auto env = ledger::DecodeEvent(rec);
       chunk->append("{\"sequence\":" + std::to_string(rec.sequence()) + ",\"recorded_at\":\"" +
-                    FormatTimestamp(Timestamp{rec.recorded_at_micros()}) + "\",\"hash\":\"" +
+                    FormatTimestamp(Timestamp::FromMicros(rec.recorded_at_micros())) + "\",\"hash\":\"" +
                     ledger::Hex(rec.hash()) + "\",\"prev_hash\":\"" + ledger::Hex(rec.prev_hash()) +
                     "\",\"event\":" + (env.ok() ? events::ToJson(*env) : std::string("null")) +
                     ",\"source\":" + Dump(SourceJson(rec.source())) + "}\n");
@@ -713,7 +713,7 @@ void Service::Rejected(Call& call) {
                           {"org_id", rec.org_id().empty() ? Json(nullptr) : Json(rec.org_id())},
                           {"code", rec.code()},
                           {"message", rec.message()},
-                          {"received_at", FormatTimestamp(Timestamp{rec.received_at_micros()})},
+                          {"received_at", FormatTimestamp(Timestamp::FromMicros(rec.received_at_micros()))},
                           {"source", src},
                           {"raw", rec.raw()}});
       if (list.size() >= limit) break;
