@@ -477,6 +477,7 @@ HttpReply Service::OrgAnswer(Call& call, const std::string& org_id, const std::v
     const auto& org = *snap->org;
     auto cc = call.Param("cost_center");
     if (cc && cc->empty()) cc.reset();
+    if (auto first = FirstMonthOfRange(end.value_or(org.LatestMonth()), *months, "end"); !first.ok()) return ErrorOf(first.status());
     auto rows = projections::Dashboard(org, *snap->view, MonthRange{end.value_or(org.LatestMonth()), *months}, cc);
     if (!rows.ok()) return Error(404, "unknown_cost_center", rows.status().message());
     Json list = Json::array();
@@ -492,6 +493,7 @@ HttpReply Service::OrgAnswer(Call& call, const std::string& org_id, const std::v
     auto snap = open({.kinds = "BC", .month = std::nullopt});
     if (!snap.ok()) return snap.status().code() == Code::kNotFound ? unknown_org() : ErrorOf(snap.status());
     const auto& org = *snap->org;
+    if (auto first = FirstMonthOfRange(end.value_or(org.LatestMonth()), *months, "end"); !first.ok()) return ErrorOf(first.status());
     Json list = Json::array();
     for (const auto& h : projections::UsageHistory(org, *snap->view, MonthRange{end.value_or(org.LatestMonth()), *months})) {
       list.push_back(Json{{"month", FormatMonth(h.month)},

@@ -113,6 +113,19 @@ Result<Month> ParseMonth(std::string_view s, std::string_view field) {
   return Month{y * 12 + m - 1};
 }
 
+Result<Month> FirstMonthOfRange(Month end, int count, std::string_view field) {
+  // Compared as int64: an `end` and `count` near the int32 limits must not wrap.
+  const int64_t first = static_cast<int64_t>(end.index) - count + 1;
+  if (!end.valid() || count < 1 || first < kMonthFirst.index) {
+    return Status(Code::kInvalidArgument,
+                  std::string(field) + " " +
+                      (end.valid() ? FormatMonth(end) : std::string("(out of range)")) + ": " +
+                      std::to_string(count) +
+                      " months back from it reach before 0000-01, the first month there is");
+  }
+  return Month{static_cast<int32_t>(first)};
+}
+
 Month MonthOf(Timestamp t) {
   int64_t days, second_of_day;
   SplitDays(t.seconds(), &days, &second_of_day);

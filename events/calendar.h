@@ -83,6 +83,12 @@ Result<Timestamp> ParseTimestamp(std::string_view text, std::string_view field);
 // `YYYY-MM` with MM in 01..12; kInvalidArgument naming `field` otherwise.
 Result<Month> ParseMonth(std::string_view text, std::string_view field);
 
+// The `count` months ending at `end` (inclusive) as their first month: the
+// earliest month of a list of `count` entries. kInvalidArgument naming `field`
+// when that list would reach before 0000-01, so a month list never holds a
+// month that cannot be written `YYYY-MM`. `count` must be at least 1.
+Result<Month> FirstMonthOfRange(Month end, int count, std::string_view field);
+
 Month MonthOf(Timestamp t);
 Timestamp MonthStart(Month m);
 std::string FormatMonth(Month m);

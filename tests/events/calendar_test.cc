@@ -114,5 +114,25 @@ TEST(Calendar, ParsesMonths) {
   }
 }
 
+TEST(Calendar, AMonthRangeReachingBeforeYearZeroIsRefused) {
+  auto first = FirstMonthOfRange(*ParseMonth("0000-01", "end"), 1, "end");
+  ASSERT_TRUE(first.ok());
+  EXPECT_EQ(FormatMonth(*first), "0000-01");
+  auto twelve = FirstMonthOfRange(*ParseMonth("0000-12", "end"), 12, "end");
+  ASSERT_TRUE(twelve.ok());
+  EXPECT_EQ(FormatMonth(*twelve), "0000-01");
+  EXPECT_EQ(FormatMonth(*FirstMonthOfRange(*ParseMonth("2026-02", "end"), 3, "end")), "2025-12");
+  for (auto [end, count] : {std::pair{"0000-01", 2}, {"0000-12", 13}, {"0002-06", 36}}) {
+    auto r = FirstMonthOfRange(*ParseMonth(end, "end"), count, "end");
+    ASSERT_FALSE(r.ok()) << end << " " << count;
+    EXPECT_EQ(r.status().code(), Code::kInvalidArgument);
+    EXPECT_NE(r.status().message().find("0000-01"), std::string::npos) << r.status().message();
+  }
+  EXPECT_FALSE(Month{-1}.valid());
+  EXPECT_TRUE(kMonthFirst.valid());
+  EXPECT_TRUE(kMonthLast.valid());
+  EXPECT_FALSE(kMonthLast.next().valid());
+}
+
 }  // namespace
 }  // namespace billing
