@@ -554,6 +554,7 @@ HttpReply Service::OrgAnswer(Call& call, const std::string& org_id, const std::v
     const auto& org = *snap->org;
     auto cc = call.Param("cost_center");
     if (cc && cc->empty()) cc.reset();
+    if (auto first = FirstMonthOfRange(end.value_or(org.LatestMonth()), *months, "end"); !first.ok()) return ErrorOf(first.status());
     auto rows = projections::Dashboard(org, *snap->view, MonthRange{end.value_or(org.LatestMonth()), *months}, cc);
     if (!rows.ok()) return Error(404, "unknown_cost_center", rows.status().message());
     Json list = Json::array();
@@ -569,6 +570,7 @@ HttpReply Service::OrgAnswer(Call& call, const std::string& org_id, const std::v
     auto snap = open({.kinds = "BC", .month = std::nullopt});
     if (!snap.ok()) return snap.status().code() == Code::kNotFound ? unknown_org() : ErrorOf(snap.status());
     const auto& org = *snap->org;
+    if (auto first = FirstMonthOfRange(end.value_or(org.LatestMonth()), *months, "end"); !first.ok()) return ErrorOf(first.status());
     Json list = Json::array();
     for (const auto& h : projections::UsageHistory(org, *snap->view, MonthRange{end.value_or(org.LatestMonth()), *months})) {
       list.push_back(Json{{"month", FormatMonth(h.month)},
@@ -726,7 +728,7 @@ void Service::LedgerEvents(Call& call) {
     auto visit = [&](const ledger::Record& rec) {
       auto env = ledger::DecodeEvent(rec);
       chunk->append("{\"sequence\":" + std::to_string(rec.sequence()) + ",\"recorded_at\":\"" +
-                    FormatTimestamp(Timestamp{rec.recorded_at_micros()}) + "\",\"hash\":\"" +
+                    FormatTimestamp(Timestamp::FromMicros(rec.recorded_at_micros())) + "\",\"hash\":\"" +
                     ledger::Hex(rec.hash()) + "\",\"prev_hash\":\"" + ledger::Hex(rec.prev_hash()) +
                     "\",\"event\":" + (env.ok() ? events::ToJson(*env) : std::string("null")) +
                     ",\"source\":" + Dump(SourceJson(rec.source())) + "}\n");
@@ -786,7 +788,7 @@ void Service::Rejected(Call& call) {
                         {"org_id", rec.org_id().empty() ? Json(nullptr) : Json(rec.org_id())},
                         {"code", rec.code()},
                         {"message", rec.message()},
-                        {"received_at", FormatTimestamp(Timestamp{rec.received_at_micros()})},
+                        {"received_at", FormatTimestamp(Timestamp::FromMicros(rec.received_at_micros()))},
                         {"source", SourceJson(rec.source())},
                         {"raw", rec.raw()},
                         {"raw_truncated", rec.raw_truncated()},

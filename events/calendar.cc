@@ -52,6 +52,28 @@ Status Bad(std::string_view field, std::string_view text, std::string_view want)
                                             ", got \"" + std::string(text) + "\"");
 }
 
+// Reads the fraction after the `.` at `*pos` as nanoseconds. False when it
+// has no digit or more than kTimeFractionDigitsMax of them.
+bool Fraction(std::string_view s, size_t* pos, int32_t* nanos) {
+  const size_t start = *pos;
+  int32_t value = 0;
+  int32_t scale = kNanosPerSecond;
+  while (*pos < s.size() && s[*pos] >= '0' && s[*pos] <= '9') {
+    if (*pos - start == static_cast<size_t>(kTimeFractionDigitsMax)) return false;
+    scale /= 10;
+    value += (s[*pos] - '0') * scale;
+    ++*pos;
+  }
+  *nanos = value;
+  return *pos != start;
+}
+
+// Floor division of seconds into days, and the second of that day.
+void SplitDays(int64_t seconds, int64_t* days, int64_t* second_of_day) {
+  *days = seconds >= 0 ? seconds / 86400 : (seconds - 86399) / 86400;
+  *second_of_day = seconds - *days * 86400;
+}
+
 }  // namespace
 
 Result<Timestamp> ParseTimestamp(std::string_view s, std::string_view field) {
@@ -63,18 +85,14 @@ Result<Timestamp> ParseTimestamp(std::string_view s, std::string_view field) {
     return Bad(field, s, kWant);
   }
   size_t pos = 19;
-  int64_t frac_micros = 0;
+  int32_t nanos = 0;
+  // Every digit counts: instants a nanosecond apart must order as they are
+  // (a usage_end before its usage_start, a move between two usages), so a
+  // fraction finer than we can hold is refused, not cut.
   if (s[pos] == '.') {
-    size_t start = ++pos;
-    int64_t scale = 100000;
-    while (pos < s.size() && s[pos] >= '0' && s[pos] <= '9') {
-      // Digits below a microsecond are accepted and dropped: they cannot move a
-      // charge to another month and the envelope keeps the original text.
-      if (scale > 0) frac_micros += (s[pos] - '0') * scale;
-      scale /= 10;
-      ++pos;
-    }
-    if (pos == start) return Bad(field, s, kWant);
+    ++pos;
+    if (!Fraction(s, &pos, &nanos))
+      return Bad(field, s, "an RFC 3339 UTC time with 1 to 9 fraction digits");
   }
   if (pos + 1 != s.size() || s[pos] != 'Z') return Bad(field, s, kWant);
   if (mo < 1 || mo > 12 || d < 1 || d > static_cast<int>(DaysInMonth(y, mo)) || h > 23 ||
@@ -83,7 +101,7 @@ Result<Timestamp> ParseTimestamp(std::string_view s, std::string_view field) {
   }
   int64_t days = DaysFromCivil(y, mo, d);
   int64_t secs = days * 86400 + h * 3600 + mi * 60 + se;
-  return Timestamp{secs * 1'000'000 + frac_micros};
+  return Timestamp::FromSecondsAndNanos(secs, nanos);
 }
 
 Result<Month> ParseMonth(std::string_view s, std::string_view field) {
@@ -95,9 +113,22 @@ Result<Month> ParseMonth(std::string_view s, std::string_view field) {
   return Month{y * 12 + m - 1};
 }
 
+Result<Month> FirstMonthOfRange(Month end, int count, std::string_view field) {
+  // Compared as int64: an `end` and `count` near the int32 limits must not wrap.
+  const int64_t first = static_cast<int64_t>(end.index) - count + 1;
+  if (!end.valid() || count < 1 || first < kMonthFirst.index) {
+    return Status(Code::kInvalidArgument,
+                  std::string(field) + " " +
+                      (end.valid() ? FormatMonth(end) : std::string("(out of range)")) + ": " +
+                      std::to_string(count) +
+                      " months back from it reach before 0000-01, the first month there is");
+  }
+  return Month{static_cast<int32_t>(first)};
+}
+
 Month MonthOf(Timestamp t) {
-  int64_t secs = t.micros >= 0 ? t.micros / 1'000'000 : (t.micros - 999'999) / 1'000'000;
-  int64_t days = secs >= 0 ? secs / 86400 : (secs - 86399) / 86400;
+  int64_t days, second_of_day;
+  SplitDays(t.seconds(), &days, &second_of_day);
   int64_t y;
   unsigned m, d;
   CivilFromDays(days, &y, &m, &d);
@@ -106,7 +137,7 @@ Month MonthOf(Timestamp t) {
 
 Timestamp MonthStart(Month m) {
   int64_t days = DaysFromCivil(m.year(), static_cast<unsigned>(m.month()), 1);
-  return Timestamp{days * 86400 * 1'000'000};
+  return Timestamp::FromSecondsAndNanos(days * 86400, 0);
 }
 
 std::string FormatMonth(Month m) {
@@ -116,18 +147,20 @@ std::string FormatMonth(Month m) {
 }
 
 std::string FormatTimestamp(Timestamp t) {
-  int64_t secs = t.micros >= 0 ? t.micros / 1'000'000 : (t.micros - 999'999) / 1'000'000;
-  int64_t micros = t.micros - secs * 1'000'000;
-  int64_t days = secs >= 0 ? secs / 86400 : (secs - 86399) / 86400;
-  int64_t rem = secs - days * 86400;
+  int64_t days, rem;
+  SplitDays(t.seconds(), &days, &rem);
   int64_t y;
   unsigned m, d;
   CivilFromDays(days, &y, &m, &d);
+  // Six digits for whole microseconds keeps every answer that printed
+  // recorded_at before nanoseconds byte-identical; nine otherwise is exact.
+  const bool whole_micros = t.nanos() % 1000 == 0;
   char buf[96];
-  std::snprintf(buf, sizeof(buf), "%04lld-%02u-%02uT%02lld:%02lld:%02lld.%06lldZ",
+  std::snprintf(buf, sizeof(buf), "%04lld-%02u-%02uT%02lld:%02lld:%02lld.%0*ldZ",
                 static_cast<long long>(y), m, d, static_cast<long long>(rem / 3600),
                 static_cast<long long>(rem % 3600 / 60), static_cast<long long>(rem % 60),
-                static_cast<long long>(micros));
+                whole_micros ? 6 : 9,
+                static_cast<long>(whole_micros ? t.nanos() / 1000 : t.nanos()));
   return buf;
 }
 

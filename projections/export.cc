@@ -1,5 +1,7 @@
 #include "projections/export.h"
 
+#include <cstdio>
+#include <cstdlib>
 #include <map>
 
 #include <nlohmann/json.hpp>
@@ -54,13 +56,34 @@ std::string FocusTimeOf(const std::string& rfc3339) {
   return t.ok() ? FocusTime(*t) : rfc3339;
 }
 
-// RFC 4180: quote a field only when it holds a delimiter, a quote or a line break.
-void AppendCsvField(std::string* out, std::string_view field) {
-  if (field.find_first_of(",\"\r\n") == std::string_view::npos) {
+// What a column holds. Our own number columns (amounts, quantities,
+// sequences) are decimals we formatted, like -1.500000000, and must stay
+// numbers to a spreadsheet; every other column is text, and text can come from
+// an event's author.
+enum class CellKind : char { kText, kNumber };
+
+struct CsvColumn {
+  std::string_view name;
+  CellKind kind;
+};
+
+// RFC 4180: a cell is quoted only when it holds a delimiter, a quote or a
+// line break, or when it is guarded (below).
+void AppendCsvCell(std::string* out, std::string_view field, CellKind kind) {
+  // A spreadsheet runs a cell that starts with = + - @ (or TAB or CR, which
+  // it may skip before them) as a formula: an event's `=HYPERLINK(...)`
+  // would execute on the analyst's machine. OWASP's remedy: a leading ' makes
+  // the cell plain text and is not shown, and quoting keeps CSV readers from
+  // splitting it. A value that itself starts with ' is guarded too, so the
+  // rule to recover the exact value has no exception: drop one leading '.
+  const bool guarded = kind == CellKind::kText && !field.empty() &&
+                       std::string_view("=+-@\t\r'").find(field.front()) != std::string_view::npos;
+  if (!guarded && field.find_first_of(",\"\r\n") == std::string_view::npos) {
     out->append(field);
     return;
   }
   out->push_back('"');
+  if (guarded) out->push_back('\'');
   for (char c : field) {
     if (c == '"') out->push_back('"');
     out->push_back(c);
@@ -68,36 +91,57 @@ void AppendCsvField(std::string* out, std::string_view field) {
   out->push_back('"');
 }
 
-void AppendCsvLine(std::string* out, const std::vector<std::string>& fields) {
+void AppendCsvHeader(std::string* out, const std::vector<CsvColumn>& columns) {
+  for (size_t i = 0; i < columns.size(); ++i) {
+    if (i > 0) out->push_back(',');
+    out->append(columns[i].name);
+  }
+  out->push_back('\n');
+}
+
+void AppendCsvLine(std::string* out, const std::vector<CsvColumn>& columns,
+                   const std::vector<std::string>& fields) {
+  if (fields.size() != columns.size()) {
+    std::fprintf(stderr, "export: %zu cells for %zu columns\n", fields.size(), columns.size());
+    std::abort();
+  }
   for (size_t i = 0; i < fields.size(); ++i) {
     if (i > 0) out->push_back(',');
-    AppendCsvField(out, fields[i]);
+    AppendCsvCell(out, fields[i], columns[i].kind);
   }
   out->push_back('\n');
 }
 
 std::string CsvQuantity(const ExportRow& r) { return r.quantity ? FormatNanos(*r.quantity) : std::string(); }
 
-const std::vector<std::string>& CsvHeader() {
-  static const std::vector<std::string> kHeader = {
-      "org_id",     "month",       "invoice_id",   "billing_account", "cost_center_id",
-      "category",   "label",       "service",      "provider_id",     "provider_name",
-      "resource_id", "sku",        "region",       "quantity",        "unit",
-      "amount",     "usage_start", "usage_end",    "description",     "event_id",
-      "sequence",   "reverses_event_id"};
-  return kHeader;
+constexpr CellKind kText = CellKind::kText;
+constexpr CellKind kNumber = CellKind::kNumber;
+
+const std::vector<CsvColumn>& CsvColumns() {
+  static const std::vector<CsvColumn> kColumns = {
+      {"org_id", kText},        {"month", kText},          {"invoice_id", kText},
+      {"billing_account", kText}, {"cost_center_id", kText}, {"category", kText},
+      {"label", kText},         {"service", kText},        {"provider_id", kText},
+      {"provider_name", kText}, {"resource_id", kText},    {"sku", kText},
+      {"region", kText},        {"quantity", kNumber},     {"unit", kText},
+      {"amount", kNumber},      {"usage_start", kText},    {"usage_end", kText},
+      {"description", kText},   {"event_id", kText},       {"sequence", kNumber},
+      {"reverses_event_id", kText}};
+  return kColumns;
 }
 
-const std::vector<std::string>& FocusHeader() {
-  static const std::vector<std::string> kHeader = {
-      "BillingAccountId",  "BillingAccountName", "BillingCurrency",  "BillingPeriodStart",
-      "BillingPeriodEnd",  "ChargePeriodStart",  "ChargePeriodEnd",  "ChargeCategory",
-      "ChargeDescription", "BilledCost",         "EffectiveCost",    "ListCost",
-      "ConsumedQuantity",  "ConsumedUnit",       "ProviderName",     "ServiceName",
-      "ResourceId",        "SkuId",              "RegionId",         "SubAccountId",
-      "SubAccountName",    "x_InvoiceId",        "x_CostCenterId",   "x_EventId",
-      "x_Sequence"};
-  return kHeader;
+const std::vector<CsvColumn>& FocusColumns() {
+  static const std::vector<CsvColumn> kColumns = {
+      {"BillingAccountId", kText},   {"BillingAccountName", kText}, {"BillingCurrency", kText},
+      {"BillingPeriodStart", kText}, {"BillingPeriodEnd", kText},   {"ChargePeriodStart", kText},
+      {"ChargePeriodEnd", kText},    {"ChargeCategory", kText},     {"ChargeDescription", kText},
+      {"BilledCost", kNumber},       {"EffectiveCost", kNumber},    {"ListCost", kNumber},
+      {"ConsumedQuantity", kNumber}, {"ConsumedUnit", kText},       {"ProviderName", kText},
+      {"ServiceName", kText},        {"ResourceId", kText},         {"SkuId", kText},
+      {"RegionId", kText},           {"SubAccountId", kText},       {"SubAccountName", kText},
+      {"x_InvoiceId", kText},        {"x_CostCenterId", kText},     {"x_EventId", kText},
+      {"x_Sequence", kNumber}};
+  return kColumns;
 }
 
 // FOCUS ServiceName: the usage's service; support and credits are services of
@@ -227,29 +271,31 @@ std::string RenderExport(const MonthExport& e, ExportFormat format) {
   const std::string period_end = FocusTime(MonthStart(e.month.next()));
   switch (format) {
     case ExportFormat::kCsv:
-      AppendCsvLine(&out, CsvHeader());
+      AppendCsvHeader(&out, CsvColumns());
       for (const ExportRow& r : e.rows) {
-        AppendCsvLine(&out, {e.org_id, month, r.invoice_id, r.billing_account.value_or(""), r.cost_center_id,
-                             r.category, r.label, r.service, r.provider_id, r.provider_name, r.resource_id,
-                             r.sku, r.region, CsvQuantity(r), r.unit, FormatNanos(r.amount), r.usage_start,
-                             r.usage_end, r.description, r.event_id, std::to_string(r.sequence),
-                             r.reverses_event_id});
+        AppendCsvLine(&out, CsvColumns(),
+                      {e.org_id, month, r.invoice_id, r.billing_account.value_or(""), r.cost_center_id,
+                       r.category, r.label, r.service, r.provider_id, r.provider_name, r.resource_id,
+                       r.sku, r.region, CsvQuantity(r), r.unit, FormatNanos(r.amount), r.usage_start,
+                       r.usage_end, r.description, r.event_id, std::to_string(r.sequence),
+                       r.reverses_event_id});
       }
       break;
     case ExportFormat::kFocus:
-      AppendCsvLine(&out, FocusHeader());
+      AppendCsvHeader(&out, FocusColumns());
       for (const ExportRow& r : e.rows) {
         // Usage carries its own charge period; support, credits and
         // adjustments are charges of the whole billing period.
         bool usage = r.category == "usage";
         std::string cost = FormatNanos(r.amount);
-        AppendCsvLine(&out, {r.billing_account.value_or(""), r.billing_account_name, e.currency, period_start,
-                             period_end, usage ? FocusTimeOf(r.usage_start) : period_start,
-                             usage ? FocusTimeOf(r.usage_end) : period_end,
-                             std::string(FocusChargeCategory(r.category)), r.label, cost, cost, cost,
-                             CsvQuantity(r), r.unit, r.provider_kind, FocusServiceName(r), r.resource_id,
-                             r.sku, r.region, r.provider_id, r.provider_name, r.invoice_id, r.cost_center_id,
-                             r.event_id, std::to_string(r.sequence)});
+        AppendCsvLine(&out, FocusColumns(),
+                      {r.billing_account.value_or(""), r.billing_account_name, e.currency, period_start,
+                       period_end, usage ? FocusTimeOf(r.usage_start) : period_start,
+                       usage ? FocusTimeOf(r.usage_end) : period_end,
+                       std::string(FocusChargeCategory(r.category)), r.label, cost, cost, cost,
+                       CsvQuantity(r), r.unit, r.provider_kind, FocusServiceName(r), r.resource_id,
+                       r.sku, r.region, r.provider_id, r.provider_name, r.invoice_id, r.cost_center_id,
+                       r.event_id, std::to_string(r.sequence)});
       }
       break;
     case ExportFormat::kNdjson:

@@ -75,7 +75,11 @@ enum class ExportFormat { kCsv, kFocus, kNdjson };
 Result<ExportFormat> ParseExportFormat(std::string_view name);
 
 // The rows as a file: CSV formats start with a header line (RFC 4180 quoting,
-// CRLF-free: lines end in "\n"); NDJSON is one object per row.
+// CRLF-free: lines end in "\n"); NDJSON is one object per row, every value
+// exact. CSV text cells that start with = + - @ TAB CR or ' are written
+// quoted with a leading ' that is not part of the value, so no spreadsheet
+// runs them as formulas; number columns (amounts, quantities, sequences)
+// never get one. Times are exact (calendar.h FormatTimestamp).
 std::string RenderExport(const MonthExport& month_export, ExportFormat format);
 
 // The FOCUS ChargeCategory of one of our categories: usage -> Usage,

@@ -37,8 +37,10 @@ inline constexpr std::string_view kStatePrefix = "ps";
 inline constexpr std::string_view kVoidedPrefix = "pv";
 inline constexpr std::string_view kAggPrefix = "pa";
 inline constexpr std::string_view kMetaVersion = "pmversion";
-// Bumped whenever projection keys or rules change: a mismatch triggers a rebuild.
-inline constexpr std::string_view kProjectionVersion = "projections/1";
+// Bumped whenever projection keys, encodings or rules change: a mismatch
+// triggers a rebuild. 2: OrgState's effective times are exact instants
+// (seconds and nanos) instead of microseconds.
+inline constexpr std::string_view kProjectionVersion = "projections/2";
 
 inline std::string StateKey(std::string_view org) {
   std::string k(kStatePrefix);

@@ -2,6 +2,19 @@
 
 namespace billing::projections {
 
+namespace {
+
+void SetInstant(v1::Instant* out, Timestamp t) {
+  out->set_seconds(t.seconds());
+  out->set_nanos(t.nanos());
+}
+
+Timestamp InstantOf(const v1::Instant& in) {
+  return Timestamp::FromSecondsAndNanos(in.seconds(), in.nanos());
+}
+
+}  // namespace
+
 std::string OrgState::CostCenterOf(const std::string& provider, Timestamp at,
                                    uint64_t known_before) const {
   const ProviderInfo& p = providers.at(provider);
@@ -73,14 +86,14 @@ v1::OrgState OrgState::ToProto() const {
     q->set_kind(prov.kind);
     for (const Placement& pl : prov.placements) {
       auto* x = q->add_placements();
-      x->set_effective_micros(pl.effective.micros);
+      SetInstant(x->mutable_effective(), pl.effective);
       x->set_sequence(pl.sequence);
       x->set_workspace_id(pl.workspace_id);
     }
   }
   for (const ModeChange& m : modes) {
     auto* x = p.add_modes();
-    x->set_effective_micros(m.effective.micros);
+    SetInstant(x->mutable_effective(), m.effective);
     x->set_sequence(m.sequence);
     x->set_per_cost_center(m.mode == InvoicingMode::kPerCostCenter);
   }
@@ -113,14 +126,15 @@ OrgState OrgState::FromProto(const v1::OrgState& p) {
   for (const auto& q : p.providers()) {
     ProviderInfo info{q.name(), q.kind(), {}};
     for (const auto& x : q.placements()) {
-      info.placements.push_back(Placement{Timestamp{x.effective_micros()}, x.sequence(), x.workspace_id()});
+      info.placements.push_back(
+          Placement{InstantOf(x.effective()), x.sequence(), x.workspace_id()});
     }
     s.providers[q.id()] = std::move(info);
   }
   for (const auto& m : p.modes()) {
-    s.modes.push_back(ModeChange{Timestamp{m.effective_micros()}, m.sequence(),
-                                 m.per_cost_center() ? InvoicingMode::kPerCostCenter
-                                                     : InvoicingMode::kSingle});
+    s.modes.push_back(
+        ModeChange{InstantOf(m.effective()), m.sequence(),
+                   m.per_cost_center() ? InvoicingMode::kPerCostCenter : InvoicingMode::kSingle});
   }
   for (const auto& c : p.closed()) {
     ClosedMonth cm;

@@ -74,6 +74,10 @@ class BillingTest : public ::testing::Test {
                 start);
   }
 
+  Code Support(const std::string& month, const std::string& amount) {
+    return Post("o", "support_charged", {{"month", month}, {"amount", amount}, {"description", "Support"}});
+  }
+
   OrgSnapshot Snap(std::optional<uint64_t> as_of = std::nullopt, const std::string& org = "o") {
     auto s = billing_->Snapshot(org, as_of);
     EXPECT_TRUE(s.ok()) << s.status().ToString();
@@ -181,6 +185,56 @@ TEST_F(BillingTest, ModeInEffectAtMonthEndDecidesTheInvoices) {
   EXPECT_EQ(FormatNanos(MonthItems(*s.org, *s.view, *ParseMonth("2026-01", "m")).total, 2), "3.01");
   ASSERT_EQ(Post("o", "billing_account_assigned", {{"cost_center_id", "cc-a"}, {"billing_account", "BA-A"}}), Code::kOk);
   EXPECT_EQ(Invoices("2026-01")["2026-01-cc-a"], "1.01 draft BA-A");
+}
+
+// Times are exact to the nanosecond in every decision: these three cases came
+// out wrong when times were cut to the microsecond.
+TEST_F(BillingTest, UsageEndingOneNanosecondBeforeItStartsIsRejected) {
+  Org();
+  auto usage = [&](const std::string& start, const std::string& end) {
+    return Post("o", "usage_recorded",
+                {{"provider_id", "p1"}, {"service", "EC2"}, {"sku", "k"}, {"resource_id", "r"}, {"region", "x"},
+                 {"quantity", "1"}, {"unit", "Hrs"}, {"amount", "1"}, {"usage_start", start}, {"usage_end", end}},
+                start);
+  };
+  EXPECT_EQ(usage("2026-01-10T00:00:00.000000001Z", "2026-01-10T00:00:00Z"), Code::kInvalidArgument);
+  EXPECT_EQ(usage("2026-01-10T00:00:00.123456790Z", "2026-01-10T00:00:00.123456789Z"), Code::kInvalidArgument);
+  EXPECT_EQ(usage("2026-01-10T00:00:00.123456789Z", "2026-01-10T00:00:00.123456789Z"), Code::kOk);
+  EXPECT_EQ(usage("2026-01-10T00:00:00.1234567890Z", "2026-01-10T00:00:01Z"), Code::kInvalidArgument);
+}
+
+TEST_F(BillingTest, UsageOneNanosecondBeforeAMoveStaysInTheOldWorkspace) {
+  Org();
+  ASSERT_EQ(Post("o", "provider_moved", {{"provider_id", "p1"}, {"workspace_id", "ws-b"}}, "2026-01-15T12:00:00.000000500Z"),
+            Code::kOk);
+  // The placement's instant must survive the read model's encoding too.
+  Reopen();
+  ASSERT_EQ(Usage("2026-01-15T12:00:00.000000499Z", "1"), Code::kOk);  // before the move: cc-a
+  ASSERT_EQ(Usage("2026-01-15T12:00:00.000000500Z", "10"), Code::kOk); // at the move: cc-b
+  EXPECT_EQ(CostCenterBilled("cc-a", "2026-01"), "1.00");
+  EXPECT_EQ(CostCenterBilled("cc-b", "2026-01"), "10.00");
+  ASSERT_TRUE(billing_->Rebuild().ok());
+  EXPECT_EQ(CostCenterBilled("cc-a", "2026-01"), "1.00");
+  EXPECT_EQ(CostCenterBilled("cc-b", "2026-01"), "10.00");
+}
+
+TEST_F(BillingTest, ModeChangesNanosecondsApartRecordedInReverseOrderFollowOccurredAt) {
+  Org();
+  ASSERT_EQ(Usage("2026-01-10T00:00:00Z", "1"), Code::kOk);
+  ASSERT_EQ(Support("2026-01", "2"), Code::kOk);
+  // Recorded first, but it takes effect later: PER_COST_CENTER is the mode
+  // in effect when January ends.
+  ASSERT_EQ(Post("o", "invoicing_mode_changed", {{"mode", "PER_COST_CENTER"}}, "2026-01-31T23:59:59.999999998Z"), Code::kOk);
+  ASSERT_EQ(Post("o", "invoicing_mode_changed", {{"mode", "SINGLE"}}, "2026-01-31T23:59:59.999999997Z"), Code::kOk);
+  const std::map<std::string, std::string> per_cost_center{{"2026-01-cc-a", "1.00 draft null"},
+                                                           {"2026-01-org", "2.00 draft BA"}};
+  EXPECT_EQ(Invoices("2026-01"), per_cost_center);
+  Reopen();
+  EXPECT_EQ(Invoices("2026-01"), per_cost_center);
+  // Closing the month freezes the mode decided from those instants.
+  ASSERT_EQ(Post("o", "billing_period_closed", {{"month", "2026-01"}}, "2026-02-02T00:00:00Z"), Code::kOk);
+  EXPECT_EQ(Invoices("2026-01"), (std::map<std::string, std::string>{{"2026-01-cc-a", "1.00 final null"},
+                                                                    {"2026-01-org", "2.00 final BA"}}));
 }
 
 TEST_F(BillingTest, ClosedMonthsNeverChangeAndLateChargesBecomeAdjustments) {

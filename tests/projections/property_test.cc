@@ -1,11 +1,12 @@
-// Randomized histories (seeded, seed printed) checked three ways: against an
-// independent, deliberately naive model of the SPEC's billing rules written
-// here; incremental answers == a full rebuild == a per-org replay; and
-// `as_of` answers == what the model said at that point of the stream.
+// Randomized histories (seeded, seed printed; times given nanosecond
+// fractions) checked three ways: against an independent, deliberately naive
+// model of the SPEC's billing rules written here; incremental answers == a
+// full rebuild == a per-org replay; and `as_of` answers == what the model said at that point of the stream.
 #include <gtest/gtest.h>
 
 #include <map>
 #include <random>
+#include <regex>
 #include <set>
 
 #include <nlohmann/json.hpp>
@@ -28,13 +29,81 @@ __int128 Dec(const std::string& s) {  // decimal string -> nanos; input already 
   return static_cast<__int128>(std::stoll(whole)) * 1000000000 + std::stoll(frac);
 }
 
-int64_t Secs(const std::string& t) {  // YYYY-MM-DDTHH:MM:SSZ -> seconds (only ordering matters)
+// YYYY-MM-DDTHH:MM:SS[.fffffffff]Z -> nanoseconds since the epoch (years
+// 2024..2027 here, well inside int64); only ordering matters.
+int64_t Nanos(const std::string& t) {
   struct tm tm = {};
-  strptime(t.c_str(), "%Y-%m-%dT%H:%M:%SZ", &tm);
-  return timegm(&tm);
+  strptime(t.substr(0, 19).c_str(), "%Y-%m-%dT%H:%M:%S", &tm);
+  int64_t nanos = 0;
+  if (t.size() > 20 && t[19] == '.') {
+    std::string frac = t.substr(20, t.size() - 21);
+    frac.resize(9, '0');
+    nanos = std::stoll(frac);
+  }
+  return static_cast<int64_t>(timegm(&tm)) * 1'000'000'000 + nanos;
 }
 
 int MonthIdx(const std::string& t) { return std::stoi(t.substr(0, 4)) * 12 + std::stoi(t.substr(5, 2)) - 1; }
+
+uint64_t Hash(uint64_t seed, const std::string& a, const std::string& b) {
+  return std::hash<std::string>{}(std::to_string(seed) + "/" + a + "/" + b);
+}
+
+// Gives the generator's whole-second times sub-microsecond fractions (0..999
+// ns, so instants in the same second share their microsecond), and makes half
+// the usages start at the very second of an earlier recorded move of their
+// provider: a usage a few nanoseconds before or after a move must be
+// attributed exactly. Every choice is a function of (seed, event_id, time)
+// and the moves before it, so exact re-sends (emitted right after their
+// original) stay duplicates and a usage's equal start and end stay equal. One
+// time in four keeps its whole second, so ties at the same instant still occur.
+std::vector<std::string> WithNanoseconds(const std::vector<std::string>& lines, uint64_t seed) {
+  std::map<std::pair<std::string, std::string>, std::vector<std::string>> moves;  // (org, provider) -> times
+  static const std::regex kTime(R"re("(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d)Z")re");
+  std::vector<std::string> out;
+  for (std::string line : lines) {
+    Json e = Json::parse(line, nullptr, false);
+    if (e.is_discarded() || !e.is_object() || !e.contains("event_id") || !e["event_id"].is_string()) {
+      out.push_back(line);
+      continue;
+    }
+    const std::string id = e["event_id"];
+    const std::string org = e.value("org_id", "");
+    if (e.contains("provider_moved") && e["provider_moved"].is_object() && e["occurred_at"].is_string()) {
+      moves[{org, e["provider_moved"].value("provider_id", "")}].push_back(e["occurred_at"]);
+    }
+    if (e.contains("usage_recorded") && e["usage_recorded"].is_object()) {
+      const Json& u = e["usage_recorded"];
+      auto it = moves.find({org, u.value("provider_id", "")});
+      uint64_t h = Hash(seed, id, "move");
+      if (it != moves.end() && h % 2 == 0 && u["usage_start"].is_string() && u["usage_end"].is_string()) {
+        const std::string start = u["usage_start"], end = u["usage_end"];
+        const std::string& move = it->second[h / 2 % it->second.size()];
+        size_t at = line.find("\"usage_start\":\"" + start + "\"");
+        if (Nanos(move) <= Nanos(end) && at != std::string::npos) {
+          line.replace(at + std::string("\"usage_start\":\"").size(), start.size(), move);
+        }
+      }
+    }
+    std::string sharpened;
+    auto from = line.cbegin();
+    for (std::sregex_iterator m(line.begin(), line.end(), kTime), end; m != end; ++m) {
+      sharpened.append(from, (*m)[0].first);
+      uint64_t h = Hash(seed, id, (*m)[1].str());
+      if (h % 4 == 0) {
+        sharpened += (*m)[0].str();
+      } else {
+        char frac[16];
+        std::snprintf(frac, sizeof(frac), ".%09llu", static_cast<unsigned long long>(h / 4 % 1000));
+        sharpened += "\"" + (*m)[1].str() + frac + "Z\"";
+      }
+      from = (*m)[0].second;
+    }
+    sharpened.append(from, line.cend());
+    out.push_back(std::move(sharpened));
+  }
+  return out;
+}
 
 struct Model {
   struct Posting {
@@ -77,7 +146,7 @@ struct Model {
     {
       char buf[32];
       std::snprintf(buf, sizeof(buf), "%04d-%02d-01T00:00:00Z", (m + 1) / 12, (m + 1) % 12 + 1);
-      next = Secs(buf);
+      next = Nanos(buf);
     }
     bool mode = false;
     int64_t best = INT64_MIN;
@@ -102,7 +171,7 @@ struct Model {
     for (auto& [k, v] : p.items()) {
       if (!v.is_string()) return "invalid_argument";
     }
-    if (kind == "usage_recorded" && Secs(p["usage_end"]) < Secs(p["usage_start"])) return "invalid_argument";
+    if (kind == "usage_recorded" && Nanos(p["usage_end"]) < Nanos(p["usage_start"])) return "invalid_argument";
     if (auto it = ids.find(id); it != ids.end()) return it->second == e ? "duplicate" : "conflict";
     std::string org_id = e["org_id"];
     if (kind == "organization_created") {
@@ -117,7 +186,7 @@ struct Model {
     }
     if (!orgs.count(org_id)) return "unknown_org";
     OrgM& o = orgs[org_id];
-    int64_t at = Secs(e["occurred_at"]);
+    int64_t at = Nanos(e["occurred_at"]);
     uint64_t s = seq + 1;
     if (kind == "cost_center_created") {
       if (o.ccs.count(p["cost_center_id"])) return "already_exists";
@@ -145,7 +214,7 @@ struct Model {
       if (kind == "usage_recorded") {
         if (!o.prov.count(p["provider_id"])) return "unknown_provider";
         if (p.contains("currency") && p["currency"] != o.currency) return "currency_mismatch";
-        int64_t start = Secs(p["usage_start"]);
+        int64_t start = Nanos(p["usage_start"]);
         const auto& pl = o.prov[p["provider_id"]];
         std::string ws = std::get<2>(pl.front());
         int64_t best = INT64_MIN;
@@ -299,6 +368,7 @@ TEST_P(PropertyTest, ServiceAgreesWithTheModelAndWithItsOwnReplays) {
   g.faults = true;
   std::vector<std::string> lines;
   ops::Generate(g, [&](const std::string& l) { lines.push_back(l); });
+  lines = WithNanoseconds(lines, seed);
 
   billing::testing::TempDir dir;
   BillingOptions o;
