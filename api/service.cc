@@ -146,6 +146,11 @@ Service::Service(projections::Billing& billing, Metrics& metrics, ServiceOptions
     m.Set("ledger_answer_cache_entries", "", static_cast<int64_t>(cache_.size()));
     m.Set("ledger_answer_cache_bytes", "", static_cast<int64_t>(cache_bytes_));
   });
+  // Rejections dropped from an org's full quota (ledger::kRejectedPerOrgMax),
+  // oldest first, since the ledger was opened.
+  metrics_.AddCollector([this](Metrics& m) {
+    m.Set("ledger_rejected_dropped", "", static_cast<int64_t>(billing_.ledger().rejected_dropped()));
+  });
 }
 
 void Service::set_kafka_bootstrap(std::string bootstrap) {
