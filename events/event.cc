@@ -19,6 +19,31 @@ Status Invalid(std::string message) { return Status(Code::kInvalidArgument, std:
 
 bool JsonSpace(char c) { return c == ' ' || c == '\t' || c == '\r' || c == '\n'; }
 
+// Follows JSON text byte by byte far enough to tell string contents (where
+// brackets and commas mean nothing) from structure.
+class StringTracker {
+ public:
+  // True when `c` belongs to a string, its quotes included.
+  bool InString(char c) {
+    if (in_string_) {
+      if (escaped_) {
+        escaped_ = false;
+      } else if (c == '\\') {
+        escaped_ = true;
+      } else if (c == '"') {
+        in_string_ = false;
+      }
+      return true;
+    }
+    in_string_ = c == '"';
+    return in_string_;
+  }
+
+ private:
+  bool in_string_ = false;
+  bool escaped_ = false;
+};
+
 // The deepest nesting of arrays and objects in `text`, counted without
 // recursion and without parsing (strings are skipped, escapes honoured);
 // stops as soon as it passes `limit`, so a hostile `[[[[...` costs one pass
@@ -26,21 +51,10 @@ bool JsonSpace(char c) { return c == ' ' || c == '\t' || c == '\r' || c == '\n';
 // the parser judges it afterwards.
 int NestingDepth(std::string_view text, int limit) {
   int depth = 0, deepest = 0;
-  bool in_string = false, escaped = false;
+  StringTracker strings;
   for (char c : text) {
-    if (in_string) {
-      if (escaped) {
-        escaped = false;
-      } else if (c == '\\') {
-        escaped = true;
-      } else if (c == '"') {
-        in_string = false;
-      }
-      continue;
-    }
-    if (c == '"') {
-      in_string = true;
-    } else if (c == '[' || c == '{') {
+    if (strings.InString(c)) continue;
+    if (c == '[' || c == '{') {
       deepest = std::max(deepest, ++depth);
       if (deepest > limit) break;
     } else if (c == ']' || c == '}') {
@@ -62,7 +76,7 @@ Status TooManyEvents() {
 Result<std::vector<RawEvent>> ArrayElements(std::string_view body) {
   std::vector<RawEvent> out;
   int depth = 0;
-  bool in_string = false, escaped = false;
+  StringTracker strings;
   size_t start = std::string_view::npos;
   auto finish = [&](size_t end) -> bool {
     if (start == std::string_view::npos) return true;  // `[]`
@@ -74,14 +88,9 @@ Result<std::vector<RawEvent>> ArrayElements(std::string_view body) {
   };
   for (size_t i = 0; i < body.size(); ++i) {
     const char c = body[i];
-    if (in_string) {
-      if (escaped) {
-        escaped = false;
-      } else if (c == '\\') {
-        escaped = true;
-      } else if (c == '"') {
-        in_string = false;
-      }
+    if (strings.InString(c)) {
+      // A string element starts at its opening quote.
+      if (depth == 1 && start == std::string_view::npos) start = i;
       continue;
     }
     if (JsonSpace(c)) continue;
@@ -92,7 +101,6 @@ Result<std::vector<RawEvent>> ArrayElements(std::string_view body) {
     } else if (depth >= 1 && start == std::string_view::npos) {
       start = i;
     }
-    if (c == '"') in_string = true;
     if (c == '[' || c == '{') ++depth;
     if (closing) --depth;
   }
