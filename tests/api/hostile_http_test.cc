@@ -250,12 +250,22 @@ TEST(Auth, UploadWithoutAllowedTokenIsRefusedBeforeItsBody) {
 
 // ---- ledgerd's start-up checks ----
 
+// How long a ledgerd that should refuse to start is watched for its
+// `listening on` line; it refuses within milliseconds.
+constexpr auto kStartedDeadline = 10s;
+
 // Runs ledgerd to its exit (it should refuse to start); returns the exit
 // code and what it wrote to stderr.
 std::pair<int, std::string> RunRefused(const TempDir& tmp, std::vector<std::string> extra) {
   std::vector<std::string> args{testing::BuildDir() + "/ledgerd", "--data-dir", tmp.sub("data")};
   args.insert(args.end(), extra.begin(), extra.end());
   Child child(args, tmp.sub("refused.log"));
+  // A ledgerd that starts listening did not refuse: stop it, and say so.
+  if (!child.WaitForLine("listening on", kStartedDeadline).empty()) {
+    child.Signal(SIGKILL);
+    child.Wait();
+    return {-1, "it started"};
+  }
   int code = child.Wait();
   return {code, testing::ReadFile(tmp.sub("refused.log"))};
 }
