@@ -158,7 +158,13 @@ class Session : public std::enable_shared_from_this<Session> {
       return Answer(ErrorReply(refusal->status, refusal->code, refusal->message));
     }
     if (server_->check) {
-      std::optional<HttpReply> refused = server_->check(RequestOf(msg, {}));
+      std::optional<HttpReply> refused;
+      try {
+        refused = server_->check(RequestOf(msg, {}));
+      } catch (const std::exception&) {
+        // The check must not throw; if it does, it must not take the I/O thread with it.
+        refused = ErrorReply(500, "internal", "internal error");
+      }
       if (refused) {
         if (has_body) keep_alive_ = false;
         return Answer(std::move(*refused));
