@@ -1,5 +1,9 @@
 #include "api/auth.h"
 
+#include <sys/stat.h>
+
+#include <cctype>
+#include <cstdio>
 #include <fstream>
 #include <sstream>
 
@@ -7,7 +11,26 @@
 
 namespace billing::api {
 
+namespace {
+
+// Refuses a tokens file that others may write: they could give themselves a
+// token, of any role.
+Status CheckPermissions(const std::string& path) {
+  struct stat st {};
+  if (stat(path.c_str(), &st) != 0) return Status(Code::kInvalidArgument, "cannot read tokens file " + path);
+  if ((st.st_mode & (S_IWGRP | S_IWOTH)) != 0) {
+    char mode[8];
+    std::snprintf(mode, sizeof(mode), "%03o", static_cast<unsigned>(st.st_mode & 0777));
+    return Status(Code::kInvalidArgument, "tokens file " + path + " is writable by others (mode " + mode +
+                                              "); make it private: chmod 600 " + path);
+  }
+  return Status::Ok();
+}
+
+}  // namespace
+
 Result<Tokens> Tokens::Load(const std::string& path) {
+  if (Status s = CheckPermissions(path); !s.ok()) return s;
   std::ifstream in(path);
   if (!in) return Status(Code::kInvalidArgument, "cannot read tokens file " + path);
   Tokens tokens;
@@ -23,6 +46,9 @@ Result<Tokens> Tokens::Load(const std::string& path) {
       return Status(Code::kInvalidArgument, path + ":" + std::to_string(number) + ": " + why);
     };
     if (!(fields >> role >> org)) return bad("expected `<token> <role> <org or *> [name]`");
+    if (token.size() < kTokenCharsMin) {
+      return bad("token shorter than " + std::to_string(kTokenCharsMin) + " characters (use e.g. `openssl rand -hex 16`)");
+    }
     fields >> name;
     Principal p;
     if (role == "viewer") {
@@ -44,11 +70,15 @@ Result<Tokens> Tokens::Load(const std::string& path) {
 }
 
 std::optional<Principal> Tokens::Authenticate(std::string_view authorization) const {
-  constexpr std::string_view kBearer = "Bearer ";
-  if (authorization.size() <= kBearer.size() || authorization.substr(0, kBearer.size()) != kBearer) {
-    return std::nullopt;
+  // credentials = auth-scheme 1*SP token68; the scheme is case-insensitive.
+  constexpr std::string_view kBearer = "bearer";
+  if (authorization.size() <= kBearer.size() + 1 || authorization[kBearer.size()] != ' ') return std::nullopt;
+  for (size_t i = 0; i < kBearer.size(); ++i) {
+    if (std::tolower(static_cast<unsigned char>(authorization[i])) != kBearer[i]) return std::nullopt;
   }
-  auto it = by_digest_.find(ledger::Digest(authorization.substr(kBearer.size())));
+  std::string_view token = authorization.substr(kBearer.size());
+  while (!token.empty() && token.front() == ' ') token.remove_prefix(1);
+  auto it = by_digest_.find(ledger::Digest(token));
   if (it == by_digest_.end()) return std::nullopt;
   return it->second;
 }

@@ -9,6 +9,10 @@
 // ledger stream, verify, rejected list and metrics), admin (everything). A
 // token scoped to one org never sees or writes another org's data. The name
 // (default: the role) is recorded with every event the token posts.
+//
+// The file holds secrets that grant access, so it is refused when anyone but
+// its owner may write it (anyone could add a token of their own), and so are
+// tokens shorter than kTokenCharsMin.
 #pragma once
 
 #include <memory>
@@ -19,6 +23,11 @@
 #include "events/status.h"
 
 namespace billing::api {
+
+// The shortest token accepted. A token is the whole secret: 16 random hex
+// characters are 64 bits, which online guessing (each guess one HTTP request)
+// cannot exhaust, while a short one like `x` falls to the first guesses.
+inline constexpr size_t kTokenCharsMin = 16;
 
 enum class Role { kViewer, kProducer, kAuditor, kAdmin };
 
@@ -32,9 +41,12 @@ struct Principal {
 
 class Tokens {
  public:
-  // Reads a tokens file; kInvalidArgument with the line number on a bad line.
+  // Reads a tokens file; kInvalidArgument with the line number on a bad line
+  // or a token shorter than kTokenCharsMin, and kInvalidArgument when the
+  // file is writable by its group or others.
   static Result<Tokens> Load(const std::string& path);
-  // The principal of an `Authorization` header value, or nullopt.
+  // The principal of an `Authorization` header value (`Bearer <token>`, the
+  // scheme in any case, RFC 7235 §2.1), or nullopt.
   std::optional<Principal> Authenticate(std::string_view authorization) const;
   size_t size() const { return by_digest_.size(); }
 

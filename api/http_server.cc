@@ -1,8 +1,11 @@
 #include "api/http_server.h"
 
+#include "api/request_gate.h"
+
 #include <boost/asio/dispatch.hpp>
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/post.hpp>
+#include <boost/asio/steady_timer.hpp>
 #include <boost/asio/strand.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
@@ -37,8 +40,13 @@ struct HttpServer::Impl {
   std::vector<net::executor_work_guard<net::io_context::executor_type>> guards;
   size_t next_context = 0;
   std::unique_ptr<tcp::acceptor> acceptor;
+  std::unique_ptr<net::steady_timer> accept_retry;  // on contexts[0], as the acceptor
   Handler handler;
   AccessLog log;
+  HeaderCheck check;
+  HostPolicy hosts = HostPolicy::kAny;
+  BodyBudget body_budget{kHttpBodyBudgetBytes};
+  ClientConnections clients;
   std::vector<std::thread> threads;
   std::atomic<size_t> connections{0};
   std::atomic<size_t> in_flight{0};
@@ -48,6 +56,14 @@ struct HttpServer::Impl {
   uint16_t port = 0;
   std::string host;
 
+  // Sessions still queued in a context are destroyed with it and reach back
+  // into `clients` and `connections`: destroy the contexts first.
+  ~Impl() {
+    accept_retry.reset();
+    acceptor.reset();
+    guards.clear();
+    contexts.clear();
+  }
   void Accept();
 };
 
@@ -59,11 +75,33 @@ using Executor = net::io_context::executor_type;
 using Socket = net::basic_stream_socket<tcp, Executor>;
 using Stream = beast::basic_stream<tcp, Executor, beast::unlimited_rate_policy>;
 
+// The interim answer to `Expect: 100-continue` (RFC 9110 §10.1.1).
+constexpr std::string_view kContinue = "HTTP/1.1 100 Continue\r\n\r\n";
+
+std::string JsonString(std::string_view s) {
+  std::string out = "\"";
+  for (char c : s) {
+    if (c == '"' || c == '\\') out.push_back('\\');
+    out.push_back(static_cast<unsigned char>(c) < 0x20 ? ' ' : c);
+  }
+  return out + "\"";
+}
+
+HttpReply ErrorReply(int status, std::string_view code, std::string_view message) {
+  HttpReply reply;
+  reply.status = status;
+  reply.body = R"({"error":{"code":)" + JsonString(code) + R"(,"message":)" + JsonString(message) + "}}";
+  return reply;
+}
+
 class Session : public std::enable_shared_from_this<Session> {
  public:
-  Session(Socket&& socket, HttpServer::Impl* server)
-      : stream_(std::move(socket)), server_(server) {}
-  ~Session() { server_->connections--; }
+  Session(Socket&& socket, HttpServer::Impl* server, net::ip::address client)
+      : stream_(std::move(socket)), server_(server), client_(std::move(client)) {}
+  ~Session() {
+    server_->clients.Remove(client_);
+    server_->connections--;
+  }
 
   void Run() {
     net::dispatch(stream_.get_executor(), [self = shared_from_this()] { self->Read(true); });
@@ -75,22 +113,108 @@ class Session : public std::enable_shared_from_this<Session> {
     parser_.emplace();
     parser_->body_limit(kHttpBodyBytesMax);
     parser_->header_limit(kHttpHeaderBytesMax);
+    head_only_ = false;
     // A keep-alive connection may idle between requests; the first request
     // of a connection gets the read deadline at once.
     stream_.expires_after(first ? kHttpReadTimeout : kHttpIdleTimeout);
-    http::async_read_header(stream_, buffer_, *parser_,
-                            [self = shared_from_this()](beast::error_code ec, size_t) {
-                              self->OnHeader(ec);
-                            });
+    ParseHead();
   }
 
-  void OnHeader(beast::error_code ec) {
+  // The head is read here rather than with http::async_read_header because
+  // the obs-fold check needs its raw bytes, which the parser consumes. The
+  // parser takes nothing until the whole head is in the buffer.
+  void ParseHead() {
+    beast::error_code ec = http::error::need_more;
+    size_t used = 0;
+    if (buffer_.size() > 0) used = parser_->put(buffer_.data(), ec);
+    if (ec == http::error::need_more) {
+      stream_.async_read_some(buffer_.prepare(kHttpHeaderBytesMax),
+                              [self = shared_from_this()](beast::error_code ec, size_t n) {
+                                self->buffer_.commit(n);
+                                if (ec == net::error::eof) ec = http::error::end_of_stream;
+                                if (ec) return self->OnReadError(ec);
+                                self->ParseHead();
+                              });
+      return;
+    }
     if (ec) return OnReadError(ec);
+    std::string_view raw(static_cast<const char*>(buffer_.data().data()), used);
+    std::optional<Refusal> refusal = CheckRequestHead(parser_->get(), raw, server_->hosts);
+    buffer_.consume(used);
+    OnHead(std::move(refusal));
+  }
+
+  // The head alone decides whether the body is read: a request refused here
+  // costs no body bytes, and the connection closes (unread input left).
+  void OnHead(std::optional<Refusal> refusal) {
     started_ = std::chrono::steady_clock::now();
-    // From the first header byte on, the whole request must arrive in time.
+    auto& msg = parser_->get();
+    keep_alive_ = msg.keep_alive();
+    head_only_ = msg.method() == http::verb::head;
+    request_ = HttpRequest{std::string(msg.method_string()), std::string(msg.target()), {}, {}, {}};
+    const bool has_body = parser_->chunked() || parser_->content_length().value_or(0) > 0;
+    if (refusal) {
+      keep_alive_ = false;
+      return Answer(ErrorReply(refusal->status, refusal->code, refusal->message));
+    }
+    if (server_->check) {
+      std::optional<HttpReply> refused;
+      try {
+        refused = server_->check(RequestOf(msg, {}));
+      } catch (const std::exception&) {
+        // The check must not throw; if it does, it must not take the I/O thread with it.
+        refused = ErrorReply(500, "internal", "internal error");
+      }
+      if (refused) {
+        if (has_body) keep_alive_ = false;
+        return Answer(std::move(*refused));
+      }
+    }
+    if (has_body) {
+      // A chunked body's size is unknown until its end: it may use the limit.
+      size_t bytes = parser_->content_length() ? static_cast<size_t>(*parser_->content_length()) : kHttpBodyBytesMax;
+      auto reservation = server_->body_budget.TryReserve(bytes);
+      if (!reservation) {
+        keep_alive_ = false;
+        HttpReply busy = ErrorReply(503, "unavailable", "too many request bodies are being received; retry shortly");
+        busy.headers.emplace_back("Retry-After", std::to_string(kBodyBudgetRetryAfterSeconds));
+        return Answer(std::move(busy));
+      }
+      reservation_ = std::move(*reservation);
+    }
+    // From the head on, the whole request must arrive in time.
     stream_.expires_after(kHttpReadTimeout);
+    if (has_body && msg.count(http::field::expect) > 0) {
+      net::async_write(stream_, net::buffer(kContinue.data(), kContinue.size()),
+                       [self = shared_from_this()](beast::error_code ec, size_t) {
+                         if (ec) return self->Close();
+                         self->ReadBody();
+                       });
+      return;
+    }
+    ReadBody();
+  }
+
+  void ReadBody() {
     http::async_read(stream_, buffer_, *parser_,
                      [self = shared_from_this()](beast::error_code ec, size_t) { self->OnRead(ec); });
+  }
+
+  // What the handler sees of a request; HEAD is served as GET.
+  HttpRequest RequestOf(http::request<http::string_body>& msg, std::string body) const {
+    HttpRequest req;
+    req.method = head_only_ ? "GET" : std::string(msg.method_string());
+    req.target = std::string(msg.target());
+    req.content_type = std::string(msg[http::field::content_type]);
+    req.authorization = std::string(msg[http::field::authorization]);
+    req.body = std::move(body);
+    return req;
+  }
+
+  // Answers a request the server refused itself, before the handler.
+  void Answer(HttpReply reply) {
+    server_->in_flight++;
+    Send(std::move(reply));
   }
 
   void OnReadError(beast::error_code ec) {
@@ -99,45 +223,30 @@ class Session : public std::enable_shared_from_this<Session> {
         ec == net::error::eof) {
       return Close();
     }
-    HttpRequest req;
-    if (parser_) {
-      req.method = std::string(parser_->get().method_string());
-      req.target = std::string(parser_->get().target());
+    request_ = HttpRequest{};
+    if (parser_ && parser_->is_header_done()) {
+      request_.method = std::string(parser_->get().method_string());
+      request_.target = std::string(parser_->get().target());
     }
     keep_alive_ = false;
-    int status = 400;
-    std::string code = "invalid_argument";
-    std::string message = "malformed HTTP request: " + ec.message();
-    if (ec == http::error::body_limit) {
-      status = 413;
-      code = "payload_too_large";
-      message = "the body is larger than " + std::to_string(kHttpBodyBytesMax) + " bytes";
-    } else if (ec == http::error::header_limit) {
-      status = 431;
-      code = "headers_too_large";
-      message = "the request headers are larger than " + std::to_string(kHttpHeaderBytesMax) + " bytes";
-    }
-    request_ = std::move(req);
+    head_only_ = false;
     started_ = std::chrono::steady_clock::now();
-    HttpReply reply;
-    reply.status = status;
-    reply.body = R"({"error":{"code":")" + code + R"(","message":")" + message + R"("}})";
-    server_->in_flight++;
-    Send(std::move(reply));
+    if (ec == http::error::body_limit) {
+      return Answer(ErrorReply(413, "payload_too_large",
+                               "the body is larger than " + std::to_string(kHttpBodyBytesMax) + " bytes"));
+    }
+    if (ec == http::error::header_limit) {
+      return Answer(ErrorReply(431, "headers_too_large", "the request headers are larger than " +
+                                                             std::to_string(kHttpHeaderBytesMax) + " bytes"));
+    }
+    Answer(ErrorReply(400, "invalid_argument", "malformed HTTP request: " + ec.message()));
   }
 
   void OnRead(beast::error_code ec) {
     if (ec) return OnReadError(ec);
     auto& msg = parser_->get();
     keep_alive_ = msg.keep_alive();
-    HttpRequest req;
-    req.method = std::string(msg.method_string());
-    req.target = std::string(msg.target());
-    req.content_type = std::string(msg[http::field::content_type]);
-    req.authorization = std::string(msg[http::field::authorization]);
-    req.body = std::move(msg.body());
-    // Kept for the access log; the body goes to the handler.
-    request_ = HttpRequest{req.method, req.target, {}, {}, {}};
+    HttpRequest req = RequestOf(msg, std::move(msg.body()));
     server_->in_flight++;
     // The handler may answer from another thread (ingest answers from the
     // ledger's writer); hop back onto this connection's strand to write.
@@ -151,13 +260,11 @@ class Session : public std::enable_shared_from_this<Session> {
   void Send(HttpReply reply) {
     status_ = reply.status;
     bytes_ = 0;
+    if (head_only_) return SendHead(std::move(reply));
     if (reply.stream) return StartStream(std::move(reply));
     auto res = std::make_shared<http::response<http::string_body>>(
         static_cast<http::status>(reply.status), 11);
-    res->set(http::field::server, "billing-ledger");
-    res->set(http::field::content_type, reply.content_type);
-    for (auto& [k, v] : reply.headers) res->set(k, v);
-    res->keep_alive(keep_alive_ && !server_->stopping);
+    SetHeaders(*res, reply);
     res->body() = std::move(reply.body);
     res->prepare_payload();
     bytes_ = res->body().size();
@@ -167,14 +274,35 @@ class Session : public std::enable_shared_from_this<Session> {
     });
   }
 
+  template <class Response>
+  void SetHeaders(Response& res, const HttpReply& reply) {
+    res.set(http::field::server, "billing-ledger");
+    res.set(http::field::content_type, reply.content_type);
+    for (auto& [k, v] : reply.headers) res.set(k, v);
+    res.keep_alive(keep_alive_ && !server_->stopping);
+  }
+
+  // HEAD: the head GET would have, without the body (RFC 9110 §9.3.2).
+  void SendHead(HttpReply reply) {
+    auto res = std::make_shared<http::response<http::empty_body>>(static_cast<http::status>(reply.status), 11);
+    SetHeaders(*res, reply);
+    if (reply.stream) {
+      res->chunked(true);
+    } else {
+      res->content_length(reply.body.size());
+    }
+    auto sr = std::make_shared<http::response_serializer<http::empty_body>>(*res);
+    stream_.expires_after(kHttpWriteTimeout);
+    http::async_write_header(stream_, *sr, [self = shared_from_this(), res, sr](beast::error_code ec, size_t) {
+      self->Finish(ec, res->need_eof());
+    });
+  }
+
   void StartStream(HttpReply reply) {
     stream_fn_ = std::move(reply.stream);
     auto res = std::make_shared<http::response<http::empty_body>>(
         static_cast<http::status>(reply.status), 11);
-    res->set(http::field::server, "billing-ledger");
-    res->set(http::field::content_type, reply.content_type);
-    for (auto& [k, v] : reply.headers) res->set(k, v);
-    res->keep_alive(keep_alive_ && !server_->stopping);
+    SetHeaders(*res, reply);
     res->chunked(true);
     auto sr = std::make_shared<http::response_serializer<http::empty_body>>(*res);
     stream_.expires_after(kHttpWriteTimeout);
@@ -214,7 +342,11 @@ class Session : public std::enable_shared_from_this<Session> {
 
   void Finish(beast::error_code ec, bool close) {
     server_->in_flight--;
+    // The body is answered for: its bytes are no longer buffered for it.
+    reservation_.Release();
     if (server_->log) server_->log(request_, status_, bytes_, MicrosSince(started_));
+    // A connection that carried a large body keeps no large buffer idle.
+    if (buffer_.size() == 0) buffer_.shrink_to_fit();
     if (ec || close || !keep_alive_ || server_->stopping) return Close();
     Read(false);
   }
@@ -239,8 +371,11 @@ class Session : public std::enable_shared_from_this<Session> {
   beast::flat_buffer buffer_;
   std::optional<http::request_parser<http::string_body>> parser_;
   HttpServer::Impl* server_;
-  HttpRequest request_;
+  net::ip::address client_;
+  BodyBudget::Reservation reservation_;
+  HttpRequest request_;  // method and target, for the access log
   bool keep_alive_ = false;
+  bool head_only_ = false;  // a HEAD request: answer without the body
   bool need_eof_ = false;
   int status_ = 0;
   size_t bytes_ = 0;
@@ -257,15 +392,22 @@ void HttpServer::Impl::Accept() {
   next_context = (next_context + 1) % contexts.size();
   acceptor->async_accept(target, [this](beast::error_code ec, Socket socket) {
     if (ec) {
-      if (!stopping && acceptor->is_open()) Accept();
+      if (stopping || !acceptor->is_open()) return;
+      // Out of descriptors, most likely: retrying at once would only spin.
+      accept_retry->expires_after(kAcceptRetryDelay);
+      accept_retry->async_wait([this](beast::error_code wait_ec) {
+        if (!wait_ec && !stopping) Accept();
+      });
       return;
     }
-    if (connections.load() >= kHttpConnectionsMax) {
+    beast::error_code peer_ec;
+    tcp::endpoint peer = socket.remote_endpoint(peer_ec);
+    if (peer_ec || connections.load() >= kHttpConnectionsMax || !clients.TryAdd(peer.address())) {
       beast::error_code ignored;
       socket.close(ignored);
     } else {
       connections++;
-      std::make_shared<Session>(std::move(socket), this)->Run();
+      std::make_shared<Session>(std::move(socket), this, peer.address())->Run();
     }
     Accept();
   });
@@ -276,10 +418,12 @@ HttpServer::HttpServer(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
 HttpServer::~HttpServer() { Stop(); }
 
 Result<std::unique_ptr<HttpServer>> HttpServer::Start(const ServerOptions& options, Handler handler,
-                                                      AccessLog log) {
+                                                      AccessLog log, HeaderCheck check) {
   auto impl = std::make_unique<Impl>();
   impl->handler = std::move(handler);
   impl->log = std::move(log);
+  impl->check = std::move(check);
+  impl->hosts = options.hosts;
   int threads = options.threads > 0 ? options.threads
                                     : static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
   for (int i = 0; i < threads; ++i) {
@@ -287,6 +431,7 @@ Result<std::unique_ptr<HttpServer>> HttpServer::Start(const ServerOptions& optio
     impl->guards.push_back(net::make_work_guard(*impl->contexts.back()));
   }
   impl->acceptor = std::make_unique<tcp::acceptor>(*impl->contexts[0]);
+  impl->accept_retry = std::make_unique<net::steady_timer>(*impl->contexts[0]);
   beast::error_code ec;
   auto address = net::ip::make_address(options.host, ec);
   if (ec) return Status(Code::kInvalidArgument, "bad listen address " + options.host + ": " + ec.message());

@@ -8,12 +8,19 @@
 // the ledger's writer thread). Replies may stream a chunked body of unknown
 // length in bounded pieces. Stop() stops accepting, lets in-flight requests
 // finish, then joins the threads.
+//
+// A request is judged from its head before its body is read (request_gate.h:
+// framing, Host, then the HeaderCheck, e.g. the token, then a share of the
+// body budget), so a client that may not post cannot make the server buffer
+// a byte of its body; `Expect: 100-continue` is answered once it passes.
+// HEAD is answered as GET without the body.
 #pragma once
 
 #include <chrono>
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string>
 #include <utility>
 #include <vector>
@@ -38,9 +45,20 @@ inline constexpr std::chrono::seconds kHttpWriteTimeout{60};
 // client can read the refusal instead of a connection reset.
 inline constexpr std::chrono::seconds kLingerTimeout{2};
 // Connections beyond this are closed at accept: bounds sockets and memory.
+// One client address may hold kHttpConnectionsPerClientMax of them
+// (request_gate.h).
 inline constexpr size_t kHttpConnectionsMax = 4096;
+// After a failed accept (out of file descriptors, say) the next one waits
+// this long instead of spinning on the same error.
+inline constexpr std::chrono::milliseconds kAcceptRetryDelay{100};
 // How long Stop() waits for in-flight requests before closing anyway.
 inline constexpr std::chrono::seconds kShutdownGrace{10};
+
+// Which Host header values the server answers.
+enum class HostPolicy {
+  kAny,           // access control is on: a token, not the name, decides
+  kLoopbackOnly,  // localhost, 127.0.0.0/8 or [::1], with any port (421 otherwise)
+};
 
 struct HttpRequest {
   std::string method;
@@ -61,6 +79,11 @@ struct HttpReply {
 };
 
 using Respond = std::function<void(HttpReply)>;
+// Judges a request from its head (`body` is empty; HEAD arrives as GET):
+// returns a refusal (401, 403, 415, ...) to answer without reading the body,
+// or nullopt to read it and call the Handler. Runs on an I/O thread, so it
+// must be cheap and must not block or throw.
+using HeaderCheck = std::function<std::optional<HttpReply>(const HttpRequest& head)>;
 // Must call `respond` exactly once, from any thread; must not throw.
 using Handler = std::function<void(HttpRequest&& request, Respond respond)>;
 // One finished request: route label is the handler's business, so the server
@@ -72,13 +95,17 @@ struct ServerOptions {
   std::string host = "127.0.0.1";
   uint16_t port = 8080;  // 0 picks a free port
   int threads = 0;       // 0: one per core
+  // kLoopbackOnly (when nothing else controls access) refuses requests whose
+  // Host names anything but the loopback interface (421).
+  HostPolicy hosts = HostPolicy::kAny;
 };
 
 class HttpServer {
  public:
   // Binds and starts serving. kUnavailable if the address cannot be bound.
+  // `check` may be empty (every well-formed request is read).
   static Result<std::unique_ptr<HttpServer>> Start(const ServerOptions& options, Handler handler,
-                                                   AccessLog log);
+                                                   AccessLog log, HeaderCheck check = nullptr);
   ~HttpServer();
   uint16_t port() const;
   std::string host() const;

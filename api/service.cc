@@ -8,6 +8,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "api/request_gate.h"
 #include "api/target.h"
 #include "api/web_assets.h"
 #include "ledger/hash_chain.h"
@@ -362,6 +363,35 @@ std::optional<events::BodyFormat> BodyFormatOf(std::string content_type) {
 }
 
 }  // namespace
+
+// ---- Header-time checks (issue 13): the same rules Route applies, taken
+// from the head alone so that a refused request's body is never read.
+std::optional<HttpReply> Service::CheckHeaders(const HttpRequest& head) const {
+  auto parsed = ParseTarget(head.target);
+  if (!parsed.ok()) return std::nullopt;  // Route answers the 400
+  const auto& s = parsed->segments;
+  const bool open_route = (s.size() == 1 && (s[0] == "healthz" || s[0] == "readyz" || s[0].empty())) ||
+                          (s.size() == 2 && s[0] == "web");
+  if (open_route) return std::nullopt;
+  const bool post = head.method == "POST";
+  if (options_.tokens) {
+    auto principal = options_.tokens->Authenticate(head.authorization);
+    if (!principal) {
+      HttpReply r = Error(401, "unauthenticated", "a valid `Authorization: Bearer <token>` is required");
+      r.headers.emplace_back("WWW-Authenticate", "Bearer");
+      return r;
+    }
+    if (post && !Allowed(principal->role, {Role::kProducer})) {
+      return Error(403, "permission_denied", "this token's role may not post");
+    }
+  }
+  if (post && !IsJsonMediaType(head.content_type)) {
+    return Error(415, "unsupported_media_type",
+                 "a POST needs Content-Type application/json (one event or an array) or application/x-ndjson");
+  }
+  return std::nullopt;
+}
+// ---- end header-time checks
 
 void Service::PostEvents(Call& call) {
   auto format = BodyFormatOf(call.request.content_type);

@@ -45,6 +45,12 @@ class Service {
  public:
   Service(projections::Billing& billing, Metrics& metrics, ServiceOptions options);
   void Handle(HttpRequest&& request, Respond respond);
+  // The server's HeaderCheck (http_server.h): judges a request from its head
+  // before its body is read. 401 without a valid token, 403 for a POST by a
+  // role that may not post, 415 for a POST whose Content-Type is not
+  // application/json or application/x-ndjson (so that a browser's form or
+  // no-cors fetch cannot post); nullopt otherwise. Thread-safe.
+  std::optional<HttpReply> CheckHeaders(const HttpRequest& head) const;
 
   void set_ready(bool ready) { ready_ = ready; }
   void set_kafka_bootstrap(std::string bootstrap);

@@ -2,6 +2,7 @@
 // without the service (read-only where it only reads, so it is safe beside a
 // running ledgerd).
 #include <CLI/CLI.hpp>
+#include <sys/stat.h>
 
 #include <cstdio>
 #include <fstream>
@@ -316,6 +317,9 @@ int Restore(const std::string& backup, const std::string& dest, std::optional<ui
 }  // namespace
 
 int main(int argc, char** argv) {
+  // A ledger holds every tenant's bills: what this tool creates (a replayed
+  // directory's files, a restore, a backup, an export) is its owner's only.
+  umask(077);
   CLI::App app{"ledgerctl: verify, replay and export a billing ledger"};
   app.require_subcommand(1);
   std::string dir;

@@ -1,15 +1,19 @@
 // ledgerd: the billing ledger service. Opens (or creates) the ledger in
 // --data-dir, rebuilds read models if needed, serves the HTTP API and
-// optionally consumes Kafka. SIGTERM/SIGINT stop it cleanly: the listener
-// closes, in-flight requests are answered, queued appends are written, the
-// ledger is closed.
+// optionally consumes Kafka. SIGTERM/SIGINT/SIGHUP stop it cleanly: the
+// listener closes, in-flight requests are answered, queued appends are
+// written, the ledger is closed.
 #include <CLI/CLI.hpp>
+#include <sys/resource.h>
+#include <sys/stat.h>
 
 #include <csignal>
 #include <cstdio>
 #include <cstdlib>
 #include <ctime>
+#include <filesystem>
 #include <mutex>
+#include <optional>
 
 #include "api/http_server.h"
 #include "api/kafka_consumer.h"
@@ -31,15 +35,23 @@ bool IsLoopback(const std::string& host) {
   return host == "localhost" || host == "::1" || host.rfind("127.", 0) == 0;
 }
 
+// For the access log: a request target is client bytes, not necessarily
+// UTF-8, and each log line must stay valid JSON. Bytes above 0x7F (never
+// legal raw in a target, RFC 3986) are percent-encoded as a URL would carry
+// them; control characters are JSON-escaped.
 std::string JsonEscape(const std::string& s) {
   std::string out;
   for (char c : s) {
+    const auto byte = static_cast<unsigned char>(c);
+    char buf[8];
     if (c == '"' || c == '\\') {
       out.push_back('\\');
       out.push_back(c);
-    } else if (static_cast<unsigned char>(c) < 0x20) {
-      char buf[8];
-      std::snprintf(buf, sizeof(buf), "\\u%04x", c);
+    } else if (byte < 0x20 || byte == 0x7f) {
+      std::snprintf(buf, sizeof(buf), "\\u%04x", byte);
+      out += buf;
+    } else if (byte > 0x7f) {
+      std::snprintf(buf, sizeof(buf), "%%%02X", byte);
       out += buf;
     } else {
       out.push_back(c);
@@ -48,9 +60,50 @@ std::string JsonEscape(const std::string& s) {
   return out;
 }
 
+// The port of --http: a decimal number 0..65535 (0 picks a free port), or
+// nullopt. Stricter than stoi, which would take `70001` and truncate it.
+std::optional<uint16_t> ParsePort(const std::string& text) {
+  if (text.empty() || text.size() > 5) return std::nullopt;
+  unsigned value = 0;
+  for (char c : text) {
+    if (c < '0' || c > '9') return std::nullopt;
+    value = value * 10 + static_cast<unsigned>(c - '0');
+  }
+  if (value > 65535) return std::nullopt;
+  return static_cast<uint16_t>(value);
+}
+
+// Lets the process hold as many sockets as the server admits
+// (api::kHttpConnectionsMax) besides RocksDB's files, as far as the hard
+// limit allows; a lower soft limit would refuse connections early.
+void RaiseFileLimit() {
+  rlimit r{};
+  if (getrlimit(RLIMIT_NOFILE, &r) == 0 && r.rlim_cur < r.rlim_max) {
+    r.rlim_cur = r.rlim_max;
+    setrlimit(RLIMIT_NOFILE, &r);
+  }
+}
+
+// Creates a missing data directory for its owner alone (0700); an existing
+// one keeps the mode its operator gave it.
+bool PrepareDataDir(const std::string& dir) {
+  std::error_code ec;
+  if (std::filesystem::exists(dir, ec)) return true;
+  std::filesystem::create_directories(dir, ec);
+  if (!ec) std::filesystem::permissions(dir, std::filesystem::perms::owner_all, ec);
+  if (ec) {
+    std::fprintf(stderr, "ledgerd: cannot create --data-dir %s: %s\n", dir.c_str(), ec.message().c_str());
+    return false;
+  }
+  return true;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
+  // The ledger holds every tenant's bills: whatever RocksDB creates (tables,
+  // WAL, logs) is readable by ledgerd's user alone.
+  umask(077);
   CLI::App app{"ledgerd: event-sourced billing ledger service"};
   std::string data_dir = "./data";
   std::string http = "127.0.0.1:8080";
@@ -86,12 +139,12 @@ int main(int argc, char** argv) {
     server_options.host = server_options.host.substr(1, server_options.host.size() - 2);
   }
   if (server_options.host == "localhost") server_options.host = "127.0.0.1";
-  try {
-    server_options.port = static_cast<uint16_t>(std::stoi(http.substr(colon + 1)));
-  } catch (const std::exception&) {
-    std::fprintf(stderr, "ledgerd: bad port in --http %s\n", http.c_str());
+  auto port = ParsePort(http.substr(colon + 1));
+  if (!port) {
+    std::fprintf(stderr, "ledgerd: bad port in --http %s: give a number from 0 to 65535\n", http.c_str());
     return 2;
   }
+  server_options.port = *port;
 
   api::ServiceOptions service_options;
   if (!tokens_file.empty()) {
@@ -107,15 +160,25 @@ int main(int argc, char** argv) {
                  "or listen on a loopback address\n",
                  server_options.host.c_str());
     return 2;
+  } else {
+    // Nothing else controls access: answer only requests addressed to
+    // loopback names, which a web page on a rebound DNS name cannot send.
+    server_options.hosts = api::HostPolicy::kLoopbackOnly;
   }
 
   // Signals are taken by sigwait in this thread only; every thread started
-  // from here on inherits the mask.
+  // from here on inherits the mask. SIGHUP (the terminal went away) stops
+  // like SIGTERM, as there is no configuration to reload; under nohup it
+  // stays ignored.
   sigset_t signals;
   sigemptyset(&signals);
   sigaddset(&signals, SIGTERM);
   sigaddset(&signals, SIGINT);
+  struct sigaction hup {};
+  if (sigaction(SIGHUP, nullptr, &hup) == 0 && hup.sa_handler != SIG_IGN) sigaddset(&signals, SIGHUP);
   pthread_sigmask(SIG_BLOCK, &signals, nullptr);
+  RaiseFileLimit();
+  if (!PrepareDataDir(data_dir)) return 1;
 
   projections::BillingOptions billing_options;
   billing_options.dir = data_dir;
@@ -184,7 +247,7 @@ int main(int argc, char** argv) {
       [&service](api::HttpRequest&& req, api::Respond respond) {
         service.Handle(std::move(req), std::move(respond));
       },
-      log);
+      log, [&service](const api::HttpRequest& head) { return service.CheckHeaders(head); });
   if (!server.ok()) {
     std::fprintf(stderr, "ledgerd: %s\n", server.status().ToString().c_str());
     return 1;

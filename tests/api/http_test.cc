@@ -383,13 +383,17 @@ TEST(Serving, TheWebPageForbidsFramingAndForeignCode) {
 TEST(Http, AccessControlByRoleAndOrganization) {
   TempDir tmp;
   std::ofstream(tmp.sub("tokens")) << "# token role org name\n"
-                                      "t-view viewer acme alice\n"
-                                      "t-prod producer acme feed\n"
-                                      "t-aud auditor * carol\n"
-                                      "t-aud-k auditor kaiju-jp dave\n"
-                                      "t-admin admin * root\n";
+                                      "t-view-0123456789 viewer acme alice\n"
+                                      "t-prod-0123456789 producer acme feed\n"
+                                      "t-aud-0123456789 auditor * carol\n"
+                                      "t-aud-k-0123456789 auditor kaiju-jp dave\n"
+                                      "t-admin-0123456789 admin * root\n";
+  // Tokens are at least 16 characters, in a file only its owner may write.
+  std::filesystem::permissions(tmp.sub("tokens"), std::filesystem::perms::owner_read | std::filesystem::perms::owner_write);
   Server s({"--tokens", tmp.sub("tokens")});
-  auto as = [](const std::string& token) { return std::map<std::string, std::string>{{"Authorization", "Bearer " + token}}; };
+  auto as = [](const std::string& token) {
+    return std::map<std::string, std::string>{{"Authorization", "Bearer " + token + "-0123456789"}};
+  };
   std::string events = ReadFile(ExamplesDir() + "/events.ndjson");
   // The producer may only write acme's events; a body naming kaiju-jp is refused whole.
   EXPECT_EQ(s.Post("/v1/events", events, "application/x-ndjson", as("t-prod")).status, 403);

@@ -423,10 +423,13 @@ TEST(Audit, FocusExportColumnsAndSumsMatchTheInvoices) {
 
 TEST(Audit, CsvRoutesFollowTheJsonAccessRules) {
   TempDir tmp;
-  std::ofstream(tmp.sub("tokens")) << "t-view viewer acme alice\nt-prod producer acme feed\nt-admin admin * root\n";
+  // Tokens are at least 16 characters, in a file only its owner may write.
+  std::ofstream(tmp.sub("tokens")) << "t-view-0123456789 viewer acme alice\nt-prod-0123456789 producer acme feed\n"
+                                      "t-admin-0123456789 admin * root\n";
+  std::filesystem::permissions(tmp.sub("tokens"), std::filesystem::perms::owner_read | std::filesystem::perms::owner_write);
   Server s(tmp.sub("data"), {"--tokens", tmp.sub("tokens")});
   auto as = [](const std::string& token) {
-    return std::map<std::string, std::string>{{"Authorization", "Bearer " + token}};
+    return std::map<std::string, std::string>{{"Authorization", "Bearer " + token + "-0123456789"}};
   };
   ASSERT_EQ(Http(s.port, "POST", "/v1/events", ReadFile(ExamplesDir() + "/events.ndjson"), "application/x-ndjson",
                  as("t-admin")).status, 200);

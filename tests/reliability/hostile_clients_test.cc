@@ -5,27 +5,28 @@
 // every request is answered within a deadline (raw sockets with deadlines,
 // so a hung server fails the test instead of hanging it); the huge headers
 // get 431, the garbage gets 400 after the good requests before it; and the
-// slowloris connections are cut once kHttpReadTimeout has passed.
-#include <arpa/inet.h>
-#include <fcntl.h>
+// slowloris connections are cut once kHttpReadTimeout has passed. Also:
+// uploads without a token are refused before their bodies, concurrent
+// uploads are held to the body budget, and one client address cannot take
+// every connection; ledgerd's peak memory (VmHWM) stays bounded throughout.
 #include <gtest/gtest.h>
-#include <netinet/in.h>
-#include <poll.h>
 #include <sys/resource.h>
-#include <sys/socket.h>
-#include <unistd.h>
+#include <sys/stat.h>
 
 #include <atomic>
 #include <chrono>
+#include <fstream>
 #include <mutex>
 #include <string>
 #include <thread>
 #include <vector>
 
 #include "api/http_server.h"
+#include "api/request_gate.h"
 #include "tests/api/kafka_test_support.h"
 #include "tests/testing/http_client.h"
 #include "tests/testing/process.h"
+#include "tests/testing/raw_conn.h"
 #include "tests/testing/temp_dir.h"
 
 namespace billing {
@@ -35,6 +36,7 @@ using namespace std::chrono_literals;
 using Clock = std::chrono::steady_clock;
 using testing::Child;
 using testing::Http;
+using testing::RawConn;
 using testing::TempDir;
 
 constexpr int kSlowlorisConnections = 300;
@@ -53,92 +55,6 @@ constexpr auto kStartTimeout = 30s;
 // Slowloris connections must be cut by the server's read deadline, plus
 // margin for a loaded machine.
 constexpr auto kSlowlorisCutDeadline = api::kHttpReadTimeout + 15s;
-
-// A client TCP connection on loopback with non-blocking I/O and deadlines.
-class RawConn {
- public:
-  explicit RawConn(uint16_t port, int recv_buffer_bytes = 0) {
-    fd_ = socket(AF_INET, SOCK_STREAM, 0);
-    if (fd_ < 0) return;
-    if (recv_buffer_bytes > 0)
-      setsockopt(fd_, SOL_SOCKET, SO_RCVBUF, &recv_buffer_bytes, sizeof(int));
-    sockaddr_in addr{};
-    addr.sin_family = AF_INET;
-    addr.sin_port = htons(port);
-    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    if (connect(fd_, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) != 0) {
-      close(fd_);
-      fd_ = -1;
-      return;
-    }
-    fcntl(fd_, F_SETFL, fcntl(fd_, F_GETFL) | O_NONBLOCK);
-  }
-  ~RawConn() {
-    if (fd_ >= 0) close(fd_);
-  }
-  RawConn(const RawConn&) = delete;
-  RawConn& operator=(const RawConn&) = delete;
-  bool ok() const { return fd_ >= 0; }
-
-  // Sends all of `data`; false on an error (the peer closed) or the deadline.
-  bool Send(std::string_view data, std::chrono::milliseconds deadline) {
-    auto until = Clock::now() + deadline;
-    while (!data.empty()) {
-      ssize_t n = send(fd_, data.data(), data.size(), MSG_NOSIGNAL);
-      if (n > 0) {
-        data.remove_prefix(static_cast<size_t>(n));
-        continue;
-      }
-      if (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK) return false;
-      if (!Wait(POLLOUT, until)) return false;
-    }
-    return true;
-  }
-
-  // Reads until the peer closes, `until_text` has arrived, or the deadline;
-  // returns what was read. `closed()` tells which.
-  std::string Read(std::chrono::milliseconds deadline, std::string_view until_text = "") {
-    auto until = Clock::now() + deadline;
-    std::string out;
-    char buf[16384];
-    for (;;) {
-      ssize_t n = recv(fd_, buf, sizeof(buf), 0);
-      if (n > 0) {
-        out.append(buf, static_cast<size_t>(n));
-        if (!until_text.empty() && out.find(until_text) != std::string::npos) return out;
-        continue;
-      }
-      if (n == 0 || (errno != EAGAIN && errno != EWOULDBLOCK)) {
-        closed_ = true;
-        return out;
-      }
-      if (!Wait(POLLIN, until)) return out;
-    }
-  }
-
-  // True once the peer has closed (EOF or reset), checked without waiting.
-  bool PeerClosed() {
-    char buf[256];
-    for (;;) {
-      ssize_t n = recv(fd_, buf, sizeof(buf), 0);
-      if (n > 0) continue;
-      if (n == 0 || (errno != EAGAIN && errno != EWOULDBLOCK)) closed_ = true;
-      return closed_;
-    }
-  }
-  bool closed() const { return closed_; }
-
- private:
-  bool Wait(short events, Clock::time_point until) {
-    auto left = std::chrono::duration_cast<std::chrono::milliseconds>(until - Clock::now()).count();
-    if (left <= 0) return false;
-    pollfd p{fd_, events, 0};
-    return poll(&p, 1, static_cast<int>(left)) > 0;
-  }
-
-  int fd_ = -1;
-  bool closed_ = false;
-};
 
 // One request on a fresh connection, answered within `deadline`: the status
 // code, or 0 when there is no complete answer in time.
@@ -309,6 +225,139 @@ TEST(HostileClients, OthersAreServedPromptlyAndSlowClientsAreCut) {
   stalled.clear();
   ledgerd.Signal(SIGTERM);
   EXPECT_EQ(ledgerd.Wait(), 0);
+}
+
+
+// How far ledgerd's peak resident memory may rise during an upload flood:
+// generous against allocator slack and ingest's own work, far below the
+// ~800 MiB that 50 buffered 16 MiB bodies would take.
+constexpr size_t kRssGrowthBytesMax = 200 * 1024 * 1024;
+constexpr int kUploads = 50;
+constexpr size_t kUploadBytes = api::kHttpBodyBytesMax;
+// How long an answer given at the head (401, 503) may take to arrive.
+constexpr auto kHeadAnswerDeadline = 5s;
+
+std::string UploadHead(size_t body_bytes, const std::string& extra = "") {
+  return "POST /v1/events HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/x-ndjson\r\n"
+         "Content-Length: " + std::to_string(body_bytes) + "\r\n" + extra + "\r\n";
+}
+
+struct Ledgerd {
+  explicit Ledgerd(std::vector<std::string> extra = {}) {
+    std::vector<std::string> args{testing::BuildDir() + "/ledgerd", "--data-dir", tmp.sub("data"), "--http",
+                                  "127.0.0.1:0", "--no-access-log"};
+    args.insert(args.end(), extra.begin(), extra.end());
+    child = std::make_unique<Child>(args);
+    std::string url = child->WaitForLine("listening on http://127.0.0.1:", kStartTimeout);
+    EXPECT_FALSE(url.empty()) << "ledgerd did not start";
+    port = url.empty() ? 0 : static_cast<uint16_t>(std::stoi(url));
+  }
+  size_t Rss() const { return testing::ProcessMemoryBytes(child->pid(), "VmRSS"); }
+  size_t PeakRss() const { return testing::ProcessMemoryBytes(child->pid(), "VmHWM"); }
+  TempDir tmp;
+  std::unique_ptr<Child> child;
+  uint16_t port = 0;
+};
+
+TEST(HostileClients, UnauthenticatedUploadIsRefusedBeforeItsBody) {
+  RaiseFileLimit();
+  TempDir config;
+  std::ofstream(config.sub("tokens")) << "producer-token-0123456789 producer * feed\n";
+  chmod(config.sub("tokens").c_str(), 0600);
+  Ledgerd ledgerd({"--tokens", config.sub("tokens")});
+  ASSERT_NE(ledgerd.port, 0);
+  const size_t rss_before = ledgerd.Rss();
+  const std::string body(kUploadBytes, ' ');
+  std::atomic<int> refused_at_head{0};
+  std::vector<std::thread> uploaders;
+  for (int i = 0; i < kUploads; ++i) {
+    uploaders.emplace_back([&] {
+      RawConn c(ledgerd.port);
+      if (!c.Send(UploadHead(body.size()), 2000ms)) return;
+      // The 401 comes before a byte of the body is sent...
+      if (testing::StatusOf(c.Read(kHeadAnswerDeadline, "\r\n\r\n")) == 401) refused_at_head++;
+      // ...and the body the attacker sends anyway is discarded, not kept.
+      c.Send(body, 10000ms);
+    });
+  }
+  for (auto& t : uploaders) t.join();
+  EXPECT_EQ(refused_at_head.load(), kUploads);
+  const size_t peak = ledgerd.PeakRss();
+  EXPECT_LT(peak, rss_before + kRssGrowthBytesMax)
+      << "VmRSS before " << rss_before / (1 << 20) << " MiB, VmHWM after " << peak / (1 << 20) << " MiB";
+  EXPECT_EQ(Request(ledgerd.port, "GET", "/healthz", "", kPromptDeadline), 200);
+}
+
+TEST(HostileClients, ConcurrentUploadsAreHeldToTheBodyBudget) {
+  RaiseFileLimit();
+  Ledgerd ledgerd;
+  ASSERT_NE(ledgerd.port, 0);
+  const size_t rss_before = ledgerd.Rss();
+  // Every uploader sends its head and the first MiB of its body, then stalls:
+  // the admitted ones hold their share of the budget while the rest arrive.
+  const std::string first_part(1 << 20, ' ');
+  std::vector<std::unique_ptr<RawConn>> uploads;
+  for (int i = 0; i < kUploads; ++i) {
+    uploads.push_back(std::make_unique<RawConn>(ledgerd.port));
+    ASSERT_TRUE(uploads.back()->ok());
+    ASSERT_TRUE(uploads.back()->Send(UploadHead(kUploadBytes) + first_part, 2000ms)) << "upload " << i;
+  }
+  const int admitted_max = static_cast<int>(api::kHttpBodyBudgetBytes / kUploadBytes);
+  std::vector<std::string> answers(kUploads);
+  int busy = 0;
+  kafka_testing::WaitUntil(
+      [&] {
+        busy = 0;
+        for (int i = 0; i < kUploads; ++i) {
+          answers[i] += uploads[i]->Read(0ms);
+          if (testing::StatusOf(answers[i]) == 503) ++busy;
+        }
+        return busy >= kUploads - admitted_max;
+      },
+      std::chrono::duration_cast<std::chrono::milliseconds>(kHeadAnswerDeadline));
+  EXPECT_EQ(busy, kUploads - admitted_max);
+  for (const auto& answer : answers) {
+    if (testing::StatusOf(answer) == 503) {
+      EXPECT_NE(answer.find("Retry-After: 1\r\n"), std::string::npos) << answer;
+    }
+  }
+  const size_t peak = ledgerd.PeakRss();
+  EXPECT_LT(peak, rss_before + kRssGrowthBytesMax)
+      << "VmRSS before " << rss_before / (1 << 20) << " MiB, VmHWM after " << peak / (1 << 20) << " MiB";
+  // The stalled uploads give up; their budget returns, and uploads work again.
+  uploads.clear();
+  const std::string event = kafka_testing::StructureNdjson("budget");
+  bool served = kafka_testing::WaitUntil(
+      [&] { return Request(ledgerd.port, "POST", "/v1/events", event, kPromptDeadline) == 200; }, 10000ms);
+  EXPECT_TRUE(served);
+}
+
+TEST(HostileClients, OneClientCannotTakeEveryConnection) {
+  RaiseFileLimit();
+  Ledgerd ledgerd;
+  ASSERT_NE(ledgerd.port, 0);
+  std::vector<std::unique_ptr<RawConn>> held;
+  for (size_t i = 0; i < api::kHttpConnectionsPerClientMax; ++i) {
+    held.push_back(std::make_unique<RawConn>(ledgerd.port));
+    ASSERT_TRUE(held.back()->ok()) << "connection " << i;
+  }
+  // One more from the same address is closed unanswered...
+  RawConn extra(ledgerd.port);
+  ASSERT_TRUE(extra.ok());
+  extra.Send("GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n", 1000ms);
+  std::string answer = extra.Read(kHeadAnswerDeadline);
+  EXPECT_TRUE(extra.closed());
+  EXPECT_EQ(answer, "");
+  // ...while another client address is served at once.
+  RawConn other(ledgerd.port, 0, "127.0.0.2");
+  ASSERT_TRUE(other.ok()) << "cannot bind 127.0.0.2";
+  ASSERT_TRUE(other.Send("GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n", 1000ms));
+  EXPECT_EQ(testing::StatusOf(other.Read(kPromptDeadline)), 200);
+  // Once the first client lets connections go, it is served again.
+  held.resize(held.size() - 10);
+  bool served = kafka_testing::WaitUntil(
+      [&] { return Request(ledgerd.port, "GET", "/healthz", "", kPromptDeadline) == 200; }, 10000ms);
+  EXPECT_TRUE(served);
 }
 
 }  // namespace

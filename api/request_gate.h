@@ -1,0 +1,112 @@
+// Request gate: what the HTTP server decides about a request from its head
+// alone, before it reads a byte of the body, and the shared limits that keep
+// one client from exhausting the server.
+//
+// A request whose framing is ambiguous (a Transfer-Encoding other than
+// `chunked`, both Transfer-Encoding and Content-Length, obs-fold lines) could
+// be read one way by us and another way by a proxy in front of us (request
+// smuggling, RFC 9112 §6.3, §5.2), so it is refused with 400 and the
+// connection is closed. An HTTP/1.1 request needs exactly one Host, and at
+// most one Authorization. Without access control the server only answers
+// Hosts that name the loopback interface, so that a web page cannot reach it
+// through a DNS name rebound to 127.0.0.1.
+//
+// BodyBudget bounds the body bytes buffered across all connections;
+// ClientConnections bounds the connections of one client address. Both are
+// thread-safe and never block.
+#pragma once
+
+#include <boost/asio/ip/address.hpp>
+#include <boost/beast/http/message.hpp>
+
+#include <atomic>
+#include <cstddef>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <map>
+
+#include "api/http_server.h"
+
+namespace billing::api {
+
+// Body bytes buffered at once across all connections. 64 MiB admits four
+// maximal (16 MiB) bodies side by side, far beyond what producers posting
+// thousand-event batches need, while a flood of large uploads cannot grow the
+// process by more than this (plus what ingest makes of the admitted ones).
+inline constexpr size_t kHttpBodyBudgetBytes = 64 * 1024 * 1024;
+// Connections one client address may hold. An eighth of kHttpConnectionsMax: a single client cannot take every slot, and so cannot
+// lock out others (or /healthz probes), while one busy producer or a proxy
+// keeps far more connections than it needs. Clients behind one NAT or proxy
+// share it.
+inline constexpr size_t kHttpConnectionsPerClientMax = 512;
+// Told to clients refused for want of body budget: uploads in flight finish
+// within the read deadline, usually within a fraction of a second.
+inline constexpr int kBodyBudgetRetryAfterSeconds = 1;
+
+// A refusal decided from a request's head: the status and the SPEC's error
+// code and message.
+struct Refusal {
+  int status = 400;
+  std::string code;
+  std::string message;
+};
+
+// Checks the framing and headers of a parsed request head. `raw_head` is the
+// head's bytes as received (to find obs-fold, which the parser hides by
+// joining the lines). Returns the refusal, or nullopt when the request may
+// proceed. Every refusal closes the connection: its framing cannot be trusted.
+std::optional<Refusal> CheckRequestHead(const boost::beast::http::request_header<>& head,
+                                        std::string_view raw_head, HostPolicy hosts);
+
+// True when a Host header value names the loopback interface: `localhost`,
+// an IPv4 address in 127.0.0.0/8 or `[::1]`, each with an optional port.
+bool IsLoopbackHost(std::string_view host);
+
+// True when `content_type`'s media type (parameters ignored, case-insensitive)
+// is `application/json` or `application/x-ndjson`.
+bool IsJsonMediaType(std::string_view content_type);
+
+// The body bytes all connections may buffer at once (kHttpBodyBudgetBytes).
+class BodyBudget {
+ public:
+  // A share of the budget, returned when destroyed or released.
+  class Reservation {
+   public:
+    Reservation() = default;
+    Reservation(BodyBudget* budget, size_t bytes) : budget_(budget), bytes_(bytes) {}
+    Reservation(Reservation&& other) noexcept { *this = std::move(other); }
+    Reservation& operator=(Reservation&& other) noexcept;
+    ~Reservation() { Release(); }
+    void Release();
+
+   private:
+    BodyBudget* budget_ = nullptr;
+    size_t bytes_ = 0;
+  };
+
+  explicit BodyBudget(size_t bytes) : available_(bytes) {}
+  // Takes `bytes` of the budget, or nullopt when that much is not left.
+  std::optional<Reservation> TryReserve(size_t bytes);
+  size_t available() const { return available_.load(); }
+
+ private:
+  std::atomic<size_t> available_;
+};
+
+// Open connections per client address (kHttpConnectionsPerClientMax).
+class ClientConnections {
+ public:
+  // Counts a new connection from `client`; false (nothing counted) when the
+  // client already holds the maximum.
+  bool TryAdd(const boost::asio::ip::address& client);
+  // Forgets one connection counted by TryAdd.
+  void Remove(const boost::asio::ip::address& client);
+
+ private:
+  std::mutex mu_;
+  std::map<boost::asio::ip::address, size_t> open_;  // only clients with a connection
+};
+
+}  // namespace billing::api
