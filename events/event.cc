@@ -44,26 +44,6 @@ class StringTracker {
   bool escaped_ = false;
 };
 
-// The deepest nesting of arrays and objects in `text`, counted without
-// recursion and without parsing (strings are skipped, escapes honoured);
-// stops as soon as it passes `limit`, so a hostile `[[[[...` costs one pass
-// over its bytes and nothing else. Text that is not JSON gives some number;
-// the parser judges it afterwards.
-int NestingDepth(std::string_view text, int limit) {
-  int depth = 0, deepest = 0;
-  StringTracker strings;
-  for (char c : text) {
-    if (strings.InString(c)) continue;
-    if (c == '[' || c == '{') {
-      deepest = std::max(deepest, ++depth);
-      if (deepest > limit) break;
-    } else if (c == ']' || c == '}') {
-      --depth;
-    }
-  }
-  return deepest;
-}
-
 Status TooManyEvents() {
   return Status(Code::kTooLarge, "the body holds more than " + std::to_string(kBodyEventsMax) +
                                      " events; send them in smaller bodies");
@@ -299,27 +279,75 @@ Status ValidatePayload(const Envelope& e, Event* out) {
   return Invalid("the event has no payload; exactly one is required");
 }
 
-// Parses one JSON value, refusing duplicate object keys: nlohmann keeps the
-// last of them, so `"amount":"1","amount":"1000"` would book 1000 while a
-// reader of the raw bytes sees 1. The callback counts each object's keys as
-// they are read and compares the count with the object built.
-Result<Json> ParseUniqueKeys(std::string_view json, bool* duplicate) {
-  std::vector<size_t> keys;
-  auto count = [&](int, Json::parse_event_t event, Json& parsed) {
-    switch (event) {
-      case Json::parse_event_t::object_start: keys.push_back(0); break;
-      case Json::parse_event_t::key: ++keys.back(); break;
-      case Json::parse_event_t::object_end:
-        *duplicate = *duplicate || parsed.size() != keys.back();
-        keys.pop_back();
-        break;
-      default: break;
-    }
+// A SAX pass over one event's text, before it is parsed into a tree, that
+// refuses what the tree would hide or what would make it costly: a key given
+// twice in one object (nlohmann keeps the last, so `"amount":"1",
+// "amount":"1000"` would book 1000 while a reader of the raw bytes sees 1),
+// nesting past kJsonDepthMax and more than kEventJsonValuesMax values. It
+// stops at the first, and every step is linear: nlohmann's callback parser,
+// which can see duplicates too, rescans an object's siblings at each `}`, so
+// a hostile event of many small objects took time quadratic in its size.
+class EventShape final : public nlohmann::json_sax<Json> {
+ public:
+  enum class Problem { kNone, kNotJson, kTooDeep, kTooManyValues, kDuplicateKey };
+  Problem problem() const { return problem_; }
+
+  bool null() override { return Value(); }
+  bool boolean(bool) override { return Value(); }
+  bool number_integer(number_integer_t) override { return Value(); }
+  bool number_unsigned(number_unsigned_t) override { return Value(); }
+  bool number_float(number_float_t, const string_t&) override { return Value(); }
+  bool string(string_t&) override { return Value(); }
+  bool binary(binary_t&) override { return Value(); }
+  bool start_object(std::size_t) override {
+    keys_.emplace_back();
+    return Value() && Open();
+  }
+  bool key(string_t& key) override {
+    keys_.back().push_back(std::move(key));
     return true;
-  };
-  Json tree = Json::parse(json.begin(), json.end(), count, /*allow_exceptions=*/false);
-  if (tree.is_discarded()) return Invalid("the event is not valid JSON");
-  return tree;
+  }
+  bool end_object() override {
+    std::vector<std::string>& keys = keys_.back();
+    std::sort(keys.begin(), keys.end());
+    if (std::adjacent_find(keys.begin(), keys.end()) != keys.end()) return Fail(Problem::kDuplicateKey);
+    keys_.pop_back();
+    --depth_;
+    return true;
+  }
+  bool start_array(std::size_t) override { return Value() && Open(); }
+  bool end_array() override {
+    --depth_;
+    return true;
+  }
+  bool parse_error(std::size_t, const std::string&, const nlohmann::detail::exception&) override {
+    return Fail(Problem::kNotJson);
+  }
+
+ private:
+  bool Fail(Problem problem) {
+    problem_ = problem;
+    return false;
+  }
+  bool Value() { return ++values_ <= kEventJsonValuesMax || Fail(Problem::kTooManyValues); }
+  bool Open() { return ++depth_ <= kJsonDepthMax || Fail(Problem::kTooDeep); }
+
+  std::vector<std::vector<std::string>> keys_;  // of each open object
+  int depth_ = 0;
+  size_t values_ = 0;
+  Problem problem_ = Problem::kNone;
+};
+
+EventShape::Problem CheckShape(std::string_view json) {
+  EventShape shape;
+  try {
+    if (Json::sax_parse(json.begin(), json.end(), &shape) || shape.problem() != EventShape::Problem::kNone) {
+      return shape.problem();
+    }
+  } catch (const Json::exception&) {
+    // parse_error reports every syntax error; nothing else should throw.
+  }
+  return EventShape::Problem::kNotJson;
 }
 
 // Keeps an id for the rejection's answer only when it could be one: a
@@ -348,21 +376,29 @@ Result<Envelope> ParseJson(std::string_view json, Names* names) {
   if (json.find('\0') != std::string_view::npos) {
     return Invalid("the event is not valid JSON: it holds a NUL byte");
   }
-  if (NestingDepth(json, kJsonDepthMax) > kJsonDepthMax) {
-    return Invalid("the event is nested deeper than " + std::to_string(kJsonDepthMax) + " levels");
+  using Problem = EventShape::Problem;
+  const Problem problem = CheckShape(json);
+  switch (problem) {
+    case Problem::kNotJson: return Invalid("the event is not valid JSON");
+    case Problem::kTooDeep:
+      return Invalid("the event is nested deeper than " + std::to_string(kJsonDepthMax) + " levels");
+    case Problem::kTooManyValues:
+      return Invalid("the event holds more than " + std::to_string(kEventJsonValuesMax) + " values");
+    case Problem::kNone:
+    case Problem::kDuplicateKey: break;  // parsed still, to name the event in the rejection
   }
-  bool duplicate = false;
-  auto tree = ParseUniqueKeys(json, &duplicate);
-  if (!tree.ok()) return tree.status();
-  if (!tree->is_object()) return Invalid("an event must be a JSON object");
+  // The shape is bounded now, so the tree is small.
+  Json tree = Json::parse(json.begin(), json.end(), nullptr, /*allow_exceptions=*/false);
+  if (tree.is_discarded()) return Invalid("the event is not valid JSON");
+  if (!tree.is_object()) return Invalid("an event must be a JSON object");
   if (names != nullptr) {
-    KeepName(*tree, "event_id", kEventIdBytesMax, &names->event_id);
-    KeepName(*tree, "org_id", kOrgIdBytesMax, &names->org_id);
+    KeepName(tree, "event_id", kEventIdBytesMax, &names->event_id);
+    KeepName(tree, "org_id", kOrgIdBytesMax, &names->org_id);
   }
-  if (duplicate) return Invalid("the event has a key twice in one object");
+  if (problem == Problem::kDuplicateKey) return Invalid("the event has a key twice in one object");
   int payloads = 0;
   Envelope envelope;
-  Status s = ReadObject(*tree, &envelope, "", &payloads);
+  Status s = ReadObject(tree, &envelope, "", &payloads);
   if (!s.ok()) return s;
   if (payloads != 1) {
     return Invalid("an event needs exactly one payload, found " + std::to_string(payloads));

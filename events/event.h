@@ -35,6 +35,11 @@ inline constexpr size_t kOrgIdBytesMax = 64;
 // and refusing it before parsing keeps a hostile `[[[[...` from costing
 // stack or memory in any later step.
 inline constexpr int kJsonDepthMax = 8;
+// Most JSON values (objects, arrays, scalars) in one event. The largest
+// event of the schema has about 25; past this it is not an event, and
+// refusing it keeps a hostile one of a million tiny objects from costing a
+// million allocations.
+inline constexpr size_t kEventJsonValuesMax = 256;
 // Events in one POST body. A full 16 MiB body of real events (~300 bytes
 // each) holds about 50 k; each costs ~1.5 KiB while it is decided, so 10 k
 // bounds one request to ~15 MiB and its answer to a few MiB, and a producer

@@ -285,6 +285,21 @@ TEST(Ingest, DeeplyNestedJsonIsRejectedNotFatal) {
   EXPECT_EQ(s.Get("/healthz").status, 200);
 }
 
+// Found in review: one ~1 MB event of tiny objects held an I/O thread for
+// minutes (a quadratic duplicate-key check); it is now refused at once.
+TEST(Ingest, AnEventOfManySmallObjectsIsRefusedPromptly) {
+  Server s;
+  std::string many = "{\"a\":[";
+  for (size_t i = 0; i < 300000; ++i) many += i ? ",{}" : "{}";
+  many += "]}";
+  auto r = s.Post("/v1/events", many);
+  ASSERT_EQ(r.status, 200) << r.body.substr(0, 300);
+  Json j = Json::parse(r.body);
+  ASSERT_EQ(j["rejected"].size(), 1u);
+  EXPECT_EQ(j["rejected"][0]["code"], "invalid_argument");
+  EXPECT_EQ(s.Get("/healthz").status, 200);
+}
+
 TEST(Ingest, ABodyOfTooManyEventsIs413AndNothingIsStored) {
   Server s;
   std::string body = "[{}";

@@ -337,5 +337,24 @@ TEST(Event, BinaryIsJudgedAsJsonIs) {
   EXPECT_NE(wrong.status().message().find("wire type"), std::string::npos) << wrong.status().message();
 }
 
+// Found in review: duplicate keys were detected with nlohmann's callback
+// parser, which rescans siblings at every `}`, so a 1 MB event of tiny
+// objects took minutes. Events now have a value cap, checked in one pass.
+TEST(Event, AnEventOfTooManyValuesIsRejected) {
+  std::string many = "{\"a\":[";
+  for (size_t i = 0; i < 300000; ++i) many += i ? ",{}" : "{}";
+  many += "]}";
+  auto r = ParseJson(many);
+  ASSERT_FALSE(r.ok());
+  EXPECT_EQ(r.status().code(), Code::kInvalidArgument);
+  EXPECT_NE(r.status().message().find("values"), std::string::npos) << r.status().message();
+  // Keys count too: a flat object of many keys.
+  std::string keys = "{";
+  for (size_t i = 0; i < kEventJsonValuesMax + 1; ++i) keys += (i ? ",\"k" : "\"k") + std::to_string(i) + "\":1";
+  keys += "}";
+  EXPECT_FALSE(ParseJson(keys).ok());
+  EXPECT_TRUE(ParseJson(Usage().dump()).ok());
+}
+
 }  // namespace
 }  // namespace billing::events
