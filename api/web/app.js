@@ -1102,7 +1102,9 @@
     toggle.setAttribute('aria-busy', 'true');
     lines.replaceChildren(h('p', { class: 'status', text: 'Loading invoice lines…' }));
     try {
-      lines.replaceChildren(h('div', { class: 'scroll-x' }, invoiceLinesTable(await fetchInvoice(id))));
+      // Focusable, so keyboard users can scroll the table sideways on a narrow screen.
+      lines.replaceChildren(h('div', { class: 'scroll-x', tabindex: 0, role: 'region', 'aria-label': `Lines of invoice ${id}` },
+        invoiceLinesTable(await fetchInvoice(id))));
       lines.dataset.state = 'ready';
     } catch (err) {
       lines.replaceChildren(h('p', { class: 'status error', text: explain(err, `Invoice ${id}`) }));

@@ -123,7 +123,8 @@ function assertBarsMatch(bars, truth, what) {
 // Every element on the page that shows money, with its box.
 async function figureBoxes() {
   return page.$$eval('.amount, #chart .bar-amount, #chart .tick, #chart .month-label', (nodes) => nodes
-    .filter((n) => n.getClientRects().length > 0 && !n.closest('[hidden], .visually-hidden'))
+    // checkVisibility: the content of a closed <details> keeps boxes but is not rendered.
+    .filter((n) => n.checkVisibility({ visibilityProperty: true }) && !n.closest('.visually-hidden'))
     .map((n) => {
       const r = n.getBoundingClientRect();
       return { text: n.textContent, x: r.left, y: r.top, w: r.width, h: r.height, cls: n.getAttribute('class') };
@@ -151,14 +152,14 @@ async function assertLayoutSound(what) {
     if (document.documentElement.scrollWidth > width + 1) bad.push(`page is ${document.documentElement.scrollWidth}px wide`);
     for (const el of document.querySelectorAll('body *')) {
       const r = el.getBoundingClientRect();
-      if (r.width === 0 || r.right <= width + 1) continue;
+      if (r.width === 0 || r.right <= width + 1 || !el.checkVisibility()) continue;
       let scroller = el.parentElement;
       while (scroller && !['auto', 'scroll'].includes(getComputedStyle(scroller).overflowX)) scroller = scroller.parentElement;
       if (!scroller && !el.closest('.visually-hidden')) bad.push(`${el.tagName}.${el.className} ends at ${Math.round(r.right)}px`);
     }
     // An amount cut by an overflow:hidden ancestor is as bad as an overlap.
     for (const el of document.querySelectorAll('.amount')) {
-      if (el.getClientRects().length === 0 || el.closest('.visually-hidden')) continue;
+      if (!el.checkVisibility({ visibilityProperty: true }) || el.closest('.visually-hidden')) continue;
       const r = el.getBoundingClientRect();
       for (let a = el.parentElement; a; a = a.parentElement) {
         if (getComputedStyle(a).overflowX !== 'hidden') continue;
