@@ -388,6 +388,8 @@
     $('token').classList.remove('needs-attention');
     if (fresh) {
       state.structure = null;
+      // The previous organization's cost centers go with its figures.
+      $('cost-center').replaceChildren(h('option', { value: '', text: 'All cost centers' }));
       clearFigures('');
       renderOrgCaption();
     }
@@ -865,7 +867,9 @@
       h('span', { class: 'ir-tag' }, tag),
       h('span', { class: 'item-label', title: label, text: label }),
       h('span', { class: `qty num${item.quantity === null ? ' mixed' : ''}`, title: quantity ? `${item.quantity}` : null },
-        h('span', { class: 'cell-label', text: 'Quantity' }), quantity),
+        h('span', { class: 'cell-label', text: 'Quantity' }), quantity,
+        // Narrow screens drop the unit column; the unit then follows the quantity.
+        unit ? h('span', { class: 'unit-inline', 'aria-hidden': 'true', text: ` ${unit}` }) : null),
       h('span', { class: 'unit' }, h('span', { class: 'cell-label', text: 'Unit' }), unit),
       h('span', { class: 'ir-amount num' }, h('span', { class: 'cell-label', text: 'Amount' }), amountNode(item.amount, 'detail', { quiet: true })),
       h('span', { class: 'share num' }, h('span', { class: 'cell-label', text: 'Share of parent' }), share || '–')));

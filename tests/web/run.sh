@@ -17,13 +17,15 @@ tmp=$(mktemp -d)
 pids=()
 trap 'for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; wait "$p" 2>/dev/null || true; done; rm -rf "$tmp"' EXIT
 
-# Starts ledgerd with extra flags; prints its URL once it listens.
+# Starts ledgerd with extra flags; sets `url` once it listens. Not called in a
+# $(...) subshell, so that its pid reaches the EXIT trap.
 start_ledgerd() {
   local name=$1; shift
   "$BUILD_DIR/ledgerd" --data-dir "$tmp/$name" --http 127.0.0.1:0 --no-access-log "$@" \
     >"$tmp/$name.out" 2>"$tmp/$name.err" &
   pids+=($!)
-  local pid=$! url=""
+  local pid=$!
+  url=""
   for _ in $(seq 1 300); do
     url=$(sed -n 's/^listening on //p' "$tmp/$name.out")
     [ -n "$url" ] && break
@@ -31,12 +33,13 @@ start_ledgerd() {
     sleep 0.1
   done
   [ -n "$url" ] || { echo "web test: ledgerd ($name) did not start" >&2; exit 1; }
-  echo "$url"
 }
 
 printf '%s\n' "web-admin admin * web-admin" "web-viewer viewer acme web-viewer" >"$tmp/tokens"
-open_url=$(start_ledgerd open)
-auth_url=$(start_ledgerd auth --tokens "$tmp/tokens")
+start_ledgerd open
+open_url=$url
+start_ledgerd auth --tokens "$tmp/tokens"
+auth_url=$url
 for target in "$open_url" "$auth_url"; do
   curl -sf -X POST -H 'Content-Type: application/x-ndjson' -H 'Authorization: Bearer web-admin' \
     --data-binary @"$EXAMPLES/events.ndjson" "$target/v1/events" >/dev/null
