@@ -99,7 +99,8 @@ const std::vector<std::string>& RouteNames() {
   static const std::vector<std::string> kNames = {
       "unknown",       "healthz",      "readyz",      "web",        "metrics",       "post_events",
       "dashboard",     "usage_history", "usage_month", "usage_item", "invoices",      "invoice",
-      "ledger_events", "ledger_verify", "ledger_rejected", "ledger_retry", "usage_month_csv", "invoice_csv"};
+      "ledger_events", "ledger_verify", "ledger_rejected", "ledger_retry", "usage_month_csv", "invoice_csv",
+      "org"};
   return kNames;
 }
 
@@ -262,7 +263,7 @@ void Service::Route(Call& call) {
       if (deny({Role::kProducer})) return;
       return PostEvents(call);
     }
-    if (s[1] == "orgs" && s.size() >= 4) {
+    if (s[1] == "orgs" && s.size() >= 3) {
       if (method != "GET") return method_not_allowed("GET");
       if (deny({Role::kViewer, Role::kAuditor})) return;
       if (call.principal && !call.principal->CanSeeOrg(s[2])) {
@@ -547,6 +548,7 @@ void Service::CacheAnswer(std::string key, CachedAnswer answer) {
 }
 
 HttpReply Service::OrgAnswer(Call& call, const std::string& org_id, const std::vector<std::string>& rest) {
+  if (rest.empty()) return StructureAnswer(call, org_id);
   const std::string& kind = rest[0];
   // Shared query parameters, validated before any lookup.
   std::optional<uint64_t> as_of;
@@ -704,6 +706,46 @@ HttpReply Service::OrgAnswer(Call& call, const std::string& org_id, const std::v
     return JsonReply(200, j);
   }
   return Error(404, "not_found", "no route for " + call.request.target);
+}
+
+// GET /v1/orgs/{org}: the structure with names, for pickers and documents.
+HttpReply Service::StructureAnswer(Call& call, const std::string& org_id) {
+  call.route = "org";
+  std::optional<uint64_t> as_of;
+  if (auto v = call.Param("as_of")) {
+    uint64_t seq = 0;
+    if (!ParseUint(*v, &seq)) return Error(400, "invalid_argument", "as_of must be a ledger sequence number");
+    as_of = seq;
+  }
+  // The answer reads the structure only: a replay as of a past sequence keeps
+  // no aggregate ('-' names no aggregate kind, projections/keys.h).
+  auto snap = billing_.Snapshot(org_id, as_of, {.kinds = "-", .month = std::nullopt});
+  if (!snap.ok()) {
+    if (snap.status().code() == Code::kNotFound) return Error(404, "unknown_org", "organization " + org_id + " is unknown");
+    return ErrorOf(snap.status());
+  }
+  call.view = snap->view;
+  const auto& org = *snap->org;
+  Json cost_centers = Json::array();
+  for (const auto& cc : projections::Structure(org)) {
+    Json workspaces = Json::array();
+    for (const auto& w : cc.workspaces) {
+      Json providers = Json::array();
+      for (const auto& p : w.providers) {
+        providers.push_back(Json{{"provider_id", p.provider_id}, {"name", p.name}, {"kind", p.kind}});
+      }
+      workspaces.push_back(Json{{"workspace_id", w.workspace_id}, {"name", w.name}, {"providers", std::move(providers)}});
+    }
+    cost_centers.push_back(Json{{"cost_center_id", cc.cost_center_id},
+                                {"name", cc.name},
+                                {"billing_account", cc.billing_account ? Json(*cc.billing_account) : Json(nullptr)},
+                                {"workspaces", std::move(workspaces)}});
+  }
+  return JsonReply(200, Json{{"org_id", org.org_id},
+                             {"name", org.name},
+                             {"currency", org.currency},
+                             {"billing_account", org.billing_account},
+                             {"cost_centers", std::move(cost_centers)}});
 }
 
 HttpReply Service::CsvAnswer(Call& call, const std::string& org_id, Month month, std::optional<uint64_t> as_of,

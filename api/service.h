@@ -62,6 +62,8 @@ class Service {
   void Retry(Call& call, uint64_t id);
   void OrgRoute(Call& call, const std::string& org, const std::vector<std::string>& rest);
   HttpReply OrgAnswer(Call& call, const std::string& org, const std::vector<std::string>& rest);
+  // GET /v1/orgs/{org}: cost centers, workspaces and providers with names.
+  HttpReply StructureAnswer(Call& call, const std::string& org);
   // A month's line-level rows (projections/export.h) as CSV, optionally one invoice's.
   HttpReply CsvAnswer(Call& call, const std::string& org, Month month, std::optional<uint64_t> as_of,
                       const std::optional<std::string>& invoice_id);

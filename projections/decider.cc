@@ -165,6 +165,7 @@ Status Decider::Decide(const events::Event& event, uint64_t seq, const EventLook
         return Reject(Code::kUnknownCostCenter, "cost center " + p.cost_center_id() + " is unknown");
       }
       org.workspaces[p.workspace_id()] = p.cost_center_id();
+      org.workspace_names[p.workspace_id()] = p.name();
       break;
     }
     case Payload::kProviderRegistered: {

@@ -39,8 +39,8 @@ inline constexpr std::string_view kAggPrefix = "pa";
 inline constexpr std::string_view kMetaVersion = "pmversion";
 // Bumped whenever projection keys, encodings or rules change: a mismatch
 // triggers a rebuild. 2: OrgState's effective times are exact instants
-// (seconds and nanos) instead of microseconds.
-inline constexpr std::string_view kProjectionVersion = "projections/2";
+// (seconds and nanos) instead of microseconds. 3: OrgState keeps workspace names.
+inline constexpr std::string_view kProjectionVersion = "projections/3";
 
 inline std::string StateKey(std::string_view org) {
   std::string k(kStatePrefix);

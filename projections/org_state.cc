@@ -78,6 +78,7 @@ v1::OrgState OrgState::ToProto() const {
     auto* w = p.add_workspaces();
     w->set_id(id);
     w->set_cost_center_id(cc);
+    if (auto name = workspace_names.find(id); name != workspace_names.end()) w->set_name(name->second);
   }
   for (const auto& [id, prov] : providers) {
     auto* q = p.add_providers();
@@ -122,7 +123,10 @@ OrgState OrgState::FromProto(const v1::OrgState& p) {
     if (c.has_billing_account()) info.billing_account = c.billing_account();
     s.cost_centers[c.id()] = std::move(info);
   }
-  for (const auto& w : p.workspaces()) s.workspaces[w.id()] = w.cost_center_id();
+  for (const auto& w : p.workspaces()) {
+    s.workspaces[w.id()] = w.cost_center_id();
+    s.workspace_names[w.id()] = w.name();
+  }
   for (const auto& q : p.providers()) {
     ProviderInfo info{q.name(), q.kind(), {}};
     for (const auto& x : q.placements()) {

@@ -60,6 +60,7 @@ struct OrgState {
   Month created_month;
   std::map<std::string, CostCenterInfo> cost_centers;
   std::map<std::string, std::string> workspaces;  // workspace -> owning cost center
+  std::map<std::string, std::string> workspace_names;  // workspace -> its name (GET /v1/orgs/{org})
   std::map<std::string, ProviderInfo> providers;
   std::vector<ModeChange> modes;                  // ledger order
   std::map<int32_t, ClosedMonth> closed;          // by Month::index

@@ -280,4 +280,30 @@ Result<Invoice> GetInvoice(const OrgState& org, const View& view, const std::str
   return not_found;
 }
 
+std::vector<StructureCostCenter> Structure(const OrgState& org) {
+  // Where each provider stands now: placements are in ledger order, so `>=`
+  // lets the later of two equal instants win.
+  std::map<std::string, std::vector<StructureProvider>> by_workspace;
+  for (const auto& [id, info] : org.providers) {  // id order, so each list comes out sorted
+    const Placement* latest = nullptr;
+    for (const Placement& p : info.placements) {
+      if (latest == nullptr || p.effective >= latest->effective) latest = &p;
+    }
+    if (latest != nullptr) by_workspace[latest->workspace_id].push_back({id, info.name, info.kind});
+  }
+  // Workspaces visited in id order, so each cost center's list comes out sorted.
+  std::map<std::string, std::vector<StructureWorkspace>> by_cost_center;
+  for (const auto& [workspace, owner] : org.workspaces) {
+    auto name = org.workspace_names.find(workspace);
+    StructureWorkspace w{workspace, name == org.workspace_names.end() ? std::string() : name->second, {}};
+    if (auto it = by_workspace.find(workspace); it != by_workspace.end()) w.providers = std::move(it->second);
+    by_cost_center[owner].push_back(std::move(w));
+  }
+  std::vector<StructureCostCenter> out;
+  for (const auto& [id, cc] : org.cost_centers) {
+    out.push_back(StructureCostCenter{id, cc.name, cc.billing_account, std::move(by_cost_center[id])});
+  }
+  return out;
+}
+
 }  // namespace billing::projections

@@ -93,6 +93,22 @@ struct Invoice {
   std::vector<InvoiceLine> lines;
 };
 
+// GET /v1/orgs/{org}: the organization's structure with names.
+struct StructureProvider {
+  std::string provider_id, name, kind;
+};
+
+struct StructureWorkspace {
+  std::string workspace_id, name;
+  std::vector<StructureProvider> providers;
+};
+
+struct StructureCostCenter {
+  std::string cost_center_id, name;
+  std::optional<std::string> billing_account;  // latest assigned; nullopt: none yet
+  std::vector<StructureWorkspace> workspaces;
+};
+
 // Billed per month, oldest first; with a cost center, that cost center's own
 // exact charges rounded (kNotFound if the org has no such cost center).
 Result<std::vector<DashboardMonth>> Dashboard(const OrgState& org, const View& view, MonthRange range,
@@ -106,5 +122,9 @@ Result<ItemDetail> ItemChildren(const OrgState& org, const View& view, Month mon
 InvoiceList Invoices(const OrgState& org, const View& view, Month month);
 // kNotFound when the invoice does not exist (malformed id, no lines, wrong mode).
 Result<Invoice> GetInvoice(const OrgState& org, const View& view, const std::string& invoice_id);
+// Cost centers with their workspaces and providers, every list sorted by id.
+// A provider sits under the workspace of its placement with the latest
+// effective time (even one in the future), ledger order breaking ties.
+std::vector<StructureCostCenter> Structure(const OrgState& org);
 
 }  // namespace billing::projections

@@ -1,29 +1,37 @@
-// Billing ledger web dashboard: billed-per-month chart, usage history with drill-down, invoices.
+// Billing ledger web page: billed-per-month chart, usage history with drill-down, invoices as
+// documents, all for one organization and one period, linked through one selected month.
 //
-// Plain browser JavaScript with no dependencies, because the service serves this file as is
-// and the page must work with no access to anything but the ledger itself.
+// Plain browser JavaScript with no dependencies: the service serves this file as is, and the
+// page must work with no access to anything but the ledger itself (its CSP forbids the rest).
 //
-// WARNING: money arrives as exact decimal strings and is displayed as those strings. It is
-// converted to Number only to compute bar geometry; period sums use BigInt on the digits.
+// WARNING: money arrives as exact decimal strings. It is formatted with string and BigInt
+// arithmetic only; Number() is used for bar geometry and the approximate compact chart labels,
+// never for a figure a reader takes as exact.
+//
+// Stale money is the worst bug a billing page can have: every load first clears (another org,
+// another token) or greys out (another period or cost center) what it replaces, and every error
+// clears all figures, so no amount is ever shown under a name it does not belong to.
 'use strict';
 
 (() => {
-  // The token lives in this tab's sessionStorage: it survives a reload but not
-  // the tab, and no other tab or later visitor of this browser profile reads it.
+  // The token lives in this tab's sessionStorage: it survives a reload but not the tab.
   const TOKEN_STORAGE_KEY = 'ledger.token';
   const DEFAULT_ORG = 'acme';
-  const MONTH_CHOICES = ['3', '6', '12', '24'];
-  const DEFAULT_MONTHS = '6';
-  // The usage-history list and the invoice month chooser both cover this many months.
-  const HISTORY_MONTHS = 12;
+  // The SPEC's dashboard range is 1..36 months; the selector offers these, a link may ask any.
+  const MONTHS_MAX = 36;
+  const DEFAULT_MONTHS = 6;
   const ORG_ID_PATTERN = /^[A-Za-z0-9._:-]{1,64}$/;
-  const MONTH_SHORT = ['Jan', 'Feb', 'Mar', 'Apr', 'May', 'Jun',
-                       'Jul', 'Aug', 'Sep', 'Oct', 'Nov', 'Dec'];
+  const MONTH_PATTERN = /^\d{4}-(0[1-9]|1[0-2])$/;
+  // Drill-down ids are opaque base64url; the URL joins the open path with '/'.
+  const ITEM_ID_PATTERN = /^[A-Za-z0-9_-]{1,512}$/;
+  const PATH_DEPTH_MAX = 3;
   const MONTH_LONG = ['January', 'February', 'March', 'April', 'May', 'June', 'July',
                       'August', 'September', 'October', 'November', 'December'];
-  // Usage drills service -> provider -> resource -> sku; the tag tells readers which level a row is.
   const USAGE_LEVELS = ['service', 'provider', 'resource', 'SKU'];
+  const CATEGORY_WORDS = { usage: 'Usage', support: 'Support', credit: 'Credit', adjustment: 'Late charge' };
   const SVG_NS = 'http://www.w3.org/2000/svg';
+  // A downloaded file's object URL is released after the browser has had time to start saving it.
+  const DOWNLOAD_URL_LIFETIME_MS = 60_000;
 
   const $ = (id) => document.getElementById(id);
 
@@ -32,10 +40,18 @@
     token: '',
     months: DEFAULT_MONTHS,
     costCenter: '',
-    // Last dashboard answer, kept so the chart can be redrawn when the page is resized.
+    month: null,        // the selected month: open in the history, its invoices shown
+    path: [],           // the drill path open under the selected month (item ids)
+    invoice: null,      // the invoice whose lines are open
+    structure: null,    // GET /v1/orgs/{org}
     dashboard: null,
-    costCenters: new Set(),
+    history: null,
+    currency: '',
+    minorDigits: 2,
   };
+  // Bumped by every load; an answer for an older generation is dropped.
+  let generation = 0;
+  let loadController = null;
 
   // ---------------------------------------------------------------------------------------
   // Building DOM. Everything from the API goes in through textContent or attributes, never
@@ -68,12 +84,7 @@
   const nextId = (prefix) => `${prefix}-${++idCounter}`;
 
   // ---------------------------------------------------------------------------------------
-  // Months and decimal strings.
-
-  function monthShort(ym) {
-    const [year, month] = ym.split('-');
-    return { year, name: MONTH_SHORT[Number(month) - 1] || ym };
-  }
+  // Months.
 
   function monthLong(ym) {
     const [year, month] = ym.split('-');
@@ -81,56 +92,155 @@
     return name ? `${name} ${year}` : ym;
   }
 
+  function monthShort(ym) {
+    const [year, month] = ym.split('-');
+    return { year, name: (MONTH_LONG[Number(month) - 1] || ym).slice(0, 3) };
+  }
+
+  // "1–31 January 2026": the days an invoice of that month covers (UTC, as the ledger counts).
+  function billingPeriod(ym) {
+    const [year, month] = ym.split('-').map(Number);
+    const days = new Date(Date.UTC(year, month, 0)).getUTCDate();
+    return `1–${days} ${monthLong(ym)}`;
+  }
+
+  // ---------------------------------------------------------------------------------------
+  // Exact decimal strings.
+
   function parseDecimal(text) {
     const m = /^(-?)(\d+)(?:\.(\d+))?$/.exec(String(text));
     return m ? { negative: m[1] === '-', whole: m[2], fraction: m[3] || '' } : null;
   }
 
-  const fractionDigits = (text) => (parseDecimal(text) || { fraction: '' }).fraction.length;
-
-  // Scales every value to the longest fraction among them, so sums and comparisons are exact.
-  function toScaledBigInts(values) {
-    const parsed = values.map(parseDecimal);
-    if (parsed.some((p) => p === null)) return null;
-    const scale = Math.max(0, ...parsed.map((p) => p.fraction.length));
-    const ints = parsed.map((p) => {
-      const digits = BigInt(p.whole + p.fraction.padEnd(scale, '0'));
-      return p.negative ? -digits : digits;
-    });
-    return { scale, ints };
+  // The value times 10^scale as a BigInt (the fraction padded or, if longer, refused).
+  function toScaled(text, scale) {
+    const p = parseDecimal(text);
+    if (!p || p.fraction.length > scale) return null;
+    const digits = BigInt(p.whole + p.fraction.padEnd(scale, '0'));
+    return p.negative ? -digits : digits;
   }
 
-  function formatScaled(value, scale) {
+  function fromScaled(value, scale) {
     const negative = value < 0n;
     const digits = (negative ? -value : value).toString().padStart(scale + 1, '0');
     const whole = digits.slice(0, digits.length - scale);
     const fraction = scale ? '.' + digits.slice(digits.length - scale) : '';
-    return (negative ? '-' : '') + whole + fraction;
+    return (negative && /[1-9]/.test(digits) ? '-' : '') + whole + fraction;
   }
 
-  function sumDecimals(values) {
-    const scaled = toScaledBigInts(values);
-    if (!scaled) return null;
-    return formatScaled(scaled.ints.reduce((a, b) => a + b, 0n), scaled.scale);
+  const scaleOf = (texts) => Math.max(0, ...texts.map((t) => (parseDecimal(t) || { fraction: '' }).fraction.length));
+
+  function sumDecimals(texts) {
+    const scale = scaleOf(texts);
+    const ints = texts.map((t) => toScaled(t, scale));
+    if (ints.some((v) => v === null)) return null;
+    return fromScaled(ints.reduce((a, b) => a + b, 0n), scale);
   }
 
-  function indexOfMax(values) {
-    const scaled = toScaledBigInts(values);
-    if (!scaled || !scaled.ints.length) return -1;
-    let best = 0;
-    scaled.ints.forEach((v, i) => { if (v > scaled.ints[best]) best = i; });
-    return best;
+  function compareDecimals(a, b) {
+    const scale = scaleOf([a, b]);
+    const x = toScaled(a, scale);
+    const y = toScaled(b, scale);
+    if (x === null || y === null) return 0;
+    return x < y ? -1 : x > y ? 1 : 0;
   }
 
-  const isNegative = (amount) => String(amount).startsWith('-');
-  const isZero = (amount) => /^-?0+(\.0+)?$/.test(String(amount));
+  // Rounds half away from zero to `digits` decimals, as the ledger rounds invoice totals.
+  function roundDecimal(text, digits) {
+    const p = parseDecimal(text);
+    if (!p) return null;
+    if (p.fraction.length <= digits) return fromScaled(toScaled(text, digits), digits);
+    const scale = p.fraction.length;
+    const magnitude = BigInt(p.whole + p.fraction);
+    const unit = 10n ** BigInt(scale - digits);
+    let rounded = magnitude / unit;
+    if ((magnitude % unit) * 2n >= unit) rounded += 1n;
+    return fromScaled(p.negative ? -rounded : rounded, digits);
+  }
 
-  function amountNode(amount, extraClass) {
-    const classes = ['amount'];
-    if (isNegative(amount)) classes.push('negative');
-    if (isZero(amount)) classes.push('zero');
-    if (extraClass) classes.push(extraClass);
-    return h('span', { class: classes.join(' '), text: amount });
+  const isZero = (text) => /^-?0+(\.0+)?$/.test(String(text));
+  const isNegative = (text) => String(text).startsWith('-') && !isZero(text);
+
+  // "12.3%" of `part` in `whole`, exact to a tenth of a percent; null where a share means nothing.
+  function shareOf(part, whole) {
+    const scale = scaleOf([part, whole]);
+    const x = toScaled(part, scale);
+    const y = toScaled(whole, scale);
+    if (x === null || y === null || y <= 0n) return null;
+    const negative = x < 0n;
+    const tenths = ((negative ? -x : x) * 2000n / y + 1n) / 2n; // per-mille, half away from zero
+    return `${negative ? '−' : ''}${fromScaled(tenths, 1)}%`;
+  }
+
+  const groupDigits = (whole) => whole.replace(/\B(?=(\d{3})+(?!\d))/g, ',');
+
+  // The currency's symbol and where it goes, from the browser's own locale data; the digits
+  // themselves are grouped here so nothing passes through a binary float.
+  const affixCache = new Map();
+  function currencyAffixes(currency) {
+    if (affixCache.has(currency)) return affixCache.get(currency);
+    let affixes = { prefix: '', suffix: currency ? ` ${currency}` : '', digits: 2 };
+    try {
+      const format = new Intl.NumberFormat('en-US', { style: 'currency', currency });
+      const parts = format.formatToParts(1);
+      const at = parts.findIndex((p) => p.type === 'integer');
+      const text = (list) => list.filter((p) => p.type === 'currency' || p.type === 'literal').map((p) => p.value).join('');
+      affixes = {
+        prefix: text(parts.slice(0, at)),
+        suffix: text(parts.slice(at + 1).filter((p) => p.type !== 'decimal' && p.type !== 'fraction')),
+        digits: format.resolvedOptions().maximumFractionDigits,
+      };
+    } catch (_) {
+      // Not an ISO 4217 code the browser knows: the code is written after the figure.
+    }
+    affixCache.set(currency, affixes);
+    return affixes;
+  }
+
+  // "$1,234.56" / "-$1,234.56" from an exact decimal string, every digit kept.
+  function formatMoney(text, currency = state.currency) {
+    const p = parseDecimal(text);
+    if (!p) return String(text);
+    const { prefix, suffix } = currencyAffixes(currency);
+    const sign = isNegative(text) ? '-' : '';
+    return `${sign}${prefix}${groupDigits(p.whole)}${p.fraction ? '.' + p.fraction : ''}${suffix}`;
+  }
+
+  // Line detail to the minor unit; a charge too small to show says so instead of "0.00".
+  function formatDetail(text, currency = state.currency) {
+    const rounded = roundDecimal(text, state.minorDigits);
+    if (rounded === null) return String(text);
+    if (isZero(rounded) && !isZero(text)) {
+      const smallest = fromScaled(1n, state.minorDigits);
+      return isNegative(text) ? `> -${formatMoney(smallest, currency)}` : `< ${formatMoney(smallest, currency)}`;
+    }
+    return formatMoney(rounded, currency);
+  }
+
+  // An amount on screen. `data-amount` always holds the ledger's exact string.
+  //   kind 'total': already at the minor unit, shown in full.
+  //   kind 'detail': shown to the minor unit; the exact nine decimals are in the title and
+  //   appear in place when "Exact line amounts" is ticked.
+  // Zeros are quiet where `quiet` is set: a dash, with the word for screen readers.
+  function amountNode(text, kind, options = {}) {
+    const classes = ['amount', `amount-${kind}`];
+    if (isNegative(text)) classes.push('negative');
+    const zero = isZero(text);
+    if (zero) classes.push('zero');
+    if (options.extraClass) classes.push(options.extraClass);
+    const node = h('span', { class: classes.join(' '), 'data-amount': text });
+    if (zero && options.quiet) {
+      node.append(h('span', { 'aria-hidden': 'true', text: '–' }), h('span', { class: 'visually-hidden', text: 'zero' }));
+      return node;
+    }
+    if (kind === 'total') {
+      node.textContent = formatMoney(text);
+      return node;
+    }
+    node.title = `${formatMoney(text)} exactly`;
+    node.append(h('span', { class: 'amt-round', text: formatDetail(text) }),
+      h('span', { class: 'amt-exact', text: formatMoney(text) }));
+    return node;
   }
 
   // ---------------------------------------------------------------------------------------
@@ -144,19 +254,20 @@
     }
   }
 
+  const orgBase = () => `/v1/orgs/${encodeURIComponent(state.org)}`;
+
   function orgUrl(path, query) {
-    let url = `/v1/orgs/${encodeURIComponent(state.org)}/${path}`;
+    let url = path ? `${orgBase()}/${path}` : orgBase();
     const params = new URLSearchParams();
     for (const [key, value] of Object.entries(query || {})) {
       if (value !== '' && value !== null && value !== undefined) params.set(key, value);
     }
     const qs = params.toString();
-    if (qs) url += '?' + qs;
-    return url;
+    return qs ? `${url}?${qs}` : url;
   }
 
-  async function api(url, signal) {
-    const headers = { Accept: 'application/json' };
+  async function request(url, signal, accept) {
+    const headers = { Accept: accept };
     if (state.token) headers.Authorization = `Bearer ${state.token}`;
     let response;
     try {
@@ -165,16 +276,25 @@
       if (err.name === 'AbortError') throw err;
       throw new ApiError(0, 'network', 'The ledger service could not be reached.');
     }
-    const text = await response.text();
+    if (!response.ok) {
+      let error = {};
+      try {
+        error = (JSON.parse(await response.text()) || {}).error || {};
+      } catch (_) {
+        error = {};
+      }
+      throw new ApiError(response.status, error.code || '', error.message || response.statusText);
+    }
+    return response;
+  }
+
+  async function api(url, signal) {
+    const response = await request(url, signal, 'application/json');
     let body = null;
     try {
-      body = text ? JSON.parse(text) : null;
+      body = JSON.parse(await response.text());
     } catch (_) {
       body = null;
-    }
-    if (!response.ok) {
-      const error = (body && body.error) || {};
-      throw new ApiError(response.status, error.code || '', error.message || response.statusText);
     }
     if (body === null || typeof body !== 'object') {
       throw new ApiError(response.status, 'bad_response', 'The service answered with something that is not JSON.');
@@ -182,333 +302,421 @@
     return body;
   }
 
-  // Each view keeps only its newest request alive: a quick second click on the period selector
-  // must not let the slower, older answer overwrite the newer chart.
-  function latestOnly() {
-    let controller = null;
-    return () => {
-      if (controller) controller.abort();
-      controller = new AbortController();
-      return controller.signal;
-    };
-  }
-
   const isAbort = (err) => err && err.name === 'AbortError';
 
-  // Turns an API failure into words for a person. Failures that concern the whole page (no
-  // access, unknown organization) go to the banner once instead of repeating in every section.
+  // Turns an API failure into words for a person.
   function explain(err, what) {
-    if (err.status === 401) {
-      return { global: true, text: 'This ledger needs an access token. Enter your token at the top of the page and press Load.' };
-    }
-    if (err.status === 403) {
-      return { global: true, text: `Your access token is not allowed to read organization "${state.org}". Enter a token for this organization and press Load.` };
-    }
-    if (err.status === 404 && err.code === 'unknown_cost_center') {
-      return { global: false, text: `There is no cost center "${state.costCenter}" in this organization.` };
-    }
-    if (err.status === 404 && (err.code === 'unknown_org' || what === 'org')) {
-      return { global: true, text: `Unknown organization "${state.org}". Check the organization id and press Load.` };
-    }
-    if (err.status === 404) return { global: false, text: `${what} was not found.` };
-    if (err.status === 0) {
-      return { global: true, text: 'The ledger service cannot be reached. Check that it is running, then press Load.' };
-    }
-    if (err.status === 503) {
-      return { global: false, text: 'The ledger is still catching up after a restart. Try again in a moment.' };
-    }
-    if (err.status === 400) return { global: false, text: `The request was refused: ${err.message}` };
-    return { global: false, text: `The service reported an error (${err.status}${err.code ? ', ' + err.code : ''}): ${err.message}` };
+    if (err.status === 401) return 'This ledger needs an access token. Enter your token at the top of the page and press Load.';
+    if (err.status === 403) return `Your access token is not allowed to read organization "${state.org}". Enter a token for this organization and press Load.`;
+    if (err.status === 404 && err.code === 'unknown_cost_center') return `There is no cost center "${state.costCenter}" in this organization.`;
+    if (err.status === 404 && (err.code === 'unknown_org' || what === 'org')) return `Unknown organization "${state.org}". Check the organization id and press Load.`;
+    if (err.status === 404) return `${what} was not found.`;
+    if (err.status === 0) return 'The ledger service cannot be reached. Check that it is running, then press Load.';
+    if (err.status === 503) return 'The ledger is still catching up after a restart. Try again in a moment.';
+    if (err.status === 400) return `The request was refused: ${err.message}`;
+    return `The service reported an error (${err.status}${err.code ? ', ' + err.code : ''}): ${err.message}`;
   }
 
-  function showBanner(text) {
+  function showBanner(text, kind = 'error') {
     const banner = $('banner');
     banner.textContent = text;
+    banner.dataset.kind = kind;
     banner.hidden = false;
   }
 
   function clearBanner() {
-    const banner = $('banner');
-    banner.textContent = '';
-    banner.hidden = true;
+    $('banner').textContent = '';
+    $('banner').hidden = true;
   }
 
-  // Shows a failure in a section; returns the words used.
-  function reportError(err, what, statusElement) {
-    const { global, text } = explain(err, what);
-    if (global) {
-      showBanner(text);
-      statusElement.textContent = 'Not available.';
-      if (err.status === 401 || err.status === 403) $('token').classList.add('needs-attention');
-    } else {
-      statusElement.textContent = text;
-    }
-    statusElement.classList.add('error');
-    return text;
-  }
-
-  function setStatus(statusElement, text) {
-    statusElement.textContent = text;
-    statusElement.classList.remove('error');
+  function setStatus(element, text, kind) {
+    element.textContent = text;
+    element.classList.toggle('error', kind === 'error');
   }
 
   // ---------------------------------------------------------------------------------------
-  // Billing dashboard.
+  // Whole-page loading. Every figure on the page comes from one load (one generation).
 
-  const dashboardRequest = latestOnly();
+  const SECTIONS = ['dashboard', 'history', 'invoices'];
 
-  async function loadDashboard() {
-    const section = $('dashboard');
-    const status = $('dashboard-status');
-    const signal = dashboardRequest();
-    // Captured now: the filter may change while this request is in flight.
-    const costCenter = state.costCenter;
-    section.dataset.state = 'loading';
-    $('chart').classList.add('is-loading');
-    setStatus(status, 'Loading billed amounts…');
-    try {
-      const data = await api(orgUrl('dashboard', { months: state.months, cost_center: costCenter }), signal);
-      state.dashboard = { data, costCenter };
-      renderKpis(data, costCenter);
-      drawChart(data, costCenter);
-      setStatus(status, '');
-      section.dataset.state = 'ready';
-    } catch (err) {
-      if (isAbort(err)) return;
-      state.dashboard = null;
-      $('chart').replaceChildren();
-      $('kpis').hidden = true;
-      reportError(err, 'org', status);
-      section.dataset.state = 'error';
-    } finally {
-      if (!signal.aborted) $('chart').classList.remove('is-loading');
+  // Removes every figure of the previous view, so nothing can be read under the wrong name.
+  function clearFigures(message) {
+    state.dashboard = null;
+    state.history = null;
+    $('kpis').replaceChildren();
+    $('kpis').hidden = true;
+    $('chart').replaceChildren();
+    $('chart-table').replaceChildren();
+    $('chart-table-box').hidden = true;
+    $('history-body').replaceChildren();
+    $('invoices-body').replaceChildren();
+    $('invoice-month').replaceChildren();
+    $('invoice-month').disabled = true;
+    $('month-downloads').hidden = true;
+    $('dashboard-sub').textContent = 'Sum of each month\'s invoice totals.';
+    $('history-sub').textContent = 'Newest first. Open a month to see its line items.';
+    $('invoices-sub').textContent = 'The invoices a month produces.';
+    for (const id of SECTIONS) {
+      setStatus($(`${id}-status`), message || '', message ? 'error' : null);
     }
   }
 
-  function renderKpis(data, costCenter) {
+  function setSections(stateName) {
+    for (const id of SECTIONS) {
+      $(id).dataset.state = stateName;
+      $(id).classList.toggle('is-loading', stateName === 'loading');
+      if (stateName === 'loading') $(id).setAttribute('aria-busy', 'true');
+      else $(id).removeAttribute('aria-busy');
+    }
+  }
+
+  function failAll(err, what) {
+    const text = explain(err, what);
+    clearFigures('Not available: see the message at the top of the page.');
+    showBanner(text);
+    if (err.status === 401 || err.status === 403) $('token').classList.add('needs-attention');
+    setSections('error');
+  }
+
+  // `fresh`: the organization or token changed, so nothing on the page is valid any more.
+  async function loadView(fresh) {
+    const gen = ++generation;
+    if (loadController) loadController.abort();
+    loadController = new AbortController();
+    const signal = loadController.signal;
+    clearBanner();
+    $('token').classList.remove('needs-attention');
+    if (fresh) {
+      state.structure = null;
+      // The previous organization's cost centers go with its figures.
+      $('cost-center').replaceChildren(h('option', { value: '', text: 'All cost centers' }));
+      clearFigures('');
+      renderOrgCaption();
+    }
+    setSections('loading');
+    for (const id of SECTIONS) setStatus($(`${id}-status`), 'Loading…');
+    try {
+      if (!state.structure) {
+        const structure = await api(orgUrl(''), signal);
+        if (gen !== generation) return;
+        state.structure = structure;
+        state.currency = structure.currency;
+        renderOrgCaption();
+        fillCostCenters();
+      }
+      if (state.costCenter && !costCenterInfo(state.costCenter)) {
+        unknownCostCenter();
+        return;
+      }
+      const [dashboard, history] = await Promise.all([
+        api(orgUrl('dashboard', { months: state.months, cost_center: state.costCenter }), signal),
+        api(orgUrl('usage-history', { months: state.months }), signal),
+      ]);
+      if (gen !== generation) return;
+      showView(dashboard, history);
+      await applySelection(gen);
+    } catch (err) {
+      if (isAbort(err) || gen !== generation) return;
+      failAll(err, 'org');
+    }
+  }
+
+  function showView(dashboard, history) {
+    state.dashboard = dashboard;
+    state.history = history;
+    state.currency = dashboard.currency;
+    const anyTotal = history.months.find((m) => parseDecimal(m.total));
+    state.minorDigits = anyTotal ? (parseDecimal(anyTotal.total).fraction.length) : currencyAffixes(state.currency).digits;
+    renderKpis(dashboard);
+    drawChart();
+    renderChartTable(dashboard);
+    renderHistory(history);
+    fillInvoiceMonths(history);
+    for (const id of SECTIONS) setStatus($(`${id}-status`), '');
+    $('dashboard').dataset.state = 'ready';
+    $('history').dataset.state = 'ready';
+    for (const id of ['dashboard', 'history']) {
+      $(id).classList.remove('is-loading');
+      $(id).removeAttribute('aria-busy');
+    }
+  }
+
+  function unknownCostCenter() {
+    clearFigures('');
+    showBanner(`There is no cost center "${state.costCenter}" in ${orgWords()}. Choose a cost center from the list.`, 'notice');
+    const select = $('cost-center');
+    select.append(h('option', { value: state.costCenter, text: `Unknown: ${state.costCenter}`, 'data-unknown': 'true' }));
+    select.value = state.costCenter;
+    for (const id of SECTIONS) setStatus($(`${id}-status`), 'Nothing shown: the cost center in the address does not exist.', 'error');
+    setSections('error');
+  }
+
+  // ---------------------------------------------------------------------------------------
+  // The organization and its cost centers.
+
+  const orgWords = () => (state.structure ? `${state.structure.name} (${state.structure.org_id})` : `organization "${state.org}"`);
+
+  function renderOrgCaption() {
+    const s = state.structure;
+    $('org-caption').textContent = s ? `${s.name} · ${s.org_id} · ${s.currency}` : '';
+    document.title = s ? `${s.name} – Billing ledger` : 'Billing ledger';
+  }
+
+  const costCenterInfo = (id) => (state.structure ? state.structure.cost_centers.find((c) => c.cost_center_id === id) : null);
+
+  function costCenterWords(id) {
+    const cc = costCenterInfo(id);
+    return cc ? `${cc.name} (${id})` : id;
+  }
+
+  function fillCostCenters() {
+    const select = $('cost-center');
+    select.replaceChildren(h('option', { value: '', text: 'All cost centers' }),
+      ...state.structure.cost_centers.map((c) => h('option', { value: c.cost_center_id, text: `${c.name} (${c.cost_center_id})` })));
+    select.value = costCenterInfo(state.costCenter) ? state.costCenter : '';
+  }
+
+  // ---------------------------------------------------------------------------------------
+  // Billing dashboard: key figures, chart and its table.
+
+  function scopeWords() {
+    return state.costCenter ? `cost center ${costCenterWords(state.costCenter)}` : 'the whole organization';
+  }
+
+  function renderKpis(data) {
     const billed = data.months.map((m) => m.billed);
     const total = sumDecimals(billed);
     const last = data.months[data.months.length - 1];
-    const peak = indexOfMax(billed);
-    const scope = costCenter ? `cost center ${costCenter}` : 'whole organization';
-    $('dashboard-sub').textContent = `Sum of each month's invoice totals, ${scope}, in ${data.currency}.`;
-    const kpi = (label, value, note) => [
-      h('div', { class: 'kpi' },
-        h('dt', { text: label }),
-        h('dd', {}, amountNode(value), ' ', h('span', { class: 'currency', text: data.currency })),
-        note ? h('dd', { class: 'kpi-note', text: note }) : null),
-    ];
+    let peak = -1;
+    data.months.forEach((m, i) => { if (peak < 0 || compareDecimals(m.billed, data.months[peak].billed) > 0) peak = i; });
+    $('dashboard-sub').textContent = `Sum of each month's invoice totals for ${scopeWords()}, in ${data.currency}. Select a bar to open its month.`;
+    const kpi = (label, value, note) => h('div', { class: 'kpi' },
+      h('dt', { text: label }),
+      h('dd', {}, amountNode(value, 'total')),
+      note ? h('dd', { class: 'kpi-note', text: note }) : null);
     const items = [];
-    if (total !== null) items.push(kpi(`Billed, last ${data.months.length} months`, total));
+    if (total !== null) items.push(kpi(`Billed, last ${data.months.length} months`, total, scopeWords()));
     if (last) items.push(kpi('Latest month', last.billed, monthLong(last.month)));
     if (peak >= 0) items.push(kpi('Highest month', data.months[peak].billed, monthLong(data.months[peak].month)));
-    $('kpis').replaceChildren(...items.flat());
+    $('kpis').replaceChildren(...items);
     $('kpis').hidden = items.length === 0;
   }
 
-  // Picks round gridline steps (1, 2, 2.5, 5 times a power of ten) that are never finer than
-  // the currency's minor unit, so a yen axis does not show half yen.
+  // Round gridline steps (1, 2, 2.5, 5 times a power of ten), never finer than the minor unit.
   function niceScale(lo, hi, minStep) {
     if (hi === lo) hi = lo + Math.max(minStep, 1);
-    const rough = (hi - lo) / 5;
+    const rough = (hi - lo) / 4;
     const power = Math.pow(10, Math.floor(Math.log10(rough)));
     let step = [1, 2, 2.5, 5, 10].map((f) => f * power).find((s) => s >= rough) || 10 * power;
     step = Math.max(step, minStep);
     const first = Math.floor(lo / step);
     const lastStep = Math.ceil(hi / step);
-    const decimals = Math.max(0, (String(+step.toFixed(9)).split('.')[1] || '').length);
     const ticks = [];
-    for (let k = first; k <= lastStep; k++) ticks.push(+(k * step).toFixed(decimals));
-    return { min: first * step, max: lastStep * step, ticks, decimals };
+    for (let k = first; k <= lastStep; k++) ticks.push(k * step);
+    return { min: first * step, max: lastStep * step, ticks };
   }
 
-  function drawChart(data, costCenter) {
+  // Axis ticks and bar labels are approximations by nature ("$150K"); the exact figures are
+  // in each bar's name, the key figures and the table.
+  function compactMoney(value) {
+    // Below a thousand a decimal would read as an exact figure: whole units only.
+    const fraction = Math.abs(value) < 1000 ? 0 : 1;
+    try {
+      return new Intl.NumberFormat('en-US', {
+        style: 'currency', currency: state.currency, notation: 'compact', maximumFractionDigits: fraction,
+      }).format(value);
+    } catch (_) {
+      return new Intl.NumberFormat('en-US', { notation: 'compact', maximumFractionDigits: fraction }).format(value);
+    }
+  }
+
+  // Width of a label in px, near enough for deciding what fits (system sans at `size` px).
+  const textWidth = (text, size) => text.length * size * 0.6;
+
+  function drawChart() {
+    const data = state.dashboard;
     const container = $('chart');
+    if (!data) return;
     const months = data.months;
-    const width = Math.max(480, Math.round(container.clientWidth || 960));
-    const height = 320;
-    const margin = { top: 34, right: 16, bottom: 46, left: 76 };
+    const width = Math.max(260, Math.round(container.clientWidth || 960));
+    const narrow = width < 560;
+    const height = narrow ? 240 : 300;
+    const values = months.map((m) => Number(m.billed));
+    const scale = niceScale(Math.min(0, ...values), Math.max(0, ...values), Math.pow(10, -state.minorDigits));
+    const tickTexts = scale.ticks.map(compactMoney);
+    const margin = { top: 26, right: 8, bottom: 44, left: 12 + Math.max(...tickTexts.map((t) => textWidth(t, 11))) };
     const plotWidth = width - margin.left - margin.right;
     const plotHeight = height - margin.top - margin.bottom;
-
-    // Number() is used for geometry only; every amount drawn as text is the API's string.
-    const values = months.map((m) => Number(m.billed));
-    const minorDigits = months.length ? fractionDigits(months[0].billed) : 2;
-    const scale = niceScale(Math.min(0, ...values), Math.max(0, ...values), Math.pow(10, -minorDigits));
     const y = (v) => margin.top + ((scale.max - v) / (scale.max - scale.min)) * plotHeight;
-    const tickFormat = new Intl.NumberFormat('en-US', {
-      minimumFractionDigits: scale.decimals,
-      maximumFractionDigits: scale.decimals,
-    });
 
     const chart = svg('svg', {
-      class: 'bar-chart',
-      width,
-      height,
-      viewBox: `0 0 ${width} ${height}`,
-      role: 'img',
-      'aria-labelledby': 'chart-title chart-desc',
-      'data-months': months.length,
-      'data-currency': data.currency,
-      'data-cost-center': costCenter,
+      class: 'bar-chart', width, height, viewBox: `0 0 ${width} ${height}`,
+      role: 'group', 'aria-labelledby': 'chart-title', 'aria-describedby': 'chart-desc',
+      'data-months': months.length, 'data-currency': data.currency, 'data-cost-center': state.costCenter,
     });
     chart.append(
-      svg('title', { id: 'chart-title', text: `Billed per month in ${data.currency}` }),
-      svg('desc', {
-        id: 'chart-desc',
-        text: months.map((m) => `${monthLong(m.month)}: ${m.billed} ${data.currency}`).join('; '),
-      }),
-    );
+      svg('title', { id: 'chart-title', text: `Billed per month in ${data.currency}, ${scopeWords()}` }),
+      svg('desc', { id: 'chart-desc', text: months.map((m) => `${monthLong(m.month)}: ${formatMoney(m.billed)}`).join('; ') }));
 
-    const grid = svg('g', { class: 'grid' });
-    for (const tick of scale.ticks) {
+    const grid = svg('g', { class: 'grid', 'aria-hidden': 'true' });
+    scale.ticks.forEach((tick, i) => {
       const ty = y(tick);
       grid.append(
         svg('line', { x1: margin.left, x2: width - margin.right, y1: ty, y2: ty, class: tick === 0 ? 'baseline' : null }),
-        svg('text', { x: margin.left - 10, y: ty, class: 'tick', 'text-anchor': 'end', 'dominant-baseline': 'middle', text: tickFormat.format(tick) }),
-      );
-    }
-    grid.append(svg('text', {
-      x: margin.left - 10, y: margin.top - 18, class: 'axis-title', 'text-anchor': 'end', text: data.currency,
-    }));
+        svg('text', { x: margin.left - 8, y: ty, class: 'tick', 'text-anchor': 'end', 'dominant-baseline': 'middle', text: tickTexts[i] }));
+    });
     chart.append(grid);
 
     const slot = plotWidth / Math.max(1, months.length);
-    const barWidth = Math.min(64, slot * 0.62);
-    const zeroY = y(0);
-    // Labels shrink on narrow bars (24 months) rather than overlap their neighbours.
-    const longest = Math.max(1, ...months.map((m) => m.billed.length));
-    const labelSize = Math.max(8, Math.min(12, (slot - 4) / (longest * 0.62)));
-
+    const barWidth = Math.min(56, slot * 0.64);
+    const labels = barLabels(months, slot);
+    // Month names are thinned to every k-th when they would touch their neighbours.
+    const every = Math.max(1, Math.ceil(30 / slot));
+    // Bars are the buttons; their printed amounts and month names are a separate layer hidden
+    // from assistive technology, which reads each bar's full name instead.
     const bars = svg('g', { class: 'bars' });
+    const texts = svg('g', { class: 'bar-texts', 'aria-hidden': 'true' });
     months.forEach((m, i) => {
-      const value = values[i];
-      const x = margin.left + i * slot + (slot - barWidth) / 2;
-      const top = Math.min(y(value), zeroY);
-      const barHeight = Math.abs(zeroY - y(value));
-      const negative = isNegative(m.billed) && !isZero(m.billed);
-      const rect = svg('rect', {
-        class: negative ? 'bar negative' : 'bar',
-        x: x.toFixed(2),
-        y: top.toFixed(2),
-        width: barWidth.toFixed(2),
-        height: barHeight.toFixed(2),
-        rx: Math.min(3, barWidth / 6).toFixed(2),
-        'data-month': m.month,
-        'data-billed': m.billed,
-      }, svg('title', { text: `${monthLong(m.month)}: ${m.billed} ${data.currency} billed` }));
-      const labelY = negative ? top + barHeight + labelSize + 3 : top - 6;
-      const label = svg('text', {
-        class: 'bar-amount',
-        x: (x + barWidth / 2).toFixed(2),
-        y: labelY.toFixed(2),
-        'text-anchor': 'middle',
-        'font-size': labelSize.toFixed(1),
-        'data-month': m.month,
-        text: m.billed,
-      });
-      const { year, name } = monthShort(m.month);
-      const monthLabel = svg('text', {
-        class: 'month-label',
-        x: (margin.left + i * slot + slot / 2).toFixed(2),
-        y: height - margin.bottom + 18,
-        'text-anchor': 'middle',
-        'data-month': m.month,
-      }, svg('tspan', { text: name }));
-      // The year is printed under the first bar and under each January, like a finance report.
-      if (i === 0 || m.month.endsWith('-01')) {
-        monthLabel.append(svg('tspan', {
-          x: (margin.left + i * slot + slot / 2).toFixed(2), dy: 15, class: 'year', text: year,
-        }));
-      }
-      bars.append(svg('g', { class: 'bar-group' }, rect, label, monthLabel));
+      const parts = barGroup(m, i, { x0: margin.left + i * slot, slot, barWidth, y, height, margin, label: labels[i], showMonth: i % every === 0 || m.month.endsWith('-01') && every < 3 });
+      bars.append(parts.group);
+      texts.append(...parts.texts);
     });
-    chart.append(bars);
-
-    container.replaceChildren(chart, chartTable(data));
+    chart.append(bars, texts);
+    container.replaceChildren(chart);
     container.dataset.width = String(width);
   }
 
-  // A plain table with the same numbers, for screen readers (the SVG is one image to them).
-  function chartTable(data) {
-    return h('table', { class: 'visually-hidden' },
-      h('caption', { text: `Billed per month in ${data.currency}` }),
-      h('thead', {}, h('tr', {}, h('th', { scope: 'col', text: 'Month' }), h('th', { scope: 'col', text: 'Billed' }))),
-      h('tbody', {}, data.months.map((m) => h('tr', {},
-        h('th', { scope: 'row', text: monthLong(m.month) }),
-        h('td', { text: `${m.billed} ${data.currency}` })))));
+  // Full amounts where they fit above every bar, else compact ones, else none.
+  function barLabels(months, slot) {
+    const full = months.map((m) => formatMoney(m.billed));
+    if (full.every((t) => textWidth(t, 11) <= slot - 4)) return full.map((text) => ({ text, size: 11 }));
+    const compact = months.map((m) => compactMoney(Number(m.billed)));
+    if (compact.every((t) => textWidth(t, 10) <= slot - 2)) return compact.map((text) => ({ text, size: 10 }));
+    return months.map(() => null);
   }
 
-  // ---------------------------------------------------------------------------------------
-  // Usage history and drill-down.
+  function barGroup(m, i, g) {
+    const value = Number(m.billed);
+    const x = g.x0 + (g.slot - g.barWidth) / 2;
+    const zeroY = g.y(0);
+    const top = Math.min(g.y(value), zeroY);
+    const barHeight = Math.max(isZero(m.billed) ? 0 : 1, Math.abs(zeroY - g.y(value)));
+    const negative = isNegative(m.billed);
+    const selected = m.month === state.month;
+    const group = svg('g', {
+      class: `bar-group${selected ? ' selected' : ''}`,
+      role: 'button', tabindex: 0, 'data-month': m.month,
+      'aria-label': `${monthLong(m.month)}: ${formatMoney(m.billed)} billed. Open this month.`,
+      'aria-pressed': selected ? 'true' : 'false',
+    });
+    // The whole column is the click target, not only the (possibly tiny) bar.
+    group.append(svg('rect', { class: 'hit', x: g.x0.toFixed(2), y: g.margin.top, width: g.slot.toFixed(2), height: g.height - g.margin.top }));
+    group.append(svg('rect', {
+      class: negative ? 'bar negative' : 'bar',
+      x: x.toFixed(2), y: top.toFixed(2), width: g.barWidth.toFixed(2), height: barHeight.toFixed(2),
+      rx: Math.min(3, g.barWidth / 6).toFixed(2), 'data-month': m.month, 'data-billed': m.billed,
+    }, svg('title', { text: `${monthLong(m.month)}: ${formatMoney(m.billed)} billed` })));
+    const texts = [];
+    if (g.label) {
+      texts.push(svg('text', {
+        x: (x + g.barWidth / 2).toFixed(2),
+        y: (negative ? top + barHeight + g.label.size + 3 : top - 6).toFixed(2),
+        'text-anchor': 'middle', 'font-size': g.label.size, 'data-month': m.month, text: g.label.text,
+        class: `bar-amount${selected ? ' selected' : ''}`,
+      }));
+    }
+    if (g.showMonth) {
+      const { year, name } = monthShort(m.month);
+      const cx = (g.x0 + g.slot / 2).toFixed(2);
+      const label = svg('text', { class: `month-label${selected ? ' selected' : ''}`, 'data-month': m.month, x: cx, y: g.height - g.margin.bottom + 18, 'text-anchor': 'middle' },
+        svg('tspan', { text: name }));
+      if (i === 0 || m.month.endsWith('-01')) label.append(svg('tspan', { x: cx, dy: 15, class: 'year', text: year }));
+      texts.push(label);
+    }
+    const open = () => selectMonth(m.month, { push: true, scroll: true });
+    group.addEventListener('click', open);
+    group.addEventListener('keydown', (event) => {
+      if (event.key === 'Enter' || event.key === ' ') {
+        event.preventDefault();
+        open();
+      }
+    });
+    return { group, texts };
+  }
 
-  const historyRequest = latestOnly();
+  // The chart's figures as a real table: exact, and the chart's text alternative.
+  function renderChartTable(data) {
+    $('chart-table').replaceChildren(h('table', { class: 'data-table' },
+      h('caption', { text: `Billed per month for ${scopeWords()}, ${data.currency}` }),
+      h('thead', {}, h('tr', {}, h('th', { scope: 'col', text: 'Month' }), h('th', { scope: 'col', class: 'num', text: 'Billed' }))),
+      h('tbody', {}, data.months.map((m) => h('tr', { 'data-month': m.month },
+        h('th', { scope: 'row', text: monthLong(m.month) }),
+        h('td', { class: 'num' }, amountNode(m.billed, 'total')))))));
+    $('chart-table-box').hidden = false;
+  }
 
-  async function loadHistory() {
-    const section = $('history');
-    const status = $('history-status');
-    const signal = historyRequest();
-    section.dataset.state = 'loading';
-    setStatus(status, 'Loading usage history…');
-    $('invoice-month').disabled = true;
-    setStatus($('invoices-status'), 'Loading the list of months…');
-    try {
-      const data = await api(orgUrl('usage-history', { months: HISTORY_MONTHS }), signal);
-      renderHistory(data);
-      fillInvoiceMonths(data);
-      setStatus(status, '');
-      section.dataset.state = 'ready';
-    } catch (err) {
-      if (isAbort(err)) return;
-      $('history-body').replaceChildren();
-      reportError(err, 'org', status);
-      section.dataset.state = 'error';
-      $('invoice-month').replaceChildren();
-      $('invoices-body').replaceChildren();
-      $('invoices').dataset.state = 'error';
-      setStatus($('invoices-status'), 'Invoices need the usage history to list months.');
+  function markSelectedBar() {
+    for (const group of document.querySelectorAll('#chart .bar-group')) {
+      const selected = group.dataset.month === state.month;
+      group.classList.toggle('selected', selected);
+      group.setAttribute('aria-pressed', selected ? 'true' : 'false');
+    }
+    for (const text of document.querySelectorAll('#chart .bar-texts text')) {
+      text.classList.toggle('selected', text.dataset.month === state.month);
     }
   }
 
+  // ---------------------------------------------------------------------------------------
+  // Usage history.
+
   function renderHistory(data) {
-    const currency = data.currency;
+    $('history-sub').textContent = `Last ${data.months.length} months, newest first, for the whole organization `
+      + `(line items are kept per organization${state.costCenter ? '; the cost-center filter applies to the chart and the invoices' : ''}). `
+      + 'Open a month to see its line items.';
+    // Months before the first charge (typically before the org existed) fold into one quiet line.
+    let firstCharged = data.months.length - 1;
+    while (firstCharged >= 0 && isEmptyMonth(data.months[firstCharged])) firstCharged--;
+    const shown = data.months.slice(0, firstCharged + 1);
+    const quiet = data.months.slice(firstCharged + 1);
     const head = h('div', { class: 'history-head', 'aria-hidden': 'true' },
-      h('span', { class: 'col-month', text: 'Month' }),
-      h('span', { class: 'col-status', text: 'Status' }),
-      h('span', { class: 'num', text: 'Usage' }),
-      h('span', { class: 'num', text: 'Support' }),
-      h('span', { class: 'num', text: 'Credits' }),
-      h('span', { class: 'num', text: 'Adjustments' }),
-      h('span', { class: 'num', text: `Total (${currency})` }));
-    const list = h('ol', { class: 'history-list' },
-      data.months.map((m) => historyRow(m, currency)));
+      h('span', { text: 'Month' }), h('span', { text: 'Status' }),
+      h('span', { class: 'num', text: 'Usage' }), h('span', { class: 'num', text: 'Support' }),
+      h('span', { class: 'num', text: 'Credits' }), h('span', { class: 'num', text: 'Late charges' }),
+      h('span', { class: 'num', text: `Total (${data.currency})` }));
+    const list = h('ol', { class: 'history-list' }, shown.map((m) => historyRow(m)));
+    if (quiet.length) {
+      const oldest = quiet[quiet.length - 1].month;
+      const newest = quiet[0].month;
+      list.append(h('li', { class: 'history-quiet', 'data-months': quiet.length },
+        quiet.length === 1 ? `No charges in ${monthLong(newest)}.` : `No charges from ${monthLong(oldest)} to ${monthLong(newest)}.`));
+    }
     $('history-body').replaceChildren(head, list);
   }
 
-  function historyRow(m, currency) {
+  const isEmptyMonth = (m) => [m.total, m.usage, m.support, m.credits, m.adjustments].every(isZero);
+
+  function historyRow(m) {
     const detailId = nextId('month-detail');
     const detail = h('div', { id: detailId, class: 'month-detail', hidden: true, 'data-month': m.month });
-    const cell = (label, amount, extra) => h('span', { class: 'num' + (extra ? ' ' + extra : '') },
-      h('span', { class: 'visually-hidden', text: `${label}: ` }), amountNode(amount));
+    const cell = (label, amount, kind, extra) => h('span', { class: `cell num ${extra}` },
+      h('span', { class: 'cell-label', text: label }), amountNode(amount, kind, { quiet: true }));
     const button = h('button', {
-      type: 'button',
-      class: 'month-row',
-      'data-month': m.month,
-      'aria-expanded': 'false',
-      'aria-controls': detailId,
+      type: 'button', class: `month-row${isEmptyMonth(m) ? ' empty' : ''}`, 'data-month': m.month,
+      'aria-expanded': 'false', 'aria-controls': detailId,
     },
     h('span', { class: 'col-month' },
       h('span', { class: 'chevron', 'aria-hidden': 'true' }),
       h('time', { datetime: m.month, text: monthLong(m.month) })),
     h('span', { class: 'col-status' }, statusBadge(m.status)),
-    cell('Usage', m.usage),
-    cell('Support', m.support),
-    cell('Credits', m.credits),
-    cell('Adjustments', m.adjustments),
-    h('span', { class: 'num total' },
-      h('span', { class: 'visually-hidden', text: 'Total: ' }), amountNode(m.total),
-      h('span', { class: 'visually-hidden', text: ` ${currency}` })));
-    button.addEventListener('click', () => toggleMonth(button, detail, currency));
+    cell('Usage', m.usage, 'detail', 'c-usage'),
+    cell('Support', m.support, 'detail', 'c-support'),
+    cell('Credits', m.credits, 'detail', 'c-credits'),
+    cell('Late charges', m.adjustments, 'detail', 'c-adjustments'),
+    cell('Total', m.total, 'total', 'c-total total'));
+    button.addEventListener('click', () => {
+      if (button.getAttribute('aria-expanded') === 'true') closeMonth({ push: true });
+      else selectMonth(m.month, { push: true });
+    });
     return h('li', { class: 'history-month', 'data-month': m.month }, button, detail);
   }
 
@@ -517,103 +725,183 @@
     return h('span', { class: `badge badge-${status}`, text: words[status] || status });
   }
 
-  async function toggleMonth(button, detail, currency) {
-    const open = button.getAttribute('aria-expanded') !== 'true';
-    button.setAttribute('aria-expanded', String(open));
-    detail.hidden = !open;
-    if (!open || detail.dataset.state === 'ready' || detail.dataset.state === 'loading') return;
+  const monthButton = (month) => document.querySelector(`#history-body button.month-row[data-month="${month}"]`);
+  const monthDetail = (month) => document.querySelector(`#history-body .month-detail[data-month="${month}"]`);
 
-    const month = button.dataset.month;
+  function collapseAllMonths() {
+    for (const button of document.querySelectorAll('#history-body button.month-row[aria-expanded="true"]')) {
+      button.setAttribute('aria-expanded', 'false');
+      const detail = $(button.getAttribute('aria-controls'));
+      if (detail) detail.hidden = true;
+    }
+  }
+
+  function closeMonth({ push }) {
+    collapseAllMonths();
+    state.month = null;
+    state.path = [];
+    markSelectedBar();
+    writeUrl(push);
+  }
+
+  // Selects a month everywhere: bar, history row (opened) and invoices.
+  async function selectMonth(month, { push, scroll }) {
+    const changed = month !== state.month;
+    state.month = month;
+    if (changed) {
+      state.path = [];
+      state.invoice = null;
+    }
+    writeUrl(push);
+    markSelectedBar();
+    if ($('invoice-month').value !== month && [...$('invoice-month').options].some((o) => o.value === month)) {
+      $('invoice-month').value = month;
+    }
+    const gen = generation;
+    const [detail] = await Promise.all([openMonth(month, scroll), loadInvoices(month)]);
+    if (gen !== generation || !detail) return;
+  }
+
+  // Opens the month's row and loads its line items once; resolves to its detail element.
+  async function openMonth(month, scroll) {
+    const button = monthButton(month);
+    if (!button) return null;
+    collapseAllMonths();
+    const detail = $(button.getAttribute('aria-controls'));
+    button.setAttribute('aria-expanded', 'true');
+    detail.hidden = false;
+    if (scroll) button.scrollIntoView({ block: 'nearest' });
+    if (detail.dataset.state === 'ready') return detail;
+    if (detail.dataset.state === 'loading') return detail.loading;
     detail.dataset.state = 'loading';
     button.setAttribute('aria-busy', 'true');
     detail.replaceChildren(h('p', { class: 'status', text: `Loading line items for ${monthLong(month)}…` }));
-    try {
-      const data = await api(orgUrl(`usage-history/${encodeURIComponent(month)}`), undefined);
-      renderMonthItems(detail, data, currency);
-      detail.dataset.state = 'ready';
-    } catch (err) {
-      const status = h('p', { class: 'status' });
-      detail.replaceChildren(status);
-      reportError(err, `Month ${month}`, status);
-      // Left un-cached so that closing and reopening the month tries again.
-      detail.dataset.state = 'error';
-    } finally {
-      button.removeAttribute('aria-busy');
-    }
+    detail.loading = (async () => {
+      const gen = generation;
+      try {
+        const data = await api(orgUrl(`usage-history/${encodeURIComponent(month)}`));
+        if (gen !== generation) return null;
+        renderMonthItems(detail, data);
+        detail.dataset.state = 'ready';
+      } catch (err) {
+        if (gen !== generation) return null;
+        detail.replaceChildren(h('p', { class: 'status error', text: explain(err, `Month ${month}`) }));
+        detail.dataset.state = 'error'; // not cached: reopening tries again
+      } finally {
+        button.removeAttribute('aria-busy');
+      }
+      return detail;
+    })();
+    return detail.loading;
   }
 
-  function renderMonthItems(detail, data, currency) {
+  // Sorted by amount, largest first; equal amounts by label in natural order (res-2 before res-10).
+  function sortItems(items) {
+    return [...items].sort((a, b) => compareDecimals(b.amount, a.amount)
+      || a.label.localeCompare(b.label, 'en', { numeric: true }));
+  }
+
+  function itemsHead() {
+    return h('div', { class: 'items-head', 'aria-hidden': 'true' },
+      h('span', { class: 'ih-item', text: 'Item' }),
+      h('span', { class: 'num', text: 'Quantity' }),
+      h('span', { text: 'Unit' }),
+      h('span', { class: 'num', text: 'Amount' }),
+      h('span', { class: 'num', text: 'Share' }));
+  }
+
+  function renderMonthItems(detail, data) {
+    const toolbar = h('div', { class: 'detail-toolbar' },
+      h('p', { class: 'detail-title', text: `Line items of ${monthLong(data.month)}, largest first` }),
+      downloadButtons(`usage-history/${data.month}.csv`, `${state.org}-${data.month}`, `${monthLong(data.month)} line items`));
     if (!data.items.length) {
-      detail.replaceChildren(h('p', { class: 'status empty', text: `No charges in ${monthLong(data.month)}.` }));
+      detail.replaceChildren(toolbar, h('p', { class: 'status empty', text: `No charges in ${monthLong(data.month)}.` }));
       return;
     }
+    const whole = sumDecimals(data.items.map((i) => i.amount));
     const tree = h('ul', { class: 'tree', 'data-depth': 0 },
-      data.items.map((item) => itemNode(data.month, item, 0, item.category)));
+      sortItems(data.items).map((item) => itemNode(data.month, item, 0, item.category, whole, [])));
     const footer = h('p', { class: 'month-total' },
-      `${monthLong(data.month)} (${data.status}), invoiced total `,
-      amountNode(data.total), ` ${currency}`);
-    detail.replaceChildren(tree, footer);
+      `${monthLong(data.month)} (${data.status === 'closed' ? 'closed' : 'open'}), invoiced total `,
+      amountNode(data.total, 'total'));
+    detail.replaceChildren(toolbar, itemsHead(), tree, footer);
   }
 
-  function itemNode(month, item, depth, category) {
-    const label = item.label;
-    const level = category === 'usage' ? USAGE_LEVELS[depth] : null;
+  function itemLabelText(item, category, depth) {
+    if (category === 'adjustment' && depth === 0 && MONTH_PATTERN.test(item.label)) {
+      return `Late charges for ${monthLong(item.label)}`;
+    }
+    return item.label;
+  }
+
+  function itemNode(month, item, depth, category, parentAmount, ancestors) {
+    const label = itemLabelText(item, category, depth);
     const childrenId = nextId('children');
     const node = h('li', {
-      class: 'item',
-      'data-id': item.id,
-      'data-label': label,
-      'data-amount': item.amount,
-      'data-category': category,
-      'data-depth': depth,
+      class: 'item', 'data-id': item.id, 'data-label': item.label, 'data-amount': item.amount,
+      'data-category': category, 'data-depth': depth,
     });
-
     let control;
     if (item.drillable) {
       control = h('button', {
-        type: 'button',
-        class: 'expand',
-        'aria-expanded': 'false',
-        'aria-controls': childrenId,
+        type: 'button', class: 'expand', 'aria-expanded': 'false', 'aria-controls': childrenId,
         'aria-label': `Breakdown of ${label}`,
       }, h('span', { class: 'chevron', 'aria-hidden': 'true' }));
-      control.addEventListener('click', () => toggleItem(month, item, depth, category, control, node, childrenId));
+      control.addEventListener('click', () => toggleItem({ month, item, depth, category, control, node, childrenId, ancestors }, true));
     } else {
       control = h('span', { class: 'expand-spacer', 'aria-hidden': 'true' });
     }
-
-    // Month items carry no quantity at all; a child's null quantity means its units disagree.
-    let quantity;
-    if (item.quantity === undefined) {
-      quantity = h('span', { class: 'qty' });
-    } else if (item.quantity === null) {
-      quantity = h('span', { class: 'qty mixed', text: 'mixed units' });
-    } else {
-      const text = `${item.quantity}${item.unit ? ' ' + item.unit : ''}`;
-      quantity = h('span', { class: 'qty', title: text, text });
+    const tag = depth === 0
+      ? h('span', { class: `category category-${category}`, text: CATEGORY_WORDS[category] || category })
+      : h('span', { class: 'level', text: category === 'usage' ? USAGE_LEVELS[depth] : '' });
+    let quantity = '';
+    let unit = '';
+    if (item.quantity === null && depth > 0) quantity = 'mixed units';
+    else if (item.quantity !== undefined && item.quantity !== null) {
+      quantity = formatQuantity(item.quantity);
+      unit = item.unit || '';
     }
-
+    const share = shareOf(item.amount, parentAmount);
     node.append(h('div', { class: 'item-row' },
-      control,
-      depth === 0
-        ? h('span', { class: `category category-${category}`, text: category })
-        : h('span', { class: 'level', text: level || '' }),
+      h('span', { class: 'ir-control' }, control),
+      h('span', { class: 'ir-tag' }, tag),
       h('span', { class: 'item-label', title: label, text: label }),
-      quantity,
-      amountNode(item.amount)));
+      h('span', { class: `qty num${item.quantity === null ? ' mixed' : ''}`, title: quantity ? `${item.quantity}` : null },
+        h('span', { class: 'cell-label', text: 'Quantity' }), quantity,
+        // Narrow screens drop the unit column; the unit then follows the quantity.
+        unit ? h('span', { class: 'unit-inline', 'aria-hidden': 'true', text: ` ${unit}` }) : null),
+      h('span', { class: 'unit' }, h('span', { class: 'cell-label', text: 'Unit' }), unit),
+      h('span', { class: 'ir-amount num' }, h('span', { class: 'cell-label', text: 'Amount' }), amountNode(item.amount, 'detail', { quiet: true })),
+      h('span', { class: 'share num' }, h('span', { class: 'cell-label', text: 'Share of parent' }), share || '–')));
     return node;
   }
 
-  async function toggleItem(month, item, depth, category, control, node, childrenId) {
-    let children = node.querySelector(`:scope > ul.children`);
+  // Quantities are exact decimals too: trailing zeros go, digits are grouped, nothing is rounded.
+  function formatQuantity(text) {
+    const p = parseDecimal(text);
+    if (!p) return String(text);
+    const fraction = p.fraction.replace(/0+$/, '');
+    return `${p.negative ? '-' : ''}${groupDigits(p.whole)}${fraction ? '.' + fraction : ''}`;
+  }
+
+  // Opens or closes one node; `record` puts the resulting path into the address.
+  async function toggleItem(ctx, record) {
+    const { month, item, depth, category, control, node, childrenId, ancestors } = ctx;
     const open = control.getAttribute('aria-expanded') !== 'true';
     control.setAttribute('aria-expanded', String(open));
-    if (children) {
-      children.hidden = !open;
-      if (!open || children.dataset.state !== 'error') return;
+    let children = node.querySelector(':scope > ul.children');
+    if (record) {
+      state.path = open ? [...ancestors, item.id] : ancestors;
+      writeUrl(true);
     }
-    if (!open) return;
-
+    if (!open) {
+      if (children) children.hidden = true;
+      return null;
+    }
+    if (children && children.dataset.state !== 'error') {
+      children.hidden = false;
+      return children.loading || children;
+    }
     if (!children) {
       children = h('ul', { id: childrenId, class: 'tree children', 'data-depth': depth + 1 });
       node.append(children);
@@ -622,146 +910,208 @@
     children.dataset.state = 'loading';
     control.setAttribute('aria-busy', 'true');
     children.replaceChildren(h('li', { class: 'status', text: 'Loading…' }));
-    try {
-      const url = orgUrl(`usage-history/${encodeURIComponent(month)}/items/${encodeURIComponent(item.id)}`);
-      const data = await api(url, undefined);
-      if (!data.children.length) {
-        children.replaceChildren(h('li', { class: 'status empty', text: 'No further detail.' }));
-      } else {
-        children.replaceChildren(...data.children.map((child) => itemNode(month, child, depth + 1, category)));
+    children.loading = (async () => {
+      try {
+        const data = await api(orgUrl(`usage-history/${encodeURIComponent(month)}/items/${encodeURIComponent(item.id)}`));
+        children.replaceChildren(...(data.children.length
+          ? sortItems(data.children).map((c) => itemNode(month, c, depth + 1, category, item.amount, [...ancestors, item.id]))
+          : [h('li', { class: 'status empty', text: 'No further detail.' })]));
+        children.dataset.state = 'ready';
+      } catch (err) {
+        children.replaceChildren(h('li', { class: 'status error', text: explain(err, `The breakdown of ${item.label}`) }));
+        children.dataset.state = 'error';
+      } finally {
+        control.removeAttribute('aria-busy');
       }
-      children.dataset.state = 'ready';
-    } catch (err) {
-      const status = h('li', { class: 'status' });
-      children.replaceChildren(status);
-      reportError(err, `The breakdown of ${item.label}`, status);
-      children.dataset.state = 'error';
-    } finally {
-      control.removeAttribute('aria-busy');
+      return children;
+    })();
+    return children.loading;
+  }
+
+  // Re-opens the drill path from the address, one level at a time; stops where an id is gone.
+  async function openPath(detail, path, gen) {
+    let list = detail.querySelector(':scope > ul.tree');
+    for (const id of path) {
+      if (!list || gen !== generation) return;
+      const node = [...list.children].find((li) => li.dataset && li.dataset.id === id);
+      const control = node && node.querySelector(':scope > .item-row button.expand');
+      if (!control) {
+        showBanner('Part of the drill-down path in the address no longer exists; showing the month instead.', 'notice');
+        return;
+      }
+      if (control.getAttribute('aria-expanded') !== 'true') control.click();
+      const children = node.querySelector(':scope > ul.children');
+      list = children && children.loading ? await children.loading : children;
     }
   }
 
   // ---------------------------------------------------------------------------------------
   // Invoices.
 
-  const invoicesRequest = latestOnly();
+  let invoicesController = null;
 
   function fillInvoiceMonths(history) {
     const select = $('invoice-month');
-    const previous = select.value;
-    select.replaceChildren(...history.months.map((m) => h('option', {
-      value: m.month,
-      text: `${monthLong(m.month)} · ${m.total} ${history.currency}${m.status === 'closed' ? ' · closed' : ''}`,
+    const months = history.months.filter((m) => !isEmptyMonth(m));
+    const list = months.length ? months : history.months.slice(0, 1);
+    select.replaceChildren(...list.map((m) => h('option', {
+      value: m.month, text: `${monthLong(m.month)} · ${formatMoney(m.total, history.currency)}${m.status === 'closed' ? ' · closed' : ''}`,
     })));
-    // Keep the chosen month across reloads; otherwise start at the newest month with charges.
-    const withCharges = history.months.find((m) => !isZero(m.total));
-    const keep = history.months.some((m) => m.month === previous) ? previous : null;
-    select.value = keep || (withCharges || history.months[0] || {}).month || '';
-    select.disabled = history.months.length === 0;
-    if (select.value) loadInvoices(select.value);
+    select.disabled = list.length === 0;
   }
 
   async function loadInvoices(month) {
     const section = $('invoices');
     const status = $('invoices-status');
-    const signal = invoicesRequest();
+    if (invoicesController) invoicesController.abort();
+    invoicesController = new AbortController();
+    const signal = invoicesController.signal;
+    const gen = generation;
     section.dataset.state = 'loading';
+    section.classList.add('is-loading');
+    section.setAttribute('aria-busy', 'true');
     delete $('invoices-body').dataset.month;
-    $('invoices-body').classList.add('is-loading');
     setStatus(status, `Loading invoices for ${monthLong(month)}…`);
     try {
       const data = await api(orgUrl('invoices', { month }), signal);
+      if (gen !== generation) return;
       renderInvoices(data);
       setStatus(status, '');
       section.dataset.state = 'ready';
+      if (state.invoice) await openInvoiceLines(state.invoice, false);
     } catch (err) {
-      if (isAbort(err)) return;
+      if (isAbort(err) || gen !== generation) return;
       $('invoices-body').replaceChildren();
-      reportError(err, `Invoices for ${month}`, status);
+      $('month-downloads').hidden = true;
+      setStatus(status, explain(err, `Invoices for ${monthLong(month)}`), 'error');
       section.dataset.state = 'error';
     } finally {
-      if (!signal.aborted) $('invoices-body').classList.remove('is-loading');
+      if (!signal.aborted) {
+        section.classList.remove('is-loading');
+        section.removeAttribute('aria-busy');
+      }
     }
+  }
+
+  function invoicesCaption(data, shown) {
+    const month = monthLong(data.month);
+    if (data.mode === 'SINGLE') {
+      const base = `${month} is invoiced as a single invoice for the whole organization`;
+      return state.costCenter ? `${base}; it covers every cost center, ${costCenterWords(state.costCenter)} included.` : `${base}.`;
+    }
+    if (state.costCenter) {
+      return shown.length
+        ? `${month} is invoiced per cost center; this is the invoice of ${costCenterWords(state.costCenter)}.`
+        : `${month} is invoiced per cost center; ${costCenterWords(state.costCenter)} has no invoice this month (no charges).`;
+    }
+    const perCc = data.invoices.filter((i) => i.cost_center_id).length;
+    const hasOrg = data.invoices.some((i) => !i.cost_center_id);
+    const ccWords = `${perCc} cost-center invoice${perCc === 1 ? '' : 's'}`;
+    return `${month} is invoiced per cost center: ${ccWords}${hasOrg ? ', plus one organization invoice for charges that belong to no cost center' : ''}.`;
   }
 
   function renderInvoices(data) {
-    const modeWords = data.mode === 'PER_COST_CENTER'
-      ? 'one invoice per cost center, plus one for organization-wide charges'
-      : 'a single invoice for the organization';
-    $('invoices-sub').textContent = `${monthLong(data.month)} is invoiced as ${modeWords}.`;
-    for (const invoice of data.invoices) {
-      if (invoice.cost_center_id) state.costCenters.add(invoice.cost_center_id);
-    }
-    refreshCostCenterList();
+    const shown = state.costCenter && data.mode !== 'SINGLE'
+      ? data.invoices.filter((i) => i.cost_center_id === state.costCenter)
+      : data.invoices;
+    $('invoices-sub').textContent = invoicesCaption(data, shown);
+    const downloads = $('month-downloads');
+    downloads.replaceChildren(h('span', { class: 'downloads-label', text: 'Whole month:' }),
+      downloadButtons(`usage-history/${data.month}.csv`, `${state.org}-${data.month}`, `${monthLong(data.month)} line items`));
+    downloads.hidden = false;
+    $('invoices-body').dataset.month = data.month;
+    $('invoices-body').dataset.mode = data.mode;
     if (!data.invoices.length) {
       $('invoices-body').replaceChildren(h('p', { class: 'status empty', text: `No invoices for ${monthLong(data.month)}: the month has no charges.` }));
-      $('invoices-body').dataset.month = data.month;
       return;
     }
-    $('invoices-body').replaceChildren(h('div', { class: 'invoice-grid' }, data.invoices.map(invoiceCard)));
-    $('invoices-body').dataset.month = data.month;
+    $('invoices-body').replaceChildren(h('div', { class: 'invoice-grid' }, shown.map((i) => invoiceCard(i, data))));
   }
 
-  function invoiceCard(invoice) {
+  function invoiceTitle(invoice, mode) {
+    if (invoice.cost_center_id) {
+      const cc = costCenterInfo(invoice.cost_center_id);
+      return { title: cc ? cc.name : invoice.cost_center_id, id: invoice.cost_center_id, kind: 'Cost center invoice' };
+    }
+    const name = state.structure ? state.structure.name : state.org;
+    return mode === 'SINGLE'
+      ? { title: name, id: state.org, kind: 'Single invoice for the organization' }
+      : { title: name, id: state.org, kind: 'Organization invoice: charges that belong to no cost center' };
+  }
+
+  function invoiceCard(invoice, data) {
     const linesId = nextId('invoice-lines');
     const lines = h('div', { id: linesId, class: 'invoice-lines', hidden: true });
-    const title = invoice.cost_center_id ? invoice.cost_center_id : 'Organization';
+    const { title, id, kind } = invoiceTitle(invoice, data.mode);
     const toggle = h('button', {
-      type: 'button',
-      class: 'button show-lines',
-      'aria-expanded': 'false',
-      'aria-controls': linesId,
-      text: 'Show lines',
+      type: 'button', class: 'button show-lines', 'aria-expanded': 'false', 'aria-controls': linesId, text: 'Show lines',
     });
+    const print = h('button', { type: 'button', class: 'button print', text: 'Print', 'aria-label': `Print invoice ${invoice.invoice_id}` });
     const card = h('article', {
-      class: 'invoice',
-      'data-invoice-id': invoice.invoice_id,
-      'data-status': invoice.status,
+      class: 'invoice', 'data-invoice-id': invoice.invoice_id, 'data-status': invoice.status,
       'aria-label': `Invoice ${invoice.invoice_id}`,
     },
     h('header', { class: 'invoice-head' },
-      h('div', {},
+      h('div', { class: 'invoice-name' },
         h('h3', { class: 'invoice-title', text: title }),
-        h('p', { class: 'invoice-kind', text: invoice.cost_center_id ? 'Cost center' : 'Organization-wide charges' })),
+        h('p', { class: 'invoice-kind' }, h('span', { class: 'mono', text: id }), ` · ${kind}`)),
       statusBadge(invoice.status)),
     h('dl', { class: 'invoice-facts' },
       h('div', {}, h('dt', { text: 'Invoice' }), h('dd', { class: 'mono', text: invoice.invoice_id })),
       h('div', {}, h('dt', { text: 'Billing account' }),
         invoice.billing_account === null || invoice.billing_account === undefined
           ? h('dd', { class: 'missing', text: 'not assigned' })
-          : h('dd', { class: 'mono billing-account', text: invoice.billing_account }))),
+          : h('dd', { class: 'mono billing-account', text: invoice.billing_account })),
+      h('div', {}, h('dt', { text: 'Billing period' }), h('dd', { class: 'period', text: billingPeriod(data.month) }))),
     h('p', { class: 'invoice-total' },
-      h('span', { class: 'visually-hidden', text: 'Total: ' }),
-      amountNode(invoice.total), ' ', h('span', { class: 'currency', text: invoice.currency })),
-    toggle,
+      h('span', { class: 'total-label', text: 'Total' }), ' ', amountNode(invoice.total, 'total')),
+    h('div', { class: 'invoice-actions' }, toggle, print,
+      downloadButtons(`invoices/${encodeURIComponent(invoice.invoice_id)}.csv`, `${state.org}-${invoice.invoice_id}`, `invoice ${invoice.invoice_id}`)),
     lines);
-    toggle.addEventListener('click', () => toggleInvoice(invoice, toggle, lines));
-    // The whole card is a click target for mouse users; keyboard users have the real button.
-    card.addEventListener('click', (event) => {
-      if (event.target.closest('button, a, .invoice-lines')) return;
-      toggle.click();
+    toggle.addEventListener('click', () => {
+      const open = toggle.getAttribute('aria-expanded') !== 'true';
+      state.invoice = open ? invoice.invoice_id : null;
+      writeUrl(true);
+      if (open) openInvoiceLines(invoice.invoice_id, false);
+      else closeInvoiceLines(card);
     });
+    print.addEventListener('click', () => printInvoice(invoice, data));
     return card;
   }
 
-  async function toggleInvoice(invoice, toggle, lines) {
-    const open = toggle.getAttribute('aria-expanded') !== 'true';
-    toggle.setAttribute('aria-expanded', String(open));
-    toggle.textContent = open ? 'Hide lines' : 'Show lines';
-    lines.hidden = !open;
-    if (!open || lines.dataset.state === 'ready' || lines.dataset.state === 'loading') return;
+  const invoiceCardOf = (id) => [...document.querySelectorAll('#invoices-body article.invoice')].find((a) => a.dataset.invoiceId === id);
 
+  function closeInvoiceLines(card) {
+    const toggle = card.querySelector('button.show-lines');
+    toggle.setAttribute('aria-expanded', 'false');
+    toggle.textContent = 'Show lines';
+    card.querySelector('.invoice-lines').hidden = true;
+  }
+
+  async function fetchInvoice(id) {
+    return api(orgUrl(`invoices/${encodeURIComponent(id)}`));
+  }
+
+  async function openInvoiceLines(id, scroll) {
+    const card = invoiceCardOf(id);
+    if (!card) return;
+    const toggle = card.querySelector('button.show-lines');
+    const lines = card.querySelector('.invoice-lines');
+    toggle.setAttribute('aria-expanded', 'true');
+    toggle.textContent = 'Hide lines';
+    lines.hidden = false;
+    if (scroll) card.scrollIntoView({ block: 'nearest' });
+    if (lines.dataset.state === 'ready' || lines.dataset.state === 'loading') return;
     lines.dataset.state = 'loading';
     toggle.setAttribute('aria-busy', 'true');
     lines.replaceChildren(h('p', { class: 'status', text: 'Loading invoice lines…' }));
     try {
-      const data = await api(orgUrl(`invoices/${encodeURIComponent(invoice.invoice_id)}`), undefined);
-      lines.replaceChildren(invoiceLinesTable(data));
+      // Focusable, so keyboard users can scroll the table sideways on a narrow screen.
+      lines.replaceChildren(h('div', { class: 'scroll-x', tabindex: 0, role: 'region', 'aria-label': `Lines of invoice ${id}` },
+        invoiceLinesTable(await fetchInvoice(id))));
       lines.dataset.state = 'ready';
     } catch (err) {
-      const status = h('p', { class: 'status' });
-      lines.replaceChildren(status);
-      reportError(err, `Invoice ${invoice.invoice_id}`, status);
+      lines.replaceChildren(h('p', { class: 'status error', text: explain(err, `Invoice ${id}`) }));
       lines.dataset.state = 'error';
     } finally {
       toggle.removeAttribute('aria-busy');
@@ -778,38 +1128,157 @@
       h('tbody', {}, (data.lines || []).map((line) => h('tr', {
         class: 'line', 'data-category': line.category, 'data-description': line.description, 'data-amount': line.amount,
       },
-      h('td', {}, h('span', { class: `category category-${line.category}`, text: line.category })),
-      h('td', { class: 'line-description', text: line.description }),
-      h('td', { class: 'num' }, amountNode(line.amount))))),
+      h('td', {}, h('span', { class: `category category-${line.category}`, text: CATEGORY_WORDS[line.category] || line.category })),
+      h('td', { class: 'line-description', text: lineDescription(line) }),
+      h('td', { class: 'num' }, amountNode(line.amount, 'detail'))))),
       h('tfoot', {}, h('tr', {},
         h('th', { scope: 'row', colspan: 2, text: 'Invoice total, rounded' }),
-        h('td', { class: 'num' }, amountNode(data.total)))));
+        h('td', { class: 'num' }, amountNode(data.total, 'total')))));
   }
 
-  function refreshCostCenterList() {
-    $('cost-center-list').replaceChildren(
-      ...[...state.costCenters].sort().map((id) => h('option', { value: id })));
+  const lineDescription = (line) => (line.category === 'adjustment' && MONTH_PATTERN.test(line.description)
+    ? `Late charges for ${monthLong(line.description)}` : line.description);
+
+  // The invoice as a document: the print style sheet shows only #print-doc while printing.
+  async function printInvoice(invoice, data) {
+    let full;
+    try {
+      full = await fetchInvoice(invoice.invoice_id);
+    } catch (err) {
+      setStatus($('invoices-status'), explain(err, `Invoice ${invoice.invoice_id}`), 'error');
+      return;
+    }
+    const s = state.structure || { name: state.org, org_id: state.org };
+    const { title, kind } = invoiceTitle(invoice, data.mode);
+    const fact = (label, value, cls) => h('div', {}, h('dt', { text: label }), h('dd', { class: cls || null, text: value }));
+    $('print-doc').replaceChildren(
+      h('header', { class: 'doc-head' },
+        h('div', {}, h('p', { class: 'doc-org', text: s.name }), h('p', { class: 'doc-org-id', text: `Organization ${s.org_id}` })),
+        h('h1', { text: 'Invoice' })),
+      h('dl', { class: 'doc-facts' },
+        fact('Invoice', full.invoice_id, 'mono'),
+        fact('Billed to', `${title} (${kind})`),
+        fact('Billing account', full.billing_account || 'not assigned', full.billing_account ? 'mono' : 'missing'),
+        fact('Billing period', billingPeriod(data.month)),
+        fact('Status', full.status === 'final' ? 'Final' : 'Draft')),
+      invoiceLinesTable(full),
+      h('p', { class: 'doc-total' }, 'Total due ', amountNode(full.total, 'total')));
+    document.body.classList.add('printing');
+    $('print-doc').dataset.invoiceId = full.invoice_id;
+    window.print();
+  }
+
+  window.addEventListener('afterprint', () => document.body.classList.remove('printing'));
+
+  // CSV and FOCUS downloads. They go through fetch so the bearer token is sent; the answer is
+  // handed to the browser as a file.
+  function downloadButtons(path, baseName, what) {
+    const button = (format, label) => {
+      const b = h('button', { type: 'button', class: 'button small download', 'data-format': format, 'aria-label': `Download ${what} as ${label}`, text: label });
+      b.addEventListener('click', () => download(`${path}${format === 'focus' ? '?format=focus' : ''}`, `${baseName}${format === 'focus' ? '-focus' : ''}.csv`, b));
+      return b;
+    };
+    return h('span', { class: 'download-group' }, button('csv', 'CSV'), button('focus', 'FOCUS'));
+  }
+
+  async function download(path, fileName, button) {
+    button.setAttribute('aria-busy', 'true');
+    try {
+      const response = await request(`${orgBase()}/${path}`, undefined, 'text/csv');
+      const url = URL.createObjectURL(await response.blob());
+      const link = h('a', { href: url, download: fileName, class: 'visually-hidden' });
+      document.body.append(link);
+      link.click();
+      link.remove();
+      setTimeout(() => URL.revokeObjectURL(url), DOWNLOAD_URL_LIFETIME_MS);
+    } catch (err) {
+      showBanner(`The download failed: ${explain(err, fileName)}`);
+    } finally {
+      button.removeAttribute('aria-busy');
+    }
+  }
+
+  // ---------------------------------------------------------------------------------------
+  // The address: org, range, cost center, selected month, drill path and open invoice.
+
+  function writeUrl(push) {
+    const params = new URLSearchParams();
+    params.set('org', state.org);
+    if (state.months !== DEFAULT_MONTHS) params.set('months', String(state.months));
+    if (state.costCenter) params.set('cost_center', state.costCenter);
+    if (state.month) params.set('month', state.month);
+    if (state.month && state.path.length) params.set('path', state.path.join('/'));
+    if (state.invoice) params.set('invoice', state.invoice);
+    const url = `${window.location.pathname}?${params}`;
+    if (url === `${window.location.pathname}${window.location.search}`) return;
+    if (push) history.pushState(null, '', url);
+    else history.replaceState(null, '', url);
+  }
+
+  // Reads the address; what is malformed is reported and left out, never guessed.
+  function readUrl() {
+    const params = new URLSearchParams(window.location.search);
+    const notices = [];
+    const view = { org: DEFAULT_ORG, months: DEFAULT_MONTHS, costCenter: '', month: null, path: [], invoice: null, badOrg: null };
+    if (params.has('org')) {
+      const org = params.get('org').trim();
+      if (ORG_ID_PATTERN.test(org)) view.org = org;
+      else view.badOrg = org;
+    }
+    if (params.has('months')) {
+      const text = params.get('months');
+      const n = Number(text);
+      if (/^\d+$/.test(text) && n >= 1 && n <= MONTHS_MAX) view.months = n;
+      else notices.push(`The period "${text}" is not 1 to ${MONTHS_MAX} months; showing the last ${DEFAULT_MONTHS} months.`);
+    }
+    view.costCenter = (params.get('cost_center') || '').trim();
+    if (params.has('month')) {
+      if (MONTH_PATTERN.test(params.get('month'))) view.month = params.get('month');
+      else notices.push(`"${params.get('month')}" is not a month (YYYY-MM); no month is opened.`);
+    }
+    if (view.month && params.has('path')) {
+      const path = params.get('path').split('/');
+      if (path.length <= PATH_DEPTH_MAX && path.every((id) => ITEM_ID_PATTERN.test(id))) view.path = path;
+      else notices.push('The drill-down path in the address is not valid; it was left closed.');
+    }
+    if (params.has('invoice')) view.invoice = params.get('invoice');
+    return { view, notices };
+  }
+
+  // After the view has loaded: the month, drill path and invoice the address names.
+  async function applySelection(gen) {
+    const known = state.history.months.some((m) => m.month === state.month);
+    if (state.month && !known) {
+      showBanner(`${monthLong(state.month)} is not among the months shown (${state.history.months.length} months); choose a longer period to see it.`, 'notice');
+      state.month = null;
+      state.path = [];
+    }
+    markSelectedBar();
+    const select = $('invoice-month');
+    const month = state.month || (select.options[0] && select.options[0].value);
+    if (!month) {
+      $('invoices').dataset.state = 'ready';
+      $('invoices').classList.remove('is-loading');
+      $('invoices').removeAttribute('aria-busy');
+      setStatus($('invoices-status'), 'No months to invoice yet.');
+      return;
+    }
+    if (![...select.options].some((o) => o.value === month)) select.append(h('option', { value: month, text: monthLong(month) }));
+    select.value = month;
+    const path = state.path;
+    const work = [loadInvoices(month)];
+    if (state.month) {
+      work.push(openMonth(state.month, false).then((detail) => {
+        if (detail && gen === generation && detail.dataset.state === 'ready') return openPath(detail, path, gen);
+        return null;
+      }));
+    }
+    await Promise.all(work);
+    writeUrl(false);
   }
 
   // ---------------------------------------------------------------------------------------
   // Page wiring.
-
-  // The address bar mirrors the choices so a view can be bookmarked or shared.
-  function syncUrl() {
-    const params = new URLSearchParams(window.location.search);
-    params.set('org', state.org);
-    if (state.costCenter) params.set('cost_center', state.costCenter); else params.delete('cost_center');
-    if (state.months !== DEFAULT_MONTHS) params.set('months', state.months); else params.delete('months');
-    history.replaceState(null, '', `${window.location.pathname}?${params}`);
-  }
-
-  function loadAll() {
-    clearBanner();
-    $('token').classList.remove('needs-attention');
-    syncUrl();
-    loadDashboard();
-    loadHistory();
-  }
 
   function readStoredToken() {
     try {
@@ -828,18 +1297,47 @@
     }
   }
 
-  function start() {
-    const params = new URLSearchParams(window.location.search);
-    const org = (params.get('org') || '').trim();
-    state.org = ORG_ID_PATTERN.test(org) ? org : DEFAULT_ORG;
-    state.costCenter = (params.get('cost_center') || '').trim();
-    state.months = MONTH_CHOICES.includes(params.get('months')) ? params.get('months') : DEFAULT_MONTHS;
-    state.token = readStoredToken();
+  function setMonthsControl(months) {
+    const select = $('months');
+    if (![...select.options].some((o) => o.value === String(months))) {
+      select.append(h('option', { value: String(months), text: `Last ${months} months` }));
+    }
+    select.value = String(months);
+  }
 
+  // Takes the view the address describes; `fresh` when the org differs from the one shown.
+  function adoptUrl() {
+    const { view, notices } = readUrl();
+    if (view.badOrg !== null) {
+      generation++;
+      if (loadController) loadController.abort();
+      state.structure = null;
+      renderOrgCaption();
+      clearFigures('');
+      setSections('error');
+      $('org').value = view.badOrg;
+      showBanner(`"${view.badOrg}" in the address is not an organization id (1 to 64 letters, digits or . _ : -). Enter one and press Load.`, 'notice');
+      return;
+    }
+    const fresh = view.org !== state.org || !state.structure;
+    const sameData = !fresh && view.months === state.months && view.costCenter === state.costCenter;
+    Object.assign(state, { org: view.org, months: view.months, costCenter: view.costCenter, month: view.month, path: view.path, invoice: view.invoice });
     $('org').value = state.org;
+    setMonthsControl(state.months);
+    if (state.structure) fillCostCenters();
+    if (sameData && state.history) {
+      clearBanner();
+      applySelection(generation);
+    } else {
+      loadView(fresh);
+    }
+    if (notices.length) showBanner(notices.join(' '), 'notice');
+  }
+
+  function start() {
+    state.token = readStoredToken();
     $('token').value = state.token;
-    $('cost-center').value = state.costCenter;
-    $('months').value = state.months;
+    state.org = null; // nothing shown yet: the first adoptUrl is always fresh
 
     $('org-form').addEventListener('submit', (event) => {
       event.preventDefault();
@@ -850,44 +1348,46 @@
         return;
       }
       if (nextOrg !== state.org) {
-        // Cost centers belong to one organization; a filter from another org would only 404.
-        state.costCenter = '';
-        $('cost-center').value = '';
-        state.costCenters.clear();
-        refreshCostCenterList();
+        // Every choice below belongs to the previous organization.
+        Object.assign(state, { costCenter: '', month: null, path: [], invoice: null });
       }
       state.org = nextOrg;
       state.token = $('token').value.trim();
       storeToken(state.token);
-      loadAll();
+      writeUrl(true);
+      loadView(true);
     });
 
-    $('cc-form').addEventListener('submit', (event) => {
-      event.preventDefault();
-      state.costCenter = $('cost-center').value.trim();
-      syncUrl();
-      loadDashboard();
+    $('cost-center').addEventListener('change', () => {
+      state.costCenter = $('cost-center').value;
+      const unknown = $('cost-center').querySelector('option[data-unknown]');
+      if (unknown && unknown.value !== state.costCenter) unknown.remove();
+      state.invoice = null;
+      writeUrl(true);
+      loadView(false);
     });
 
     $('months').addEventListener('change', () => {
-      state.months = $('months').value;
-      syncUrl();
-      loadDashboard();
+      state.months = Number($('months').value);
+      writeUrl(true);
+      loadView(false);
     });
 
-    $('invoice-month').addEventListener('change', () => loadInvoices($('invoice-month').value));
+    $('invoice-month').addEventListener('change', () => selectMonth($('invoice-month').value, { push: true }));
+
+    $('exact').addEventListener('change', () => document.body.classList.toggle('show-exact', $('exact').checked));
+
+    window.addEventListener('popstate', adoptUrl);
 
     // Redraw at the new width instead of scaling the SVG, so text keeps its size.
     let lastWidth = 0;
     new ResizeObserver(() => {
       const width = Math.round($('chart').clientWidth);
-      if (state.dashboard && Math.abs(width - lastWidth) > 1) {
-        drawChart(state.dashboard.data, state.dashboard.costCenter);
-      }
+      if (state.dashboard && Math.abs(width - lastWidth) > 1) drawChart();
       lastWidth = width;
     }).observe($('chart'));
 
-    loadAll();
+    adoptUrl();
   }
 
   start();

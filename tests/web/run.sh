@@ -1,31 +1,49 @@
 #!/usr/bin/env bash
-# End-to-end test of the web page: starts the real ledgerd on a fresh data dir
-# and a free port, loads the golden example over HTTP, and drives the page in
-# headless Chromium (tests/web/dashboard.test.mjs). Screenshots go to
-# $BUILD_DIR/screenshots.
+# End-to-end test of the web page: starts the real ledgerd twice on fresh data
+# dirs and free ports (one open, one with access tokens), loads the golden
+# example into both over HTTP, and drives the page in headless Chromium
+# (tests/web/dashboard.test.mjs). Screenshots go to $BUILD_DIR/screenshots.
 set -euo pipefail
 BUILD_DIR=$(cd "${1:-build}" && pwd)
 HERE=$(cd "$(dirname "$0")" && pwd)
 EXAMPLES=${LEDGER_EXAMPLES_DIR:-$HERE/../golden}
 
-if [ ! -d "$HERE/node_modules/playwright-core" ]; then
+if [ ! -d "$HERE/node_modules/playwright-core" ] || [ ! -d "$HERE/node_modules/axe-core" ]; then
   echo "web test: run 'npm ci' in tests/web first (ops/test.sh does)" >&2
   exit 1
 fi
 
 tmp=$(mktemp -d)
-trap 'kill $pid 2>/dev/null || true; wait $pid 2>/dev/null || true; rm -rf "$tmp"' EXIT
-"$BUILD_DIR/ledgerd" --data-dir "$tmp/data" --http 127.0.0.1:0 --no-access-log >"$tmp/out" 2>"$tmp/err" &
-pid=$!
-url=""
-for _ in $(seq 1 300); do
-  url=$(sed -n 's/^listening on //p' "$tmp/out")
-  [ -n "$url" ] && break
-  kill -0 $pid 2>/dev/null || { cat "$tmp/err" >&2; exit 1; }
-  sleep 0.1
+pids=()
+trap 'for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; wait "$p" 2>/dev/null || true; done; rm -rf "$tmp"' EXIT
+
+# Starts ledgerd with extra flags; sets `url` once it listens. Not called in a
+# $(...) subshell, so that its pid reaches the EXIT trap.
+start_ledgerd() {
+  local name=$1; shift
+  "$BUILD_DIR/ledgerd" --data-dir "$tmp/$name" --http 127.0.0.1:0 --no-access-log "$@" \
+    >"$tmp/$name.out" 2>"$tmp/$name.err" &
+  pids+=($!)
+  local pid=$!
+  url=""
+  for _ in $(seq 1 300); do
+    url=$(sed -n 's/^listening on //p' "$tmp/$name.out")
+    [ -n "$url" ] && break
+    kill -0 $pid 2>/dev/null || { cat "$tmp/$name.err" >&2; exit 1; }
+    sleep 0.1
+  done
+  [ -n "$url" ] || { echo "web test: ledgerd ($name) did not start" >&2; exit 1; }
+}
+
+printf '%s\n' "web-admin admin * web-admin" "web-viewer viewer acme web-viewer" >"$tmp/tokens"
+start_ledgerd open
+open_url=$url
+start_ledgerd auth --tokens "$tmp/tokens"
+auth_url=$url
+for target in "$open_url" "$auth_url"; do
+  curl -sf -X POST -H 'Content-Type: application/x-ndjson' -H 'Authorization: Bearer web-admin' \
+    --data-binary @"$EXAMPLES/events.ndjson" "$target/v1/events" >/dev/null
 done
-[ -n "$url" ] || { echo "web test: ledgerd did not start" >&2; exit 1; }
-curl -sf -X POST -H 'Content-Type: application/x-ndjson' --data-binary @"$EXAMPLES/events.ndjson" \
-  "$url/v1/events" >/dev/null
 cd "$HERE"
-LEDGER_URL="$url" SCREENSHOT_DIR="$BUILD_DIR/screenshots" node --test dashboard.test.mjs
+LEDGER_URL="$open_url" LEDGER_AUTH_URL="$auth_url" LEDGER_AUTH_TOKEN=web-viewer \
+  SCREENSHOT_DIR="$BUILD_DIR/screenshots" node --test --test-concurrency=1 dashboard.test.mjs
