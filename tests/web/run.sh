@@ -35,15 +35,16 @@ start_ledgerd() {
   [ -n "$url" ] || { echo "web test: ledgerd ($name) did not start" >&2; exit 1; }
 }
 
-printf '%s\n' "web-admin admin * web-admin" "web-viewer viewer acme web-viewer" >"$tmp/tokens"
+printf '%s\n' "web-admin-token-0123456789 admin * web-admin" "web-viewer-token-0123456789 viewer acme web-viewer" >"$tmp/tokens"
+chmod 600 "$tmp/tokens"
 start_ledgerd open
 open_url=$url
 start_ledgerd auth --tokens "$tmp/tokens"
 auth_url=$url
 for target in "$open_url" "$auth_url"; do
-  curl -sf -X POST -H 'Content-Type: application/x-ndjson' -H 'Authorization: Bearer web-admin' \
+  curl -sf -X POST -H 'Content-Type: application/x-ndjson' -H 'Authorization: Bearer web-admin-token-0123456789' \
     --data-binary @"$EXAMPLES/events.ndjson" "$target/v1/events" >/dev/null
 done
 cd "$HERE"
-LEDGER_URL="$open_url" LEDGER_AUTH_URL="$auth_url" LEDGER_AUTH_TOKEN=web-viewer \
+LEDGER_URL="$open_url" LEDGER_AUTH_URL="$auth_url" LEDGER_AUTH_TOKEN=web-viewer-token-0123456789 \
   SCREENSHOT_DIR="$BUILD_DIR/screenshots" node --test --test-concurrency=1 dashboard.test.mjs
