@@ -11,6 +11,7 @@
 #include <boost/beast/http.hpp>
 
 #include <array>
+#include <cstdio>
 #include <atomic>
 #include <condition_variable>
 #include <mutex>
@@ -300,6 +301,7 @@ class Session : public std::enable_shared_from_this<Session> {
 
   void StartStream(HttpReply reply) {
     stream_fn_ = std::move(reply.stream);
+    offload_ = std::move(reply.offload);
     auto res = std::make_shared<http::response<http::empty_body>>(
         static_cast<http::status>(reply.status), 11);
     SetHeaders(*res, reply);
@@ -314,8 +316,37 @@ class Session : public std::enable_shared_from_this<Session> {
   }
 
   void NextChunk() {
+    if (offload_) {
+      // Reading the next piece (RocksDB, up to a few hundred records) runs
+      // on a worker; this connection waits for it without holding its I/O
+      // thread, then writes it from its own thread again.
+      auto self = shared_from_this();
+      auto produce = [self] {
+        auto piece = std::make_shared<std::string>();
+        bool more = self->Produce(piece.get());
+        net::dispatch(self->stream_.get_executor(), [self, piece, more] {
+          self->chunk_ = std::move(*piece);
+          self->WriteChunk(more);
+        });
+      };
+      if (offload_(produce)) return;
+    }
     chunk_.clear();
-    bool more = stream_fn_(&chunk_);
+    WriteChunk(Produce(&chunk_));
+  }
+
+  // The next piece of a streamed body; an exception (it would otherwise
+  // escape into an I/O or worker thread) ends the stream where it is.
+  bool Produce(std::string* piece) {
+    try {
+      return stream_fn_(piece);
+    } catch (const std::exception& e) {
+      std::fprintf(stderr, "ledgerd: a streamed answer to %s failed: %s\n", request_.target.c_str(), e.what());
+      return false;
+    }
+  }
+
+  void WriteChunk(bool more) {
     bytes_ += chunk_.size();
     stream_.expires_after(kHttpWriteTimeout);
     if (!chunk_.empty()) {
@@ -336,6 +367,7 @@ class Session : public std::enable_shared_from_this<Session> {
     net::async_write(stream_, http::make_chunk_last(),
                      [self = shared_from_this()](beast::error_code ec, size_t) {
                        self->stream_fn_ = nullptr;
+                       self->offload_ = nullptr;
                        self->Finish(ec, self->need_eof_);
                      });
   }
@@ -382,6 +414,7 @@ class Session : public std::enable_shared_from_this<Session> {
   std::string chunk_;
   std::array<char, 16 * 1024> drain_;
   std::function<bool(std::string*)> stream_fn_;
+  std::function<bool(std::function<void()>)> offload_;
   std::chrono::steady_clock::time_point started_ = std::chrono::steady_clock::now();
 };
 

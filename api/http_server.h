@@ -76,6 +76,11 @@ struct HttpReply {
   // When set, the body is streamed with chunked encoding: each call appends
   // the next piece to *chunk and returns false after the last piece.
   std::function<bool(std::string* chunk)> stream;
+  // When set with `stream`, each piece is produced through it, off the I/O
+  // thread (the service's worker pool): it takes the task that produces the
+  // piece and returns false if it cannot run it, and then the piece is made
+  // on the I/O thread after all, so a stream never stalls for good.
+  std::function<bool(std::function<void()>)> offload;
 };
 
 using Respond = std::function<void(HttpReply)>;

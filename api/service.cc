@@ -49,14 +49,20 @@ int HttpStatusOf(Code code) {
     case Code::kUnknownCostCenter:
     case Code::kUnknownEvent: return 404;
     case Code::kConflict: return 409;
-    case Code::kUnavailable: return 503;
+    case Code::kUnavailable:
+    case Code::kOverloaded: return 503;
+    case Code::kTooLarge: return 413;
     case Code::kCorruption:
     case Code::kInternal: return 500;
     default: return 400;
   }
 }
 
-HttpReply ErrorOf(const Status& s) { return Error(HttpStatusOf(s.code()), CodeName(s.code()), s.message()); }
+HttpReply ErrorOf(const Status& s) {
+  HttpReply r = Error(HttpStatusOf(s.code()), CodeName(s.code()), s.message());
+  if (s.code() == Code::kOverloaded) r.headers.emplace_back("Retry-After", std::to_string(kHeavyRetryAfterSeconds));
+  return r;
+}
 
 bool ParseUint(const std::string& s, uint64_t* out) {
   if (s.empty() || s.size() > 19) return false;
@@ -151,6 +157,7 @@ Service::Service(projections::Billing& billing, Metrics& metrics, ServiceOptions
   // Rejections dropped from an org's full quota (ledger::kRejectedPerOrgMax),
   // oldest first, since the ledger was opened.
   metrics_.AddCollector([this](Metrics& m) {
+    m.Set("ledger_heavy_queued", "", static_cast<int64_t>(heavy_.queued()));
     m.Set("ledger_rejected_dropped", "", static_cast<int64_t>(billing_.ledger().rejected_dropped()));
   });
 }
@@ -171,6 +178,22 @@ void Service::Handle(HttpRequest&& request, Respond respond) {
     std::fprintf(stderr, "internal error on %s %s: %s\n", call->request.method.c_str(),
                  call->request.target.c_str(), e.what());
     call->Reply(Error(500, "internal", "internal error"));
+  }
+}
+
+void Service::OffIoThread(Call& call, std::function<void(Call&)> work) {
+  auto shared = std::make_shared<Call>(std::move(call));
+  bool queued = heavy_.TrySubmit([shared, work = std::move(work)] {
+    try {
+      work(*shared);
+    } catch (const std::exception& e) {
+      std::fprintf(stderr, "internal error on %s %s: %s\n", shared->request.method.c_str(),
+                   shared->request.target.c_str(), e.what());
+      shared->Reply(Error(500, "internal", "internal error"));
+    }
+  });
+  if (!queued) {
+    shared->Reply(ErrorOf(Status(Code::kOverloaded, "the service is busy with heavy requests; retry shortly")));
   }
 }
 
@@ -282,7 +305,7 @@ void Service::Route(Call& call) {
         call.route = "ledger_verify";
         if (method != "GET") return method_not_allowed("GET");
         if (deny({Role::kAuditor})) return;
-        return Verify(call);
+        return OffIoThread(call, [this](Call& c) { Verify(c); });
       }
       if (s.size() == 3 && s[2] == "rejected") {
         call.route = "ledger_rejected";
@@ -311,6 +334,10 @@ namespace {
 // they work again, not once for each of thousands of refused requests.
 HttpReply IngestReply(const ledger::AppendResult& result, const std::vector<std::string>& event_ids,
                       Metrics& metrics, std::atomic<bool>& failing) {
+  if (result.status.code() == Code::kOverloaded) {
+    metrics.Count("ledger_ingest_failures_total", "code=\"overloaded\"");
+    return ErrorOf(result.status);
+  }
   if (!result.status.ok()) {
     metrics.Count("ledger_ingest_failures_total", "code=\"" + std::string(CodeName(result.status.code())) + "\"");
     if (!failing.exchange(true)) {
@@ -400,7 +427,15 @@ void Service::PostEvents(Call& call) {
     return call.Reply(Error(415, "unsupported_media_type",
                             "send application/json (one event or an array) or application/x-ndjson"));
   }
-  auto raws = events::SplitBody(call.request.body, *format);
+  if (call.request.body.size() <= kInlineBodyBytesMax) return IngestBody(call, *format);
+  OffIoThread(call, [this, format = *format](Call& c) { IngestBody(c, format); });
+}
+
+// Splits and parses a body, then queues it for the ledger's writer; the
+// answer comes from the writer once the events are durable. A full append
+// queue is 503 with Retry-After, never a blocked thread.
+void Service::IngestBody(Call& call, events::BodyFormat format) {
+  auto raws = events::SplitBody(call.request.body, format);
   if (!raws.ok()) {
     if (raws.status().code() == Code::kTooLarge) {
       return call.Reply(Error(413, "payload_too_large", raws.status().message()));
@@ -424,9 +459,12 @@ void Service::PostEvents(Call& call) {
     request.entries.push_back(std::move(entry));
   }
   auto shared = std::make_shared<Call>(std::move(call));
-  billing_.SubmitAsync(std::move(request), [shared, ids = std::move(event_ids), this](ledger::AppendResult r) {
-    shared->Reply(IngestReply(r, ids, metrics_, ingest_failing_));
-  });
+  billing_.SubmitAsync(
+      std::move(request),
+      [shared, ids = std::move(event_ids), this](ledger::AppendResult r) {
+        shared->Reply(IngestReply(r, ids, metrics_, ingest_failing_));
+      },
+      ledger::Ledger::WhenQueueFull::kRefuse);
 }
 
 void Service::Retry(Call& call, uint64_t id) {
@@ -449,9 +487,10 @@ void Service::Retry(Call& call, uint64_t id) {
   ledger::AppendRequest request;
   request.entries.push_back(std::move(entry));
   auto shared = std::make_shared<Call>(std::move(call));
-  billing_.SubmitAsync(std::move(request), [shared, ids, this](ledger::AppendResult r) {
-    shared->Reply(IngestReply(r, ids, metrics_, ingest_failing_));
-  });
+  billing_.SubmitAsync(
+      std::move(request),
+      [shared, ids, this](ledger::AppendResult r) { shared->Reply(IngestReply(r, ids, metrics_, ingest_failing_)); },
+      ledger::Ledger::WhenQueueFull::kRefuse);
 }
 
 namespace {
@@ -516,6 +555,16 @@ void Service::OrgRoute(Call& call, const std::string& org_id, const std::vector<
       return call.Reply(std::move(r));
     }
   }
+  // Replays of the past and line-level exports read the org's whole history.
+  const bool heavy = call.query.count("as_of") > 0 || rest.back().ends_with(".csv");
+  if (!heavy) return AnswerAndCache(call, org_id, rest, std::move(key), version);
+  OffIoThread(call, [this, org_id, rest, key = std::move(key), version](Call& c) mutable {
+    AnswerAndCache(c, org_id, rest, std::move(key), version);
+  });
+}
+
+void Service::AnswerAndCache(Call& call, const std::string& org_id, const std::vector<std::string>& rest,
+                             std::string key, uint64_t version) {
   HttpReply reply = OrgAnswer(call, org_id, rest);
   if (call.view) {
     // A failed read computes an answer with something missing (a 200 with a
@@ -826,6 +875,7 @@ void Service::LedgerEvents(Call& call) {
     bool more = got == want && (limit == 0 || cursor->remaining > 0);
     return more;
   };
+  r.offload = [this](std::function<void()> task) { return heavy_.TrySubmit(std::move(task)); };
   call.Reply(std::move(r));
 }
 

@@ -19,6 +19,7 @@
 #include "api/auth.h"
 #include "api/http_server.h"
 #include "api/metrics.h"
+#include "api/worker_pool.h"
 #include "projections/billing.h"
 
 namespace billing::api {
@@ -36,6 +37,10 @@ inline constexpr size_t kRejectedPageMax = 1000;
 // Ledger records read from RocksDB per streamed chunk: bounds the memory of a
 // stream of any length to a few hundred KiB.
 inline constexpr size_t kStreamChunkRecords = 512;
+// An ingest body larger than this is split and parsed on the worker pool:
+// about 200 events, under a millisecond of parsing; bigger bodies (up to
+// 10 000 events, ~50 ms) would hold their I/O thread's other connections.
+inline constexpr size_t kInlineBodyBytesMax = 64 * 1024;
 
 struct ServiceOptions {
   std::optional<Tokens> tokens;  // nullopt: no access control (loopback only)
@@ -58,9 +63,16 @@ class Service {
  private:
   struct Call;
   void Route(Call& call);
+  // Runs `work` on the worker pool (api/worker_pool.h), never on an I/O
+  // thread; answers 503 with Retry-After when the pool's queue is full.
+  // `call` is moved from: the caller returns at once.
+  void OffIoThread(Call& call, std::function<void(Call&)> work);
   void PostEvents(Call& call);
+  void IngestBody(Call& call, events::BodyFormat format);
   void Retry(Call& call, uint64_t id);
   void OrgRoute(Call& call, const std::string& org, const std::vector<std::string>& rest);
+  void AnswerAndCache(Call& call, const std::string& org, const std::vector<std::string>& rest,
+                      std::string key, uint64_t version);
   HttpReply OrgAnswer(Call& call, const std::string& org, const std::vector<std::string>& rest);
   // GET /v1/orgs/{org}: cost centers, workspaces and providers with names.
   HttpReply StructureAnswer(Call& call, const std::string& org);
@@ -93,6 +105,9 @@ class Service {
   std::unordered_map<std::string, CachedAnswer> cache_;
   std::list<std::string> cache_order_;  // keys, oldest first
   size_t cache_bytes_ = 0;
+  // Declared last, so destroyed first: its queued tasks still run and need
+  // everything above.
+  WorkerPool heavy_{kHeavyWorkerThreads, kHeavyQueueTasksMax};
 };
 
 }  // namespace billing::api

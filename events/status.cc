@@ -21,6 +21,7 @@ std::string_view CodeName(Code code) {
     case Code::kNotFound: return "not_found";
     case Code::kTooLarge: return "payload_too_large";
     case Code::kUnavailable: return "unavailable";
+    case Code::kOverloaded: return "overloaded";
     case Code::kCorruption: return "corruption";
     case Code::kInternal: return "internal";
   }

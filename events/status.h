@@ -38,6 +38,7 @@ enum class Code {
   kNotFound,     // the thing asked for does not exist (HTTP 404)
   kTooLarge,     // the input is over one of our limits; smaller pieces may pass (HTTP 413)
   kUnavailable,  // storage or broker failure that a retry may cure (HTTP 503)
+  kOverloaded,   // a bounded queue is full; retry shortly (HTTP 503 with Retry-After)
   kCorruption,   // stored data is damaged or foreign; do not retry
   kInternal,     // anything else unexpected
 };

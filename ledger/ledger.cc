@@ -927,7 +927,8 @@ Result<std::unique_ptr<Ledger>> Ledger::Open(const Options& options) {
 
 void Ledger::SetGate(Gate* gate) { impl_->gate = gate; }
 
-void Ledger::AppendAsync(AppendRequest request, std::function<void(AppendResult)> done) {
+void Ledger::AppendAsync(AppendRequest request, std::function<void(AppendResult)> done,
+                         WhenQueueFull when_full) {
   if (impl_->options.mode == OpenMode::kReadOnly) {
     AppendResult res;
     res.status = Status(Code::kUnavailable, "the ledger is open read-only");
@@ -942,6 +943,13 @@ void Ledger::AppendAsync(AppendRequest request, std::function<void(AppendResult)
   }
   {
     std::unique_lock<std::mutex> lock(impl_->queue_mu);
+    if (when_full == WhenQueueFull::kRefuse && impl_->queue.size() >= kAppendQueueRequestsMax) {
+      lock.unlock();
+      AppendResult res;
+      res.status = Status(Code::kOverloaded, "the ledger's append queue is full; retry shortly");
+      done(std::move(res));
+      return;
+    }
     impl_->space_cv.wait(lock, [&] { return impl_->queue.size() < kAppendQueueRequestsMax; });
     impl_->queue.push_back(Impl::Pending{std::move(request), std::move(hashed), std::move(done)});
   }

@@ -233,9 +233,15 @@ class Ledger {
   // Installs the stateful validator; must happen before the first append.
   void SetGate(Gate* gate);
 
+  // What AppendAsync does when kAppendQueueRequestsMax requests already wait.
+  enum class WhenQueueFull {
+    kWait,    // block the caller until there is room (the Kafka consumer, tools)
+    kRefuse,  // call `done` at once with kOverloaded (an HTTP thread must never block)
+  };
   // Queues a request; `done` runs on the writer thread once the group is
-  // durable (or failed). Blocks while kAppendQueueRequestsMax requests wait.
-  void AppendAsync(AppendRequest request, std::function<void(AppendResult)> done);
+  // durable (or failed), or on the caller's thread when it is refused.
+  void AppendAsync(AppendRequest request, std::function<void(AppendResult)> done,
+                   WhenQueueFull when_full = WhenQueueFull::kWait);
   // Appends and waits for durability.
   AppendResult Append(AppendRequest request);
 

@@ -194,8 +194,9 @@ ledger::Entry Billing::Prepare(std::string raw, const ledger::Source& source) {
 }
 
 void Billing::SubmitAsync(ledger::AppendRequest request,
-                          std::function<void(ledger::AppendResult)> done) {
-  ledger_->AppendAsync(std::move(request), std::move(done));
+                          std::function<void(ledger::AppendResult)> done,
+                          ledger::Ledger::WhenQueueFull when_full) {
+  ledger_->AppendAsync(std::move(request), std::move(done), when_full);
 }
 
 ledger::AppendResult Billing::Submit(ledger::AppendRequest request) {

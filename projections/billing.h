@@ -82,7 +82,8 @@ class Billing {
   static ledger::Entry Prepare(std::string raw, const ledger::Source& source);
 
   // Appends, deciding each entry in order; see ledger::Ledger::AppendAsync.
-  void SubmitAsync(ledger::AppendRequest request, std::function<void(ledger::AppendResult)> done);
+  void SubmitAsync(ledger::AppendRequest request, std::function<void(ledger::AppendResult)> done,
+                   ledger::Ledger::WhenQueueFull when_full = ledger::Ledger::WhenQueueFull::kWait);
   ledger::AppendResult Submit(ledger::AppendRequest request);
   // Runs a stored rejected message through validation again. kNotFound if no
   // such rejected message.
