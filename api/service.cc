@@ -556,7 +556,7 @@ void Service::OrgRoute(Call& call, const std::string& org_id, const std::vector<
     }
   }
   // Replays of the past and line-level exports read the org's whole history.
-  const bool heavy = call.query.count("as_of") > 0 || rest.back().ends_with(".csv");
+  const bool heavy = call.query.count("as_of") > 0 || (!rest.empty() && rest.back().ends_with(".csv"));
   if (!heavy) return AnswerAndCache(call, org_id, rest, std::move(key), version);
   OffIoThread(call, [this, org_id, rest, key = std::move(key), version](Call& c) mutable {
     AnswerAndCache(c, org_id, rest, std::move(key), version);
