@@ -11,8 +11,9 @@
 //
 // A request is judged from its head before its body is read (request_gate.h:
 // framing, Host, then the HeaderCheck, e.g. the token, then a share of the
-// body budget), so a client that may not post cannot make the server buffer
-// a byte of its body; `Expect: 100-continue` is answered once it passes.
+// body budget, which a chunked body takes chunk by chunk as each size line
+// arrives), so a client that may not post cannot make the server buffer a
+// byte of its body; `Expect: 100-continue` is answered once it passes.
 // HEAD is answered as GET without the body.
 #pragma once
 
