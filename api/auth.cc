@@ -13,16 +13,22 @@ namespace billing::api {
 
 namespace {
 
-// Refuses a tokens file that others may write: they could give themselves a
-// token, of any role.
+// Refuses a tokens file that others may write (they could give themselves a
+// token, of any role) or that every user may read (each token is a whole
+// secret). Group read stays allowed, as PostgreSQL allows for its key files:
+// a deployment may let a group of operators read it.
 Status CheckPermissions(const std::string& path) {
   struct stat st {};
   if (stat(path.c_str(), &st) != 0) return Status(Code::kInvalidArgument, "cannot read tokens file " + path);
+  char mode[8];
+  std::snprintf(mode, sizeof(mode), "%03o", static_cast<unsigned>(st.st_mode & 0777));
   if ((st.st_mode & (S_IWGRP | S_IWOTH)) != 0) {
-    char mode[8];
-    std::snprintf(mode, sizeof(mode), "%03o", static_cast<unsigned>(st.st_mode & 0777));
     return Status(Code::kInvalidArgument, "tokens file " + path + " is writable by others (mode " + mode +
                                               "); make it private: chmod 600 " + path);
+  }
+  if ((st.st_mode & S_IROTH) != 0) {
+    return Status(Code::kInvalidArgument, "tokens file " + path + " is readable by every user (mode " + mode +
+                                              "), and its tokens are secrets; make it private: chmod 600 " + path);
   }
   return Status::Ok();
 }

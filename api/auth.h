@@ -11,8 +11,9 @@
 // (default: the role) is recorded with every event the token posts.
 //
 // The file holds secrets that grant access, so it is refused when anyone but
-// its owner may write it (anyone could add a token of their own), and so are
-// tokens shorter than kTokenCharsMin.
+// its owner may write it (anyone could add a token of their own) or when
+// every user may read it (0640 is allowed: a group of operators may read it),
+// and so are tokens shorter than kTokenCharsMin.
 #pragma once
 
 #include <memory>
@@ -43,7 +44,7 @@ class Tokens {
  public:
   // Reads a tokens file; kInvalidArgument with the line number on a bad line
   // or a token shorter than kTokenCharsMin, and kInvalidArgument when the
-  // file is writable by its group or others.
+  // file is writable by its group or others, or readable by others.
   static Result<Tokens> Load(const std::string& path);
   // The principal of an `Authorization` header value (`Bearer <token>`, the
   // scheme in any case, RFC 7235 §2.1), or nullopt.

@@ -10,6 +10,7 @@
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
 
+#include <algorithm>
 #include <array>
 #include <cstdio>
 #include <atomic>
@@ -47,7 +48,7 @@ struct HttpServer::Impl {
   HeaderCheck check;
   HostPolicy hosts = HostPolicy::kAny;
   BodyBudget body_budget{kHttpBodyBudgetBytes};
-  ClientConnections clients;
+  ClientConnections clients{kHttpConnectionsMax};
   std::vector<std::thread> threads;
   std::atomic<size_t> connections{0};
   std::atomic<size_t> in_flight{0};
@@ -95,10 +96,25 @@ HttpReply ErrorReply(int status, std::string_view code, std::string_view message
   return reply;
 }
 
+// A body that does not fit in what is left of the body budget.
+HttpReply BusyReply() {
+  HttpReply busy = ErrorReply(503, "unavailable", "too many request bodies are being received; retry shortly");
+  busy.headers.emplace_back("Retry-After", std::to_string(kBodyBudgetRetryAfterSeconds));
+  return busy;
+}
+
 class Session : public std::enable_shared_from_this<Session> {
  public:
   Session(Socket&& socket, HttpServer::Impl* server, net::ip::address client)
-      : stream_(std::move(socket)), server_(server), client_(std::move(client)) {}
+      : stream_(std::move(socket)), server_(server), client_(std::move(client)) {
+    // The parser keeps a reference to its chunk callback: it lives here.
+    on_chunk_header_ = [this](std::uint64_t size, beast::string_view, beast::error_code& ec) {
+      if (!reservation_.TryGrow(&server_->body_budget, static_cast<size_t>(size))) {
+        over_budget_ = true;
+        ec = net::error::no_buffer_space;
+      }
+    };
+  }
   ~Session() {
     server_->clients.Remove(client_);
     server_->connections--;
@@ -128,8 +144,12 @@ class Session : public std::enable_shared_from_this<Session> {
     beast::error_code ec = http::error::need_more;
     size_t used = 0;
     if (buffer_.size() > 0) used = parser_->put(buffer_.data(), ec);
+    // The parser refuses a head over kHttpHeaderBytesMax before the buffer
+    // is full; this only keeps prepare() within the buffer's maximum.
+    if (ec == http::error::need_more && buffer_.size() >= buffer_.max_size()) ec = http::error::header_limit;
     if (ec == http::error::need_more) {
-      stream_.async_read_some(buffer_.prepare(kHttpHeaderBytesMax),
+      const size_t room = std::min<size_t>(kHttpHeaderBytesMax, buffer_.max_size() - buffer_.size());
+      stream_.async_read_some(buffer_.prepare(room),
                               [self = shared_from_this()](beast::error_code ec, size_t n) {
                                 self->buffer_.commit(n);
                                 if (ec == net::error::eof) ec = http::error::end_of_stream;
@@ -152,7 +172,7 @@ class Session : public std::enable_shared_from_this<Session> {
     auto& msg = parser_->get();
     keep_alive_ = msg.keep_alive();
     head_only_ = msg.method() == http::verb::head;
-    request_ = HttpRequest{std::string(msg.method_string()), std::string(msg.target()), {}, {}, {}};
+    request_ = HttpRequest{std::string(msg.method_string()), std::string(msg.target()), {}, {}, {}, false};
     const bool has_body = parser_->chunked() || parser_->content_length().value_or(0) > 0;
     if (refusal) {
       keep_alive_ = false;
@@ -171,15 +191,17 @@ class Session : public std::enable_shared_from_this<Session> {
         return Answer(std::move(*refused));
       }
     }
-    if (has_body) {
-      // A chunked body's size is unknown until its end: it may use the limit.
-      size_t bytes = parser_->content_length() ? static_cast<size_t>(*parser_->content_length()) : kHttpBodyBytesMax;
-      auto reservation = server_->body_budget.TryReserve(bytes);
+    if (parser_->chunked()) {
+      // A chunked body's size is unknown until its end: each chunk takes its
+      // share of the budget when its size line arrives (on_chunk_header_),
+      // so a chunked upload that sends nothing holds nothing.
+      over_budget_ = false;
+      parser_->on_chunk_header(on_chunk_header_);
+    } else if (has_body) {
+      auto reservation = server_->body_budget.TryReserve(static_cast<size_t>(*parser_->content_length()));
       if (!reservation) {
         keep_alive_ = false;
-        HttpReply busy = ErrorReply(503, "unavailable", "too many request bodies are being received; retry shortly");
-        busy.headers.emplace_back("Retry-After", std::to_string(kBodyBudgetRetryAfterSeconds));
-        return Answer(std::move(busy));
+        return Answer(BusyReply());
       }
       reservation_ = std::move(*reservation);
     }
@@ -209,6 +231,7 @@ class Session : public std::enable_shared_from_this<Session> {
     req.content_type = std::string(msg[http::field::content_type]);
     req.authorization = std::string(msg[http::field::authorization]);
     req.body = std::move(body);
+    req.has_body = parser_->chunked() || parser_->content_length().value_or(0) > 0;
     return req;
   }
 
@@ -232,6 +255,15 @@ class Session : public std::enable_shared_from_this<Session> {
     keep_alive_ = false;
     head_only_ = false;
     started_ = std::chrono::steady_clock::now();
+    if (over_budget_) {
+      over_budget_ = false;
+      return Answer(BusyReply());
+    }
+    if (ec == http::error::buffer_overflow) {
+      return Answer(ErrorReply(400, "invalid_argument",
+                               "a chunk-size line (with its extensions) or the trailer section is longer than " +
+                                   std::to_string(kHttpReadBufferBytesMax) + " bytes"));
+    }
     if (ec == http::error::body_limit) {
       return Answer(ErrorReply(413, "payload_too_large",
                                "the body is larger than " + std::to_string(kHttpBodyBytesMax) + " bytes"));
@@ -400,11 +432,15 @@ class Session : public std::enable_shared_from_this<Session> {
   }
 
   Stream stream_;
-  beast::flat_buffer buffer_;
+  beast::flat_buffer buffer_{kHttpReadBufferBytesMax};
   std::optional<http::request_parser<http::string_body>> parser_;
   HttpServer::Impl* server_;
   net::ip::address client_;
   BodyBudget::Reservation reservation_;
+  // Grows reservation_ by each chunk's size; sets over_budget_ when the
+  // budget cannot cover it.
+  std::function<void(std::uint64_t, beast::string_view, beast::error_code&)> on_chunk_header_;
+  bool over_budget_ = false;
   HttpRequest request_;  // method and target, for the access log
   bool keep_alive_ = false;
   bool head_only_ = false;  // a HEAD request: answer without the body
@@ -435,7 +471,7 @@ void HttpServer::Impl::Accept() {
     }
     beast::error_code peer_ec;
     tcp::endpoint peer = socket.remote_endpoint(peer_ec);
-    if (peer_ec || connections.load() >= kHttpConnectionsMax || !clients.TryAdd(peer.address())) {
+    if (peer_ec || !clients.TryAdd(peer.address())) {
       beast::error_code ignored;
       socket.close(ignored);
     } else {

@@ -11,8 +11,9 @@
 //
 // A request is judged from its head before its body is read (request_gate.h:
 // framing, Host, then the HeaderCheck, e.g. the token, then a share of the
-// body budget), so a client that may not post cannot make the server buffer
-// a byte of its body; `Expect: 100-continue` is answered once it passes.
+// body budget, which a chunked body takes chunk by chunk as each size line
+// arrives), so a client that may not post cannot make the server buffer a
+// byte of its body; `Expect: 100-continue` is answered once it passes.
 // HEAD is answered as GET without the body.
 #pragma once
 
@@ -35,6 +36,12 @@ namespace billing::api {
 inline constexpr size_t kHttpBodyBytesMax = 16 * 1024 * 1024;
 // Request line plus headers; 16 KiB is what common proxies allow.
 inline constexpr uint32_t kHttpHeaderBytesMax = 16 * 1024;
+// The most a connection's read buffer holds. The parser moves body bytes out
+// of it into the body as they arrive, so it only ever needs a head (at most
+// kHttpHeaderBytesMax) and what follows it in one read; what cannot be parsed
+// within this (a chunk-size line with endless chunk extensions, a trailer
+// section without end) fails the read with 400 instead of growing the buffer.
+inline constexpr size_t kHttpReadBufferBytesMax = 2 * kHttpHeaderBytesMax;
 // The whole request must arrive within this; defeats slowloris clients.
 inline constexpr std::chrono::seconds kHttpReadTimeout{30};
 // An idle keep-alive connection is closed after this.
@@ -45,8 +52,8 @@ inline constexpr std::chrono::seconds kHttpWriteTimeout{60};
 // client can read the refusal instead of a connection reset.
 inline constexpr std::chrono::seconds kLingerTimeout{2};
 // Connections beyond this are closed at accept: bounds sockets and memory.
-// One client address may hold kHttpConnectionsPerClientMax of them
-// (request_gate.h).
+// One client may hold kHttpConnectionsPerClientMax of them, and the last
+// kHttpConnectionsReserved are kept for clients holding few (request_gate.h).
 inline constexpr size_t kHttpConnectionsMax = 4096;
 // After a failed accept (out of file descriptors, say) the next one waits
 // this long instead of spinning on the same error.
@@ -66,6 +73,9 @@ struct HttpRequest {
   std::string content_type;
   std::string authorization;
   std::string body;
+  // The head announced a body (Content-Length above 0, or chunked): lets the
+  // HeaderCheck refuse a body where the route takes none.
+  bool has_body = false;
 };
 
 struct HttpReply {
@@ -84,9 +94,10 @@ struct HttpReply {
 };
 
 using Respond = std::function<void(HttpReply)>;
-// Judges a request from its head (`body` is empty; HEAD arrives as GET):
-// returns a refusal (401, 403, 415, ...) to answer without reading the body,
-// or nullopt to read it and call the Handler. Runs on an I/O thread, so it
+// Judges a request from its head (`body` is empty, `has_body` says whether
+// one follows; HEAD arrives as GET): returns a refusal (400, 401, 403, 415,
+// ...) to answer without reading the body (the connection is closed when a
+// body was announced), or nullopt to read it and call the Handler. Runs on an I/O thread, so it
 // must be cheap and must not block or throw.
 using HeaderCheck = std::function<std::optional<HttpReply>(const HttpRequest& head)>;
 // Must call `respond` exactly once, from any thread; must not throw.

@@ -105,6 +105,11 @@ std::optional<Refusal> CheckRequestHead(const http::request_header<>& head, std:
   // the next request. We decode no other coding, so anything but a plain
   // `chunked` is refused, as is a Content-Length beside it (RFC 9112 §6.3).
   const size_t te_count = CountOf(head, http::field::transfer_encoding);
+  if (te_count > 0 && head.version() < 11) {
+    // HTTP/1.0 has no chunked coding: a proxy may read the body as ending
+    // at the close, we would read chunks (RFC 9112 §6.1: faulty framing).
+    return BadRequest("Transfer-Encoding is not defined for HTTP/1.0");
+  }
   if (te_count > 0) {
     if (te_count > 1 || !IEquals(ValueOf(head, http::field::transfer_encoding), "chunked")) {
       return BadRequest("Transfer-Encoding must be `chunked` alone");
@@ -120,9 +125,11 @@ std::optional<Refusal> CheckRequestHead(const http::request_header<>& head, std:
   if (expect_count > 1 || (expect_count == 1 && !IEquals(ValueOf(head, http::field::expect), "100-continue"))) {
     return Refusal{417, "expectation_failed", "the only expectation understood is `Expect: 100-continue`"};
   }
-  if (hosts == HostPolicy::kLoopbackOnly && host_count == 1 && !IsLoopbackHost(ValueOf(head, http::field::host))) {
+  if (hosts == HostPolicy::kLoopbackOnly && (host_count == 0 || !IsLoopbackHost(ValueOf(head, http::field::host)))) {
     // A browser sends the name it resolved: any other name reaching a
-    // loopback listener is a DNS rebinding (or a misrouted request).
+    // loopback listener is a DNS rebinding (or a misrouted request). An
+    // HTTP/1.0 request without Host names nothing, so it cannot show it is
+    // not one.
     return Refusal{421, "misdirected_request",
                    "without access control this server only answers requests for localhost, 127.0.0.1 or [::1]"};
   }
@@ -144,6 +151,17 @@ void BodyBudget::Reservation::Release() {
   bytes_ = 0;
 }
 
+bool BodyBudget::Reservation::TryGrow(BodyBudget* budget, size_t bytes) {
+  if (budget_ != nullptr && budget_ != budget) return false;
+  size_t available = budget->available_.load();
+  do {
+    if (available < bytes) return false;
+  } while (!budget->available_.compare_exchange_weak(available, available - bytes));
+  budget_ = budget;
+  bytes_ += bytes;
+  return true;
+}
+
 std::optional<BodyBudget::Reservation> BodyBudget::TryReserve(size_t bytes) {
   size_t available = available_.load();
   do {
@@ -152,19 +170,41 @@ std::optional<BodyBudget::Reservation> BodyBudget::TryReserve(size_t bytes) {
   return Reservation(this, bytes);
 }
 
-bool ClientConnections::TryAdd(const boost::asio::ip::address& client) {
+boost::asio::ip::address ClientConnections::ClientOf(const boost::asio::ip::address& address) {
+  if (!address.is_v6()) return address;
+  boost::asio::ip::address_v6 v6 = address.to_v6();
+  if (v6.is_v4_mapped()) return boost::asio::ip::make_address_v4(boost::asio::ip::v4_mapped, v6);
+  boost::asio::ip::address_v6::bytes_type bytes = v6.to_bytes();
+  std::fill(bytes.begin() + 8, bytes.end(), 0);
+  return boost::asio::ip::address_v6(bytes);
+}
+
+bool ClientConnections::TryAdd(const boost::asio::ip::address& address) {
+  const boost::asio::ip::address client = ClientOf(address);
   std::lock_guard<std::mutex> lock(mu_);
-  size_t& open = open_[client];
+  if (total_ >= total_max_) return false;
+  auto it = open_.find(client);
+  const size_t open = it == open_.end() ? 0 : it->second;
   if (open >= kHttpConnectionsPerClientMax) return false;
-  ++open;
+  const bool only_reserved_left = total_ + kHttpConnectionsReserved >= total_max_;
+  if (only_reserved_left && open >= kHttpReservedConnectionsPerClientMax) return false;
+  ++open_[client];
+  ++total_;
   return true;
 }
 
-void ClientConnections::Remove(const boost::asio::ip::address& client) {
+void ClientConnections::Remove(const boost::asio::ip::address& address) {
+  const boost::asio::ip::address client = ClientOf(address);
   std::lock_guard<std::mutex> lock(mu_);
   auto it = open_.find(client);
   if (it == open_.end()) return;
+  --total_;
   if (--it->second == 0) open_.erase(it);
+}
+
+size_t ClientConnections::total() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return total_;
 }
 
 }  // namespace billing::api

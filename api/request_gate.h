@@ -6,13 +6,16 @@
 // `chunked`, both Transfer-Encoding and Content-Length, obs-fold lines) could
 // be read one way by us and another way by a proxy in front of us (request
 // smuggling, RFC 9112 §6.3, §5.2), so it is refused with 400 and the
-// connection is closed. An HTTP/1.1 request needs exactly one Host, and at
-// most one Authorization. Without access control the server only answers
-// Hosts that name the loopback interface, so that a web page cannot reach it
-// through a DNS name rebound to 127.0.0.1.
+// connection is closed, as is Transfer-Encoding on an HTTP/1.0 request (RFC
+// 9112 §6.1). An HTTP/1.1 request needs exactly one Host, and at most one
+// Authorization. Without access control the server only answers requests
+// whose Host names the loopback interface (an HTTP/1.0 request without Host
+// included), so that a web page cannot reach it through a DNS name rebound
+// to 127.0.0.1.
 //
 // BodyBudget bounds the body bytes buffered across all connections;
-// ClientConnections bounds the connections of one client address. Both are
+// ClientConnections bounds the connections of one client (an IPv4 address or
+// an IPv6 /64) and keeps the last slots for clients holding few. Both are
 // thread-safe and never block.
 #pragma once
 
@@ -36,11 +39,22 @@ namespace billing::api {
 // thousand-event batches need, while a flood of large uploads cannot grow the
 // process by more than this (plus what ingest makes of the admitted ones).
 inline constexpr size_t kHttpBodyBudgetBytes = 64 * 1024 * 1024;
-// Connections one client address may hold. An eighth of kHttpConnectionsMax: a single client cannot take every slot, and so cannot
-// lock out others (or /healthz probes), while one busy producer or a proxy
+// Connections one client may hold. An eighth of kHttpConnectionsMax: a
+// single client cannot take every slot, while one busy producer or a proxy
 // keeps far more connections than it needs. Clients behind one NAT or proxy
-// share it.
+// share it. A client is an IPv4 address or an IPv6 /64: one host is usually
+// given a whole /64, so counting single IPv6 addresses would let it open
+// 2^64 "clients".
 inline constexpr size_t kHttpConnectionsPerClientMax = 512;
+// The last connection slots, kept for clients that hold few: eight clients
+// at the per-client maximum fill kHttpConnectionsMax, and then a /healthz
+// probe or an operator's curl must still get in. 64 slots are 1.5% of the
+// total, and enough for 16 light clients at once.
+inline constexpr size_t kHttpConnectionsReserved = 64;
+// Once fewer than kHttpConnectionsReserved slots are free, only a client
+// holding fewer than this many connections may open another: a probe or a
+// dashboard needs one or two, a client that filled the rest holds hundreds.
+inline constexpr size_t kHttpReservedConnectionsPerClientMax = 4;
 // Told to clients refused for want of body budget: uploads in flight finish
 // within the read deadline, usually within a fraction of a second.
 inline constexpr int kBodyBudgetRetryAfterSeconds = 1;
@@ -80,6 +94,10 @@ class BodyBudget {
     Reservation& operator=(Reservation&& other) noexcept;
     ~Reservation() { Release(); }
     void Release();
+    // Takes `bytes` more of the budget (a reservation made empty can grow
+    // too: pass the budget); false (nothing taken) when that much is not left.
+    bool TryGrow(BodyBudget* budget, size_t bytes);
+    size_t bytes() const { return bytes_; }
 
    private:
     BodyBudget* budget_ = nullptr;
@@ -95,17 +113,30 @@ class BodyBudget {
   std::atomic<size_t> available_;
 };
 
-// Open connections per client address (kHttpConnectionsPerClientMax).
+// Open connections in all (`total_max`, kHttpConnectionsMax in the server)
+// and per client (kHttpConnectionsPerClientMax), with the last
+// kHttpConnectionsReserved slots for clients holding fewer than
+// kHttpReservedConnectionsPerClientMax.
 class ClientConnections {
  public:
+  explicit ClientConnections(size_t total_max) : total_max_(total_max) {}
   // Counts a new connection from `client`; false (nothing counted) when the
-  // client already holds the maximum.
+  // total is reached, the client holds its maximum, or only reserved slots
+  // are left and the client already holds several.
   bool TryAdd(const boost::asio::ip::address& client);
   // Forgets one connection counted by TryAdd.
   void Remove(const boost::asio::ip::address& client);
+  size_t total() const;
+
+  // What a connection counts against: an IPv4 address (an IPv4-mapped IPv6
+  // address counts as the IPv4 one), or an IPv6 address with its last 64
+  // bits cleared.
+  static boost::asio::ip::address ClientOf(const boost::asio::ip::address& address);
 
  private:
-  std::mutex mu_;
+  const size_t total_max_;
+  mutable std::mutex mu_;
+  size_t total_ = 0;
   std::map<boost::asio::ip::address, size_t> open_;  // only clients with a connection
 };
 

@@ -395,13 +395,21 @@ std::optional<events::BodyFormat> BodyFormatOf(std::string content_type) {
 // ---- Header-time checks (issue 13): the same rules Route applies, taken
 // from the head alone so that a refused request's body is never read.
 std::optional<HttpReply> Service::CheckHeaders(const HttpRequest& head) const {
+  // Route would answer the same 400, but only after reading the body.
   auto parsed = ParseTarget(head.target);
-  if (!parsed.ok()) return std::nullopt;  // Route answers the 400
+  if (!parsed.ok()) return Error(400, "invalid_argument", parsed.status().message());
   const auto& s = parsed->segments;
+  const bool post = head.method == "POST";
+  // Only POST /v1/events reads a body (a retry re-drives a stored message).
+  // Any other body would be read for nothing, and on the routes open without
+  // a token it would let anyone hold the shared body budget.
+  const bool takes_body = post && s.size() == 2 && s[0] == "v1" && s[1] == "events";
+  if (head.has_body && !takes_body) {
+    return Error(400, "invalid_argument", "this route takes no request body with " + head.method);
+  }
   const bool open_route = (s.size() == 1 && (s[0] == "healthz" || s[0] == "readyz" || s[0].empty())) ||
                           (s.size() == 2 && s[0] == "web");
   if (open_route) return std::nullopt;
-  const bool post = head.method == "POST";
   if (options_.tokens) {
     auto principal = options_.tokens->Authenticate(head.authorization);
     if (!principal) {

@@ -1,4 +1,4 @@
-// The real ledgerd over loopback against requests a well-behaved client never sends (issue 13): ambiguous framing is 400 and closes, refusals come from the head before any body, foreign Hosts and browser-style posts are refused without tokens, HEAD and Expect work, and ledgerd refuses unsafe start-up settings.
+// The real ledgerd over loopback against requests a well-behaved client never sends (issue 13): ambiguous framing is 400 and closes, refusals come from the head before any body (also bodies where the route takes none and bad targets), endless chunk lines and trailers are refused instead of buffered, foreign or missing Hosts and browser-style posts are refused without tokens, HEAD and Expect work, and ledgerd refuses unsafe start-up settings.
 #include <gtest/gtest.h>
 #include <sys/stat.h>
 
@@ -117,8 +117,100 @@ TEST(Http, Http11WithoutHostIs400) {
   EXPECT_EQ(StatusOf(answer), 400) << answer;
   std::string two = s.Exchange("GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\nHost: localhost\r\n\r\n");
   EXPECT_EQ(StatusOf(two), 400) << two;
-  // HTTP/1.0 has no Host requirement.
-  EXPECT_EQ(StatusOf(s.Exchange("GET /healthz HTTP/1.0\r\n\r\n")), 200);
+}
+
+TEST(Http, Http10WithoutHostIsRefusedWithoutTokens) {
+  Server s;
+  // Without tokens only loopback Host values are answered; no Host at all
+  // names nothing that shows the request is not a rebinding.
+  EXPECT_EQ(StatusOf(s.Exchange("GET /healthz HTTP/1.0\r\n\r\n")), 421);
+  std::string post = s.Exchange("POST /v1/events HTTP/1.0\r\nContent-Type: application/json\r\nContent-Length: " +
+                                std::to_string(kOneEvent.size()) + "\r\n\r\n" + kOneEvent);
+  EXPECT_EQ(StatusOf(post), 421) << post;
+  EXPECT_EQ(LedgerEvents(s.port), 0);
+  EXPECT_EQ(StatusOf(s.Exchange("GET /healthz HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n")), 200);
+  // With tokens HTTP/1.0 needs no Host: the token decides.
+  TempDir config;
+  Server with_tokens({"--tokens", TokensFile(config)});
+  EXPECT_EQ(StatusOf(with_tokens.Exchange("GET /healthz HTTP/1.0\r\n\r\n")), 200);
+}
+
+TEST(Http, ChunkedOnHttp10Is400AndCloses) {
+  Server s;
+  // HTTP/1.0 has no chunked coding (RFC 9112 §6.1): a proxy may read the
+  // body up to the close, so decoding chunks would let the rest smuggle.
+  std::string answer = s.Exchange("POST /v1/events HTTP/1.0\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
+                                  "Transfer-Encoding: chunked\r\nConnection: keep-alive\r\n\r\n0\r\n\r\n" + kSmuggled);
+  EXPECT_EQ(StatusOf(answer), 400) << answer;
+  EXPECT_EQ(CountOf(answer, "HTTP/1.1 "), 1u) << answer;
+  EXPECT_TRUE(s.conn->closed());
+}
+
+TEST(Http, BodyWhereTheRouteTakesNoneIsRefusedFromTheHead) {
+  Server s;
+  // Each head announces a body that never comes: a server waiting for it
+  // would answer only at its read deadline, after holding budget for it.
+  for (const std::string head :
+       {"GET /healthz HTTP/1.1\r\nContent-Length: 16777216\r\n", "GET /healthz HTTP/1.1\r\nTransfer-Encoding: chunked\r\n",
+        "POST /healthz HTTP/1.1\r\nContent-Type: application/json\r\nContent-Length: 100\r\n",
+        "GET /web/app.js HTTP/1.1\r\nContent-Length: 100\r\n", "GET / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n",
+        "GET /v1/orgs/acme/dashboard HTTP/1.1\r\nContent-Length: 100\r\n",
+        "POST /v1/ledger/rejected/1/retry HTTP/1.1\r\nContent-Type: application/json\r\nContent-Length: 100\r\n"}) {
+    RawConn c(s.port);
+    ASSERT_TRUE(c.Send(head + "Host: 127.0.0.1\r\n\r\n", 2000ms));
+    std::string answer = c.Read(kAnswerDeadline);
+    EXPECT_EQ(StatusOf(answer), 400) << head << answer;
+    EXPECT_TRUE(c.closed()) << head;
+  }
+  // A target that does not parse is 400 from the head too, body or not.
+  for (const std::string target : {"/v1/events%zz", "/v1/events?x=%"}) {
+    RawConn c(s.port);
+    ASSERT_TRUE(c.Send("POST " + target + " HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
+                           "Content-Length: 16777216\r\n\r\n",
+                       2000ms));
+    std::string answer = c.Read(kAnswerDeadline);
+    EXPECT_EQ(StatusOf(answer), 400) << target << answer;
+    EXPECT_TRUE(c.closed()) << target;
+  }
+  // Bodiless requests to the same routes are served as before.
+  EXPECT_EQ(StatusOf(s.Exchange("GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 0\r\n"
+                                "Connection: close\r\n\r\n")),
+            200);
+  EXPECT_EQ(testing::Http(s.port, "POST", "/v1/ledger/rejected/1/retry", "", "application/json").status, 404);
+}
+
+TEST(Http, EndlessChunkLineOrTrailerIsRefusedNotBuffered) {
+  Server s;
+  const std::string head = "POST /v1/events HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
+                           "Transfer-Encoding: chunked\r\n\r\n";
+  // Far more than any chunk-size line or trailer section needs; a server
+  // that buffers it answers only at its read deadline.
+  constexpr size_t kFloodBytes = 8 << 20;
+  struct Case {
+    std::string what, start;
+  };
+  for (const Case& c : {Case{"chunk extension", "1;"}, Case{"chunk size", "1"}, Case{"trailer", "1\r\na\r\n0\r\nX-T: "}}) {
+    RawConn conn(s.port);
+    std::string answer = testing::FloodUntilAnswered(conn, head + c.start, 'a', kFloodBytes, kAnswerDeadline);
+    int status = StatusOf(answer);
+    EXPECT_TRUE(status == 400 || status == 431) << c.what << ": " << answer;
+  }
+  // Ordinary chunks, many and large, still make a body.
+  const std::string body = kOneEvent + std::string(4 << 20, ' ');
+  std::string chunked;
+  constexpr size_t kChunkBytes = 1 << 20;
+  for (size_t at = 0; at < body.size(); at += kChunkBytes) {
+    std::string piece = body.substr(at, kChunkBytes);
+    char size[16];
+    std::snprintf(size, sizeof(size), "%zx", piece.size());
+    chunked += std::string(size) + ";ext=1\r\n" + piece + "\r\n";
+  }
+  RawConn conn(s.port);
+  ASSERT_TRUE(conn.Send("POST /v1/events HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
+                        "Transfer-Encoding: chunked\r\nConnection: close\r\n\r\n" + chunked + "0\r\nX-T: 1\r\n\r\n",
+                        10000ms));
+  std::string answer = conn.Read(30000ms);
+  EXPECT_EQ(StatusOf(answer), 200) << answer.substr(0, 300);
 }
 
 TEST(Http, PostWithoutJsonContentTypeIs415) {
@@ -277,6 +369,19 @@ TEST(Ledgerd, WorldWritableTokensFileIsRefused) {
     EXPECT_EQ(code, 2) << std::oct << mode;
     EXPECT_NE(err.find("writable by others"), std::string::npos) << err;
   }
+}
+
+TEST(Ledgerd, WorldReadableTokensFileIsRefused) {
+  for (mode_t mode : {0644, 0604}) {
+    TempDir tmp;
+    auto [code, err] = RunRefused(tmp, {"--http", "127.0.0.1:0", "--tokens", TokensFile(tmp, mode)});
+    EXPECT_EQ(code, 2) << std::oct << mode;
+    EXPECT_NE(err.find("readable by every user"), std::string::npos) << err;
+  }
+  // A group of operators may read it (as PostgreSQL allows for key files).
+  TempDir config;
+  Server group_readable({"--tokens", TokensFile(config, 0640)});
+  EXPECT_EQ(testing::Http(group_readable.port, "GET", "/healthz").status, 200);
 }
 
 TEST(Ledgerd, ShortTokenIsRefused) {

@@ -4,6 +4,7 @@
 // bytes with a cursor, each org keeping its newest rejections).
 #include <gtest/gtest.h>
 
+#include <filesystem>
 #include <fstream>
 #include <map>
 #include <memory>
@@ -36,6 +37,8 @@ struct Server {
                                         "p-kaiju-token-0123456789 producer kaiju-jp kaiju-feed\n"
                                         "a-acme-token-0123456789 auditor acme acme-audit\n"
                                         "a-kaiju-token-0123456789 auditor kaiju-jp kaiju-audit\n";
+    // ledgerd refuses a tokens file others may read.
+    std::filesystem::permissions(tmp.sub("tokens"), std::filesystem::perms::owner_read | std::filesystem::perms::owner_write);
     child = std::make_unique<Child>(std::vector<std::string>{testing::BuildDir() + "/ledgerd", "--data-dir",
                                                              tmp.sub("data"), "--http", "127.0.0.1:0",
                                                              "--tokens", tmp.sub("tokens"), "--no-access-log"});

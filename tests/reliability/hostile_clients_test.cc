@@ -7,8 +7,11 @@
 // get 431, the garbage gets 400 after the good requests before it; and the
 // slowloris connections are cut once kHttpReadTimeout has passed. Also:
 // uploads without a token are refused before their bodies, concurrent
-// uploads are held to the body budget, and one client address cannot take
-// every connection; ledgerd's peak memory (VmHWM) stays bounded throughout.
+// uploads are held to the body budget, bodies nobody may send and idle
+// chunked uploads hold none of it, endless chunk lines and trailers are not
+// buffered, one client address cannot take every connection, and clients
+// filling the rest leave reserved slots for a light one; ledgerd's peak
+// memory (VmHWM) stays bounded throughout.
 #include <gtest/gtest.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
@@ -358,6 +361,100 @@ TEST(HostileClients, OneClientCannotTakeEveryConnection) {
   bool served = kafka_testing::WaitUntil(
       [&] { return Request(ledgerd.port, "GET", "/healthz", "", kPromptDeadline) == 200; }, 10000ms);
   EXPECT_TRUE(served);
+}
+
+TEST(HostileClients, EndlessChunkLineOrTrailerDoesNotGrowMemory) {
+  Ledgerd ledgerd;
+  ASSERT_NE(ledgerd.port, 0);
+  const size_t rss_before = ledgerd.Rss();
+  // 300 MB without a line break: buffered, it would take 300 MB and more.
+  constexpr size_t kFloodBytes = 300u << 20;
+  const std::string head = "POST /v1/events HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
+                           "Transfer-Encoding: chunked\r\n\r\n";
+  for (const std::string start : {"1;", "1\r\na\r\n0\r\nX-T: "}) {
+    RawConn c(ledgerd.port);
+    std::string answer = testing::FloodUntilAnswered(c, head + start, 'a', kFloodBytes, kHeadAnswerDeadline);
+    EXPECT_EQ(testing::StatusOf(answer), 400) << start << answer.substr(0, 200);
+  }
+  const size_t peak = ledgerd.PeakRss();
+  EXPECT_LT(peak, rss_before + kRssGrowthBytesMax)
+      << "VmRSS before " << rss_before / (1 << 20) << " MiB, VmHWM after " << peak / (1 << 20) << " MiB";
+}
+
+TEST(HostileClients, UnusableAndIdleBodiesHoldNoBodyBudget) {
+  RaiseFileLimit();
+  Ledgerd ledgerd;
+  ASSERT_NE(ledgerd.port, 0);
+  const int budget_bodies = static_cast<int>(api::kHttpBodyBudgetBytes / api::kHttpBodyBytesMax);
+  std::vector<std::unique_ptr<RawConn>> held;
+  // Maximal bodies on a route that takes none, no token needed...
+  const std::string first_part(1 << 20, ' ');
+  for (int i = 0; i < budget_bodies; ++i) {
+    held.push_back(std::make_unique<RawConn>(ledgerd.port));
+    held.back()->Send("GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: " +
+                          std::to_string(api::kHttpBodyBytesMax) + "\r\n\r\n" + first_part,
+                      2000ms);
+    EXPECT_EQ(testing::StatusOf(held.back()->Read(kHeadAnswerDeadline, "}}")), 400) << "body on /healthz " << i;
+  }
+  // ...and chunked uploads that send their head and nothing more.
+  for (int i = 0; i < budget_bodies; ++i) {
+    held.push_back(std::make_unique<RawConn>(ledgerd.port));
+    ASSERT_TRUE(held.back()->Send("POST /v1/events HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+                                  "Content-Type: application/x-ndjson\r\nTransfer-Encoding: chunked\r\n\r\n",
+                                  2000ms));
+  }
+  // A producer's upload is still admitted at once (503 if they held it).
+  EXPECT_EQ(Request(ledgerd.port, "POST", "/v1/events", kafka_testing::StructureNdjson("budget"), kPromptDeadline),
+            200);
+}
+
+TEST(HostileClients, FullClientsLeaveReservedSlotsForALightOne) {
+  RaiseFileLimit();
+  Ledgerd ledgerd;
+  ASSERT_NE(ledgerd.port, 0);
+  // Eight addresses at the per-client maximum would fill every slot.
+  constexpr int kHeavyClients = static_cast<int>(api::kHttpConnectionsMax / api::kHttpConnectionsPerClientMax);
+  std::vector<std::unique_ptr<RawConn>> held;
+  for (int client = 1; client <= kHeavyClients; ++client) {
+    const std::string source = "127.0.0." + std::to_string(client);
+    for (size_t i = 0; i < api::kHttpConnectionsPerClientMax; ++i) {
+      held.push_back(std::make_unique<RawConn>(ledgerd.port, 0, source.c_str()));
+      ASSERT_TRUE(held.back()->ok()) << source << " connection " << i;
+    }
+  }
+  // A ninth client with a few connections is served: the reserve is its.
+  const std::string light = "127.0.0." + std::to_string(kHeavyClients + 1);
+  std::vector<std::unique_ptr<RawConn>> probes;
+  for (size_t i = 0; i < api::kHttpReservedConnectionsPerClientMax; ++i) {
+    probes.push_back(std::make_unique<RawConn>(ledgerd.port, 0, light.c_str()));
+    ASSERT_TRUE(probes.back()->ok());
+    ASSERT_TRUE(probes.back()->Send("GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n", 1000ms));
+    EXPECT_EQ(testing::StatusOf(probes.back()->Read(kPromptDeadline, "}")), 200) << "probe " << i;
+  }
+  // The heavy clients were accepted in order before the probes; those
+  // beyond the unreserved slots were closed at accept.
+  size_t open = 0;
+  for (auto& c : held) open += c->PeerClosed() ? 0 : 1;
+  EXPECT_EQ(open, api::kHttpConnectionsMax - api::kHttpConnectionsReserved);
+}
+
+TEST(ClientConnections, Ipv6ClientsAreCountedByTheirSlash64) {
+  namespace ip = boost::asio::ip;
+  api::ClientConnections connections(api::kHttpConnectionsMax);
+  // Every address of one /64 is one client: one host is usually given the whole /64.
+  for (size_t i = 0; i < api::kHttpConnectionsPerClientMax; ++i) {
+    char address[64];
+    std::snprintf(address, sizeof(address), "2001:db8:0:1:%zx::%zx", i, i + 1);
+    ASSERT_TRUE(connections.TryAdd(ip::make_address(address))) << address;
+  }
+  EXPECT_FALSE(connections.TryAdd(ip::make_address("2001:db8:0:1:ffff::1")));
+  EXPECT_TRUE(connections.TryAdd(ip::make_address("2001:db8:0:2::1")));
+  // IPv4 and IPv4-mapped IPv6 are the same client, counted per address.
+  EXPECT_EQ(api::ClientConnections::ClientOf(ip::make_address("::ffff:10.1.2.3")), ip::make_address("10.1.2.3"));
+  EXPECT_NE(api::ClientConnections::ClientOf(ip::make_address("10.1.2.3")),
+            api::ClientConnections::ClientOf(ip::make_address("10.1.2.4")));
+  connections.Remove(ip::make_address("2001:db8:0:1:7::1"));
+  EXPECT_TRUE(connections.TryAdd(ip::make_address("2001:db8:0:1:abcd::1")));
 }
 
 }  // namespace

@@ -2,7 +2,8 @@
 // never would (ambiguous framing, headers without a body, a stalled upload):
 // non-blocking I/O with deadlines, so a hung server fails a test instead of
 // hanging it, and an optional source address (127.0.0.2 on Linux) to act as
-// a second client. Also the memory of a process, read from /proc.
+// a second client. Also a flood that stops at the server's answer, and the
+// memory of a process, read from /proc.
 #pragma once
 
 #include <arpa/inet.h>
@@ -13,6 +14,7 @@
 #include <sys/types.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <chrono>
 #include <fstream>
@@ -120,6 +122,26 @@ class RawConn {
   int fd_ = -1;
   bool closed_ = false;
 };
+
+// Sends `head`, then `flood_bytes` copies of `filler` in pieces, reading
+// between pieces and stopping as soon as an answer arrives or the peer
+// closes: a server that refuses early is not made to drain the whole flood.
+// Then reads until `deadline`, the peer's close or "}}" (the end of an error
+// body). Returns what was read.
+inline std::string FloodUntilAnswered(RawConn& c, const std::string& head, char filler, size_t flood_bytes,
+                                      std::chrono::milliseconds deadline) {
+  constexpr size_t kPieceBytes = 1 << 20;
+  const std::string piece(kPieceBytes, filler);
+  std::string answer;
+  bool open = c.Send(head, deadline);
+  for (size_t sent = 0; open && sent < flood_bytes && answer.empty(); sent += kPieceBytes) {
+    open = c.Send(std::string_view(piece).substr(0, std::min(kPieceBytes, flood_bytes - sent)), deadline);
+    answer += c.Read(std::chrono::milliseconds(0));
+    if (c.closed()) break;
+  }
+  if (answer.find("}}") == std::string::npos && !c.closed()) answer += c.Read(deadline, "}}");
+  return answer;
+}
 
 // The status code of the first answer in `answer` ("HTTP/1.1 401 ..."), or 0.
 inline int StatusOf(const std::string& answer) {
