@@ -106,9 +106,9 @@ TEST_F(HeavyRequests, DashboardsAreAnsweredWhileVerifiesAndReplaysRun) {
     });
   }
   // Dashboards on their own connections, while the heavy requests are in
-  // flight: each must be answered, and all of them before the heavy ones
-  // are (with heavy work on the I/O threads they queued behind it).
-  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(20);
+  // flight: each must be answered, and all of them before half the heavy
+  // ones are (with heavy work on the I/O threads they queued behind it).
+  // The proof is that order, not a time: sanitizer builds run it 5x slower.
   int answered = 0;
   for (int i = 0; i < 8; ++i) {
     auto r = Http(d.port, "GET", "/v1/orgs/" + org + "/dashboard?months=3&i=" + std::to_string(i));
@@ -116,7 +116,6 @@ TEST_F(HeavyRequests, DashboardsAreAnsweredWhileVerifiesAndReplaysRun) {
   }
   const int heavy_done_when_answered = heavy_done.load();
   for (auto& t : heavy) t.join();
-  EXPECT_LT(std::chrono::steady_clock::now(), deadline);
   EXPECT_EQ(answered, 8);
   EXPECT_EQ(heavy_ok.load(), kHeavy);
   EXPECT_LT(heavy_done_when_answered, kHeavy / 2)
