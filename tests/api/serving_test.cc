@@ -1,11 +1,10 @@
 // Heavy requests never stall others (issue 14): while verifies of a large
 // ledger and `as_of` replays are in flight, dashboards on other connections
 // are answered, and a full worker queue is a 503 with Retry-After. Real
-// ledgerd over loopback; the proof is ordering and a deadline, not a timing.
+// ledgerd over loopback; the proof is the order of the answers, not a timing.
 #include <gtest/gtest.h>
 
 #include <atomic>
-#include <chrono>
 #include <cstdio>
 #include <memory>
 #include <sstream>
