@@ -361,12 +361,17 @@ void KeepName(const Json& tree, const char* key, size_t max_bytes, std::string* 
 
 }  // namespace
 
-std::string QuoteInput(std::string_view text, size_t max_bytes) {
-  if (text.size() <= max_bytes) return std::string(text);
+std::string_view CutUtf8(std::string_view text, size_t max_bytes) {
+  if (text.size() <= max_bytes) return text;
   size_t cut = max_bytes;
   // Back up over UTF-8 continuation bytes so the cut never splits a character.
   while (cut > 0 && (static_cast<unsigned char>(text[cut]) & 0xC0) == 0x80) --cut;
-  return std::string(text.substr(0, cut)) + "...";
+  return text.substr(0, cut);
+}
+
+std::string QuoteInput(std::string_view text, size_t max_bytes) {
+  if (text.size() <= max_bytes) return std::string(text);
+  return std::string(CutUtf8(text, max_bytes)) + "...";
 }
 
 Result<Envelope> ParseJson(std::string_view json, Names* names) {

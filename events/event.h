@@ -91,8 +91,11 @@ Result<Envelope> ParseBinary(std::string_view bytes);
 // bodies go through ParseJson.
 Result<Envelope> ParseAny(std::string_view bytes, Names* names = nullptr);
 
-// `text` cut to `max_bytes` (on a UTF-8 boundary, "..." marking the cut), for
-// quoting a client's input in a message.
+// The longest prefix of `text` of at most `max_bytes` that does not split a
+// UTF-8 character.
+std::string_view CutUtf8(std::string_view text, size_t max_bytes);
+// `text` cut to `max_bytes` (CutUtf8, "..." marking the cut), for quoting a
+// client's input in a message.
 std::string QuoteInput(std::string_view text, size_t max_bytes = kQuotedInputBytesMax);
 
 // Checks every stateless rule; see the header comment. Takes the envelope by

@@ -165,14 +165,6 @@ std::string BucketOf(std::string_view org_id) {
   return IsIdText(org_id, events::kOrgIdBytesMax) ? std::string(org_id) : std::string();
 }
 
-// `s` cut to at most max_bytes, never inside a UTF-8 sequence.
-std::string BoundText(std::string_view s, size_t max_bytes) {
-  if (s.size() <= max_bytes) return std::string(s);
-  size_t end = max_bytes;
-  while (end > 0 && (static_cast<unsigned char>(s[end]) & 0xC0) == 0x80) --end;
-  return std::string(s.substr(0, end));
-}
-
 // Brings a rejected record within the store's bounds (ledger.h); true if it
 // changed. Records written by this build already are; the upgrade from
 // format 1 applies it to the records written before there were bounds.
@@ -193,8 +185,8 @@ bool BoundRejected(RejectedRecord* rec) {
       changed = true;
     }
   };
-  bound(rec->mutable_message(), BoundText(rec->message(), kRejectedMessageBytesMax));
-  bound(rec->mutable_event_id(), BoundText(rec->event_id(), events::kEventIdBytesMax));
+  bound(rec->mutable_message(), std::string(events::CutUtf8(rec->message(), kRejectedMessageBytesMax)));
+  bound(rec->mutable_event_id(), std::string(events::CutUtf8(rec->event_id(), events::kEventIdBytesMax)));
   bound(rec->mutable_org_id(), BucketOf(rec->org_id()));
   return changed;
 }
