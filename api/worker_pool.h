@@ -33,6 +33,12 @@ inline constexpr size_t kHeavyQueueTasksMax = 64;
 // What Retry-After says when the pool refuses: long enough for a task or two
 // to finish.
 inline constexpr int kHeavyRetryAfterSeconds = 1;
+// The workers' nice value. When heavy work and the I/O threads want the same
+// cores, the scheduler should favour the I/O threads: a dashboard answer is a
+// few microseconds of CPU that a user waits on, a verify is seconds that an
+// auditor expects to take seconds. Nice 10 weighs a worker at about a tenth of
+// an I/O thread under contention and costs nothing when cores are idle.
+inline constexpr int kHeavyWorkerNice = 10;
 
 class WorkerPool {
  public:
