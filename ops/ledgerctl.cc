@@ -17,7 +17,7 @@
 #include "ops/backup.h"
 #include "ops/focus_import.h"
 #include "ops/generator.h"
-#include "ops/produce.h"
+#include "kafka/produce.h"
 #include "projections/billing.h"
 #include "projections/export.h"
 #include "projections/keys.h"

@@ -41,9 +41,9 @@
 #include <thread>
 #include <vector>
 
-#include "api/embedded_kafka.h"
-#include "api/kafka_consumer.h"
-#include "api/metrics.h"
+#include "kafka/embedded_kafka.h"
+#include "kafka/kafka_consumer.h"
+#include "metrics/metrics.h"
 #include "events/event.h"
 #include "projections/billing.h"
 #include "projections/queries.h"

@@ -36,7 +36,7 @@
 #include <memory>
 #include <string>
 
-#include "api/metrics.h"
+#include "metrics/metrics.h"
 #include "events/status.h"
 #include "projections/billing.h"
 

@@ -16,10 +16,10 @@
 #include <optional>
 #include <string>
 
-#include "api/auth.h"
-#include "api/http_server.h"
-#include "api/metrics.h"
-#include "api/worker_pool.h"
+#include "service/auth.h"
+#include "http/http_server.h"
+#include "metrics/metrics.h"
+#include "http/worker_pool.h"
 #include "projections/billing.h"
 
 namespace billing::api {
@@ -63,7 +63,7 @@ class Service {
  private:
   struct Call;
   void Route(Call& call);
-  // Runs `work` on the worker pool (api/worker_pool.h), never on an I/O
+  // Runs `work` on the worker pool (http/worker_pool.h), never on an I/O
   // thread; answers 503 with Retry-After when the pool's queue is full.
   // `call` is moved from: the caller returns at once.
   void OffIoThread(Call& call, std::function<void(Call&)> work);

@@ -1,4 +1,4 @@
-#include "api/service.h"
+#include "service/service.h"
 
 #include <algorithm>
 #include <array>
@@ -8,9 +8,9 @@
 
 #include <nlohmann/json.hpp>
 
-#include "api/request_gate.h"
-#include "api/target.h"
-#include "api/web_assets.h"
+#include "http/request_gate.h"
+#include "http/target.h"
+#include "service/web_assets.h"
 #include "ledger/hash_chain.h"
 #include "projections/export.h"
 

@@ -1,4 +1,4 @@
-#include "api/kafka_consumer.h"
+#include "kafka/kafka_consumer.h"
 
 #include <librdkafka/rdkafka.h>
 
@@ -14,7 +14,7 @@
 #include <thread>
 #include <vector>
 
-#include "api/embedded_kafka.h"
+#include "kafka/embedded_kafka.h"
 
 namespace billing::api {
 
