@@ -7,6 +7,7 @@
 #include <shared_mutex>
 #include <unordered_map>
 
+#include "ledger/prepare.h"
 #include "projections/agg.h"
 #include "projections/decider.h"
 #include "projections/keys.h"
@@ -158,34 +159,6 @@ Result<std::unique_ptr<Billing>> Billing::Open(const BillingOptions& options) {
   return b;
 }
 
-ledger::Entry Billing::Prepare(std::string raw, const ledger::Source& source) {
-  ledger::Entry entry;
-  entry.source = source;
-  events::Names names;
-  // The SPEC allows binary protobuf only as a Kafka value; over HTTP it would
-  // be a way around the JSON rules.
-  auto envelope = source.kind() == ledger::Source::KAFKA ? events::ParseAny(raw, &names)
-                                                         : events::ParseJson(raw, &names);
-  entry.event_id = names.event_id;
-  entry.org_id = names.org_id;
-  if (!envelope.ok()) {
-    entry.rejection = envelope.status();
-  } else {
-    auto event = events::Validate(std::move(envelope).value());
-    if (event.ok()) {
-      entry.event = std::move(event).value();
-    } else {
-      entry.rejection = event.status();
-    }
-  }
-  if (entry.rejection.message().size() > events::kRejectionMessageBytesMax) {
-    entry.rejection = Status(entry.rejection.code(),
-                             events::QuoteInput(entry.rejection.message(), events::kRejectionMessageBytesMax));
-  }
-  entry.raw = std::move(raw);
-  return entry;
-}
-
 void Billing::SubmitAsync(ledger::AppendRequest request,
                           std::function<void(ledger::AppendResult)> done,
                           ledger::Ledger::WhenQueueFull when_full) {
@@ -209,7 +182,7 @@ Result<ledger::AppendResult> Billing::Retry(uint64_t rejected_id) {
                                               std::to_string((*rec)->raw_bytes()) +
                                               " bytes and cannot be re-driven; send the event again");
   }
-  ledger::Entry entry = Prepare((*rec)->raw(), (*rec)->source());
+  ledger::Entry entry = ledger::PrepareEntry((*rec)->raw(), (*rec)->source());
   entry.redrive_of = rejected_id;
   ledger::AppendRequest request;
   request.entries.push_back(std::move(entry));

@@ -60,10 +60,6 @@ class Billing {
   static Result<std::unique_ptr<Billing>> Open(const BillingOptions& options);
   ~Billing();
 
-  // Parses and statelessly validates one message into a ledger entry; never
-  // fails (a bad message becomes an entry carrying its rejection).
-  static ledger::Entry Prepare(std::string raw, const ledger::Source& source);
-
   // Appends, deciding each entry in order; see ledger::Ledger::AppendAsync.
   void SubmitAsync(ledger::AppendRequest request, std::function<void(ledger::AppendResult)> done,
                    ledger::Ledger::WhenQueueFull when_full = ledger::Ledger::WhenQueueFull::kWait);

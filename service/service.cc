@@ -12,6 +12,7 @@
 #include "http/target.h"
 #include "service/web_assets.h"
 #include "ledger/hash_chain.h"
+#include "ledger/prepare.h"
 #include "projections/export.h"
 
 namespace billing::api {
@@ -458,7 +459,7 @@ void Service::IngestBody(Call& call, events::BodyFormat format) {
   std::vector<std::string> event_ids;
   event_ids.reserve(raws->size());
   for (events::RawEvent& raw : *raws) {
-    ledger::Entry entry = projections::Billing::Prepare(std::move(raw.bytes), source);
+    ledger::Entry entry = ledger::PrepareEntry(std::move(raw.bytes), source);
     if (call.principal && !entry.org_id.empty() && !call.principal->CanSeeOrg(entry.org_id)) {
       return call.Reply(Error(403, "permission_denied",
                               "this token may not write events of organization " + entry.org_id));
@@ -489,7 +490,7 @@ void Service::Retry(Call& call, uint64_t id) {
                                 std::to_string((*rec)->raw_bytes()) +
                                 " bytes, so it cannot be re-driven; send the event again"));
   }
-  ledger::Entry entry = projections::Billing::Prepare((*rec)->raw(), (*rec)->source());
+  ledger::Entry entry = ledger::PrepareEntry((*rec)->raw(), (*rec)->source());
   entry.redrive_of = id;
   std::vector<std::string> ids{entry.event_id};
   ledger::AppendRequest request;

@@ -14,6 +14,7 @@
 #include <vector>
 
 #include "ledger/format.h"
+#include "ledger/prepare.h"
 #include "ops/generator.h"
 #include "projections/billing.h"
 #include "projections/decider.h"
@@ -60,7 +61,7 @@ int Load(const std::string& dir, int64_t events) {
     req = ledger::AppendRequest();
   };
   ops::Generate(g, [&](const std::string& line) {
-    req.entries.push_back(projections::Billing::Prepare(line, ledger::Source()));
+    req.entries.push_back(ledger::PrepareEntry(line, ledger::Source()));
     if (req.entries.size() >= 5000) flush();
   });
   flush();

@@ -15,6 +15,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "ledger/prepare.h"
 #include "projections/keys.h"
 #include "tests/testing/files.h"
 #include "tests/testing/temp_dir.h"
@@ -46,7 +47,7 @@ class BillingTest : public ::testing::Test {
     if (id.empty()) id = org + ":" + kind + ":" + std::to_string(++counter_);
     Json e{{"event_id", id}, {"org_id", org}, {"occurred_at", occurred_at}, {kind, payload}};
     ledger::AppendRequest req;
-    req.entries.push_back(Billing::Prepare(e.dump(), ledger::Source()));
+    req.entries.push_back(ledger::PrepareEntry(e.dump(), ledger::Source()));
     auto r = billing_->Submit(std::move(req));
     EXPECT_TRUE(r.status.ok());
     last_id_ = id;
@@ -342,7 +343,7 @@ TEST_F(BillingTest, AFailedReadModelReadIsUnavailableNotAnAnswer) {
   Json again{{"event_id", "o:void-again"}, {"org_id", "o"}, {"occurred_at", "2026-01-12T00:00:00Z"},
              {"event_voided", {{"voided_event_id", charge}, {"reason", "r"}}}};
   ledger::AppendRequest req;
-  req.entries.push_back(Billing::Prepare(again.dump(), ledger::Source()));
+  req.entries.push_back(ledger::PrepareEntry(again.dump(), ledger::Source()));
   auto failed = billing_->Submit(std::move(req));
   EXPECT_EQ(failed.status.code(), Code::kUnavailable) << failed.status.ToString();
   EXPECT_GT(fs->injected(), 0);
@@ -356,7 +357,7 @@ TEST_F(BillingTest, AFailedReadModelReadIsUnavailableNotAnAnswer) {
     EXPECT_EQ(FormatNanos(history[0].total, 2), "2.25");
   }
   ledger::AppendRequest retry;
-  retry.entries.push_back(Billing::Prepare(again.dump(), ledger::Source()));
+  retry.entries.push_back(ledger::PrepareEntry(again.dump(), ledger::Source()));
   auto decided = billing_->Submit(std::move(retry));
   ASSERT_TRUE(decided.status.ok()) << decided.status.ToString();
   EXPECT_EQ(decided.outcomes[0].code, Code::kAlreadyVoided);
@@ -568,7 +569,7 @@ TEST_F(BillingTest, GoldenExampleOutcomes) {
   size_t i = 0;
   while (std::getline(in, line)) {
     ledger::AppendRequest req;
-    req.entries.push_back(Billing::Prepare(line, ledger::Source()));
+    req.entries.push_back(ledger::PrepareEntry(line, ledger::Source()));
     auto r = billing_->Submit(std::move(req));
     const Json& want = outcomes[i++];
     const ledger::Outcome& got = r.outcomes[0];

@@ -11,6 +11,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "ledger/prepare.h"
 #include "ops/generator.h"
 #include "projections/billing.h"
 #include "tests/testing/temp_dir.h"
@@ -393,7 +394,7 @@ TEST_P(PropertyTest, ServiceAgreesWithTheModelAndWithItsOwnReplays) {
     ledger::AppendRequest req;
     std::vector<std::string> expected;
     for (size_t k = 0; k < n; ++k) {
-      req.entries.push_back(Billing::Prepare(lines[i + k], ledger::Source()));
+      req.entries.push_back(ledger::PrepareEntry(lines[i + k], ledger::Source()));
       expected.push_back(model.Apply(lines[i + k]));
     }
     auto r = (*billing)->Submit(std::move(req));
