@@ -30,7 +30,7 @@ class Billing::LiveGate : public ledger::Gate {
     }
     if (!view_) view_ = std::make_unique<RocksView>(db_);
     EventLookup lookup = [&txn](ledger::EventKey key) { return txn.FindEvent(key); };
-    Status decided = decider_.Decide(event, seq.value, lookup, sink_, *view_);
+    Status decided = decider_.Decide(event, seq, lookup, sink_, *view_);
     // A failed read may have turned a refusal into an acceptance (a voided
     // marker not seen): fail the group; Aborted() forgets what was decided.
     if (Status read = view_->status(); !read.ok()) return read;
@@ -231,13 +231,13 @@ class ScopedSink : public Sink {
 
 }  // namespace
 
-Result<OrgState> ReplayOrg(const ledger::Ledger& ledger, const std::string& org_id, uint64_t upto,
+Result<OrgState> ReplayOrg(const ledger::Ledger& ledger, const std::string& org_id, ledger::Sequence upto,
                            MemoryStore* store, const ReplayScope& scope) {
   Decider decider;
   Status failure;
   ScopedSink sink(store, org_id, scope);
   EventLookup lookup = [&ledger](ledger::EventKey key) { return ledger.FindEvent(key); };
-  Status scan = ledger.ScanOrg(org_id, ledger::Sequence{0}, ledger::Sequence{upto}, 0,
+  Status scan = ledger.ScanOrg(org_id, ledger::Sequence{0}, upto, 0,
                                [&](const ledger::Record& record) {
     failure = decider.Redecide(record, lookup, sink, *store);
     return failure.ok();
@@ -249,9 +249,9 @@ Result<OrgState> ReplayOrg(const ledger::Ledger& ledger, const std::string& org_
   return *org;
 }
 
-Result<OrgSnapshot> Billing::Snapshot(const std::string& org, std::optional<uint64_t> as_of,
+Result<OrgSnapshot> Billing::Snapshot(const std::string& org, std::optional<ledger::Sequence> as_of,
                                       const ReplayScope& scope) const {
-  if (as_of && *as_of < ledger_->head().sequence.value) {
+  if (as_of && *as_of < ledger_->head().sequence) {
     auto store = std::make_shared<MemoryStore>();
     auto state = ReplayOrg(*ledger_, org, *as_of, store.get(), scope);
     if (!state.ok()) return state.status();

@@ -73,7 +73,7 @@ class Billing {
   // kNotFound if the org does not exist there.
   // WARNING: a live snapshot pins a RocksDB snapshot; release it before the
   // Billing is destroyed.
-  Result<OrgSnapshot> Snapshot(const std::string& org, std::optional<uint64_t> as_of,
+  Result<OrgSnapshot> Snapshot(const std::string& org, std::optional<ledger::Sequence> as_of,
                                const ReplayScope& scope = {}) const;
 
   // Changes whenever an event of `org` is committed (starts at 0 when the
@@ -104,7 +104,7 @@ Result<std::unique_ptr<ledger::Ledger>> OpenLedgerReadOnly(const std::string& di
 // Replays one org's records up to `upto` from `ledger` into `store`; returns
 // its structure. kNotFound if the org has no records there. Used by as_of and
 // by tests comparing incremental state with a replay.
-Result<OrgState> ReplayOrg(const ledger::Ledger& ledger, const std::string& org, uint64_t upto,
+Result<OrgState> ReplayOrg(const ledger::Ledger& ledger, const std::string& org, ledger::Sequence upto,
                            MemoryStore* store, const ReplayScope& scope = {});
 
 }  // namespace billing::projections

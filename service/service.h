@@ -77,7 +77,7 @@ class Service {
   // GET /v1/orgs/{org}: cost centers, workspaces and providers with names.
   HttpReply StructureAnswer(Call& call, const std::string& org);
   // A month's line-level rows (projections/export.h) as CSV, optionally one invoice's.
-  HttpReply CsvAnswer(Call& call, const std::string& org, Month month, std::optional<uint64_t> as_of,
+  HttpReply CsvAnswer(Call& call, const std::string& org, Month month, std::optional<ledger::Sequence> as_of,
                       const std::optional<std::string>& invoice_id);
   void LedgerEvents(Call& call);
   void Verify(Call& call);

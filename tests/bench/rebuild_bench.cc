@@ -196,7 +196,7 @@ int Measure(const std::string& dir) {
       projections::ReplayScope scope{.kinds = kinds, .month = std::nullopt};
       if (std::string_view(kinds) == "ID") scope.month = *ParseMonth("2026-06", "month");
       auto begin = std::chrono::steady_clock::now();
-      auto state = projections::ReplayOrg(led, "org-1", upto, &store, scope);
+      auto state = projections::ReplayOrg(led, "org-1", ledger::Sequence{upto}, &store, scope);
       if (!state.ok()) {
         std::printf("replay failed: %s\n", state.status().ToString().c_str());
         return 1;

@@ -80,7 +80,9 @@ class BillingTest : public ::testing::Test {
   }
 
   OrgSnapshot Snap(std::optional<uint64_t> as_of = std::nullopt, const std::string& org = "o") {
-    auto s = billing_->Snapshot(org, as_of);
+    std::optional<ledger::Sequence> seq;
+    if (as_of) seq = ledger::Sequence{*as_of};
+    auto s = billing_->Snapshot(org, seq);
     EXPECT_TRUE(s.ok()) << s.status().ToString();
     return *s;
   }
@@ -469,7 +471,7 @@ TEST_F(BillingTest, AsOfAnswersAsTheLedgerStoodAndRebuildChangesNothing) {
   ASSERT_EQ(Usage("2026-01-11T00:00:00Z", "6"), Code::kOk);
   EXPECT_EQ(Invoices("2026-01", seq)["2026-01-org"], "4.00 draft BA");
   EXPECT_EQ(Invoices("2026-01")["2026-01-org"], "10.00 draft BA");
-  EXPECT_FALSE(billing_->Snapshot("o", 0).ok());
+  EXPECT_FALSE(billing_->Snapshot("o", ledger::Sequence{0}).ok());
   auto items = Items("2026-01");
   size_t write_buffer = billing_->ledger().db()->GetOptions().write_buffer_size;
   ASSERT_TRUE(billing_->Rebuild().ok());
@@ -520,9 +522,9 @@ TEST_F(BillingTest, AsOfReplayKeepsOnlyWhatTheAnswerReads) {
   auto stored = [](const OrgSnapshot& s) { return dynamic_cast<const MemoryStore&>(*s.view).size(); };
 
   OrgSnapshot full = Snap(as_of);
-  auto dashboard = billing_->Snapshot("o", as_of, ReplayScope{.kinds = "B", .month = std::nullopt});
-  auto history = billing_->Snapshot("o", as_of, ReplayScope{.kinds = "BC", .month = std::nullopt});
-  auto items = billing_->Snapshot("o", as_of, ReplayScope{.kinds = "ID", .month = jan});
+  auto dashboard = billing_->Snapshot("o", ledger::Sequence{as_of}, ReplayScope{.kinds = "B", .month = std::nullopt});
+  auto history = billing_->Snapshot("o", ledger::Sequence{as_of}, ReplayScope{.kinds = "BC", .month = std::nullopt});
+  auto items = billing_->Snapshot("o", ledger::Sequence{as_of}, ReplayScope{.kinds = "ID", .month = jan});
   ASSERT_TRUE(dashboard.ok() && history.ok() && items.ok());
   // The drill-down (4 levels of 30 resources a month) is most of a full replay.
   EXPECT_LT(stored(*dashboard) * 10, stored(full));

@@ -428,14 +428,14 @@ TEST_P(PropertyTest, ServiceAgreesWithTheModelAndWithItsOwnReplays) {
     live[org] = Everything(*s, first, last);
     // A per-org replay into memory gives the same answers, byte for byte.
     MemoryStore store;
-    auto replayed = ReplayOrg((*billing)->ledger(), org, UINT64_MAX, &store);
+    auto replayed = ReplayOrg((*billing)->ledger(), org, ledger::kSequenceMax, &store);
     ASSERT_TRUE(replayed.ok());
     OrgSnapshot rs{std::make_shared<const OrgState>(*replayed), std::shared_ptr<const View>(&store, [](const View*) {})};
     EXPECT_EQ(Everything(rs, first, last), live[org]) << org;
   }
   for (const Checkpoint& c : checkpoints) {
     for (const auto& [org, months] : c.invoices) {
-      auto s = (*billing)->Snapshot(org, c.seq);
+      auto s = (*billing)->Snapshot(org, ledger::Sequence{c.seq});
       if (!s.ok()) continue;  // the org did not exist yet
       for (const auto& [month, invoices] : months) {
         EXPECT_EQ(ServiceInvoices(*s, month), invoices) << org << " as_of " << c.seq;
