@@ -597,38 +597,14 @@ struct Ledger::Impl {
     group_drops.clear();
   }
 
-  void WriteGroup(std::vector<Pending>& group) {
-    if (write_failed) {
-      // A failed write leaves RocksDB in read-only mode until resumed, for
-      // example once disk space returns.
-      rocksdb::Status resumed = db->Resume();
-      if (resumed.ok()) {
-        write_failed = false;
-      } else if (resumed.severity() >= rocksdb::Status::Severity::kFatalError) {
-        // A failed fsync, say: the page cache can no longer be trusted, and
-        // RocksDB refuses every write until the database is reopened, which
-        // replays the WAL. Say so, rather than a bare I/O error, on every
-        // refusal from now on.
-        bool first = unresumable.empty();
-        unresumable = "; RocksDB cannot resume from this error in-process: restart ledgerd (" +
-                      resumed.ToString() + ")";
-        if (first && options.on_unrecoverable) {
-          options.on_unrecoverable(Status(Code::kUnavailable, "the ledger cannot write until it is reopened: " +
-                                                                  resumed.ToString()));
-        }
-      }
-    }
+  // One group's write in the making: the batch, the gate's view of it, the
+  // group's ids as stored before it, and the index keys that go into the
+  // batch after the records.
+  struct GroupWrite {
+    explicit GroupWrite(Impl* impl) : txn(impl, &batch) {}
     rocksdb::WriteBatch batch;
-    GroupTxn txn(this, &batch);
-    group_events.clear();
-    Head start_head = writer_head;
-    uint64_t start_rejected = next_rejected_id;
-    std::vector<AppendResult> results(group.size());
+    GroupTxn txn;
     IdLookups known_ids;
-    if (Status looked = LookUpIds(group, &known_ids); !looked.ok()) {
-      FailGroup(group, looked, start_head, start_rejected);
-      return;
-    }
     // Index keys go into the batch after the records, each kind in key order:
     // RocksDB inserts a batch in order, and with memtable_insert_hint_per_batch
     // a key next to the previous one costs a short step instead of a search
@@ -636,126 +612,25 @@ struct Ledger::Impl {
     // third of the ledger's write throughput).
     std::vector<std::pair<std::string, std::string>> id_index;
     std::vector<std::string> org_index;
-    for (size_t r = 0; r < group.size(); ++r) {
-      AppendRequest& req = group[r].request;
-      AppendResult& res = results[r];
-      res.outcomes.resize(req.entries.size());
-      for (size_t i = 0; i < req.entries.size(); ++i) {
-        Entry& entry = req.entries[i];
-        Outcome& out = res.outcomes[i];
-        if (!entry.event) {
-          if (Status s = Reject(&batch, entry, entry.rejection.code(), entry.rejection.message(), &out); !s.ok()) {
-            FailGroup(group, s, start_head, start_rejected);
-            return;
-          }
-          continue;
-        }
-        const events::Envelope& env = entry.event->envelope;
-        std::string& bytes = group[r].hashed[i].bytes;
-        std::string& digest = group[r].hashed[i].digest;
-        // Idempotency comes first: a known id is a duplicate or a conflict,
-        // whatever the rest of the event says.
-        std::string id_key = format::EventIdKey(env.org_id(), env.event_id());
-        std::optional<std::pair<Sequence, std::string>> known;
-        if (auto it = group_events.find(id_key); it != group_events.end()) {
-          known.emplace(it->second.sequence, it->second.digest);
-        } else if (const std::string* value = known_ids.Find(id_key)) {
-          if (value->size() != 8 + format::kHashBytes) {
-            FailGroup(group, Status(Code::kCorruption, "bad event-id index entry for " + env.event_id()),
-                      start_head, start_rejected);
-            return;
-          }
-          known.emplace(Sequence{format::GetBe64(*value)}, value->substr(8));
-        }
-        if (known) {
-          Status stored;
-          if (known->second == digest) {
-            out.kind = Outcome::Kind::kDuplicate;
-            out.sequence = known->first;
-            if (entry.redrive_of) stored = ForgetRedriven(&batch, *entry.redrive_of);
-          } else {
-            stored = Reject(&batch, entry, Code::kConflict,
-                            "event_id " + env.event_id() + " is already recorded with different content",
-                            &out);
-          }
-          if (!stored.ok()) {
-            FailGroup(group, stored, start_head, start_rejected);
-            return;
-          }
-          continue;
-        }
-        Sequence seq{writer_head.sequence.value + 1};
-        Status admitted = gate ? gate->Admit(*entry.event, seq, txn) : Status::Ok();
-        if (admitted.code() == Code::kUnavailable || admitted.code() == Code::kCorruption ||
-            admitted.code() == Code::kInternal) {
-          FailGroup(group, admitted, start_head, start_rejected);
-          return;
-        }
-        if (!admitted.ok()) {
-          if (Status s = Reject(&batch, entry, admitted.code(), admitted.message(), &out); !s.ok()) {
-            FailGroup(group, s, start_head, start_rejected);
-            return;
-          }
-          continue;
-        }
-        Record record;
-        record.set_sequence(seq.value);
-        last_recorded_at = std::max(last_recorded_at, NowMicros());
-        record.set_recorded_at_micros(last_recorded_at);
-        record.set_prev_hash(writer_head.hash);
-        record.set_hash(ChainHash(writer_head.hash, seq.value, last_recorded_at, bytes));
-        record.set_event(std::move(bytes));
-        *record.mutable_source() = entry.source;
-        std::string index_value;
-        format::PutBe64(&index_value, seq.value);
-        index_value += digest;
-        batch.Put(format::RecordKey(seq.value), record.SerializeAsString());
-        id_index.emplace_back(id_key, std::move(index_value));
-        org_index.push_back(format::OrgKey(env.org_id(), seq.value));
-        if (entry.redrive_of) {
-          if (Status s = ForgetRedriven(&batch, *entry.redrive_of); !s.ok()) {
-            FailGroup(group, s, start_head, start_rejected);
-            return;
-          }
-        }
-        writer_head = Head{seq, record.hash()};
-        group_events[std::move(id_key)] = GroupEvent{seq, digest, &env};
-        out.kind = Outcome::Kind::kAccepted;
-        out.sequence = seq;
-      }
-      for (const KafkaOffset& o : req.offsets) {
-        std::string value;
-        format::PutBe64(&value, static_cast<uint64_t>(o.next_offset));
-        batch.Put(format::OffsetKey(o.topic, o.partition), value);
-      }
+  };
+
+  // Decides the group's entries in order into one batch and writes it; on any
+  // failure the whole group is refused and nothing of it stays.
+  void WriteGroup(std::vector<Pending>& group) {
+    if (write_failed) ResumeWrites();
+    GroupWrite write(this);
+    group_events.clear();
+    const Head start_head = writer_head;
+    const uint64_t start_rejected = next_rejected_id;
+    std::vector<AppendResult> results(group.size());
+    Status status = LookUpIds(group, &write.known_ids);
+    for (size_t r = 0; status.ok() && r < group.size(); ++r) {
+      status = DecideRequest(write, group[r], &results[r]);
     }
-    std::sort(org_index.begin(), org_index.end());
-    for (const std::string& key : org_index) batch.Put(key, rocksdb::Slice());
-    std::sort(id_index.begin(), id_index.end());
-    for (const auto& [key, value] : id_index) batch.Put(key, value);
-    if (gate) gate->Seal(txn);
-    if (batch.Count() > 0) {
-      if (writer_head.sequence != start_head.sequence) {
-        std::string head_value;
-        format::PutBe64(&head_value, writer_head.sequence.value);
-        head_value += writer_head.hash;
-        batch.Put(format::kMetaHead, head_value);
-      }
-      rocksdb::WriteOptions wo;
-      // The WAL is synced before anyone is told "accepted": an acknowledged event
-      // must survive power loss, not only a process crash.
-      wo.sync = options.durability == Durability::kSync;
-      // Records and org-index keys of a group are consecutive: let the
-      // memtable remember where the last one went instead of searching again.
-      wo.memtable_insert_hint_per_batch = true;
-      rocksdb::Status s = db->Write(wo, &batch);
-      if (!s.ok()) {
-        write_failed = true;
-        Status failed = FromRocks(s, "writing to the ledger");
-        FailGroup(group, Status(failed.code(), failed.message() + unresumable), start_head,
-                  start_rejected);
-        return;
-      }
+    if (status.ok()) status = CommitBatch(write, start_head);
+    if (!status.ok()) {
+      FailGroup(group, status, start_head, start_rejected);
+      return;
     }
     {
       std::lock_guard<std::mutex> lock(head_mu);
@@ -768,6 +643,140 @@ struct Ledger::Impl {
       results[r].last_sequence = writer_head.sequence;
       if (group[r].done) group[r].done(std::move(results[r]));
     }
+  }
+
+  // After a failed write RocksDB stays read-only until resumed, for example
+  // once disk space returns.
+  void ResumeWrites() {
+    rocksdb::Status resumed = db->Resume();
+    if (resumed.ok()) {
+      write_failed = false;
+    } else if (resumed.severity() >= rocksdb::Status::Severity::kFatalError) {
+      // A failed fsync, say: the page cache can no longer be trusted, and
+      // RocksDB refuses every write until the database is reopened, which
+      // replays the WAL. Say so, rather than a bare I/O error, on every
+      // refusal from now on.
+      bool first = unresumable.empty();
+      unresumable = "; RocksDB cannot resume from this error in-process: restart ledgerd (" +
+                    resumed.ToString() + ")";
+      if (first && options.on_unrecoverable) {
+        options.on_unrecoverable(Status(Code::kUnavailable, "the ledger cannot write until it is reopened: " +
+                                                                resumed.ToString()));
+      }
+    }
+  }
+
+  // Decides one request's entries, then stores its Kafka offsets in the same
+  // batch. A non-ok status fails the whole group.
+  Status DecideRequest(GroupWrite& write, Pending& pending, AppendResult* result) {
+    AppendRequest& req = pending.request;
+    result->outcomes.resize(req.entries.size());
+    for (size_t i = 0; i < req.entries.size(); ++i) {
+      Status decided = DecideEntry(write, req.entries[i], pending.hashed[i], &result->outcomes[i]);
+      if (!decided.ok()) return decided;
+    }
+    for (const KafkaOffset& o : req.offsets) {
+      std::string value;
+      format::PutBe64(&value, static_cast<uint64_t>(o.next_offset));
+      write.batch.Put(format::OffsetKey(o.topic, o.partition), value);
+    }
+    return Status::Ok();
+  }
+
+  // One entry: stored as a rejection, acknowledged as a duplicate, or
+  // accepted with the next sequence. A non-ok status (a storage failure, a
+  // corrupt index) fails the whole group; a refusal of the entry is an
+  // outcome, not a status.
+  Status DecideEntry(GroupWrite& write, Entry& entry, Hashed& hashed, Outcome* out) {
+    if (!entry.event) return Reject(&write.batch, entry, entry.rejection.code(), entry.rejection.message(), out);
+    const events::Envelope& env = entry.event->envelope;
+    // Idempotency comes first: a known id is a duplicate or a conflict,
+    // whatever the rest of the event says.
+    std::string id_key = format::EventIdKey(env.org_id(), env.event_id());
+    std::optional<std::pair<Sequence, std::string>> known;
+    if (auto it = group_events.find(id_key); it != group_events.end()) {
+      known.emplace(it->second.sequence, it->second.digest);
+    } else if (const std::string* value = write.known_ids.Find(id_key)) {
+      if (value->size() != 8 + format::kHashBytes) {
+        return Status(Code::kCorruption, "bad event-id index entry for " + env.event_id());
+      }
+      known.emplace(Sequence{format::GetBe64(*value)}, value->substr(8));
+    }
+    if (known) {
+      if (known->second != hashed.digest) {
+        return Reject(&write.batch, entry, Code::kConflict,
+                      "event_id " + env.event_id() + " is already recorded with different content", out);
+      }
+      out->kind = Outcome::Kind::kDuplicate;
+      out->sequence = known->first;
+      return entry.redrive_of ? ForgetRedriven(&write.batch, *entry.redrive_of) : Status::Ok();
+    }
+    Sequence seq{writer_head.sequence.value + 1};
+    Status admitted = gate ? gate->Admit(*entry.event, seq, write.txn) : Status::Ok();
+    if (admitted.code() == Code::kUnavailable || admitted.code() == Code::kCorruption ||
+        admitted.code() == Code::kInternal) {
+      return admitted;
+    }
+    if (!admitted.ok()) return Reject(&write.batch, entry, admitted.code(), admitted.message(), out);
+    return Accept(write, entry, std::move(id_key), seq, hashed, out);
+  }
+
+  // Records an admitted event at `seq`, chained to the head, with its index
+  // keys; the group's writer head moves on.
+  Status Accept(GroupWrite& write, const Entry& entry, std::string id_key, Sequence seq, Hashed& hashed,
+                Outcome* out) {
+    const events::Envelope& env = entry.event->envelope;
+    Record record;
+    record.set_sequence(seq.value);
+    last_recorded_at = std::max(last_recorded_at, NowMicros());
+    record.set_recorded_at_micros(last_recorded_at);
+    record.set_prev_hash(writer_head.hash);
+    record.set_hash(ChainHash(writer_head.hash, seq.value, last_recorded_at, hashed.bytes));
+    record.set_event(std::move(hashed.bytes));
+    *record.mutable_source() = entry.source;
+    std::string index_value;
+    format::PutBe64(&index_value, seq.value);
+    index_value += hashed.digest;
+    write.batch.Put(format::RecordKey(seq.value), record.SerializeAsString());
+    write.id_index.emplace_back(id_key, std::move(index_value));
+    write.org_index.push_back(format::OrgKey(env.org_id(), seq.value));
+    if (entry.redrive_of) {
+      if (Status s = ForgetRedriven(&write.batch, *entry.redrive_of); !s.ok()) return s;
+    }
+    writer_head = Head{seq, record.hash()};
+    group_events[std::move(id_key)] = GroupEvent{seq, hashed.digest, &env};
+    out->kind = Outcome::Kind::kAccepted;
+    out->sequence = seq;
+    return Status::Ok();
+  }
+
+  // Adds the index keys, the gate's writes and the new head to the batch and
+  // writes it, synced unless the ledger was opened without durability.
+  Status CommitBatch(GroupWrite& write, const Head& start_head) {
+    std::sort(write.org_index.begin(), write.org_index.end());
+    for (const std::string& key : write.org_index) write.batch.Put(key, rocksdb::Slice());
+    std::sort(write.id_index.begin(), write.id_index.end());
+    for (const auto& [key, value] : write.id_index) write.batch.Put(key, value);
+    if (gate) gate->Seal(write.txn);
+    if (write.batch.Count() == 0) return Status::Ok();
+    if (writer_head.sequence != start_head.sequence) {
+      std::string head_value;
+      format::PutBe64(&head_value, writer_head.sequence.value);
+      head_value += writer_head.hash;
+      write.batch.Put(format::kMetaHead, head_value);
+    }
+    rocksdb::WriteOptions wo;
+    // The WAL is synced before anyone is told "accepted": an acknowledged event
+    // must survive power loss, not only a process crash.
+    wo.sync = options.durability == Durability::kSync;
+    // Records and org-index keys of a group are consecutive: let the
+    // memtable remember where the last one went instead of searching again.
+    wo.memtable_insert_hint_per_batch = true;
+    rocksdb::Status s = db->Write(wo, &write.batch);
+    if (s.ok()) return Status::Ok();
+    write_failed = true;
+    Status failed = FromRocks(s, "writing to the ledger");
+    return Status(failed.code(), failed.message() + unresumable);
   }
 
   void FailGroup(std::vector<Pending>& group, const Status& status, const Head& start_head,

@@ -55,6 +55,8 @@ struct Sequence {
   uint64_t value = 0;
   auto operator<=>(const Sequence&) const = default;
 };
+// Past every sequence: "up to the head" for a read bounded by a sequence.
+inline constexpr Sequence kSequenceMax{UINT64_MAX};
 
 using Source = ::billing::ledger::v1::Source;
 using Record = ::billing::ledger::v1::Record;

@@ -17,7 +17,7 @@
 #include "ops/backup.h"
 #include "ops/focus_import.h"
 #include "ops/generator.h"
-#include "ops/produce.h"
+#include "kafka/produce.h"
 #include "projections/billing.h"
 #include "projections/export.h"
 #include "projections/keys.h"
@@ -133,7 +133,7 @@ Result<std::vector<std::string>> OrgsUpTo(const ledger::Ledger& led, uint64_t up
 // invoices routes answer for that month `as_of` the same sequence.
 Status PrintOrgAsOf(const ledger::Ledger& led, const std::string& org_id, uint64_t upto) {
   projections::MemoryStore store;
-  auto state = projections::ReplayOrg(led, org_id, upto, &store);
+  auto state = projections::ReplayOrg(led, org_id, ledger::Sequence{upto}, &store);
   if (!state.ok()) return state.status();
   const projections::OrgState& org = *state;
   std::set<int32_t> months;
@@ -225,7 +225,7 @@ int Export(const std::string& dir, const ExportArgs& args) {
   if (!format.ok()) return Fail(format.status());
   auto led = projections::OpenLedgerReadOnly(dir);
   if (!led.ok()) return Fail(led.status());
-  auto rows = projections::ExportMonth(**led, args.org, *month, args.to_seq.value_or(UINT64_MAX));
+  auto rows = projections::ExportMonth(**led, args.org, *month, ledger::Sequence{args.to_seq.value_or(UINT64_MAX)});
   if (!rows.ok()) return Fail(rows.status());
   if (!args.invoice.empty() && projections::KeepInvoice(&*rows, args.invoice) == 0) {
     return Fail(Status(Code::kNotFound, "invoice " + args.invoice + " has no lines"));

@@ -15,10 +15,10 @@
 #include <mutex>
 #include <optional>
 
-#include "api/http_server.h"
-#include "api/kafka_consumer.h"
-#include "api/metrics.h"
-#include "api/service.h"
+#include "http/http_server.h"
+#include "kafka/kafka_consumer.h"
+#include "metrics/metrics.h"
+#include "service/service.h"
 #include "projections/billing.h"
 
 using namespace billing;
@@ -124,7 +124,7 @@ int main(int argc, char** argv) {
   app.add_option("--dlq-topic", dlq_topic, "also publish rejected Kafka messages to this topic");
   app.add_option("--kafka-session-timeout-ms", kafka_session_timeout_ms,
                  "how long the group waits for a silent member (a killed ledgerd)");
-  app.add_option("--tokens", tokens_file, "tokens file: enables access control (see api/auth.h)");
+  app.add_option("--tokens", tokens_file, "tokens file: enables access control (see service/auth.h)");
   app.add_flag("!--no-access-log", access_log, "do not write an access log line per request");
   CLI11_PARSE(app, argc, argv);
 

@@ -11,7 +11,6 @@
 // Thread-safe: ingest from any thread (group commit), queries in parallel.
 #pragma once
 
-#include <chrono>
 #include <cstdint>
 #include <functional>
 #include <memory>
@@ -22,26 +21,10 @@
 #include "ledger/ledger.h"
 #include "projections/org_state.h"
 #include "projections/queries.h"
+#include "projections/rebuild.h"
 #include "projections/store.h"
 
 namespace billing::projections {
-
-// Records replayed per WriteBatch while rebuilding: large enough to amortise
-// the write, small enough to bound the buffers (a batch's posting log is
-// ~30 MiB, its sums a few MiB).
-inline constexpr size_t kRebuildBatchEvents = 50000;
-// Logged batches waiting for the rebuild's writer thread: two keep both
-// cores busy. With the one being filled and the one being added up, at most
-// four logs (~120 MiB) are alive.
-inline constexpr size_t kRebuildQueueBatches = 2;
-
-// Memtable size while rebuilding (RocksDB's default is 64 MiB): half as many
-// L0 files (a 10 M-event history leaves 8, so no wait for their compaction)
-// for up to twice this much memory during the rebuild.
-inline constexpr size_t kRebuildWriteBufferBytes = size_t{128} << 20;
-// How often a rebuild that left many L0 files checks the compaction it waits
-// for (seconds at 10 M events): often enough to add little to it.
-inline constexpr std::chrono::milliseconds kRebuildCompactionPoll{20};
 
 struct BillingOptions {
   std::string dir;
@@ -77,10 +60,6 @@ class Billing {
   static Result<std::unique_ptr<Billing>> Open(const BillingOptions& options);
   ~Billing();
 
-  // Parses and statelessly validates one message into a ledger entry; never
-  // fails (a bad message becomes an entry carrying its rejection).
-  static ledger::Entry Prepare(std::string raw, const ledger::Source& source);
-
   // Appends, deciding each entry in order; see ledger::Ledger::AppendAsync.
   void SubmitAsync(ledger::AppendRequest request, std::function<void(ledger::AppendResult)> done,
                    ledger::Ledger::WhenQueueFull when_full = ledger::Ledger::WhenQueueFull::kWait);
@@ -94,17 +73,17 @@ class Billing {
   // kNotFound if the org does not exist there.
   // WARNING: a live snapshot pins a RocksDB snapshot; release it before the
   // Billing is destroyed.
-  Result<OrgSnapshot> Snapshot(const std::string& org, std::optional<uint64_t> as_of,
+  Result<OrgSnapshot> Snapshot(const std::string& org, std::optional<ledger::Sequence> as_of,
                                const ReplayScope& scope = {}) const;
 
   // Changes whenever an event of `org` is committed (starts at 0 when the
   // process starts): answers cached under one version stay exact until then.
   uint64_t OrgVersion(const std::string& org) const;
 
-  // Deletes the read models and replays the whole ledger into them. Only
-  // while nothing else reads or writes (Open calls it before returning;
-  // `ledgerctl replay` holds the directory): it drops table files under any
-  // live snapshot.
+  // Deletes the read models and replays the whole ledger into them
+  // (rebuild.h), then reloads the org states. Only while nothing else reads
+  // or writes (Open calls it before returning; `ledgerctl replay` holds the
+  // directory): it drops table files under any live snapshot.
   Status Rebuild();
 
   ledger::Ledger& ledger() const;
@@ -125,7 +104,7 @@ Result<std::unique_ptr<ledger::Ledger>> OpenLedgerReadOnly(const std::string& di
 // Replays one org's records up to `upto` from `ledger` into `store`; returns
 // its structure. kNotFound if the org has no records there. Used by as_of and
 // by tests comparing incremental state with a replay.
-Result<OrgState> ReplayOrg(const ledger::Ledger& ledger, const std::string& org, uint64_t upto,
+Result<OrgState> ReplayOrg(const ledger::Ledger& ledger, const std::string& org, ledger::Sequence upto,
                            MemoryStore* store, const ReplayScope& scope = {});
 
 }  // namespace billing::projections

@@ -43,7 +43,7 @@ void Decider::Load(std::map<std::string, OrgState> orgs) {
 // Where an accepted charge (usage, support, credit) lands, by the structure
 // and closed months known before sequence `seq`.
 Result<Decider::Posting> Decider::PostingFor(const OrgState& org, const events::Event& event,
-                                             uint64_t seq) const {
+                                             ledger::Sequence seq) const {
   using events::Payload;
   Posting p;
   const events::Envelope& e = event.envelope;
@@ -124,8 +124,10 @@ void Decider::Emit(OrgState& org, const Posting& p, Sink& sink, const events::Ev
   }
 }
 
-Status Decider::Decide(const events::Event& event, uint64_t seq, const EventLookup& lookup,
+Status Decider::Decide(const events::Event& event, ledger::Sequence sequence, const EventLookup& lookup,
                        Sink& sink, const View& view) {
+  // The org state and the postings keep the bare number (state.proto).
+  const uint64_t seq = sequence.value;
   using events::Payload;
   const events::Envelope& e = event.envelope;
   const std::string& org_id = e.org_id();
@@ -213,7 +215,7 @@ Status Decider::Decide(const events::Event& event, uint64_t seq, const EventLook
         return Reject(Code::kCurrencyMismatch, "currency " + u.currency() + " differs from the organization's " +
                                                     org.currency);
       }
-      auto posting = PostingFor(org, event, seq);
+      auto posting = PostingFor(org, event, sequence);
       if (!posting.ok()) return posting.status();
       Emit(org, *posting, sink, event, seq, event);
       return Status::Ok();  // structure unchanged unless Emit marked it
@@ -228,7 +230,7 @@ Status Decider::Decide(const events::Event& event, uint64_t seq, const EventLook
       if (has_cc && !org.cost_centers.count(cc)) {
         return Reject(Code::kUnknownCostCenter, "cost center " + cc + " is unknown");
       }
-      auto posting = PostingFor(org, event, seq);
+      auto posting = PostingFor(org, event, sequence);
       if (!posting.ok()) return posting.status();
       Emit(org, *posting, sink, event, seq, event);
       return Status::Ok();
@@ -258,15 +260,15 @@ Status Decider::Decide(const events::Event& event, uint64_t seq, const EventLook
         return Status(Code::kCorruption, "stored event " + target_id + " no longer validates: " +
                                              parsed.status().message());
       }
-      auto posting = PostingFor(org, *parsed, original.sequence.value);
+      auto posting = PostingFor(org, *parsed, original.sequence);
       if (!posting.ok()) return posting.status();
       Posting reversal = *posting;
       reversal.amount = -reversal.amount;
       reversal.quantity = -reversal.quantity;
-      if (org.IsClosed(parsed->month, seq)) {
+      if (org.IsClosed(parsed->month, sequence)) {
         // The original's month closed after it was recorded: the reversal is
         // a late posting like any other.
-        reversal.target = org.EarliestOpenAfter(parsed->month, seq);
+        reversal.target = org.EarliestOpenAfter(parsed->month, sequence);
         reversal.category = keys::kAdjustment;
         reversal.label = FormatMonth(parsed->month);
         reversal.drill = nullptr;
@@ -304,7 +306,7 @@ Status Decider::Redecide(const ledger::Record& record, const EventLookup& lookup
     return Status(Code::kCorruption, "record " + std::to_string(record.sequence()) +
                                          " does not validate: " + valid.message());
   }
-  Status decided = Decide(replayed_, record.sequence(), lookup, sink, view);
+  Status decided = Decide(replayed_, ledger::Sequence{record.sequence()}, lookup, sink, view);
   if (!decided.ok()) {
     return Status(Code::kCorruption, "record " + std::to_string(record.sequence()) +
                                          " is no longer accepted on replay: " + decided.ToString());

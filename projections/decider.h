@@ -58,7 +58,7 @@ class Decider {
   // writes added to `sink`. A SPEC code: rejected, and nothing changed.
   // kUnavailable/kCorruption: a lookup failed. `view` answers voided markers
   // written before the current group.
-  Status Decide(const events::Event& event, uint64_t seq, const EventLookup& lookup, Sink& sink,
+  Status Decide(const events::Event& event, ledger::Sequence sequence, const EventLookup& lookup, Sink& sink,
                 const View& view);
   // Decides a record already in the ledger again (replays, rebuilds,
   // exports). It was accepted when written, so any refusal now is
@@ -84,7 +84,7 @@ class Decider {
 
  private:
   struct Posting;
-  Result<Posting> PostingFor(const OrgState& org, const events::Event& event, uint64_t seq) const;
+  Result<Posting> PostingFor(const OrgState& org, const events::Event& event, ledger::Sequence seq) const;
   void Emit(OrgState& org, const Posting& posting, Sink& sink, const events::Event& cause,
             uint64_t seq, const events::Event& charge);
 

@@ -162,7 +162,7 @@ std::string_view FocusChargeCategory(std::string_view category) {
 }
 
 Result<MonthExport> ExportMonth(const ledger::Ledger& ledger, const std::string& org_id, Month month,
-                                uint64_t upto) {
+                                ledger::Sequence upto) {
   // Rows are collected with their bucket; invoice ids and accounts depend on
   // the month's mode and accounts as of `upto`, known only at the end.
   std::vector<ExportRow> rows;
@@ -208,7 +208,7 @@ Result<MonthExport> ExportMonth(const ledger::Ledger& ledger, const std::string&
   MarkerStore store;
   Status failure;
   EventLookup lookup = [&ledger](ledger::EventKey key) { return ledger.FindEvent(key); };
-  Status scan = ledger.ScanOrg(org_id, ledger::Sequence{0}, ledger::Sequence{upto}, 0,
+  Status scan = ledger.ScanOrg(org_id, ledger::Sequence{0}, upto, 0,
                                [&](const ledger::Record& record) {
     failure = decider.Redecide(record, lookup, store, store);
     if (!failure.ok()) return false;

@@ -60,11 +60,11 @@ struct MonthExport {
 };
 
 // The postings landing in `month` of `org` as they stood right after ledger
-// sequence `upto` (UINT64_MAX: the head). kNotFound if the org has no records
+// sequence `upto` (ledger::kSequenceMax: the head). kNotFound if the org has no records
 // up to there; kCorruption if a stored record no longer decodes or is no
 // longer accepted on replay; kUnavailable on a read error.
 Result<MonthExport> ExportMonth(const ledger::Ledger& ledger, const std::string& org, Month month,
-                                uint64_t upto = UINT64_MAX);
+                                ledger::Sequence upto = ledger::kSequenceMax);
 
 // Keeps only the rows of one invoice; returns how many remain.
 size_t KeepInvoice(MonthExport* month_export, const std::string& invoice_id);

@@ -16,25 +16,25 @@ Timestamp InstantOf(const v1::Instant& in) {
 }  // namespace
 
 std::string OrgState::CostCenterOf(const std::string& provider, Timestamp at,
-                                   uint64_t known_before) const {
+                                   ledger::Sequence known_before) const {
   const ProviderInfo& p = providers.at(provider);
   // The latest placement effective at or before `at` wins, ties in ledger
   // order; usage before every placement belongs to the first workspace.
   const Placement* best = nullptr;
   for (const Placement& pl : p.placements) {
-    if (pl.sequence >= known_before) break;
+    if (pl.sequence >= known_before.value) break;
     if (pl.effective <= at && (best == nullptr || pl.effective >= best->effective)) best = &pl;
   }
   if (best == nullptr) best = &p.placements.front();
   return workspaces.at(best->workspace_id);
 }
 
-bool OrgState::IsClosed(Month month, uint64_t known_before) const {
+bool OrgState::IsClosed(Month month, ledger::Sequence known_before) const {
   auto it = closed.find(month.index);
-  return it != closed.end() && it->second.sequence < known_before;
+  return it != closed.end() && it->second.sequence < known_before.value;
 }
 
-Month OrgState::EarliestOpenAfter(Month month, uint64_t known_before) const {
+Month OrgState::EarliestOpenAfter(Month month, ledger::Sequence known_before) const {
   Month m = month.next();
   while (IsClosed(m, known_before)) m = m.next();
   return m;

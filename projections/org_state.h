@@ -16,6 +16,7 @@
 
 #include "events/calendar.h"
 #include "events/event.h"
+#include "ledger/ledger.h"
 #include "projections/state.pb.h"
 
 namespace billing::projections {
@@ -68,11 +69,11 @@ struct OrgState {
 
   // The cost center owning the workspace `provider` was in at `at`, using
   // placements recorded before `known_before`. The provider must exist.
-  std::string CostCenterOf(const std::string& provider, Timestamp at, uint64_t known_before) const;
+  std::string CostCenterOf(const std::string& provider, Timestamp at, ledger::Sequence known_before) const;
   // Whether `month` was closed by an event before sequence `known_before`.
-  bool IsClosed(Month month, uint64_t known_before = UINT64_MAX) const;
+  bool IsClosed(Month month, ledger::Sequence known_before = ledger::kSequenceMax) const;
   // The first month after `month` that is open as of `known_before`.
-  Month EarliestOpenAfter(Month month, uint64_t known_before = UINT64_MAX) const;
+  Month EarliestOpenAfter(Month month, ledger::Sequence known_before = ledger::kSequenceMax) const;
   // Invoicing mode of `month`: frozen at its close, else the latest change
   // effective before the next month starts (ties in ledger order).
   InvoicingMode ModeOf(Month month) const;

@@ -3,7 +3,7 @@
 // a real Billing on RocksDB in a temp dir, and every one of them is accepted,
 // a duplicate or rejected exactly once, across partitions, restarts and
 // rebalances, with per-org order kept and read models matching.
-#include "api/kafka_consumer.h"
+#include "kafka/kafka_consumer.h"
 
 #include <gtest/gtest.h>
 #include <librdkafka/rdkafka.h>
@@ -14,7 +14,7 @@
 #include <string>
 #include <vector>
 
-#include "api/embedded_kafka.h"
+#include "kafka/embedded_kafka.h"
 #include "tests/api/kafka_test_support.h"
 #include "tests/testing/temp_dir.h"
 

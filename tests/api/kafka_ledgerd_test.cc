@@ -14,7 +14,7 @@
 
 #include <nlohmann/json.hpp>
 
-#include "api/embedded_kafka.h"
+#include "kafka/embedded_kafka.h"
 #include "tests/api/kafka_test_support.h"
 #include "tests/testing/files.h"
 #include "tests/testing/http_client.h"

@@ -123,7 +123,7 @@ TEST_F(HeavyRequests, DashboardsAreAnsweredWhileVerifiesAndReplaysRun) {
 
 TEST_F(HeavyRequests, AFullWorkerQueueIs503WithRetryAfter) {
   Ledgerd& d = *ledgerd_;
-  // More verifies at once than workers plus queue slots (api/worker_pool.h).
+  // More verifies at once than workers plus queue slots (http/worker_pool.h).
   constexpr int kVerifies = 2 + 64 + 32;
   std::atomic<int> refused{0}, ok{0}, retry_after{0};
   std::vector<std::thread> threads;

@@ -1,7 +1,7 @@
 // api::ParseTarget, the router's reading of a request target: segments are
 // split before they are decoded, dot segments are refused even when encoded,
 // and query strings decode '+' and escapes; checked on hand-written targets.
-#include "api/target.h"
+#include "http/target.h"
 
 #include <gtest/gtest.h>
 

@@ -7,7 +7,7 @@
 //  2. ledger: the same N events, byte for byte, through api::KafkaConsumer
 //     into a Billing on disk (synced WAL): ledger, hash chain, idempotency
 //     index and read models, while the producer publishes them;
-//  3. the ceiling: the same events through Billing::Prepare and Submit
+//  3. the ceiling: the same events through ledger::PrepareEntry and Submit
 //     without Kafka (the consumer's own pipeline shape: prepare the next
 //     batch of 1000 while the previous one is written), into another ledger;
 //  4. freshness: at half the rate measured in 2, each event's time from the
@@ -41,10 +41,11 @@
 #include <thread>
 #include <vector>
 
-#include "api/embedded_kafka.h"
-#include "api/kafka_consumer.h"
-#include "api/metrics.h"
+#include "kafka/embedded_kafka.h"
+#include "kafka/kafka_consumer.h"
+#include "metrics/metrics.h"
 #include "events/event.h"
+#include "ledger/prepare.h"
 #include "projections/billing.h"
 #include "projections/queries.h"
 
@@ -324,7 +325,7 @@ int main(int argc, char** argv) {
     source.set_kind(ledger::Source::KAFKA);
     source.set_topic("direct");
     ledger::AppendRequest setup_request;
-    for (const std::string& e : setup) setup_request.entries.push_back(projections::Billing::Prepare(e, source));
+    for (const std::string& e : setup) setup_request.entries.push_back(ledger::PrepareEntry(e, source));
     (*direct)->Submit(std::move(setup_request));
     std::vector<std::string> direct_values = values;
     std::mutex mu;
@@ -336,7 +337,7 @@ int main(int argc, char** argv) {
       for (size_t k = 0; k < api::kKafkaBatchEventsMax && i < n; ++k, ++i) {
         source.set_offset(i);
         request.entries.push_back(
-            projections::Billing::Prepare(std::move(direct_values[static_cast<size_t>(i)]), source));
+            ledger::PrepareEntry(std::move(direct_values[static_cast<size_t>(i)]), source));
       }
       request.offsets.push_back(ledger::KafkaOffset{"direct", 0, i});
       std::unique_lock<std::mutex> lock(mu);

@@ -14,6 +14,7 @@
 #include <vector>
 
 #include "ledger/format.h"
+#include "ledger/prepare.h"
 #include "ops/generator.h"
 #include "projections/billing.h"
 #include "projections/decider.h"
@@ -60,7 +61,7 @@ int Load(const std::string& dir, int64_t events) {
     req = ledger::AppendRequest();
   };
   ops::Generate(g, [&](const std::string& line) {
-    req.entries.push_back(projections::Billing::Prepare(line, ledger::Source()));
+    req.entries.push_back(ledger::PrepareEntry(line, ledger::Source()));
     if (req.entries.size() >= 5000) flush();
   });
   flush();
@@ -195,7 +196,7 @@ int Measure(const std::string& dir) {
       projections::ReplayScope scope{.kinds = kinds, .month = std::nullopt};
       if (std::string_view(kinds) == "ID") scope.month = *ParseMonth("2026-06", "month");
       auto begin = std::chrono::steady_clock::now();
-      auto state = projections::ReplayOrg(led, "org-1", upto, &store, scope);
+      auto state = projections::ReplayOrg(led, "org-1", ledger::Sequence{upto}, &store, scope);
       if (!state.ok()) {
         std::printf("replay failed: %s\n", state.status().ToString().c_str());
         return 1;

@@ -3,7 +3,7 @@
 #include <string>
 #include <string_view>
 
-#include "api/target.h"
+#include "http/target.h"
 #include "tests/fuzz/fuzz_targets.h"
 
 namespace billing::fuzz {

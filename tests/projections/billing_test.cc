@@ -15,6 +15,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "ledger/prepare.h"
 #include "projections/keys.h"
 #include "tests/testing/files.h"
 #include "tests/testing/temp_dir.h"
@@ -46,7 +47,7 @@ class BillingTest : public ::testing::Test {
     if (id.empty()) id = org + ":" + kind + ":" + std::to_string(++counter_);
     Json e{{"event_id", id}, {"org_id", org}, {"occurred_at", occurred_at}, {kind, payload}};
     ledger::AppendRequest req;
-    req.entries.push_back(Billing::Prepare(e.dump(), ledger::Source()));
+    req.entries.push_back(ledger::PrepareEntry(e.dump(), ledger::Source()));
     auto r = billing_->Submit(std::move(req));
     EXPECT_TRUE(r.status.ok());
     last_id_ = id;
@@ -79,7 +80,9 @@ class BillingTest : public ::testing::Test {
   }
 
   OrgSnapshot Snap(std::optional<uint64_t> as_of = std::nullopt, const std::string& org = "o") {
-    auto s = billing_->Snapshot(org, as_of);
+    std::optional<ledger::Sequence> seq;
+    if (as_of) seq = ledger::Sequence{*as_of};
+    auto s = billing_->Snapshot(org, seq);
     EXPECT_TRUE(s.ok()) << s.status().ToString();
     return *s;
   }
@@ -342,7 +345,7 @@ TEST_F(BillingTest, AFailedReadModelReadIsUnavailableNotAnAnswer) {
   Json again{{"event_id", "o:void-again"}, {"org_id", "o"}, {"occurred_at", "2026-01-12T00:00:00Z"},
              {"event_voided", {{"voided_event_id", charge}, {"reason", "r"}}}};
   ledger::AppendRequest req;
-  req.entries.push_back(Billing::Prepare(again.dump(), ledger::Source()));
+  req.entries.push_back(ledger::PrepareEntry(again.dump(), ledger::Source()));
   auto failed = billing_->Submit(std::move(req));
   EXPECT_EQ(failed.status.code(), Code::kUnavailable) << failed.status.ToString();
   EXPECT_GT(fs->injected(), 0);
@@ -356,7 +359,7 @@ TEST_F(BillingTest, AFailedReadModelReadIsUnavailableNotAnAnswer) {
     EXPECT_EQ(FormatNanos(history[0].total, 2), "2.25");
   }
   ledger::AppendRequest retry;
-  retry.entries.push_back(Billing::Prepare(again.dump(), ledger::Source()));
+  retry.entries.push_back(ledger::PrepareEntry(again.dump(), ledger::Source()));
   auto decided = billing_->Submit(std::move(retry));
   ASSERT_TRUE(decided.status.ok()) << decided.status.ToString();
   EXPECT_EQ(decided.outcomes[0].code, Code::kAlreadyVoided);
@@ -468,7 +471,7 @@ TEST_F(BillingTest, AsOfAnswersAsTheLedgerStoodAndRebuildChangesNothing) {
   ASSERT_EQ(Usage("2026-01-11T00:00:00Z", "6"), Code::kOk);
   EXPECT_EQ(Invoices("2026-01", seq)["2026-01-org"], "4.00 draft BA");
   EXPECT_EQ(Invoices("2026-01")["2026-01-org"], "10.00 draft BA");
-  EXPECT_FALSE(billing_->Snapshot("o", 0).ok());
+  EXPECT_FALSE(billing_->Snapshot("o", ledger::Sequence{0}).ok());
   auto items = Items("2026-01");
   size_t write_buffer = billing_->ledger().db()->GetOptions().write_buffer_size;
   ASSERT_TRUE(billing_->Rebuild().ok());
@@ -519,9 +522,9 @@ TEST_F(BillingTest, AsOfReplayKeepsOnlyWhatTheAnswerReads) {
   auto stored = [](const OrgSnapshot& s) { return dynamic_cast<const MemoryStore&>(*s.view).size(); };
 
   OrgSnapshot full = Snap(as_of);
-  auto dashboard = billing_->Snapshot("o", as_of, ReplayScope{.kinds = "B", .month = std::nullopt});
-  auto history = billing_->Snapshot("o", as_of, ReplayScope{.kinds = "BC", .month = std::nullopt});
-  auto items = billing_->Snapshot("o", as_of, ReplayScope{.kinds = "ID", .month = jan});
+  auto dashboard = billing_->Snapshot("o", ledger::Sequence{as_of}, ReplayScope{.kinds = "B", .month = std::nullopt});
+  auto history = billing_->Snapshot("o", ledger::Sequence{as_of}, ReplayScope{.kinds = "BC", .month = std::nullopt});
+  auto items = billing_->Snapshot("o", ledger::Sequence{as_of}, ReplayScope{.kinds = "ID", .month = jan});
   ASSERT_TRUE(dashboard.ok() && history.ok() && items.ok());
   // The drill-down (4 levels of 30 resources a month) is most of a full replay.
   EXPECT_LT(stored(*dashboard) * 10, stored(full));
@@ -568,7 +571,7 @@ TEST_F(BillingTest, GoldenExampleOutcomes) {
   size_t i = 0;
   while (std::getline(in, line)) {
     ledger::AppendRequest req;
-    req.entries.push_back(Billing::Prepare(line, ledger::Source()));
+    req.entries.push_back(ledger::PrepareEntry(line, ledger::Source()));
     auto r = billing_->Submit(std::move(req));
     const Json& want = outcomes[i++];
     const ledger::Outcome& got = r.outcomes[0];

@@ -11,6 +11,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "ledger/prepare.h"
 #include "ops/generator.h"
 #include "projections/billing.h"
 #include "tests/testing/temp_dir.h"
@@ -393,7 +394,7 @@ TEST_P(PropertyTest, ServiceAgreesWithTheModelAndWithItsOwnReplays) {
     ledger::AppendRequest req;
     std::vector<std::string> expected;
     for (size_t k = 0; k < n; ++k) {
-      req.entries.push_back(Billing::Prepare(lines[i + k], ledger::Source()));
+      req.entries.push_back(ledger::PrepareEntry(lines[i + k], ledger::Source()));
       expected.push_back(model.Apply(lines[i + k]));
     }
     auto r = (*billing)->Submit(std::move(req));
@@ -427,14 +428,14 @@ TEST_P(PropertyTest, ServiceAgreesWithTheModelAndWithItsOwnReplays) {
     live[org] = Everything(*s, first, last);
     // A per-org replay into memory gives the same answers, byte for byte.
     MemoryStore store;
-    auto replayed = ReplayOrg((*billing)->ledger(), org, UINT64_MAX, &store);
+    auto replayed = ReplayOrg((*billing)->ledger(), org, ledger::kSequenceMax, &store);
     ASSERT_TRUE(replayed.ok());
     OrgSnapshot rs{std::make_shared<const OrgState>(*replayed), std::shared_ptr<const View>(&store, [](const View*) {})};
     EXPECT_EQ(Everything(rs, first, last), live[org]) << org;
   }
   for (const Checkpoint& c : checkpoints) {
     for (const auto& [org, months] : c.invoices) {
-      auto s = (*billing)->Snapshot(org, c.seq);
+      auto s = (*billing)->Snapshot(org, ledger::Sequence{c.seq});
       if (!s.ok()) continue;  // the org did not exist yet
       for (const auto& [month, invoices] : months) {
         EXPECT_EQ(ServiceInvoices(*s, month), invoices) << org << " as_of " << c.seq;

@@ -21,7 +21,7 @@
 #include <sstream>
 #include <thread>
 
-#include "api/embedded_kafka.h"
+#include "kafka/embedded_kafka.h"
 #include "tests/api/kafka_test_support.h"
 #include "tests/testing/http_client.h"
 #include "tests/testing/process.h"

@@ -24,8 +24,8 @@
 #include <thread>
 #include <vector>
 
-#include "api/http_server.h"
-#include "api/request_gate.h"
+#include "http/http_server.h"
+#include "http/request_gate.h"
 #include "tests/api/kafka_test_support.h"
 #include "tests/testing/http_client.h"
 #include "tests/testing/process.h"

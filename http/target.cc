@@ -1,4 +1,4 @@
-#include "api/target.h"
+#include "http/target.h"
 
 namespace billing::api {
 

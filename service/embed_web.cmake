@@ -1,7 +1,7 @@
 # Writes OUT, a C++ file defining FindWebAsset over every file in DIR.
 file(GLOB files RELATIVE ${DIR} ${DIR}/*)
 list(SORT files)
-set(body "#include \"api/web_assets.h\"\n\nnamespace billing::api {\n\nnamespace {\n")
+set(body "#include \"service/web_assets.h\"\n\nnamespace billing::api {\n\nnamespace {\n")
 set(table "")
 set(i 0)
 foreach(f ${files})

@@ -30,7 +30,7 @@
 #include <string_view>
 #include <map>
 
-#include "api/http_server.h"
+#include "http/http_server.h"
 
 namespace billing::api {
 

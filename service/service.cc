@@ -1,4 +1,4 @@
-#include "api/service.h"
+#include "service/service.h"
 
 #include <algorithm>
 #include <array>
@@ -8,10 +8,11 @@
 
 #include <nlohmann/json.hpp>
 
-#include "api/request_gate.h"
-#include "api/target.h"
-#include "api/web_assets.h"
+#include "http/request_gate.h"
+#include "http/target.h"
+#include "service/web_assets.h"
 #include "ledger/hash_chain.h"
+#include "ledger/prepare.h"
 #include "projections/export.h"
 
 namespace billing::api {
@@ -458,7 +459,7 @@ void Service::IngestBody(Call& call, events::BodyFormat format) {
   std::vector<std::string> event_ids;
   event_ids.reserve(raws->size());
   for (events::RawEvent& raw : *raws) {
-    ledger::Entry entry = projections::Billing::Prepare(std::move(raw.bytes), source);
+    ledger::Entry entry = ledger::PrepareEntry(std::move(raw.bytes), source);
     if (call.principal && !entry.org_id.empty() && !call.principal->CanSeeOrg(entry.org_id)) {
       return call.Reply(Error(403, "permission_denied",
                               "this token may not write events of organization " + entry.org_id));
@@ -489,7 +490,7 @@ void Service::Retry(Call& call, uint64_t id) {
                                 std::to_string((*rec)->raw_bytes()) +
                                 " bytes, so it cannot be re-driven; send the event again"));
   }
-  ledger::Entry entry = projections::Billing::Prepare((*rec)->raw(), (*rec)->source());
+  ledger::Entry entry = ledger::PrepareEntry((*rec)->raw(), (*rec)->source());
   entry.redrive_of = id;
   std::vector<std::string> ids{entry.event_id};
   ledger::AppendRequest request;
@@ -608,11 +609,11 @@ HttpReply Service::OrgAnswer(Call& call, const std::string& org_id, const std::v
   if (rest.empty()) return StructureAnswer(call, org_id);
   const std::string& kind = rest[0];
   // Shared query parameters, validated before any lookup.
-  std::optional<uint64_t> as_of;
+  std::optional<ledger::Sequence> as_of;
   if (auto v = call.Param("as_of")) {
     uint64_t seq = 0;
     if (!ParseUint(*v, &seq)) return Error(400, "invalid_argument", "as_of must be a ledger sequence number");
-    as_of = seq;
+    as_of = ledger::Sequence{seq};
   }
   auto months_param = [&](int def) -> Result<int> {
     auto v = call.Param("months");
@@ -768,11 +769,11 @@ HttpReply Service::OrgAnswer(Call& call, const std::string& org_id, const std::v
 // GET /v1/orgs/{org}: the structure with names, for pickers and documents.
 HttpReply Service::StructureAnswer(Call& call, const std::string& org_id) {
   call.route = "org";
-  std::optional<uint64_t> as_of;
+  std::optional<ledger::Sequence> as_of;
   if (auto v = call.Param("as_of")) {
     uint64_t seq = 0;
     if (!ParseUint(*v, &seq)) return Error(400, "invalid_argument", "as_of must be a ledger sequence number");
-    as_of = seq;
+    as_of = ledger::Sequence{seq};
   }
   // The answer reads the structure only: a replay as of a past sequence keeps
   // no aggregate ('-' names no aggregate kind, projections/keys.h).
@@ -805,13 +806,13 @@ HttpReply Service::StructureAnswer(Call& call, const std::string& org_id) {
                              {"cost_centers", std::move(cost_centers)}});
 }
 
-HttpReply Service::CsvAnswer(Call& call, const std::string& org_id, Month month, std::optional<uint64_t> as_of,
+HttpReply Service::CsvAnswer(Call& call, const std::string& org_id, Month month, std::optional<ledger::Sequence> as_of,
                              const std::optional<std::string>& invoice_id) {
   auto format = projections::ParseExportFormat(call.Param("format").value_or("csv"));
   if (!format.ok() || *format == projections::ExportFormat::kNdjson) {
     return Error(400, "invalid_argument", "format must be csv or focus");
   }
-  auto rows = projections::ExportMonth(billing_.ledger(), org_id, month, as_of.value_or(UINT64_MAX));
+  auto rows = projections::ExportMonth(billing_.ledger(), org_id, month, as_of.value_or(ledger::kSequenceMax));
   if (!rows.ok()) {
     if (rows.status().code() == Code::kNotFound) {
       return Error(404, "unknown_org", "organization " + org_id + " is unknown");

@@ -1,4 +1,4 @@
-#include "api/kafka_consumer.h"
+#include "kafka/kafka_consumer.h"
 
 #include <librdkafka/rdkafka.h>
 
@@ -14,7 +14,8 @@
 #include <thread>
 #include <vector>
 
-#include "api/embedded_kafka.h"
+#include "kafka/embedded_kafka.h"
+#include "ledger/prepare.h"
 
 namespace billing::api {
 
@@ -360,7 +361,7 @@ void KafkaConsumer::Impl::Take(const rd_kafka_message_t* m) {
   std::string raw;
   if (m->payload != nullptr) raw.assign(static_cast<const char*>(m->payload), m->len);
   if (batch.empty()) batch.started = Clock::now();
-  batch.request.entries.push_back(projections::Billing::Prepare(std::move(raw), source));
+  batch.request.entries.push_back(ledger::PrepareEntry(std::move(raw), source));
   batch.next[partition] = m->offset + 1;
   position[partition] = m->offset + 1;
 }

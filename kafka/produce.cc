@@ -1,4 +1,4 @@
-#include "ops/produce.h"
+#include "kafka/produce.h"
 
 #include <librdkafka/rdkafka.h>
 

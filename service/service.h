@@ -16,10 +16,10 @@
 #include <optional>
 #include <string>
 
-#include "api/auth.h"
-#include "api/http_server.h"
-#include "api/metrics.h"
-#include "api/worker_pool.h"
+#include "service/auth.h"
+#include "http/http_server.h"
+#include "metrics/metrics.h"
+#include "http/worker_pool.h"
 #include "projections/billing.h"
 
 namespace billing::api {
@@ -63,7 +63,7 @@ class Service {
  private:
   struct Call;
   void Route(Call& call);
-  // Runs `work` on the worker pool (api/worker_pool.h), never on an I/O
+  // Runs `work` on the worker pool (http/worker_pool.h), never on an I/O
   // thread; answers 503 with Retry-After when the pool's queue is full.
   // `call` is moved from: the caller returns at once.
   void OffIoThread(Call& call, std::function<void(Call&)> work);
@@ -77,7 +77,7 @@ class Service {
   // GET /v1/orgs/{org}: cost centers, workspaces and providers with names.
   HttpReply StructureAnswer(Call& call, const std::string& org);
   // A month's line-level rows (projections/export.h) as CSV, optionally one invoice's.
-  HttpReply CsvAnswer(Call& call, const std::string& org, Month month, std::optional<uint64_t> as_of,
+  HttpReply CsvAnswer(Call& call, const std::string& org, Month month, std::optional<ledger::Sequence> as_of,
                       const std::optional<std::string>& invoice_id);
   void LedgerEvents(Call& call);
   void Verify(Call& call);

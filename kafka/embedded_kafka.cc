@@ -1,4 +1,4 @@
-#include "api/embedded_kafka.h"
+#include "kafka/embedded_kafka.h"
 
 #include <librdkafka/rdkafka.h>
 #include <librdkafka/rdkafka_mock.h>

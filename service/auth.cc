@@ -1,4 +1,4 @@
-#include "api/auth.h"
+#include "service/auth.h"
 
 #include <sys/stat.h>
 

@@ -1,6 +1,6 @@
-#include "api/http_server.h"
+#include "http/http_server.h"
 
-#include "api/request_gate.h"
+#include "http/request_gate.h"
 
 #include <boost/asio/dispatch.hpp>
 #include <boost/asio/ip/tcp.hpp>

@@ -1,4 +1,4 @@
-#include "api/metrics.h"
+#include "metrics/metrics.h"
 
 #include <sstream>
 

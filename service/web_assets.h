@@ -1,4 +1,4 @@
-// The web dashboard's files (api/web/), compiled into the binary so that
+// The web dashboard's files (service/web/), compiled into the binary so that
 // ledgerd serves its page with nothing fetched from anywhere at run time.
 #pragma once
 

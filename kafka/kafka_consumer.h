@@ -1,7 +1,7 @@
 // KafkaConsumer: ingestion from a Kafka topic with exactly-once effect.
 //
 // One consumer thread, a member of a consumer group, reads the topic and
-// turns each message into a ledger entry (projections::Billing::Prepare: a
+// turns each message into a ledger entry (ledger::PrepareEntry: a
 // message that does not parse or validate becomes an entry carrying its
 // rejection, so a bad message never stops its partition). Entries are
 // appended in batches, and each batch carries, for every partition it
@@ -36,7 +36,7 @@
 #include <memory>
 #include <string>
 
-#include "api/metrics.h"
+#include "metrics/metrics.h"
 #include "events/status.h"
 #include "projections/billing.h"
 

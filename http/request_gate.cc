@@ -1,4 +1,4 @@
-#include "api/request_gate.h"
+#include "http/request_gate.h"
 
 #include <algorithm>
 #include <cctype>
