@@ -8,13 +8,15 @@ const std::vector<Service::Route>& Service::Routes() {
   using A = Access;
   using C = Cost;
   using B = Body;
-  // One row per route. The first match wins: a `{x}.csv` row comes
+  // One row per route; api/openapi.json describes each one (routes_test
+  // holds them to each other). The first match wins: a `{x}.csv` row comes
   // before the `{x}` row of the same place.
   static const std::vector<Route> kRoutes = {
       {{"GET", "/healthz", A::kPublic, C::kInline, B::kNone, "healthz"}, &Service::Healthz},
       {{"GET", "/readyz", A::kPublic, C::kInline, B::kNone, "readyz"}, &Service::Readyz},
       {{"GET", "/", A::kPublic, C::kInline, B::kNone, "web"}, &Service::WebPage},
       {{"GET", "/web/{file}", A::kPublic, C::kInline, B::kNone, "web"}, &Service::WebFile},
+      {{"GET", "/v1/openapi.json", A::kPublic, C::kInline, B::kNone, "openapi"}, &Service::OpenApi},
       {{"GET", "/metrics", A::kAuditor, C::kInline, B::kNone, "metrics"}, &Service::MetricsText},
       {{"POST", "/v1/events", A::kProducer, C::kHeavyBody, B::kEvents, "post_events"}, &Service::PostEvents},
       {{"GET", "/v1/orgs/{org}", A::kOrgReader, C::kHeavyAsOf, B::kNone, "org"}, &Service::Structure},

@@ -2,7 +2,8 @@
 // a handler. One row per (method, path pattern) says who may call it (Access),
 // where it runs (Cost), whether it reads a body, and its metrics label; the
 // table itself is Service::Routes() (api/routes.cc), next to the handlers it
-// names.
+// names, and api/openapi.json describes the same rows for clients (a test
+// holds the two to each other, tests/api/routes_test.cc).
 //
 // Patterns are absolute paths whose segments are literals, `{name}` (any one
 // segment, decoded) or `{name}.csv` (a segment ending in `.csv`; the parameter
@@ -25,7 +26,7 @@ namespace billing::api {
 
 // Who may call a route. An admin may call every route.
 enum class Access {
-  kPublic,     // anyone, without a token: probes, the web page
+  kPublic,     // anyone, without a token: probes, the web page, the contract
   kOrgReader,  // viewer or auditor whose scope holds the path's {org}; the answer
                // reads that org's read models only, so it is cached per org version
   kProducer,   // producer: writes events (each event's org must be in scope)

@@ -9,6 +9,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "api/openapi_document.h"
 #include "api/request_gate.h"
 #include "api/target.h"
 #include "api/web_assets.h"
@@ -402,7 +403,7 @@ void Service::CacheAnswer(std::string key, CachedAnswer answer) {
 }
 
 
-// ---- Probes and the web page: public.
+// ---- Probes, the web page and the contract: public.
 
 HttpReply Service::Healthz(Call& call) {
   auto bootstrap = std::atomic_load(&kafka_bootstrap_);
@@ -436,6 +437,16 @@ HttpReply Service::WebFile(Call& call) {
   r.headers.emplace_back("X-Frame-Options", "DENY");
   r.headers.emplace_back("X-Content-Type-Options", "nosniff");
   r.headers.emplace_back("Referrer-Policy", "no-referrer");
+  return r;
+}
+
+// The contract is public like the web page that follows it: it names routes
+// and shapes, never data, and a client needs it before it has a token.
+HttpReply Service::OpenApi(Call& call) {
+  HttpReply r;
+  r.body = std::string(OpenApiDocument());
+  r.headers.emplace_back("Cache-Control", "no-cache");
+  r.headers.emplace_back("X-Content-Type-Options", "nosniff");
   return r;
 }
 

@@ -64,8 +64,8 @@ class Service {
   void set_ready(bool ready) { ready_ = ready; }
   void set_kafka_bootstrap(std::string bootstrap);
 
-  // The route table (api/routes.cc) without its handlers, in match order,
-  // for tests and tools. Thread-safe.
+  // The route table (api/routes.cc) without its handlers, in match order:
+  // what tests and tools compare with api/openapi.json. Thread-safe.
   static std::span<const RouteSpec> RouteTable();
 
  private:
@@ -102,6 +102,7 @@ class Service {
   HttpReply Readyz(Call& call);
   HttpReply WebPage(Call& call);
   HttpReply WebFile(Call& call);
+  HttpReply OpenApi(Call& call);
   HttpReply MetricsText(Call& call);
   void PostEvents(Call& call);
   void Retry(Call& call);
