@@ -18,8 +18,9 @@ step() { echo "== $* ($(date -u +%H:%M:%S))"; }
 step "release build and tests"
 cmake -S . -B build -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo
 cmake --build build
-# The web test's only dependency (playwright-core) comes from the npm registry.
+# The web test's and the contract checks' tools come from the npm registry.
 (cd tests/web && npm ci --no-audit --no-fund --loglevel=error)
+(cd tests/contract && npm ci --no-audit --no-fund --loglevel=error)
 (cd build && ctest --output-on-failure -j"$jobs" --timeout 600)
 # A short wrk run, 256 connections mixing ingest and queries: any error or
 # non-2xx fails it. Only gross memory growth can show in so short a run.
