@@ -1,11 +1,15 @@
 #!/usr/bin/env bash
 # The HTTP contract's checks, with the tools pinned in package-lock.json:
 #   run.sh lint             redocly lint of api/openapi.json (redocly.yaml)
-# Run 'npm ci' here first (ops/test.sh does).
+#   run.sh validate DIR     every answer recorded in DIR (LEDGER_HTTP_RECORD_DIR,
+#                           tests/testing/http_client.h) against api/openapi.json
+# Run 'npm ci' here first (ops/test.sh does). The route table against the
+# document's paths is routes_test (tests/api/routes_test.cc).
 set -euo pipefail
 HERE=$(cd "$(dirname "$0")" && pwd)
+if [ "${1:-}" = validate ]; then record=$(cd "${2:?usage: run.sh validate RECORD_DIR}" && pwd); fi
 cd "$HERE"
-if [ ! -x node_modules/.bin/redocly ]; then
+if [ ! -x node_modules/.bin/redocly ] || [ ! -d node_modules/ajv ]; then
   echo "contract: run 'npm ci' in tests/contract first (ops/test.sh does)" >&2
   exit 1
 fi
@@ -13,5 +17,6 @@ fi
 export REDOCLY_TELEMETRY=off REDOCLY_SUPPRESS_UPDATE_NOTICE=true
 case "${1:-}" in
   lint) exec node_modules/.bin/redocly lint --config redocly.yaml ../../api/openapi.json ;;
-  *) echo "usage: run.sh lint" >&2; exit 2 ;;
+  validate) exec node validate_responses.mjs "$record" ../../api/openapi.json ;;
+  *) echo "usage: run.sh lint | validate RECORD_DIR" >&2; exit 2 ;;
 esac
