@@ -18,9 +18,15 @@ step() { echo "== $* ($(date -u +%H:%M:%S))"; }
 step "release build and tests"
 cmake -S . -B build -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo
 cmake --build build
-# The web test's only dependency (playwright-core) comes from the npm registry.
+# The web test's and the contract checks' tools come from the npm registry.
 (cd tests/web && npm ci --no-audit --no-fund --loglevel=error)
-(cd build && ctest --output-on-failure -j"$jobs" --timeout 600)
+(cd tests/contract && npm ci --no-audit --no-fund --loglevel=error)
+# Every answer the C++ tests receive is recorded, then held to service/openapi.json.
+record=$root/build/http-record
+rm -rf "$record" && mkdir -p "$record"
+(cd build && LEDGER_HTTP_RECORD_DIR=$record ctest --output-on-failure -j"$jobs" --timeout 600)
+step "recorded HTTP answers against service/openapi.json"
+bash tests/contract/run.sh validate "$record"
 # A short wrk run, 256 connections mixing ingest and queries: any error or
 # non-2xx fails it. Only gross memory growth can show in so short a run.
 step "load test, 10 s"

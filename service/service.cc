@@ -5,12 +5,14 @@
 #include <chrono>
 #include <cstdio>
 #include <map>
+#include <variant>
 
 #include <nlohmann/json.hpp>
 
 #include "http/request_gate.h"
 #include "http/target.h"
 #include "service/web_assets.h"
+#include "service/openapi_document.h"
 #include "ledger/hash_chain.h"
 #include "ledger/prepare.h"
 #include "projections/export.h"
@@ -97,17 +99,32 @@ Json SourceJson(const ledger::Source& s) {
   return j;
 }
 
+
+std::string StatusWord(bool closed) { return closed ? "closed" : "open"; }
+
+Json InvoiceSummaryJson(const projections::InvoiceSummary& inv, const projections::OrgState& org) {
+  return Json{{"invoice_id", inv.invoice_id},
+              {"cost_center_id", inv.cost_center_id ? Json(*inv.cost_center_id) : Json(nullptr)},
+              {"billing_account", inv.billing_account ? Json(*inv.billing_account) : Json(nullptr)},
+              {"status", inv.final ? "final" : "draft"},
+              {"total", FormatNanos(inv.total, org.minor_digits)},
+              {"currency", org.currency}};
+}
+
 }  // namespace
 
 namespace {
 
-// Route labels for metrics; Call::route holds one of these.
+// Route labels for metrics, index 0 for requests no route matched; Call::route
+// holds one of these.
 const std::vector<std::string>& RouteNames() {
-  static const std::vector<std::string> kNames = {
-      "unknown",       "healthz",      "readyz",      "web",        "metrics",       "post_events",
-      "dashboard",     "usage_history", "usage_month", "usage_item", "invoices",      "invoice",
-      "ledger_events", "ledger_verify", "ledger_rejected", "ledger_retry", "usage_month_csv", "invoice_csv",
-      "org"};
+  static const std::vector<std::string> kNames = [] {
+    std::vector<std::string> names{"unknown"};
+    for (const RouteSpec& r : Service::RouteTable()) {
+      if (std::find(names.begin(), names.end(), r.name) == names.end()) names.emplace_back(r.name);
+    }
+    return names;
+  }();
   return kNames;
 }
 
@@ -126,12 +143,18 @@ struct Service::Call {
   Respond respond;
   Metrics* metrics = nullptr;
   std::string route = "unknown";
-  std::vector<std::string> segments;
+  PathParams params;  // the matched pattern's {name} parts
   std::map<std::string, std::string> query;
   std::optional<Principal> principal;  // set when access control is on
   // The read models' view an org answer was computed from: its status() says
   // whether every read succeeded (projections/store.h).
   std::shared_ptr<const projections::View> view;
+  // Where an org answer is cached, once computed (ServeOrgAnswer).
+  struct CacheSlot {
+    std::string key;
+    uint64_t version = 0;
+  };
+  std::optional<CacheSlot> cache;
   std::chrono::steady_clock::time_point started = std::chrono::steady_clock::now();
 
   void Reply(HttpReply reply) {
@@ -145,6 +168,7 @@ struct Service::Call {
     if (it == query.end()) return std::nullopt;
     return it->second;
   }
+  const std::string& Org() const { return params.Get("org"); }
 };
 
 Service::Service(projections::Billing& billing, Metrics& metrics, ServiceOptions options)
@@ -173,7 +197,7 @@ void Service::Handle(HttpRequest&& request, Respond respond) {
   call->respond = std::move(respond);
   call->metrics = &metrics_;
   try {
-    Route(*call);
+    Serve(*call);
   } catch (const std::exception& e) {
     // Nothing may escape into the server; the call may not have answered yet.
     std::fprintf(stderr, "internal error on %s %s: %s\n", call->request.method.c_str(),
@@ -198,133 +222,240 @@ void Service::OffIoThread(Call& call, std::function<void(Call&)> work) {
   }
 }
 
+// ---- The router: the table decides 404, 405, 401 and 403; then the route's
+// Cost decides the thread its handler runs on.
+
+void Service::Serve(Call& call) {
+  auto parsed = ParseTarget(call.request.target);
+  if (!parsed.ok()) return call.Reply(Error(400, "invalid_argument", parsed.status().message()));
+  call.query = std::move(parsed->query);
+  RouteMatch match = FindRoute(RouteTable(), call.request.method, parsed->segments);
+  if (match.path_index) call.route = std::string(RouteTable()[*match.path_index].name);
+  // The token is checked before 404 and 405, so that without one nothing
+  // tells which paths exist beyond the public ones.
+  if (auto refused = Authorize(match, call.request.authorization, &call.principal)) {
+    return call.Reply(std::move(*refused));
+  }
+  if (!match.index) {
+    if (match.allow.empty()) return call.Reply(Error(404, "not_found", "no route for " + std::string(parsed->path)));
+    HttpReply r = Error(405, "method_not_allowed",
+                        call.request.method + " is not allowed here; use " + match.allow);
+    r.headers.emplace_back("Allow", match.allow);
+    return call.Reply(std::move(r));
+  }
+  call.params = std::move(match.params);
+  const Route& route = Routes()[*match.index];
+  if (route.spec.access == Access::kOrgReader) return ServeOrgAnswer(route, call);
+  Run(route, call);
+}
+
+std::optional<HttpReply> Service::Authorize(const RouteMatch& match, std::string_view authorization,
+                                            std::optional<Principal>* principal) const {
+  const auto& table = RouteTable();
+  if (!options_.tokens) return std::nullopt;
+  if (match.path_index && table[*match.path_index].access == Access::kPublic) return std::nullopt;
+  *principal = options_.tokens->Authenticate(authorization);
+  if (!*principal) {
+    HttpReply r = Error(401, "unauthenticated", "a valid `Authorization: Bearer <token>` is required");
+    r.headers.emplace_back("WWW-Authenticate", "Bearer");
+    return r;
+  }
+  if (!match.index) return std::nullopt;  // 404 or 405 follows
+  const RouteSpec& spec = table[*match.index];
+  if (!RoleMay(spec.access, (*principal)->role)) {
+    return Error(403, "permission_denied", "this token's role may not do that");
+  }
+  if (spec.access == Access::kOrgReader && !(*principal)->CanSeeOrg(match.params.Get("org"))) {
+    return Error(403, "permission_denied", "this token may not see that organization");
+  }
+  return std::nullopt;
+}
+
+// Header-time checks (issue 13): the table's rules, judged from the head
+// alone so that a refused request's body is never read.
+std::optional<HttpReply> Service::CheckHeaders(const HttpRequest& head) const {
+  // Serve would answer the same 400, but only after reading the body.
+  auto parsed = ParseTarget(head.target);
+  if (!parsed.ok()) return Error(400, "invalid_argument", parsed.status().message());
+  RouteMatch match = FindRoute(RouteTable(), head.method, parsed->segments);
+  const RouteSpec* route = match.index ? &RouteTable()[*match.index] : nullptr;
+  // Only ingest reads a body (a retry re-drives a stored message). Any other
+  // body would be read for nothing, and on the public routes it would let
+  // anyone hold the shared body budget.
+  if (head.has_body && (!route || route->body == Body::kNone)) {
+    return Error(400, "invalid_argument", "this route takes no request body with " + head.method);
+  }
+  std::optional<Principal> principal;
+  if (auto refused = Authorize(match, head.authorization, &principal)) return refused;
+  // So that a browser's form or no-cors fetch cannot post.
+  if (route && route->method == "POST" && !IsJsonMediaType(head.content_type)) {
+    return Error(415, "unsupported_media_type",
+                 "a POST needs Content-Type application/json (one event or an array) or application/x-ndjson");
+  }
+  return std::nullopt;
+}
+
 namespace {
 
-// Roles allowed on a route. Viewers read org data; producers write events;
-// auditors read everything including the ledger; admins do anything.
-bool Allowed(Role role, std::initializer_list<Role> roles) {
-  return role == Role::kAdmin || std::find(roles.begin(), roles.end(), role) != roles.end();
+// Whether this call's work belongs on the worker pool (routes.h, Cost).
+bool IsHeavy(Cost cost, const HttpRequest& request, const std::map<std::string, std::string>& query) {
+  switch (cost) {
+    case Cost::kHeavy: return true;
+    case Cost::kHeavyAsOf: return query.count("as_of") > 0;
+    case Cost::kHeavyBody: return request.body.size() > kInlineBodyBytesMax;
+    case Cost::kInline:
+    case Cost::kStreamed: return false;
+  }
+  return false;
+}
+
+// The query parameters any org route reads; others cannot change an answer.
+constexpr std::array<std::string_view, 6> kAnswerParams = {"as_of", "cost_center", "end",
+                                                           "format", "month", "months"};
+
+std::string CacheKey(std::string_view route, const std::string& org_id, const std::string& path,
+                     const std::map<std::string, std::string>& query) {
+  // Values may hold any byte once decoded; a NUL cannot occur in a target's
+  // decoded text without %00, so length-prefix them instead.
+  std::string key;
+  auto add = [&key](std::string_view part) {
+    key += std::to_string(part.size());
+    key += ':';
+    key += part;
+  };
+  add(org_id);
+  add(route);
+  add(path);
+  key += '?';
+  for (std::string_view name : kAnswerParams) {
+    if (auto it = query.find(std::string(name)); it != query.end()) {
+      add(name);
+      add(it->second);
+    }
+  }
+  return key;
 }
 
 }  // namespace
 
-void Service::Route(Call& call) {
-  auto parsed = ParseTarget(call.request.target);
-  if (!parsed.ok()) return call.Reply(Error(400, "invalid_argument", parsed.status().message()));
-  const std::string_view path = parsed->path;
-  call.segments = std::move(parsed->segments);
-  call.query = std::move(parsed->query);
-  const auto& s = call.segments;
-  const std::string& method = call.request.method;
-  auto method_not_allowed = [&](std::string allow) {
-    HttpReply r = Error(405, "method_not_allowed", method + " is not allowed here; use " + allow);
-    r.headers.emplace_back("Allow", allow);
-    call.Reply(std::move(r));
-  };
+void Service::Run(const Route& route, Call& call) {
+  if (!IsHeavy(route.spec.cost, call.request, call.query)) return Invoke(route, call);
+  OffIoThread(call, [this, &route](Call& c) { Invoke(route, c); });
+}
 
-  // Routes open to everyone: probes and the web page's static files.
-  if (s.size() == 1 && (s[0] == "healthz" || s[0] == "readyz")) {
-    call.route = s[0];
-    if (method != "GET") return method_not_allowed("GET");
-    if (s[0] == "readyz") {
-      if (!ready_) return call.Reply(Error(503, "unavailable", "read models are not caught up yet"));
-      return call.Reply(JsonReply(200, Json{{"status", "ready"}}));
-    }
-    auto bootstrap = std::atomic_load(&kafka_bootstrap_);
-    Json j{{"status", "ok"}, {"kafka_bootstrap", nullptr}};
-    if (bootstrap) j["kafka_bootstrap"] = *bootstrap;
-    return call.Reply(JsonReply(200, j));
+void Service::Invoke(const Route& route, Call& call) {
+  if (const HandleFn* handle = std::get_if<HandleFn>(&route.handler)) return (this->**handle)(call);
+  HttpReply reply = (this->*std::get<AnswerFn>(route.handler))(call);
+  if (call.view) {
+    // A failed read computes an answer with something missing (a 200 with a
+    // smaller bill, or a 404): never serve or cache it.
+    if (Status read = call.view->status(); !read.ok()) reply = ErrorOf(read);
   }
-  if ((s.size() == 1 && s[0].empty()) || (s.size() == 2 && s[0] == "web")) {
-    call.route = "web";
-    if (method != "GET") return method_not_allowed("GET");
-    auto asset = FindWebAsset(s.size() == 1 ? "index.html" : s[1]);
-    if (!asset) return call.Reply(Error(404, "not_found", "no such file"));
-    HttpReply r;
-    r.content_type = std::string(asset->content_type);
-    r.body = std::string(asset->bytes);
-    r.headers.emplace_back("Cache-Control", "no-cache");
-    // The page loads only its own files and is never framed (clickjacking);
-    // its script builds the DOM without inline code or styles.
-    r.headers.emplace_back("Content-Security-Policy",
-                           "default-src 'self'; img-src 'self' data:; frame-ancestors 'none'; "
-                           "base-uri 'none'; form-action 'none'");
-    r.headers.emplace_back("X-Frame-Options", "DENY");
-    r.headers.emplace_back("X-Content-Type-Options", "nosniff");
-    r.headers.emplace_back("Referrer-Policy", "no-referrer");
-    return call.Reply(std::move(r));
+  if (route.spec.cost == Cost::kStreamed && reply.stream) {
+    reply.offload = [this](std::function<void()> task) { return heavy_.TrySubmit(std::move(task)); };
   }
+  if (call.cache && reply.status == 200 && reply.body.size() <= kResponseCacheEntryBytesMax) {
+    CacheAnswer(std::move(call.cache->key),
+                CachedAnswer{call.Org(), call.cache->version, call.route, reply.body, reply.content_type, {}});
+  }
+  call.Reply(std::move(reply));
+}
 
-  if (options_.tokens) {
-    call.principal = options_.tokens->Authenticate(call.request.authorization);
-    if (!call.principal) {
-      HttpReply r = Error(401, "unauthenticated", "a valid `Authorization: Bearer <token>` is required");
-      r.headers.emplace_back("WWW-Authenticate", "Bearer");
+void Service::ServeOrgAnswer(const Route& route, Call& call) {
+  // Answers are cached per normalized request and served while the org's
+  // version is unchanged; the version is read before computing, so an event
+  // committed meanwhile can only make the stored entry unusable, never wrong.
+  const std::string& org_id = call.Org();
+  uint64_t version = billing_.OrgVersion(org_id);
+  std::string key = CacheKey(route.spec.name, org_id, call.request.target.substr(0, call.request.target.find('?')),
+                             call.query);
+  {
+    std::lock_guard<std::mutex> lock(cache_mu_);
+    auto it = cache_.find(key);
+    if (it != cache_.end() && it->second.version == version && it->second.org == org_id) {
+      call.route = it->second.route;
+      HttpReply r;
+      r.body = it->second.body;
+      r.content_type = it->second.content_type;
       return call.Reply(std::move(r));
     }
   }
-  auto deny = [&](std::initializer_list<Role> roles) {
-    if (call.principal && !Allowed(call.principal->role, roles)) {
-      call.Reply(Error(403, "permission_denied", "this token's role may not do that"));
-      return true;
-    }
-    return false;
-  };
+  call.cache = Call::CacheSlot{std::move(key), version};
+  Run(route, call);
+}
 
-  if (s.size() == 1 && s[0] == "metrics") {
-    call.route = "metrics";
-    if (method != "GET") return method_not_allowed("GET");
-    if (deny({Role::kAuditor})) return;
-    HttpReply r;
-    r.content_type = "text/plain; version=0.0.4";
-    r.body = metrics_.Render();
-    return call.Reply(std::move(r));
+void Service::CacheAnswer(std::string key, CachedAnswer answer) {
+  std::lock_guard<std::mutex> lock(cache_mu_);
+  auto drop = [this](std::unordered_map<std::string, CachedAnswer>::iterator it) {
+    cache_bytes_ -= it->first.size() + it->second.body.size();
+    cache_order_.erase(it->second.age);
+    cache_.erase(it);
+  };
+  if (auto it = cache_.find(key); it != cache_.end()) drop(it);
+  const size_t bytes = key.size() + answer.body.size();
+  while (!cache_order_.empty() &&
+         (cache_.size() >= kResponseCacheEntriesMax || cache_bytes_ + bytes > kResponseCacheBytesMax)) {
+    drop(cache_.find(cache_order_.front()));
   }
-  if (s.size() >= 2 && s[0] == "v1") {
-    if (s.size() == 2 && s[1] == "events") {
-      call.route = "post_events";
-      if (method != "POST") return method_not_allowed("POST");
-      if (deny({Role::kProducer})) return;
-      return PostEvents(call);
-    }
-    if (s[1] == "orgs" && s.size() >= 3) {
-      if (method != "GET") return method_not_allowed("GET");
-      if (deny({Role::kViewer, Role::kAuditor})) return;
-      if (call.principal && !call.principal->CanSeeOrg(s[2])) {
-        return call.Reply(Error(403, "permission_denied", "this token may not see that organization"));
-      }
-      return OrgRoute(call, s[2], std::vector<std::string>(s.begin() + 3, s.end()));
-    }
-    if (s[1] == "ledger" && s.size() >= 3) {
-      if (s.size() == 3 && s[2] == "events") {
-        call.route = "ledger_events";
-        if (method != "GET") return method_not_allowed("GET");
-        if (deny({Role::kAuditor})) return;
-        return LedgerEvents(call);
-      }
-      if (s.size() == 3 && s[2] == "verify") {
-        call.route = "ledger_verify";
-        if (method != "GET") return method_not_allowed("GET");
-        if (deny({Role::kAuditor})) return;
-        return OffIoThread(call, [this](Call& c) { Verify(c); });
-      }
-      if (s.size() == 3 && s[2] == "rejected") {
-        call.route = "ledger_rejected";
-        if (method != "GET") return method_not_allowed("GET");
-        if (deny({Role::kAuditor})) return;
-        return Rejected(call);
-      }
-      if (s.size() == 5 && s[2] == "rejected" && s[4] == "retry") {
-        call.route = "ledger_retry";
-        if (method != "POST") return method_not_allowed("POST");
-        if (deny({Role::kProducer})) return;
-        uint64_t id = 0;
-        if (!ParseUint(s[3], &id)) return call.Reply(Error(404, "not_found", "no such rejected message"));
-        return Retry(call, id);
-      }
-    }
-  }
-  call.Reply(Error(404, "not_found", "no route for " + std::string(path)));
+  cache_order_.push_back(key);
+  answer.age = std::prev(cache_order_.end());
+  cache_bytes_ += bytes;
+  cache_.emplace(std::move(key), std::move(answer));
+}
+
+
+// ---- Probes, the web page and the contract: public.
+
+HttpReply Service::Healthz(Call& call) {
+  auto bootstrap = std::atomic_load(&kafka_bootstrap_);
+  Json j{{"status", "ok"}, {"kafka_bootstrap", nullptr}};
+  if (bootstrap) j["kafka_bootstrap"] = *bootstrap;
+  return JsonReply(200, j);
+}
+
+HttpReply Service::Readyz(Call& call) {
+  if (!ready_) return Error(503, "unavailable", "read models are not caught up yet");
+  return JsonReply(200, Json{{"status", "ready"}});
+}
+
+HttpReply Service::WebPage(Call& call) {
+  call.params.Add("file", "index.html");
+  return WebFile(call);
+}
+
+HttpReply Service::WebFile(Call& call) {
+  auto asset = FindWebAsset(call.params.Get("file"));
+  if (!asset) return Error(404, "not_found", "no such file");
+  HttpReply r;
+  r.content_type = std::string(asset->content_type);
+  r.body = std::string(asset->bytes);
+  r.headers.emplace_back("Cache-Control", "no-cache");
+  // The page loads only its own files and is never framed (clickjacking);
+  // its script builds the DOM without inline code or styles.
+  r.headers.emplace_back("Content-Security-Policy",
+                         "default-src 'self'; img-src 'self' data:; frame-ancestors 'none'; "
+                         "base-uri 'none'; form-action 'none'");
+  r.headers.emplace_back("X-Frame-Options", "DENY");
+  r.headers.emplace_back("X-Content-Type-Options", "nosniff");
+  r.headers.emplace_back("Referrer-Policy", "no-referrer");
+  return r;
+}
+
+// The contract is public like the web page that follows it: it names routes
+// and shapes, never data, and a client needs it before it has a token.
+HttpReply Service::OpenApi(Call& call) {
+  HttpReply r;
+  r.body = std::string(OpenApiDocument());
+  r.headers.emplace_back("Cache-Control", "no-cache");
+  r.headers.emplace_back("X-Content-Type-Options", "nosniff");
+  return r;
+}
+
+HttpReply Service::MetricsText(Call& call) {
+  HttpReply r;
+  r.content_type = "text/plain; version=0.0.4";
+  r.body = metrics_.Render();
+  return r;
 }
 
 namespace {
@@ -393,51 +524,13 @@ std::optional<events::BodyFormat> BodyFormatOf(std::string content_type) {
 
 }  // namespace
 
-// ---- Header-time checks (issue 13): the same rules Route applies, taken
-// from the head alone so that a refused request's body is never read.
-std::optional<HttpReply> Service::CheckHeaders(const HttpRequest& head) const {
-  // Route would answer the same 400, but only after reading the body.
-  auto parsed = ParseTarget(head.target);
-  if (!parsed.ok()) return Error(400, "invalid_argument", parsed.status().message());
-  const auto& s = parsed->segments;
-  const bool post = head.method == "POST";
-  // Only POST /v1/events reads a body (a retry re-drives a stored message).
-  // Any other body would be read for nothing, and on the routes open without
-  // a token it would let anyone hold the shared body budget.
-  const bool takes_body = post && s.size() == 2 && s[0] == "v1" && s[1] == "events";
-  if (head.has_body && !takes_body) {
-    return Error(400, "invalid_argument", "this route takes no request body with " + head.method);
-  }
-  const bool open_route = (s.size() == 1 && (s[0] == "healthz" || s[0] == "readyz" || s[0].empty())) ||
-                          (s.size() == 2 && s[0] == "web");
-  if (open_route) return std::nullopt;
-  if (options_.tokens) {
-    auto principal = options_.tokens->Authenticate(head.authorization);
-    if (!principal) {
-      HttpReply r = Error(401, "unauthenticated", "a valid `Authorization: Bearer <token>` is required");
-      r.headers.emplace_back("WWW-Authenticate", "Bearer");
-      return r;
-    }
-    if (post && !Allowed(principal->role, {Role::kProducer})) {
-      return Error(403, "permission_denied", "this token's role may not post");
-    }
-  }
-  if (post && !IsJsonMediaType(head.content_type)) {
-    return Error(415, "unsupported_media_type",
-                 "a POST needs Content-Type application/json (one event or an array) or application/x-ndjson");
-  }
-  return std::nullopt;
-}
-// ---- end header-time checks
-
 void Service::PostEvents(Call& call) {
   auto format = BodyFormatOf(call.request.content_type);
   if (!format) {
     return call.Reply(Error(415, "unsupported_media_type",
                             "send application/json (one event or an array) or application/x-ndjson"));
   }
-  if (call.request.body.size() <= kInlineBodyBytesMax) return IngestBody(call, *format);
-  OffIoThread(call, [this, format = *format](Call& c) { IngestBody(c, format); });
+  IngestBody(call, *format);
 }
 
 // Splits and parses a body, then queues it for the ledger's writer; the
@@ -476,7 +569,9 @@ void Service::IngestBody(Call& call, events::BodyFormat format) {
       ledger::Ledger::WhenQueueFull::kRefuse);
 }
 
-void Service::Retry(Call& call, uint64_t id) {
+void Service::Retry(Call& call) {
+  uint64_t id = 0;
+  if (!ParseUint(call.params.Get("id"), &id)) return call.Reply(Error(404, "not_found", "no such rejected message"));
   auto rec = billing_.ledger().GetRejected(id);
   if (!rec.ok()) return call.Reply(ErrorOf(rec.status()));
   if (!rec->has_value() || (call.principal && !call.principal->CanSeeOrg((*rec)->org_id()))) {
@@ -502,287 +597,66 @@ void Service::Retry(Call& call, uint64_t id) {
       ledger::Ledger::WhenQueueFull::kRefuse);
 }
 
-namespace {
-
-std::string StatusWord(bool closed) { return closed ? "closed" : "open"; }
-
-Json InvoiceSummaryJson(const projections::InvoiceSummary& inv, const projections::OrgState& org) {
-  return Json{{"invoice_id", inv.invoice_id},
-              {"cost_center_id", inv.cost_center_id ? Json(*inv.cost_center_id) : Json(nullptr)},
-              {"billing_account", inv.billing_account ? Json(*inv.billing_account) : Json(nullptr)},
-              {"status", inv.final ? "final" : "draft"},
-              {"total", FormatNanos(inv.total, org.minor_digits)},
-              {"currency", org.currency}};
-}
-
-}  // namespace
+// ---- Org answers: one org's read models, cached per org version.
 
 namespace {
 
-// The query parameters any org route reads; others cannot change an answer.
-constexpr std::array<std::string_view, 6> kAnswerParams = {"as_of", "cost_center", "end",
-                                                           "format", "month", "months"};
-
-std::string CacheKey(const std::string& org_id, const std::vector<std::string>& rest,
-                     const std::map<std::string, std::string>& query) {
-  // Segments and values may hold any byte once decoded; a NUL cannot occur
-  // in a target's decoded text without %00, so length-prefix them instead.
-  std::string key;
-  auto add = [&key](std::string_view part) {
-    key += std::to_string(part.size());
-    key += ':';
-    key += part;
-  };
-  add(org_id);
-  for (const auto& segment : rest) add(segment);
-  key += '?';
-  for (std::string_view name : kAnswerParams) {
-    if (auto it = query.find(std::string(name)); it != query.end()) {
-      add(name);
-      add(it->second);
-    }
-  }
-  return key;
+Result<std::optional<ledger::Sequence>> AsOfParam(const std::map<std::string, std::string>& query) {
+  auto it = query.find("as_of");
+  if (it == query.end()) return std::optional<ledger::Sequence>();
+  uint64_t seq = 0;
+  if (!ParseUint(it->second, &seq)) return Status(Code::kInvalidArgument, "as_of must be a ledger sequence number");
+  return std::optional<ledger::Sequence>(ledger::Sequence{seq});
 }
 
-}  // namespace
-
-void Service::OrgRoute(Call& call, const std::string& org_id, const std::vector<std::string>& rest) {
-  // Answers are cached per normalized request and served while the org's
-  // version is unchanged; the version is read before computing, so an event
-  // committed meanwhile can only make the stored entry unusable, never wrong.
-  uint64_t version = billing_.OrgVersion(org_id);
-  std::string key = CacheKey(org_id, rest, call.query);
-  {
-    std::lock_guard<std::mutex> lock(cache_mu_);
-    auto it = cache_.find(key);
-    if (it != cache_.end() && it->second.version == version && it->second.org == org_id) {
-      call.route = it->second.route;
-      HttpReply r;
-      r.body = it->second.body;
-      r.content_type = it->second.content_type;
-      return call.Reply(std::move(r));
-    }
+Result<int> MonthsParam(const std::map<std::string, std::string>& query, int def) {
+  auto it = query.find("months");
+  if (it == query.end()) return def;
+  uint64_t n = 0;
+  if (!ParseUint(it->second, &n) || n < 1 || n > static_cast<uint64_t>(projections::kMonthsMax)) {
+    return Status(Code::kInvalidArgument,
+                  "months must be a whole number from 1 to " + std::to_string(projections::kMonthsMax));
   }
-  // Replays of the past and line-level exports read the org's whole history.
-  const bool heavy = call.query.count("as_of") > 0 || (!rest.empty() && rest.back().ends_with(".csv"));
-  if (!heavy) return AnswerAndCache(call, org_id, rest, std::move(key), version);
-  OffIoThread(call, [this, org_id, rest, key = std::move(key), version](Call& c) mutable {
-    AnswerAndCache(c, org_id, rest, std::move(key), version);
-  });
+  return static_cast<int>(n);
 }
 
-void Service::AnswerAndCache(Call& call, const std::string& org_id, const std::vector<std::string>& rest,
-                             std::string key, uint64_t version) {
-  HttpReply reply = OrgAnswer(call, org_id, rest);
-  if (call.view) {
-    // A failed read computes an answer with something missing (a 200 with a
-    // smaller bill, or a 404): never serve or cache it.
-    if (Status read = call.view->status(); !read.ok()) reply = ErrorOf(read);
-  }
-  if (reply.status == 200 && reply.body.size() <= kResponseCacheEntryBytesMax) {
-    CacheAnswer(std::move(key), CachedAnswer{org_id, version, call.route, reply.body, reply.content_type, {}});
-  }
-  call.Reply(std::move(reply));
-}
-
-void Service::CacheAnswer(std::string key, CachedAnswer answer) {
-  std::lock_guard<std::mutex> lock(cache_mu_);
-  auto drop = [this](std::unordered_map<std::string, CachedAnswer>::iterator it) {
-    cache_bytes_ -= it->first.size() + it->second.body.size();
-    cache_order_.erase(it->second.age);
-    cache_.erase(it);
-  };
-  if (auto it = cache_.find(key); it != cache_.end()) drop(it);
-  const size_t bytes = key.size() + answer.body.size();
-  while (!cache_order_.empty() &&
-         (cache_.size() >= kResponseCacheEntriesMax || cache_bytes_ + bytes > kResponseCacheBytesMax)) {
-    drop(cache_.find(cache_order_.front()));
-  }
-  cache_order_.push_back(key);
-  answer.age = std::prev(cache_order_.end());
-  cache_bytes_ += bytes;
-  cache_.emplace(std::move(key), std::move(answer));
-}
-
-HttpReply Service::OrgAnswer(Call& call, const std::string& org_id, const std::vector<std::string>& rest) {
-  if (rest.empty()) return StructureAnswer(call, org_id);
-  const std::string& kind = rest[0];
-  // Shared query parameters, validated before any lookup.
-  std::optional<ledger::Sequence> as_of;
-  if (auto v = call.Param("as_of")) {
-    uint64_t seq = 0;
-    if (!ParseUint(*v, &seq)) return Error(400, "invalid_argument", "as_of must be a ledger sequence number");
-    as_of = ledger::Sequence{seq};
-  }
-  auto months_param = [&](int def) -> Result<int> {
-    auto v = call.Param("months");
-    if (!v) return def;
-    uint64_t n = 0;
-    if (!ParseUint(*v, &n) || n < 1 || n > static_cast<uint64_t>(projections::kMonthsMax)) {
-      return Status(Code::kInvalidArgument,
-                    "months must be a whole number from 1 to " + std::to_string(projections::kMonthsMax));
-    }
-    return static_cast<int>(n);
-  };
-  std::optional<Month> end;
-  if (auto v = call.Param("end")) {
-    auto m = ParseMonth(*v, "end");
-    if (!m.ok()) return ErrorOf(m.status());
+// The months a list covers: `months` of them, ending at `end` or at the org's
+// latest month.
+Result<MonthRange> RangeParams(const std::map<std::string, std::string>& query, int months_default,
+                               const projections::OrgState& org) {
+  Month end = org.LatestMonth();
+  if (auto it = query.find("end"); it != query.end()) {
+    auto m = ParseMonth(it->second, "end");
+    if (!m.ok()) return m.status();
     end = *m;
   }
+  auto months = MonthsParam(query, months_default);
+  if (!months.ok()) return months.status();
+  if (auto first = FirstMonthOfRange(end, *months, "end"); !first.ok()) return first.status();
+  return MonthRange{end, *months};
+}
+
+}  // namespace
+
+Result<OrgSnapshot> Service::OpenOrg(Call& call, const projections::ReplayScope& scope) {
+  auto as_of = AsOfParam(call.query);
+  if (!as_of.ok()) return as_of.status();
   // An answer as of a past sequence replays the org; the scope keeps in
   // memory only the aggregates the route reads (projections/keys.h kinds).
-  auto open = [&](const projections::ReplayScope& scope) -> Result<OrgSnapshot> {
-    auto snap = billing_.Snapshot(org_id, as_of, scope);
-    if (snap.ok()) call.view = snap->view;
-    return snap;
-  };
-  auto unknown_org = [&]() { return Error(404, "unknown_org", "organization " + org_id + " is unknown"); };
-
-  if (kind == "dashboard" && rest.size() == 1) {
-    call.route = "dashboard";
-    auto months = months_param(kDashboardMonthsDefault);
-    if (!months.ok()) return ErrorOf(months.status());
-    auto snap = open({.kinds = "B", .month = std::nullopt});
-    if (!snap.ok()) return snap.status().code() == Code::kNotFound ? unknown_org() : ErrorOf(snap.status());
-    const auto& org = *snap->org;
-    auto cc = call.Param("cost_center");
-    if (cc && cc->empty()) cc.reset();
-    if (auto first = FirstMonthOfRange(end.value_or(org.LatestMonth()), *months, "end"); !first.ok()) return ErrorOf(first.status());
-    auto rows = projections::Dashboard(org, *snap->view, MonthRange{end.value_or(org.LatestMonth()), *months}, cc);
-    if (!rows.ok()) return Error(404, "unknown_cost_center", rows.status().message());
-    Json list = Json::array();
-    for (const auto& r : *rows) {
-      list.push_back(Json{{"month", FormatMonth(r.month)}, {"billed", FormatNanos(r.billed, org.minor_digits)}});
-    }
-    return JsonReply(200, Json{{"org_id", org.org_id}, {"currency", org.currency}, {"months", std::move(list)}});
+  auto snap = billing_.Snapshot(call.Org(), *as_of, scope);
+  if (snap.ok()) call.view = snap->view;
+  if (!snap.ok() && snap.status().code() == Code::kNotFound) {
+    return Status(Code::kUnknownOrg, "organization " + call.Org() + " is unknown");
   }
-  if (kind == "usage-history" && rest.size() == 1) {
-    call.route = "usage_history";
-    auto months = months_param(kHistoryMonthsDefault);
-    if (!months.ok()) return ErrorOf(months.status());
-    auto snap = open({.kinds = "BC", .month = std::nullopt});
-    if (!snap.ok()) return snap.status().code() == Code::kNotFound ? unknown_org() : ErrorOf(snap.status());
-    const auto& org = *snap->org;
-    if (auto first = FirstMonthOfRange(end.value_or(org.LatestMonth()), *months, "end"); !first.ok()) return ErrorOf(first.status());
-    Json list = Json::array();
-    for (const auto& h : projections::UsageHistory(org, *snap->view, MonthRange{end.value_or(org.LatestMonth()), *months})) {
-      list.push_back(Json{{"month", FormatMonth(h.month)},
-                          {"status", StatusWord(h.closed)},
-                          {"total", FormatNanos(h.total, org.minor_digits)},
-                          {"usage", Money(h.usage)},
-                          {"support", Money(h.support)},
-                          {"credits", Money(h.credits)},
-                          {"adjustments", Money(h.adjustments)}});
-    }
-    return JsonReply(200, Json{{"org_id", org.org_id}, {"currency", org.currency}, {"months", std::move(list)}});
-  }
-  // Line-level CSV: `usage-history/{month}.csv` and `invoices/{invoice_id}.csv`.
-  // A month never ends in ".csv"; an invoice id might (cost center ids allow
-  // dots), so an existing invoice of that exact id keeps its JSON answer.
-  constexpr std::string_view kCsvSuffix = ".csv";
-  if (kind == "usage-history" && rest.size() == 2 && rest[1].ends_with(kCsvSuffix)) {
-    call.route = "usage_month_csv";
-    auto month = ParseMonth(std::string_view(rest[1]).substr(0, rest[1].size() - kCsvSuffix.size()), "month");
-    if (!month.ok()) return ErrorOf(month.status());
-    return CsvAnswer(call, org_id, *month, as_of, std::nullopt);
-  }
-  if (kind == "invoices" && rest.size() == 2 && rest[1].ends_with(kCsvSuffix)) {
-    auto snap = open({.kinds = "BL", .month = std::nullopt});
-    if (!snap.ok()) return snap.status().code() == Code::kNotFound ? unknown_org() : ErrorOf(snap.status());
-    if (!projections::GetInvoice(*snap->org, *snap->view, rest[1]).ok()) {
-      call.route = "invoice_csv";
-      std::string invoice_id = rest[1].substr(0, rest[1].size() - kCsvSuffix.size());
-      auto month = ParseMonth(std::string_view(invoice_id).substr(0, 7), "invoice month");
-      if (invoice_id.size() < 9 || invoice_id[7] != '-' || !month.ok()) {
-        return Error(404, "not_found", "invoice " + invoice_id + " does not exist");
-      }
-      return CsvAnswer(call, org_id, *month, as_of, invoice_id);
-    }
-  }
-  if (kind == "usage-history" && (rest.size() == 2 || (rest.size() == 4 && rest[2] == "items"))) {
-    call.route = rest.size() == 2 ? "usage_month" : "usage_item";
-    auto month = ParseMonth(rest[1], "month");
-    if (!month.ok()) return ErrorOf(month.status());
-    auto snap = open({.kinds = rest.size() == 2 ? "BI" : "ID", .month = *month});
-    if (!snap.ok()) return snap.status().code() == Code::kNotFound ? unknown_org() : ErrorOf(snap.status());
-    const auto& org = *snap->org;
-    if (rest.size() == 2) {
-      auto d = projections::MonthItems(org, *snap->view, *month);
-      Json items = Json::array();
-      for (const auto& it : d.items) {
-        items.push_back(Json{{"id", it.id}, {"category", it.category}, {"label", it.label},
-                             {"amount", Money(it.amount)}, {"drillable", it.drillable}});
-      }
-      return (JsonReply(200, Json{{"month", FormatMonth(d.month)},
-                                            {"status", StatusWord(d.closed)},
-                                            {"total", FormatNanos(d.total, org.minor_digits)},
-                                            {"items", std::move(items)}}));
-    }
-    auto d = projections::ItemChildren(org, *snap->view, *month, rest[3]);
-    if (!d.ok()) return Error(404, "not_found", d.status().message());
-    Json children = Json::array();
-    for (const auto& c : d->children) {
-      children.push_back(Json{{"id", c.id}, {"label", c.label}, {"amount", Money(c.amount)},
-                              {"quantity", c.quantity ? Json(Money(*c.quantity)) : Json(nullptr)},
-                              {"unit", c.unit ? Json(*c.unit) : Json(nullptr)},
-                              {"drillable", c.drillable}});
-    }
-    return (JsonReply(200, Json{{"id", d->id}, {"label", d->label}, {"amount", Money(d->amount)},
-                                          {"children", std::move(children)}}));
-  }
-  if (kind == "invoices" && rest.size() == 1) {
-    call.route = "invoices";
-    auto month_text = call.Param("month");
-    if (!month_text) return Error(400, "invalid_argument", "month=YYYY-MM is required");
-    auto month = ParseMonth(*month_text, "month");
-    if (!month.ok()) return ErrorOf(month.status());
-    auto snap = open({.kinds = "B", .month = *month});
-    if (!snap.ok()) return snap.status().code() == Code::kNotFound ? unknown_org() : ErrorOf(snap.status());
-    const auto& org = *snap->org;
-    auto list = projections::Invoices(org, *snap->view, *month);
-    Json invoices = Json::array();
-    for (const auto& inv : list.invoices) invoices.push_back(InvoiceSummaryJson(inv, org));
-    return (JsonReply(200, Json{{"month", FormatMonth(list.month)},
-                                          {"mode", list.mode == projections::InvoicingMode::kSingle ? "SINGLE" : "PER_COST_CENTER"},
-                                          {"invoices", std::move(invoices)}}));
-  }
-  if (kind == "invoices" && rest.size() == 2) {
-    call.route = "invoice";
-    auto snap = open({.kinds = "BL", .month = std::nullopt});
-    if (!snap.ok()) return snap.status().code() == Code::kNotFound ? unknown_org() : ErrorOf(snap.status());
-    const auto& org = *snap->org;
-    auto inv = projections::GetInvoice(org, *snap->view, rest[1]);
-    if (!inv.ok()) return Error(404, "not_found", inv.status().message());
-    Json j = InvoiceSummaryJson(inv->summary, org);
-    Json lines = Json::array();
-    for (const auto& l : inv->lines) {
-      lines.push_back(Json{{"category", l.category}, {"description", l.description}, {"amount", Money(l.amount)}});
-    }
-    j["lines"] = std::move(lines);
-    return JsonReply(200, j);
-  }
-  return Error(404, "not_found", "no route for " + call.request.target);
+  return snap;
 }
 
 // GET /v1/orgs/{org}: the structure with names, for pickers and documents.
-HttpReply Service::StructureAnswer(Call& call, const std::string& org_id) {
-  call.route = "org";
-  std::optional<ledger::Sequence> as_of;
-  if (auto v = call.Param("as_of")) {
-    uint64_t seq = 0;
-    if (!ParseUint(*v, &seq)) return Error(400, "invalid_argument", "as_of must be a ledger sequence number");
-    as_of = ledger::Sequence{seq};
-  }
+HttpReply Service::Structure(Call& call) {
   // The answer reads the structure only: a replay as of a past sequence keeps
   // no aggregate ('-' names no aggregate kind, projections/keys.h).
-  auto snap = billing_.Snapshot(org_id, as_of, {.kinds = "-", .month = std::nullopt});
-  if (!snap.ok()) {
-    if (snap.status().code() == Code::kNotFound) return Error(404, "unknown_org", "organization " + org_id + " is unknown");
-    return ErrorOf(snap.status());
-  }
-  call.view = snap->view;
+  auto snap = OpenOrg(call, {.kinds = "-", .month = std::nullopt});
+  if (!snap.ok()) return ErrorOf(snap.status());
   const auto& org = *snap->org;
   Json cost_centers = Json::array();
   for (const auto& cc : projections::Structure(org)) {
@@ -806,16 +680,151 @@ HttpReply Service::StructureAnswer(Call& call, const std::string& org_id) {
                              {"cost_centers", std::move(cost_centers)}});
 }
 
-HttpReply Service::CsvAnswer(Call& call, const std::string& org_id, Month month, std::optional<ledger::Sequence> as_of,
-                             const std::optional<std::string>& invoice_id) {
+HttpReply Service::Dashboard(Call& call) {
+  auto snap = OpenOrg(call, {.kinds = "B", .month = std::nullopt});
+  if (!snap.ok()) return ErrorOf(snap.status());
+  const auto& org = *snap->org;
+  auto range = RangeParams(call.query, kDashboardMonthsDefault, org);
+  if (!range.ok()) return ErrorOf(range.status());
+  auto cc = call.Param("cost_center");
+  if (cc && cc->empty()) cc.reset();
+  auto rows = projections::Dashboard(org, *snap->view, *range, cc);
+  if (!rows.ok()) return Error(404, "unknown_cost_center", rows.status().message());
+  Json list = Json::array();
+  for (const auto& r : *rows) {
+    list.push_back(Json{{"month", FormatMonth(r.month)}, {"billed", FormatNanos(r.billed, org.minor_digits)}});
+  }
+  return JsonReply(200, Json{{"org_id", org.org_id}, {"currency", org.currency}, {"months", std::move(list)}});
+}
+
+HttpReply Service::UsageHistory(Call& call) {
+  auto snap = OpenOrg(call, {.kinds = "BC", .month = std::nullopt});
+  if (!snap.ok()) return ErrorOf(snap.status());
+  const auto& org = *snap->org;
+  auto range = RangeParams(call.query, kHistoryMonthsDefault, org);
+  if (!range.ok()) return ErrorOf(range.status());
+  Json list = Json::array();
+  for (const auto& h : projections::UsageHistory(org, *snap->view, *range)) {
+    list.push_back(Json{{"month", FormatMonth(h.month)},
+                        {"status", StatusWord(h.closed)},
+                        {"total", FormatNanos(h.total, org.minor_digits)},
+                        {"usage", Money(h.usage)},
+                        {"support", Money(h.support)},
+                        {"credits", Money(h.credits)},
+                        {"adjustments", Money(h.adjustments)}});
+  }
+  return JsonReply(200, Json{{"org_id", org.org_id}, {"currency", org.currency}, {"months", std::move(list)}});
+}
+
+HttpReply Service::UsageMonth(Call& call) {
+  auto month = ParseMonth(call.params.Get("month"), "month");
+  if (!month.ok()) return ErrorOf(month.status());
+  auto snap = OpenOrg(call, {.kinds = "BI", .month = *month});
+  if (!snap.ok()) return ErrorOf(snap.status());
+  const auto& org = *snap->org;
+  auto d = projections::MonthItems(org, *snap->view, *month);
+  Json items = Json::array();
+  for (const auto& it : d.items) {
+    items.push_back(Json{{"id", it.id}, {"category", it.category}, {"label", it.label},
+                         {"amount", Money(it.amount)}, {"drillable", it.drillable}});
+  }
+  return JsonReply(200, Json{{"month", FormatMonth(d.month)},
+                             {"status", StatusWord(d.closed)},
+                             {"total", FormatNanos(d.total, org.minor_digits)},
+                             {"items", std::move(items)}});
+}
+
+HttpReply Service::UsageItem(Call& call) {
+  auto month = ParseMonth(call.params.Get("month"), "month");
+  if (!month.ok()) return ErrorOf(month.status());
+  auto snap = OpenOrg(call, {.kinds = "ID", .month = *month});
+  if (!snap.ok()) return ErrorOf(snap.status());
+  auto d = projections::ItemChildren(*snap->org, *snap->view, *month, call.params.Get("item_id"));
+  if (!d.ok()) return Error(404, "not_found", d.status().message());
+  Json children = Json::array();
+  for (const auto& c : d->children) {
+    children.push_back(Json{{"id", c.id}, {"label", c.label}, {"amount", Money(c.amount)},
+                            {"quantity", c.quantity ? Json(Money(*c.quantity)) : Json(nullptr)},
+                            {"unit", c.unit ? Json(*c.unit) : Json(nullptr)},
+                            {"drillable", c.drillable}});
+  }
+  return JsonReply(200, Json{{"id", d->id}, {"label", d->label}, {"amount", Money(d->amount)},
+                             {"children", std::move(children)}});
+}
+
+HttpReply Service::Invoices(Call& call) {
+  auto month_text = call.Param("month");
+  if (!month_text) return Error(400, "invalid_argument", "month=YYYY-MM is required");
+  auto month = ParseMonth(*month_text, "month");
+  if (!month.ok()) return ErrorOf(month.status());
+  auto snap = OpenOrg(call, {.kinds = "B", .month = *month});
+  if (!snap.ok()) return ErrorOf(snap.status());
+  const auto& org = *snap->org;
+  auto list = projections::Invoices(org, *snap->view, *month);
+  Json invoices = Json::array();
+  for (const auto& inv : list.invoices) invoices.push_back(InvoiceSummaryJson(inv, org));
+  return JsonReply(200, Json{{"month", FormatMonth(list.month)},
+                             {"mode", list.mode == projections::InvoicingMode::kSingle ? "SINGLE" : "PER_COST_CENTER"},
+                             {"invoices", std::move(invoices)}});
+}
+
+namespace {
+
+Json InvoiceJson(const projections::Invoice& inv, const projections::OrgState& org) {
+  Json j = InvoiceSummaryJson(inv.summary, org);
+  Json lines = Json::array();
+  for (const auto& l : inv.lines) {
+    lines.push_back(Json{{"category", l.category}, {"description", l.description}, {"amount", Money(l.amount)}});
+  }
+  j["lines"] = std::move(lines);
+  return j;
+}
+
+}  // namespace
+
+HttpReply Service::Invoice(Call& call) {
+  auto snap = OpenOrg(call, {.kinds = "BL", .month = std::nullopt});
+  if (!snap.ok()) return ErrorOf(snap.status());
+  auto inv = projections::GetInvoice(*snap->org, *snap->view, call.params.Get("invoice_id"));
+  if (!inv.ok()) return Error(404, "not_found", inv.status().message());
+  return JsonReply(200, InvoiceJson(*inv, *snap->org));
+}
+
+// Line-level CSV of one invoice. An invoice id may itself end in ".csv"
+// (cost-center ids allow dots): an existing invoice of that exact id keeps
+// its JSON answer.
+HttpReply Service::InvoiceCsv(Call& call) {
+  const std::string& invoice_id = call.params.Get("invoice_id");
+  auto snap = OpenOrg(call, {.kinds = "BL", .month = std::nullopt});
+  if (!snap.ok()) return ErrorOf(snap.status());
+  if (auto inv = projections::GetInvoice(*snap->org, *snap->view, invoice_id + ".csv"); inv.ok()) {
+    call.route = "invoice";
+    return JsonReply(200, InvoiceJson(*inv, *snap->org));
+  }
+  auto month = ParseMonth(std::string_view(invoice_id).substr(0, 7), "invoice month");
+  if (invoice_id.size() < 9 || invoice_id[7] != '-' || !month.ok()) {
+    return Error(404, "not_found", "invoice " + invoice_id + " does not exist");
+  }
+  return CsvAnswer(call, *month, invoice_id);
+}
+
+HttpReply Service::UsageMonthCsv(Call& call) {
+  auto month = ParseMonth(call.params.Get("month"), "month");
+  if (!month.ok()) return ErrorOf(month.status());
+  return CsvAnswer(call, *month, std::nullopt);
+}
+
+HttpReply Service::CsvAnswer(Call& call, Month month, const std::optional<std::string>& invoice_id) {
+  auto as_of = AsOfParam(call.query);
+  if (!as_of.ok()) return ErrorOf(as_of.status());
   auto format = projections::ParseExportFormat(call.Param("format").value_or("csv"));
   if (!format.ok() || *format == projections::ExportFormat::kNdjson) {
     return Error(400, "invalid_argument", "format must be csv or focus");
   }
-  auto rows = projections::ExportMonth(billing_.ledger(), org_id, month, as_of.value_or(ledger::kSequenceMax));
+  auto rows = projections::ExportMonth(billing_.ledger(), call.Org(), month, as_of->value_or(ledger::kSequenceMax));
   if (!rows.ok()) {
     if (rows.status().code() == Code::kNotFound) {
-      return Error(404, "unknown_org", "organization " + org_id + " is unknown");
+      return Error(404, "unknown_org", "organization " + call.Org() + " is unknown");
     }
     return ErrorOf(rows.status());
   }
@@ -828,19 +837,19 @@ HttpReply Service::CsvAnswer(Call& call, const std::string& org_id, Month month,
   return r;
 }
 
-void Service::LedgerEvents(Call& call) {
+HttpReply Service::LedgerEvents(Call& call) {
   uint64_t after = 0, limit = 0;
   if (auto v = call.Param("after"); v && !ParseUint(*v, &after)) {
-    return call.Reply(Error(400, "invalid_argument", "after must be a ledger sequence number"));
+    return (Error(400, "invalid_argument", "after must be a ledger sequence number"));
   }
   if (auto v = call.Param("limit"); v && (!ParseUint(*v, &limit) || limit == 0)) {
-    return call.Reply(Error(400, "invalid_argument", "limit must be a positive whole number"));
+    return (Error(400, "invalid_argument", "limit must be a positive whole number"));
   }
   std::optional<std::string> org = call.Param("org");
   if (org && org->empty()) org.reset();
   if (call.principal && call.principal->org) {
     if (org && *org != *call.principal->org) {
-      return call.Reply(Error(403, "permission_denied", "this token may not see that organization"));
+      return (Error(403, "permission_denied", "this token may not see that organization"));
     }
     org = call.principal->org;
   }
@@ -884,13 +893,13 @@ void Service::LedgerEvents(Call& call) {
     bool more = got == want && (limit == 0 || cursor->remaining > 0);
     return more;
   };
-  r.offload = [this](std::function<void()> task) { return heavy_.TrySubmit(std::move(task)); };
-  call.Reply(std::move(r));
+  // Cost::kStreamed: Invoke makes each chunk on the worker pool.
+  return r;
 }
 
-void Service::Verify(Call& call) {
+HttpReply Service::Verify(Call& call) {
   auto report = billing_.ledger().Verify();
-  if (!report.ok()) return call.Reply(ErrorOf(report.status()));
+  if (!report.ok()) return (ErrorOf(report.status()));
   Json j{{"ok", report->ok},
          {"events", report->events},
          {"head_sequence", report->head.sequence.value},
@@ -899,16 +908,16 @@ void Service::Verify(Call& call) {
     j["first_bad_sequence"] = report->first_bad.value;
     j["problem"] = report->problem;
   }
-  call.Reply(JsonReply(200, j));
+  return JsonReply(200, j);
 }
 
-void Service::Rejected(Call& call) {
+HttpReply Service::Rejected(Call& call) {
   uint64_t after = 0, limit = kRejectedPageMax;
   if (auto v = call.Param("after"); v && !ParseUint(*v, &after)) {
-    return call.Reply(Error(400, "invalid_argument", "after must be a rejected id"));
+    return (Error(400, "invalid_argument", "after must be a rejected id"));
   }
   if (auto v = call.Param("limit"); v && (!ParseUint(*v, &limit) || limit == 0 || limit > kRejectedPageMax)) {
-    return call.Reply(Error(400, "invalid_argument",
+    return (Error(400, "invalid_argument",
                             "limit must be from 1 to " + std::to_string(kRejectedPageMax)));
   }
   // A page is bounded by count and by stored bytes (ledger::kRejectedPageBytesMax);
@@ -916,7 +925,7 @@ void Service::Rejected(Call& call) {
   ledger::RejectedQuery query{.after_id = after, .limit = limit, .org = std::nullopt};
   if (call.principal) query.org = call.principal->org;
   auto page = billing_.ledger().ListRejected(query);
-  if (!page.ok()) return call.Reply(ErrorOf(page.status()));
+  if (!page.ok()) return (ErrorOf(page.status()));
   Json list = Json::array();
   for (const auto& rec : page->records) {
     list.push_back(Json{{"id", rec.id()},
@@ -931,7 +940,7 @@ void Service::Rejected(Call& call) {
                         {"raw_bytes", std::max<uint64_t>(rec.raw_bytes(), rec.raw().size())}});
   }
   Json next = page->next_after ? Json(*page->next_after) : Json(nullptr);
-  call.Reply(JsonReply(200, Json{{"rejected", std::move(list)}, {"next_after", std::move(next)}}));
+  return JsonReply(200, Json{{"rejected", std::move(list)}, {"next_after", std::move(next)}});
 }
 
 }  // namespace billing::api

@@ -14,11 +14,15 @@
 #include <mutex>
 #include <unordered_map>
 #include <optional>
+#include <span>
 #include <string>
+#include <variant>
+#include <vector>
 
 #include "service/auth.h"
 #include "http/http_server.h"
 #include "metrics/metrics.h"
+#include "service/routes.h"
 #include "http/worker_pool.h"
 #include "projections/billing.h"
 
@@ -60,28 +64,68 @@ class Service {
   void set_ready(bool ready) { ready_ = ready; }
   void set_kafka_bootstrap(std::string bootstrap);
 
+  // The route table (service/routes.cc) without its handlers, in match order:
+  // what tests and tools compare with service/openapi.json. Thread-safe.
+  static std::span<const RouteSpec> RouteTable();
+
  private:
   struct Call;
-  void Route(Call& call);
+  // A handler computes its reply (`AnswerFn`), or replies by itself, maybe
+  // later from another thread (`HandleFn`: ingest answers once durable).
+  using AnswerFn = HttpReply (Service::*)(Call&);
+  using HandleFn = void (Service::*)(Call&);
+  struct Route {
+    RouteSpec spec;
+    std::variant<AnswerFn, HandleFn> handler;
+  };
+  // The table: one row per route, first match wins (service/routes.cc).
+  static const std::vector<Route>& Routes();
+
+  void Serve(Call& call);
+  // 401 without a valid token where the path needs one, 403 when the
+  // matched route's access does not admit the token (or its org scope does
+  // not hold the path's {org}); nullopt to go on. Sets *principal.
+  std::optional<HttpReply> Authorize(const RouteMatch& match, std::string_view authorization,
+                                     std::optional<Principal>* principal) const;
+  // Serves a cached org answer when the org has not changed, else runs it.
+  void ServeOrgAnswer(const Route& route, Call& call);
+  // Runs the route's handler where its Cost says, and replies.
+  void Run(const Route& route, Call& call);
+  void Invoke(const Route& route, Call& call);
   // Runs `work` on the worker pool (http/worker_pool.h), never on an I/O
   // thread; answers 503 with Retry-After when the pool's queue is full.
   // `call` is moved from: the caller returns at once.
   void OffIoThread(Call& call, std::function<void(Call&)> work);
+
+  // ---- Handlers, one per row of the table.
+  HttpReply Healthz(Call& call);
+  HttpReply Readyz(Call& call);
+  HttpReply WebPage(Call& call);
+  HttpReply WebFile(Call& call);
+  HttpReply OpenApi(Call& call);
+  HttpReply MetricsText(Call& call);
   void PostEvents(Call& call);
-  void IngestBody(Call& call, events::BodyFormat format);
-  void Retry(Call& call, uint64_t id);
-  void OrgRoute(Call& call, const std::string& org, const std::vector<std::string>& rest);
-  void AnswerAndCache(Call& call, const std::string& org, const std::vector<std::string>& rest,
-                      std::string key, uint64_t version);
-  HttpReply OrgAnswer(Call& call, const std::string& org, const std::vector<std::string>& rest);
+  void Retry(Call& call);
   // GET /v1/orgs/{org}: cost centers, workspaces and providers with names.
-  HttpReply StructureAnswer(Call& call, const std::string& org);
+  HttpReply Structure(Call& call);
+  HttpReply Dashboard(Call& call);
+  HttpReply UsageHistory(Call& call);
+  HttpReply UsageMonth(Call& call);
+  HttpReply UsageMonthCsv(Call& call);
+  HttpReply UsageItem(Call& call);
+  HttpReply Invoices(Call& call);
+  HttpReply Invoice(Call& call);
+  HttpReply InvoiceCsv(Call& call);
+  HttpReply LedgerEvents(Call& call);
+  HttpReply Verify(Call& call);
+  HttpReply Rejected(Call& call);
+
+  void IngestBody(Call& call, events::BodyFormat format);
+  // The org's snapshot (as of `as_of` when given) for an org answer, with
+  // only the aggregates `scope` names; kUnknownOrg when there is no such org.
+  Result<projections::OrgSnapshot> OpenOrg(Call& call, const projections::ReplayScope& scope);
   // A month's line-level rows (projections/export.h) as CSV, optionally one invoice's.
-  HttpReply CsvAnswer(Call& call, const std::string& org, Month month, std::optional<ledger::Sequence> as_of,
-                      const std::optional<std::string>& invoice_id);
-  void LedgerEvents(Call& call);
-  void Verify(Call& call);
-  void Rejected(Call& call);
+  HttpReply CsvAnswer(Call& call, Month month, const std::optional<std::string>& invoice_id);
 
   projections::Billing& billing_;
   Metrics& metrics_;

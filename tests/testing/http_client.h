@@ -6,8 +6,15 @@
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
 
+#include <unistd.h>
+
+#include <cstdio>
+#include <cstdlib>
 #include <map>
+#include <mutex>
 #include <string>
+
+#include <nlohmann/json.hpp>
 
 namespace billing::testing {
 
@@ -16,6 +23,24 @@ struct HttpResponse {
   std::string body;
   std::map<std::string, std::string> headers;
 };
+
+// With LEDGER_HTTP_RECORD_DIR set, appends one answer to <dir>/<pid>.ndjson
+// as {"method","target","status","content_type","body"}, so that
+// tests/contract/validate_responses.mjs can hold it to api/openapi.json.
+inline void RecordHttpAnswer(const std::string& method, const std::string& target, const HttpResponse& r) {
+  const char* dir = std::getenv("LEDGER_HTTP_RECORD_DIR");
+  if (dir == nullptr || r.status == 0) return;
+  auto type = r.headers.find("Content-Type");
+  nlohmann::json line{{"method", method}, {"target", target}, {"status", r.status},
+                      {"content_type", type == r.headers.end() ? "" : type->second}, {"body", r.body}};
+  static std::mutex mu;
+  std::lock_guard<std::mutex> lock(mu);
+  std::string path = std::string(dir) + "/" + std::to_string(getpid()) + ".ndjson";
+  if (FILE* f = std::fopen(path.c_str(), "a")) {
+    std::fputs((line.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace) + "\n").c_str(), f);
+    std::fclose(f);
+  }
+}
 
 inline HttpResponse Http(uint16_t port, const std::string& method, const std::string& target,
                          const std::string& body = "", const std::string& content_type = "application/json",
@@ -49,6 +74,7 @@ inline HttpResponse Http(uint16_t port, const std::string& method, const std::st
   out.body = parser.get().body();
   for (const auto& f : parser.get()) out.headers[std::string(f.name_string())] = std::string(f.value());
   stream.socket().shutdown(boost::asio::ip::tcp::socket::shutdown_both, ec);
+  RecordHttpAnswer(method, target, out);
   return out;
 }
 

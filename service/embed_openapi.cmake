@@ -1,0 +1,11 @@
+# Writes OUT, a C++ file defining OpenApiDocument() over the bytes of IN.
+file(READ ${IN} hex HEX)
+string(REGEX REPLACE "([0-9a-f][0-9a-f])" "'\\\\x\\1'," bytes "${hex}")
+string(LENGTH "${hex}" hexlen)
+math(EXPR len "${hexlen} / 2")
+set(body "#include \"service/openapi_document.h\"\n\nnamespace billing::api {\n\nnamespace {\n")
+string(APPEND body "const char kDocument[] = {${bytes} 0};\n}  // namespace\n\n")
+string(APPEND body "std::string_view OpenApiDocument() { return std::string_view(kDocument, ${len}); }\n\n")
+string(APPEND body "}  // namespace billing::api\n")
+file(WRITE ${OUT}.tmp "${body}")
+file(COPY_FILE ${OUT}.tmp ${OUT} ONLY_IF_DIFFERENT)
