@@ -1,11 +1,9 @@
 // A small synchronous HTTP/1.1 client (Boost.Beast) for tests over loopback.
+// Compiled once in the test_support library: a test that includes this does
+// not compile Beast.
 #pragma once
 
-#include <boost/asio/connect.hpp>
-#include <boost/asio/ip/tcp.hpp>
-#include <boost/beast/core.hpp>
-#include <boost/beast/http.hpp>
-
+#include <cstdint>
 #include <map>
 #include <string>
 
@@ -17,39 +15,12 @@ struct HttpResponse {
   std::map<std::string, std::string> headers;
 };
 
-inline HttpResponse Http(uint16_t port, const std::string& method, const std::string& target,
-                         const std::string& body = "", const std::string& content_type = "application/json",
-                         const std::map<std::string, std::string>& headers = {}) {
-  namespace beast = boost::beast;
-  namespace http = beast::http;
-  boost::asio::io_context ioc;
-  beast::tcp_stream stream(ioc);
-  beast::error_code connect_ec;
-  stream.socket().connect(boost::asio::ip::tcp::endpoint(boost::asio::ip::make_address("127.0.0.1"), port), connect_ec);
-  if (connect_ec) return HttpResponse{};
-  http::request<http::string_body> req(http::string_to_verb(method), target, 11);
-  req.set(http::field::host, "127.0.0.1");
-  if (!body.empty() || method == "POST") {
-    if (!content_type.empty()) req.set(http::field::content_type, content_type);
-    req.body() = body;
-    req.prepare_payload();
-  }
-  for (const auto& [k, v] : headers) req.set(k, v);
-  beast::error_code ec;
-  // A server may answer (413, 431) before it has read all we send: keep going
-  // and read its answer.
-  http::write(stream, req, ec);
-  beast::flat_buffer buffer;
-  http::response_parser<http::string_body> parser;
-  parser.body_limit(1ULL << 30);
-  http::read(stream, buffer, parser, ec);
-  HttpResponse out;
-  if (ec) return out;
-  out.status = static_cast<int>(parser.get().result_int());
-  out.body = parser.get().body();
-  for (const auto& f : parser.get()) out.headers[std::string(f.name_string())] = std::string(f.value());
-  stream.socket().shutdown(boost::asio::ip::tcp::socket::shutdown_both, ec);
-  return out;
-}
+// One request on a new connection to 127.0.0.1:port, read to the end of the
+// answer. A body (and `content_type`, unless empty) is sent with any POST.
+// status 0 when there is no complete answer: refused, reset, or cut short.
+HttpResponse Http(uint16_t port, const std::string& method, const std::string& target,
+                  const std::string& body = "",
+                  const std::string& content_type = "application/json",
+                  const std::map<std::string, std::string>& headers = {});
 
 }  // namespace billing::testing
