@@ -8,7 +8,7 @@ packages=(
   librocksdb-dev librdkafka-dev libboost-dev libprotobuf-dev protobuf-compiler libssl-dev
   libgtest-dev libcli11-dev nlohmann-json3-dev libcsv-dev libabsl-dev
   curl kcat wrk nginx-light
-  clang libclang-rt-14-dev
+  clang libclang-rt-14-dev clang-format
   chromium nodejs npm
 )
 

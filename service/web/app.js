@@ -533,12 +533,21 @@
   // Width of a label in px, near enough for deciding what fits (system sans at `size` px).
   const textWidth = (text, size) => text.length * size * 0.6;
 
+  // The month chart, redrawn whole for the current dashboard and the container's width.
   function drawChart() {
     const data = state.dashboard;
     const container = $('chart');
     if (!data) return;
-    const months = data.months;
-    const width = Math.max(260, Math.round(container.clientWidth || 960));
+    const layout = chartLayout(data.months, Math.max(260, Math.round(container.clientWidth || 960)));
+    const chart = chartFrame(data, layout);
+    chart.append(chartGrid(layout));
+    chart.append(...chartBars(data.months, layout));
+    container.replaceChildren(chart);
+    container.dataset.width = String(layout.width);
+  }
+
+  // Sizes, margins, the value scale and its tick texts, and y() from a value to a pixel row.
+  function chartLayout(months, width) {
     const narrow = width < 560;
     const height = narrow ? 240 : 300;
     const values = months.map((m) => Number(m.billed));
@@ -548,7 +557,13 @@
     const plotWidth = width - margin.left - margin.right;
     const plotHeight = height - margin.top - margin.bottom;
     const y = (v) => margin.top + ((scale.max - v) / (scale.max - scale.min)) * plotHeight;
+    return { width, height, scale, tickTexts, margin, plotWidth, y };
+  }
 
+  // The <svg> with its accessible name and a description listing every month's figure.
+  function chartFrame(data, layout) {
+    const { width, height } = layout;
+    const months = data.months;
     const chart = svg('svg', {
       class: 'bar-chart', width, height, viewBox: `0 0 ${width} ${height}`,
       role: 'group', 'aria-labelledby': 'chart-title', 'aria-describedby': 'chart-desc',
@@ -557,7 +572,11 @@
     chart.append(
       svg('title', { id: 'chart-title', text: `Billed per month in ${data.currency}, ${scopeWords()}` }),
       svg('desc', { id: 'chart-desc', text: months.map((m) => `${monthLong(m.month)}: ${formatMoney(m.billed)}`).join('; ') }));
+    return chart;
+  }
 
+  // Horizontal lines at the scale's ticks, each with its compact amount.
+  function chartGrid({ scale, tickTexts, margin, width, y }) {
     const grid = svg('g', { class: 'grid', 'aria-hidden': 'true' });
     scale.ticks.forEach((tick, i) => {
       const ty = y(tick);
@@ -565,15 +584,17 @@
         svg('line', { x1: margin.left, x2: width - margin.right, y1: ty, y2: ty, class: tick === 0 ? 'baseline' : null }),
         svg('text', { x: margin.left - 8, y: ty, class: 'tick', 'text-anchor': 'end', 'dominant-baseline': 'middle', text: tickTexts[i] }));
     });
-    chart.append(grid);
+    return grid;
+  }
 
+  // Bars are the buttons; their printed amounts and month names are a separate layer hidden
+  // from assistive technology, which reads each bar's full name instead. Returns both layers.
+  function chartBars(months, { plotWidth, margin, height, y }) {
     const slot = plotWidth / Math.max(1, months.length);
     const barWidth = Math.min(56, slot * 0.64);
     const labels = barLabels(months, slot);
     // Month names are thinned to every k-th when they would touch their neighbours.
     const every = Math.max(1, Math.ceil(30 / slot));
-    // Bars are the buttons; their printed amounts and month names are a separate layer hidden
-    // from assistive technology, which reads each bar's full name instead.
     const bars = svg('g', { class: 'bars' });
     const texts = svg('g', { class: 'bar-texts', 'aria-hidden': 'true' });
     months.forEach((m, i) => {
@@ -581,9 +602,7 @@
       bars.append(parts.group);
       texts.append(...parts.texts);
     });
-    chart.append(bars, texts);
-    container.replaceChildren(chart);
-    container.dataset.width = String(width);
+    return [bars, texts];
   }
 
   // Full amounts where they fit above every bar, else compact ones, else none.

@@ -10,6 +10,7 @@
 
 #include "tests/testing/files.h"
 #include "tests/testing/http_client.h"
+#include "tests/testing/ledgerd.h"
 #include "tests/testing/process.h"
 #include "tests/testing/raw_conn.h"
 #include "tests/testing/temp_dir.h"
@@ -41,27 +42,19 @@ std::string TokensFile(const TempDir& tmp, mode_t mode = 0600,
   return path;
 }
 
+// A running ledgerd, and the connection of the last raw exchange with it.
 struct Server {
-  explicit Server(std::vector<std::string> extra = {}) {
-    std::vector<std::string> args{testing::BuildDir() + "/ledgerd", "--data-dir", tmp.sub("data"), "--http",
-                                  "127.0.0.1:0"};
-    args.insert(args.end(), extra.begin(), extra.end());
-    child = std::make_unique<Child>(args, tmp.sub("stderr"));
-    std::string url = child->WaitForLine("listening on http://127.0.0.1:");
-    EXPECT_FALSE(url.empty()) << "ledgerd did not start";
-    port = url.empty() ? 0 : static_cast<uint16_t>(std::stoi(url));
-  }
+  explicit Server(testing::LedgerdOptions options = {}) : ledgerd(std::move(options)) {}
+  uint16_t port() const { return ledgerd.port(); }
   // Sends `request` raw on a new connection and reads until the server
   // closes or the deadline passes.
   std::string Exchange(const std::string& request) {
-    conn = std::make_unique<RawConn>(port);
+    conn = std::make_unique<RawConn>(port());
     conn->Send(request, 2000ms);
     return conn->Read(kAnswerDeadline);
   }
-  TempDir tmp;
-  std::unique_ptr<Child> child;
+  testing::Ledgerd ledgerd;
   std::unique_ptr<RawConn> conn;  // the last Exchange's connection
-  uint16_t port = 0;
 };
 
 size_t CountOf(const std::string& text, const std::string& what) {
@@ -101,7 +94,7 @@ TEST(Http, TransferEncodingOtherThanChunkedIs400AndCloses) {
                                    "Transfer-Encoding: chunked\r\nConnection: close\r\n\r\n" +
                                    std::string(size) + "\r\n" + body + "\r\n0\r\n\r\n");
   EXPECT_EQ(StatusOf(chunked), 200) << chunked;
-  EXPECT_EQ(LedgerEvents(s.port), 1);
+  EXPECT_EQ(LedgerEvents(s.port()), 1);
 }
 
 TEST(Http, ObsFoldHeaderIs400) {
@@ -127,11 +120,11 @@ TEST(Http, Http10WithoutHostIsRefusedWithoutTokens) {
   std::string post = s.Exchange("POST /v1/events HTTP/1.0\r\nContent-Type: application/json\r\nContent-Length: " +
                                 std::to_string(kOneEvent.size()) + "\r\n\r\n" + kOneEvent);
   EXPECT_EQ(StatusOf(post), 421) << post;
-  EXPECT_EQ(LedgerEvents(s.port), 0);
+  EXPECT_EQ(LedgerEvents(s.port()), 0);
   EXPECT_EQ(StatusOf(s.Exchange("GET /healthz HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n")), 200);
   // With tokens HTTP/1.0 needs no Host: the token decides.
   TempDir config;
-  Server with_tokens({"--tokens", TokensFile(config)});
+  Server with_tokens({.tokens_file = TokensFile(config)});
   EXPECT_EQ(StatusOf(with_tokens.Exchange("GET /healthz HTTP/1.0\r\n\r\n")), 200);
 }
 
@@ -156,7 +149,7 @@ TEST(Http, BodyWhereTheRouteTakesNoneIsRefusedFromTheHead) {
         "GET /web/app.js HTTP/1.1\r\nContent-Length: 100\r\n", "GET / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n",
         "GET /v1/orgs/acme/dashboard HTTP/1.1\r\nContent-Length: 100\r\n",
         "POST /v1/ledger/rejected/1/retry HTTP/1.1\r\nContent-Type: application/json\r\nContent-Length: 100\r\n"}) {
-    RawConn c(s.port);
+    RawConn c(s.port());
     ASSERT_TRUE(c.Send(head + "Host: 127.0.0.1\r\n\r\n", 2000ms));
     std::string answer = c.Read(kAnswerDeadline);
     EXPECT_EQ(StatusOf(answer), 400) << head << answer;
@@ -164,7 +157,7 @@ TEST(Http, BodyWhereTheRouteTakesNoneIsRefusedFromTheHead) {
   }
   // A target that does not parse is 400 from the head too, body or not.
   for (const std::string target : {"/v1/events%zz", "/v1/events?x=%"}) {
-    RawConn c(s.port);
+    RawConn c(s.port());
     ASSERT_TRUE(c.Send("POST " + target + " HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
                            "Content-Length: 16777216\r\n\r\n",
                        2000ms));
@@ -176,7 +169,7 @@ TEST(Http, BodyWhereTheRouteTakesNoneIsRefusedFromTheHead) {
   EXPECT_EQ(StatusOf(s.Exchange("GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 0\r\n"
                                 "Connection: close\r\n\r\n")),
             200);
-  EXPECT_EQ(testing::Http(s.port, "POST", "/v1/ledger/rejected/1/retry", "", "application/json").status, 404);
+  EXPECT_EQ(testing::Http(s.port(), "POST", "/v1/ledger/rejected/1/retry", "", "application/json").status, 404);
 }
 
 TEST(Http, EndlessChunkLineOrTrailerIsRefusedNotBuffered) {
@@ -190,7 +183,7 @@ TEST(Http, EndlessChunkLineOrTrailerIsRefusedNotBuffered) {
     std::string what, start;
   };
   for (const Case& c : {Case{"chunk extension", "1;"}, Case{"chunk size", "1"}, Case{"trailer", "1\r\na\r\n0\r\nX-T: "}}) {
-    RawConn conn(s.port);
+    RawConn conn(s.port());
     std::string answer = testing::FloodUntilAnswered(conn, head + c.start, 'a', kFloodBytes, kAnswerDeadline);
     int status = StatusOf(answer);
     EXPECT_TRUE(status == 400 || status == 431) << c.what << ": " << answer;
@@ -205,7 +198,7 @@ TEST(Http, EndlessChunkLineOrTrailerIsRefusedNotBuffered) {
     std::snprintf(size, sizeof(size), "%zx", piece.size());
     chunked += std::string(size) + ";ext=1\r\n" + piece + "\r\n";
   }
-  RawConn conn(s.port);
+  RawConn conn(s.port());
   ASSERT_TRUE(conn.Send("POST /v1/events HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
                         "Transfer-Encoding: chunked\r\nConnection: close\r\n\r\n" + chunked + "0\r\nX-T: 1\r\n\r\n",
                         10000ms));
@@ -219,7 +212,7 @@ TEST(Http, PostWithoutJsonContentTypeIs415) {
   for (const std::string type : {"", "Content-Type: text/plain\r\n", "Content-Type: application/x-www-form-urlencoded\r\n",
                                  "Content-Type: multipart/form-data; boundary=x\r\n"}) {
     // The head alone is refused: the body is never awaited.
-    RawConn c(s.port);
+    RawConn c(s.port());
     ASSERT_TRUE(c.Send("POST /v1/events HTTP/1.1\r\nHost: 127.0.0.1\r\n" + type + "Content-Length: " +
                            std::to_string(kOneEvent.size()) + "\r\n\r\n",
                        2000ms));
@@ -228,35 +221,35 @@ TEST(Http, PostWithoutJsonContentTypeIs415) {
     c.Send(kOneEvent, 1000ms);
   }
   // A retry re-drives a rejected event: it is a write, held to the same rule.
-  EXPECT_EQ(testing::Http(s.port, "POST", "/v1/ledger/rejected/1/retry", "", "").status, 415);
-  EXPECT_EQ(LedgerEvents(s.port), 0);
-  EXPECT_EQ(testing::Http(s.port, "POST", "/v1/events", kOneEvent, "Application/JSON; charset=utf-8").status, 200);
+  EXPECT_EQ(testing::Http(s.port(), "POST", "/v1/ledger/rejected/1/retry", "", "").status, 415);
+  EXPECT_EQ(LedgerEvents(s.port()), 0);
+  EXPECT_EQ(testing::Http(s.port(), "POST", "/v1/events", kOneEvent, "Application/JSON; charset=utf-8").status, 200);
 }
 
 TEST(Http, ForeignHostIsRefusedWithoutTokens) {
   Server s;
   for (const std::string host : {"attacker.example", "attacker.example:8080", "localhost.attacker.example",
                                  "127.0.0.1.nip.io", "10.0.0.1", "[::2]:80"}) {
-    auto r = testing::Http(s.port, "GET", "/healthz", "", "", {{"Host", host}});
+    auto r = testing::Http(s.port(), "GET", "/healthz", "", "", {{"Host", host}});
     EXPECT_EQ(r.status, 421) << host;
-    auto post = testing::Http(s.port, "POST", "/v1/events", kOneEvent, "application/json", {{"Host", host}});
+    auto post = testing::Http(s.port(), "POST", "/v1/events", kOneEvent, "application/json", {{"Host", host}});
     EXPECT_EQ(post.status, 421) << host;
   }
-  EXPECT_EQ(LedgerEvents(s.port), 0);
+  EXPECT_EQ(LedgerEvents(s.port()), 0);
   for (const std::string host : {"localhost", "LOCALHOST:8080", "127.0.0.1", "127.0.0.1:1", "[::1]", "[::1]:8080"}) {
-    EXPECT_EQ(testing::Http(s.port, "GET", "/healthz", "", "", {{"Host", host}}).status, 200) << host;
+    EXPECT_EQ(testing::Http(s.port(), "GET", "/healthz", "", "", {{"Host", host}}).status, 200) << host;
   }
   // With tokens the token decides, whatever name the client used.
   TempDir config;
-  Server with_tokens({"--tokens", TokensFile(config)});
-  EXPECT_EQ(testing::Http(with_tokens.port, "GET", "/healthz", "", "", {{"Host", "ledger.example.com"}}).status, 200);
+  Server with_tokens({.tokens_file = TokensFile(config)});
+  EXPECT_EQ(testing::Http(with_tokens.port(), "GET", "/healthz", "", "", {{"Host", "ledger.example.com"}}).status, 200);
 }
 
 TEST(Http, HeadAnswersLikeGetWithoutBody) {
   Server s;
-  ASSERT_EQ(testing::Http(s.port, "POST", "/v1/events", kOneEvent).status, 200);
+  ASSERT_EQ(testing::Http(s.port(), "POST", "/v1/events", kOneEvent).status, 200);
   for (const std::string target : {"/healthz", "/v1/orgs/acme/dashboard", "/"}) {
-    auto get = testing::Http(s.port, "GET", target);
+    auto get = testing::Http(s.port(), "GET", target);
     ASSERT_EQ(get.status, 200) << target;
     std::string head = s.Exchange("HEAD " + target + " HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n");
     EXPECT_EQ(StatusOf(head), 200) << target << ": " << head;
@@ -276,7 +269,7 @@ TEST(Http, HeadAnswersLikeGetWithoutBody) {
 
 TEST(Http, ExpectContinueIsAnswered) {
   Server s;
-  RawConn c(s.port);
+  RawConn c(s.port());
   ASSERT_TRUE(c.Send("POST /v1/events HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
                      "Expect: 100-continue\r\nConnection: close\r\nContent-Length: " +
                          std::to_string(kOneEvent.size()) + "\r\n\r\n",
@@ -286,9 +279,9 @@ TEST(Http, ExpectContinueIsAnswered) {
   ASSERT_TRUE(c.Send(kOneEvent, 2000ms));
   std::string answer = c.Read(kAnswerDeadline);
   EXPECT_EQ(StatusOf(answer), 200) << answer;
-  EXPECT_EQ(LedgerEvents(s.port), 1);
+  EXPECT_EQ(LedgerEvents(s.port()), 1);
   // A refused head gets its refusal instead of 100 Continue.
-  RawConn refused(s.port);
+  RawConn refused(s.port());
   ASSERT_TRUE(refused.Send("POST /v1/events HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: text/plain\r\n"
                            "Expect: 100-continue\r\nContent-Length: 10\r\n\r\n",
                            2000ms));
@@ -299,15 +292,15 @@ TEST(Http, ExpectContinueIsAnswered) {
 
 TEST(Auth, BearerSchemeIsCaseInsensitive) {
   TempDir config;
-  Server s({"--tokens", TokensFile(config)});
+  Server s({.tokens_file = TokensFile(config)});
   for (const std::string scheme : {"Bearer", "bearer", "BEARER", "bEaReR"}) {
-    auto r = testing::Http(s.port, "GET", "/v1/ledger/verify", "", "",
+    auto r = testing::Http(s.port(), "GET", "/v1/ledger/verify", "", "",
                            {{"Authorization", scheme + " " + kProducerToken}});
     EXPECT_EQ(r.status, 403) << scheme << " (a producer may not verify: authenticated, then denied)";
-    auto v = testing::Http(s.port, "GET", "/v1/orgs/acme/dashboard", "", "", {{"Authorization", scheme + " " + kViewerToken}});
+    auto v = testing::Http(s.port(), "GET", "/v1/orgs/acme/dashboard", "", "", {{"Authorization", scheme + " " + kViewerToken}});
     EXPECT_EQ(v.status, 404) << scheme << ": " << v.body;
   }
-  EXPECT_EQ(testing::Http(s.port, "GET", "/v1/orgs/acme/dashboard", "", "",
+  EXPECT_EQ(testing::Http(s.port(), "GET", "/v1/orgs/acme/dashboard", "", "",
                           {{"Authorization", std::string("Basic ") + kViewerToken}})
                 .status,
             401);
@@ -315,7 +308,7 @@ TEST(Auth, BearerSchemeIsCaseInsensitive) {
 
 TEST(Auth, TwoAuthorizationHeadersAre400) {
   TempDir config;
-  Server s({"--tokens", TokensFile(config)});
+  Server s({.tokens_file = TokensFile(config)});
   std::string answer = s.Exchange(std::string("GET /v1/orgs/acme/dashboard HTTP/1.1\r\nHost: 127.0.0.1\r\n") +
                                   "Authorization: Bearer " + kViewerToken + "\r\nAuthorization: Bearer nobody-knows-this-one\r\n\r\n");
   EXPECT_EQ(StatusOf(answer), 400) << answer;
@@ -323,7 +316,7 @@ TEST(Auth, TwoAuthorizationHeadersAre400) {
 
 TEST(Auth, UploadWithoutAllowedTokenIsRefusedBeforeItsBody) {
   TempDir config;
-  Server s({"--tokens", TokensFile(config)});
+  Server s({.tokens_file = TokensFile(config)});
   struct Case {
     std::string authorization;
     int status;
@@ -331,7 +324,7 @@ TEST(Auth, UploadWithoutAllowedTokenIsRefusedBeforeItsBody) {
   for (const Case& c : {Case{"", 401}, Case{"Authorization: Bearer wrong-token-0123456789\r\n", 401},
                         Case{std::string("Authorization: Bearer ") + kViewerToken + "\r\n", 403}}) {
     // A 16 MiB body is announced and never sent: the answer comes anyway.
-    RawConn conn(s.port);
+    RawConn conn(s.port());
     ASSERT_TRUE(conn.Send("POST /v1/events HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n" +
                               c.authorization + "Content-Length: 16000000\r\n\r\n",
                           2000ms));
@@ -349,9 +342,9 @@ constexpr auto kStartedDeadline = 10s;
 // Runs ledgerd to its exit (it should refuse to start); returns the exit
 // code and what it wrote to stderr.
 std::pair<int, std::string> RunRefused(const TempDir& tmp, std::vector<std::string> extra) {
-  std::vector<std::string> args{testing::BuildDir() + "/ledgerd", "--data-dir", tmp.sub("data")};
+  std::vector<std::string> args{testing::LedgerdPath(), "--data-dir", tmp.sub("data")};
   args.insert(args.end(), extra.begin(), extra.end());
-  Child child(args, tmp.sub("refused.log"));
+  Child child(args, {.stderr_file = tmp.sub("refused.log")});
   // A ledgerd that starts listening did not refuse: stop it, and say so.
   if (!child.WaitForLine("listening on", kStartedDeadline).empty()) {
     child.Signal(SIGKILL);
@@ -380,8 +373,8 @@ TEST(Ledgerd, WorldReadableTokensFileIsRefused) {
   }
   // A group of operators may read it (as PostgreSQL allows for key files).
   TempDir config;
-  Server group_readable({"--tokens", TokensFile(config, 0640)});
-  EXPECT_EQ(testing::Http(group_readable.port, "GET", "/healthz").status, 200);
+  Server group_readable({.tokens_file = TokensFile(config, 0640)});
+  EXPECT_EQ(testing::Http(group_readable.port(), "GET", "/healthz").status, 200);
 }
 
 TEST(Ledgerd, ShortTokenIsRefused) {
@@ -403,20 +396,20 @@ TEST(Ledgerd, PortOutOfRangeIsRefused) {
 
 TEST(Ledgerd, SighupStopsCleanly) {
   Server s;
-  ASSERT_EQ(testing::Http(s.port, "POST", "/v1/events", kOneEvent).status, 200);
-  s.child->Signal(SIGHUP);
-  EXPECT_EQ(s.child->Wait(), 0);
-  EXPECT_NE(testing::ReadFile(s.tmp.sub("stderr")).find("stopped cleanly"), std::string::npos);
+  ASSERT_EQ(testing::Http(s.port(), "POST", "/v1/events", kOneEvent).status, 200);
+  s.ledgerd.Signal(SIGHUP);
+  EXPECT_EQ(s.ledgerd.Wait(), 0);
+  EXPECT_NE(s.ledgerd.StderrText().find("stopped cleanly"), std::string::npos);
 }
 
 TEST(Ledgerd, DataDirIsPrivate) {
   Server s;
-  ASSERT_EQ(testing::Http(s.port, "POST", "/v1/events", kOneEvent).status, 200);
+  ASSERT_EQ(testing::Http(s.port(), "POST", "/v1/events", kOneEvent).status, 200);
   namespace fs = std::filesystem;
   const auto open_to_others = fs::perms::group_all | fs::perms::others_all;
-  EXPECT_EQ(fs::status(s.tmp.sub("data")).permissions() & fs::perms::mask, fs::perms::owner_all);
+  EXPECT_EQ(fs::status(s.ledgerd.data_dir()).permissions() & fs::perms::mask, fs::perms::owner_all);
   int files = 0;
-  for (const auto& entry : fs::recursive_directory_iterator(s.tmp.sub("data"))) {
+  for (const auto& entry : fs::recursive_directory_iterator(s.ledgerd.data_dir())) {
     EXPECT_EQ(entry.status().permissions() & open_to_others, fs::perms::none) << entry.path();
     ++files;
   }
@@ -424,11 +417,10 @@ TEST(Ledgerd, DataDirIsPrivate) {
 }
 
 TEST(Ledgerd, AccessLogLinesStayJsonForAnyPath) {
-  Server s;
+  Server s({.access_log = testing::AccessLog::kOn});
   s.Exchange("GET /v1/orgs/\xff\xfe\x80/dashboard HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n");
-  s.child->Signal(SIGTERM);
-  ASSERT_EQ(s.child->Wait(), 0);
-  std::istringstream log(testing::ReadFile(s.tmp.sub("stderr")));
+  ASSERT_EQ(s.ledgerd.Stop(), 0);
+  std::istringstream log(s.ledgerd.StderrText());
   std::string line;
   int requests = 0;
   while (std::getline(log, line)) {

@@ -14,6 +14,7 @@
 
 #include "tests/testing/files.h"
 #include "tests/testing/http_client.h"
+#include "tests/testing/ledgerd.h"
 #include "tests/testing/process.h"
 #include "tests/testing/temp_dir.h"
 
@@ -23,33 +24,10 @@ namespace {
 using Json = nlohmann::json;
 using testing::Child;
 using testing::Http;
+using testing::Ledgerd;
 using testing::TempDir;
 using testing::ExamplesDir;
 using testing::ReadFile;
-
-// A running ledgerd on a fresh data dir and a free port.
-struct Server {
-  explicit Server(std::vector<std::string> extra = {}, const std::string& dir = "") {
-    data = dir.empty() ? tmp.sub("data") : dir;
-    std::vector<std::string> args{testing::BuildDir() + "/ledgerd", "--data-dir", data, "--http", "127.0.0.1:0"};
-    args.insert(args.end(), extra.begin(), extra.end());
-    child = std::make_unique<Child>(args);
-    std::string url = child->WaitForLine("listening on http://127.0.0.1:");
-    EXPECT_FALSE(url.empty()) << "ledgerd did not start";
-    port = url.empty() ? 0 : static_cast<uint16_t>(std::stoi(url));
-  }
-  testing::HttpResponse Get(const std::string& target, const std::map<std::string, std::string>& h = {}) {
-    return Http(port, "GET", target, "", "", h);
-  }
-  testing::HttpResponse Post(const std::string& target, const std::string& body,
-                             const std::string& type = "application/json", const std::map<std::string, std::string>& h = {}) {
-    return Http(port, "POST", target, body, type, h);
-  }
-  TempDir tmp;
-  std::string data;
-  std::unique_ptr<Child> child;
-  uint16_t port = 0;
-};
 
 // Ids are the service's choice and list order is free where the SPEC says so;
 // month lists keep their order.
@@ -75,7 +53,7 @@ Json Normalize(const Json& j, const std::string& key = "") {
 }
 
 TEST(Http, GoldenExampleGivesTheExpectedAnswers) {
-  Server s;
+  Ledgerd s;
   auto post = s.Post("/v1/events", ReadFile(ExamplesDir() + "/events.ndjson"), "application/x-ndjson");
   ASSERT_EQ(post.status, 200) << post.body;
   Json r = Json::parse(post.body);
@@ -128,7 +106,7 @@ TEST(Http, GoldenExampleGivesTheExpectedAnswers) {
 }
 
 TEST(Http, LedgerStreamVerifyAndRedrive) {
-  Server s;
+  Ledgerd s;
   ASSERT_EQ(s.Post("/v1/events", ReadFile(ExamplesDir() + "/events.ndjson"), "application/x-ndjson").status, 200);
   auto stream = s.Get("/v1/ledger/events?after=10&limit=5");
   ASSERT_EQ(stream.status, 200);
@@ -188,7 +166,7 @@ TEST(Http, LedgerStreamVerifyAndRedrive) {
 }
 
 TEST(Http, BadInputsGetPreciseStatusCodes) {
-  Server s;
+  Ledgerd s;
   ASSERT_EQ(s.Post("/v1/events", ReadFile(ExamplesDir() + "/events.ndjson"), "application/x-ndjson").status, 200);
   struct Case {
     std::string method, target, body, type;
@@ -228,7 +206,7 @@ TEST(Http, BadInputsGetPreciseStatusCodes) {
       {"GET", "/v1/ledger/events?after=-1", "", "", 400, "invalid_argument"},
   };
   for (const Case& c : cases) {
-    auto r = Http(s.port, c.method, c.target, c.body, c.type);
+    auto r = Http(s.port(), c.method, c.target, c.body, c.type);
     EXPECT_EQ(r.status, c.status) << c.method << " " << c.target << " " << r.body;
     if (r.status == c.status) {
       Json j = Json::parse(r.body);
@@ -250,7 +228,7 @@ TEST(Http, BadInputsGetPreciseStatusCodes) {
   // Header flood: 431 (or the connection is refused), and others are still served.
   std::map<std::string, std::string> many;
   for (int i = 0; i < 8; ++i) many["X-Flood-" + std::to_string(i)] = std::string(8 * 1024, 'a');
-  auto flood = Http(s.port, "GET", "/healthz", "", "", many);
+  auto flood = Http(s.port(), "GET", "/healthz", "", "", many);
   EXPECT_TRUE(flood.status == 431 || flood.status == 0) << flood.status;
   EXPECT_EQ(s.Get("/healthz").status, 200);
   Json health = Json::parse(s.Get("/healthz").body);
@@ -270,7 +248,7 @@ TEST(Http, BadInputsGetPreciseStatusCodes) {
 // Issue 13, each item reproduced against the real ledgerd: input that crashed
 // it or took gigabytes is refused precisely, and the server keeps serving.
 TEST(Ingest, DeeplyNestedJsonIsRejectedNotFatal) {
-  Server s;
+  Ledgerd s;
   const size_t n = 100000;  // a 200 KB body; the old server died at any depth past ~50 000
   auto r = s.Post("/v1/events", std::string(n + 1, '[') + std::string(n + 1, ']'));
   ASSERT_EQ(r.status, 200) << r.body.substr(0, 300);
@@ -288,7 +266,7 @@ TEST(Ingest, DeeplyNestedJsonIsRejectedNotFatal) {
 // Found in review: one ~1 MB event of tiny objects held an I/O thread for
 // minutes (a quadratic duplicate-key check); it is now refused at once.
 TEST(Ingest, AnEventOfManySmallObjectsIsRefusedPromptly) {
-  Server s;
+  Ledgerd s;
   std::string many = "{\"a\":[";
   for (size_t i = 0; i < 300000; ++i) many += i ? ",{}" : "{}";
   many += "]}";
@@ -301,7 +279,7 @@ TEST(Ingest, AnEventOfManySmallObjectsIsRefusedPromptly) {
 }
 
 TEST(Ingest, ABodyOfTooManyEventsIs413AndNothingIsStored) {
-  Server s;
+  Ledgerd s;
   std::string body = "[{}";
   for (size_t i = 0; i < 1400000; ++i) body += ",{}";  // the 4.2 MB body that took 2.17 GB
   body += "]";
@@ -323,7 +301,7 @@ TEST(Ingest, ABodyOfTooManyEventsIs413AndNothingIsStored) {
 }
 
 TEST(Ingest, DuplicateJsonKeysAreRejected) {
-  Server s;
+  Ledgerd s;
   ASSERT_EQ(s.Post("/v1/events", ReadFile(ExamplesDir() + "/events.ndjson"), "application/x-ndjson").status, 200);
   std::string twice = R"({"event_id":"dup:1","org_id":"acme","occurred_at":"2026-02-01T00:00:00Z",
     "support_charged":{"month":"2026-02","amount":"1","amount":"1000","description":"d"}})";
@@ -337,7 +315,7 @@ TEST(Ingest, DuplicateJsonKeysAreRejected) {
 // Binary protobuf is a Kafka value form only; over HTTP it would bypass the
 // JSON rules (two payloads, unknown fields kept in the hashed bytes).
 TEST(Ingest, BinaryProtobufOverHttpIsRejected) {
-  Server s;
+  Ledgerd s;
   ASSERT_EQ(s.Post("/v1/events", ReadFile(ExamplesDir() + "/events.ndjson"), "application/x-ndjson").status, 200);
   // A complete, valid Envelope in binary (a support charge of acme), with
   // every tag written as a two-byte varint so that no byte is a line break
@@ -363,7 +341,7 @@ TEST(Ingest, BinaryProtobufOverHttpIsRejected) {
 // The answer cache keyed on the raw target stored one copy per junk query
 // parameter; now parameters that cannot change an answer share one entry.
 TEST(Serving, AnswerCacheIgnoresParametersThatDoNotChangeTheAnswer) {
-  Server s;
+  Ledgerd s;
   ASSERT_EQ(s.Post("/v1/events", ReadFile(ExamplesDir() + "/events.ndjson"), "application/x-ndjson").status, 200);
   auto gauge = [&](const std::string& name) {
     std::string body = s.Get("/metrics").body;
@@ -386,7 +364,7 @@ TEST(Serving, AnswerCacheIgnoresParametersThatDoNotChangeTheAnswer) {
 }
 
 TEST(Serving, TheWebPageForbidsFramingAndForeignCode) {
-  Server s;
+  Ledgerd s;
   auto page = s.Get("/");
   ASSERT_EQ(page.status, 200);
   EXPECT_NE(page.headers["Content-Security-Policy"].find("frame-ancestors 'none'"), std::string::npos);
@@ -396,16 +374,13 @@ TEST(Serving, TheWebPageForbidsFramingAndForeignCode) {
 }
 
 TEST(Http, AccessControlByRoleAndOrganization) {
-  TempDir tmp;
-  std::ofstream(tmp.sub("tokens")) << "# token role org name\n"
-                                      "t-view-0123456789 viewer acme alice\n"
-                                      "t-prod-0123456789 producer acme feed\n"
-                                      "t-aud-0123456789 auditor * carol\n"
-                                      "t-aud-k-0123456789 auditor kaiju-jp dave\n"
-                                      "t-admin-0123456789 admin * root\n";
-  // Tokens are at least 16 characters, in a file only its owner may write.
-  std::filesystem::permissions(tmp.sub("tokens"), std::filesystem::perms::owner_read | std::filesystem::perms::owner_write);
-  Server s({"--tokens", tmp.sub("tokens")});
+  // Tokens are at least 16 characters.
+  Ledgerd s({.tokens = "# token role org name\n"
+                       "t-view-0123456789 viewer acme alice\n"
+                       "t-prod-0123456789 producer acme feed\n"
+                       "t-aud-0123456789 auditor * carol\n"
+                       "t-aud-k-0123456789 auditor kaiju-jp dave\n"
+                       "t-admin-0123456789 admin * root\n"});
   auto as = [](const std::string& token) {
     return std::map<std::string, std::string>{{"Authorization", "Bearer " + token + "-0123456789"}};
   };
@@ -443,7 +418,7 @@ TEST(Http, AccessControlByRoleAndOrganization) {
       {"GET", "/", "", 200},
   };
   for (const Case& c : cases) {
-    auto r = Http(s.port, c.method, c.target, c.method == "POST" ? "{}" : "", "application/json",
+    auto r = Http(s.port(), c.method, c.target, c.method == "POST" ? "{}" : "", "application/json",
                   c.token.empty() ? std::map<std::string, std::string>{} : as(c.token));
     EXPECT_EQ(r.status, c.status) << c.method << " " << c.target << " as " << c.token << ": " << r.body;
   }
@@ -466,14 +441,13 @@ TEST(Http, AccessControlByRoleAndOrganization) {
 
 TEST(Http, RefusesNonLoopbackWithoutTokensAndStopsCleanlyOnSigterm) {
   TempDir tmp;
-  Child refused({testing::BuildDir() + "/ledgerd", "--data-dir", tmp.sub("d1"), "--http", "0.0.0.0:0"});
+  Child refused({testing::LedgerdPath(), "--data-dir", tmp.sub("d1"), "--http", "0.0.0.0:0"});
   EXPECT_NE(refused.Wait(), 0);
-  Server s;
+  Ledgerd s;
   ASSERT_EQ(s.Post("/v1/events", ReadFile(ExamplesDir() + "/events.ndjson"), "application/x-ndjson").status, 200);
-  s.child->Signal(SIGTERM);
-  EXPECT_EQ(s.child->Wait(), 0);
+  EXPECT_EQ(s.Stop(), 0);
   // The data survives and verifies offline.
-  Child verify({testing::BuildDir() + "/ledgerctl", "verify", s.data});
+  Child verify({testing::LedgerctlPath(), "verify", s.data_dir()});
   std::string out = verify.WaitForLine("{");
   EXPECT_NE(out.find("\"ok\":true"), std::string::npos) << out;
   EXPECT_EQ(verify.Wait(), 0);
@@ -484,7 +458,7 @@ TEST(Http, KillDashNineLosesNoAcknowledgedEvent) {
   std::string dir = tmp.sub("data");
   std::vector<std::string> acked;
   for (int round = 0; round < 3; ++round) {
-    Server s({}, dir);
+    Ledgerd s({.data_dir = dir});
     if (round == 0) {
       ASSERT_EQ(s.Post("/v1/events", R"({"event_id":"k-org","org_id":"k","occurred_at":"2026-01-01T00:00:00Z","organization_created":{"name":"K","currency":"USD","billing_account":"B"}})").status, 200);
     }
@@ -496,11 +470,10 @@ TEST(Http, KillDashNineLosesNoAcknowledgedEvent) {
       if (r.status == 200 && Json::parse(r.body)["accepted"] == 1) acked.push_back(id);
     }
     // Killed right after the last answer: nothing may be waiting in a buffer.
-    s.child->Signal(SIGKILL);
-    s.child->Wait();
+    s.Kill();
   }
   ASSERT_EQ(acked.size(), 60u);
-  Server s({}, dir);
+  Ledgerd s({.data_dir = dir});
   std::string stream = s.Get("/v1/ledger/events").body;
   for (const auto& id : acked) EXPECT_NE(stream.find("\"" + id + "\""), std::string::npos) << id;
   EXPECT_EQ(Json::parse(s.Get("/v1/ledger/verify").body)["ok"], true);

@@ -17,6 +17,7 @@
 #include "kafka/embedded_kafka.h"
 #include "tests/api/kafka_test_support.h"
 #include "tests/testing/temp_dir.h"
+#include "tests/testing/wait.h"
 
 namespace billing {
 namespace {
@@ -24,7 +25,7 @@ namespace {
 using namespace std::chrono_literals;
 using testing::TempDir;
 using kafka_testing::TestProducer;
-using kafka_testing::WaitUntil;
+using testing::WaitUntil;
 
 constexpr int kPartitions = 4;
 // The mock broker's group waits about session timeout - 1 s for the other

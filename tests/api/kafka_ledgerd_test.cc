@@ -18,73 +18,58 @@
 #include "tests/api/kafka_test_support.h"
 #include "tests/testing/files.h"
 #include "tests/testing/http_client.h"
+#include "tests/testing/ledgerd.h"
 #include "tests/testing/process.h"
 #include "tests/testing/temp_dir.h"
+#include "tests/testing/wait.h"
 
 namespace billing {
 namespace {
 
 using namespace std::chrono_literals;
 using Json = nlohmann::json;
-using kafka_testing::WaitUntil;
 using testing::Child;
 using testing::Http;
+using testing::KafkaSource;
+using testing::Ledgerd;
+using testing::MetricValue;
 using testing::TempDir;
+using testing::WaitUntil;
 using testing::ExamplesDir;
 using testing::ReadFile;
 
-constexpr auto kStartTimeout = 30s;
+// How long `ledgerctl produce` may take to deliver the golden example.
+constexpr auto kProduceTimeout = 30s;
 constexpr auto kIngestTimeout = 90s;
 // Short, so that a restarted ledgerd gets its partitions soon after the group
 // has given up on the killed one.
-constexpr const char* kSessionTimeoutMs = "4000";
+constexpr auto kSessionTimeout = 4000ms;
 
 Json ReadJsonFile(const std::string& path) { return Json::parse(ReadFile(path), nullptr, false); }
 
-// One counter or gauge from /metrics text; 0 when absent (never incremented).
-int64_t MetricValue(const std::string& text, const std::string& series) {
-  size_t at = text.find("\n" + series + " ");
-  if (at == std::string::npos) return 0;
-  return std::stoll(text.substr(at + series.size() + 2));
+// ledgerd on `data_dir` with its own embedded broker.
+testing::LedgerdOptions WithEmbeddedBroker(const std::string& data_dir) {
+  return {.data_dir = data_dir, .kafka = KafkaSource::kEmbedded, .kafka_session_timeout = kSessionTimeout};
 }
 
-struct Ledgerd {
-  Ledgerd(const std::string& data_dir, std::vector<std::string> extra) {
-    std::vector<std::string> args{testing::BuildDir() + "/ledgerd", "--data-dir", data_dir, "--http",
-                                  "127.0.0.1:0",          "--no-access-log", "--kafka-session-timeout-ms",
-                                  kSessionTimeoutMs};
-    args.insert(args.end(), extra.begin(), extra.end());
-    child = std::make_unique<Child>(args);
-  }
-  // Reads the `listening on` line (after any line the caller waited for).
-  bool Listen() {
-    std::string url = child->WaitForLine("listening on http://127.0.0.1:", kStartTimeout);
-    if (url.empty()) return false;
-    port = static_cast<uint16_t>(std::stoi(url));
-    return true;
-  }
-  std::string Metrics() { return Http(port, "GET", "/metrics").body; }
-  int64_t Head() {
-    auto r = Http(port, "GET", "/metrics");
-    return r.status == 200 ? MetricValue(r.body, "ledger_head_sequence") : -1;
-  }
-  std::unique_ptr<Child> child;
-  uint16_t port = 0;
-};
+// The ledger's head sequence; -1 while /metrics is not answered.
+int64_t Head(const Ledgerd& ledgerd) {
+  std::string metrics = ledgerd.Metrics();
+  return metrics.empty() ? -1 : MetricValue(metrics, "ledger_head_sequence");
+}
 
 TEST(LedgerdKafka, EmbeddedBrokerIngestsWhatLedgerctlProduces) {
   TempDir tmp;
-  Ledgerd ledgerd(tmp.sub("data"), {"--kafka-embedded"});
-  std::string bootstrap = ledgerd.child->WaitForLine("kafka bootstrap: ", kStartTimeout);
-  ASSERT_FALSE(bootstrap.empty()) << "no `kafka bootstrap:` line";
-  ASSERT_TRUE(ledgerd.Listen());
+  Ledgerd ledgerd(WithEmbeddedBroker(tmp.sub("data")));
+  ASSERT_TRUE(ledgerd.started());
+  const std::string bootstrap = ledgerd.kafka_bootstrap();
 
-  auto health = Json::parse(Http(ledgerd.port, "GET", "/healthz").body, nullptr, false);
+  auto health = Json::parse(Http(ledgerd.port(), "GET", "/healthz").body, nullptr, false);
   EXPECT_EQ(health["kafka_bootstrap"], bootstrap);
 
-  Child produce({testing::BuildDir() + "/ledgerctl", "produce", "--brokers", bootstrap, "--topic",
+  Child produce({testing::LedgerctlPath(), "produce", "--brokers", bootstrap, "--topic",
                  "billing.events", ExamplesDir() + "/events.ndjson"});
-  EXPECT_EQ(produce.WaitForLine("delivered ", kStartTimeout), "62 of 62 messages to billing.events");
+  EXPECT_EQ(produce.WaitForLine("delivered ", kProduceTimeout), "62 of 62 messages to billing.events");
   EXPECT_EQ(produce.Wait(), 0);
 
   // The golden outcomes: 57 accepted, the rest duplicates or rejected.
@@ -97,7 +82,7 @@ TEST(LedgerdKafka, EmbeddedBrokerIngestsWhatLedgerctlProduces) {
     return n;
   };
   const int accepted = 57;
-  ASSERT_TRUE(WaitUntil([&] { return ledgerd.Head() == accepted; }, kIngestTimeout));
+  ASSERT_TRUE(WaitUntil([&] { return Head(ledgerd) == accepted; }, kIngestTimeout));
   ASSERT_TRUE(WaitUntil(
       [&] {
         std::string m = ledgerd.Metrics();
@@ -111,11 +96,11 @@ TEST(LedgerdKafka, EmbeddedBrokerIngestsWhatLedgerctlProduces) {
   EXPECT_EQ(MetricValue(metrics, "ledger_kafka_duplicates_total"), count("duplicate"));
   EXPECT_EQ(MetricValue(metrics, "ledger_kafka_rejected_total"), count("rejected"));
 
-  auto verify = Json::parse(Http(ledgerd.port, "GET", "/v1/ledger/verify").body, nullptr, false);
+  auto verify = Json::parse(Http(ledgerd.port(), "GET", "/v1/ledger/verify").body, nullptr, false);
   EXPECT_EQ(verify["ok"], true);
   EXPECT_EQ(verify["events"], accepted);
 
-  auto rejected = Json::parse(Http(ledgerd.port, "GET", "/v1/ledger/rejected").body, nullptr, false);
+  auto rejected = Json::parse(Http(ledgerd.port(), "GET", "/v1/ledger/rejected").body, nullptr, false);
   ASSERT_TRUE(rejected["rejected"].is_array());
   for (const Json& r : rejected["rejected"]) {
     EXPECT_EQ(r["source"]["kind"], "kafka");
@@ -128,14 +113,13 @@ TEST(LedgerdKafka, EmbeddedBrokerIngestsWhatLedgerctlProduces) {
       Json expected = ReadJsonFile(ExamplesDir() + "/expected/" + std::string(org) + "/" + name);
       ASSERT_FALSE(expected.is_discarded()) << org << "/" << name;
       std::string target = expected["request"].get<std::string>().substr(4);  // after "GET "
-      auto got = Http(ledgerd.port, "GET", target);
+      auto got = Http(ledgerd.port(), "GET", target);
       EXPECT_EQ(got.status, 200) << target;
       EXPECT_EQ(Json::parse(got.body, nullptr, false), expected["response"]) << target;
     }
   }
 
-  ledgerd.child->Signal(SIGTERM);
-  EXPECT_EQ(ledgerd.child->Wait(), 0);
+  EXPECT_EQ(ledgerd.Stop(), 0);
 }
 
 TEST(LedgerdKafka, RestartedEmbeddedBrokerIsReadFromItsStart) {
@@ -145,9 +129,9 @@ TEST(LedgerdKafka, RestartedEmbeddedBrokerIsReadFromItsStart) {
   TempDir tmp;
   const std::string data = tmp.sub("data");
   auto produce_golden = [&](const std::string& bootstrap) {
-    Child produce({testing::BuildDir() + "/ledgerctl", "produce", "--brokers", bootstrap, "--topic",
+    Child produce({testing::LedgerctlPath(), "produce", "--brokers", bootstrap, "--topic",
                    "billing.events", ExamplesDir() + "/events.ndjson"});
-    EXPECT_EQ(produce.WaitForLine("delivered ", kStartTimeout), "62 of 62 messages to billing.events");
+    EXPECT_EQ(produce.WaitForLine("delivered ", kProduceTimeout), "62 of 62 messages to billing.events");
     EXPECT_EQ(produce.Wait(), 0);
   };
   auto settled = [](Ledgerd& l) {
@@ -156,26 +140,22 @@ TEST(LedgerdKafka, RestartedEmbeddedBrokerIsReadFromItsStart) {
            MetricValue(m, "ledger_kafka_rejected_total");
   };
   {
-    Ledgerd first(data, {"--kafka-embedded"});
-    std::string bootstrap = first.child->WaitForLine("kafka bootstrap: ", kStartTimeout);
-    ASSERT_TRUE(first.Listen());
-    produce_golden(bootstrap);
+    Ledgerd first(WithEmbeddedBroker(data));
+    ASSERT_TRUE(first.started());
+    produce_golden(first.kafka_bootstrap());
     ASSERT_TRUE(WaitUntil([&] { return settled(first) == 62; }, kIngestTimeout));
-    first.child->Signal(SIGTERM);
-    ASSERT_EQ(first.child->Wait(), 0);
+    ASSERT_EQ(first.Stop(), 0);
   }
-  Ledgerd second(data, {"--kafka-embedded"});
-  std::string bootstrap = second.child->WaitForLine("kafka bootstrap: ", kStartTimeout);
-  ASSERT_TRUE(second.Listen());
-  produce_golden(bootstrap);
+  Ledgerd second(WithEmbeddedBroker(data));
+  ASSERT_TRUE(second.started());
+  produce_golden(second.kafka_bootstrap());
   // Every message of the new log is read: all known already, none new.
   ASSERT_TRUE(WaitUntil([&] { return settled(second) == 62; }, kIngestTimeout))
       << "settled " << settled(second) << " of 62";
   std::string m = second.Metrics();
   EXPECT_EQ(MetricValue(m, "ledger_kafka_appended_total"), 0);
-  EXPECT_EQ(second.Head(), 57);
-  second.child->Signal(SIGTERM);
-  EXPECT_EQ(second.child->Wait(), 0);
+  EXPECT_EQ(Head(second), 57);
+  EXPECT_EQ(second.Stop(), 0);
 }
 
 TEST(LedgerdKafka, KillNineDuringIngestionLosesAndRepeatsNothing) {
@@ -215,15 +195,19 @@ TEST(LedgerdKafka, KillNineDuringIngestionLosesAndRepeatsNothing) {
 
   TempDir tmp;
   const std::string data = tmp.sub("data");
-  const std::vector<std::string> kafka_args{"--kafka-brokers", (*kafka)->bootstrap(), "--topic", topic};
+  const testing::LedgerdOptions consuming{.data_dir = data,
+                                          .kafka = KafkaSource::kBrokers,
+                                          .kafka_brokers = (*kafka)->bootstrap(),
+                                          .kafka_topic = topic,
+                                          .kafka_session_timeout = kSessionTimeout};
   const int64_t kill_at[] = {3000, 9000, 15000};
   for (int64_t threshold : kill_at) {
-    Ledgerd ledgerd(data, kafka_args);
-    ASSERT_TRUE(ledgerd.Listen());
+    Ledgerd ledgerd(consuming);
+    ASSERT_TRUE(ledgerd.started());
     int64_t head_at_kill = -1;
     ASSERT_TRUE(WaitUntil(
         [&] {
-          int64_t head = ledgerd.Head();
+          int64_t head = Head(ledgerd);
           if (head < 0) return false;
           if (head + 2 * kChunk >= produced && produced < total) {
             EXPECT_TRUE(produce_chunk());
@@ -231,7 +215,7 @@ TEST(LedgerdKafka, KillNineDuringIngestionLosesAndRepeatsNothing) {
           if (head >= threshold && head < produced) {
             // Nothing read twice since this ledgerd started.
             EXPECT_EQ(MetricValue(ledgerd.Metrics(), "ledger_kafka_duplicates_total"), 0);
-            ledgerd.child->Signal(SIGKILL);
+            ledgerd.Signal(SIGKILL);
             head_at_kill = head;
             return true;
           }
@@ -239,32 +223,32 @@ TEST(LedgerdKafka, KillNineDuringIngestionLosesAndRepeatsNothing) {
         },
         kIngestTimeout))
         << "ledgerd never reached " << threshold << " events with a backlog";
-    EXPECT_EQ(ledgerd.child->Wait(), 128 + SIGKILL);
+    EXPECT_EQ(ledgerd.Wait(), 128 + SIGKILL);
     EXPECT_LT(head_at_kill, produced);
   }
 
   // The last life: everything else arrives, nothing twice.
-  Ledgerd ledgerd(data, kafka_args);
-  ASSERT_TRUE(ledgerd.Listen());
+  Ledgerd ledgerd(consuming);
+  ASSERT_TRUE(ledgerd.started());
   ASSERT_TRUE(WaitUntil(
       [&] {
-        int64_t head = ledgerd.Head();
+        int64_t head = Head(ledgerd);
         if (head >= 0 && head + 2 * kChunk >= produced && produced < total) {
           EXPECT_TRUE(produce_chunk());
         }
         return head == total;
       },
       kIngestTimeout))
-      << "head " << ledgerd.Head() << " of " << total;
+      << "head " << Head(ledgerd) << " of " << total;
   std::string metrics = ledgerd.Metrics();
   EXPECT_EQ(MetricValue(metrics, "ledger_kafka_duplicates_total"), 0);
   EXPECT_EQ(MetricValue(metrics, "ledger_kafka_rejected_total"), 0);
 
-  auto verify = Json::parse(Http(ledgerd.port, "GET", "/v1/ledger/verify").body, nullptr, false);
+  auto verify = Json::parse(Http(ledgerd.port(), "GET", "/v1/ledger/verify").body, nullptr, false);
   EXPECT_EQ(verify["ok"], true);
   EXPECT_EQ(verify["events"], total);
 
-  auto stream = Http(ledgerd.port, "GET", "/v1/ledger/events");
+  auto stream = Http(ledgerd.port(), "GET", "/v1/ledger/events");
   ASSERT_EQ(stream.status, 200);
   std::set<std::string> ids;
   int64_t lines = 0;
@@ -285,11 +269,10 @@ TEST(LedgerdKafka, KillNineDuringIngestionLosesAndRepeatsNothing) {
       break;
     }
   }
-  auto rejected = Json::parse(Http(ledgerd.port, "GET", "/v1/ledger/rejected").body, nullptr, false);
+  auto rejected = Json::parse(Http(ledgerd.port(), "GET", "/v1/ledger/rejected").body, nullptr, false);
   EXPECT_TRUE(rejected["rejected"].empty());
 
-  ledgerd.child->Signal(SIGTERM);
-  EXPECT_EQ(ledgerd.child->Wait(), 0);
+  EXPECT_EQ(ledgerd.Stop(), 0);
 }
 
 }  // namespace

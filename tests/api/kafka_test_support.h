@@ -1,29 +1,14 @@
-// What the Kafka tests share: waiting on a condition with a deadline, a test
-// producer that checks its deliveries, and the events they send.
+// What the Kafka tests share: a test producer that checks its deliveries,
+// and the events they send. (Waiting is tests/testing/wait.h.)
 #pragma once
 
 #include <librdkafka/rdkafka.h>
 
-#include <chrono>
 #include <cstdlib>
-#include <functional>
 #include <string>
 #include <vector>
-#include <thread>
 
 namespace billing::kafka_testing {
-
-// Checks `condition` until it holds or `timeout` passes; true if it held.
-// The short re-check interval only bounds how late we notice, it is not
-// the synchronization itself.
-inline bool WaitUntil(const std::function<bool()>& condition, std::chrono::milliseconds timeout) {
-  auto deadline = std::chrono::steady_clock::now() + timeout;
-  for (;;) {
-    if (condition()) return true;
-    if (std::chrono::steady_clock::now() >= deadline) return false;
-    std::this_thread::sleep_for(std::chrono::milliseconds(5));
-  }
-}
 
 // An idempotent producer whose Flush waits for every delivery report.
 class TestProducer {

@@ -11,30 +11,16 @@
 #include <nlohmann/json.hpp>
 
 #include "tests/testing/http_client.h"
-#include "tests/testing/process.h"
+#include "tests/testing/ledgerd.h"
 #include "tests/testing/temp_dir.h"
 
 namespace billing {
 namespace {
 
 using Json = nlohmann::json;
-using testing::Child;
-using testing::Http;
 using testing::HttpResponse;
+using testing::Ledgerd;
 using testing::TempDir;
-
-struct Server {
-  explicit Server(const std::string& data) {
-    child = std::make_unique<Child>(std::vector<std::string>{testing::BuildDir() + "/ledgerd", "--data-dir", data,
-                                                             "--http", "127.0.0.1:0", "--no-access-log"});
-    std::string url = child->WaitForLine("listening on http://127.0.0.1:");
-    EXPECT_FALSE(url.empty()) << "ledgerd did not start";
-    port = url.empty() ? 0 : static_cast<uint16_t>(std::stoi(url));
-  }
-  HttpResponse Get(const std::string& target) { return Http(port, "GET", target, "", "", {}); }
-  std::unique_ptr<Child> child;
-  uint16_t port = 0;
-};
 
 std::string Event(const std::string& id, const std::string& at, const std::string& payload) {
   return R"({"event_id":")" + id + R"(","org_id":"org-s","occurred_at":")" + at + R"(",)" + payload + "}\n";
@@ -73,9 +59,8 @@ const Json kExpected = Json::parse(R"({"org_id":"org-s","name":"Org S","currency
     {"cost_center_id":"cc-z","name":"Zeta","billing_account":null,"workspaces":[]}]})");
 
 TEST(OrgStructure, ListsNamesSortedWithEachProviderWhereItsLatestPlacementPutsIt) {
-  TempDir tmp;
-  Server s(tmp.sub("data"));
-  HttpResponse post = Http(s.port, "POST", "/v1/events", Events(), "application/x-ndjson", {});
+  Ledgerd s;
+  HttpResponse post = s.Post("/v1/events", Events(), "application/x-ndjson");
   ASSERT_EQ(post.status, 200) << post.body;
   ASSERT_EQ(Json::parse(post.body)["accepted"], 12) << post.body;
 
@@ -85,9 +70,8 @@ TEST(OrgStructure, ListsNamesSortedWithEachProviderWhereItsLatestPlacementPutsIt
 }
 
 TEST(OrgStructure, AsOfAnswersTheStructureAsItStoodThen) {
-  TempDir tmp;
-  Server s(tmp.sub("data"));
-  ASSERT_EQ(Http(s.port, "POST", "/v1/events", Events(), "application/x-ndjson", {}).status, 200);
+  Ledgerd s;
+  ASSERT_EQ(s.Post("/v1/events", Events(), "application/x-ndjson").status, 200);
   // After e7: p-2 and p-1 registered in ws-a, no account for cc-a yet.
   HttpResponse r = s.Get("/v1/orgs/org-s?as_of=7");
   ASSERT_EQ(r.status, 200) << r.body;
@@ -100,8 +84,7 @@ TEST(OrgStructure, AsOfAnswersTheStructureAsItStoodThen) {
 }
 
 TEST(OrgStructure, UnknownOrgIs404) {
-  TempDir tmp;
-  Server s(tmp.sub("data"));
+  Ledgerd s;
   HttpResponse r = s.Get("/v1/orgs/nobody");
   EXPECT_EQ(r.status, 404);
   EXPECT_NE(r.body.find("unknown_org"), std::string::npos) << r.body;
@@ -110,10 +93,10 @@ TEST(OrgStructure, UnknownOrgIs404) {
 TEST(OrgStructure, WorkspaceNamesSurviveARestart) {
   TempDir tmp;
   {
-    Server s(tmp.sub("data"));
-    ASSERT_EQ(Http(s.port, "POST", "/v1/events", Events(), "application/x-ndjson", {}).status, 200);
+    Ledgerd s({.data_dir = tmp.sub("data")});
+    ASSERT_EQ(s.Post("/v1/events", Events(), "application/x-ndjson").status, 200);
   }
-  Server again(tmp.sub("data"));
+  Ledgerd again({.data_dir = tmp.sub("data")});
   HttpResponse r = again.Get("/v1/orgs/org-s");
   ASSERT_EQ(r.status, 200) << r.body;
   EXPECT_EQ(Json::parse(r.body), kExpected) << r.body;

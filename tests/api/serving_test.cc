@@ -15,15 +15,15 @@
 
 #include "tests/testing/files.h"
 #include "tests/testing/http_client.h"
-#include "tests/testing/process.h"
+#include "tests/testing/ledgerd.h"
 #include "tests/testing/temp_dir.h"
 
 namespace billing {
 namespace {
 
 using Json = nlohmann::json;
-using testing::Child;
 using testing::Http;
+using testing::Ledgerd;
 using testing::TempDir;
 
 // How many usage events the ledger holds: enough that one verify takes a
@@ -32,31 +32,18 @@ constexpr int kUsageEvents = 200000;
 // Ingest bodies may hold at most 10 000 events (events::kBodyEventsMax).
 constexpr size_t kLinesPerPost = 10000;
 
-struct Ledgerd {
-  Ledgerd() {
-    child = std::make_unique<Child>(std::vector<std::string>{testing::BuildDir() + "/ledgerd", "--data-dir",
-                                                             tmp.sub("data"), "--http", "127.0.0.1:0",
-                                                             "--no-access-log"});
-    std::string url = child->WaitForLine("listening on http://127.0.0.1:");
-    EXPECT_FALSE(url.empty()) << "ledgerd did not start";
-    port = url.empty() ? 0 : static_cast<uint16_t>(std::stoi(url));
-  }
-  TempDir tmp;
-  std::unique_ptr<Child> child;
-  uint16_t port = 0;
-};
-
 // Loads a seeded synthetic history, NDJSON from `ledgerctl generate`.
 std::string LoadHistory(Ledgerd& d) {
-  std::string file = d.tmp.sub("history.ndjson");
-  std::string cmd = testing::BuildDir() + "/ledgerctl generate --seed 3 --orgs 2 --months 3 --usage-events " +
+  TempDir tmp;
+  std::string file = tmp.sub("history.ndjson");
+  std::string cmd = testing::LedgerctlPath() + " generate --seed 3 --orgs 2 --months 3 --usage-events " +
                     std::to_string(kUsageEvents) + " > " + file;
   EXPECT_EQ(std::system(cmd.c_str()), 0);
   std::istringstream lines(testing::ReadFile(file));
   std::string line, body, org;
   size_t n = 0;
   auto post = [&] {
-    auto r = Http(d.port, "POST", "/v1/events", body, "application/x-ndjson");
+    auto r = Http(d.port(), "POST", "/v1/events", body, "application/x-ndjson");
     EXPECT_EQ(r.status, 200) << r.body.substr(0, 200);
     body.clear();
     n = 0;
@@ -90,7 +77,7 @@ std::string* HeavyRequests::org_ = nullptr;
 TEST_F(HeavyRequests, DashboardsAreAnsweredWhileVerifiesAndReplaysRun) {
   Ledgerd& d = *ledgerd_;
   const std::string org = *org_;
-  ASSERT_EQ(Http(d.port, "GET", "/v1/orgs/" + org + "/dashboard").status, 200);
+  ASSERT_EQ(Http(d.port(), "GET", "/v1/orgs/" + org + "/dashboard").status, 200);
   constexpr int kHeavy = 16;
   std::atomic<int> heavy_done{0};
   std::atomic<int> heavy_ok{0};
@@ -99,7 +86,7 @@ TEST_F(HeavyRequests, DashboardsAreAnsweredWhileVerifiesAndReplaysRun) {
     heavy.emplace_back([&, i] {
       std::string target = i % 4 == 3 ? "/v1/orgs/" + org + "/usage-history?as_of=" + std::to_string(100000 + i)
                                       : std::string("/v1/ledger/verify");
-      auto r = Http(d.port, "GET", target);
+      auto r = Http(d.port(), "GET", target);
       if (r.status == 200 || r.status == 503) heavy_ok++;
       heavy_done++;
     });
@@ -110,7 +97,7 @@ TEST_F(HeavyRequests, DashboardsAreAnsweredWhileVerifiesAndReplaysRun) {
   // The proof is that order, not a time: sanitizer builds run it 5x slower.
   int answered = 0;
   for (int i = 0; i < 8; ++i) {
-    auto r = Http(d.port, "GET", "/v1/orgs/" + org + "/dashboard?months=3&i=" + std::to_string(i));
+    auto r = Http(d.port(), "GET", "/v1/orgs/" + org + "/dashboard?months=3&i=" + std::to_string(i));
     if (r.status == 200) answered++;
   }
   const int heavy_done_when_answered = heavy_done.load();
@@ -129,7 +116,7 @@ TEST_F(HeavyRequests, AFullWorkerQueueIs503WithRetryAfter) {
   std::vector<std::thread> threads;
   for (int i = 0; i < kVerifies; ++i) {
     threads.emplace_back([&] {
-      auto r = Http(d.port, "GET", "/v1/ledger/verify");
+      auto r = Http(d.port(), "GET", "/v1/ledger/verify");
       if (r.status == 200) ok++;
       if (r.status == 503) {
         refused++;
@@ -141,7 +128,7 @@ TEST_F(HeavyRequests, AFullWorkerQueueIs503WithRetryAfter) {
   EXPECT_EQ(ok + refused, kVerifies);
   EXPECT_GT(refused.load(), 0);
   EXPECT_EQ(retry_after.load(), refused.load());
-  EXPECT_EQ(Http(d.port, "GET", "/v1/ledger/verify").status, 200);
+  EXPECT_EQ(Http(d.port(), "GET", "/v1/ledger/verify").status, 200);
 }
 
 }  // namespace

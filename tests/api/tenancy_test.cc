@@ -4,8 +4,6 @@
 // bytes with a cursor, each org keeping its newest rejections).
 #include <gtest/gtest.h>
 
-#include <filesystem>
-#include <fstream>
 #include <map>
 #include <memory>
 #include <string>
@@ -14,43 +12,31 @@
 #include <nlohmann/json.hpp>
 
 #include "tests/testing/http_client.h"
-#include "tests/testing/process.h"
-#include "tests/testing/temp_dir.h"
+#include "tests/testing/ledgerd.h"
 
 namespace billing {
 namespace {
 
 using Json = nlohmann::json;
-using testing::Child;
-using testing::Http;
 using testing::HttpResponse;
-using testing::TempDir;
+using testing::Ledgerd;
 
 using Headers = std::map<std::string, std::string>;
 Headers As(const std::string& token) { return {{"Authorization", "Bearer " + token}}; }
 
-// A running ledgerd with producers and auditors scoped to acme and kaiju-jp.
+// Producers and auditors scoped to acme and kaiju-jp.
+constexpr char kTokens[] =
+    "# token role org name\n"
+    "p-acme-token-0123456789 producer acme acme-feed\n"
+    "p-kaiju-token-0123456789 producer kaiju-jp kaiju-feed\n"
+    "a-acme-token-0123456789 auditor acme acme-audit\n"
+    "a-kaiju-token-0123456789 auditor kaiju-jp kaiju-audit\n";
+
+// A running ledgerd with kTokens; every request made as one of them.
 struct Server {
-  Server() {
-    std::ofstream(tmp.sub("tokens")) << "# token role org name\n"
-                                        "p-acme-token-0123456789 producer acme acme-feed\n"
-                                        "p-kaiju-token-0123456789 producer kaiju-jp kaiju-feed\n"
-                                        "a-acme-token-0123456789 auditor acme acme-audit\n"
-                                        "a-kaiju-token-0123456789 auditor kaiju-jp kaiju-audit\n";
-    // ledgerd refuses a tokens file others may read.
-    std::filesystem::permissions(tmp.sub("tokens"), std::filesystem::perms::owner_read | std::filesystem::perms::owner_write);
-    child = std::make_unique<Child>(std::vector<std::string>{testing::BuildDir() + "/ledgerd", "--data-dir",
-                                                             tmp.sub("data"), "--http", "127.0.0.1:0",
-                                                             "--tokens", tmp.sub("tokens"), "--no-access-log"});
-    std::string url = child->WaitForLine("listening on http://127.0.0.1:");
-    EXPECT_FALSE(url.empty()) << "ledgerd did not start";
-    port = url.empty() ? 0 : static_cast<uint16_t>(std::stoi(url));
-  }
-  HttpResponse Get(const std::string& target, const std::string& token) {
-    return Http(port, "GET", target, "", "", As(token));
-  }
+  HttpResponse Get(const std::string& target, const std::string& token) { return ledgerd.Get(target, As(token)); }
   HttpResponse Post(const std::string& target, const std::string& body, const std::string& token) {
-    return Http(port, "POST", target, body, "application/json", As(token));
+    return ledgerd.Post(target, body, "application/json", As(token));
   }
   // Posts events; the answer's JSON, or null when the status is not 200.
   Json Ingest(const std::string& body, const std::string& token) {
@@ -59,9 +45,7 @@ struct Server {
     return r.status == 200 ? Json::parse(r.body) : Json();
   }
 
-  TempDir tmp;
-  std::unique_ptr<Child> child;
-  uint16_t port = 0;
+  Ledgerd ledgerd{{.tokens = kTokens}};
 };
 
 std::string OrgCreated(const std::string& org, const std::string& currency) {

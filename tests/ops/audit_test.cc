@@ -3,11 +3,8 @@
 // (our CSV and FOCUS), the FOCUS sample imported with exact decimal sums,
 // export -> import round trips, and backup while running -> restore -> equal
 // answers. Amounts are compared as integers, never floats.
-#include <fcntl.h>
 #include <gtest/gtest.h>
 #include <rocksdb/db.h>
-#include <sys/wait.h>
-#include <unistd.h>
 
 #include <filesystem>
 #include <fstream>
@@ -26,6 +23,7 @@
 #include "projections/agg.h"
 #include "tests/testing/files.h"
 #include "tests/testing/http_client.h"
+#include "tests/testing/ledgerd.h"
 #include "tests/testing/process.h"
 #include "tests/testing/temp_dir.h"
 
@@ -33,52 +31,19 @@ namespace billing {
 namespace {
 
 using Json = nlohmann::json;
-using testing::Child;
 using testing::Http;
+using testing::Ledgerd;
+using testing::Ran;
 using testing::TempDir;
 using testing::ExamplesDir;
 using testing::ReadFile;
 
 void WriteFile(const std::string& path, const std::string& text) { std::ofstream(path, std::ios::binary) << text; }
 
-// Runs a binary to completion; its stdout and exit code.
-struct Ran {
-  int code = -1;
-  std::string out;
-};
-
-Ran Run(std::vector<std::string> args) {
-  int fds[2];
-  if (pipe(fds) != 0) std::abort();
-  pid_t pid = fork();
-  if (pid == 0) {
-    dup2(fds[1], STDOUT_FILENO);
-    if (std::getenv("LEDGER_TEST_VERBOSE") == nullptr) {
-      int devnull = open("/dev/null", O_WRONLY);
-      dup2(devnull, STDERR_FILENO);
-    }
-    close(fds[0]);
-    std::vector<char*> argv;
-    for (auto& a : args) argv.push_back(a.data());
-    argv.push_back(nullptr);
-    execv(argv[0], argv.data());
-    _exit(127);
-  }
-  close(fds[1]);
-  Ran r;
-  char buf[65536];
-  ssize_t n;
-  while ((n = read(fds[0], buf, sizeof(buf))) > 0) r.out.append(buf, static_cast<size_t>(n));
-  close(fds[0]);
-  int status = 0;
-  waitpid(pid, &status, 0);
-  r.code = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
-  return r;
-}
-
+// ledgerctl with `args`, run to its exit.
 Ran Ledgerctl(std::vector<std::string> args) {
-  args.insert(args.begin(), testing::BuildDir() + "/ledgerctl");
-  return Run(std::move(args));
+  args.insert(args.begin(), testing::LedgerctlPath());
+  return testing::RunToExit(std::move(args));
 }
 
 std::vector<Json> JsonLines(const std::string& text) {
@@ -91,36 +56,17 @@ std::vector<Json> JsonLines(const std::string& text) {
   return out;
 }
 
-// A running ledgerd on a data dir and a free port.
-struct Server {
-  explicit Server(const std::string& dir, std::vector<std::string> extra = {}) : data(dir) {
-    std::vector<std::string> args{testing::BuildDir() + "/ledgerd", "--data-dir", data, "--http", "127.0.0.1:0",
-                                  "--no-access-log"};
-    args.insert(args.end(), extra.begin(), extra.end());
-    child = std::make_unique<Child>(args);
-    std::string url = child->WaitForLine("listening on http://127.0.0.1:");
-    EXPECT_FALSE(url.empty()) << "ledgerd did not start";
-    port = url.empty() ? 0 : static_cast<uint16_t>(std::stoi(url));
-  }
-  ~Server() {
-    child->Signal(SIGTERM);
-    child->Wait();
-  }
-  testing::HttpResponse Get(const std::string& target) { return Http(port, "GET", target); }
-  Json GetJson(const std::string& target) {
-    auto r = Get(target);
-    EXPECT_EQ(r.status, 200) << target << ": " << r.body;
-    return r.status == 200 ? Json::parse(r.body) : Json();
-  }
-  Json PostNdjson(const std::string& body) {
-    auto r = Http(port, "POST", "/v1/events", body, "application/x-ndjson");
-    EXPECT_EQ(r.status, 200) << r.body;
-    return r.status == 200 ? Json::parse(r.body) : Json();
-  }
-  std::string data;
-  std::unique_ptr<Child> child;
-  uint16_t port = 0;
-};
+Json GetJson(const Ledgerd& s, const std::string& target) {
+  auto r = s.Get(target);
+  EXPECT_EQ(r.status, 200) << target << ": " << r.body;
+  return r.status == 200 ? Json::parse(r.body) : Json();
+}
+
+Json PostNdjson(const Ledgerd& s, const std::string& body) {
+  auto r = s.Post("/v1/events", body, "application/x-ndjson");
+  EXPECT_EQ(r.status, 200) << r.body;
+  return r.status == 200 ? Json::parse(r.body) : Json();
+}
 
 // Exact nano-units of a decimal with at most 9 digits (any sign).
 Sum Nanos(const std::string& text) {
@@ -157,12 +103,12 @@ CsvRows ParseCsv(const std::string& text, std::vector<std::string>* header_out =
 
 // The golden example, posted into a fresh ledgerd: 57 accepted events.
 struct GoldenServer {
-  GoldenServer() : server(tmp.sub("data")) {
-    Json r = server.PostNdjson(ReadFile(ExamplesDir() + "/events.ndjson"));
+  GoldenServer() : server({.data_dir = tmp.sub("data")}) {
+    Json r = PostNdjson(server, ReadFile(ExamplesDir() + "/events.ndjson"));
     EXPECT_EQ(r["last_sequence"], 57);
   }
   TempDir tmp;
-  Server server;
+  Ledgerd server;
 };
 
 // Every (org, month) holding postings, from the offline replay at the head.
@@ -176,28 +122,27 @@ std::vector<std::pair<std::string, std::string>> OrgMonths(const std::string& di
 
 TEST(Audit, VerifyWorksOfflineBesideARunningLedgerd) {
   GoldenServer g;
-  Ran first = Ledgerctl({"verify", g.server.data});
+  Ran first = Ledgerctl({"verify", g.server.data_dir()});
   ASSERT_EQ(first.code, 0) << first.out;
   Json report = Json::parse(first.out);
   EXPECT_EQ(report["ok"], true);
   EXPECT_EQ(report["events"], 57);
-  EXPECT_EQ(report["head_hash"], g.server.GetJson("/v1/ledger/verify")["head_hash"]);
+  EXPECT_EQ(report["head_hash"], GetJson(g.server, "/v1/ledger/verify")["head_hash"]);
   // The service keeps writing; a new offline verify sees the new head.
-  Json more = g.server.PostNdjson(
+  Json more = PostNdjson(g.server, 
       R"({"event_id":"live-1","org_id":"acme","occurred_at":"2026-02-01T00:00:00Z","support_charged":{"month":"2026-02","amount":"3","description":"desk"}})");
   EXPECT_EQ(more["accepted"], 1);
-  Ran second = Ledgerctl({"verify", g.server.data});
+  Ran second = Ledgerctl({"verify", g.server.data_dir()});
   ASSERT_EQ(second.code, 0) << second.out;
   EXPECT_EQ(Json::parse(second.out)["head_sequence"], 58);
-  EXPECT_EQ(g.server.GetJson("/v1/ledger/verify")["ok"], true);
+  EXPECT_EQ(GetJson(g.server, "/v1/ledger/verify")["ok"], true);
 }
 
 TEST(Audit, TamperedCopyReportsTheEditedSequence) {
   GoldenServer g;
   std::string copy = g.tmp.sub("copy");
-  g.server.child->Signal(SIGTERM);
-  ASSERT_EQ(g.server.child->Wait(), 0);
-  std::filesystem::copy(g.server.data, copy, std::filesystem::copy_options::recursive);
+  ASSERT_EQ(g.server.Stop(), 0);
+  std::filesystem::copy(g.server.data_dir(), copy, std::filesystem::copy_options::recursive);
   {
     // An attacker with disk access edits one record's event through raw RocksDB.
     rocksdb::Options o;
@@ -221,18 +166,18 @@ TEST(Audit, TamperedCopyReportsTheEditedSequence) {
   EXPECT_EQ(report["ok"], false);
   EXPECT_EQ(report["first_bad_sequence"], 23);
   EXPECT_FALSE(report["problem"].get<std::string>().empty());
-  Ran original = Ledgerctl({"verify", g.server.data});
+  Ran original = Ledgerctl({"verify", g.server.data_dir()});
   EXPECT_EQ(original.code, 0);
   EXPECT_EQ(Json::parse(original.out)["ok"], true);
 }
 
 TEST(Audit, ReplayToSeqEqualsTheApiAsOf) {
   GoldenServer g;
-  Server& s = g.server;
+  Ledgerd& s = g.server;
   int compared = 0;
   for (int seq : {5, 19, 30, 44, 57}) {
     // Offline and read-only, while the service runs on the same directory.
-    Ran replay = Ledgerctl({"replay", s.data, "--to-seq", std::to_string(seq)});
+    Ran replay = Ledgerctl({"replay", s.data_dir(), "--to-seq", std::to_string(seq)});
     ASSERT_EQ(replay.code, 0) << replay.out;
     std::set<std::string> orgs;
     for (const Json& line : JsonLines(replay.out)) {
@@ -240,44 +185,44 @@ TEST(Audit, ReplayToSeqEqualsTheApiAsOf) {
       orgs.insert(org);
       std::string as_of = "&as_of=" + std::to_string(seq);
       SCOPED_TRACE(org + " " + month + as_of);
-      Json dash = s.GetJson("/v1/orgs/" + org + "/dashboard?months=1&end=" + month + as_of);
+      Json dash = GetJson(s, "/v1/orgs/" + org + "/dashboard?months=1&end=" + month + as_of);
       EXPECT_EQ(line["billed"], dash["months"][0]["billed"]);
-      Json hist = s.GetJson("/v1/orgs/" + org + "/usage-history?months=1&end=" + month + as_of)["months"][0];
+      Json hist = GetJson(s, "/v1/orgs/" + org + "/usage-history?months=1&end=" + month + as_of)["months"][0];
       for (const char* k : {"status", "total", "usage", "support", "credits", "adjustments"}) {
         EXPECT_EQ(line[k], hist[k]) << k;
       }
-      Json inv = s.GetJson("/v1/orgs/" + org + "/invoices?month=" + month + as_of);
+      Json inv = GetJson(s, "/v1/orgs/" + org + "/invoices?month=" + month + as_of);
       EXPECT_EQ(line["mode"], inv["mode"]);
       EXPECT_EQ(line["invoices"], inv["invoices"]);
       for (auto& [cc, billed] : line["billed_by_cost_center"].items()) {
-        Json by_cc = s.GetJson("/v1/orgs/" + org + "/dashboard?months=1&end=" + month + "&cost_center=" + cc + as_of);
+        Json by_cc = GetJson(s, "/v1/orgs/" + org + "/dashboard?months=1&end=" + month + "&cost_center=" + cc + as_of);
         EXPECT_EQ(billed, by_cc["months"][0]["billed"]) << cc;
       }
       ++compared;
     }
     // Only orgs that exist at that sequence, each by itself with --org.
     for (const std::string& org : orgs) {
-      Ran one = Ledgerctl({"replay", s.data, "--to-seq", std::to_string(seq), "--org", org});
+      Ran one = Ledgerctl({"replay", s.data_dir(), "--to-seq", std::to_string(seq), "--org", org});
       ASSERT_EQ(one.code, 0);
       for (const Json& line : JsonLines(one.out)) EXPECT_EQ(line["org_id"], org);
     }
   }
   EXPECT_GE(compared, 10);
   // An org unknown at that point is an error, not an empty answer.
-  EXPECT_NE(Ledgerctl({"replay", s.data, "--to-seq", "3", "--org", "kaiju-jp"}).code, 0);
+  EXPECT_NE(Ledgerctl({"replay", s.data_dir(), "--to-seq", "3", "--org", "kaiju-jp"}).code, 0);
 }
 
 // Sums export rows per invoice and (category, label) and compares them with
 // the invoice's lines; returns how many invoices were compared.
-int CompareRowsWithInvoices(Server& s, const std::string& org, const std::string& month, const CsvRows& month_rows) {
+int CompareRowsWithInvoices(Ledgerd& s, const std::string& org, const std::string& month, const CsvRows& month_rows) {
   std::map<std::string, std::map<std::pair<std::string, std::string>, Sum>> by_invoice;
   for (const auto& row : month_rows) by_invoice[row.at("invoice_id")][{row.at("category"), row.at("label")}] += Nanos(row.at("amount"));
-  Json list = s.GetJson("/v1/orgs/" + org + "/invoices?month=" + month);
+  Json list = GetJson(s, "/v1/orgs/" + org + "/invoices?month=" + month);
   std::set<std::string> listed;
   for (const Json& inv : list["invoices"]) {
     std::string id = inv["invoice_id"];
     listed.insert(id);
-    Json full = s.GetJson("/v1/orgs/" + org + "/invoices/" + id);
+    Json full = GetJson(s, "/v1/orgs/" + org + "/invoices/" + id);
     std::map<std::pair<std::string, std::string>, Sum> lines;
     for (const Json& l : full["lines"]) lines[{l["category"], l["description"]}] = Nanos(l["amount"]);
     EXPECT_EQ(by_invoice[id], lines) << org << " " << id;
@@ -299,12 +244,12 @@ int CompareRowsWithInvoices(Server& s, const std::string& org, const std::string
 
 TEST(Audit, ExportRowsSumToTheInvoiceLines) {
   GoldenServer g;
-  Server& s = g.server;
+  Ledgerd& s = g.server;
   int invoices = 0;
   std::set<std::string> categories;
-  for (const auto& [org, month] : OrgMonths(s.data)) {
+  for (const auto& [org, month] : OrgMonths(s.data_dir())) {
     SCOPED_TRACE(org + " " + month);
-    Ran offline = Ledgerctl({"export", s.data, "--org", org, "--month", month, "--format", "csv"});
+    Ran offline = Ledgerctl({"export", s.data_dir(), "--org", org, "--month", month, "--format", "csv"});
     ASSERT_EQ(offline.code, 0);
     auto http = s.Get("/v1/orgs/" + org + "/usage-history/" + month + ".csv");
     ASSERT_EQ(http.status, 200);
@@ -323,13 +268,13 @@ TEST(Audit, ExportRowsSumToTheInvoiceLines) {
     }
     invoices += CompareRowsWithInvoices(s, org, month, rows);
     // All rows together are the month's exact charges.
-    Json hist = s.GetJson("/v1/orgs/" + org + "/usage-history?months=1&end=" + month)["months"][0];
+    Json hist = GetJson(s, "/v1/orgs/" + org + "/usage-history?months=1&end=" + month)["months"][0];
     Sum exact = Nanos(hist["usage"]) + Nanos(hist["support"]) + Nanos(hist["credits"]) + Nanos(hist["adjustments"]);
     Sum rows_total = 0;
     for (const auto& row : rows) rows_total += Nanos(row.at("amount"));
     EXPECT_EQ(rows_total, exact);
     // NDJSON carries the same amounts.
-    Ran nd = Ledgerctl({"export", s.data, "--org", org, "--month", month, "--format", "ndjson"});
+    Ran nd = Ledgerctl({"export", s.data_dir(), "--org", org, "--month", month, "--format", "ndjson"});
     Sum nd_total = 0;
     for (const Json& line : JsonLines(nd.out)) nd_total += Nanos(line["amount"]);
     EXPECT_EQ(nd_total, exact);
@@ -344,7 +289,7 @@ TEST(Audit, ExportRowsSumToTheInvoiceLines) {
 
 TEST(Audit, FocusExportColumnsAndSumsMatchTheInvoices) {
   GoldenServer g;
-  Server& s = g.server;
+  Ledgerd& s = g.server;
   const std::vector<std::string> required = {
       "BillingAccountId", "BillingAccountName", "BillingPeriodStart", "BillingPeriodEnd", "ChargePeriodStart",
       "ChargePeriodEnd",  "BilledCost",         "EffectiveCost",      "ListCost",         "BillingCurrency",
@@ -352,9 +297,9 @@ TEST(Audit, FocusExportColumnsAndSumsMatchTheInvoices) {
       "SubAccountName",   "ChargeCategory",     "ChargeDescription",  "ConsumedQuantity", "ConsumedUnit",
       "ProviderName"};
   int compared = 0;
-  for (const auto& [org, month] : OrgMonths(s.data)) {
+  for (const auto& [org, month] : OrgMonths(s.data_dir())) {
     SCOPED_TRACE(org + " " + month);
-    Ran focus = Ledgerctl({"export", s.data, "--org", org, "--month", month, "--format", "focus"});
+    Ran focus = Ledgerctl({"export", s.data_dir(), "--org", org, "--month", month, "--format", "focus"});
     ASSERT_EQ(focus.code, 0);
     std::vector<std::string> header;
     CsvRows rows = ParseCsv(focus.out, &header);
@@ -392,9 +337,9 @@ TEST(Audit, FocusExportColumnsAndSumsMatchTheInvoices) {
     // The invoices, seen per billing account and service: usage lines are
     // per service, support is "Support", credits "Credit".
     std::map<std::pair<std::string, std::string>, Sum> want, want_adjustments;
-    Json list = s.GetJson("/v1/orgs/" + org + "/invoices?month=" + month);
+    Json list = GetJson(s, "/v1/orgs/" + org + "/invoices?month=" + month);
     for (const Json& inv : list["invoices"]) {
-      Json full = s.GetJson("/v1/orgs/" + org + "/invoices/" + inv["invoice_id"].get<std::string>());
+      Json full = GetJson(s, "/v1/orgs/" + org + "/invoices/" + inv["invoice_id"].get<std::string>());
       std::string account = inv["billing_account"].is_null() ? "" : inv["billing_account"].get<std::string>();
       Sum total = 0;
       for (const Json& l : full["lines"]) {
@@ -422,16 +367,13 @@ TEST(Audit, FocusExportColumnsAndSumsMatchTheInvoices) {
 }
 
 TEST(Audit, CsvRoutesFollowTheJsonAccessRules) {
-  TempDir tmp;
-  // Tokens are at least 16 characters, in a file only its owner may write.
-  std::ofstream(tmp.sub("tokens")) << "t-view-0123456789 viewer acme alice\nt-prod-0123456789 producer acme feed\n"
-                                      "t-admin-0123456789 admin * root\n";
-  std::filesystem::permissions(tmp.sub("tokens"), std::filesystem::perms::owner_read | std::filesystem::perms::owner_write);
-  Server s(tmp.sub("data"), {"--tokens", tmp.sub("tokens")});
+  // Tokens are at least 16 characters.
+  Ledgerd s({.tokens = "t-view-0123456789 viewer acme alice\nt-prod-0123456789 producer acme feed\n"
+                       "t-admin-0123456789 admin * root\n"});
   auto as = [](const std::string& token) {
     return std::map<std::string, std::string>{{"Authorization", "Bearer " + token + "-0123456789"}};
   };
-  ASSERT_EQ(Http(s.port, "POST", "/v1/events", ReadFile(ExamplesDir() + "/events.ndjson"), "application/x-ndjson",
+  ASSERT_EQ(Http(s.port(), "POST", "/v1/events", ReadFile(ExamplesDir() + "/events.ndjson"), "application/x-ndjson",
                  as("t-admin")).status, 200);
   struct Case {
     std::string target, token;
@@ -447,29 +389,29 @@ TEST(Audit, CsvRoutesFollowTheJsonAccessRules) {
            {"/v1/orgs/kaiju-jp/usage-history/2026-01.csv?format=focus", "t-admin", 200},
            {"/v1/orgs/acme/usage-history/2026-01.csv?format=ndjson", "t-admin", 400},
        }) {
-    auto r = Http(s.port, "GET", c.target, "", "", c.token.empty() ? std::map<std::string, std::string>{} : as(c.token));
+    auto r = Http(s.port(), "GET", c.target, "", "", c.token.empty() ? std::map<std::string, std::string>{} : as(c.token));
     EXPECT_EQ(r.status, c.status) << c.target << " as " << c.token << ": " << r.body;
   }
 }
 
 TEST(Audit, BackupDuringIngestRestoresAVerifyingLedger) {
   TempDir tmp;
-  Server s(tmp.sub("data"));
-  ASSERT_EQ(s.PostNdjson(ReadFile(ExamplesDir() + "/events.ndjson"))["last_sequence"], 57);
+  Ledgerd s({.data_dir = tmp.sub("data")});
+  ASSERT_EQ(PostNdjson(s, ReadFile(ExamplesDir() + "/events.ndjson"))["last_sequence"], 57);
   // A producer keeps posting (a bounded number of events) while two backups
   // are taken; each restores to a chain that verifies, holding at least the
   // head its backup recorded.
   constexpr int kLiveEvents = 300;
   std::thread producer([&] {
     for (int i = 0; i < kLiveEvents; ++i) {
-      Http(s.port, "POST", "/v1/events",
+      Http(s.port(), "POST", "/v1/events",
            R"({"event_id":"ingest-)" + std::to_string(i) +
                R"(","org_id":"acme","occurred_at":"2026-02-01T00:00:00Z","support_charged":{"month":"2026-02","amount":"0.5","description":"live"}})");
     }
   });
   std::vector<Json> backups;
   for (int i = 0; i < 2; ++i) {
-    Ran backup = Ledgerctl({"backup", s.data, tmp.sub("backups")});
+    Ran backup = Ledgerctl({"backup", s.data_dir(), tmp.sub("backups")});
     EXPECT_EQ(backup.code, 0) << backup.out;
     if (backup.code == 0) backups.push_back(Json::parse(backup.out));
   }
@@ -548,19 +490,19 @@ TEST(Audit, FocusSampleImportReproducesBilledCostPerService) {
     want_total += Pico11(r.at("BilledCost"));
   }
 
-  Server s(tmp.sub("data"));
-  Json setup = s.PostNdjson(ImportSetup("sunbird", {"aws-main", "azure-main", "other-main"}));
+  Ledgerd s({.data_dir = tmp.sub("data")});
+  Json setup = PostNdjson(s, ImportSetup("sunbird", {"aws-main", "azure-main", "other-main"}));
   ASSERT_EQ(setup["accepted"], 6);
-  Json posted = s.PostNdjson(first.out);
+  Json posted = PostNdjson(s, first.out);
   EXPECT_EQ(posted["accepted"], 1000);
   EXPECT_TRUE(posted["rejected"].empty()) << posted["rejected"].dump();
-  Json twice = s.PostNdjson(again.out);
+  Json twice = PostNdjson(s, again.out);
   EXPECT_EQ(twice["accepted"], 0);
   EXPECT_EQ(twice["duplicates"], 1000);
 
   // Usage items are per service; negative rows became credits described by
   // their service: together they are the service's BilledCost.
-  Json month = s.GetJson("/v1/orgs/sunbird/usage-history/2024-09");
+  Json month = GetJson(s, "/v1/orgs/sunbird/usage-history/2024-09");
   std::map<std::string, __int128> got;
   for (const Json& item : month["items"]) {
     ASSERT_TRUE(item["category"] == "usage" || item["category"] == "credit") << item.dump();
@@ -585,28 +527,28 @@ TEST(Audit, FocusSampleImportReproducesBilledCostPerService) {
 
 TEST(Audit, ExportThenImportReproducesTheMonthTotals) {
   GoldenServer g;
-  Server& s = g.server;
+  Ledgerd& s = g.server;
   WriteFile(g.tmp.sub("map"), "* = copy-provider\n");
-  Json setup = s.PostNdjson(ImportSetup("acme-copy", {"copy-provider"}));
+  Json setup = PostNdjson(s, ImportSetup("acme-copy", {"copy-provider"}));
   ASSERT_EQ(setup["accepted"], 4);
   int months = 0;
-  for (const auto& [org, month] : OrgMonths(s.data)) {
+  for (const auto& [org, month] : OrgMonths(s.data_dir())) {
     if (org != "acme") continue;
     SCOPED_TRACE(month);
-    Ran focus = Ledgerctl({"export", s.data, "--org", "acme", "--month", month, "--format", "focus",
+    Ran focus = Ledgerctl({"export", s.data_dir(), "--org", "acme", "--month", month, "--format", "focus",
                            "--out", g.tmp.sub("export.csv")});
     ASSERT_EQ(focus.code, 0);
     Ran imported = Ledgerctl({"import-focus", g.tmp.sub("export.csv"), "--org", "acme-copy", "--provider-map",
                               g.tmp.sub("map")});
     ASSERT_EQ(imported.code, 0);
-    Json posted = s.PostNdjson(imported.out);
+    Json posted = PostNdjson(s, imported.out);
     EXPECT_TRUE(posted["rejected"].empty()) << posted["rejected"].dump();
-    Json a = s.GetJson("/v1/orgs/acme/usage-history?months=1&end=" + month)["months"][0];
-    Json b = s.GetJson("/v1/orgs/acme-copy/usage-history?months=1&end=" + month)["months"][0];
+    Json a = GetJson(s, "/v1/orgs/acme/usage-history?months=1&end=" + month)["months"][0];
+    Json b = GetJson(s, "/v1/orgs/acme-copy/usage-history?months=1&end=" + month)["months"][0];
     Sum exact_a = Nanos(a["usage"]) + Nanos(a["support"]) + Nanos(a["credits"]) + Nanos(a["adjustments"]);
     Sum exact_b = Nanos(b["usage"]) + Nanos(b["support"]) + Nanos(b["credits"]) + Nanos(b["adjustments"]);
     EXPECT_EQ(exact_a, exact_b);
-    Json inv = s.GetJson("/v1/orgs/acme/invoices?month=" + month);
+    Json inv = GetJson(s, "/v1/orgs/acme/invoices?month=" + month);
     if (inv["mode"] == "SINGLE") {
       EXPECT_EQ(a["total"], b["total"]);  // one invoice each, the same exact sum
     }
@@ -617,13 +559,13 @@ TEST(Audit, ExportThenImportReproducesTheMonthTotals) {
 
 TEST(Audit, BackupWhileRunningRestoresAnEqualLedger) {
   GoldenServer g;
-  Server& s = g.server;
-  Ran backup = Ledgerctl({"backup", s.data, g.tmp.sub("backups")});
+  Ledgerd& s = g.server;
+  Ran backup = Ledgerctl({"backup", s.data_dir(), g.tmp.sub("backups")});
   ASSERT_EQ(backup.code, 0) << backup.out;
   Json b = Json::parse(backup.out);
   EXPECT_EQ(b["head_sequence"], 57);
   // Writes after the backup are not in it.
-  s.PostNdjson(
+  PostNdjson(s, 
       R"({"event_id":"after-backup","org_id":"acme","occurred_at":"2026-02-01T00:00:00Z","support_charged":{"month":"2026-02","amount":"7","description":"later"}})");
   Ran restore = Ledgerctl({"restore", g.tmp.sub("backups"), g.tmp.sub("restored")});
   ASSERT_EQ(restore.code, 0) << restore.out;
@@ -636,12 +578,12 @@ TEST(Audit, BackupWhileRunningRestoresAnEqualLedger) {
 
   // The restored copy, served by its own ledgerd from its restored read
   // models, answers what the original answers as of the backup's head.
-  Server copy(g.tmp.sub("restored"));
+  Ledgerd copy({.data_dir = g.tmp.sub("restored")});
   int compared = 0;
   for (const std::string org : {"acme", "kaiju-jp"}) {
     std::vector<std::string> targets = {"/v1/orgs/" + org + "/dashboard?months=12&end=2026-02",
                                         "/v1/orgs/" + org + "/usage-history?months=12&end=2026-02"};
-    for (const auto& [o, month] : OrgMonths(copy.data)) {
+    for (const auto& [o, month] : OrgMonths(copy.data_dir())) {
       if (o != org) continue;
       targets.push_back("/v1/orgs/" + org + "/invoices?month=" + month);
       targets.push_back("/v1/orgs/" + org + "/usage-history/" + month + ".csv");
@@ -656,7 +598,7 @@ TEST(Audit, BackupWhileRunningRestoresAnEqualLedger) {
     }
   }
   EXPECT_GE(compared, 10);
-  EXPECT_EQ(copy.GetJson("/v1/ledger/verify")["head_hash"], b["head_hash"]);
+  EXPECT_EQ(GetJson(copy, "/v1/ledger/verify")["head_hash"], b["head_hash"]);
 }
 
 }  // namespace

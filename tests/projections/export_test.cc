@@ -5,7 +5,6 @@
 #include "projections/export.h"
 
 #include <gtest/gtest.h>
-#include <signal.h>
 
 #include <sstream>
 
@@ -14,6 +13,7 @@
 #include "ops/csv_reader.h"
 #include "tests/testing/files.h"
 #include "tests/testing/http_client.h"
+#include "tests/testing/ledgerd.h"
 #include "tests/testing/process.h"
 #include "tests/testing/temp_dir.h"
 
@@ -23,6 +23,7 @@ namespace {
 using Json = nlohmann::json;
 using billing::testing::Child;
 using billing::testing::Http;
+using billing::testing::Ledgerd;
 using billing::testing::ReadFile;
 using billing::testing::TempDir;
 
@@ -198,24 +199,6 @@ TEST(Export, NdjsonCarriesTheExactValues) {
 
 // ---- The real binaries ----
 
-struct Server {
-  explicit Server(const std::string& dir) : data(dir) {
-    child = std::make_unique<Child>(
-        std::vector<std::string>{billing::testing::BuildDir() + "/ledgerd", "--data-dir", data,
-                                 "--http", "127.0.0.1:0", "--no-access-log"});
-    std::string url = child->WaitForLine("listening on http://127.0.0.1:");
-    EXPECT_FALSE(url.empty()) << "ledgerd did not start";
-    port = url.empty() ? 0 : static_cast<uint16_t>(std::stoi(url));
-  }
-  ~Server() {
-    child->Signal(SIGTERM);
-    child->Wait();
-  }
-  std::string data;
-  std::unique_ptr<Child> child;
-  uint16_t port = 0;
-};
-
 std::string Event(const std::string& id, const std::string& at, const Json& payload_kind_and_body) {
   Json e{{"event_id", id}, {"org_id", "evil"}, {"occurred_at", at}};
   for (const auto& [k, v] : payload_kind_and_body.items()) e[k] = v;
@@ -224,7 +207,7 @@ std::string Event(const std::string& id, const std::string& at, const Json& payl
 
 TEST(Export, HostileEventTextIsGuardedOverHttpAndInLedgerctl) {
   TempDir tmp;
-  Server s(tmp.sub("data"));
+  Ledgerd s;
   const std::string t0 = "2026-01-01T00:00:00Z";
   std::string body =
       Event("o", t0,
@@ -254,7 +237,7 @@ TEST(Export, HostileEventTextIsGuardedOverHttpAndInLedgerctl) {
             {{"support_charged",
               {{"month", "2026-01"}, {"amount", "3"}, {"description", kDescription}}}}) +
       Event("v", t0, {{"event_voided", {{"voided_event_id", "u"}, {"reason", "r"}}}});
-  auto posted = Http(s.port, "POST", "/v1/events", body, "application/x-ndjson");
+  auto posted = Http(s.port(), "POST", "/v1/events", body, "application/x-ndjson");
   ASSERT_EQ(posted.status, 200) << posted.body;
   ASSERT_EQ(Json::parse(posted.body)["accepted"], 7) << posted.body;
 
@@ -276,16 +259,16 @@ TEST(Export, HostileEventTextIsGuardedOverHttpAndInLedgerctl) {
     EXPECT_EQ(rows[2].at("amount"), "-2.250000000");  // the void's reversal stays a number
     EXPECT_EQ(rows[2].at("quantity"), "-1.500000000");
   };
-  auto month_csv = Http(s.port, "GET", "/v1/orgs/evil/usage-history/2026-01.csv");
+  auto month_csv = Http(s.port(), "GET", "/v1/orgs/evil/usage-history/2026-01.csv");
   ASSERT_EQ(month_csv.status, 200) << month_csv.body;
   check_csv(month_csv.body, "GET usage-history/2026-01.csv");
-  auto invoice_csv = Http(s.port, "GET", "/v1/orgs/evil/invoices/2026-01-org.csv");
+  auto invoice_csv = Http(s.port(), "GET", "/v1/orgs/evil/invoices/2026-01-org.csv");
   ASSERT_EQ(invoice_csv.status, 200) << invoice_csv.body;
   check_csv(invoice_csv.body, "GET invoices/2026-01-org.csv");
 
   auto ledgerctl = [&](const std::string& format) {
     std::string out = tmp.sub("export." + format);
-    Child run({billing::testing::BuildDir() + "/ledgerctl", "export", s.data, "--org", "evil",
+    Child run({billing::testing::LedgerctlPath(), "export", s.data_dir(), "--org", "evil",
                "--month", "2026-01", "--format", format, "--out", out});
     EXPECT_EQ(run.Wait(), 0) << format;
     return ReadFile(out);

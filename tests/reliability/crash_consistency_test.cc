@@ -24,18 +24,20 @@
 #include "kafka/embedded_kafka.h"
 #include "tests/api/kafka_test_support.h"
 #include "tests/testing/http_client.h"
-#include "tests/testing/process.h"
+#include "tests/testing/ledgerd.h"
 #include "tests/testing/temp_dir.h"
+#include "tests/testing/wait.h"
 
 namespace billing {
 namespace {
 
 using namespace std::chrono_literals;
 using Json = nlohmann::json;
-using kafka_testing::WaitUntil;
-using testing::Child;
 using testing::Http;
+using testing::Ledgerd;
+using testing::MetricValue;
 using testing::TempDir;
+using testing::WaitUntil;
 
 constexpr int kRoundsDefault = 12;
 constexpr int kHttpPosters = 4;
@@ -57,18 +59,11 @@ constexpr auto kPosterPause = 5ms;
 // 400 messages a second, so every life starts with a backlog to read.
 constexpr int kKafkaChunk = 20;
 constexpr auto kKafkaChunkInterval = 50ms;
-constexpr auto kStartTimeout = 30s;
 constexpr auto kLifeTimeout = 60s;
 constexpr auto kDrainTimeout = 120s;
 // Every usage event is worth the same, so totals are easy to predict.
 constexpr const char* kAmount = "0.01";
 constexpr int64_t kAmountCents = 1;
-
-int64_t MetricValue(const std::string& text, const std::string& series) {
-  size_t at = text.find("\n" + series + " ");
-  if (at == std::string::npos) return 0;
-  return std::stoll(text.substr(at + series.size() + 2));
-}
 
 uint64_t SeedFromEnvOrRandom() {
   if (const char* s = std::getenv("LEDGER_CRASH_SEED")) return std::stoull(s);
@@ -190,24 +185,6 @@ class Poster {
   std::string error_;
 };
 
-struct Ledgerd {
-  Ledgerd(const std::string& data, std::vector<std::string> extra) {
-    std::vector<std::string> args{testing::BuildDir() + "/ledgerd",
-                                  "--data-dir",
-                                  data,
-                                  "--http",
-                                  "127.0.0.1:0",
-                                  "--no-access-log"};
-    args.insert(args.end(), extra.begin(), extra.end());
-    child = std::make_unique<Child>(args);
-    std::string url = child->WaitForLine("listening on http://127.0.0.1:", kStartTimeout);
-    port = url.empty() ? 0 : static_cast<uint16_t>(std::stoi(url));
-  }
-  std::string Metrics() const { return Http(port, "GET", "/metrics").body; }
-  std::unique_ptr<Child> child;
-  uint16_t port = 0;
-};
-
 // Every read-model answer of the SPEC for `orgs`, by request target.
 std::map<std::string, std::string> ReadModelAnswers(uint16_t port,
                                                     const std::vector<std::string>& orgs) {
@@ -299,18 +276,20 @@ TEST(CrashConsistency, KillNineDuringHttpAndKafkaIngestLosesAndRepeatsNothing) {
   // Each life joins a group of its own: the offsets that matter are the ones
   // stored in the ledger, and a new group is assigned at once instead of
   // waiting out the session of the member that was just killed.
-  auto kafka_args = [&](int life) {
-    return std::vector<std::string>{"--kafka-brokers", (*kafka)->bootstrap(),
-                                    "--topic",         topic,
-                                    "--group",         "crash-life-" + std::to_string(life)};
+  auto life_options = [&](int life) {
+    return testing::LedgerdOptions{.data_dir = data,
+                                   .kafka = testing::KafkaSource::kBrokers,
+                                   .kafka_brokers = (*kafka)->bootstrap(),
+                                   .kafka_topic = topic,
+                                   .kafka_group = "crash-life-" + std::to_string(life)};
   };
   for (int round = 0; round < rounds; ++round) {
-    Ledgerd ledgerd(data, kafka_args(round));
-    if (ledgerd.port == 0) {
+    Ledgerd ledgerd(life_options(round));
+    if (!ledgerd.started()) {
       stop_all();
       FAIL() << "ledgerd did not start in round " << round;
     }
-    target.Set(ledgerd.port);
+    target.Set(ledgerd.port());
     const bool by_kafka = std::bernoulli_distribution(0.5)(rng);
     const int64_t http_start = http_acked;
     const int64_t goal =
@@ -326,8 +305,7 @@ TEST(CrashConsistency, KillNineDuringHttpAndKafkaIngestLosesAndRepeatsNothing) {
           return by_kafka ? kafka_appended >= goal : http_acked - http_start >= goal;
         },
         kLifeTimeout);
-    ledgerd.child->Signal(SIGKILL);
-    int exit_code = ledgerd.child->Wait();
+    int exit_code = ledgerd.Kill();
     target.Set(0);
     std::printf(
         "round %d: SIGKILL after %lld HTTP events acknowledged and %lld Kafka messages appended in "
@@ -344,9 +322,9 @@ TEST(CrashConsistency, KillNineDuringHttpAndKafkaIngestLosesAndRepeatsNothing) {
   }
 
   // The last life: posting and producing stop, everything sent gets in.
-  Ledgerd ledgerd(data, kafka_args(rounds));
-  ASSERT_NE(ledgerd.port, 0);
-  target.Set(ledgerd.port);
+  Ledgerd ledgerd(life_options(rounds));
+  ASSERT_TRUE(ledgerd.started());
+  target.Set(ledgerd.port());
   stop_all();
   ASSERT_TRUE(produced_ok) << "the test's producer lost messages";
   std::set<std::string> http_ids;
@@ -375,7 +353,7 @@ TEST(CrashConsistency, KillNineDuringHttpAndKafkaIngestLosesAndRepeatsNothing) {
       http_ids.size(), http_duplicates, kafka_ids.size());
 
   // Exactly once: the ledger holds every id sent, once, and nothing else.
-  auto stream = Http(ledgerd.port, "GET", "/v1/ledger/events");
+  auto stream = Http(ledgerd.port(), "GET", "/v1/ledger/events");
   ASSERT_EQ(stream.status, 200);
   std::map<std::string, int> seen;
   int64_t lines = 0;
@@ -393,7 +371,7 @@ TEST(CrashConsistency, KillNineDuringHttpAndKafkaIngestLosesAndRepeatsNothing) {
   for (const auto& id : kafka_ids) EXPECT_EQ(seen[id], 1) << "Kafka message " << id;
   EXPECT_EQ(seen.size(), static_cast<size_t>(expected)) << "the ledger holds events nobody sent";
 
-  Json verify = Json::parse(Http(ledgerd.port, "GET", "/v1/ledger/verify").body, nullptr, false);
+  Json verify = Json::parse(Http(ledgerd.port(), "GET", "/v1/ledger/verify").body, nullptr, false);
   EXPECT_EQ(verify["ok"], true) << verify.dump();
   EXPECT_EQ(verify["events"], expected);
 
@@ -407,7 +385,7 @@ TEST(CrashConsistency, KillNineDuringHttpAndKafkaIngestLosesAndRepeatsNothing) {
   }
   for (const auto& org : orgs) {
     Json month =
-        Json::parse(Http(ledgerd.port, "GET", "/v1/orgs/" + org + "/usage-history/2026-01").body,
+        Json::parse(Http(ledgerd.port(), "GET", "/v1/orgs/" + org + "/usage-history/2026-01").body,
                     nullptr, false);
     char want[32];
     std::snprintf(want, sizeof(want), "%lld.%02lld", static_cast<long long>(usage_cents[org] / 100),
@@ -416,21 +394,19 @@ TEST(CrashConsistency, KillNineDuringHttpAndKafkaIngestLosesAndRepeatsNothing) {
   }
 
   // Read models equal a fresh rebuild from the ledger.
-  auto before = ReadModelAnswers(ledgerd.port, orgs);
-  ledgerd.child->Signal(SIGTERM);
-  ASSERT_EQ(ledgerd.child->Wait(), 0);
-  Child replay({testing::BuildDir() + "/ledgerctl", "replay", data});
+  auto before = ReadModelAnswers(ledgerd.port(), orgs);
+  ASSERT_EQ(ledgerd.Stop(), 0);
+  testing::Child replay({testing::LedgerctlPath(), "replay", data});
   ASSERT_EQ(replay.Wait(), 0) << "ledgerctl replay failed";
-  Ledgerd rebuilt(data, {});
-  ASSERT_NE(rebuilt.port, 0);
-  auto after = ReadModelAnswers(rebuilt.port, orgs);
+  Ledgerd rebuilt({.data_dir = data});
+  ASSERT_TRUE(rebuilt.started());
+  auto after = ReadModelAnswers(rebuilt.port(), orgs);
   ASSERT_EQ(before.size(), after.size());
   for (const auto& [target_path, answer] : before) {
     EXPECT_EQ(answer, after[target_path]) << target_path;
     EXPECT_EQ(answer.rfind("200 ", 0), 0u) << target_path << ": " << answer;
   }
-  rebuilt.child->Signal(SIGTERM);
-  EXPECT_EQ(rebuilt.child->Wait(), 0);
+  EXPECT_EQ(rebuilt.Stop(), 0);
 }
 
 }  // namespace

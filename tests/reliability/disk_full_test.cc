@@ -18,19 +18,20 @@
 #include "tests/api/kafka_test_support.h"
 #include "tests/testing/files.h"
 #include "tests/testing/http_client.h"
-#include "tests/testing/process.h"
+#include "tests/testing/ledgerd.h"
 #include "tests/testing/temp_dir.h"
+#include "tests/testing/wait.h"
 
 namespace billing {
 namespace {
 
 using namespace std::chrono_literals;
 using Json = nlohmann::json;
-using kafka_testing::WaitUntil;
-using testing::Child;
 using testing::Http;
-using testing::TempDir;
+using testing::Ledgerd;
 using testing::ReadFile;
+using testing::TempDir;
+using testing::WaitUntil;
 
 // Room for RocksDB's files of a small ledger (WAL, MANIFEST, OPTIONS, a
 // few small SSTs) with margin, and little enough RAM to fill in a moment.
@@ -41,7 +42,6 @@ constexpr size_t kFillChunkBytes = 64 * 1024;
 // tmpfs holds.
 constexpr int kBodyEvents = 100;
 constexpr int kFillPostsMax = 2000;
-constexpr auto kStartTimeout = 30s;
 constexpr auto kLogTimeout = 10s;
 
 // A tmpfs mounted for the test's lifetime.
@@ -83,10 +83,10 @@ size_t FillUp(const std::string& path) {
   return total;
 }
 
-int64_t Head(uint16_t port) {
-  std::string m = Http(port, "GET", "/metrics").body;
-  size_t at = m.find("\nledger_head_sequence ");
-  return at == std::string::npos ? -1 : std::stoll(m.substr(at + 22));
+// The ledger's head sequence; -1 while /metrics is not answered.
+int64_t Head(const Ledgerd& ledgerd) {
+  std::string metrics = ledgerd.Metrics();
+  return metrics.empty() ? -1 : testing::MetricValue(metrics, "ledger_head_sequence");
 }
 
 TEST(DiskFull, IngestAnswers503LogsWhyAndRecoversOnceSpaceReturns) {
@@ -96,20 +96,12 @@ TEST(DiskFull, IngestAnswers503LogsWhyAndRecoversOnceSpaceReturns) {
     GTEST_SKIP() << "cannot mount a tmpfs here (" << fs.error()
                  << "); this test needs root, as in CI";
   }
-  const std::string data = tmp.sub("mnt/data");
   const std::string log = tmp.sub("ledgerd.log");
+  const testing::LedgerdOptions options{.data_dir = tmp.sub("mnt/data"), .stderr_file = log};
   const std::string org = "full";
-  auto start = [&] {
-    auto child = std::make_unique<Child>(
-        std::vector<std::string>{testing::BuildDir() + "/ledgerd", "--data-dir", data, "--http",
-                                 "127.0.0.1:0", "--no-access-log"},
-        log);
-    std::string url = child->WaitForLine("listening on http://127.0.0.1:", kStartTimeout);
-    return std::make_pair(std::move(child),
-                          static_cast<uint16_t>(url.empty() ? 0 : std::stoi(url)));
-  };
-  auto [ledgerd, port] = start();
-  ASSERT_NE(port, 0);
+  auto ledgerd = std::make_unique<Ledgerd>(options);
+  ASSERT_TRUE(ledgerd->started());
+  const uint16_t port = ledgerd->port();
   ASSERT_EQ(Http(port, "POST", "/v1/events", kafka_testing::StructureNdjson(org), "application/x-ndjson").status,
             200);
   auto usage = [&](int from, int n) {
@@ -121,7 +113,7 @@ TEST(DiskFull, IngestAnswers503LogsWhyAndRecoversOnceSpaceReturns) {
     return Http(port, "POST", "/v1/events", body, "application/x-ndjson");
   };
   ASSERT_EQ(post(usage(1, 10)).status, 200);
-  const int64_t head_before = Head(port);
+  const int64_t head_before = Head(*ledgerd);
   ASSERT_EQ(head_before, 14);
 
   const std::string filler = tmp.sub("mnt/filler");
@@ -158,7 +150,7 @@ TEST(DiskFull, IngestAnswers503LogsWhyAndRecoversOnceSpaceReturns) {
               std::string::npos)
         << r.body;
   }
-  EXPECT_EQ(Head(port), acked) << "a refused event reached the ledger";
+  EXPECT_EQ(Head(*ledgerd), acked) << "a refused event reached the ledger";
   EXPECT_TRUE(WaitUntil(
       [&] { return ReadFile(log).find("cannot write to the ledger") != std::string::npos; },
       kLogTimeout))
@@ -187,24 +179,22 @@ TEST(DiskFull, IngestAnswers503LogsWhyAndRecoversOnceSpaceReturns) {
   acked += kBodyEvents;
 
   // A crash now loses nothing acknowledged and finds nothing else.
-  ledgerd->Signal(SIGKILL);
-  ledgerd->Wait();
-  auto [again, port2] = start();
-  ASSERT_NE(port2, 0);
-  EXPECT_EQ(Head(port2), acked);
-  Json verify = Json::parse(Http(port2, "GET", "/v1/ledger/verify").body, nullptr, false);
+  ledgerd->Kill();
+  Ledgerd again(options);
+  ASSERT_TRUE(again.started());
+  EXPECT_EQ(Head(again), acked);
+  Json verify = Json::parse(again.Get("/v1/ledger/verify").body, nullptr, false);
   EXPECT_EQ(verify["ok"], true) << verify.dump();
   EXPECT_EQ(verify["events"], acked);
   // Every usage event is worth 1.25, so the month is 1.25 times their number.
   const int64_t usage_events = acked - 4;
-  auto month = Json::parse(Http(port2, "GET", "/v1/orgs/" + org + "/usage-history/2026-01").body,
+  auto month = Json::parse(again.Get("/v1/orgs/" + org + "/usage-history/2026-01").body,
                            nullptr, false);
   char want[32];
   std::snprintf(want, sizeof(want), "%lld.%02lld", static_cast<long long>(usage_events * 125 / 100),
                 static_cast<long long>(usage_events * 125 % 100));
   EXPECT_EQ(month["total"], want) << month.dump();
-  again->Signal(SIGTERM);
-  EXPECT_EQ(again->Wait(), 0);
+  EXPECT_EQ(again.Stop(), 0);
 }
 
 }  // namespace

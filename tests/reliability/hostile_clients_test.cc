@@ -14,11 +14,9 @@
 // memory (VmHWM) stays bounded throughout.
 #include <gtest/gtest.h>
 #include <sys/resource.h>
-#include <sys/stat.h>
 
 #include <atomic>
 #include <chrono>
-#include <fstream>
 #include <mutex>
 #include <string>
 #include <thread>
@@ -28,19 +26,19 @@
 #include "http/request_gate.h"
 #include "tests/api/kafka_test_support.h"
 #include "tests/testing/http_client.h"
-#include "tests/testing/process.h"
+#include "tests/testing/ledgerd.h"
 #include "tests/testing/raw_conn.h"
-#include "tests/testing/temp_dir.h"
+#include "tests/testing/wait.h"
 
 namespace billing {
 namespace {
 
 using namespace std::chrono_literals;
 using Clock = std::chrono::steady_clock;
-using testing::Child;
 using testing::Http;
+using testing::Ledgerd;
 using testing::RawConn;
-using testing::TempDir;
+using testing::WaitUntil;
 
 constexpr int kSlowlorisConnections = 300;
 // The attackers' pace: each slowloris connection sends one byte per round.
@@ -54,7 +52,6 @@ constexpr int kNormalRounds = 40;
 // millisecond on an idle machine; the margin is for loaded CI machines and
 // sanitizer builds, and still far below any of the server's timeouts.
 constexpr auto kPromptDeadline = 3s;
-constexpr auto kStartTimeout = 30s;
 // Slowloris connections must be cut by the server's read deadline, plus
 // margin for a loaded machine.
 constexpr auto kSlowlorisCutDeadline = api::kHttpReadTimeout + 15s;
@@ -90,12 +87,9 @@ void RaiseFileLimit() {
 
 TEST(HostileClients, OthersAreServedPromptlyAndSlowClientsAreCut) {
   RaiseFileLimit();
-  TempDir tmp;
-  Child ledgerd({testing::BuildDir() + "/ledgerd", "--data-dir", tmp.sub("data"), "--http",
-                 "127.0.0.1:0", "--no-access-log"});
-  std::string url = ledgerd.WaitForLine("listening on http://127.0.0.1:", kStartTimeout);
-  ASSERT_FALSE(url.empty());
-  const uint16_t port = static_cast<uint16_t>(std::stoi(url));
+  Ledgerd ledgerd;
+  ASSERT_TRUE(ledgerd.started());
+  const uint16_t port = ledgerd.port();
   const std::string org = "calm";
   ASSERT_EQ(Http(port, "POST", "/v1/events", kafka_testing::StructureNdjson(org), "application/x-ndjson").status,
             200);
@@ -205,7 +199,7 @@ TEST(HostileClients, OthersAreServedPromptlyAndSlowClientsAreCut) {
 
   // A slow client cannot keep its connection: the read deadline cuts it.
   auto connected_at = Clock::now();
-  bool all_cut = kafka_testing::WaitUntil(
+  bool all_cut = WaitUntil(
       [&] {
         for (auto& c : slow) {
           if (!c->PeerClosed()) return false;
@@ -226,8 +220,7 @@ TEST(HostileClients, OthersAreServedPromptlyAndSlowClientsAreCut) {
   // stop below need not wait out their writes.
   EXPECT_EQ(Request(port, "GET", "/healthz", "", kPromptDeadline), 200);
   stalled.clear();
-  ledgerd.Signal(SIGTERM);
-  EXPECT_EQ(ledgerd.Wait(), 0);
+  EXPECT_EQ(ledgerd.Stop(), 0);
 }
 
 
@@ -245,37 +238,21 @@ std::string UploadHead(size_t body_bytes, const std::string& extra = "") {
          "Content-Length: " + std::to_string(body_bytes) + "\r\n" + extra + "\r\n";
 }
 
-struct Ledgerd {
-  explicit Ledgerd(std::vector<std::string> extra = {}) {
-    std::vector<std::string> args{testing::BuildDir() + "/ledgerd", "--data-dir", tmp.sub("data"), "--http",
-                                  "127.0.0.1:0", "--no-access-log"};
-    args.insert(args.end(), extra.begin(), extra.end());
-    child = std::make_unique<Child>(args);
-    std::string url = child->WaitForLine("listening on http://127.0.0.1:", kStartTimeout);
-    EXPECT_FALSE(url.empty()) << "ledgerd did not start";
-    port = url.empty() ? 0 : static_cast<uint16_t>(std::stoi(url));
-  }
-  size_t Rss() const { return testing::ProcessMemoryBytes(child->pid(), "VmRSS"); }
-  size_t PeakRss() const { return testing::ProcessMemoryBytes(child->pid(), "VmHWM"); }
-  TempDir tmp;
-  std::unique_ptr<Child> child;
-  uint16_t port = 0;
-};
+// ledgerd's resident memory now (VmRSS) and at its peak (VmHWM), in bytes.
+size_t Rss(const Ledgerd& ledgerd) { return testing::ProcessMemoryBytes(ledgerd.pid(), "VmRSS"); }
+size_t PeakRss(const Ledgerd& ledgerd) { return testing::ProcessMemoryBytes(ledgerd.pid(), "VmHWM"); }
 
 TEST(HostileClients, UnauthenticatedUploadIsRefusedBeforeItsBody) {
   RaiseFileLimit();
-  TempDir config;
-  std::ofstream(config.sub("tokens")) << "producer-token-0123456789 producer * feed\n";
-  chmod(config.sub("tokens").c_str(), 0600);
-  Ledgerd ledgerd({"--tokens", config.sub("tokens")});
-  ASSERT_NE(ledgerd.port, 0);
-  const size_t rss_before = ledgerd.Rss();
+  Ledgerd ledgerd({.tokens = "producer-token-0123456789 producer * feed\n"});
+  ASSERT_TRUE(ledgerd.started());
+  const size_t rss_before = Rss(ledgerd);
   const std::string body(kUploadBytes, ' ');
   std::atomic<int> refused_at_head{0};
   std::vector<std::thread> uploaders;
   for (int i = 0; i < kUploads; ++i) {
     uploaders.emplace_back([&] {
-      RawConn c(ledgerd.port);
+      RawConn c(ledgerd.port());
       if (!c.Send(UploadHead(body.size()), 2000ms)) return;
       // The 401 comes before a byte of the body is sent...
       if (testing::StatusOf(c.Read(kHeadAnswerDeadline, "\r\n\r\n")) == 401) refused_at_head++;
@@ -285,30 +262,30 @@ TEST(HostileClients, UnauthenticatedUploadIsRefusedBeforeItsBody) {
   }
   for (auto& t : uploaders) t.join();
   EXPECT_EQ(refused_at_head.load(), kUploads);
-  const size_t peak = ledgerd.PeakRss();
+  const size_t peak = PeakRss(ledgerd);
   EXPECT_LT(peak, rss_before + kRssGrowthBytesMax)
       << "VmRSS before " << rss_before / (1 << 20) << " MiB, VmHWM after " << peak / (1 << 20) << " MiB";
-  EXPECT_EQ(Request(ledgerd.port, "GET", "/healthz", "", kPromptDeadline), 200);
+  EXPECT_EQ(Request(ledgerd.port(), "GET", "/healthz", "", kPromptDeadline), 200);
 }
 
 TEST(HostileClients, ConcurrentUploadsAreHeldToTheBodyBudget) {
   RaiseFileLimit();
   Ledgerd ledgerd;
-  ASSERT_NE(ledgerd.port, 0);
-  const size_t rss_before = ledgerd.Rss();
+  ASSERT_TRUE(ledgerd.started());
+  const size_t rss_before = Rss(ledgerd);
   // Every uploader sends its head and the first MiB of its body, then stalls:
   // the admitted ones hold their share of the budget while the rest arrive.
   const std::string first_part(1 << 20, ' ');
   std::vector<std::unique_ptr<RawConn>> uploads;
   for (int i = 0; i < kUploads; ++i) {
-    uploads.push_back(std::make_unique<RawConn>(ledgerd.port));
+    uploads.push_back(std::make_unique<RawConn>(ledgerd.port()));
     ASSERT_TRUE(uploads.back()->ok());
     ASSERT_TRUE(uploads.back()->Send(UploadHead(kUploadBytes) + first_part, 2000ms)) << "upload " << i;
   }
   const int admitted_max = static_cast<int>(api::kHttpBodyBudgetBytes / kUploadBytes);
   std::vector<std::string> answers(kUploads);
   int busy = 0;
-  kafka_testing::WaitUntil(
+  WaitUntil(
       [&] {
         busy = 0;
         for (int i = 0; i < kUploads; ++i) {
@@ -324,59 +301,59 @@ TEST(HostileClients, ConcurrentUploadsAreHeldToTheBodyBudget) {
       EXPECT_NE(answer.find("Retry-After: 1\r\n"), std::string::npos) << answer;
     }
   }
-  const size_t peak = ledgerd.PeakRss();
+  const size_t peak = PeakRss(ledgerd);
   EXPECT_LT(peak, rss_before + kRssGrowthBytesMax)
       << "VmRSS before " << rss_before / (1 << 20) << " MiB, VmHWM after " << peak / (1 << 20) << " MiB";
   // The stalled uploads give up; their budget returns, and uploads work again.
   uploads.clear();
   const std::string event = kafka_testing::StructureNdjson("budget");
-  bool served = kafka_testing::WaitUntil(
-      [&] { return Request(ledgerd.port, "POST", "/v1/events", event, kPromptDeadline) == 200; }, 10000ms);
+  bool served = WaitUntil(
+      [&] { return Request(ledgerd.port(), "POST", "/v1/events", event, kPromptDeadline) == 200; }, 10000ms);
   EXPECT_TRUE(served);
 }
 
 TEST(HostileClients, OneClientCannotTakeEveryConnection) {
   RaiseFileLimit();
   Ledgerd ledgerd;
-  ASSERT_NE(ledgerd.port, 0);
+  ASSERT_TRUE(ledgerd.started());
   std::vector<std::unique_ptr<RawConn>> held;
   for (size_t i = 0; i < api::kHttpConnectionsPerClientMax; ++i) {
-    held.push_back(std::make_unique<RawConn>(ledgerd.port));
+    held.push_back(std::make_unique<RawConn>(ledgerd.port()));
     ASSERT_TRUE(held.back()->ok()) << "connection " << i;
   }
   // One more from the same address is closed unanswered...
-  RawConn extra(ledgerd.port);
+  RawConn extra(ledgerd.port());
   ASSERT_TRUE(extra.ok());
   extra.Send("GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n", 1000ms);
   std::string answer = extra.Read(kHeadAnswerDeadline);
   EXPECT_TRUE(extra.closed());
   EXPECT_EQ(answer, "");
   // ...while another client address is served at once.
-  RawConn other(ledgerd.port, 0, "127.0.0.2");
+  RawConn other(ledgerd.port(), 0, "127.0.0.2");
   ASSERT_TRUE(other.ok()) << "cannot bind 127.0.0.2";
   ASSERT_TRUE(other.Send("GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n", 1000ms));
   EXPECT_EQ(testing::StatusOf(other.Read(kPromptDeadline)), 200);
   // Once the first client lets connections go, it is served again.
   held.resize(held.size() - 10);
-  bool served = kafka_testing::WaitUntil(
-      [&] { return Request(ledgerd.port, "GET", "/healthz", "", kPromptDeadline) == 200; }, 10000ms);
+  bool served = WaitUntil(
+      [&] { return Request(ledgerd.port(), "GET", "/healthz", "", kPromptDeadline) == 200; }, 10000ms);
   EXPECT_TRUE(served);
 }
 
 TEST(HostileClients, EndlessChunkLineOrTrailerDoesNotGrowMemory) {
   Ledgerd ledgerd;
-  ASSERT_NE(ledgerd.port, 0);
-  const size_t rss_before = ledgerd.Rss();
+  ASSERT_TRUE(ledgerd.started());
+  const size_t rss_before = Rss(ledgerd);
   // 300 MB without a line break: buffered, it would take 300 MB and more.
   constexpr size_t kFloodBytes = 300u << 20;
   const std::string head = "POST /v1/events HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
                            "Transfer-Encoding: chunked\r\n\r\n";
   for (const std::string start : {"1;", "1\r\na\r\n0\r\nX-T: "}) {
-    RawConn c(ledgerd.port);
+    RawConn c(ledgerd.port());
     std::string answer = testing::FloodUntilAnswered(c, head + start, 'a', kFloodBytes, kHeadAnswerDeadline);
     EXPECT_EQ(testing::StatusOf(answer), 400) << start << answer.substr(0, 200);
   }
-  const size_t peak = ledgerd.PeakRss();
+  const size_t peak = PeakRss(ledgerd);
   EXPECT_LT(peak, rss_before + kRssGrowthBytesMax)
       << "VmRSS before " << rss_before / (1 << 20) << " MiB, VmHWM after " << peak / (1 << 20) << " MiB";
 }
@@ -384,13 +361,13 @@ TEST(HostileClients, EndlessChunkLineOrTrailerDoesNotGrowMemory) {
 TEST(HostileClients, UnusableAndIdleBodiesHoldNoBodyBudget) {
   RaiseFileLimit();
   Ledgerd ledgerd;
-  ASSERT_NE(ledgerd.port, 0);
+  ASSERT_TRUE(ledgerd.started());
   const int budget_bodies = static_cast<int>(api::kHttpBodyBudgetBytes / api::kHttpBodyBytesMax);
   std::vector<std::unique_ptr<RawConn>> held;
   // Maximal bodies on a route that takes none, no token needed...
   const std::string first_part(1 << 20, ' ');
   for (int i = 0; i < budget_bodies; ++i) {
-    held.push_back(std::make_unique<RawConn>(ledgerd.port));
+    held.push_back(std::make_unique<RawConn>(ledgerd.port()));
     held.back()->Send("GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: " +
                           std::to_string(api::kHttpBodyBytesMax) + "\r\n\r\n" + first_part,
                       2000ms);
@@ -398,27 +375,27 @@ TEST(HostileClients, UnusableAndIdleBodiesHoldNoBodyBudget) {
   }
   // ...and chunked uploads that send their head and nothing more.
   for (int i = 0; i < budget_bodies; ++i) {
-    held.push_back(std::make_unique<RawConn>(ledgerd.port));
+    held.push_back(std::make_unique<RawConn>(ledgerd.port()));
     ASSERT_TRUE(held.back()->Send("POST /v1/events HTTP/1.1\r\nHost: 127.0.0.1\r\n"
                                   "Content-Type: application/x-ndjson\r\nTransfer-Encoding: chunked\r\n\r\n",
                                   2000ms));
   }
   // A producer's upload is still admitted at once (503 if they held it).
-  EXPECT_EQ(Request(ledgerd.port, "POST", "/v1/events", kafka_testing::StructureNdjson("budget"), kPromptDeadline),
+  EXPECT_EQ(Request(ledgerd.port(), "POST", "/v1/events", kafka_testing::StructureNdjson("budget"), kPromptDeadline),
             200);
 }
 
 TEST(HostileClients, FullClientsLeaveReservedSlotsForALightOne) {
   RaiseFileLimit();
   Ledgerd ledgerd;
-  ASSERT_NE(ledgerd.port, 0);
+  ASSERT_TRUE(ledgerd.started());
   // Eight addresses at the per-client maximum would fill every slot.
   constexpr int kHeavyClients = static_cast<int>(api::kHttpConnectionsMax / api::kHttpConnectionsPerClientMax);
   std::vector<std::unique_ptr<RawConn>> held;
   for (int client = 1; client <= kHeavyClients; ++client) {
     const std::string source = "127.0.0." + std::to_string(client);
     for (size_t i = 0; i < api::kHttpConnectionsPerClientMax; ++i) {
-      held.push_back(std::make_unique<RawConn>(ledgerd.port, 0, source.c_str()));
+      held.push_back(std::make_unique<RawConn>(ledgerd.port(), 0, source.c_str()));
       ASSERT_TRUE(held.back()->ok()) << source << " connection " << i;
     }
   }
@@ -426,7 +403,7 @@ TEST(HostileClients, FullClientsLeaveReservedSlotsForALightOne) {
   const std::string light = "127.0.0." + std::to_string(kHeavyClients + 1);
   std::vector<std::unique_ptr<RawConn>> probes;
   for (size_t i = 0; i < api::kHttpReservedConnectionsPerClientMax; ++i) {
-    probes.push_back(std::make_unique<RawConn>(ledgerd.port, 0, light.c_str()));
+    probes.push_back(std::make_unique<RawConn>(ledgerd.port(), 0, light.c_str()));
     ASSERT_TRUE(probes.back()->ok());
     ASSERT_TRUE(probes.back()->Send("GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n", 1000ms));
     EXPECT_EQ(testing::StatusOf(probes.back()->Read(kPromptDeadline, "}")), 200) << "probe " << i;
