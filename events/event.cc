@@ -163,19 +163,6 @@ Status CheckCurrency(std::string_view value, std::string_view field) {
   return Status::Ok();
 }
 
-#define RETURN_IF_ERROR(expr)     \
-  do {                            \
-    Status _s = (expr);           \
-    if (!_s.ok()) return _s;      \
-  } while (0)
-
-#define ASSIGN_OR_RETURN(lhs, expr)      \
-  do {                                   \
-    auto _r = (expr);                    \
-    if (!_r.ok()) return _r.status();    \
-    lhs = std::move(_r).value();         \
-  } while (0)
-
 Status ValidatePayload(const Envelope& e, Event* out) {
   switch (e.payload_case()) {
     case Payload::kOrganizationCreated: {

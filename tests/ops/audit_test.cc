@@ -9,11 +9,13 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <cerrno>
 #include <filesystem>
 #include <fstream>
 #include <map>
 #include <set>
 #include <sstream>
+#include <system_error>
 #include <thread>
 
 #include <nlohmann/json.hpp>
@@ -49,7 +51,7 @@ struct Ran {
 
 Ran Run(std::vector<std::string> args) {
   int fds[2];
-  if (pipe(fds) != 0) std::abort();
+  if (pipe(fds) != 0) throw std::system_error(errno, std::generic_category(), "pipe for a child's stdout");
   pid_t pid = fork();
   if (pid == 0) {
     dup2(fds[1], STDOUT_FILENO);

@@ -10,8 +10,10 @@
 #include <unistd.h>
 
 #include <chrono>
+#include <cerrno>
 #include <cstdlib>
 #include <string>
+#include <system_error>
 #include <vector>
 
 namespace billing::testing {
@@ -27,7 +29,7 @@ class Child {
   // else to /dev/null unless LEDGER_TEST_VERBOSE is set.
   explicit Child(std::vector<std::string> args, const std::string& stderr_file = "") {
     int out[2];
-    if (pipe(out) != 0) std::abort();
+    if (pipe(out) != 0) throw std::system_error(errno, std::generic_category(), "pipe for a child's stdout");
     pid_ = fork();
     if (pid_ == 0) {
       dup2(out[1], STDOUT_FILENO);
