@@ -14,6 +14,7 @@
 #include <unordered_map>
 
 #include "ledger/format.h"
+#include "ledger/rocks_status.h"
 #include "projections/agg.h"
 #include "projections/decider.h"
 #include "projections/keys.h"
@@ -149,7 +150,7 @@ Result<std::unique_ptr<Billing>> Billing::Open(const BillingOptions& options) {
 
   std::string version;
   rocksdb::Status s = b->ledger_->db()->Get(rocksdb::ReadOptions(), keys::kMetaVersion, &version);
-  if (!s.ok() && !s.IsNotFound()) return Status(Code::kUnavailable, "reading projection version: " + s.ToString());
+  if (!s.ok() && !s.IsNotFound()) return ledger::FromRocks(s, "reading projection version");
   if (version != keys::kProjectionVersion) {
     if (options.mode == ledger::OpenMode::kReadOnly) {
       return Status(Code::kCorruption, "the read models are missing or of another version; run "
@@ -320,7 +321,7 @@ class BulkLoad {
     rocksdb::Status s = db_->SetOptions(
         {{"disable_auto_compactions", before_.disable_auto_compactions ? "true" : "false"},
          {"write_buffer_size", std::to_string(before_.write_buffer_size)}});
-    if (!s.ok()) return Status(Code::kUnavailable, "restoring options after the rebuild: " + s.ToString());
+    if (!s.ok()) return ledger::FromRocks(s, "restoring options after the rebuild");
     set_ = false;
     return Status::Ok();
   }
@@ -371,7 +372,7 @@ Status Billing::Rebuild() {
   // vouching for read models with whole files missing.
   wo.sync = true;
   rocksdb::Status s = db->Write(wo, &reset);
-  if (!s.ok()) return Status(Code::kUnavailable, "clearing read models: " + s.ToString());
+  if (!s.ok()) return ledger::FromRocks(s, "clearing read models");
   // The range tombstone hides the old read models; dropping the table files
   // that hold nothing else spares the compactions of this rebuild reading
   // and discarding them. It ignores snapshots: hence Rebuild's precondition
@@ -379,7 +380,7 @@ Status Billing::Rebuild() {
   rocksdb::Slice begin_slice(begin), end_slice(end);
   s = rocksdb::DeleteFilesInRange(db, db->DefaultColumnFamily(), &begin_slice, &end_slice,
                                   /*include_end=*/false);
-  if (!s.ok()) return Status(Code::kUnavailable, "dropping old read models: " + s.ToString());
+  if (!s.ok()) return ledger::FromRocks(s, "dropping old read models");
 
   BulkLoad bulk_load(db);
   // Deciding (this thread) overlaps with adding up, ordering, encoding and
@@ -443,7 +444,7 @@ Status Billing::Rebuild() {
     in_batch = 0;
     std::unique_lock<std::mutex> lock(mu);
     cv.wait(lock, [&] { return queue.size() < kRebuildQueueBatches; });
-    if (!write_status.ok()) return Status(Code::kUnavailable, "writing read models: " + write_status.ToString());
+    if (!write_status.ok()) return ledger::FromRocks(write_status, "writing read models");
     queue.push_back(std::move(sink));
     cv.notify_all();
     if (idle.empty()) {
@@ -474,15 +475,15 @@ Status Billing::Rebuild() {
   if (!failure.ok()) return failure;
   if (!flushed.ok()) return flushed;
   if (Status read = empty_view.status(); !read.ok()) return read;
-  if (!write_status.ok()) return Status(Code::kUnavailable, "writing read models: " + write_status.ToString());
+  if (!write_status.ok()) return ledger::FromRocks(write_status, "writing read models");
   // The read models were written without the WAL: make them durable in
   // table files before declaring them built.
   s = db->Flush(rocksdb::FlushOptions());
-  if (!s.ok()) return Status(Code::kUnavailable, "flushing read models: " + s.ToString());
+  if (!s.ok()) return ledger::FromRocks(s, "flushing read models");
   if (Status ended = bulk_load.End(); !ended.ok()) return ended;
   if (Status compacted = WaitForL0Compaction(db); !compacted.ok()) return compacted;
   s = db->Put(wo, keys::kMetaVersion, keys::kProjectionVersion);
-  if (!s.ok()) return Status(Code::kUnavailable, "marking read models built: " + s.ToString());
+  if (!s.ok()) return ledger::FromRocks(s, "marking read models built");
   return gate_->Load();
 }
 
