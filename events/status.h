@@ -45,6 +45,10 @@ enum class Code {
 // The SPEC's snake_case name of a code, e.g. "unknown_org".
 std::string_view CodeName(Code code);
 
+// True for the SPEC's rejection codes (an event refused by the rules), false
+// for ok and for the operational codes (kNotFound onwards).
+constexpr bool IsRejection(Code code) { return code >= Code::kInvalidArgument && code <= Code::kPeriodClosed; }
+
 class [[nodiscard]] Status {
  public:
   Status() = default;

@@ -191,8 +191,13 @@ int main(int argc, char** argv) {
   };
   auto billing = projections::Billing::Open(billing_options);
   if (!billing.ok()) {
-    std::fprintf(stderr, "ledgerd: cannot open ledger: %s\n", billing.status().ToString().c_str());
-    return 1;
+    // A storage failure that a retry may cure (a read error during the
+    // rebuild, a busy disk) is not a damaged ledger: exit as after a failed
+    // fsync, so that the supervisor starts ledgerd again.
+    const bool retry = billing.status().code() == Code::kUnavailable;
+    std::fprintf(stderr, "ledgerd: cannot open ledger: %s%s\n", billing.status().ToString().c_str(),
+                 retry ? "; exiting so that a supervisor restarts it" : "");
+    return retry ? kExitStorageFailure : 1;
   }
 
   api::Metrics metrics;
