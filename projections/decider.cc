@@ -52,7 +52,9 @@ Result<Decider::Posting> Decider::PostingFor(const OrgState& org, const events::
       const auto& u = e.usage_recorded();
       p.category = keys::kUsage;
       p.label = u.service();
-      p.bucket = org.CostCenterOf(u.provider_id(), event.usage_start, seq);
+      auto bucket = org.CostCenterOf(u.provider_id(), event.usage_start, seq);
+      if (!bucket.ok()) return bucket.status();
+      p.bucket = std::move(bucket).value();
       p.drill = &u;
       p.amount = event.amount;
       p.quantity = event.quantity;
