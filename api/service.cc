@@ -12,6 +12,7 @@
 #include "api/target.h"
 #include "api/web_assets.h"
 #include "ledger/hash_chain.h"
+#include "projections/answer_json.h"
 #include "projections/export.h"
 
 namespace billing::api {
@@ -558,14 +559,7 @@ namespace {
 
 std::string StatusWord(bool closed) { return closed ? "closed" : "open"; }
 
-Json InvoiceSummaryJson(const projections::InvoiceSummary& inv, const projections::OrgState& org) {
-  return Json{{"invoice_id", inv.invoice_id},
-              {"cost_center_id", inv.cost_center_id ? Json(*inv.cost_center_id) : Json(nullptr)},
-              {"billing_account", inv.billing_account ? Json(*inv.billing_account) : Json(nullptr)},
-              {"status", inv.final ? "final" : "draft"},
-              {"total", FormatNanos(inv.total, org.minor_digits)},
-              {"currency", org.currency}};
-}
+using projections::InvoiceSummaryJson;
 
 }  // namespace
 
@@ -797,7 +791,7 @@ HttpReply Service::OrgAnswer(Call& call, const std::string& org_id, const std::v
     Json invoices = Json::array();
     for (const auto& inv : list.invoices) invoices.push_back(InvoiceSummaryJson(inv, org));
     return (JsonReply(200, Json{{"month", FormatMonth(list.month)},
-                                          {"mode", list.mode == projections::InvoicingMode::kSingle ? "SINGLE" : "PER_COST_CENTER"},
+                                          {"mode", events::InvoicingModeName(list.mode)},
                                           {"invoices", std::move(invoices)}}));
   }
   if (kind == "invoices" && rest.size() == 2) {
@@ -943,15 +937,7 @@ void Service::LedgerEvents(Call& call) {
 void Service::Verify(Call& call) {
   auto report = billing_.ledger().Verify();
   if (!report.ok()) return call.Reply(ErrorOf(report.status()));
-  Json j{{"ok", report->ok},
-         {"events", report->events},
-         {"head_sequence", report->head.sequence.value},
-         {"head_hash", ledger::Hex(report->head.hash)}};
-  if (!report->ok) {
-    j["first_bad_sequence"] = report->first_bad.value;
-    j["problem"] = report->problem;
-  }
-  call.Reply(JsonReply(200, j));
+  call.Reply(JsonReply(200, projections::VerifyJson(*report)));
 }
 
 void Service::Rejected(Call& call) {
