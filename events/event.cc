@@ -163,19 +163,6 @@ Status CheckCurrency(std::string_view value, std::string_view field) {
   return Status::Ok();
 }
 
-#define RETURN_IF_ERROR(expr)     \
-  do {                            \
-    Status _s = (expr);           \
-    if (!_s.ok()) return _s;      \
-  } while (0)
-
-#define ASSIGN_OR_RETURN(lhs, expr)      \
-  do {                                   \
-    auto _r = (expr);                    \
-    if (!_r.ok()) return _r.status();    \
-    lhs = std::move(_r).value();         \
-  } while (0)
-
 Status ValidatePayload(const Envelope& e, Event* out) {
   switch (e.payload_case()) {
     case Payload::kOrganizationCreated: {
@@ -214,9 +201,9 @@ Status ValidatePayload(const Envelope& e, Event* out) {
     }
     case Payload::kInvoicingModeChanged: {
       const auto& mode = e.invoicing_mode_changed().mode();
-      if (mode == "SINGLE") {
+      if (mode == InvoicingModeName(InvoicingMode::kSingle)) {
         out->mode = InvoicingMode::kSingle;
-      } else if (mode == "PER_COST_CENTER") {
+      } else if (mode == InvoicingModeName(InvoicingMode::kPerCostCenter)) {
         out->mode = InvoicingMode::kPerCostCenter;
       } else {
         return Invalid("invoicing_mode_changed.mode must be SINGLE or PER_COST_CENTER");
@@ -525,6 +512,10 @@ std::string CanonicalBytes(const Envelope& envelope) {
   envelope.SerializeToCodedStream(&coded);
   coded.Trim();
   return out;
+}
+
+std::string_view InvoicingModeName(InvoicingMode mode) {
+  return mode == InvoicingMode::kPerCostCenter ? "PER_COST_CENTER" : "SINGLE";
 }
 
 std::string_view PayloadName(Payload payload) {

@@ -55,6 +55,10 @@ inline constexpr size_t kRejectionMessageBytesMax = 512;
 
 enum class InvoicingMode { kSingle, kPerCostCenter };
 
+// The SPEC's name of a mode, as events carry it and answers show it:
+// "SINGLE" or "PER_COST_CENTER".
+std::string_view InvoicingModeName(InvoicingMode mode);
+
 // A stateless-valid event. Money fields hold nano-units; fields that the
 // payload does not have stay zero.
 struct Event {

@@ -8,8 +8,7 @@
 //  - broken invariants are bugs and stop the process (LEDGER_CHECK).
 #pragma once
 
-#include <cstdio>
-#include <cstdlib>
+#include <source_location>
 #include <string>
 #include <string_view>
 #include <utility>
@@ -46,6 +45,10 @@ enum class Code {
 // The SPEC's snake_case name of a code, e.g. "unknown_org".
 std::string_view CodeName(Code code);
 
+// True for the SPEC's rejection codes (an event refused by the rules), false
+// for ok and for the operational codes (kNotFound onwards).
+constexpr bool IsRejection(Code code) { return code >= Code::kInvalidArgument && code <= Code::kPeriodClosed; }
+
 class [[nodiscard]] Status {
  public:
   Status() = default;
@@ -62,18 +65,39 @@ class [[nodiscard]] Status {
   std::string message_;
 };
 
+[[noreturn]] void CheckFailed(const char* file, int line, const char* expr, std::string_view msg);
+
 // A value or the Status saying why there is none.
+//
+// WARNING: value(), operator* and operator-> on an error are bugs, not
+// failures to handle: they stop the process with the caller's file:line (for
+// value(); the operators name this header) and the status. Check ok() first,
+// or use ASSIGN_OR_RETURN.
 template <typename T>
 class [[nodiscard]] Result {
  public:
+  // A Result without a value needs a reason: an ok Status here is a bug.
   Result(T value) : v_(std::move(value)) {}  // NOLINT: implicit by design
-  Result(Status status) : v_(std::move(status)) {
-    if (std::get<Status>(v_).ok()) std::abort();  // a Result without a value needs a reason
+  Result(Status status, std::source_location where = std::source_location::current())  // NOLINT
+      : v_(std::move(status)) {
+    if (std::get<Status>(v_).ok()) {
+      CheckFailed(where.file_name(), static_cast<int>(where.line()), "!status.ok()",
+                  "a Result was made from an ok Status, without a value");
+    }
   }
   bool ok() const { return v_.index() == 0; }
-  const T& value() const& { return std::get<T>(v_); }
-  T& value() & { return std::get<T>(v_); }
-  T&& value() && { return std::get<T>(std::move(v_)); }
+  const T& value(std::source_location where = std::source_location::current()) const& {
+    CheckHasValue(where);
+    return std::get<T>(v_);
+  }
+  T& value(std::source_location where = std::source_location::current()) & {
+    CheckHasValue(where);
+    return std::get<T>(v_);
+  }
+  T&& value(std::source_location where = std::source_location::current()) && {
+    CheckHasValue(where);
+    return std::get<T>(std::move(v_));
+  }
   const T& operator*() const& { return value(); }
   T& operator*() & { return value(); }
   const T* operator->() const { return &value(); }
@@ -81,10 +105,15 @@ class [[nodiscard]] Result {
   Status status() const { return ok() ? Status() : std::get<Status>(v_); }
 
  private:
+  void CheckHasValue(const std::source_location& where) const {
+    if (!ok()) {
+      CheckFailed(where.file_name(), static_cast<int>(where.line()), "result.ok()",
+                  "value() of an error Result: " + std::get<Status>(v_).ToString());
+    }
+  }
+
   std::variant<T, Status> v_;
 };
-
-[[noreturn]] void CheckFailed(const char* file, int line, const char* expr, std::string_view msg);
 
 }  // namespace billing
 
@@ -94,3 +123,25 @@ class [[nodiscard]] Result {
   do {                          \
     if (!(cond)) ::billing::CheckFailed(__FILE__, __LINE__, #cond, (msg)); \
   } while (0)
+
+// Operating failures travel up as values. RETURN_IF_ERROR(expr) returns the
+// Status `expr` evaluates to unless it is ok; ASSIGN_OR_RETURN(lhs, expr)
+// evaluates a Result and either assigns its value to `lhs` (a declaration,
+// e.g. `auto x`, or an existing variable) or returns its Status. Each works
+// in a function returning Status or any Result<T>.
+#define LEDGER_STATUS_CONCAT_INNER(a, b) a##b
+#define LEDGER_STATUS_CONCAT(a, b) LEDGER_STATUS_CONCAT_INNER(a, b)
+
+#define RETURN_IF_ERROR(expr)                                  \
+  do {                                                         \
+    ::billing::Status ledger_status_ = (expr);                 \
+    if (!ledger_status_.ok()) return ledger_status_;           \
+  } while (0)
+
+#define ASSIGN_OR_RETURN(lhs, expr) \
+  LEDGER_ASSIGN_OR_RETURN_IMPL(LEDGER_STATUS_CONCAT(ledger_result_, __LINE__), lhs, expr)
+
+#define LEDGER_ASSIGN_OR_RETURN_IMPL(result, lhs, expr) \
+  auto result = (expr);                                 \
+  if (!result.ok()) return result.status();             \
+  lhs = std::move(result).value()

@@ -28,6 +28,19 @@ using tcp = net::ip::tcp;
 
 namespace {
 
+// Logs the exception being handled, once, where it is stopped: an I/O or
+// worker thread must outlive whatever a handler throws. Only inside a catch.
+void LogException(const char* doing, const std::string& target) noexcept {
+  try {
+    throw;
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "ledgerd: internal error %s %s: %s\n", doing, target.c_str(), e.what());
+  } catch (...) {
+    std::fprintf(stderr, "ledgerd: internal error %s %s: an exception that is not a std::exception\n", doing,
+                 target.c_str());
+  }
+}
+
 int64_t MicrosSince(std::chrono::steady_clock::time_point start) {
   return std::chrono::duration_cast<std::chrono::microseconds>(std::chrono::steady_clock::now() - start)
       .count();
@@ -182,8 +195,9 @@ class Session : public std::enable_shared_from_this<Session> {
       std::optional<HttpReply> refused;
       try {
         refused = server_->check(RequestOf(msg, {}));
-      } catch (const std::exception&) {
+      } catch (...) {
         // The check must not throw; if it does, it must not take the I/O thread with it.
+        LogException("checking the head of", request_.target);
         refused = ErrorReply(500, "internal", "internal error");
       }
       if (refused) {
@@ -284,10 +298,20 @@ class Session : public std::enable_shared_from_this<Session> {
     // The handler may answer from another thread (ingest answers from the
     // ledger's writer); hop back onto this connection's strand to write.
     // Answers given inline (reads) are already on it and write at once.
-    server_->handler(std::move(req), [self = shared_from_this()](HttpReply reply) {
-      net::dispatch(self->stream_.get_executor(),
-                [self, reply = std::move(reply)]() mutable { self->Send(std::move(reply)); });
-    });
+    // One answer per request: after a handler that threw, the 500 below
+    // must not race an answer it had already given.
+    auto answered = std::make_shared<std::atomic<bool>>(false);
+    try {
+      server_->handler(std::move(req), [self = shared_from_this(), answered](HttpReply reply) {
+        if (answered->exchange(true)) return;
+        net::dispatch(self->stream_.get_executor(),
+                      [self, reply = std::move(reply)]() mutable { self->Send(std::move(reply)); });
+      });
+    } catch (...) {
+      // The handler must not throw; if it does, the client still gets an answer.
+      LogException("handling", request_.target);
+      if (!answered->exchange(true)) Send(ErrorReply(500, "internal", "internal error"));
+    }
   }
 
   void Send(HttpReply reply) {
@@ -372,8 +396,8 @@ class Session : public std::enable_shared_from_this<Session> {
   bool Produce(std::string* piece) {
     try {
       return stream_fn_(piece);
-    } catch (const std::exception& e) {
-      std::fprintf(stderr, "ledgerd: a streamed answer to %s failed: %s\n", request_.target.c_str(), e.what());
+    } catch (...) {
+      LogException("streaming the answer to", request_.target);
       return false;
     }
   }
@@ -408,7 +432,13 @@ class Session : public std::enable_shared_from_this<Session> {
     server_->in_flight--;
     // The body is answered for: its bytes are no longer buffered for it.
     reservation_.Release();
-    if (server_->log) server_->log(request_, status_, bytes_, MicrosSince(started_));
+    if (server_->log) {
+      try {
+        server_->log(request_, status_, bytes_, MicrosSince(started_));
+      } catch (...) {
+        LogException("logging", request_.target);
+      }
+    }
     // A connection that carried a large body keeps no large buffer idle.
     if (buffer_.size() == 0) buffer_.shrink_to_fit();
     if (ec || close || !keep_alive_ || server_->stopping) return Close();
@@ -519,7 +549,18 @@ Result<std::unique_ptr<HttpServer>> HttpServer::Start(const ServerOptions& optio
   impl->Accept();
   for (auto& ctx : impl->contexts) {
     net::io_context* c = ctx.get();
-    impl->threads.emplace_back([c] { c->run(); });
+    // A handler that throws despite the guards above ends only its own
+    // connection: run() passes the exception out, and is called again.
+    impl->threads.emplace_back([c] {
+      for (;;) {
+        try {
+          c->run();
+          return;
+        } catch (...) {
+          LogException("an I/O thread, running a handler for", "a connection");
+        }
+      }
+    });
   }
   return std::unique_ptr<HttpServer>(new HttpServer(std::move(impl)));
 }

@@ -3,6 +3,9 @@
 #include <sys/resource.h>
 #include <unistd.h>
 
+#include <cstdio>
+#include <exception>
+
 namespace billing::api {
 
 WorkerPool::WorkerPool(int threads, size_t queue_max) : queue_max_(queue_max) {
@@ -48,7 +51,15 @@ void WorkerPool::Run() {
       task = std::move(queue_.front());
       queue_.pop_front();
     }
-    task();
+    // Tasks answer their own errors (Service::OffIoThread); this is the last
+    // guard, so that one broken task cannot end a worker and strand the queue.
+    try {
+      task();
+    } catch (const std::exception& e) {
+      std::fprintf(stderr, "ledgerd: internal error in a heavy task: %s\n", e.what());
+    } catch (...) {
+      std::fprintf(stderr, "ledgerd: internal error in a heavy task\n");
+    }
   }
 }
 

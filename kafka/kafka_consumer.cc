@@ -493,7 +493,14 @@ void KafkaConsumer::Impl::OnCommit(rd_kafka_t*, rd_kafka_resp_err_t err, rd_kafk
   // _NO_OFFSET: there was nothing to commit. A commit refused during a
   // rebalance is expected and harmless; the next one carries newer offsets.
   if (err == RD_KAFKA_RESP_ERR_NO_ERROR || err == RD_KAFKA_RESP_ERR__NO_OFFSET) return;
-  static_cast<Impl*>(opaque)->metrics.Count("ledger_kafka_commit_failures_total", "");
+  // A C callback: exceptions must not unwind through librdkafka.
+  try {
+    static_cast<Impl*>(opaque)->metrics.Count("ledger_kafka_commit_failures_total", "");
+  } catch (const std::exception& e) {
+    Log("counting a failed offset commit: %s", e.what());
+  } catch (...) {
+    Log("counting a failed offset commit failed");
+  }
 }
 
 void KafkaConsumer::Impl::Rewind() {
@@ -718,8 +725,15 @@ void KafkaConsumer::Impl::OnDlqDelivery(rd_kafka_t*, const rd_kafka_message_t* m
   if (m->err == RD_KAFKA_RESP_ERR_NO_ERROR) return;
   auto* impl = static_cast<Impl*>(opaque);
   impl->dlq_failures++;
-  impl->metrics.Count("ledger_kafka_dlq_failures_total", "");
-  impl->LogError(m->err, std::string("dead-letter delivery: ") + rd_kafka_err2str(m->err));
+  // A C callback: exceptions must not unwind through librdkafka.
+  try {
+    impl->metrics.Count("ledger_kafka_dlq_failures_total", "");
+    impl->LogError(m->err, std::string("dead-letter delivery: ") + rd_kafka_err2str(m->err));
+  } catch (const std::exception& e) {
+    Log("a dead-letter delivery failed (%s), and so did reporting it: %s", rd_kafka_err2str(m->err), e.what());
+  } catch (...) {
+    Log("a dead-letter delivery failed (%s), and so did reporting it", rd_kafka_err2str(m->err));
+  }
 }
 
 void KafkaConsumer::Impl::LogError(rd_kafka_resp_err_t err, const std::string& what) {

@@ -5,6 +5,7 @@
 #include <cstdlib>
 #include <memory>
 
+#include "events/status.h"
 #include "ledger/format.h"
 
 namespace billing::ledger {
@@ -16,14 +17,14 @@ namespace {
 // per thread halves the cost of the two hashes the writer makes per event.
 const EVP_MD* Sha256() {
   static EVP_MD* md = EVP_MD_fetch(nullptr, "SHA256", nullptr);
-  if (md == nullptr) std::abort();  // only when OpenSSL has no default provider
+  LEDGER_CHECK(md != nullptr, "OpenSSL has no SHA-256 (no default provider loaded)");
   return md;
 }
 
 EVP_MD_CTX* ThreadContext() {
   thread_local std::unique_ptr<EVP_MD_CTX, decltype(&EVP_MD_CTX_free)> ctx(EVP_MD_CTX_new(),
                                                                            &EVP_MD_CTX_free);
-  if (!ctx) std::abort();
+  LEDGER_CHECK(ctx != nullptr, "EVP_MD_CTX_new failed (out of memory)");
   return ctx.get();
 }
 
@@ -46,7 +47,7 @@ std::string ChainHash(std::string_view prev_hash, uint64_t sequence, int64_t rec
             EVP_DigestUpdate(ctx, header.data(), header.size()) == 1 &&
             EVP_DigestUpdate(ctx, event.data(), event.size()) == 1 &&
             EVP_DigestFinal_ex(ctx, out, &len) == 1;
-  if (!ok) std::abort();  // only on allocation failure inside OpenSSL
+  LEDGER_CHECK(ok, "SHA-256 failed inside OpenSSL (out of memory)");
   return std::string(reinterpret_cast<char*>(out), len);
 }
 
@@ -57,7 +58,7 @@ std::string Digest(std::string_view bytes) {
   bool ok = EVP_DigestInit_ex(ctx, Sha256(), nullptr) == 1 &&
             EVP_DigestUpdate(ctx, bytes.data(), bytes.size()) == 1 &&
             EVP_DigestFinal_ex(ctx, out, &len) == 1;
-  if (!ok) std::abort();
+  LEDGER_CHECK(ok, "SHA-256 failed inside OpenSSL (out of memory)");
   return std::string(reinterpret_cast<char*>(out), len);
 }
 

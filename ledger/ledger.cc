@@ -27,16 +27,11 @@
 
 #include "ledger/format.h"
 #include "ledger/hash_chain.h"
+#include "ledger/rocks_status.h"
 
 namespace billing::ledger {
 
 namespace {
-
-Status FromRocks(const rocksdb::Status& s, std::string_view what) {
-  if (s.ok()) return Status::Ok();
-  Code code = s.IsCorruption() ? Code::kCorruption : Code::kUnavailable;
-  return Status(code, std::string(what) + ": " + s.ToString());
-}
 
 int64_t NowMicros() {
   return std::chrono::duration_cast<std::chrono::microseconds>(
@@ -426,10 +421,12 @@ struct Ledger::Impl {
     Sequence seq{format::GetBe64(value)};
     std::string bytes;
     s = db->Get(rocksdb::ReadOptions(), format::RecordKey(seq.value), &bytes);
-    if (!s.ok()) {
-      return Status(Code::kCorruption, "event-id index points at missing record " +
-                                           std::to_string(seq.value) + ": " + s.ToString());
+    // A record the index names but that is not there is damage; a read that
+    // failed is only a read that failed.
+    if (s.IsNotFound()) {
+      return Status(Code::kCorruption, "event-id index points at missing record " + std::to_string(seq.value));
     }
+    if (!s.ok()) return FromRocks(s, "reading record " + std::to_string(seq.value));
     Record record;
     if (!record.ParseFromString(bytes)) return Status(Code::kCorruption, "undecodable record");
     auto envelope = DecodeEvent(record);

@@ -10,6 +10,7 @@
 #include <nlohmann/json.hpp>
 
 #include "ledger/hash_chain.h"
+#include "ledger/rocks_status.h"
 #include "projections/billing.h"
 
 namespace billing::ops {
@@ -17,13 +18,7 @@ namespace billing::ops {
 namespace {
 
 using Json = nlohmann::json;
-
-Status FromRocks(const rocksdb::Status& s, const std::string& what) {
-  if (s.ok()) return Status::Ok();
-  if (s.IsCorruption()) return Status(Code::kCorruption, what + ": " + s.ToString());
-  if (s.IsNotFound()) return Status(Code::kNotFound, what + ": " + s.ToString());
-  return Status(Code::kUnavailable, what + ": " + s.ToString());
-}
+using ledger::FromRocks;
 
 std::string Unhex(const std::string& hex) {
   std::string out;

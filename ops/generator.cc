@@ -2,6 +2,9 @@
 
 #include <nlohmann/json.hpp>
 
+#include "events/calendar.h"
+
+#include <algorithm>
 #include <cstdio>
 #include <random>
 #include <vector>
@@ -70,21 +73,37 @@ struct Org {
   int64_t seq = 0;
 };
 
-}  // namespace
+// One history being written: the random stream, the orgs so far and the
+// sink. Each step below draws from the stream in a fixed order, so the same
+// options give the same bytes.
+class History {
+ public:
+  History(const GeneratorOptions& o, int start, const std::function<void(const std::string&)>& emit)
+      : o_(o), start_(start), emit_(emit), rng_(o.seed), orgs_(static_cast<size_t>(o.orgs)) {}
 
-void Generate(const GeneratorOptions& o, const std::function<void(const std::string&)>& emit) {
-  std::mt19937_64 rng(o.seed);
-  auto uniform = [&](int64_t lo, int64_t hi) {  // inclusive
-    return lo + static_cast<int64_t>(rng() % static_cast<uint64_t>(hi - lo + 1));
-  };
-  int start = 2025 * 12;
-  if (o.start_month.size() == 7) {
-    start = std::stoi(o.start_month.substr(0, 4)) * 12 + std::stoi(o.start_month.substr(5, 2)) - 1;
+  void Write() {
+    for (int i = 0; i < o_.orgs; ++i) CreateOrg(i, orgs_[static_cast<size_t>(i)]);
+    const int64_t per_month = o_.usage_events / std::max(1, o_.orgs * o_.months);
+    for (int mi = 0; mi < o_.months; ++mi) {
+      const int month = start_ + mi;
+      for (Org& org : orgs_) {
+        for (int64_t k = 0; k < per_month; ++k) Usage(org, month);
+        MonthEvents(org, month, /*first=*/mi == 0);
+      }
+    }
   }
-  static const char* kCurrencies[] = {"USD", "EUR", "JPY", "KWD"};
-  std::vector<Org> orgs(static_cast<size_t>(o.orgs));
-  std::string last_line;
-  auto send = [&](Org& org, const std::string& kind, int month, Json payload, const std::string& occurred) {
+
+ private:
+  int64_t Uniform(int64_t lo, int64_t hi) {  // inclusive
+    return lo + static_cast<int64_t>(rng_() % static_cast<uint64_t>(hi - lo + 1));
+  }
+  template <typename T>
+  const T& Pick(const std::vector<T>& from) {
+    return from[static_cast<size_t>(Uniform(0, static_cast<int64_t>(from.size()) - 1))];
+  }
+
+  // Emits one event (sometimes twice, with faults: a duplicate); its id.
+  std::string Send(Org& org, const std::string& kind, Json payload, const std::string& occurred) {
     Json e;
     e["event_id"] = org.id + ":" + kind + ":" + std::to_string(++org.seq);
     e["org_id"] = org.id;
@@ -92,144 +111,180 @@ void Generate(const GeneratorOptions& o, const std::function<void(const std::str
     e["source"] = "generator";
     e[kind] = std::move(payload);
     std::string line = e.dump();
-    emit(line);
-    if (o.faults && uniform(0, 99) < 2) emit(line);  // an exact re-send: a duplicate
-    last_line = line;
-    (void)month;
+    emit_(line);
+    if (o_.faults && Uniform(0, 99) < 2) emit_(line);  // an exact re-send: a duplicate
     return e["event_id"].get<std::string>();
-  };
+  }
 
-  for (int i = 0; i < o.orgs; ++i) {
-    Org& org = orgs[static_cast<size_t>(i)];
+  // The organization and its structure: cost centers with two workspaces
+  // each (some with their own billing account), providers placed in them.
+  void CreateOrg(int i, Org& org) {
+    static const char* kCurrencies[] = {"USD", "EUR", "JPY", "KWD"};
     org.id = "org-" + std::to_string(i + 1);
     org.currency = kCurrencies[i % 4];
-    std::string t0 = Time(start, 1, 0, 0, i % 60);
-    send(org, "organization_created", start,
+    std::string t0 = Time(start_, 1, 0, 0, i % 60);
+    Send(org, "organization_created",
          Json{{"name", "Org " + std::to_string(i + 1)}, {"currency", org.currency},
               {"billing_account", "BA-" + std::to_string(1000 + i)}},
          t0);
-    int ccs = static_cast<int>(uniform(2, 4));
+    int ccs = static_cast<int>(Uniform(2, 4));
     for (int c = 0; c < ccs; ++c) {
       std::string cc = "cc-" + std::to_string(c + 1);
       org.cost_centers.push_back(cc);
-      send(org, "cost_center_created", start, Json{{"cost_center_id", cc}, {"name", "Cost center " + std::to_string(c + 1)}}, t0);
+      Send(org, "cost_center_created", Json{{"cost_center_id", cc}, {"name", "Cost center " + std::to_string(c + 1)}}, t0);
       for (int w = 0; w < 2; ++w) {
         std::string ws = "ws-" + std::to_string(c + 1) + "-" + std::to_string(w + 1);
         org.workspaces.push_back(ws);
-        send(org, "workspace_created", start, Json{{"workspace_id", ws}, {"cost_center_id", cc}, {"name", "Workspace " + ws}}, t0);
+        Send(org, "workspace_created", Json{{"workspace_id", ws}, {"cost_center_id", cc}, {"name", "Workspace " + ws}}, t0);
       }
-      if (uniform(0, 1) == 0) {
-        send(org, "billing_account_assigned", start,
+      if (Uniform(0, 1) == 0) {
+        Send(org, "billing_account_assigned",
              Json{{"cost_center_id", cc}, {"billing_account", "BA-" + std::to_string(1000 + i) + "-" + std::to_string(c + 1)}}, t0);
       }
     }
-    int providers = static_cast<int>(uniform(2, 5));
+    int providers = static_cast<int>(Uniform(2, 5));
     for (int p = 0; p < providers; ++p) {
-      int service = static_cast<int>(uniform(0, static_cast<int64_t>(Services().size()) - 1));
+      int service = static_cast<int>(Uniform(0, static_cast<int64_t>(Services().size()) - 1));
       std::string id = std::string(Services()[static_cast<size_t>(service)].kind) + "-" + std::to_string(p + 1);
       org.providers.push_back(id);
       org.provider_service.push_back(service);
-      const std::string& ws = org.workspaces[static_cast<size_t>(uniform(0, static_cast<int64_t>(org.workspaces.size()) - 1))];
-      send(org, "provider_registered", start,
+      const std::string& ws = Pick(org.workspaces);
+      Send(org, "provider_registered",
            Json{{"provider_id", id}, {"workspace_id", ws}, {"name", "Provider " + id}, {"kind", Services()[static_cast<size_t>(service)].kind}},
-           Time(start, static_cast<int>(uniform(1, 5)), 0, 0, 0));
+           Time(start_, static_cast<int>(Uniform(1, 5)), 0, 0, 0));
     }
   }
 
-  int64_t per_month = o.usage_events / std::max(1, o.orgs * o.months);
-  for (int mi = 0; mi < o.months; ++mi) {
-    int month = start + mi;
-    for (Org& org : orgs) {
-      for (int64_t k = 0; k < per_month; ++k) {
-        size_t p = static_cast<size_t>(uniform(0, static_cast<int64_t>(org.providers.size()) - 1));
-        const Service& svc = Services()[static_cast<size_t>(org.provider_service[p])];
-        int day = static_cast<int>(uniform(1, 28));
-        int hour = static_cast<int>(uniform(0, 22));
-        std::string start_t = Time(month, day, hour, static_cast<int>(uniform(0, 59)), static_cast<int>(uniform(0, 59)));
-        std::string end_t = Time(month, day, hour + 1, 0, 0);
-        Json u{{"provider_id", org.providers[p]},
-               {"service", svc.name},
-               {"sku", svc.skus[static_cast<size_t>(uniform(0, static_cast<int64_t>(svc.skus.size()) - 1))]},
-               {"resource_id", org.providers[p] + "/res-" + std::to_string(uniform(1, o.resources_per_provider))},
-               {"region", uniform(0, 1) ? "us-east-1" : "eu-west-1"},
-               {"quantity", Decimal(static_cast<uint64_t>(uniform(0, 5'000'000'000'000LL)), static_cast<int>(uniform(0, 9)))},
-               {"unit", uniform(0, 9) == 0 ? "GB" : svc.unit},
-               {"amount", Decimal(static_cast<uint64_t>(uniform(0, 90'000'000'000LL)), static_cast<int>(uniform(0, 9)))},
-               {"usage_start", start_t},
-               {"usage_end", end_t}};
-        if (uniform(0, 3) == 0) u["currency"] = org.currency;
-        std::string id = send(org, "usage_recorded", month, u, end_t);
-        org.charges.push_back(id);
-        if (o.faults) {
-          int f = static_cast<int>(uniform(0, 999));
-          Json bad{{"event_id", id}, {"org_id", org.id}, {"occurred_at", end_t}, {"usage_recorded", u}};
-          if (f < 5) {  // conflict: same id, other amount
-            bad["usage_recorded"]["amount"] = "1.5";
-            emit(bad.dump());
-          } else if (f < 10) {  // unknown provider
-            bad["event_id"] = id + "-x";
-            bad["usage_recorded"]["provider_id"] = "nope";
-            emit(bad.dump());
-          } else if (f < 15) {  // currency mismatch
-            bad["event_id"] = id + "-c";
-            bad["usage_recorded"]["currency"] = org.currency == "USD" ? "EUR" : "USD";
-            emit(bad.dump());
-          } else if (f < 20) {  // JSON number for money
-            bad["event_id"] = id + "-n";
-            bad["usage_recorded"]["amount"] = 12.5;
-            emit(bad.dump());
-          } else if (f < 22) {  // unknown org
-            bad["event_id"] = id + "-o";
-            bad["org_id"] = "ghost";
-            emit(bad.dump());
-          }
-        }
-      }
-      std::string mid = Time(month, 15, 12, 0, 0);
-      if (uniform(0, 2) == 0) {
-        Json s{{"month", MonthText(month)}, {"amount", Decimal(static_cast<uint64_t>(uniform(1, 500'000'000'000LL)), 3)},
-               {"description", uniform(0, 1) ? "Enterprise support" : "Premium support"}};
-        if (uniform(0, 1)) s["cost_center_id"] = org.cost_centers[static_cast<size_t>(uniform(0, static_cast<int64_t>(org.cost_centers.size()) - 1))];
-        org.charges.push_back(send(org, "support_charged", month, s, mid));
-      }
-      if (uniform(0, 2) == 0) {
-        Json c{{"month", MonthText(month)}, {"amount", Decimal(static_cast<uint64_t>(uniform(1'000'000, 50'000'000'000LL)), 2)},
-               {"description", "Promotional credit"}};
-        if (uniform(0, 1)) c["cost_center_id"] = org.cost_centers[0];
-        org.charges.push_back(send(org, "credit_applied", month, c, mid));
-      }
-      if (uniform(0, 2) == 0 && org.providers.size() > 0) {
-        send(org, "provider_moved",
-             month, Json{{"provider_id", org.providers[static_cast<size_t>(uniform(0, static_cast<int64_t>(org.providers.size()) - 1))]},
-                  {"workspace_id", org.workspaces[static_cast<size_t>(uniform(0, static_cast<int64_t>(org.workspaces.size()) - 1))]}},
-             Time(month, static_cast<int>(uniform(1, 28)), 6, 0, 0));
-      }
-      if (uniform(0, 3) == 0) {
-        send(org, "invoicing_mode_changed", month, Json{{"mode", uniform(0, 1) ? "PER_COST_CENTER" : "SINGLE"}},
-             Time(month, static_cast<int>(uniform(1, 28)), 9, 0, 0));
-      }
-      for (int v = 0; v < 2 && !org.charges.empty(); ++v) {
-        if (uniform(0, 1)) continue;
-        // Sometimes the same event twice: the second is already_voided.
-        const std::string& target = org.charges[static_cast<size_t>(uniform(0, static_cast<int64_t>(org.charges.size()) - 1))];
-        send(org, "event_voided", month, Json{{"voided_event_id", target}, {"reason", "correction"}}, mid);
-      }
-      // Close the previous month early in this one; then a late charge for it.
-      if (mi >= 1 && uniform(0, 3) != 0) {
-        send(org, "billing_period_closed", month, Json{{"month", MonthText(month - 1)}}, Time(month, 5, 6, 0, 0));
-        size_t p = static_cast<size_t>(uniform(0, static_cast<int64_t>(org.providers.size()) - 1));
-        const Service& svc = Services()[static_cast<size_t>(org.provider_service[p])];
-        Json late{{"provider_id", org.providers[p]}, {"service", svc.name}, {"sku", svc.skus[0]},
-                  {"resource_id", org.providers[p] + "/late"}, {"region", "us-east-1"}, {"quantity", "1"},
-                  {"unit", svc.unit}, {"amount", Decimal(static_cast<uint64_t>(uniform(0, 9'000'000'000LL)), 4)},
-                  {"usage_start", Time(month - 1, 20, 0, 0, 0)}, {"usage_end", Time(month - 1, 20, 1, 0, 0)}};
-        org.charges.push_back(send(org, "usage_recorded", month - 1, late, Time(month, 6, 0, 0, 0)));
-        if (o.faults && uniform(0, 4) == 0) {  // closing twice: period_closed
-          send(org, "billing_period_closed", month, Json{{"month", MonthText(month - 1)}}, Time(month, 7, 0, 0, 0));
-        }
-      }
+  // One usage_recorded in `month`, and with faults sometimes a bad copy.
+  void Usage(Org& org, int month) {
+    size_t p = static_cast<size_t>(Uniform(0, static_cast<int64_t>(org.providers.size()) - 1));
+    const Service& svc = Services()[static_cast<size_t>(org.provider_service[p])];
+    int day = static_cast<int>(Uniform(1, 28));
+    int hour = static_cast<int>(Uniform(0, 22));
+    std::string start_t = Time(month, day, hour, static_cast<int>(Uniform(0, 59)), static_cast<int>(Uniform(0, 59)));
+    std::string end_t = Time(month, day, hour + 1, 0, 0);
+    Json u{{"provider_id", org.providers[p]},
+           {"service", svc.name},
+           {"sku", Pick(svc.skus)},
+           {"resource_id", org.providers[p] + "/res-" + std::to_string(Uniform(1, o_.resources_per_provider))},
+           {"region", Uniform(0, 1) ? "us-east-1" : "eu-west-1"},
+           {"quantity", Decimal(static_cast<uint64_t>(Uniform(0, 5'000'000'000'000LL)), static_cast<int>(Uniform(0, 9)))},
+           {"unit", Uniform(0, 9) == 0 ? "GB" : svc.unit},
+           {"amount", Decimal(static_cast<uint64_t>(Uniform(0, 90'000'000'000LL)), static_cast<int>(Uniform(0, 9)))},
+           {"usage_start", start_t},
+           {"usage_end", end_t}};
+    if (Uniform(0, 3) == 0) u["currency"] = org.currency;
+    std::string id = Send(org, "usage_recorded", u, end_t);
+    org.charges.push_back(id);
+    if (o_.faults) BadCopy(org, id, u, end_t);
+  }
+
+  // What producers get wrong, about 2 % of the time.
+  void BadCopy(const Org& org, const std::string& id, const Json& u, const std::string& end_t) {
+    int f = static_cast<int>(Uniform(0, 999));
+    Json bad{{"event_id", id}, {"org_id", org.id}, {"occurred_at", end_t}, {"usage_recorded", u}};
+    if (f < 5) {  // conflict: same id, other amount
+      bad["usage_recorded"]["amount"] = "1.5";
+    } else if (f < 10) {  // unknown provider
+      bad["event_id"] = id + "-x";
+      bad["usage_recorded"]["provider_id"] = "nope";
+    } else if (f < 15) {  // currency mismatch
+      bad["event_id"] = id + "-c";
+      bad["usage_recorded"]["currency"] = org.currency == "USD" ? "EUR" : "USD";
+    } else if (f < 20) {  // JSON number for money
+      bad["event_id"] = id + "-n";
+      bad["usage_recorded"]["amount"] = 12.5;
+    } else if (f < 22) {  // unknown org
+      bad["event_id"] = id + "-o";
+      bad["org_id"] = "ghost";
+    } else {
+      return;
+    }
+    emit_(bad.dump());
+  }
+
+  // The rest of an org's month: support, credits, moves, mode changes,
+  // voids, and closing the month before with a late charge for it.
+  void MonthEvents(Org& org, int month, bool first) {
+    std::string mid = Time(month, 15, 12, 0, 0);
+    if (Uniform(0, 2) == 0) {
+      Json s{{"month", MonthText(month)}, {"amount", Decimal(static_cast<uint64_t>(Uniform(1, 500'000'000'000LL)), 3)},
+             {"description", Uniform(0, 1) ? "Enterprise support" : "Premium support"}};
+      if (Uniform(0, 1)) s["cost_center_id"] = Pick(org.cost_centers);
+      org.charges.push_back(Send(org, "support_charged", s, mid));
+    }
+    if (Uniform(0, 2) == 0) {
+      Json c{{"month", MonthText(month)}, {"amount", Decimal(static_cast<uint64_t>(Uniform(1'000'000, 50'000'000'000LL)), 2)},
+             {"description", "Promotional credit"}};
+      if (Uniform(0, 1)) c["cost_center_id"] = org.cost_centers[0];
+      org.charges.push_back(Send(org, "credit_applied", c, mid));
+    }
+    // The draws are spelled out in the order the history has always made
+    // them (the time of the event first), so a seed keeps its bytes.
+    if (Uniform(0, 2) == 0 && !org.providers.empty()) {
+      std::string at = Time(month, static_cast<int>(Uniform(1, 28)), 6, 0, 0);
+      const std::string& provider = Pick(org.providers);
+      const std::string& workspace = Pick(org.workspaces);
+      Send(org, "provider_moved", Json{{"provider_id", provider}, {"workspace_id", workspace}}, at);
+    }
+    if (Uniform(0, 3) == 0) {
+      std::string at = Time(month, static_cast<int>(Uniform(1, 28)), 9, 0, 0);
+      Send(org, "invoicing_mode_changed", Json{{"mode", Uniform(0, 1) ? "PER_COST_CENTER" : "SINGLE"}}, at);
+    }
+    for (int v = 0; v < 2 && !org.charges.empty(); ++v) {
+      if (Uniform(0, 1)) continue;
+      // Sometimes the same event twice: the second is already_voided.
+      const std::string& target = Pick(org.charges);
+      Send(org, "event_voided", Json{{"voided_event_id", target}, {"reason", "correction"}}, mid);
+    }
+    if (!first && Uniform(0, 3) != 0) ClosePrevious(org, month);
+  }
+
+  // Closes the previous month early in this one; then a late charge for it.
+  void ClosePrevious(Org& org, int month) {
+    Send(org, "billing_period_closed", Json{{"month", MonthText(month - 1)}}, Time(month, 5, 6, 0, 0));
+    size_t p = static_cast<size_t>(Uniform(0, static_cast<int64_t>(org.providers.size()) - 1));
+    const Service& svc = Services()[static_cast<size_t>(org.provider_service[p])];
+    Json late{{"provider_id", org.providers[p]}, {"service", svc.name}, {"sku", svc.skus[0]},
+              {"resource_id", org.providers[p] + "/late"}, {"region", "us-east-1"}, {"quantity", "1"},
+              {"unit", svc.unit}, {"amount", Decimal(static_cast<uint64_t>(Uniform(0, 9'000'000'000LL)), 4)},
+              {"usage_start", Time(month - 1, 20, 0, 0, 0)}, {"usage_end", Time(month - 1, 20, 1, 0, 0)}};
+    org.charges.push_back(Send(org, "usage_recorded", late, Time(month, 6, 0, 0, 0)));
+    if (o_.faults && Uniform(0, 4) == 0) {  // closing twice: period_closed
+      Send(org, "billing_period_closed", Json{{"month", MonthText(month - 1)}}, Time(month, 7, 0, 0, 0));
     }
   }
+
+  const GeneratorOptions& o_;
+  const int start_;
+  const std::function<void(const std::string&)>& emit_;
+  std::mt19937_64 rng_;
+  std::vector<Org> orgs_;
+};
+
+}  // namespace
+
+Status CheckGeneratorOptions(const GeneratorOptions& o) {
+  auto month = ParseMonth(o.start_month, "--start-month");
+  if (!month.ok()) return month.status();
+  if (o.orgs < 1 || o.orgs > kGeneratorOrgsMax) {
+    return Status(Code::kInvalidArgument, "--orgs must be from 1 to " + std::to_string(kGeneratorOrgsMax));
+  }
+  if (o.months < 1 || o.months > kGeneratorMonthsMax) {
+    return Status(Code::kInvalidArgument, "--months must be from 1 to " + std::to_string(kGeneratorMonthsMax));
+  }
+  if (month->index + o.months - 1 > kMonthLast.index) {
+    return Status(Code::kInvalidArgument, "--start-month plus --months runs past 9999-12");
+  }
+  if (o.usage_events < 0) return Status(Code::kInvalidArgument, "--usage-events must not be negative");
+  if (o.resources_per_provider < 1) return Status(Code::kInvalidArgument, "--resources must be at least 1");
+  return Status::Ok();
+}
+
+void Generate(const GeneratorOptions& o, const std::function<void(const std::string&)>& emit) {
+  Status checked = CheckGeneratorOptions(o);
+  LEDGER_CHECK(checked.ok(), "Generate with options CheckGeneratorOptions refuses: " + checked.ToString());
+  History(o, ParseMonth(o.start_month, "start_month")->index, emit).Write();
 }
 
 }  // namespace billing::ops

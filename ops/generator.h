@@ -14,7 +14,15 @@
 #include <functional>
 #include <string>
 
+#include "events/status.h"
+
 namespace billing::ops {
+
+// The largest history a command line may ask for. Organizations: ids,
+// currencies and structure are kept in memory for the whole run. Months:
+// a century of history is more than any test or demo replays.
+inline constexpr int kGeneratorOrgsMax = 100000;
+inline constexpr int kGeneratorMonthsMax = 1200;
 
 struct GeneratorOptions {
   uint64_t seed = 1;
@@ -26,7 +34,13 @@ struct GeneratorOptions {
   std::string start_month = "2025-01";
 };
 
-// Calls `emit` with one JSON event (no newline) at a time, in publishing order.
+// kInvalidArgument naming the option when `options` cannot make a history:
+// --start-month not YYYY-MM, --orgs or --months out of 1..their maximum (or
+// running past 9999-12), negative --usage-events, --resources below 1.
+Status CheckGeneratorOptions(const GeneratorOptions& options);
+
+// Calls `emit` with one JSON event (no newline) at a time, in publishing
+// order. `options` must pass CheckGeneratorOptions (a check fails otherwise).
 void Generate(const GeneratorOptions& options, const std::function<void(const std::string&)>& emit);
 
 }  // namespace billing::ops

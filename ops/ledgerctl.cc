@@ -5,6 +5,7 @@
 #include <sys/stat.h>
 
 #include <cstdio>
+#include <filesystem>
 #include <fstream>
 #include <iostream>
 #include <optional>
@@ -15,9 +16,11 @@
 
 #include "ledger/hash_chain.h"
 #include "ops/backup.h"
+#include "ops/command_line.h"
 #include "ops/focus_import.h"
 #include "ops/generator.h"
 #include "kafka/produce.h"
+#include "projections/answer_json.h"
 #include "projections/billing.h"
 #include "projections/export.h"
 #include "projections/keys.h"
@@ -26,6 +29,19 @@ using namespace billing;
 
 namespace {
 
+using Json = nlohmann::ordered_json;
+
+// One JSON line on stdout. Text from storage (a RocksDB message naming a
+// path) need not be UTF-8: replace such bytes, never throw.
+void PrintJson(const Json& j) {
+  std::printf("%s\n", j.dump(-1, ' ', false, Json::error_handler_t::replace).c_str());
+}
+// Reports `s`; the exit status: 2 (ops::kExitUsage) when the command line
+// named something wrong or missing, 1 for any other failure.
+int Fail(const Status& s) {
+  std::fprintf(stderr, "ledgerctl: %s\n", s.ToString().c_str());
+  return s.code() == Code::kInvalidArgument || s.code() == Code::kNotFound ? ops::kExitUsage : 1;
+}
 
 int Verify(const std::string& dir) {
   // WARNING: the merge operator is required even to verify. A read-only open
@@ -44,15 +60,7 @@ int Verify(const std::string& dir) {
     std::fprintf(stderr, "ledgerctl: %s\n", report.status().ToString().c_str());
     return 2;
   }
-  std::printf("{\"ok\":%s,\"events\":%llu,\"head_sequence\":%llu,\"head_hash\":\"%s\"",
-              report->ok ? "true" : "false", static_cast<unsigned long long>(report->events),
-              static_cast<unsigned long long>(report->head.sequence.value),
-              ledger::Hex(report->head.hash).c_str());
-  if (!report->ok) {
-    std::printf(",\"first_bad_sequence\":%llu,\"problem\":\"%s\"",
-                static_cast<unsigned long long>(report->first_bad.value), report->problem.c_str());
-  }
-  std::printf("}\n");
+  PrintJson(projections::VerifyJson(*report));
   return report->ok ? 0 : 1;
 }
 
@@ -81,6 +89,12 @@ int Produce(const ops::ProduceOptions& options, const std::string& file) {
 }
 
 int Replay(const std::string& dir) {
+  // A read-write open creates a missing ledger; a rebuild of a mistyped
+  // path must say so instead of building an empty one there.
+  std::error_code ec;
+  if (!std::filesystem::exists(std::filesystem::path(dir) / "CURRENT", ec)) {
+    return Fail(Status(Code::kNotFound, dir + " holds no ledger"));
+  }
   projections::BillingOptions o;
   o.dir = dir;
   auto billing = projections::Billing::Open(o);
@@ -98,12 +112,6 @@ int Replay(const std::string& dir) {
   return 0;
 }
 
-using Json = nlohmann::ordered_json;
-
-int Fail(const Status& s) {
-  std::fprintf(stderr, "ledgerctl: %s\n", s.ToString().c_str());
-  return s.code() == Code::kInvalidArgument || s.code() == Code::kNotFound ? 2 : 1;
-}
 
 // Opens the ledger read-only: no lock is taken, so this is safe beside a
 // running ledgerd, and it sees the ledger as of the open.
@@ -154,14 +162,7 @@ Status PrintOrgAsOf(const ledger::Ledger& led, const std::string& org_id, uint64
     auto history = projections::UsageHistory(org, store, projections::MonthRange{m, 1});
     auto list = projections::Invoices(org, store, m);
     Json invoices = Json::array();
-    for (const auto& inv : list.invoices) {
-      invoices.push_back(Json{{"invoice_id", inv.invoice_id},
-                              {"cost_center_id", inv.cost_center_id ? Json(*inv.cost_center_id) : Json(nullptr)},
-                              {"billing_account", inv.billing_account ? Json(*inv.billing_account) : Json(nullptr)},
-                              {"status", inv.final ? "final" : "draft"},
-                              {"total", Money(inv.total, org.minor_digits)},
-                              {"currency", org.currency}});
-    }
+    for (const auto& inv : list.invoices) invoices.push_back(projections::InvoiceSummaryJson(inv, org));
     Json by_cost_center = Json::object();
     for (const auto& [cc, info] : org.cost_centers) {
       auto rows = projections::Dashboard(org, store, projections::MonthRange{m, 1}, cc);
@@ -173,7 +174,7 @@ Status PrintOrgAsOf(const ledger::Ledger& led, const std::string& org_id, uint64
               {"as_of", upto},
               {"month", FormatMonth(m)},
               {"status", h.closed ? "closed" : "open"},
-              {"mode", list.mode == projections::InvoicingMode::kSingle ? "SINGLE" : "PER_COST_CENTER"},
+              {"mode", events::InvoicingModeName(list.mode)},
               {"currency", org.currency},
               {"total", Money(h.total, org.minor_digits)},
               {"billed", billed.ok() ? Money((*billed)[0].billed, org.minor_digits) : ""},
@@ -184,7 +185,7 @@ Status PrintOrgAsOf(const ledger::Ledger& led, const std::string& org_id, uint64
               {"invoices", std::move(invoices)},
               {"billed_by_cost_center", std::move(by_cost_center)}};
     if (Status read = store.status(); !read.ok()) return read;
-    std::printf("%s\n", line.dump().c_str());
+    PrintJson(line);
   }
   return Status::Ok();
 }
@@ -286,11 +287,11 @@ int ImportFocus(const ImportArgs& args) {
 int Backup(const std::string& dir, const std::string& dest) {
   auto report = ops::Backup(dir, dest);
   if (!report.ok()) return Fail(report.status());
-  std::printf("%s\n", Json{{"backup_id", report->backup_id},
-                           {"head_sequence", report->head.sequence.value},
-                           {"head_hash", ledger::Hex(report->head.hash)},
-                           {"size_bytes", report->size_bytes},
-                           {"backups", report->backups}}.dump().c_str());
+  PrintJson(Json{{"backup_id", report->backup_id},
+                 {"head_sequence", report->head.sequence.value},
+                 {"head_hash", ledger::Hex(report->head.hash)},
+                 {"size_bytes", report->size_bytes},
+                 {"backups", report->backups}});
   return 0;
 }
 
@@ -298,20 +299,135 @@ int Restore(const std::string& backup, const std::string& dest, std::optional<ui
   auto report = ops::Restore(backup, dest, id);
   if (!report.ok()) return Fail(report.status());
   const ledger::VerifyReport& v = report->verify;
-  Json j{{"backup_id", report->backup_id},
-         {"recorded_head_sequence", report->recorded_head.sequence.value},
-         {"ok", v.ok},
-         {"events", v.events},
-         {"head_sequence", v.head.sequence.value},
-         {"head_hash", ledger::Hex(v.head.hash)}};
-  if (!v.ok) {
-    j["first_bad_sequence"] = v.first_bad.value;
-    j["problem"] = v.problem;
-  }
-  std::printf("%s\n", j.dump().c_str());
+  Json j{{"backup_id", report->backup_id}, {"recorded_head_sequence", report->recorded_head.sequence.value}};
+  j.update(projections::VerifyJson(v));
+  PrintJson(j);
   // The copy must hold at least what the backup recorded (its WAL copy may
   // hold a little more, never less).
   return v.ok && v.head.sequence >= report->recorded_head.sequence ? 0 : 1;
+}
+
+// Writes the generated history to stdout in pieces of at most
+// kGenerateBufferBytes, so that a large one never sits in memory whole.
+constexpr size_t kGenerateBufferBytes = 1 << 20;
+
+int Generate(const ops::GeneratorOptions& options) {
+  if (Status checked = ops::CheckGeneratorOptions(options); !checked.ok()) return Fail(checked);
+  std::string buffer;
+  ops::Generate(options, [&buffer](const std::string& line) {
+    buffer += line;
+    buffer += '\n';
+    if (buffer.size() > kGenerateBufferBytes) {
+      std::fwrite(buffer.data(), 1, buffer.size(), stdout);
+      buffer.clear();
+    }
+  });
+  std::fwrite(buffer.data(), 1, buffer.size(), stdout);
+  return std::fflush(stdout) == 0 ? 0 : 1;
+}
+
+// Every subcommand's arguments, filled in by CLI11.
+struct Args {
+  std::string dir;
+  std::optional<uint64_t> replay_to_seq;
+  std::optional<std::string> replay_org;
+  ExportArgs export_args;
+  ImportArgs import_args;
+  std::string backup_dest;
+  std::string restore_backup;
+  std::optional<uint32_t> restore_id;
+  ops::GeneratorOptions generate;
+  ops::ProduceOptions produce;
+  std::string produce_file;
+};
+
+// The subcommands, to see which one was given.
+struct Commands {
+  CLI::App* verify;
+  CLI::App* replay;
+  CLI::App* export_cmd;
+  CLI::App* import_focus;
+  CLI::App* backup;
+  CLI::App* restore;
+  CLI::App* generate;
+  CLI::App* produce;
+};
+
+// Sequences, counts and ids are whole numbers: CLI11 alone would read "-5"
+// into an unsigned option as a huge number.
+// (One too large for its option still fails CLI11's conversion.)
+const CLI::Validator& WholeNumber() {
+  static const CLI::Validator kWholeNumber(
+      [](std::string& text) -> std::string {
+        if (!text.empty() && text.find_first_not_of("0123456789") == std::string::npos) return "";
+        return "must be a whole number (0, 1, 2, ...), got " + text;
+      },
+      "WHOLE");
+  return kWholeNumber;
+}
+
+void AddLedgerCommands(CLI::App& app, Args& a, Commands& c) {
+  c.verify = app.add_subcommand("verify", "walk the hash chain and report the first break");
+  c.verify->add_option("DIR", a.dir, "data directory")->required();
+  c.replay = app.add_subcommand(
+      "replay", "rebuild the read models; with --to-seq/--org, print months as of a sequence (read-only)");
+  c.replay->add_option("DIR", a.dir, "data directory")->required();
+  c.replay->add_option("--to-seq", a.replay_to_seq, "answer as of right after this sequence")->check(WholeNumber());
+  c.replay->add_option("--org", a.replay_org, "only this organization");
+  c.export_cmd = app.add_subcommand("export", "a month's line-level charges of one org (read-only)");
+  c.export_cmd->add_option("DIR", a.dir, "data directory")->required();
+  c.export_cmd->add_option("--org", a.export_args.org, "organization")->required();
+  c.export_cmd->add_option("--month", a.export_args.month, "month, YYYY-MM")->required();
+  c.export_cmd->add_option("--format", a.export_args.format, "csv (default), focus or ndjson");
+  c.export_cmd->add_option("--to-seq", a.export_args.to_seq, "as of right after this sequence")->check(WholeNumber());
+  c.export_cmd->add_option("--invoice", a.export_args.invoice, "only this invoice's rows");
+  c.export_cmd->add_option("--out", a.export_args.out, "write here instead of stdout");
+  c.backup = app.add_subcommand("backup", "add a backup of DIR to DEST (RocksDB BackupEngine; read-only)");
+  c.backup->add_option("DIR", a.dir, "data directory")->required()->check(CLI::ExistingDirectory);
+  c.backup->add_option("DEST", a.backup_dest, "backup directory")->required();
+  c.restore = app.add_subcommand("restore", "restore a backup into a new data directory and verify it");
+  c.restore->add_option("BACKUP", a.restore_backup, "backup directory")->required()->check(CLI::ExistingDirectory);
+  c.restore->add_option("DEST", a.dir, "new data directory (must not exist or be empty)")->required();
+  c.restore->add_option("--backup-id", a.restore_id, "which backup (default: the latest)")->check(WholeNumber());
+}
+
+void AddEventCommands(CLI::App& app, Args& a, Commands& c) {
+  c.import_focus = app.add_subcommand("import-focus", "turn a FOCUS cost CSV into NDJSON events");
+  c.import_focus->add_option("FILE", a.import_args.file, "FOCUS CSV; - for stdin")->required();
+  c.import_focus->add_option("--org", a.import_args.org, "organization the events belong to")->required();
+  c.import_focus->add_option("--provider-map", a.import_args.provider_map, "`key = provider_id` lines, `*` default")
+      ->required();
+  c.import_focus->add_option("--credit-cost-center", a.import_args.credit_cost_center,
+                             "cost center for credits (default: the organization)");
+  c.import_focus->add_option("--out", a.import_args.out, "write here instead of stdout");
+  ops::GeneratorOptions& gen = a.generate;
+  c.generate = app.add_subcommand("generate", "write a seeded synthetic history as NDJSON to stdout");
+  c.generate->add_option("--seed", gen.seed, "random seed (same seed, same bytes)")->check(WholeNumber());
+  c.generate->add_option("--orgs", gen.orgs, "organizations");
+  c.generate->add_option("--months", gen.months, "months of history");
+  c.generate->add_option("--usage-events", gen.usage_events, "usage_recorded events in total");
+  c.generate->add_option("--resources", gen.resources_per_provider, "resources per provider");
+  c.generate->add_option("--start-month", gen.start_month, "first month, YYYY-MM");
+  c.generate->add_flag("--faults", gen.faults, "mix in duplicates, conflicts and invalid events");
+  c.produce = app.add_subcommand("produce", "publish NDJSON events to Kafka (key org_id)");
+  c.produce->add_option("--brokers", a.produce.brokers, "Kafka bootstrap servers")->required();
+  c.produce->add_option("--topic", a.produce.topic, "topic (default billing.events)");
+  c.produce->add_option("FILE", a.produce_file, "NDJSON file, one event a line; - for stdin")->required();
+}
+
+int Run(const Args& a, const Commands& c) {
+  if (*c.verify) return Verify(a.dir);
+  if (*c.replay) {
+    if (!a.replay_to_seq && !a.replay_org) return Replay(a.dir);
+    return ReplayAsOf(a.dir, a.replay_to_seq, a.replay_org);
+  }
+  if (*c.export_cmd) return Export(a.dir, a.export_args);
+  if (*c.import_focus) return ImportFocus(a.import_args);
+  if (*c.backup) return Backup(a.dir, a.backup_dest);
+  if (*c.restore) return Restore(a.restore_backup, a.dir, a.restore_id);
+  if (*c.generate) return Generate(a.generate);
+  if (*c.produce) return Produce(a.produce, a.produce_file);
+  return ops::kExitUsage;
 }
 
 }  // namespace
@@ -322,89 +438,10 @@ int main(int argc, char** argv) {
   umask(077);
   CLI::App app{"ledgerctl: verify, replay and export a billing ledger"};
   app.require_subcommand(1);
-  std::string dir;
-  auto* verify = app.add_subcommand("verify", "walk the hash chain and report the first break");
-  verify->add_option("DIR", dir, "data directory")->required();
-  auto* replay = app.add_subcommand(
-      "replay", "rebuild the read models; with --to-seq/--org, print months as of a sequence (read-only)");
-  replay->add_option("DIR", dir, "data directory")->required();
-  uint64_t replay_to_seq = 0;
-  std::string replay_org;
-  auto* to_seq_opt = replay->add_option("--to-seq", replay_to_seq, "answer as of right after this sequence");
-  auto* org_opt = replay->add_option("--org", replay_org, "only this organization");
-  ExportArgs export_args;
-  uint64_t export_to_seq = 0;
-  auto* export_cmd = app.add_subcommand("export", "a month's line-level charges of one org (read-only)");
-  export_cmd->add_option("DIR", dir, "data directory")->required();
-  export_cmd->add_option("--org", export_args.org, "organization")->required();
-  export_cmd->add_option("--month", export_args.month, "month, YYYY-MM")->required();
-  export_cmd->add_option("--format", export_args.format, "csv (default), focus or ndjson");
-  auto* export_to_seq_opt = export_cmd->add_option("--to-seq", export_to_seq, "as of right after this sequence");
-  export_cmd->add_option("--invoice", export_args.invoice, "only this invoice's rows");
-  export_cmd->add_option("--out", export_args.out, "write here instead of stdout");
-  ImportArgs import_args;
-  auto* import_cmd = app.add_subcommand("import-focus", "turn a FOCUS cost CSV into NDJSON events");
-  import_cmd->add_option("FILE", import_args.file, "FOCUS CSV; - for stdin")->required();
-  import_cmd->add_option("--org", import_args.org, "organization the events belong to")->required();
-  import_cmd->add_option("--provider-map", import_args.provider_map, "`key = provider_id` lines, `*` default")
-      ->required();
-  import_cmd->add_option("--credit-cost-center", import_args.credit_cost_center,
-                         "cost center for credits (default: the organization)");
-  import_cmd->add_option("--out", import_args.out, "write here instead of stdout");
-  std::string backup_dest;
-  auto* backup_cmd = app.add_subcommand("backup", "add a backup of DIR to DEST (RocksDB BackupEngine; read-only)");
-  backup_cmd->add_option("DIR", dir, "data directory")->required();
-  backup_cmd->add_option("DEST", backup_dest, "backup directory")->required();
-  std::string restore_backup;
-  uint32_t restore_id = 0;
-  auto* restore_cmd = app.add_subcommand("restore", "restore a backup into a new data directory and verify it");
-  restore_cmd->add_option("BACKUP", restore_backup, "backup directory")->required();
-  restore_cmd->add_option("DEST", dir, "new data directory (must not exist or be empty)")->required();
-  auto* restore_id_opt = restore_cmd->add_option("--backup-id", restore_id, "which backup (default: the latest)");
-  ops::GeneratorOptions gen;
-  auto* generate = app.add_subcommand("generate", "write a seeded synthetic history as NDJSON to stdout");
-  generate->add_option("--seed", gen.seed, "random seed (same seed, same bytes)");
-  generate->add_option("--orgs", gen.orgs, "organizations");
-  generate->add_option("--months", gen.months, "months of history");
-  generate->add_option("--usage-events", gen.usage_events, "usage_recorded events in total");
-  generate->add_option("--resources", gen.resources_per_provider, "resources per provider");
-  generate->add_option("--start-month", gen.start_month, "first month, YYYY-MM");
-  generate->add_flag("--faults", gen.faults, "mix in duplicates, conflicts and invalid events");
-  ops::ProduceOptions produce_options;
-  std::string produce_file;
-  auto* produce = app.add_subcommand("produce", "publish NDJSON events to Kafka (key org_id)");
-  produce->add_option("--brokers", produce_options.brokers, "Kafka bootstrap servers")->required();
-  produce->add_option("--topic", produce_options.topic, "topic (default billing.events)");
-  produce->add_option("FILE", produce_file, "NDJSON file, one event a line; - for stdin")->required();
-  CLI11_PARSE(app, argc, argv);
-  if (*produce) return Produce(produce_options, produce_file);
-  if (*generate) {
-    std::string buffer;
-    ops::Generate(gen, [&buffer](const std::string& line) {
-      buffer += line;
-      buffer += '\n';
-      if (buffer.size() > (1 << 20)) {
-        std::fwrite(buffer.data(), 1, buffer.size(), stdout);
-        buffer.clear();
-      }
-    });
-    std::fwrite(buffer.data(), 1, buffer.size(), stdout);
-    return 0;
-  }
-  if (*verify) return Verify(dir);
-  if (*replay) {
-    if (to_seq_opt->count() == 0 && org_opt->count() == 0) return Replay(dir);
-    return ReplayAsOf(dir, to_seq_opt->count() ? std::optional<uint64_t>(replay_to_seq) : std::nullopt,
-                      org_opt->count() ? std::optional<std::string>(replay_org) : std::nullopt);
-  }
-  if (*export_cmd) {
-    if (export_to_seq_opt->count()) export_args.to_seq = export_to_seq;
-    return Export(dir, export_args);
-  }
-  if (*import_cmd) return ImportFocus(import_args);
-  if (*backup_cmd) return Backup(dir, backup_dest);
-  if (*restore_cmd) {
-    return Restore(restore_backup, dir, restore_id_opt->count() ? std::optional<uint32_t>(restore_id) : std::nullopt);
-  }
-  return 2;
+  Args args;
+  Commands commands{};
+  AddLedgerCommands(app, args, commands);
+  AddEventCommands(app, args, commands);
+  if (auto exit = ops::ParseCommandLine(app, argc, argv)) return *exit;
+  return Run(args, commands);
 }

@@ -19,6 +19,7 @@
 #include "kafka/kafka_consumer.h"
 #include "metrics/metrics.h"
 #include "service/service.h"
+#include "ops/command_line.h"
 #include "projections/billing.h"
 
 using namespace billing;
@@ -88,7 +89,11 @@ void RaiseFileLimit() {
 // one keeps the mode its operator gave it.
 bool PrepareDataDir(const std::string& dir) {
   std::error_code ec;
-  if (std::filesystem::exists(dir, ec)) return true;
+  if (std::filesystem::is_directory(dir, ec)) return true;
+  if (std::filesystem::exists(dir, ec)) {
+    std::fprintf(stderr, "ledgerd: --data-dir %s exists and is not a directory\n", dir.c_str());
+    return false;
+  }
   std::filesystem::create_directories(dir, ec);
   if (!ec) std::filesystem::permissions(dir, std::filesystem::perms::owner_all, ec);
   if (ec) {
@@ -98,13 +103,8 @@ bool PrepareDataDir(const std::string& dir) {
   return true;
 }
 
-}  // namespace
-
-int main(int argc, char** argv) {
-  // The ledger holds every tenant's bills: whatever RocksDB creates (tables,
-  // WAL, logs) is readable by ledgerd's user alone.
-  umask(077);
-  CLI::App app{"ledgerd: event-sourced billing ledger service"};
+// Everything the command line sets.
+struct Config {
   std::string data_dir = "./data";
   std::string http = "127.0.0.1:8080";
   std::string kafka_brokers;
@@ -115,61 +115,63 @@ int main(int argc, char** argv) {
   int kafka_session_timeout_ms = api::kKafkaSessionTimeoutMsDefault;
   std::string tokens_file;
   bool access_log = true;
-  app.add_option("--data-dir", data_dir, "where the ledger lives (created when missing)");
-  app.add_option("--http", http, "listen address HOST:PORT (port 0 picks a free port)");
-  app.add_option("--kafka-brokers", kafka_brokers, "consume from these Kafka brokers");
-  app.add_flag("--kafka-embedded", kafka_embedded, "start an embedded Kafka broker and consume from it");
-  app.add_option("--topic", topic, "Kafka topic");
-  app.add_option("--group", group, "Kafka consumer group");
-  app.add_option("--dlq-topic", dlq_topic, "also publish rejected Kafka messages to this topic");
-  app.add_option("--kafka-session-timeout-ms", kafka_session_timeout_ms,
+};
+
+void AddOptions(CLI::App& app, Config& c) {
+  app.add_option("--data-dir", c.data_dir, "where the ledger lives (created when missing)");
+  app.add_option("--http", c.http, "listen address HOST:PORT (port 0 picks a free port)");
+  app.add_option("--kafka-brokers", c.kafka_brokers, "consume from these Kafka brokers");
+  app.add_flag("--kafka-embedded", c.kafka_embedded, "start an embedded Kafka broker and consume from it");
+  app.add_option("--topic", c.topic, "Kafka topic");
+  app.add_option("--group", c.group, "Kafka consumer group");
+  app.add_option("--dlq-topic", c.dlq_topic, "also publish rejected Kafka messages to this topic");
+  app.add_option("--kafka-session-timeout-ms", c.kafka_session_timeout_ms,
                  "how long the group waits for a silent member (a killed ledgerd)");
-  app.add_option("--tokens", tokens_file, "tokens file: enables access control (see service/auth.h)");
-  app.add_flag("!--no-access-log", access_log, "do not write an access log line per request");
-  CLI11_PARSE(app, argc, argv);
+  app.add_option("--tokens", c.tokens_file, "tokens file: enables access control (see service/auth.h)");
+  app.add_flag("!--no-access-log", c.access_log, "do not write an access log line per request");
+}
 
-  size_t colon = http.rfind(':');
+// The listener and access control the command line asks for, or
+// kInvalidArgument saying what is wrong with it (ledgerd exits 2).
+Result<std::pair<api::ServerOptions, api::ServiceOptions>> ListenOptions(const Config& c) {
+  size_t colon = c.http.rfind(':');
   if (colon == std::string::npos) {
-    std::fprintf(stderr, "ledgerd: --http must be HOST:PORT, got %s\n", http.c_str());
-    return 2;
+    return Status(Code::kInvalidArgument, "--http must be HOST:PORT, got " + c.http);
   }
-  api::ServerOptions server_options;
-  server_options.host = http.substr(0, colon);
-  if (server_options.host.size() >= 2 && server_options.host.front() == '[') {
-    server_options.host = server_options.host.substr(1, server_options.host.size() - 2);
-  }
-  if (server_options.host == "localhost") server_options.host = "127.0.0.1";
-  auto port = ParsePort(http.substr(colon + 1));
+  api::ServerOptions server;
+  server.host = c.http.substr(0, colon);
+  if (server.host.size() >= 2 && server.host.front() == '[') server.host = server.host.substr(1, server.host.size() - 2);
+  if (server.host == "localhost") server.host = "127.0.0.1";
+  auto port = ParsePort(c.http.substr(colon + 1));
   if (!port) {
-    std::fprintf(stderr, "ledgerd: bad port in --http %s: give a number from 0 to 65535\n", http.c_str());
-    return 2;
+    return Status(Code::kInvalidArgument, "bad port in --http " + c.http + ": give a number from 0 to 65535");
   }
-  server_options.port = *port;
-
-  api::ServiceOptions service_options;
-  if (!tokens_file.empty()) {
-    auto tokens = api::Tokens::Load(tokens_file);
-    if (!tokens.ok()) {
-      std::fprintf(stderr, "ledgerd: %s\n", tokens.status().message().c_str());
-      return 2;
-    }
-    service_options.tokens = std::move(tokens).value();
-  } else if (!IsLoopback(server_options.host)) {
-    std::fprintf(stderr,
-                 "ledgerd: refusing to listen on %s without access control; pass --tokens FILE "
-                 "or listen on a loopback address\n",
-                 server_options.host.c_str());
-    return 2;
+  server.port = *port;
+  api::ServiceOptions service;
+  if (!c.tokens_file.empty()) {
+    auto tokens = api::Tokens::Load(c.tokens_file);
+    if (!tokens.ok()) return Status(Code::kInvalidArgument, tokens.status().message());
+    service.tokens = std::move(tokens).value();
+  } else if (!IsLoopback(server.host)) {
+    return Status(Code::kInvalidArgument, "refusing to listen on " + server.host +
+                                              " without access control; pass --tokens FILE or listen on a "
+                                              "loopback address");
   } else {
     // Nothing else controls access: answer only requests addressed to
     // loopback names, which a web page on a rebound DNS name cannot send.
-    server_options.hosts = api::HostPolicy::kLoopbackOnly;
+    server.hosts = api::HostPolicy::kLoopbackOnly;
   }
+  if (c.kafka_embedded && !c.kafka_brokers.empty()) {
+    return Status(Code::kInvalidArgument, "give --kafka-brokers or --kafka-embedded, not both");
+  }
+  return std::make_pair(std::move(server), std::move(service));
+}
 
-  // Signals are taken by sigwait in this thread only; every thread started
-  // from here on inherits the mask. SIGHUP (the terminal went away) stops
-  // like SIGTERM, as there is no configuration to reload; under nohup it
-  // stays ignored.
+// Signals are taken by sigwait in the main thread only; every thread started
+// after this inherits the mask. SIGHUP (the terminal went away) stops like
+// SIGTERM, as there is no configuration to reload; under nohup it stays
+// ignored.
+sigset_t BlockStopSignals() {
   sigset_t signals;
   sigemptyset(&signals);
   sigaddset(&signals, SIGTERM);
@@ -177,23 +179,90 @@ int main(int argc, char** argv) {
   struct sigaction hup {};
   if (sigaction(SIGHUP, nullptr, &hup) == 0 && hup.sa_handler != SIG_IGN) sigaddset(&signals, SIGHUP);
   pthread_sigmask(SIG_BLOCK, &signals, nullptr);
-  RaiseFileLimit();
-  if (!PrepareDataDir(data_dir)) return 1;
+  return signals;
+}
 
-  projections::BillingOptions billing_options;
-  billing_options.dir = data_dir;
-  billing_options.on_unrecoverable = [](const Status& why) {
+// Opens the ledger and its read models (rebuilding them if needed); on
+// failure, the exit status: 75 when a retry may cure it, else 1.
+Result<std::unique_ptr<projections::Billing>> OpenBilling(const std::string& data_dir, int* exit_status) {
+  projections::BillingOptions options;
+  options.dir = data_dir;
+  options.on_unrecoverable = [](const Status& why) {
     std::fprintf(stderr, "ledgerd: %s; exiting (status %d) so that a supervisor restarts it\n",
                  why.message().c_str(), kExitStorageFailure);
     std::fflush(stderr);
     // Like a crash, which every acknowledged event survives: nothing to flush.
     std::_Exit(kExitStorageFailure);
   };
-  auto billing = projections::Billing::Open(billing_options);
+  auto billing = projections::Billing::Open(options);
   if (!billing.ok()) {
-    std::fprintf(stderr, "ledgerd: cannot open ledger: %s\n", billing.status().ToString().c_str());
-    return 1;
+    // A storage failure that a retry may cure (a read error during the
+    // rebuild, a busy disk) is not a damaged ledger: exit as after a failed
+    // fsync, so that the supervisor starts ledgerd again.
+    const bool retry = billing.status().code() == Code::kUnavailable;
+    std::fprintf(stderr, "ledgerd: cannot open ledger: %s%s\n", billing.status().ToString().c_str(),
+                 retry ? "; exiting so that a supervisor restarts it" : "");
+    *exit_status = retry ? kExitStorageFailure : 1;
   }
+  return billing;
+}
+
+// One JSON line per request on stderr, or none.
+api::AccessLog MakeAccessLog(bool enabled, std::mutex& mu) {
+  if (!enabled) return nullptr;
+  return [&mu](const api::HttpRequest& req, int status, size_t bytes, int64_t micros) {
+    std::string line = "{\"method\":\"" + JsonEscape(req.method) + "\",\"path\":\"" + JsonEscape(req.target) +
+                       "\",\"status\":" + std::to_string(status) + ",\"bytes\":" + std::to_string(bytes) +
+                       ",\"us\":" + std::to_string(micros) + "}\n";
+    std::lock_guard<std::mutex> lock(mu);
+    std::fwrite(line.data(), 1, line.size(), stderr);
+  };
+}
+
+// The Kafka consumer the command line asks for: nullptr for none.
+Result<std::unique_ptr<api::KafkaConsumer>> StartKafka(const Config& c, projections::Billing& billing,
+                                                       api::Metrics& metrics, api::Service& service) {
+  if (!c.kafka_embedded && c.kafka_brokers.empty()) return std::unique_ptr<api::KafkaConsumer>();
+  api::KafkaOptions options;
+  options.brokers = c.kafka_brokers;
+  options.embedded = c.kafka_embedded;
+  options.topic = c.topic;
+  options.group = c.group;
+  options.dlq_topic = c.dlq_topic;
+  options.session_timeout_ms = c.kafka_session_timeout_ms;
+  auto started = api::KafkaConsumer::Start(options, billing, metrics);
+  if (!started.ok()) return started.status();
+  if (c.kafka_embedded) {
+    service.set_kafka_bootstrap((*started)->bootstrap());
+    std::printf("kafka bootstrap: %s\n", (*started)->bootstrap().c_str());
+    std::fflush(stdout);
+  }
+  return started;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  // The ledger holds every tenant's bills: whatever RocksDB creates (tables,
+  // WAL, logs) is readable by ledgerd's user alone.
+  umask(077);
+  CLI::App app{"ledgerd: event-sourced billing ledger service"};
+  Config config;
+  AddOptions(app, config);
+  if (auto exit = ops::ParseCommandLine(app, argc, argv)) return *exit;
+  auto listen = ListenOptions(config);
+  if (!listen.ok()) {
+    std::fprintf(stderr, "ledgerd: %s\n", listen.status().message().c_str());
+    return ops::kExitUsage;
+  }
+  auto& [server_options, service_options] = *listen;
+
+  sigset_t signals = BlockStopSignals();
+  RaiseFileLimit();
+  if (!PrepareDataDir(config.data_dir)) return ops::kExitUsage;
+  int open_failed = 0;
+  auto billing = OpenBilling(config.data_dir, &open_failed);
+  if (!billing.ok()) return open_failed;
 
   api::Metrics metrics;
   ledger::Ledger* led = &(*billing)->ledger();
@@ -201,64 +270,30 @@ int main(int argc, char** argv) {
     m.Set("ledger_head_sequence", "", static_cast<int64_t>(led->head().sequence.value));
   });
   api::Service service(**billing, metrics, std::move(service_options));
-
   std::mutex log_mu;
-  api::AccessLog log;
-  if (access_log) {
-    log = [&log_mu](const api::HttpRequest& req, int status, size_t bytes, int64_t micros) {
-      std::string line = "{\"method\":\"" + JsonEscape(req.method) + "\",\"path\":\"" +
-                         JsonEscape(req.target) + "\",\"status\":" + std::to_string(status) +
-                         ",\"bytes\":" + std::to_string(bytes) + ",\"us\":" + std::to_string(micros) +
-                         "}\n";
-      std::lock_guard<std::mutex> lock(log_mu);
-      std::fwrite(line.data(), 1, line.size(), stderr);
-    };
-  }
+  api::AccessLog log = MakeAccessLog(config.access_log, log_mu);
 
   // Declared after the Billing so that it is destroyed first on every path.
-  std::unique_ptr<api::KafkaConsumer> consumer;
-  if (kafka_embedded && !kafka_brokers.empty()) {
-    std::fprintf(stderr, "ledgerd: give --kafka-brokers or --kafka-embedded, not both\n");
-    return 2;
-  }
-  if (kafka_embedded || !kafka_brokers.empty()) {
-    api::KafkaOptions kafka_options;
-    kafka_options.brokers = kafka_brokers;
-    kafka_options.embedded = kafka_embedded;
-    kafka_options.topic = topic;
-    kafka_options.group = group;
-    kafka_options.dlq_topic = dlq_topic;
-    kafka_options.session_timeout_ms = kafka_session_timeout_ms;
-    auto started = api::KafkaConsumer::Start(kafka_options, **billing, metrics);
-    if (!started.ok()) {
-      std::fprintf(stderr, "ledgerd: %s\n", started.status().ToString().c_str());
-      return 2;
-    }
-    consumer = std::move(started).value();
-    if (kafka_embedded) {
-      service.set_kafka_bootstrap(consumer->bootstrap());
-      std::printf("kafka bootstrap: %s\n", consumer->bootstrap().c_str());
-      std::fflush(stdout);
-    }
+  auto consumer = StartKafka(config, **billing, metrics, service);
+  if (!consumer.ok()) {
+    std::fprintf(stderr, "ledgerd: %s\n", consumer.status().ToString().c_str());
+    return ops::kExitUsage;
   }
 
   auto server = api::HttpServer::Start(
       server_options,
-      [&service](api::HttpRequest&& req, api::Respond respond) {
-        service.Handle(std::move(req), std::move(respond));
-      },
+      [&service](api::HttpRequest&& req, api::Respond respond) { service.Handle(std::move(req), std::move(respond)); },
       log, [&service](const api::HttpRequest& head) { return service.CheckHeaders(head); });
   if (!server.ok()) {
     std::fprintf(stderr, "ledgerd: %s\n", server.status().ToString().c_str());
     return 1;
   }
   service.set_ready(true);
-  std::string shown_host = server_options.host.find(':') != std::string::npos
-                               ? "[" + server_options.host + "]"
-                               : server_options.host;
+  std::string shown_host =
+      server_options.host.find(':') != std::string::npos ? "[" + server_options.host + "]" : server_options.host;
   std::printf("listening on http://%s:%u\n", shown_host.c_str(), (*server)->port());
-  std::printf("ledger head: %llu events in %s\n",
-              static_cast<unsigned long long>(led->head().sequence.value), data_dir.c_str());
+  std::printf("ledger head: %llu events in %s\n", static_cast<unsigned long long>(led->head().sequence.value),
+              config.data_dir.c_str());
   std::fflush(stdout);
 
   int sig = 0;
@@ -267,8 +302,8 @@ int main(int argc, char** argv) {
   service.set_ready(false);
   (*server)->Stop();
   // The consumer writes its last batch while the ledger is still open.
-  if (consumer) consumer->Stop();
-  consumer.reset();
+  if (*consumer) (*consumer)->Stop();
+  consumer->reset();
   billing->reset();  // drains queued appends and closes RocksDB
   std::fprintf(stderr, "ledgerd: stopped cleanly\n");
   return 0;

@@ -8,6 +8,7 @@
 #include <unordered_map>
 
 #include "ledger/prepare.h"
+#include "ledger/rocks_status.h"
 #include "projections/agg.h"
 #include "projections/decider.h"
 #include "projections/keys.h"
@@ -143,7 +144,7 @@ Result<std::unique_ptr<Billing>> Billing::Open(const BillingOptions& options) {
 
   std::string version;
   rocksdb::Status s = b->ledger_->db()->Get(rocksdb::ReadOptions(), keys::kMetaVersion, &version);
-  if (!s.ok() && !s.IsNotFound()) return Status(Code::kUnavailable, "reading projection version: " + s.ToString());
+  if (!s.ok() && !s.IsNotFound()) return ledger::FromRocks(s, "reading projection version");
   if (version != keys::kProjectionVersion) {
     if (options.mode == ledger::OpenMode::kReadOnly) {
       return Status(Code::kCorruption, "the read models are missing or of another version; run "

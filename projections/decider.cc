@@ -52,7 +52,9 @@ Result<Decider::Posting> Decider::PostingFor(const OrgState& org, const events::
       const auto& u = e.usage_recorded();
       p.category = keys::kUsage;
       p.label = u.service();
-      p.bucket = org.CostCenterOf(u.provider_id(), event.usage_start, seq);
+      auto bucket = org.CostCenterOf(u.provider_id(), event.usage_start, seq);
+      if (!bucket.ok()) return bucket.status();
+      p.bucket = std::move(bucket).value();
       p.drill = &u;
       p.amount = event.amount;
       p.quantity = event.quantity;
@@ -307,11 +309,16 @@ Status Decider::Redecide(const ledger::Record& record, const EventLookup& lookup
                                          " does not validate: " + valid.message());
   }
   Status decided = Decide(replayed_, ledger::Sequence{record.sequence()}, lookup, sink, view);
-  if (!decided.ok()) {
+  if (decided.ok()) return decided;
+  // Only a refusal by the rules means the stored history and the rules
+  // disagree. A lookup that failed (a read error, a busy disk) keeps its own
+  // code: a rebuild or an as_of answer it interrupts can simply be retried,
+  // and must not be reported as a corrupt ledger.
+  if (IsRejection(decided.code())) {
     return Status(Code::kCorruption, "record " + std::to_string(record.sequence()) +
                                          " is no longer accepted on replay: " + decided.ToString());
   }
-  return Status::Ok();
+  return Status(decided.code(), "replaying record " + std::to_string(record.sequence()) + ": " + decided.message());
 }
 
 }  // namespace billing::projections

@@ -61,9 +61,9 @@ class Decider {
   Status Decide(const events::Event& event, ledger::Sequence sequence, const EventLookup& lookup, Sink& sink,
                 const View& view);
   // Decides a record already in the ledger again (replays, rebuilds,
-  // exports). It was accepted when written, so any refusal now is
+  // exports). It was accepted when written, so a refusal by the rules now is
   // kCorruption naming the sequence: the rules or the stored bytes changed
-  // under us.
+  // under us. A failed lookup keeps its code (kUnavailable: retry).
   Status Redecide(const ledger::Record& record, const EventLookup& lookup, Sink& sink,
                   const View& view);
 

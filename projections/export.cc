@@ -101,10 +101,9 @@ void AppendCsvHeader(std::string* out, const std::vector<CsvColumn>& columns) {
 
 void AppendCsvLine(std::string* out, const std::vector<CsvColumn>& columns,
                    const std::vector<std::string>& fields) {
-  if (fields.size() != columns.size()) {
-    std::fprintf(stderr, "export: %zu cells for %zu columns\n", fields.size(), columns.size());
-    std::abort();
-  }
+  LEDGER_CHECK(fields.size() == columns.size(),
+               "export: " + std::to_string(fields.size()) + " cells for " + std::to_string(columns.size()) +
+                   " columns");
   for (size_t i = 0; i < fields.size(); ++i) {
     if (i > 0) out->push_back(',');
     AppendCsvCell(out, fields[i], columns[i].kind);

@@ -15,9 +15,14 @@ Timestamp InstantOf(const v1::Instant& in) {
 
 }  // namespace
 
-std::string OrgState::CostCenterOf(const std::string& provider, Timestamp at,
-                                   ledger::Sequence known_before) const {
-  const ProviderInfo& p = providers.at(provider);
+Result<std::string> OrgState::CostCenterOf(const std::string& provider, Timestamp at,
+                                           ledger::Sequence known_before) const {
+  auto found = providers.find(provider);
+  if (found == providers.end()) return Status(Code::kUnknownProvider, "provider " + provider + " is unknown");
+  const ProviderInfo& p = found->second;
+  if (p.placements.empty()) {
+    return Status(Code::kCorruption, "provider " + provider + " of organization " + org_id + " has no workspace");
+  }
   // The latest placement effective at or before `at` wins, ties in ledger
   // order; usage before every placement belongs to the first workspace.
   const Placement* best = nullptr;
@@ -26,7 +31,12 @@ std::string OrgState::CostCenterOf(const std::string& provider, Timestamp at,
     if (pl.effective <= at && (best == nullptr || pl.effective >= best->effective)) best = &pl;
   }
   if (best == nullptr) best = &p.placements.front();
-  return workspaces.at(best->workspace_id);
+  auto workspace = workspaces.find(best->workspace_id);
+  if (workspace == workspaces.end()) {
+    return Status(Code::kCorruption, "provider " + provider + " of organization " + org_id +
+                                         " is placed in unknown workspace " + best->workspace_id);
+  }
+  return workspace->second;
 }
 
 bool OrgState::IsClosed(Month month, ledger::Sequence known_before) const {

@@ -68,8 +68,11 @@ struct OrgState {
   std::optional<Month> latest_charge_month;
 
   // The cost center owning the workspace `provider` was in at `at`, using
-  // placements recorded before `known_before`. The provider must exist.
-  std::string CostCenterOf(const std::string& provider, Timestamp at, ledger::Sequence known_before) const;
+  // placements recorded before `known_before`. kUnknownProvider for a
+  // provider this org does not have; kCorruption when the state names a
+  // workspace it does not hold (a damaged stored state). Never throws: it
+  // runs on the ledger's writer thread.
+  Result<std::string> CostCenterOf(const std::string& provider, Timestamp at, ledger::Sequence known_before) const;
   // Whether `month` was closed by an event before sequence `known_before`.
   bool IsClosed(Month month, ledger::Sequence known_before = ledger::kSequenceMax) const;
   // The first month after `month` that is open as of `known_before`.

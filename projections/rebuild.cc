@@ -14,6 +14,7 @@
 #include <vector>
 
 #include "ledger/format.h"
+#include "ledger/rocks_status.h"
 #include "projections/decider.h"
 #include "projections/keys.h"
 #include "projections/store.h"
@@ -54,7 +55,7 @@ class BulkLoad {
     rocksdb::Status s = db_->SetOptions(
         {{"disable_auto_compactions", before_.disable_auto_compactions ? "true" : "false"},
          {"write_buffer_size", std::to_string(before_.write_buffer_size)}});
-    if (!s.ok()) return Status(Code::kUnavailable, "restoring options after the rebuild: " + s.ToString());
+    if (!s.ok()) return ledger::FromRocks(s, "restoring options after the rebuild");
     set_ = false;
     return Status::Ok();
   }
@@ -104,7 +105,7 @@ Status ClearReadModels(rocksdb::DB* db) {
   rocksdb::WriteOptions wo;
   wo.sync = true;
   rocksdb::Status s = db->Write(wo, &reset);
-  if (!s.ok()) return Status(Code::kUnavailable, "clearing read models: " + s.ToString());
+  if (!s.ok()) return ledger::FromRocks(s, "clearing read models");
   // The range tombstone hides the old read models; dropping the table files
   // that hold nothing else spares the compactions of this rebuild reading
   // and discarding them. It ignores snapshots: hence RebuildReadModels'
@@ -112,7 +113,7 @@ Status ClearReadModels(rocksdb::DB* db) {
   rocksdb::Slice begin_slice(begin), end_slice(end);
   s = rocksdb::DeleteFilesInRange(db, db->DefaultColumnFamily(), &begin_slice, &end_slice,
                                   /*include_end=*/false);
-  if (!s.ok()) return Status(Code::kUnavailable, "dropping old read models: " + s.ToString());
+  if (!s.ok()) return ledger::FromRocks(s, "dropping old read models");
   return Status::Ok();
 }
 
@@ -138,7 +139,7 @@ class PostingPipeline {
   Status HandOver(std::unique_ptr<PostingLog>* log) {
     std::unique_lock<std::mutex> lock(mu_);
     cv_.wait(lock, [&] { return queue_.size() < kRebuildQueueBatches; });
-    if (!write_status_.ok()) return Status(Code::kUnavailable, "writing read models: " + write_status_.ToString());
+    if (!write_status_.ok()) return ledger::FromRocks(write_status_, "writing read models");
     queue_.push_back(std::move(*log));
     cv_.notify_all();
     if (idle_.empty()) {
@@ -160,7 +161,7 @@ class PostingPipeline {
     }
     cv_.notify_all();
     writer_.join();
-    if (!write_status_.ok()) written_ = Status(Code::kUnavailable, "writing read models: " + write_status_.ToString());
+    if (!write_status_.ok()) written_ = ledger::FromRocks(write_status_, "writing read models");
     return written_;
   }
 
@@ -248,13 +249,13 @@ Status MarkBuilt(rocksdb::DB* db, BulkLoad& bulk_load) {
   // The read models were written without the WAL: make them durable in
   // table files before declaring them built.
   rocksdb::Status s = db->Flush(rocksdb::FlushOptions());
-  if (!s.ok()) return Status(Code::kUnavailable, "flushing read models: " + s.ToString());
+  if (!s.ok()) return ledger::FromRocks(s, "flushing read models");
   if (Status ended = bulk_load.End(); !ended.ok()) return ended;
   if (Status compacted = WaitForL0Compaction(db); !compacted.ok()) return compacted;
   rocksdb::WriteOptions wo;
   wo.sync = true;
   s = db->Put(wo, keys::kMetaVersion, keys::kProjectionVersion);
-  if (!s.ok()) return Status(Code::kUnavailable, "marking read models built: " + s.ToString());
+  if (!s.ok()) return ledger::FromRocks(s, "marking read models built");
   return Status::Ok();
 }
 

@@ -11,6 +11,8 @@
 #include <memory>
 #include <vector>
 
+#include "ledger/rocks_status.h"
+
 namespace billing::projections {
 
 void MemoryStore::Merge(std::string_view key, const Agg& delta) {
@@ -218,8 +220,7 @@ std::optional<std::string> RocksView::Get(const std::string& key) const {
   rocksdb::Status s = db_->Get(ro, key, &value);
   if (s.IsNotFound()) return std::nullopt;
   if (!s.ok()) {
-    Fail(Status(s.IsCorruption() ? Code::kCorruption : Code::kUnavailable,
-                "reading the read models: " + s.ToString()));
+    Fail(ledger::FromRocks(s, "reading the read models"));
     return std::nullopt;
   }
   return value;
@@ -247,8 +248,7 @@ void RocksView::Scan(std::string_view prefix,
     }
   }
   if (!it->status().ok()) {
-    Fail(Status(it->status().IsCorruption() ? Code::kCorruption : Code::kUnavailable,
-                "scanning the read models: " + it->status().ToString()));
+    Fail(ledger::FromRocks(it->status(), "scanning the read models"));
   }
 }
 

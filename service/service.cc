@@ -15,6 +15,7 @@
 #include "service/openapi_document.h"
 #include "ledger/hash_chain.h"
 #include "ledger/prepare.h"
+#include "projections/answer_json.h"
 #include "projections/export.h"
 
 namespace billing::api {
@@ -102,14 +103,7 @@ Json SourceJson(const ledger::Source& s) {
 
 std::string StatusWord(bool closed) { return closed ? "closed" : "open"; }
 
-Json InvoiceSummaryJson(const projections::InvoiceSummary& inv, const projections::OrgState& org) {
-  return Json{{"invoice_id", inv.invoice_id},
-              {"cost_center_id", inv.cost_center_id ? Json(*inv.cost_center_id) : Json(nullptr)},
-              {"billing_account", inv.billing_account ? Json(*inv.billing_account) : Json(nullptr)},
-              {"status", inv.final ? "final" : "draft"},
-              {"total", FormatNanos(inv.total, org.minor_digits)},
-              {"currency", org.currency}};
-}
+using projections::InvoiceSummaryJson;
 
 }  // namespace
 
@@ -171,6 +165,69 @@ struct Service::Call {
   const std::string& Org() const { return params.Get("org"); }
 };
 
+namespace {
+
+// The boundary between our code and a thread that is not ours to end (an I/O
+// thread, a worker, the ledger's writer): an exception stops here, is logged
+// once with the request it broke, and becomes a 500 (or the end of a stream).
+// A template so that it takes the private Service::Call by deduction.
+template <typename CallT>
+void LogInternalError(const CallT& call, const char* what) noexcept {
+  std::fprintf(stderr, "ledgerd: internal error on %s %s: %s\n", call.request.method.c_str(),
+               call.request.target.c_str(), what);
+}
+
+// Runs `answer` (which replies to `call`) and turns an exception into a 500.
+template <typename CallT, typename Answer>
+void AnswerGuarded(CallT& call, Answer&& answer) noexcept {
+  try {
+    answer();
+    return;
+  } catch (const std::exception& e) {
+    LogInternalError(call, e.what());
+  } catch (...) {
+    LogInternalError(call, "an exception that is not a std::exception");
+  }
+  try {
+    call.Reply(Error(500, "internal", "internal error"));
+  } catch (...) {
+    // Nothing more can be said to this client; the log line above stands.
+  }
+}
+
+// The last line of an NDJSON stream that an exception cut short: the status
+// line is long gone, so the client learns from this why the stream ends here.
+constexpr std::string_view kStreamInternalErrorLine =
+    "{\"error\":{\"code\":\"internal\",\"message\":\"internal error\"}}\n";
+
+// Wraps a streamed body's producer (it runs on a worker or an I/O thread
+// after the status line went out): an exception ends the stream with
+// kStreamInternalErrorLine and one log line.
+template <typename CallT>
+std::function<bool(std::string*)> GuardedStream(const CallT& call, std::function<bool(std::string*)> produce) {
+  return [method = call.request.method, target = call.request.target,
+          produce = std::move(produce)](std::string* chunk) noexcept {
+    auto log = [&](const char* what) {
+      std::fprintf(stderr, "ledgerd: internal error streaming %s %s: %s\n", method.c_str(), target.c_str(), what);
+    };
+    try {
+      return produce(chunk);
+    } catch (const std::exception& e) {
+      log(e.what());
+    } catch (...) {
+      log("an exception that is not a std::exception");
+    }
+    try {
+      chunk->append(kStreamInternalErrorLine);
+    } catch (...) {
+      // Out of memory: the stream just ends.
+    }
+    return false;
+  };
+}
+
+}  // namespace
+
 Service::Service(projections::Billing& billing, Metrics& metrics, ServiceOptions options)
     : billing_(billing), metrics_(metrics), options_(std::move(options)) {
   metrics_.SetRoutes(RouteNames());
@@ -196,27 +253,13 @@ void Service::Handle(HttpRequest&& request, Respond respond) {
   call->request = std::move(request);
   call->respond = std::move(respond);
   call->metrics = &metrics_;
-  try {
-    Serve(*call);
-  } catch (const std::exception& e) {
-    // Nothing may escape into the server; the call may not have answered yet.
-    std::fprintf(stderr, "internal error on %s %s: %s\n", call->request.method.c_str(),
-                 call->request.target.c_str(), e.what());
-    call->Reply(Error(500, "internal", "internal error"));
-  }
+  // Nothing may escape into the server; the call may not have answered yet.
+  AnswerGuarded(*call, [&] { Serve(*call); });
 }
 
 void Service::OffIoThread(Call& call, std::function<void(Call&)> work) {
   auto shared = std::make_shared<Call>(std::move(call));
-  bool queued = heavy_.TrySubmit([shared, work = std::move(work)] {
-    try {
-      work(*shared);
-    } catch (const std::exception& e) {
-      std::fprintf(stderr, "internal error on %s %s: %s\n", shared->request.method.c_str(),
-                   shared->request.target.c_str(), e.what());
-      shared->Reply(Error(500, "internal", "internal error"));
-    }
-  });
+  bool queued = heavy_.TrySubmit([shared, work = std::move(work)] { AnswerGuarded(*shared, [&] { work(*shared); }); });
   if (!queued) {
     shared->Reply(ErrorOf(Status(Code::kOverloaded, "the service is busy with heavy requests; retry shortly")));
   }
@@ -563,8 +606,9 @@ void Service::IngestBody(Call& call, events::BodyFormat format) {
   auto shared = std::make_shared<Call>(std::move(call));
   billing_.SubmitAsync(
       std::move(request),
+      // Runs on the ledger's writer thread, which an exception would end.
       [shared, ids = std::move(event_ids), this](ledger::AppendResult r) {
-        shared->Reply(IngestReply(r, ids, metrics_, ingest_failing_));
+        AnswerGuarded(*shared, [&] { shared->Reply(IngestReply(r, ids, metrics_, ingest_failing_)); });
       },
       ledger::Ledger::WhenQueueFull::kRefuse);
 }
@@ -593,7 +637,10 @@ void Service::Retry(Call& call) {
   auto shared = std::make_shared<Call>(std::move(call));
   billing_.SubmitAsync(
       std::move(request),
-      [shared, ids, this](ledger::AppendResult r) { shared->Reply(IngestReply(r, ids, metrics_, ingest_failing_)); },
+      // Runs on the ledger's writer thread, which an exception would end.
+      [shared, ids, this](ledger::AppendResult r) {
+        AnswerGuarded(*shared, [&] { shared->Reply(IngestReply(r, ids, metrics_, ingest_failing_)); });
+      },
       ledger::Ledger::WhenQueueFull::kRefuse);
 }
 
@@ -865,7 +912,7 @@ HttpReply Service::LedgerEvents(Call& call) {
   const ledger::Ledger* led = &billing_.ledger();
   HttpReply r;
   r.content_type = "application/x-ndjson";
-  r.stream = [cursor, led, limit](std::string* chunk) {
+  r.stream = GuardedStream(call, [cursor, led, limit](std::string* chunk) {
     size_t want = kStreamChunkRecords;
     if (cursor->remaining != 0) want = std::min<uint64_t>(want, cursor->remaining);
     size_t got = 0;
@@ -881,7 +928,7 @@ HttpReply Service::LedgerEvents(Call& call) {
       return true;
     };
     Status s = cursor->org ? led->ScanOrg(*cursor->org, ledger::Sequence{cursor->after},
-                                          ledger::Sequence{UINT64_MAX}, want, visit)
+                                          ledger::kSequenceMax, want, visit)
                            : led->Scan(ledger::Sequence{cursor->after}, want, visit);
     if (cursor->remaining != 0) cursor->remaining -= got;
     // The status line is already sent; a failure mid-stream can only end the
@@ -892,7 +939,7 @@ HttpReply Service::LedgerEvents(Call& call) {
     }
     bool more = got == want && (limit == 0 || cursor->remaining > 0);
     return more;
-  };
+  });
   // Cost::kStreamed: Invoke makes each chunk on the worker pool.
   return r;
 }
@@ -900,15 +947,7 @@ HttpReply Service::LedgerEvents(Call& call) {
 HttpReply Service::Verify(Call& call) {
   auto report = billing_.ledger().Verify();
   if (!report.ok()) return (ErrorOf(report.status()));
-  Json j{{"ok", report->ok},
-         {"events", report->events},
-         {"head_sequence", report->head.sequence.value},
-         {"head_hash", ledger::Hex(report->head.hash)}};
-  if (!report->ok) {
-    j["first_bad_sequence"] = report->first_bad.value;
-    j["problem"] = report->problem;
-  }
-  return JsonReply(200, j);
+  return JsonReply(200, projections::VerifyJson(*report));
 }
 
 HttpReply Service::Rejected(Call& call) {

@@ -5,6 +5,8 @@
 #include <librdkafka/rdkafka.h>
 
 #include <cstdlib>
+#include <functional>
+#include <stdexcept>
 #include <string>
 #include <vector>
 
@@ -23,7 +25,7 @@ class TestProducer {
     rd_kafka_conf_set_dr_msg_cb(conf, &TestProducer::OnDelivery);
     rd_kafka_conf_set_opaque(conf, this);
     rk_ = rd_kafka_new(RD_KAFKA_PRODUCER, conf, err, sizeof(err));
-    if (rk_ == nullptr) std::abort();
+    if (rk_ == nullptr) throw std::runtime_error(std::string("rd_kafka_new: ") + err);
   }
   ~TestProducer() {
     rd_kafka_flush(rk_, 10000);

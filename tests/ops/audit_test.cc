@@ -6,11 +6,13 @@
 #include <gtest/gtest.h>
 #include <rocksdb/db.h>
 
+#include <cerrno>
 #include <filesystem>
 #include <fstream>
 #include <map>
 #include <set>
 #include <sstream>
+#include <system_error>
 #include <thread>
 
 #include <nlohmann/json.hpp>

@@ -64,9 +64,9 @@ Child::Child(std::vector<std::string> args, ChildOptions options) {
   std::vector<char*> envp = PointersTo(env);
   const int err = StderrTarget(options);
   int out[2];
-  if (pipe2(out, O_CLOEXEC) != 0) std::abort();
+  if (pipe2(out, O_CLOEXEC) != 0) throw std::system_error(errno, std::generic_category(), "pipe for a child's stdout");
   pid_ = fork();
-  if (pid_ < 0) std::abort();
+  if (pid_ < 0) throw std::system_error(errno, std::generic_category(), "fork");
   if (pid_ == 0) {
     dup2(out[1], STDOUT_FILENO);  // dup2 clears O_CLOEXEC on the copy
     if (err >= 0) dup2(err, STDERR_FILENO);

@@ -9,6 +9,7 @@
 #include <map>
 #include <optional>
 #include <string>
+#include <system_error>
 #include <vector>
 
 namespace billing::testing {
@@ -28,7 +29,7 @@ struct ChildOptions {
 
 class Child {
  public:
-  // Runs args[0] (a path) with args; aborts the test process if it cannot
+  // Runs args[0] (a path) with args; throws std::system_error if it cannot
   // fork. An exec that fails exits the child with 127.
   explicit Child(std::vector<std::string> args, ChildOptions options = {});
   // Kills (SIGKILL) and reaps the child if it is still running.

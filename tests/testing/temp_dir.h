@@ -1,9 +1,11 @@
 // A fresh directory under $TMPDIR for one test, removed afterwards.
 #pragma once
 
+#include <cerrno>
 #include <cstdlib>
 #include <filesystem>
 #include <string>
+#include <system_error>
 
 namespace billing::testing {
 
@@ -12,7 +14,7 @@ class TempDir {
   TempDir() {
     std::string tmpl = (std::filesystem::temp_directory_path() / "ledger-test-XXXXXX").string();
     char* made = mkdtemp(tmpl.data());
-    if (made == nullptr) std::abort();
+    if (made == nullptr) throw std::system_error(errno, std::generic_category(), "mkdtemp " + tmpl);
     path_ = made;
   }
   ~TempDir() {

@@ -1,0 +1,28 @@
+#include "projections/answer_json.h"
+
+#include "ledger/hash_chain.h"
+
+namespace billing::projections {
+
+AnswerJson VerifyJson(const ledger::VerifyReport& report) {
+  AnswerJson j{{"ok", report.ok},
+               {"events", report.events},
+               {"head_sequence", report.head.sequence.value},
+               {"head_hash", ledger::Hex(report.head.hash)}};
+  if (!report.ok) {
+    j["first_bad_sequence"] = report.first_bad.value;
+    j["problem"] = report.problem;
+  }
+  return j;
+}
+
+AnswerJson InvoiceSummaryJson(const InvoiceSummary& invoice, const OrgState& org) {
+  return AnswerJson{{"invoice_id", invoice.invoice_id},
+                    {"cost_center_id", invoice.cost_center_id ? AnswerJson(*invoice.cost_center_id) : AnswerJson(nullptr)},
+                    {"billing_account", invoice.billing_account ? AnswerJson(*invoice.billing_account) : AnswerJson(nullptr)},
+                    {"status", invoice.final ? "final" : "draft"},
+                    {"total", FormatNanos(invoice.total, org.minor_digits)},
+                    {"currency", org.currency}};
+}
+
+}  // namespace billing::projections

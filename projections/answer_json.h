@@ -1,0 +1,30 @@
+// The JSON of answers that both ledgerd (the HTTP API) and ledgerctl (offline)
+// print (mode names: events::InvoicingModeName), built here once so that the two can never disagree on a key, a
+// null or an escape: an auditor compares them byte for byte.
+//
+// Every function is pure and thread-safe. Strings go through nlohmann::json,
+// so quotes, backslashes and control characters in messages are escaped.
+#pragma once
+
+#include <nlohmann/json.hpp>
+
+#include "ledger/ledger.h"
+#include "projections/org_state.h"
+#include "projections/queries.h"
+
+namespace billing::projections {
+
+using AnswerJson = nlohmann::ordered_json;
+
+// `GET /v1/ledger/verify` and `ledgerctl verify`: {"ok", "events",
+// "head_sequence", "head_hash"} and, where the chain breaks,
+// "first_bad_sequence" and "problem".
+AnswerJson VerifyJson(const ledger::VerifyReport& report);
+
+// One entry of an invoice list (and the head of an invoice): {"invoice_id",
+// "cost_center_id" (null: the organization's), "billing_account" (null: not
+// assigned), "status" ("draft"/"final"), "total" (the currency's minor unit),
+// "currency"}.
+AnswerJson InvoiceSummaryJson(const InvoiceSummary& invoice, const OrgState& org);
+
+}  // namespace billing::projections
