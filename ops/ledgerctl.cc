@@ -17,6 +17,7 @@
 #include "ops/backup.h"
 #include "ops/focus_import.h"
 #include "ops/generator.h"
+#include "ops/invoice_document.h"
 #include "ops/produce.h"
 #include "projections/billing.h"
 #include "projections/export.h"
@@ -314,6 +315,22 @@ int Restore(const std::string& backup, const std::string& dest, std::optional<ui
   return v.ok && v.head.sequence >= report->recorded_head.sequence ? 0 : 1;
 }
 
+// ledgerctl invoice: the invoice's PDF written to `out`; one JSON line saying
+// what was written.
+int InvoicePdf(const ops::InvoiceDocumentRequest& request, const std::string& out) {
+  auto doc = ops::MakeInvoiceDocument(request);
+  if (!doc.ok()) return Fail(doc.status());
+  std::ofstream file(out, std::ios::binary);
+  file << doc->pdf;
+  file.close();
+  if (!file) return Fail(Status(Code::kUnavailable, "cannot write " + out));
+  Json line{{"invoice_id", doc->answer["invoice_id"]}, {"status", doc->answer["status"]},
+            {"total", doc->answer["total"]}, {"currency", doc->answer["currency"]},
+            {"seal", doc->answer["seal"]}, {"out", out}, {"bytes", doc->pdf.size()}};
+  std::printf("%s\n", line.dump().c_str());
+  return 0;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -376,7 +393,15 @@ int main(int argc, char** argv) {
   produce->add_option("--brokers", produce_options.brokers, "Kafka bootstrap servers")->required();
   produce->add_option("--topic", produce_options.topic, "topic (default billing.events)");
   produce->add_option("FILE", produce_file, "NDJSON file, one event a line; - for stdin")->required();
+  ops::InvoiceDocumentRequest invoice_request;
+  std::string invoice_out;
+  auto* invoice_cmd = app.add_subcommand("invoice", "write one invoice as a PDF document (read-only)");
+  invoice_cmd->add_option("DIR", invoice_request.dir, "data directory")->required();
+  invoice_cmd->add_option("--org", invoice_request.org, "organization")->required();
+  invoice_cmd->add_option("--invoice", invoice_request.invoice_id, "invoice id, e.g. 2026-01-org")->required();
+  invoice_cmd->add_option("--out", invoice_out, "the PDF file to write")->required();
   CLI11_PARSE(app, argc, argv);
+  if (*invoice_cmd) return InvoicePdf(invoice_request, invoice_out);
   if (*produce) return Produce(produce_options, produce_file);
   if (*generate) {
     std::string buffer;
