@@ -18,6 +18,7 @@
 #include "ops/focus_import.h"
 #include "ops/generator.h"
 #include "ops/invoice_document.h"
+#include "ops/reconcile.h"
 #include "ops/produce.h"
 #include "projections/billing.h"
 #include "projections/export.h"
@@ -331,6 +332,57 @@ int InvoicePdf(const ops::InvoiceDocumentRequest& request, const std::string& ou
   return 0;
 }
 
+struct ReconcileArgs {
+  std::string dir, org, focus, provider_map, month;
+  bool all = false;
+};
+
+// ledgerctl reconcile: one JSON line per (month, provider, service) that
+// differs beyond rounding (every group with --all), a summary on stderr.
+// Exit 0 when all agree, 1 when any differs or a bill row cannot be placed,
+// 2 when it could not compare (arguments, files, the ledger).
+int ReconcileCmd(const ReconcileArgs& args) {
+  auto refuse = [](const Status& s) {
+    std::fprintf(stderr, "ledgerctl: %s\n", s.ToString().c_str());
+    return 2;
+  };
+  ops::ReconcileOptions options;
+  options.org = args.org;
+  if (!args.month.empty()) {
+    auto month = ParseMonth(args.month, "--month");
+    if (!month.ok()) return refuse(month.status());
+    options.month = *month;
+  }
+  std::ifstream map_in(args.provider_map);
+  if (!map_in) return refuse(Status(Code::kInvalidArgument, "cannot read provider map " + args.provider_map));
+  std::stringstream map_text;
+  map_text << map_in.rdbuf();
+  auto map = ops::ParseProviderMap(map_text.str());
+  if (!map.ok()) return refuse(map.status());
+  options.providers = std::move(map).value();
+  std::ifstream csv(args.focus, std::ios::binary);
+  if (!csv) return refuse(Status(Code::kInvalidArgument, "cannot read " + args.focus));
+  auto led = projections::OpenLedgerReadOnly(args.dir);
+  if (!led.ok()) return refuse(led.status());
+  auto report = ops::Reconcile(csv, **led, options);
+  if (!report.ok()) return refuse(report.status());
+  for (const ops::ReconcileGroup& g : report->groups) {
+    if (g.agrees() && !args.all) continue;
+    Json line{{"month", FormatMonth(g.month)}, {"provider_id", g.provider_id}, {"service", g.service},
+              {"kind", g.credit ? "credit" : "usage"}, {"bill_rows", g.bill_rows}, {"ledger_rows", g.ledger_rows},
+              {"billed_cost", ops::FormatBillUnits(g.billed)}, {"ledger_amount", ops::FormatBillUnits(g.ledger)},
+              {"difference", ops::FormatBillUnits(g.ledger - g.billed)},
+              {"tolerance", ops::FormatBillUnits(g.tolerance)}, {"agrees", g.agrees()}};
+    std::printf("%s\n", line.dump().c_str());
+  }
+  for (const std::string& problem : report->problems) std::fprintf(stderr, "ledgerctl: unplaced %s\n", problem.c_str());
+  std::fprintf(stderr, "%s\n", Json{{"groups", report->groups.size()}, {"differences", report->differences()},
+                                    {"bill_rows", report->bill_rows}, {"unplaced_rows", report->unplaced_rows}}
+                                   .dump()
+                                   .c_str());
+  return report->differences() == 0 && report->unplaced_rows == 0 ? 0 : 1;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -400,7 +452,17 @@ int main(int argc, char** argv) {
   invoice_cmd->add_option("--org", invoice_request.org, "organization")->required();
   invoice_cmd->add_option("--invoice", invoice_request.invoice_id, "invoice id, e.g. 2026-01-org")->required();
   invoice_cmd->add_option("--out", invoice_out, "the PDF file to write")->required();
+  ReconcileArgs reconcile_args;
+  auto* reconcile_cmd = app.add_subcommand(
+      "reconcile", "compare a FOCUS cost CSV with the ledger per (month, provider, service) (read-only)");
+  reconcile_cmd->add_option("DIR", reconcile_args.dir, "data directory")->required();
+  reconcile_cmd->add_option("--org", reconcile_args.org, "organization")->required();
+  reconcile_cmd->add_option("--focus", reconcile_args.focus, "FOCUS (or similar) cost CSV")->required();
+  reconcile_cmd->add_option("--provider-map", reconcile_args.provider_map, "as for import-focus")->required();
+  reconcile_cmd->add_option("--month", reconcile_args.month, "only this month, YYYY-MM");
+  reconcile_cmd->add_flag("--all", reconcile_args.all, "print agreeing groups too");
   CLI11_PARSE(app, argc, argv);
+  if (*reconcile_cmd) return ReconcileCmd(reconcile_args);
   if (*invoice_cmd) return InvoicePdf(invoice_request, invoice_out);
   if (*produce) return Produce(produce_options, produce_file);
   if (*generate) {
