@@ -69,6 +69,38 @@ std::string DigitsOnly(std::string_view s, size_t n) {
 
 }  // namespace
 
+FocusColumns::FocusColumns(const CsvRecord& header) {
+  // The first of two columns with one name wins, as before.
+  for (size_t i = 0; i < header.size(); ++i) by_lower_name_.emplace(Lower(Trim(header[i].value_or(""))), i);
+}
+
+std::optional<size_t> FocusColumns::IndexOf(std::string_view name) const {
+  auto it = by_lower_name_.find(Lower(std::string(name)));
+  if (it == by_lower_name_.end()) return std::nullopt;
+  return it->second;
+}
+
+std::optional<std::string> FocusColumns::Field(const CsvRecord& row, std::string_view name) const {
+  auto i = IndexOf(name);
+  if (!i || *i >= row.size() || IsNull(row[*i])) return std::nullopt;
+  return Trim(*row[*i]);
+}
+
+std::string FocusText(const std::optional<std::string>& field) {
+  std::string cleaned = field ? CleanText(*field) : std::string();
+  return cleaned.empty() ? std::string(kNone) : cleaned;
+}
+
+std::optional<std::string> FocusProvider(const ProviderMap& map,
+                                         const std::function<std::optional<std::string>(std::string_view)>& field) {
+  for (std::string_view key : {"SubAccountId", "BillingAccountId", "ProviderName"}) {
+    if (auto v = field(key)) {
+      if (auto it = map.by_key.find(*v); it != map.by_key.end()) return it->second;
+    }
+  }
+  return map.fallback;
+}
+
 Result<ProviderMap> ParseProviderMap(std::string_view text) {
   ProviderMap map;
   size_t line_no = 0;
@@ -197,16 +229,9 @@ Result<FocusImportReport> ImportFocus(std::istream& in, const FocusImportOptions
   if (!got.ok()) return got.status();
   if (!*got) return Status(Code::kInvalidArgument, "the CSV is empty (no header line)");
   std::vector<std::string> names;
-  std::unordered_map<std::string, size_t> column;  // lower-case name -> index
-  for (size_t i = 0; i < header.size(); ++i) {
-    names.push_back(header[i].value_or(""));
-    column.emplace(Lower(Trim(names.back())), i);
-  }
-  auto index_of = [&](std::string_view name) -> std::optional<size_t> {
-    auto it = column.find(Lower(std::string(name)));
-    if (it == column.end()) return std::nullopt;
-    return it->second;
-  };
+  for (const auto& h : header) names.push_back(h.value_or(""));
+  FocusColumns columns(header);
+  auto index_of = [&](std::string_view name) { return columns.IndexOf(name); };
   for (std::string_view required : {"BilledCost", "ServiceName"}) {
     if (!index_of(required)) {
       return Status(Code::kInvalidArgument, "the CSV has no " + std::string(required) + " column");
@@ -235,11 +260,7 @@ Result<FocusImportReport> ImportFocus(std::istream& in, const FocusImportOptions
       skip("has " + std::to_string(row.size()) + " fields, the header has " + std::to_string(names.size()));
       continue;
     }
-    auto field = [&](std::string_view name) -> std::optional<std::string> {
-      auto i = index_of(name);
-      if (!i || IsNull(row[*i])) return std::nullopt;
-      return Trim(*row[*i]);
-    };
+    auto field = [&](std::string_view name) { return columns.Field(row, name); };
     auto text = [&](std::initializer_list<std::string_view> candidates) {
       for (std::string_view name : candidates) {
         if (auto v = field(name)) {
@@ -288,7 +309,7 @@ Result<FocusImportReport> ImportFocus(std::istream& in, const FocusImportOptions
       skip("ChargePeriodStart " + start.status().message());
       continue;
     }
-    std::string service = text({"ServiceName"});
+    std::string service = FocusText(field("ServiceName"));
     Json event{{"event_id", event_id}, {"org_id", options.org_id}, {"occurred_at", *start},
                {"source", options.source}};
     if (*cost < 0) {
@@ -298,16 +319,7 @@ Result<FocusImportReport> ImportFocus(std::istream& in, const FocusImportOptions
       if (options.credit_cost_center) credit["cost_center_id"] = *options.credit_cost_center;
       event["credit_applied"] = std::move(credit);
     } else {
-      std::optional<std::string> provider;
-      for (std::string_view key : {"SubAccountId", "BillingAccountId", "ProviderName"}) {
-        if (auto v = field(key)) {
-          if (auto it = options.providers.by_key.find(*v); it != options.providers.by_key.end()) {
-            provider = it->second;
-            break;
-          }
-        }
-      }
-      if (!provider) provider = options.providers.fallback;
+      std::optional<std::string> provider = FocusProvider(options.providers, field);
       if (!provider) {
         skip("no provider mapping for SubAccountId, BillingAccountId or ProviderName and no `*` line");
         continue;

@@ -33,6 +33,7 @@
 #include <vector>
 
 #include "events/status.h"
+#include "ops/csv_reader.h"
 
 namespace billing::ops {
 
@@ -73,6 +74,31 @@ inline constexpr size_t kFocusProblemsMax = 100;
 // row-level problems only count as skipped.
 Result<FocusImportReport> ImportFocus(std::istream& in, const FocusImportOptions& options,
                                       const std::function<void(const std::string& event_json)>& emit);
+
+// How import-focus reads a row, shared with reconciliation (reconcile.h) so
+// that both place a row the same way.
+//
+// A header's columns, looked up by name without regard to case or spaces
+// around it. A row's field is nullopt when its column is missing or the
+// value is empty or the bare word NULL, else the value trimmed.
+class FocusColumns {
+ public:
+  explicit FocusColumns(const CsvRecord& header);
+  std::optional<size_t> IndexOf(std::string_view name) const;
+  std::optional<std::string> Field(const CsvRecord& row, std::string_view name) const;
+
+ private:
+  std::map<std::string, size_t, std::less<>> by_lower_name_;
+};
+
+// A text field as the events carry it: control characters as spaces,
+// trimmed, and "(none)" when nothing is left.
+std::string FocusText(const std::optional<std::string>& field);
+
+// The provider of a row: its SubAccountId, BillingAccountId or ProviderName
+// in the map (tried in that order), else the `*` line; nullopt when none.
+std::optional<std::string> FocusProvider(const ProviderMap& map,
+                                         const std::function<std::optional<std::string>(std::string_view)>& field);
 
 // A decimal with any number of fractional digits, an optional sign and an
 // optional exponent (`-1.5E-7`), in nano-units rounded half away from zero.

@@ -19,6 +19,8 @@
 #include "ops/command_line.h"
 #include "ops/focus_import.h"
 #include "ops/generator.h"
+#include "ops/invoice_document.h"
+#include "ops/reconcile.h"
 #include "kafka/produce.h"
 #include "projections/answer_json.h"
 #include "projections/billing.h"
@@ -307,6 +309,73 @@ int Restore(const std::string& backup, const std::string& dest, std::optional<ui
   return v.ok && v.head.sequence >= report->recorded_head.sequence ? 0 : 1;
 }
 
+// ledgerctl invoice: the invoice's PDF written to `out`; one JSON line saying
+// what was written.
+int InvoicePdf(const ops::InvoiceDocumentRequest& request, const std::string& out) {
+  auto doc = ops::MakeInvoiceDocument(request);
+  if (!doc.ok()) return Fail(doc.status());
+  std::ofstream file(out, std::ios::binary);
+  file << doc->pdf;
+  file.close();
+  if (!file) return Fail(Status(Code::kUnavailable, "cannot write " + out));
+  Json line{{"invoice_id", doc->answer["invoice_id"]}, {"status", doc->answer["status"]},
+            {"total", doc->answer["total"]}, {"currency", doc->answer["currency"]},
+            {"seal", doc->answer["seal"]}, {"out", out}, {"bytes", doc->pdf.size()}};
+  std::printf("%s\n", line.dump().c_str());
+  return 0;
+}
+
+struct ReconcileArgs {
+  std::string dir, org, focus, provider_map, month;
+  bool all = false;
+};
+
+// ledgerctl reconcile: one JSON line per (month, provider, service) that
+// differs beyond rounding (every group with --all), a summary on stderr.
+// Exit 0 when all agree, 1 when any differs or a bill row cannot be placed,
+// 2 when it could not compare (arguments, files, the ledger).
+int ReconcileCmd(const ReconcileArgs& args) {
+  auto refuse = [](const Status& s) {
+    std::fprintf(stderr, "ledgerctl: %s\n", s.ToString().c_str());
+    return ops::kExitUsage;
+  };
+  ops::ReconcileOptions options;
+  options.org = args.org;
+  if (!args.month.empty()) {
+    auto month = ParseMonth(args.month, "--month");
+    if (!month.ok()) return refuse(month.status());
+    options.month = *month;
+  }
+  std::ifstream map_in(args.provider_map);
+  if (!map_in) return refuse(Status(Code::kInvalidArgument, "cannot read provider map " + args.provider_map));
+  std::stringstream map_text;
+  map_text << map_in.rdbuf();
+  auto map = ops::ParseProviderMap(map_text.str());
+  if (!map.ok()) return refuse(map.status());
+  options.providers = std::move(map).value();
+  std::ifstream csv(args.focus, std::ios::binary);
+  if (!csv) return refuse(Status(Code::kInvalidArgument, "cannot read " + args.focus));
+  auto led = projections::OpenLedgerReadOnly(args.dir);
+  if (!led.ok()) return refuse(led.status());
+  auto report = ops::Reconcile(csv, **led, options);
+  if (!report.ok()) return refuse(report.status());
+  for (const ops::ReconcileGroup& g : report->groups) {
+    if (g.agrees() && !args.all) continue;
+    Json line{{"month", FormatMonth(g.month)}, {"provider_id", g.provider_id}, {"service", g.service},
+              {"kind", g.credit ? "credit" : "usage"}, {"bill_rows", g.bill_rows}, {"ledger_rows", g.ledger_rows},
+              {"billed_cost", ops::FormatBillUnits(g.billed)}, {"ledger_amount", ops::FormatBillUnits(g.ledger)},
+              {"difference", ops::FormatBillUnits(g.ledger - g.billed)},
+              {"tolerance", ops::FormatBillUnits(g.tolerance)}, {"agrees", g.agrees()}};
+    std::printf("%s\n", line.dump().c_str());
+  }
+  for (const std::string& problem : report->problems) std::fprintf(stderr, "ledgerctl: unplaced %s\n", problem.c_str());
+  std::fprintf(stderr, "%s\n", Json{{"groups", report->groups.size()}, {"differences", report->differences()},
+                                    {"bill_rows", report->bill_rows}, {"unplaced_rows", report->unplaced_rows}}
+                                   .dump()
+                                   .c_str());
+  return report->differences() == 0 && report->unplaced_rows == 0 ? 0 : 1;
+}
+
 // Writes the generated history to stdout in pieces of at most
 // kGenerateBufferBytes, so that a large one never sits in memory whole.
 constexpr size_t kGenerateBufferBytes = 1 << 20;
@@ -339,6 +408,9 @@ struct Args {
   ops::GeneratorOptions generate;
   ops::ProduceOptions produce;
   std::string produce_file;
+  ops::InvoiceDocumentRequest invoice;
+  std::string invoice_out;
+  ReconcileArgs reconcile;
 };
 
 // The subcommands, to see which one was given.
@@ -351,6 +423,8 @@ struct Commands {
   CLI::App* restore;
   CLI::App* generate;
   CLI::App* produce;
+  CLI::App* invoice;
+  CLI::App* reconcile;
 };
 
 // Sequences, counts and ids are whole numbers: CLI11 alone would read "-5"
@@ -391,6 +465,23 @@ void AddLedgerCommands(CLI::App& app, Args& a, Commands& c) {
   c.restore->add_option("--backup-id", a.restore_id, "which backup (default: the latest)")->check(WholeNumber());
 }
 
+void AddDocumentCommands(CLI::App& app, Args& a, Commands& c) {
+  c.invoice = app.add_subcommand("invoice", "write one invoice as a PDF document (read-only)");
+  c.invoice->add_option("DIR", a.invoice.dir, "data directory")->required();
+  c.invoice->add_option("--org", a.invoice.org, "organization")->required();
+  c.invoice->add_option("--invoice", a.invoice.invoice_id, "invoice id, e.g. 2026-01-org")->required();
+  c.invoice->add_option("--out", a.invoice_out, "the PDF file to write")->required();
+  ReconcileArgs& r = a.reconcile;
+  c.reconcile = app.add_subcommand(
+      "reconcile", "compare a FOCUS cost CSV with the ledger per (month, provider, service) (read-only)");
+  c.reconcile->add_option("DIR", r.dir, "data directory")->required();
+  c.reconcile->add_option("--org", r.org, "organization")->required();
+  c.reconcile->add_option("--focus", r.focus, "FOCUS (or similar) cost CSV")->required();
+  c.reconcile->add_option("--provider-map", r.provider_map, "as for import-focus")->required();
+  c.reconcile->add_option("--month", r.month, "only this month, YYYY-MM");
+  c.reconcile->add_flag("--all", r.all, "print agreeing groups too");
+}
+
 void AddEventCommands(CLI::App& app, Args& a, Commands& c) {
   c.import_focus = app.add_subcommand("import-focus", "turn a FOCUS cost CSV into NDJSON events");
   c.import_focus->add_option("FILE", a.import_args.file, "FOCUS CSV; - for stdin")->required();
@@ -427,6 +518,8 @@ int Run(const Args& a, const Commands& c) {
   if (*c.restore) return Restore(a.restore_backup, a.dir, a.restore_id);
   if (*c.generate) return Generate(a.generate);
   if (*c.produce) return Produce(a.produce, a.produce_file);
+  if (*c.invoice) return InvoicePdf(a.invoice, a.invoice_out);
+  if (*c.reconcile) return ReconcileCmd(a.reconcile);
   return ops::kExitUsage;
 }
 
@@ -442,6 +535,7 @@ int main(int argc, char** argv) {
   Commands commands{};
   AddLedgerCommands(app, args, commands);
   AddEventCommands(app, args, commands);
+  AddDocumentCommands(app, args, commands);
   if (auto exit = ops::ParseCommandLine(app, argc, argv)) return *exit;
   return Run(args, commands);
 }

@@ -10,6 +10,8 @@ packages=(
   curl kcat wrk nginx-light
   clang libclang-rt-14-dev clang-format
   chromium nodejs npm
+  libcairo2-dev libpango1.0-dev poppler-utils  # invoice PDFs, read back in tests
+  fonts-dejavu-core fonts-ipafont-gothic fonts-wqy-microhei  # their fonts: Latin, Japanese, Chinese and Korean names
 )
 
 missing=()
