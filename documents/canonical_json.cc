@@ -22,7 +22,9 @@ constexpr int kCanonicalDepthMax = 128;
 constexpr int kPlainExponentMax = 21;
 constexpr int kLeadingZerosExponentMin = -6;
 
-Status Invalid(const std::string& why) { return Status(Code::kInvalidArgument, "canonical JSON: " + why); }
+Status Invalid(const std::string& why) {
+  return Status(Code::kInvalidArgument, "canonical JSON: " + why);
+}
 
 // Appends the UTF-16 code units of valid UTF-8 `s` to `out`; false when `s`
 // is not valid UTF-8 (overlong forms, surrogates, beyond U+10FFFF, cut off).
@@ -73,13 +75,27 @@ Status AppendString(std::string_view s, std::string* out) {
   for (char ch : s) {
     unsigned char c = static_cast<unsigned char>(ch);
     switch (c) {
-      case '"': out->append("\\\""); break;
-      case '\\': out->append("\\\\"); break;
-      case '\b': out->append("\\b"); break;
-      case '\t': out->append("\\t"); break;
-      case '\n': out->append("\\n"); break;
-      case '\f': out->append("\\f"); break;
-      case '\r': out->append("\\r"); break;
+      case '"':
+        out->append("\\\"");
+        break;
+      case '\\':
+        out->append("\\\\");
+        break;
+      case '\b':
+        out->append("\\b");
+        break;
+      case '\t':
+        out->append("\\t");
+        break;
+      case '\n':
+        out->append("\\n");
+        break;
+      case '\f':
+        out->append("\\f");
+        break;
+      case '\r':
+        out->append("\\r");
+        break;
       default:
         if (c < 0x20) {
           out->append("\\u00");
@@ -111,7 +127,8 @@ Status AppendObject(const Json& value, int depth, std::string* out) {
   }
   std::vector<size_t> order(members.size());
   for (size_t i = 0; i < order.size(); ++i) order[i] = i;
-  std::sort(order.begin(), order.end(), [&](size_t a, size_t b) { return members[a].first < members[b].first; });
+  std::sort(order.begin(), order.end(),
+            [&](size_t a, size_t b) { return members[a].first < members[b].first; });
   out->push_back('{');
   for (size_t n = 0; n < order.size(); ++n) {
     if (n > 0) out->push_back(',');
@@ -125,15 +142,23 @@ Status AppendObject(const Json& value, int depth, std::string* out) {
 
 template <typename Json>
 Status Append(const Json& value, int depth, std::string* out) {
-  if (depth > kCanonicalDepthMax) return Invalid("nested deeper than " + std::to_string(kCanonicalDepthMax));
+  if (depth > kCanonicalDepthMax)
+    return Invalid("nested deeper than " + std::to_string(kCanonicalDepthMax));
   switch (value.type()) {
-    case nlohmann::json::value_t::null: out->append("null"); return Status::Ok();
-    case nlohmann::json::value_t::boolean: out->append(value.template get<bool>() ? "true" : "false"); return Status::Ok();
-    case nlohmann::json::value_t::string: return AppendString(value.template get_ref<const std::string&>(), out);
+    case nlohmann::json::value_t::null:
+      out->append("null");
+      return Status::Ok();
+    case nlohmann::json::value_t::boolean:
+      out->append(value.template get<bool>() ? "true" : "false");
+      return Status::Ok();
+    case nlohmann::json::value_t::string:
+      return AppendString(value.template get_ref<const std::string&>(), out);
     case nlohmann::json::value_t::number_integer: {
       int64_t v = value.template get<int64_t>();
-      uint64_t magnitude = v < 0 ? uint64_t{0} - static_cast<uint64_t>(v) : static_cast<uint64_t>(v);
-      if (magnitude > kCanonicalIntegerMagnitudeMax) return Invalid(std::to_string(v) + " is beyond 2^53");
+      uint64_t magnitude =
+          v < 0 ? uint64_t{0} - static_cast<uint64_t>(v) : static_cast<uint64_t>(v);
+      if (magnitude > kCanonicalIntegerMagnitudeMax)
+        return Invalid(std::to_string(v) + " is beyond 2^53");
       out->append(std::to_string(v));
       return Status::Ok();
     }
@@ -160,8 +185,10 @@ Status Append(const Json& value, int depth, std::string* out) {
       out->push_back(']');
       return Status::Ok();
     }
-    case nlohmann::json::value_t::object: return AppendObject(value, depth, out);
-    default: return Invalid("binary and discarded values are not JSON");
+    case nlohmann::json::value_t::object:
+      return AppendObject(value, depth, out);
+    default:
+      return Invalid("binary and discarded values are not JSON");
   }
 }
 

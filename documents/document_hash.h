@@ -6,9 +6,8 @@
 // Pure functions; thread-safe.
 #pragma once
 
-#include <string>
-
 #include <nlohmann/json.hpp>
+#include <string>
 
 #include "events/status.h"
 

@@ -35,7 +35,8 @@ Json InvoiceAnswer(const projections::OrgState& org, const projections::Invoice&
   return answer;
 }
 
-Result<std::optional<SealPoint>> FindSealPoint(const ledger::Ledger& ledger, const std::string& org, Month month) {
+Result<std::optional<SealPoint>> FindSealPoint(const ledger::Ledger& ledger, const std::string& org,
+                                               Month month) {
   std::optional<SealPoint> found;
   Status failure;
   const std::string wanted = FormatMonth(month);
@@ -46,7 +47,8 @@ Result<std::optional<SealPoint>> FindSealPoint(const ledger::Ledger& ledger, con
                                 failure = env.status();
                                 return false;
                               }
-                              // A month closes once (a second close is rejected), so the first is the one.
+                              // A month closes once (a second close is rejected), so the first is
+                              // the one.
                               if (env->payload_case() == events::Payload::kBillingPeriodClosed &&
                                   env->billing_period_closed().month() == wanted) {
                                 found = SealPoint{record.sequence(), ledger::Hex(record.hash())};

@@ -12,10 +12,9 @@
 #pragma once
 
 #include <cstdint>
+#include <nlohmann/json.hpp>
 #include <optional>
 #include <string>
-
-#include <nlohmann/json.hpp>
 
 #include "ledger/ledger.h"
 #include "projections/org_state.h"
@@ -32,11 +31,13 @@ struct SealPoint {
 
 // The answer; `seal` is null unless `seal_point` is given, and then holds
 // the point and the document hash of the rest of the answer.
-nlohmann::ordered_json InvoiceAnswer(const projections::OrgState& org, const projections::Invoice& invoice,
+nlohmann::ordered_json InvoiceAnswer(const projections::OrgState& org,
+                                     const projections::Invoice& invoice,
                                      const std::optional<SealPoint>& seal_point);
 
 // The billing_period_closed of `org`'s `month` in the ledger: nullopt while
 // the month is open. kUnavailable/kCorruption when the ledger cannot be read.
-Result<std::optional<SealPoint>> FindSealPoint(const ledger::Ledger& ledger, const std::string& org, Month month);
+Result<std::optional<SealPoint>> FindSealPoint(const ledger::Ledger& ledger, const std::string& org,
+                                               Month month);
 
 }  // namespace billing::documents

@@ -119,7 +119,8 @@ struct Fields {
 Result<std::string> StringAt(const Json& j, const char* key) {
   auto it = j.find(key);
   if (it == j.end() || !it->is_string()) {
-    return Status(Code::kInvalidArgument, std::string("the invoice answer has no string \"") + key + "\"");
+    return Status(Code::kInvalidArgument,
+                  std::string("the invoice answer has no string \"") + key + "\"");
   }
   return it->get<std::string>();
 }
@@ -127,7 +128,8 @@ Result<std::string> StringAt(const Json& j, const char* key) {
 Result<std::optional<std::string>> OptionalStringAt(const Json& j, const char* key) {
   auto it = j.find(key);
   if (it == j.end() || it->is_null()) return std::optional<std::string>();
-  if (!it->is_string()) return Status(Code::kInvalidArgument, std::string("\"") + key + "\" is not a string");
+  if (!it->is_string())
+    return Status(Code::kInvalidArgument, std::string("\"") + key + "\" is not a string");
   return std::optional<std::string>(it->get<std::string>());
 }
 
@@ -138,7 +140,8 @@ Status ReadLines(const Json& answer, Fields* f) {
   }
   if (lines->size() > kInvoicePdfLinesMax) {
     return Status(Code::kInvalidArgument, "an invoice document holds at most " +
-                                              std::to_string(kInvoicePdfLinesMax) + " lines; export it as CSV");
+                                              std::to_string(kInvoicePdfLinesMax) +
+                                              " lines; export it as CSV");
   }
   for (const Json& l : *lines) {
     if (!l.is_object()) return Status(Code::kInvalidArgument, "an invoice line is not an object");
@@ -154,7 +157,8 @@ Status ReadLines(const Json& answer, Fields* f) {
 }
 
 Result<Fields> ReadFields(const Json& answer) {
-  if (!answer.is_object()) return Status(Code::kInvalidArgument, "the invoice answer is not an object");
+  if (!answer.is_object())
+    return Status(Code::kInvalidArgument, "the invoice answer is not an object");
   Fields f;
   auto id = StringAt(answer, "invoice_id");
   auto status = StringAt(answer, "status");
@@ -162,8 +166,8 @@ Result<Fields> ReadFields(const Json& answer) {
   auto currency = StringAt(answer, "currency");
   auto cost_center = OptionalStringAt(answer, "cost_center_id");
   auto account = OptionalStringAt(answer, "billing_account");
-  for (const Status& s : {id.status(), status.status(), total.status(), currency.status(), cost_center.status(),
-                          account.status()}) {
+  for (const Status& s : {id.status(), status.status(), total.status(), currency.status(),
+                          cost_center.status(), account.status()}) {
     if (!s.ok()) return s;
   }
   f.invoice_id = *id;
@@ -176,7 +180,9 @@ Result<Fields> ReadFields(const Json& answer) {
   size_t dot = f.total.find('.');
   f.minor_digits = dot == std::string::npos ? 0 : static_cast<int>(f.total.size() - dot - 1);
   auto month = ParseMonth(std::string_view(f.invoice_id).substr(0, 7), "invoice month");
-  if (!month.ok()) return Status(Code::kInvalidArgument, "invoice id " + f.invoice_id + " does not start with its month");
+  if (!month.ok())
+    return Status(Code::kInvalidArgument,
+                  "invoice id " + f.invoice_id + " does not start with its month");
   f.month = *month;
   if (Status s = ReadLines(answer, &f); !s.ok()) return s;
   auto seal = answer.find("seal");
@@ -199,12 +205,13 @@ int DaysIn(Month m) {
 }
 
 std::string PeriodText(Month m) {
-  static constexpr std::array<const char*, 12> kNames = {"January", "February", "March",     "April",   "May",      "June",
-                                                         "July",    "August",   "September", "October", "November", "December"};
+  static constexpr std::array<const char*, 12> kNames = {
+      "January", "February", "March",     "April",   "May",      "June",
+      "July",    "August",   "September", "October", "November", "December"};
   std::string name = kNames[static_cast<size_t>(m.month() - 1)];
   std::string year = std::to_string(m.year());
-  return "1 " + name + " " + year + " \u2013 " + std::to_string(DaysIn(m)) + " " + name + " " + year + " (" +
-         FormatMonth(m) + ")";
+  return "1 " + name + " " + year + " \u2013 " + std::to_string(DaysIn(m)) + " " + name + " " +
+         year + " (" + FormatMonth(m) + ")";
 }
 
 std::string CategoryText(const std::string& category) {
@@ -234,7 +241,8 @@ std::string DisplayAmount(const std::string& decimal, int minor_digits) {
   std::string whole(s.substr(0, dot));
   std::string frac = dot == std::string_view::npos ? std::string() : std::string(s.substr(dot + 1));
   while (frac.size() > static_cast<size_t>(minor_digits) && frac.back() == '0') frac.pop_back();
-  if (frac.size() < static_cast<size_t>(minor_digits)) frac.append(static_cast<size_t>(minor_digits) - frac.size(), '0');
+  if (frac.size() < static_cast<size_t>(minor_digits))
+    frac.append(static_cast<size_t>(minor_digits) - frac.size(), '0');
   std::string grouped;
   for (size_t i = 0; i < whole.size(); ++i) {
     if (i > 0 && (whole.size() - i) % 3 == 0) grouped.push_back(',');
@@ -248,7 +256,8 @@ namespace {
 // The laid-out document: every text measured once, then placed page by page.
 class Renderer {
  public:
-  Renderer(cairo_t* cr, const Fields& f, const InvoiceIssuer& issuer) : cr_(cr), f_(f), issuer_(issuer) {}
+  Renderer(cairo_t* cr, const Fields& f, const InvoiceIssuer& issuer)
+      : cr_(cr), f_(f), issuer_(issuer) {}
 
   void Render() {
     LayoutRows();
@@ -287,13 +296,16 @@ class Renderer {
   void LayoutRows() {
     for (const Line& line : f_.lines) {
       Row row;
-      row.category = Text(cr_, CategoryText(line.category), kFontBody, kCategoryColumnPt - 2 * kCellPaddingPt);
-      row.description = Text(cr_, DescriptionText(line), kFontBody, kDescriptionColumnPt - 2 * kCellPaddingPt);
+      row.category =
+          Text(cr_, CategoryText(line.category), kFontBody, kCategoryColumnPt - 2 * kCellPaddingPt);
+      row.description =
+          Text(cr_, DescriptionText(line), kFontBody, kDescriptionColumnPt - 2 * kCellPaddingPt);
       pango_layout_set_height(row.description.get(), -kDescriptionLinesMax);
       pango_layout_set_ellipsize(row.description.get(), PANGO_ELLIPSIZE_END);
       row.amount = Text(cr_, DisplayAmount(line.amount, f_.minor_digits), kFontBody,
                         kAmountColumnPt - 2 * kCellPaddingPt, PANGO_ALIGN_RIGHT);
-      row.height = std::max({HeightOf(row.category.get()), HeightOf(row.description.get()), HeightOf(row.amount.get())}) +
+      row.height = std::max({HeightOf(row.category.get()), HeightOf(row.description.get()),
+                             HeightOf(row.amount.get())}) +
                    2 * kCellPaddingPt;
       rows_.push_back(std::move(row));
     }
@@ -322,24 +334,30 @@ class Renderer {
   // returns the y where the table starts.
   double DrawFirstHeader(bool draw) {
     double y = kMarginPt;
-    auto org = Text(cr_, issuer_.org_name.empty() ? issuer_.org_id : issuer_.org_name, kFontOrg, kContentWidthPt * 0.6);
+    auto org = Text(cr_, issuer_.org_name.empty() ? issuer_.org_id : issuer_.org_name, kFontOrg,
+                    kContentWidthPt * 0.6);
     auto org_id = Text(cr_, "Organization ID: " + issuer_.org_id, kFontBody, kContentWidthPt * 0.6);
     auto title = Text(cr_, "INVOICE", kFontTitle, kContentWidthPt * 0.4, PANGO_ALIGN_RIGHT);
-    auto badge = Text(cr_, f_.final ? "FINAL" : "DRAFT", kFontBodyBold, kContentWidthPt * 0.4, PANGO_ALIGN_RIGHT);
+    auto badge = Text(cr_, f_.final ? "FINAL" : "DRAFT", kFontBodyBold, kContentWidthPt * 0.4,
+                      PANGO_ALIGN_RIGHT);
     if (draw) {
       Show(cr_, org.get(), kMarginPt, y, kInk);
       Show(cr_, org_id.get(), kMarginPt, y + HeightOf(org.get()) + 2, kMuted);
       Show(cr_, title.get(), kMarginPt + kContentWidthPt * 0.6, y - 4, kInk);
-      Show(cr_, badge.get(), kMarginPt + kContentWidthPt * 0.6, y + HeightOf(title.get()) - 2, f_.final ? kFinal : kDraft);
+      Show(cr_, badge.get(), kMarginPt + kContentWidthPt * 0.6, y + HeightOf(title.get()) - 2,
+           f_.final ? kFinal : kDraft);
     }
-    y += std::max(HeightOf(org.get()) + HeightOf(org_id.get()) + 2, HeightOf(title.get()) + HeightOf(badge.get())) + 10;
+    y += std::max(HeightOf(org.get()) + HeightOf(org_id.get()) + 2,
+                  HeightOf(title.get()) + HeightOf(badge.get())) +
+         10;
     if (draw) Rule(cr_, y, 1, kRule);
     y += 12;
     const std::vector<std::pair<std::string, std::string>> facts = {
         {"Invoice number", f_.invoice_id},
         {"Billing account", f_.billing_account ? *f_.billing_account : "not assigned"},
         {"Billing period", PeriodText(f_.month)},
-        {"Billed to", f_.cost_center_id ? "Cost center " + *f_.cost_center_id : "Organization (no cost center)"},
+        {"Billed to",
+         f_.cost_center_id ? "Cost center " + *f_.cost_center_id : "Organization (no cost center)"},
         {"Status", f_.final ? "Final" : "Draft"},
         {"Currency", f_.currency},
     };
@@ -358,9 +376,11 @@ class Renderer {
 
   // Pages after the first repeat who and which invoice, compactly.
   double DrawContinuationHeader(bool draw) {
-    auto head = Text(cr_, "Invoice " + f_.invoice_id + " \u00b7 " +
-                              (issuer_.org_name.empty() ? issuer_.org_id : issuer_.org_name) + " (continued)",
-                     kFontBodyBold, kContentWidthPt);
+    auto head =
+        Text(cr_,
+             "Invoice " + f_.invoice_id + " \u00b7 " +
+                 (issuer_.org_name.empty() ? issuer_.org_id : issuer_.org_name) + " (continued)",
+             kFontBodyBold, kContentWidthPt);
     double y = kMarginPt;
     if (draw) Show(cr_, head.get(), kMarginPt, y, kInk);
     y += HeightOf(head.get()) + 6;
@@ -371,8 +391,8 @@ class Renderer {
   std::array<LayoutPtr, 3> TableHeaderCells() {
     return {Text(cr_, "Category", kFontBodyBold, kCategoryColumnPt - 2 * kCellPaddingPt),
             Text(cr_, "Description", kFontBodyBold, kDescriptionColumnPt - 2 * kCellPaddingPt),
-            Text(cr_, "Amount (" + f_.currency + ")", kFontBodyBold, kAmountColumnPt - 2 * kCellPaddingPt,
-                 PANGO_ALIGN_RIGHT)};
+            Text(cr_, "Amount (" + f_.currency + ")", kFontBodyBold,
+                 kAmountColumnPt - 2 * kCellPaddingPt, PANGO_ALIGN_RIGHT)};
   }
 
   double TableHeaderHeight() { return HeightOf(TableHeaderCells()[0].get()) + 2 * kCellPaddingPt; }
@@ -387,10 +407,13 @@ class Renderer {
     return y + h;
   }
 
-  void DrawCells(PangoLayout* category, PangoLayout* description, PangoLayout* amount, double y, Rgb color) {
+  void DrawCells(PangoLayout* category, PangoLayout* description, PangoLayout* amount, double y,
+                 Rgb color) {
     Show(cr_, category, kMarginPt + kCellPaddingPt, y + kCellPaddingPt, color);
-    Show(cr_, description, kMarginPt + kCategoryColumnPt + kCellPaddingPt, y + kCellPaddingPt, color);
-    Show(cr_, amount, kMarginPt + kCategoryColumnPt + kDescriptionColumnPt + kCellPaddingPt, y + kCellPaddingPt, color);
+    Show(cr_, description, kMarginPt + kCategoryColumnPt + kCellPaddingPt, y + kCellPaddingPt,
+         color);
+    Show(cr_, amount, kMarginPt + kCategoryColumnPt + kDescriptionColumnPt + kCellPaddingPt,
+         y + kCellPaddingPt, color);
   }
 
   double DrawRow(size_t i, double y) {
@@ -405,9 +428,10 @@ class Renderer {
   }
 
   std::array<LayoutPtr, 2> TotalCells() {
-    return {Text(cr_, "Total (" + f_.currency + ")", kFontBodyBold, kContentWidthPt - kAmountColumnPt),
-            Text(cr_, DisplayAmount(f_.total, f_.minor_digits) + " " + f_.currency, kFontBodyBold,
-                 kAmountColumnPt - 2 * kCellPaddingPt, PANGO_ALIGN_RIGHT)};
+    return {
+        Text(cr_, "Total (" + f_.currency + ")", kFontBodyBold, kContentWidthPt - kAmountColumnPt),
+        Text(cr_, DisplayAmount(f_.total, f_.minor_digits) + " " + f_.currency, kFontBodyBold,
+             kAmountColumnPt - 2 * kCellPaddingPt, PANGO_ALIGN_RIGHT)};
   }
 
   double TotalHeight() { return HeightOf(TotalCells()[0].get()) + 4 * kCellPaddingPt + 6; }
@@ -430,20 +454,23 @@ class Renderer {
     if (f_.final && !f_.document_hash.empty()) {
       std::string what = "Final invoice, sealed";
       if (f_.seal_sequence) what += " at ledger sequence " + std::to_string(*f_.seal_sequence);
-      what += ". Document hash (SHA-256 of the invoice's RFC 8785 canonical JSON, without its seal):";
+      what +=
+          ". Document hash (SHA-256 of the invoice's RFC 8785 canonical JSON, without its seal):";
       auto note = Text(cr_, what, kFontSmall, text_width);
       auto hash = Text(cr_, f_.document_hash, kFontMono, text_width);
       Show(cr_, note.get(), kMarginPt, y, kMuted);
       Show(cr_, hash.get(), kMarginPt, y + HeightOf(note.get()) + 2, kInk);
     } else {
-      auto note = Text(cr_, f_.final ? "Final invoice." :
-                                       "Draft: the figures can change until the billing period is closed; the final "
-                                       "invoice carries its seal here.",
-                       kFontSmall, text_width);
+      auto note = Text(
+          cr_,
+          f_.final ? "Final invoice."
+                   : "Draft: the figures can change until the billing period is closed; the final "
+                     "invoice carries its seal here.",
+          kFontSmall, text_width);
       Show(cr_, note.get(), kMarginPt, y, kMuted);
     }
-    auto number = Text(cr_, "Page " + std::to_string(page + 1) + " of " + std::to_string(pages_), kFontSmall,
-                       kPageNumberWidthPt, PANGO_ALIGN_RIGHT);
+    auto number = Text(cr_, "Page " + std::to_string(page + 1) + " of " + std::to_string(pages_),
+                       kFontSmall, kPageNumberWidthPt, PANGO_ALIGN_RIGHT);
     Show(cr_, number.get(), kMarginPt + text_width, y, kMuted);
   }
 
@@ -467,11 +494,13 @@ Result<std::string> RenderInvoicePdf(const Json& invoice_answer, const InvoiceIs
   auto fields = ReadFields(invoice_answer);
   if (!fields.ok()) return fields.status();
   std::string pdf;
-  cairo_surface_t* surface = cairo_pdf_surface_create_for_stream(AppendBytes, &pdf, kPageWidthPt, kPageHeightPt);
+  cairo_surface_t* surface =
+      cairo_pdf_surface_create_for_stream(AppendBytes, &pdf, kPageWidthPt, kPageHeightPt);
   std::string title = "Invoice " + fields->invoice_id;
   cairo_pdf_surface_set_metadata(surface, CAIRO_PDF_METADATA_TITLE, title.c_str());
-  cairo_pdf_surface_set_metadata(surface, CAIRO_PDF_METADATA_AUTHOR,
-                                 (issuer.org_name.empty() ? issuer.org_id : issuer.org_name).c_str());
+  cairo_pdf_surface_set_metadata(
+      surface, CAIRO_PDF_METADATA_AUTHOR,
+      (issuer.org_name.empty() ? issuer.org_id : issuer.org_name).c_str());
   cairo_t* cr = cairo_create(surface);
   {
     // Layouts hold the context; they go before it does.
@@ -484,8 +513,9 @@ Result<std::string> RenderInvoicePdf(const Json& invoice_answer, const InvoiceIs
   cairo_status_t finished = cairo_surface_status(surface);
   cairo_surface_destroy(surface);
   if (drawn != CAIRO_STATUS_SUCCESS || finished != CAIRO_STATUS_SUCCESS) {
-    return Status(Code::kInternal, std::string("cairo could not write the PDF: ") +
-                                       cairo_status_to_string(drawn != CAIRO_STATUS_SUCCESS ? drawn : finished));
+    return Status(Code::kInternal,
+                  std::string("cairo could not write the PDF: ") +
+                      cairo_status_to_string(drawn != CAIRO_STATUS_SUCCESS ? drawn : finished));
   }
   return pdf;
 }

@@ -19,9 +19,8 @@
 // Thread-safe: each call owns its cairo surface and Pango layouts.
 #pragma once
 
-#include <string>
-
 #include <nlohmann/json.hpp>
+#include <string>
 
 #include "events/status.h"
 
@@ -43,7 +42,8 @@ inline constexpr size_t kInvoicePdfLinesMax = 10000;
 // The PDF's bytes. kInvalidArgument when `invoice_answer` lacks a key the
 // document shows or holds one of the wrong type, or has more than
 // kInvoicePdfLinesMax lines; kInternal when cairo fails.
-Result<std::string> RenderInvoicePdf(const nlohmann::ordered_json& invoice_answer, const InvoiceIssuer& issuer);
+Result<std::string> RenderInvoicePdf(const nlohmann::ordered_json& invoice_answer,
+                                     const InvoiceIssuer& issuer);
 
 // A line or total amount as the document prints it: `-1234.500000000` with a
 // 2-digit currency becomes `-1,234.50`. Exposed for tests.

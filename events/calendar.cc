@@ -95,8 +95,8 @@ Result<Timestamp> ParseTimestamp(std::string_view s, std::string_view field) {
       return Bad(field, s, "an RFC 3339 UTC time with 1 to 9 fraction digits");
   }
   if (pos + 1 != s.size() || s[pos] != 'Z') return Bad(field, s, kWant);
-  if (mo < 1 || mo > 12 || d < 1 || d > static_cast<int>(DaysInMonth(y, mo)) || h > 23 ||
-      mi > 59 || se > 59) {
+  if (mo < 1 || mo > 12 || d < 1 || d > static_cast<int>(DaysInMonth(y, mo)) || h > 23 || mi > 59 ||
+      se > 59) {
     return Bad(field, s, "a valid calendar time");
   }
   int64_t days = DaysFromCivil(y, mo, d);

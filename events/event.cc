@@ -4,7 +4,6 @@
 #include <google/protobuf/util/json_util.h>
 
 #include <algorithm>
-
 #include <nlohmann/json.hpp>
 
 namespace billing::events {
@@ -108,7 +107,8 @@ Status ReadObject(const Json& object, google::protobuf::Message* message, const 
       if (!value.is_object()) return Invalid(path + key + " must be a JSON object");
       ++*payloads;
       int nested = 0;
-      Status s = ReadObject(value, reflection->MutableMessage(message, field), path + key + ".", &nested);
+      Status s =
+          ReadObject(value, reflection->MutableMessage(message, field), path + key + ".", &nested);
       if (!s.ok()) return s;
       continue;
     }
@@ -220,7 +220,8 @@ Status ValidatePayload(const Envelope& e, Event* out) {
       RETURN_IF_ERROR(CheckText(p.unit(), "usage_recorded.unit"));
       ASSIGN_OR_RETURN(out->quantity, ParseDecimal(p.quantity(), "usage_recorded.quantity"));
       ASSIGN_OR_RETURN(out->amount, ParseDecimal(p.amount(), "usage_recorded.amount"));
-      ASSIGN_OR_RETURN(out->usage_start, ParseTimestamp(p.usage_start(), "usage_recorded.usage_start"));
+      ASSIGN_OR_RETURN(out->usage_start,
+                       ParseTimestamp(p.usage_start(), "usage_recorded.usage_start"));
       ASSIGN_OR_RETURN(out->usage_end, ParseTimestamp(p.usage_end(), "usage_recorded.usage_end"));
       if (out->usage_end < out->usage_start) {
         return Invalid("usage_recorded.usage_end is before usage_start");
@@ -252,12 +253,13 @@ Status ValidatePayload(const Envelope& e, Event* out) {
     }
     case Payload::kEventVoided: {
       const auto& p = e.event_voided();
-      RETURN_IF_ERROR(CheckId(p.voided_event_id(), "event_voided.voided_event_id", kEventIdBytesMax));
+      RETURN_IF_ERROR(
+          CheckId(p.voided_event_id(), "event_voided.voided_event_id", kEventIdBytesMax));
       return CheckText(p.reason(), "event_voided.reason");
     }
     case Payload::kBillingPeriodClosed: {
-      ASSIGN_OR_RETURN(out->month, ParseMonth(e.billing_period_closed().month(),
-                                              "billing_period_closed.month"));
+      ASSIGN_OR_RETURN(
+          out->month, ParseMonth(e.billing_period_closed().month(), "billing_period_closed.month"));
       return Status::Ok();
     }
     case Payload::PAYLOAD_NOT_SET:
@@ -297,7 +299,8 @@ class EventShape final : public nlohmann::json_sax<Json> {
   bool end_object() override {
     std::vector<std::string>& keys = keys_.back();
     std::sort(keys.begin(), keys.end());
-    if (std::adjacent_find(keys.begin(), keys.end()) != keys.end()) return Fail(Problem::kDuplicateKey);
+    if (std::adjacent_find(keys.begin(), keys.end()) != keys.end())
+      return Fail(Problem::kDuplicateKey);
     keys_.pop_back();
     --depth_;
     return true;
@@ -328,7 +331,8 @@ class EventShape final : public nlohmann::json_sax<Json> {
 EventShape::Problem CheckShape(std::string_view json) {
   EventShape shape;
   try {
-    if (Json::sax_parse(json.begin(), json.end(), &shape) || shape.problem() != EventShape::Problem::kNone) {
+    if (Json::sax_parse(json.begin(), json.end(), &shape) ||
+        shape.problem() != EventShape::Problem::kNone) {
       return shape.problem();
     }
   } catch (const Json::exception&) {
@@ -371,13 +375,17 @@ Result<Envelope> ParseJson(std::string_view json, Names* names) {
   using Problem = EventShape::Problem;
   const Problem problem = CheckShape(json);
   switch (problem) {
-    case Problem::kNotJson: return Invalid("the event is not valid JSON");
+    case Problem::kNotJson:
+      return Invalid("the event is not valid JSON");
     case Problem::kTooDeep:
-      return Invalid("the event is nested deeper than " + std::to_string(kJsonDepthMax) + " levels");
+      return Invalid("the event is nested deeper than " + std::to_string(kJsonDepthMax) +
+                     " levels");
     case Problem::kTooManyValues:
-      return Invalid("the event holds more than " + std::to_string(kEventJsonValuesMax) + " values");
+      return Invalid("the event holds more than " + std::to_string(kEventJsonValuesMax) +
+                     " values");
     case Problem::kNone:
-    case Problem::kDuplicateKey: break;  // parsed still, to name the event in the rejection
+    case Problem::kDuplicateKey:
+      break;  // parsed still, to name the event in the rejection
   }
   // The shape is bounded now, so the tree is small.
   Json tree = Json::parse(json.begin(), json.end(), nullptr, /*allow_exceptions=*/false);
@@ -519,7 +527,8 @@ std::string_view InvoicingModeName(InvoicingMode mode) {
 }
 
 std::string_view PayloadName(Payload payload) {
-  const FieldDescriptor* field = Envelope::descriptor()->FindFieldByNumber(static_cast<int>(payload));
+  const FieldDescriptor* field =
+      Envelope::descriptor()->FindFieldByNumber(static_cast<int>(payload));
   if (field == nullptr) return "none";
   return field->name();
 }

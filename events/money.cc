@@ -31,8 +31,8 @@ Result<Nanos> ParseDecimal(std::string_view text, std::string_view field) {
   };
   if (int_part.empty() || !all_digits(int_part) ||
       (dot != std::string_view::npos && (frac_part.empty() || !all_digits(frac_part)))) {
-    return Bad(field, "must be a decimal string of digits[.digits], got \"" + std::string(text) +
-                          "\"");
+    return Bad(field,
+               "must be a decimal string of digits[.digits], got \"" + std::string(text) + "\"");
   }
   if (frac_part.size() > kNanoDigits) {
     return Bad(field, "has more than 9 fractional digits: \"" + std::string(text) + "\"");

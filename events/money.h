@@ -15,8 +15,8 @@
 
 namespace billing {
 
-using Nanos = int64_t;     // one amount, as parsed from an event
-using Sum = __int128;      // any total of amounts
+using Nanos = int64_t;  // one amount, as parsed from an event
+using Sum = __int128;   // any total of amounts
 
 inline constexpr int kNanoDigits = 9;
 inline constexpr Nanos kNanosPerUnit = 1'000'000'000;

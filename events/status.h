@@ -47,7 +47,9 @@ std::string_view CodeName(Code code);
 
 // True for the SPEC's rejection codes (an event refused by the rules), false
 // for ok and for the operational codes (kNotFound onwards).
-constexpr bool IsRejection(Code code) { return code >= Code::kInvalidArgument && code <= Code::kPeriodClosed; }
+constexpr bool IsRejection(Code code) {
+  return code >= Code::kInvalidArgument && code <= Code::kPeriodClosed;
+}
 
 class [[nodiscard]] Status {
  public:
@@ -119,8 +121,8 @@ class [[nodiscard]] Result {
 
 // Invariants that must hold in release builds too (money, sequence order):
 // a failure is a bug, and continuing could publish a wrong bill.
-#define LEDGER_CHECK(cond, msg) \
-  do {                          \
+#define LEDGER_CHECK(cond, msg)                                            \
+  do {                                                                     \
     if (!(cond)) ::billing::CheckFailed(__FILE__, __LINE__, #cond, (msg)); \
   } while (0)
 
@@ -132,10 +134,10 @@ class [[nodiscard]] Result {
 #define LEDGER_STATUS_CONCAT_INNER(a, b) a##b
 #define LEDGER_STATUS_CONCAT(a, b) LEDGER_STATUS_CONCAT_INNER(a, b)
 
-#define RETURN_IF_ERROR(expr)                                  \
-  do {                                                         \
-    ::billing::Status ledger_status_ = (expr);                 \
-    if (!ledger_status_.ok()) return ledger_status_;           \
+#define RETURN_IF_ERROR(expr)                        \
+  do {                                               \
+    ::billing::Status ledger_status_ = (expr);       \
+    if (!ledger_status_.ok()) return ledger_status_; \
   } while (0)
 
 #define ASSIGN_OR_RETURN(lhs, expr) \

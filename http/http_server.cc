@@ -1,7 +1,8 @@
 #include "http/http_server.h"
 
-#include "http/request_gate.h"
-
+#include <algorithm>
+#include <array>
+#include <atomic>
 #include <boost/asio/dispatch.hpp>
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/post.hpp>
@@ -9,15 +10,13 @@
 #include <boost/asio/strand.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
-
-#include <algorithm>
-#include <array>
-#include <cstdio>
-#include <atomic>
 #include <condition_variable>
+#include <cstdio>
 #include <mutex>
 #include <optional>
 #include <thread>
+
+#include "http/request_gate.h"
 
 namespace billing::api {
 
@@ -36,13 +35,15 @@ void LogException(const char* doing, const std::string& target) noexcept {
   } catch (const std::exception& e) {
     std::fprintf(stderr, "ledgerd: internal error %s %s: %s\n", doing, target.c_str(), e.what());
   } catch (...) {
-    std::fprintf(stderr, "ledgerd: internal error %s %s: an exception that is not a std::exception\n", doing,
-                 target.c_str());
+    std::fprintf(stderr,
+                 "ledgerd: internal error %s %s: an exception that is not a std::exception\n",
+                 doing, target.c_str());
   }
 }
 
 int64_t MicrosSince(std::chrono::steady_clock::time_point start) {
-  return std::chrono::duration_cast<std::chrono::microseconds>(std::chrono::steady_clock::now() - start)
+  return std::chrono::duration_cast<std::chrono::microseconds>(std::chrono::steady_clock::now() -
+                                                               start)
       .count();
 }
 
@@ -105,13 +106,15 @@ std::string JsonString(std::string_view s) {
 HttpReply ErrorReply(int status, std::string_view code, std::string_view message) {
   HttpReply reply;
   reply.status = status;
-  reply.body = R"({"error":{"code":)" + JsonString(code) + R"(,"message":)" + JsonString(message) + "}}";
+  reply.body =
+      R"({"error":{"code":)" + JsonString(code) + R"(,"message":)" + JsonString(message) + "}}";
   return reply;
 }
 
 // A body that does not fit in what is left of the body budget.
 HttpReply BusyReply() {
-  HttpReply busy = ErrorReply(503, "unavailable", "too many request bodies are being received; retry shortly");
+  HttpReply busy =
+      ErrorReply(503, "unavailable", "too many request bodies are being received; retry shortly");
   busy.headers.emplace_back("Retry-After", std::to_string(kBodyBudgetRetryAfterSeconds));
   return busy;
 }
@@ -159,9 +162,11 @@ class Session : public std::enable_shared_from_this<Session> {
     if (buffer_.size() > 0) used = parser_->put(buffer_.data(), ec);
     // The parser refuses a head over kHttpHeaderBytesMax before the buffer
     // is full; this only keeps prepare() within the buffer's maximum.
-    if (ec == http::error::need_more && buffer_.size() >= buffer_.max_size()) ec = http::error::header_limit;
+    if (ec == http::error::need_more && buffer_.size() >= buffer_.max_size())
+      ec = http::error::header_limit;
     if (ec == http::error::need_more) {
-      const size_t room = std::min<size_t>(kHttpHeaderBytesMax, buffer_.max_size() - buffer_.size());
+      const size_t room =
+          std::min<size_t>(kHttpHeaderBytesMax, buffer_.max_size() - buffer_.size());
       stream_.async_read_some(buffer_.prepare(room),
                               [self = shared_from_this()](beast::error_code ec, size_t n) {
                                 self->buffer_.commit(n);
@@ -185,7 +190,8 @@ class Session : public std::enable_shared_from_this<Session> {
     auto& msg = parser_->get();
     keep_alive_ = msg.keep_alive();
     head_only_ = msg.method() == http::verb::head;
-    request_ = HttpRequest{std::string(msg.method_string()), std::string(msg.target()), {}, {}, {}, false};
+    request_ =
+        HttpRequest{std::string(msg.method_string()), std::string(msg.target()), {}, {}, {}, false};
     const bool has_body = parser_->chunked() || parser_->content_length().value_or(0) > 0;
     if (refusal) {
       keep_alive_ = false;
@@ -212,7 +218,8 @@ class Session : public std::enable_shared_from_this<Session> {
       over_budget_ = false;
       parser_->on_chunk_header(on_chunk_header_);
     } else if (has_body) {
-      auto reservation = server_->body_budget.TryReserve(static_cast<size_t>(*parser_->content_length()));
+      auto reservation =
+          server_->body_budget.TryReserve(static_cast<size_t>(*parser_->content_length()));
       if (!reservation) {
         keep_alive_ = false;
         return Answer(BusyReply());
@@ -233,8 +240,9 @@ class Session : public std::enable_shared_from_this<Session> {
   }
 
   void ReadBody() {
-    http::async_read(stream_, buffer_, *parser_,
-                     [self = shared_from_this()](beast::error_code ec, size_t) { self->OnRead(ec); });
+    http::async_read(
+        stream_, buffer_, *parser_,
+        [self = shared_from_this()](beast::error_code ec, size_t) { self->OnRead(ec); });
   }
 
   // What the handler sees of a request; HEAD is served as GET.
@@ -274,17 +282,20 @@ class Session : public std::enable_shared_from_this<Session> {
       return Answer(BusyReply());
     }
     if (ec == http::error::buffer_overflow) {
-      return Answer(ErrorReply(400, "invalid_argument",
-                               "a chunk-size line (with its extensions) or the trailer section is longer than " +
-                                   std::to_string(kHttpReadBufferBytesMax) + " bytes"));
+      return Answer(ErrorReply(
+          400, "invalid_argument",
+          "a chunk-size line (with its extensions) or the trailer section is longer than " +
+              std::to_string(kHttpReadBufferBytesMax) + " bytes"));
     }
     if (ec == http::error::body_limit) {
-      return Answer(ErrorReply(413, "payload_too_large",
-                               "the body is larger than " + std::to_string(kHttpBodyBytesMax) + " bytes"));
+      return Answer(
+          ErrorReply(413, "payload_too_large",
+                     "the body is larger than " + std::to_string(kHttpBodyBytesMax) + " bytes"));
     }
     if (ec == http::error::header_limit) {
-      return Answer(ErrorReply(431, "headers_too_large", "the request headers are larger than " +
-                                                             std::to_string(kHttpHeaderBytesMax) + " bytes"));
+      return Answer(ErrorReply(
+          431, "headers_too_large",
+          "the request headers are larger than " + std::to_string(kHttpHeaderBytesMax) + " bytes"));
     }
     Answer(ErrorReply(400, "invalid_argument", "malformed HTTP request: " + ec.message()));
   }
@@ -326,9 +337,10 @@ class Session : public std::enable_shared_from_this<Session> {
     res->prepare_payload();
     bytes_ = res->body().size();
     stream_.expires_after(kHttpWriteTimeout);
-    http::async_write(stream_, *res, [self = shared_from_this(), res](beast::error_code ec, size_t) {
-      self->Finish(ec, res->need_eof());
-    });
+    http::async_write(stream_, *res,
+                      [self = shared_from_this(), res](beast::error_code ec, size_t) {
+                        self->Finish(ec, res->need_eof());
+                      });
   }
 
   template <class Response>
@@ -341,7 +353,8 @@ class Session : public std::enable_shared_from_this<Session> {
 
   // HEAD: the head GET would have, without the body (RFC 9110 §9.3.2).
   void SendHead(HttpReply reply) {
-    auto res = std::make_shared<http::response<http::empty_body>>(static_cast<http::status>(reply.status), 11);
+    auto res = std::make_shared<http::response<http::empty_body>>(
+        static_cast<http::status>(reply.status), 11);
     SetHeaders(*res, reply);
     if (reply.stream) {
       res->chunked(true);
@@ -350,9 +363,10 @@ class Session : public std::enable_shared_from_this<Session> {
     }
     auto sr = std::make_shared<http::response_serializer<http::empty_body>>(*res);
     stream_.expires_after(kHttpWriteTimeout);
-    http::async_write_header(stream_, *sr, [self = shared_from_this(), res, sr](beast::error_code ec, size_t) {
-      self->Finish(ec, res->need_eof());
-    });
+    http::async_write_header(stream_, *sr,
+                             [self = shared_from_this(), res, sr](beast::error_code ec, size_t) {
+                               self->Finish(ec, res->need_eof());
+                             });
   }
 
   void StartStream(HttpReply reply) {
@@ -364,11 +378,12 @@ class Session : public std::enable_shared_from_this<Session> {
     res->chunked(true);
     auto sr = std::make_shared<http::response_serializer<http::empty_body>>(*res);
     stream_.expires_after(kHttpWriteTimeout);
-    http::async_write_header(stream_, *sr, [self = shared_from_this(), res, sr](beast::error_code ec, size_t) {
-      if (ec) return self->Finish(ec, true);
-      self->need_eof_ = res->need_eof();
-      self->NextChunk();
-    });
+    http::async_write_header(stream_, *sr,
+                             [self = shared_from_this(), res, sr](beast::error_code ec, size_t) {
+                               if (ec) return self->Finish(ec, true);
+                               self->need_eof_ = res->need_eof();
+                               self->NextChunk();
+                             });
   }
 
   void NextChunk() {
@@ -456,9 +471,10 @@ class Session : public std::enable_shared_from_this<Session> {
   }
 
   void Drain() {
-    stream_.async_read_some(net::buffer(drain_), [self = shared_from_this()](beast::error_code ec, size_t) {
-      if (!ec) self->Drain();
-    });
+    stream_.async_read_some(net::buffer(drain_),
+                            [self = shared_from_this()](beast::error_code ec, size_t) {
+                              if (!ec) self->Drain();
+                            });
   }
 
   Stream stream_;
@@ -523,8 +539,9 @@ Result<std::unique_ptr<HttpServer>> HttpServer::Start(const ServerOptions& optio
   impl->log = std::move(log);
   impl->check = std::move(check);
   impl->hosts = options.hosts;
-  int threads = options.threads > 0 ? options.threads
-                                    : static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+  int threads = options.threads > 0
+                    ? options.threads
+                    : static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
   for (int i = 0; i < threads; ++i) {
     impl->contexts.push_back(std::make_unique<net::io_context>(1));
     impl->guards.push_back(net::make_work_guard(*impl->contexts.back()));
@@ -533,7 +550,9 @@ Result<std::unique_ptr<HttpServer>> HttpServer::Start(const ServerOptions& optio
   impl->accept_retry = std::make_unique<net::steady_timer>(*impl->contexts[0]);
   beast::error_code ec;
   auto address = net::ip::make_address(options.host, ec);
-  if (ec) return Status(Code::kInvalidArgument, "bad listen address " + options.host + ": " + ec.message());
+  if (ec)
+    return Status(Code::kInvalidArgument,
+                  "bad listen address " + options.host + ": " + ec.message());
   tcp::endpoint endpoint(address, options.port);
   tcp::acceptor& acceptor = *impl->acceptor;
   acceptor.open(endpoint.protocol(), ec);

@@ -104,8 +104,8 @@ using HeaderCheck = std::function<std::optional<HttpReply>(const HttpRequest& he
 using Handler = std::function<void(HttpRequest&& request, Respond respond)>;
 // One finished request: route label is the handler's business, so the server
 // reports method, target, status, bytes and microseconds.
-using AccessLog = std::function<void(const HttpRequest& request, int status, size_t bytes,
-                                     int64_t micros)>;
+using AccessLog =
+    std::function<void(const HttpRequest& request, int status, size_t bytes, int64_t micros)>;
 
 struct ServerOptions {
   std::string host = "127.0.0.1";

@@ -18,7 +18,8 @@ std::string_view Trim(std::string_view s) {
 
 bool IEquals(std::string_view a, std::string_view b) {
   return a.size() == b.size() && std::equal(a.begin(), a.end(), b.begin(), [](char x, char y) {
-           return std::tolower(static_cast<unsigned char>(x)) == std::tolower(static_cast<unsigned char>(y));
+           return std::tolower(static_cast<unsigned char>(x)) ==
+                  std::tolower(static_cast<unsigned char>(y));
          });
 }
 
@@ -34,20 +35,25 @@ size_t CountOf(const http::request_header<>& head, http::field field) {
 }
 
 bool AllDigits(std::string_view s) {
-  return !s.empty() && std::all_of(s.begin(), s.end(), [](unsigned char c) { return std::isdigit(c); });
+  return !s.empty() &&
+         std::all_of(s.begin(), s.end(), [](unsigned char c) { return std::isdigit(c); });
 }
 
 // obs-fold is a line of the head that starts with a space or a tab: the
 // continuation of the previous field's value. The parser joins it into that
 // value, so only the raw bytes show it.
 bool HasObsFold(std::string_view raw_head) {
-  for (size_t at = raw_head.find("\r\n"); at != std::string_view::npos; at = raw_head.find("\r\n", at + 2)) {
-    if (at + 2 < raw_head.size() && (raw_head[at + 2] == ' ' || raw_head[at + 2] == '\t')) return true;
+  for (size_t at = raw_head.find("\r\n"); at != std::string_view::npos;
+       at = raw_head.find("\r\n", at + 2)) {
+    if (at + 2 < raw_head.size() && (raw_head[at + 2] == ' ' || raw_head[at + 2] == '\t'))
+      return true;
   }
   return false;
 }
 
-Refusal BadRequest(std::string message) { return Refusal{400, "invalid_argument", std::move(message)}; }
+Refusal BadRequest(std::string message) {
+  return Refusal{400, "invalid_argument", std::move(message)};
+}
 
 }  // namespace
 
@@ -77,7 +83,8 @@ bool IsLoopbackHost(std::string_view host) {
   int parts = 0;
   for (size_t start = 0; start <= name.size();) {
     size_t dot = name.find('.', start);
-    std::string_view part = name.substr(start, dot == std::string_view::npos ? std::string_view::npos : dot - start);
+    std::string_view part =
+        name.substr(start, dot == std::string_view::npos ? std::string_view::npos : dot - start);
     if (!AllDigits(part) || part.size() > 3 || std::stoi(std::string(part)) > 255) return false;
     ++parts;
     if (dot == std::string_view::npos) break;
@@ -91,8 +98,8 @@ bool IsJsonMediaType(std::string_view content_type) {
   return IEquals(type, "application/json") || IEquals(type, "application/x-ndjson");
 }
 
-std::optional<Refusal> CheckRequestHead(const http::request_header<>& head, std::string_view raw_head,
-                                        HostPolicy hosts) {
+std::optional<Refusal> CheckRequestHead(const http::request_header<>& head,
+                                        std::string_view raw_head, HostPolicy hosts) {
   if (HasObsFold(raw_head)) {
     return BadRequest("header lines folded onto the next line (obs-fold) are not accepted");
   }
@@ -122,16 +129,20 @@ std::optional<Refusal> CheckRequestHead(const http::request_header<>& head, std:
     return BadRequest("a request may carry one Authorization header");
   }
   const size_t expect_count = CountOf(head, http::field::expect);
-  if (expect_count > 1 || (expect_count == 1 && !IEquals(ValueOf(head, http::field::expect), "100-continue"))) {
-    return Refusal{417, "expectation_failed", "the only expectation understood is `Expect: 100-continue`"};
+  if (expect_count > 1 ||
+      (expect_count == 1 && !IEquals(ValueOf(head, http::field::expect), "100-continue"))) {
+    return Refusal{417, "expectation_failed",
+                   "the only expectation understood is `Expect: 100-continue`"};
   }
-  if (hosts == HostPolicy::kLoopbackOnly && (host_count == 0 || !IsLoopbackHost(ValueOf(head, http::field::host)))) {
+  if (hosts == HostPolicy::kLoopbackOnly &&
+      (host_count == 0 || !IsLoopbackHost(ValueOf(head, http::field::host)))) {
     // A browser sends the name it resolved: any other name reaching a
     // loopback listener is a DNS rebinding (or a misrouted request). An
     // HTTP/1.0 request without Host names nothing, so it cannot show it is
     // not one.
     return Refusal{421, "misdirected_request",
-                   "without access control this server only answers requests for localhost, 127.0.0.1 or [::1]"};
+                   "without access control this server only answers requests for localhost, "
+                   "127.0.0.1 or [::1]"};
   }
   return std::nullopt;
 }

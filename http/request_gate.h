@@ -19,16 +19,15 @@
 // thread-safe and never block.
 #pragma once
 
+#include <atomic>
 #include <boost/asio/ip/address.hpp>
 #include <boost/beast/http/message.hpp>
-
-#include <atomic>
 #include <cstddef>
+#include <map>
 #include <mutex>
 #include <optional>
 #include <string>
 #include <string_view>
-#include <map>
 
 #include "http/http_server.h"
 

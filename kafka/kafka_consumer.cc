@@ -75,7 +75,8 @@ std::string PartitionLabel(int32_t partition) {
 }
 
 // Sets one librdkafka property; false (with the reason in `error`) if refused.
-bool SetConf(rd_kafka_conf_t* conf, const char* name, const std::string& value, std::string* error) {
+bool SetConf(rd_kafka_conf_t* conf, const char* name, const std::string& value,
+             std::string* error) {
   char err[512];
   if (rd_kafka_conf_set(conf, name, value.c_str(), err, sizeof(err)) != RD_KAFKA_CONF_OK) {
     *error = std::string(name) + ": " + err;
@@ -145,8 +146,8 @@ struct KafkaConsumer::Impl {
   static void OnRebalance(rd_kafka_t* rk, rd_kafka_resp_err_t err,
                           rd_kafka_topic_partition_list_t* parts, void* opaque);
   static void OnDlqDelivery(rd_kafka_t* rk, const rd_kafka_message_t* m, void* opaque);
-  static void OnCommit(rd_kafka_t* rk, rd_kafka_resp_err_t err, rd_kafka_topic_partition_list_t* offsets,
-                       void* opaque);
+  static void OnCommit(rd_kafka_t* rk, rd_kafka_resp_err_t err,
+                       rd_kafka_topic_partition_list_t* offsets, void* opaque);
   void CommitToKafka(bool now);
 
   const KafkaOptions options;
@@ -178,9 +179,9 @@ struct KafkaConsumer::Impl {
   bool rewind = false;  // an append failed: drop what is in hand, seek back
   int backoff_ms = 0;
   std::vector<int32_t> assigned;
-  std::map<int32_t, int64_t> stored;    // next offset durable in the ledger
-  std::map<int32_t, int64_t> position;  // next offset we expect to read
-  std::map<int32_t, int64_t> uncommitted;  // durable, not yet committed to Kafka
+  std::map<int32_t, int64_t> stored;            // next offset durable in the ledger
+  std::map<int32_t, int64_t> position;          // next offset we expect to read
+  std::map<int32_t, int64_t> uncommitted;       // durable, not yet committed to Kafka
   std::map<int32_t, int64_t> written_this_run;  // durable, by this process
   Clock::time_point next_commit;
   Clock::time_point next_lag_refresh;
@@ -198,7 +199,8 @@ struct KafkaConsumer::Impl {
 Status KafkaConsumer::Impl::Configure() {
   std::string error;
   rd_kafka_conf_t* conf = rd_kafka_conf_new();
-  const std::string fetch_wait = options.embedded ? kFetchWaitMaxMsEmbedded : kFetchWaitMaxMsBrokers;
+  const std::string fetch_wait =
+      options.embedded ? kFetchWaitMaxMsEmbedded : kFetchWaitMaxMsBrokers;
   const int heartbeat_ms = std::max(1, options.session_timeout_ms / 3);
   const std::pair<const char*, std::string> settings[] = {
       {"bootstrap.servers", bootstrap},
@@ -247,10 +249,8 @@ Status KafkaConsumer::Impl::Configure() {
   if (!options.dlq_topic.empty()) {
     rd_kafka_conf_t* pconf = rd_kafka_conf_new();
     const std::pair<const char*, std::string> psettings[] = {
-        {"bootstrap.servers", bootstrap},
-        {"client.id", "ledgerd-dlq"},
-        {"enable.idempotence", "true"},
-        {"message.timeout.ms", kDlqMessageTimeoutMs},
+        {"bootstrap.servers", bootstrap},  {"client.id", "ledgerd-dlq"},
+        {"enable.idempotence", "true"},    {"message.timeout.ms", kDlqMessageTimeoutMs},
         {"log.connection.close", "false"},
     };
     for (const auto& [name, value] : psettings) {
@@ -313,7 +313,8 @@ void KafkaConsumer::Impl::Turn() {
   // more is ready (low latency when traffic is light), it is full, or it has
   // waited long enough; while one is in flight the next one fills up, so
   // batches grow with the load.
-  bool aged = !batch.empty() && now - batch.started >= std::chrono::milliseconds(kKafkaBatchLingerMs);
+  bool aged =
+      !batch.empty() && now - batch.started >= std::chrono::milliseconds(kKafkaBatchLingerMs);
   if (!inflight && !batch.empty() && (drained || aged || batch.size() >= kKafkaBatchEventsMax)) {
     Submit();
   }
@@ -330,7 +331,8 @@ void KafkaConsumer::Impl::Turn() {
   }
   drained = false;
   // The message is released however Take leaves.
-  std::unique_ptr<rd_kafka_message_t, void (*)(rd_kafka_message_t*)> owned(m, rd_kafka_message_destroy);
+  std::unique_ptr<rd_kafka_message_t, void (*)(rd_kafka_message_t*)> owned(
+      m, rd_kafka_message_destroy);
   Take(m);
 }
 
@@ -349,8 +351,8 @@ void KafkaConsumer::Impl::Take(const rd_kafka_message_t* m) {
     // recreated or the offset reset. The broker decides either way; say so.
     // (Messages fetched before a seek never get here: librdkafka drops them.)
     LogError(RD_KAFKA_RESP_ERR_OFFSET_OUT_OF_RANGE,
-             "partition " + std::to_string(partition) + ": expected offset " + std::to_string(it->second) +
-                 ", the broker sent " + std::to_string(m->offset));
+             "partition " + std::to_string(partition) + ": expected offset " +
+                 std::to_string(it->second) + ", the broker sent " + std::to_string(m->offset));
     metrics.Count("ledger_kafka_offset_jumps_total", PartitionLabel(partition));
   }
   ledger::Source source;
@@ -397,7 +399,8 @@ void KafkaConsumer::Impl::Submit() {
 
 bool KafkaConsumer::Impl::InflightDone(int wait_ms) {
   std::unique_lock<std::mutex> lock(done_mu);
-  if (wait_ms > 0) done_cv.wait_for(lock, std::chrono::milliseconds(wait_ms), [this] { return done; });
+  if (wait_ms > 0)
+    done_cv.wait_for(lock, std::chrono::milliseconds(wait_ms), [this] { return done; });
   return done;
 }
 
@@ -419,7 +422,8 @@ void KafkaConsumer::Impl::Complete() {
   if (!r.status.ok()) {
     append_failures++;
     metrics.Count("ledger_kafka_append_failures_total", "");
-    Log("append failed, nothing of the batch was written; reading again from the stored offsets: %s",
+    Log("append failed, nothing of the batch was written; reading again from the stored offsets: "
+        "%s",
         r.status.ToString().c_str());
     rewind = true;
     return;
@@ -429,7 +433,8 @@ void KafkaConsumer::Impl::Complete() {
 }
 
 // The batch is durable: count it, remember its offsets, tell Kafka.
-void KafkaConsumer::Impl::Account(const ledger::AppendResult& r, const std::map<int32_t, int64_t>& next) {
+void KafkaConsumer::Impl::Account(const ledger::AppendResult& r,
+                                  const std::map<int32_t, int64_t>& next) {
   uint64_t n_accepted = 0, n_duplicates = 0, n_rejected = 0;
   std::map<std::string, uint64_t> by_code;
   for (const ledger::Outcome& o : r.outcomes) {
@@ -481,15 +486,16 @@ void KafkaConsumer::Impl::CommitToKafka(bool now) {
   if (uncommitted.empty() || (!now && t < next_commit)) return;
   PartitionList commit(static_cast<int>(uncommitted.size()));
   for (const auto& [partition, offset] : uncommitted) {
-    rd_kafka_topic_partition_list_add(commit.list, options.topic.c_str(), partition)->offset = offset;
+    rd_kafka_topic_partition_list_add(commit.list, options.topic.c_str(), partition)->offset =
+        offset;
   }
   rd_kafka_commit(rk, commit.list, 1);
   uncommitted.clear();
   next_commit = t + std::chrono::milliseconds(kKafkaCommitIntervalMs);
 }
 
-void KafkaConsumer::Impl::OnCommit(rd_kafka_t*, rd_kafka_resp_err_t err, rd_kafka_topic_partition_list_t*,
-                                   void* opaque) {
+void KafkaConsumer::Impl::OnCommit(rd_kafka_t*, rd_kafka_resp_err_t err,
+                                   rd_kafka_topic_partition_list_t*, void* opaque) {
   // _NO_OFFSET: there was nothing to commit. A commit refused during a
   // rebalance is expected and harmless; the next one carries newer offsets.
   if (err == RD_KAFKA_RESP_ERR_NO_ERROR || err == RD_KAFKA_RESP_ERR__NO_OFFSET) return;
@@ -550,7 +556,8 @@ void KafkaConsumer::Impl::OnRebalance(rd_kafka_t* rk, rd_kafka_resp_err_t err,
   }
 }
 
-void KafkaConsumer::Impl::Rebalance(rd_kafka_resp_err_t err, rd_kafka_topic_partition_list_t* parts) {
+void KafkaConsumer::Impl::Rebalance(rd_kafka_resp_err_t err,
+                                    rd_kafka_topic_partition_list_t* parts) {
   switch (err) {
     case RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS:
       Assign(parts);
@@ -641,7 +648,8 @@ Result<int64_t> KafkaConsumer::Impl::StoredOffset(int32_t partition) {
     // ledger from an earlier run point into a log that no longer exists (the
     // new one starts again at 0), so only offsets written by this run count.
     auto it = written_this_run.find(partition);
-    return it != written_this_run.end() ? it->second : static_cast<int64_t>(RD_KAFKA_OFFSET_BEGINNING);
+    return it != written_this_run.end() ? it->second
+                                        : static_cast<int64_t>(RD_KAFKA_OFFSET_BEGINNING);
   }
   auto next = billing.ledger().KafkaNextOffset(options.topic, partition);
   if (!next.ok()) return next.status();
@@ -656,7 +664,8 @@ Status KafkaConsumer::Impl::SeekToStored() {
     Result<int64_t> offset = StoredOffset(partition);
     if (!offset.ok()) return offset.status();
     offsets[partition] = *offset;
-    rd_kafka_topic_partition_list_add(list.list, options.topic.c_str(), partition)->offset = *offset;
+    rd_kafka_topic_partition_list_add(list.list, options.topic.c_str(), partition)->offset =
+        *offset;
   }
   rd_kafka_error_t* error = rd_kafka_seek_partitions(rk, list.list, kSeekTimeoutMs);
   if (error != nullptr) {
@@ -666,8 +675,9 @@ Status KafkaConsumer::Impl::SeekToStored() {
   }
   for (int i = 0; i < list.list->cnt; ++i) {
     if (list.list->elems[i].err != RD_KAFKA_RESP_ERR_NO_ERROR) {
-      return Status(Code::kUnavailable, "seek partition " + std::to_string(list.list->elems[i].partition) +
-                                            ": " + rd_kafka_err2str(list.list->elems[i].err));
+      return Status(Code::kUnavailable, "seek partition " +
+                                            std::to_string(list.list->elems[i].partition) + ": " +
+                                            rd_kafka_err2str(list.list->elems[i].err));
     }
   }
   position.clear();
@@ -706,11 +716,14 @@ void KafkaConsumer::Impl::MirrorToDlq(const ledger::AppendResult& r) {
         dlq, RD_KAFKA_V_TOPIC(options.dlq_topic.c_str()),
         RD_KAFKA_V_KEY(rej.org_id().data(), rej.org_id().size()),
         RD_KAFKA_V_VALUE(const_cast<char*>(rej.raw().data()), rej.raw().size()),
-        RD_KAFKA_V_HEADER("ledger-code", rej.code().data(), static_cast<ssize_t>(rej.code().size())),
-        RD_KAFKA_V_HEADER("ledger-message", rej.message().data(), static_cast<ssize_t>(rej.message().size())),
+        RD_KAFKA_V_HEADER("ledger-code", rej.code().data(),
+                          static_cast<ssize_t>(rej.code().size())),
+        RD_KAFKA_V_HEADER("ledger-message", rej.message().data(),
+                          static_cast<ssize_t>(rej.message().size())),
         RD_KAFKA_V_HEADER("source-topic", rej.source().topic().data(),
                           static_cast<ssize_t>(rej.source().topic().size())),
-        RD_KAFKA_V_HEADER("source-partition", partition.data(), static_cast<ssize_t>(partition.size())),
+        RD_KAFKA_V_HEADER("source-partition", partition.data(),
+                          static_cast<ssize_t>(partition.size())),
         RD_KAFKA_V_HEADER("source-offset", offset.data(), static_cast<ssize_t>(offset.size())),
         RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_END);
     if (e != RD_KAFKA_RESP_ERR_NO_ERROR) {
@@ -730,7 +743,8 @@ void KafkaConsumer::Impl::OnDlqDelivery(rd_kafka_t*, const rd_kafka_message_t* m
     impl->metrics.Count("ledger_kafka_dlq_failures_total", "");
     impl->LogError(m->err, std::string("dead-letter delivery: ") + rd_kafka_err2str(m->err));
   } catch (const std::exception& e) {
-    Log("a dead-letter delivery failed (%s), and so did reporting it: %s", rd_kafka_err2str(m->err), e.what());
+    Log("a dead-letter delivery failed (%s), and so did reporting it: %s", rd_kafka_err2str(m->err),
+        e.what());
   } catch (...) {
     Log("a dead-letter delivery failed (%s), and so did reporting it", rd_kafka_err2str(m->err));
   }
@@ -739,7 +753,8 @@ void KafkaConsumer::Impl::OnDlqDelivery(rd_kafka_t*, const rd_kafka_message_t* m
 void KafkaConsumer::Impl::LogError(rd_kafka_resp_err_t err, const std::string& what) {
   Clock::time_point now = Clock::now();
   auto it = last_error_log.find(static_cast<int>(err));
-  if (it != last_error_log.end() && now - it->second < std::chrono::milliseconds(kErrorLogIntervalMs)) {
+  if (it != last_error_log.end() &&
+      now - it->second < std::chrono::milliseconds(kErrorLogIntervalMs)) {
     return;
   }
   last_error_log[static_cast<int>(err)] = now;

@@ -36,8 +36,8 @@
 #include <memory>
 #include <string>
 
-#include "metrics/metrics.h"
 #include "events/status.h"
+#include "metrics/metrics.h"
 #include "projections/billing.h"
 
 namespace billing::api {

@@ -2,9 +2,8 @@
 
 #include <librdkafka/rdkafka.h>
 
-#include <nlohmann/json.hpp>
-
 #include <algorithm>
+#include <nlohmann/json.hpp>
 
 namespace billing::ops {
 
@@ -82,11 +81,11 @@ ProduceReport ProduceLines(const ProduceOptions& options, std::istream& in) {
     std::string key = OrgKey(line);
     if (key.empty()) report.unkeyed++;
     for (;;) {
-      rd_kafka_resp_err_t e = rd_kafka_producev(
-          rk, RD_KAFKA_V_TOPIC(options.topic.c_str()),
-          RD_KAFKA_V_KEY(key.empty() ? nullptr : key.data(), key.size()),
-          RD_KAFKA_V_VALUE(line.data(), line.size()), RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
-          RD_KAFKA_V_END);
+      rd_kafka_resp_err_t e =
+          rd_kafka_producev(rk, RD_KAFKA_V_TOPIC(options.topic.c_str()),
+                            RD_KAFKA_V_KEY(key.empty() ? nullptr : key.data(), key.size()),
+                            RD_KAFKA_V_VALUE(line.data(), line.size()),
+                            RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_END);
       if (e == RD_KAFKA_RESP_ERR__QUEUE_FULL) {
         rd_kafka_poll(rk, kQueueFullPollMs);
         continue;
@@ -110,7 +109,8 @@ ProduceReport ProduceLines(const ProduceOptions& options, std::istream& in) {
   report.delivered = counters.delivered;
   report.failed = report.sent - std::min(report.sent, counters.delivered);
   report.error = counters.first_error;
-  if (report.error.empty() && report.failed > 0) report.error = "timed out waiting for delivery reports";
+  if (report.error.empty() && report.failed > 0)
+    report.error = "timed out waiting for delivery reports";
   return report;
 }
 

@@ -17,13 +17,14 @@ inline constexpr std::string_view kFormatVersion = "billing-ledger/2";
 // Event ids were global: `i` event_id. Version 2 keys them by org.
 inline constexpr std::string_view kFormatVersion1 = "billing-ledger/1";
 
-inline constexpr char kRecordPrefix = 'e';    // e | be64 sequence          -> Record
-inline constexpr char kEventIdPrefix = 'i';   // i | org_id | 0 | event_id  -> be64 seq | sha256 digest
+inline constexpr char kRecordPrefix = 'e';  // e | be64 sequence          -> Record
+inline constexpr char kEventIdPrefix =
+    'i';  // i | org_id | 0 | event_id  -> be64 seq | sha256 digest
 inline constexpr char kRejectedOrgPrefix = 'j';  // j | org_id | 0 | be64 id -> (empty)
-inline constexpr char kOrgPrefix = 'o';       // o | org_id | 0 | be64 seq  -> (empty)
-inline constexpr char kRejectedPrefix = 'r';  // r | be64 id                -> Rejected
-inline constexpr char kOffsetPrefix = 'k';    // k | topic | 0 | be32 part  -> be64 next offset
-inline constexpr char kMetaPrefix = 'm';      // m | name                   -> value
+inline constexpr char kOrgPrefix = 'o';          // o | org_id | 0 | be64 seq  -> (empty)
+inline constexpr char kRejectedPrefix = 'r';     // r | be64 id                -> Rejected
+inline constexpr char kOffsetPrefix = 'k';       // k | topic | 0 | be32 part  -> be64 next offset
+inline constexpr char kMetaPrefix = 'm';         // m | name                   -> value
 // Keys from 'p' on belong to the projections (read models), which are derived
 // from the records and may be deleted and rebuilt at any time.
 inline constexpr char kProjectionPrefix = 'p';

@@ -97,7 +97,8 @@ class StdioLogger : public rocksdb::Logger {
     char stamp[32];
     std::strftime(stamp, sizeof(stamp), "%Y/%m/%d-%H:%M:%S", &tm);
     long micros = static_cast<long>(
-        std::chrono::duration_cast<std::chrono::microseconds>(now.time_since_epoch()).count() % 1000000);
+        std::chrono::duration_cast<std::chrono::microseconds>(now.time_since_epoch()).count() %
+        1000000);
     va_list copy;
     va_copy(copy, ap);
     int n = std::vsnprintf(nullptr, 0, format, copy);
@@ -180,8 +181,10 @@ bool BoundRejected(RejectedRecord* rec) {
       changed = true;
     }
   };
-  bound(rec->mutable_message(), std::string(events::CutUtf8(rec->message(), kRejectedMessageBytesMax)));
-  bound(rec->mutable_event_id(), std::string(events::CutUtf8(rec->event_id(), events::kEventIdBytesMax)));
+  bound(rec->mutable_message(),
+        std::string(events::CutUtf8(rec->message(), kRejectedMessageBytesMax)));
+  bound(rec->mutable_event_id(),
+        std::string(events::CutUtf8(rec->event_id(), events::kEventIdBytesMax)));
   bound(rec->mutable_org_id(), BucketOf(rec->org_id()));
   return changed;
 }
@@ -202,7 +205,8 @@ constexpr size_t kUpgradeBatchBytesMax = 4 * 1024 * 1024;
 // without everything it vouches for.
 Status FlushUpgradeBatch(rocksdb::DB* db, rocksdb::WriteBatch* batch, bool last) {
   if (batch->Count() == 0) return Status::Ok();
-  if (!last && batch->Count() < kUpgradeBatchKeysMax && batch->GetDataSize() < kUpgradeBatchBytesMax) {
+  if (!last && batch->Count() < kUpgradeBatchKeysMax &&
+      batch->GetDataSize() < kUpgradeBatchBytesMax) {
     return Status::Ok();
   }
   rocksdb::WriteOptions wo;
@@ -279,7 +283,8 @@ Status UpgradeFromV1(rocksdb::DB* db, size_t per_org_max) {
   if (Status s = BoundRejections(db, per_org_max); !s.ok()) return s;
   rocksdb::WriteOptions wo;
   wo.sync = true;
-  return FromRocks(db->Put(wo, format::kMetaFormat, format::kFormatVersion), "upgrading the ledger");
+  return FromRocks(db->Put(wo, format::kMetaFormat, format::kFormatVersion),
+                   "upgrading the ledger");
 }
 
 }  // namespace
@@ -303,8 +308,8 @@ Status DecodeEvent(const Record& record, events::Envelope* out) {
   out->Clear();
   out->set_allocated_usage_recorded(payload);
   if (!out->MergeFromString(record.event())) return undecodable();
-  if (out->payload_case() == events::Payload::kUsageRecorded && out->usage_recorded().ByteSizeLong() == 0 &&
-      !out->ParseFromString(record.event())) {
+  if (out->payload_case() == events::Payload::kUsageRecorded &&
+      out->usage_recorded().ByteSizeLong() == 0 && !out->ParseFromString(record.event())) {
     return undecodable();
   }
   return Status::Ok();
@@ -398,7 +403,8 @@ struct Ledger::Impl {
     ro.iterate_upper_bound = &upper_slice;
     std::unique_ptr<rocksdb::Iterator> it(db->NewIterator(ro));
     for (it->Seek(std::string(1, format::kRejectedOrgPrefix)); it->Valid(); it->Next()) {
-      if (it->key().size() < 1 + 1 + 8) return Status(Code::kCorruption, "short rejected-by-org index key");
+      if (it->key().size() < 1 + 1 + 8)
+        return Status(Code::kCorruption, "short rejected-by-org index key");
       auto [bucket, id] = ParseRejectedOrgKey(it->key());
       buckets[bucket].push_back(id);
     }
@@ -407,7 +413,8 @@ struct Ledger::Impl {
 
   Result<std::optional<StoredEvent>> FindCommitted(EventKey key) const {
     std::string value;
-    rocksdb::Status s = db->Get(rocksdb::ReadOptions(), format::EventIdKey(key.org_id, key.event_id), &value);
+    rocksdb::Status s =
+        db->Get(rocksdb::ReadOptions(), format::EventIdKey(key.org_id, key.event_id), &value);
     bool global_key = false;
     if (s.IsNotFound() && legacy_format) {
       // Format 1 keyed ids alone (one upgrade cut short may have rekeyed some
@@ -424,7 +431,8 @@ struct Ledger::Impl {
     // A record the index names but that is not there is damage; a read that
     // failed is only a read that failed.
     if (s.IsNotFound()) {
-      return Status(Code::kCorruption, "event-id index points at missing record " + std::to_string(seq.value));
+      return Status(Code::kCorruption,
+                    "event-id index points at missing record " + std::to_string(seq.value));
     }
     if (!s.ok()) return FromRocks(s, "reading record " + std::to_string(seq.value));
     Record record;
@@ -458,7 +466,8 @@ struct Ledger::Impl {
     for (const Pending& p : group) {
       for (const Entry& e : p.request.entries) {
         if (e.event) {
-          out->ids_.push_back(format::EventIdKey(e.event->envelope.org_id(), e.event->envelope.event_id()));
+          out->ids_.push_back(
+              format::EventIdKey(e.event->envelope.org_id(), e.event->envelope.event_id()));
         }
       }
     }
@@ -489,8 +498,8 @@ struct Ledger::Impl {
         queue_cv.wait(lock, [&] { return stopping || !queue.empty(); });
         if (queue.empty()) return;  // stopping, and everything queued was written
         size_t entries = 0;
-        while (!queue.empty() &&
-               (group.empty() || entries + queue.front().request.entries.size() <= kGroupEntriesMax)) {
+        while (!queue.empty() && (group.empty() || entries + queue.front().request.entries.size() <=
+                                                       kGroupEntriesMax)) {
           entries += queue.front().request.entries.size();
           group.push_back(std::move(queue.front()));
           queue.pop_front();
@@ -520,7 +529,8 @@ struct Ledger::Impl {
     if (s.IsNotFound()) return Status::Ok();  // dropped by the quota meanwhile
     if (!s.ok()) return FromRocks(s, "reading a re-driven rejected message");
     RejectedRecord stored;
-    if (!stored.ParseFromString(value)) return Status(Code::kCorruption, "undecodable rejected record");
+    if (!stored.ParseFromString(value))
+      return Status(Code::kCorruption, "undecodable rejected record");
     batch->Delete(format::RejectedOrgKey(stored.org_id(), id));
     std::deque<uint64_t>& ids = StagedBucket(stored.org_id());
     auto it = std::lower_bound(ids.begin(), ids.end(), id);
@@ -530,8 +540,8 @@ struct Ledger::Impl {
 
   // Stores a rejection, bounded (ledger.h), in its org's bucket, dropping the
   // bucket's oldest beyond the quota.
-  Status Reject(rocksdb::WriteBatch* batch, const Entry& entry, Code code, const std::string& message,
-                Outcome* outcome) {
+  Status Reject(rocksdb::WriteBatch* batch, const Entry& entry, Code code,
+                const std::string& message, Outcome* outcome) {
     uint64_t id = entry.redrive_of ? *entry.redrive_of : next_rejected_id++;
     if (entry.redrive_of) {
       if (Status forgot = ForgetRedriven(batch, id); !forgot.ok()) return forgot;
@@ -657,8 +667,9 @@ struct Ledger::Impl {
       unresumable = "; RocksDB cannot resume from this error in-process: restart ledgerd (" +
                     resumed.ToString() + ")";
       if (first && options.on_unrecoverable) {
-        options.on_unrecoverable(Status(Code::kUnavailable, "the ledger cannot write until it is reopened: " +
-                                                                resumed.ToString()));
+        options.on_unrecoverable(
+            Status(Code::kUnavailable,
+                   "the ledger cannot write until it is reopened: " + resumed.ToString()));
       }
     }
   }
@@ -685,7 +696,8 @@ struct Ledger::Impl {
   // corrupt index) fails the whole group; a refusal of the entry is an
   // outcome, not a status.
   Status DecideEntry(GroupWrite& write, Entry& entry, Hashed& hashed, Outcome* out) {
-    if (!entry.event) return Reject(&write.batch, entry, entry.rejection.code(), entry.rejection.message(), out);
+    if (!entry.event)
+      return Reject(&write.batch, entry, entry.rejection.code(), entry.rejection.message(), out);
     const events::Envelope& env = entry.event->envelope;
     // Idempotency comes first: a known id is a duplicate or a conflict,
     // whatever the rest of the event says.
@@ -702,7 +714,8 @@ struct Ledger::Impl {
     if (known) {
       if (known->second != hashed.digest) {
         return Reject(&write.batch, entry, Code::kConflict,
-                      "event_id " + env.event_id() + " is already recorded with different content", out);
+                      "event_id " + env.event_id() + " is already recorded with different content",
+                      out);
       }
       out->kind = Outcome::Kind::kDuplicate;
       out->sequence = known->first;
@@ -714,14 +727,15 @@ struct Ledger::Impl {
         admitted.code() == Code::kInternal) {
       return admitted;
     }
-    if (!admitted.ok()) return Reject(&write.batch, entry, admitted.code(), admitted.message(), out);
+    if (!admitted.ok())
+      return Reject(&write.batch, entry, admitted.code(), admitted.message(), out);
     return Accept(write, entry, std::move(id_key), seq, hashed, out);
   }
 
   // Records an admitted event at `seq`, chained to the head, with its index
   // keys; the group's writer head moves on.
-  Status Accept(GroupWrite& write, const Entry& entry, std::string id_key, Sequence seq, Hashed& hashed,
-                Outcome* out) {
+  Status Accept(GroupWrite& write, const Entry& entry, std::string id_key, Sequence seq,
+                Hashed& hashed, Outcome* out) {
     const events::Envelope& env = entry.event->envelope;
     Record record;
     record.set_sequence(seq.value);
@@ -883,8 +897,8 @@ Result<std::unique_ptr<Ledger>> Ledger::Open(const Options& options) {
       impl->legacy_format = true;
     } else if (Status upgraded = UpgradeFromV1(raw, options.rejected_per_org_max); !upgraded.ok()) {
       return Status(upgraded.code(), "upgrading " + options.dir + " from " +
-                                         std::string(format::kFormatVersion1) + " (the next open resumes it): " +
-                                         upgraded.message());
+                                         std::string(format::kFormatVersion1) +
+                                         " (the next open resumes it): " + upgraded.message());
     }
   } else if (format_value != format::kFormatVersion) {
     return Status(Code::kCorruption, options.dir + " holds ledger format \"" + format_value +
@@ -1067,7 +1081,8 @@ Result<VerifyReport> Ledger::Verify() const {
 Result<std::optional<int64_t>> Ledger::KafkaNextOffset(const std::string& topic,
                                                        int32_t partition) const {
   std::string value;
-  rocksdb::Status s = impl_->db->Get(rocksdb::ReadOptions(), format::OffsetKey(topic, partition), &value);
+  rocksdb::Status s =
+      impl_->db->Get(rocksdb::ReadOptions(), format::OffsetKey(topic, partition), &value);
   if (s.IsNotFound()) return std::optional<int64_t>();
   if (!s.ok()) return FromRocks(s, "reading a Kafka offset");
   if (value.size() != 8) return Status(Code::kCorruption, "bad Kafka offset entry");
@@ -1108,9 +1123,11 @@ Result<RejectedPage> Ledger::ListRejected(const RejectedQuery& query) const {
   rocksdb::ReadOptions ro;
   ro.snapshot = snapshot.snapshot();
   const bool by_org = query.org && !impl_->legacy_format;
-  std::string prefix = by_org ? format::RejectedOrgPrefix(*query.org) : std::string(1, format::kRejectedPrefix);
+  std::string prefix =
+      by_org ? format::RejectedOrgPrefix(*query.org) : std::string(1, format::kRejectedPrefix);
   std::unique_ptr<rocksdb::Iterator> it(impl_->db->NewIterator(ro));
-  it->Seek(by_org ? format::RejectedOrgKey(*query.org, query.after_id + 1) : format::RejectedKey(query.after_id + 1));
+  it->Seek(by_org ? format::RejectedOrgKey(*query.org, query.after_id + 1)
+                  : format::RejectedKey(query.after_id + 1));
   for (; it->Valid() && HasPrefix(it->key(), prefix); it->Next()) {
     RejectedRecord rec;
     if (by_org) {
@@ -1118,7 +1135,8 @@ Result<RejectedPage> Ledger::ListRejected(const RejectedQuery& query) const {
       std::string value;
       rocksdb::Status s = impl_->db->Get(ro, format::RejectedKey(id), &value);
       if (!s.ok()) return FromRocks(s, "reading rejected message " + std::to_string(id));
-      if (!rec.ParseFromString(value)) return Status(Code::kCorruption, "undecodable rejected record");
+      if (!rec.ParseFromString(value))
+        return Status(Code::kCorruption, "undecodable rejected record");
     } else {
       if (!rec.ParseFromArray(it->value().data(), static_cast<int>(it->value().size()))) {
         return Status(Code::kCorruption, "undecodable rejected record");

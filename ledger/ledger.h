@@ -7,8 +7,8 @@
 // acknowledged event is on disk and concurrent appenders share the fsync.
 // Within a group each event is, in order: a duplicate (same org_id and
 // event_id, same content digest: acknowledged, not stored again), a conflict
-// (same org and id, other content), refused by the Gate (stateful validation, owned by projections), or
-// accepted with the next gap-free sequence, a recorded_at and a chained hash.
+// (same org and id, other content), refused by the Gate (stateful validation, owned by
+// projections), or accepted with the next gap-free sequence, a recorded_at and a chained hash.
 // Rejections are written to the rejected store, and Kafka offsets to the offset
 // store, in the same WriteBatch as the events they belong to. Event ids are
 // per organization: one org's ids never collide with, block or reveal another's.
@@ -90,14 +90,14 @@ struct AppendRequest {
 struct Outcome {
   enum class Kind { kAccepted, kDuplicate, kRejected };
   Kind kind = Kind::kRejected;
-  Sequence sequence;       // accepted or duplicate: the event's sequence
-  Code code = Code::kOk;   // rejected: the SPEC code
-  std::string message;     // rejected: why
+  Sequence sequence;      // accepted or duplicate: the event's sequence
+  Code code = Code::kOk;  // rejected: the SPEC code
+  std::string message;    // rejected: why
   uint64_t rejected_id = 0;
 };
 
 struct AppendResult {
-  Status status;  // not ok: nothing of the request was written (e.g. kUnavailable)
+  Status status;                  // not ok: nothing of the request was written (e.g. kUnavailable)
   std::vector<Outcome> outcomes;  // one per entry, in order
   Sequence last_sequence;         // ledger head after the group
 };
@@ -134,8 +134,8 @@ inline constexpr size_t kRejectedPageBytesMax = 1024 * 1024;
 
 // One page of the rejected store; see Ledger::ListRejected.
 struct RejectedQuery {
-  uint64_t after_id = 0;  // rejections with a larger id, oldest first
-  size_t limit = 0;       // at most this many (0: no count limit)
+  uint64_t after_id = 0;                     // rejections with a larger id, oldest first
+  size_t limit = 0;                          // at most this many (0: no count limit)
   size_t bytes_max = kRejectedPageBytesMax;  // stop once this many stored bytes are listed
   // Only this org's rejections (empty string: those naming no valid org);
   // nullopt: every rejection.

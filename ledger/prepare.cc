@@ -12,7 +12,8 @@ Entry PrepareEntry(std::string raw, const Source& source) {
   events::Names names;
   // The SPEC allows binary protobuf only as a Kafka value; over HTTP it would
   // be a way around the JSON rules.
-  auto envelope = source.kind() == Source::KAFKA ? events::ParseAny(raw, &names) : events::ParseJson(raw, &names);
+  auto envelope = source.kind() == Source::KAFKA ? events::ParseAny(raw, &names)
+                                                 : events::ParseJson(raw, &names);
   entry.event_id = names.event_id;
   entry.org_id = names.org_id;
   if (!envelope.ok()) {
@@ -26,8 +27,9 @@ Entry PrepareEntry(std::string raw, const Source& source) {
     }
   }
   if (entry.rejection.message().size() > events::kRejectionMessageBytesMax) {
-    entry.rejection = Status(entry.rejection.code(),
-                             events::QuoteInput(entry.rejection.message(), events::kRejectionMessageBytesMax));
+    entry.rejection =
+        Status(entry.rejection.code(),
+               events::QuoteInput(entry.rejection.message(), events::kRejectionMessageBytesMax));
   }
   entry.raw = std::move(raw);
   return entry;

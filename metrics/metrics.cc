@@ -7,8 +7,8 @@ namespace billing::api {
 namespace {
 
 // Upper bounds in microseconds: 100 us to ~3 s, doubling.
-constexpr std::array<int64_t, 16> kBucketMicros = {100,   200,   400,   800,    1600,   3200,
-                                                   6400,  12800, 25600, 51200,  102400, 204800,
+constexpr std::array<int64_t, 16> kBucketMicros = {100,    200,    400,     800,    1600,   3200,
+                                                   6400,   12800,  25600,   51200,  102400, 204800,
                                                    409600, 819200, 1638400, 3276800};
 
 }  // namespace
@@ -29,7 +29,8 @@ void Metrics::Request(int route, int status, int64_t micros) {
   if (route < 0 || route >= kRoutesMax) return;
   RouteStats& r = routes_[static_cast<size_t>(route)];
   int cls = status / 100;
-  r.by_class[static_cast<size_t>(cls >= 1 && cls <= 5 ? cls : 0)].fetch_add(1, std::memory_order_relaxed);
+  r.by_class[static_cast<size_t>(cls >= 1 && cls <= 5 ? cls : 0)].fetch_add(
+      1, std::memory_order_relaxed);
   for (size_t i = 0; i < kBucketMicros.size(); ++i) {
     if (micros <= kBucketMicros[i]) {
       r.buckets[i].fetch_add(1, std::memory_order_relaxed);
@@ -72,7 +73,8 @@ std::string Metrics::Render() {
     for (int cls = 1; cls <= 5; ++cls) {
       uint64_t n = routes_[i].by_class[static_cast<size_t>(cls)].load();
       if (n == 0) continue;
-      out << "ledger_http_requests_total{route=\"" << route_names_[i] << "\",code=\"" << cls << "xx\"} " << n << '\n';
+      out << "ledger_http_requests_total{route=\"" << route_names_[i] << "\",code=\"" << cls
+          << "xx\"} " << n << '\n';
     }
   }
   out << "# TYPE ledger_http_request_duration_seconds histogram\n";
@@ -85,12 +87,12 @@ std::string Metrics::Render() {
       out << "ledger_http_request_duration_seconds_bucket{route=\"" << route_names_[i] << "\",le=\""
           << static_cast<double>(kBucketMicros[b]) / 1e6 << "\"} " << cumulative << '\n';
     }
-    out << "ledger_http_request_duration_seconds_bucket{route=\"" << route_names_[i] << "\",le=\"+Inf\"} "
-        << r.count.load() << '\n';
+    out << "ledger_http_request_duration_seconds_bucket{route=\"" << route_names_[i]
+        << "\",le=\"+Inf\"} " << r.count.load() << '\n';
     out << "ledger_http_request_duration_seconds_sum{route=\"" << route_names_[i] << "\"} "
         << static_cast<double>(r.sum_micros.load()) / 1e6 << '\n';
-    out << "ledger_http_request_duration_seconds_count{route=\"" << route_names_[i] << "\"} " << r.count.load()
-        << '\n';
+    out << "ledger_http_request_duration_seconds_count{route=\"" << route_names_[i] << "\"} "
+        << r.count.load() << '\n';
   }
   return out.str();
 }

@@ -6,7 +6,6 @@
 
 #include <filesystem>
 #include <memory>
-
 #include <nlohmann/json.hpp>
 
 #include "ledger/hash_chain.h"
@@ -35,8 +34,9 @@ Result<BackupReport> Backup(const std::string& data_dir, const std::string& back
   rocksdb::BackupEngine* raw_engine = nullptr;
   rocksdb::BackupEngineOptions engine_options(backup_dir);
   engine_options.sync = true;  // a backup that reports success is on disk
-  Status opened = FromRocks(rocksdb::BackupEngine::Open(engine_options, rocksdb::Env::Default(), &raw_engine),
-                            "opening backup directory " + backup_dir);
+  Status opened =
+      FromRocks(rocksdb::BackupEngine::Open(engine_options, rocksdb::Env::Default(), &raw_engine),
+                "opening backup directory " + backup_dir);
   if (!opened.ok()) return opened;
   std::unique_ptr<rocksdb::BackupEngine> engine(raw_engine);
 
@@ -60,7 +60,8 @@ Result<BackupReport> Backup(const std::string& data_dir, const std::string& back
       engine->GarbageCollect().PermitUncheckedError();
       continue;
     }
-    Status verified = FromRocks(engine->VerifyBackup(id, /*verify_with_checksum=*/true), "verifying new backup");
+    Status verified =
+        FromRocks(engine->VerifyBackup(id, /*verify_with_checksum=*/true), "verifying new backup");
     if (!verified.ok()) return Status(Code::kCorruption, verified.message());
     rocksdb::BackupInfo info;
     Status got = FromRocks(engine->GetBackupInfo(id, &info), "reading backup info");
@@ -82,13 +83,15 @@ Result<RestoreReport> Restore(const std::string& backup_dir, const std::string& 
   namespace fs = std::filesystem;
   std::error_code ec;
   if (fs::exists(data_dir, ec) && !fs::is_empty(data_dir, ec)) {
-    return Status(Code::kInvalidArgument, data_dir + " is not empty; a restore never overwrites a directory");
+    return Status(Code::kInvalidArgument,
+                  data_dir + " is not empty; a restore never overwrites a directory");
   }
   if (!fs::exists(backup_dir, ec)) return Status(Code::kNotFound, backup_dir + " does not exist");
   rocksdb::BackupEngineReadOnly* raw_engine = nullptr;
   rocksdb::BackupEngineOptions engine_options(backup_dir);
-  Status opened = FromRocks(rocksdb::BackupEngineReadOnly::Open(engine_options, rocksdb::Env::Default(), &raw_engine),
-                            "opening backup directory " + backup_dir);
+  Status opened = FromRocks(
+      rocksdb::BackupEngineReadOnly::Open(engine_options, rocksdb::Env::Default(), &raw_engine),
+      "opening backup directory " + backup_dir);
   if (!opened.ok()) return opened;
   std::unique_ptr<rocksdb::BackupEngineReadOnly> engine(raw_engine);
   std::vector<rocksdb::BackupInfo> all;
@@ -100,12 +103,15 @@ Result<RestoreReport> Restore(const std::string& backup_dir, const std::string& 
     for (const auto& info : all) {
       if (info.backup_id == *backup_id) chosen = &info;
     }
-    if (chosen == nullptr) return Status(Code::kNotFound, "no backup " + std::to_string(*backup_id) + " in " + backup_dir);
+    if (chosen == nullptr)
+      return Status(Code::kNotFound,
+                    "no backup " + std::to_string(*backup_id) + " in " + backup_dir);
   }
   RestoreReport report;
   report.backup_id = chosen->backup_id;
   Json meta = Json::parse(chosen->app_metadata, nullptr, /*allow_exceptions=*/false);
-  if (meta.is_object() && meta["head_sequence"].is_number_unsigned() && meta["head_hash"].is_string()) {
+  if (meta.is_object() && meta["head_sequence"].is_number_unsigned() &&
+      meta["head_hash"].is_string()) {
     report.recorded_head = ledger::Head{ledger::Sequence{meta["head_sequence"].get<uint64_t>()},
                                         Unhex(meta["head_hash"].get<std::string>())};
   }

@@ -33,9 +33,9 @@ inline constexpr int kBackupAttemptsMax = 5;
 
 struct BackupReport {
   uint32_t backup_id = 0;
-  ledger::Head head;          // the ledger head the backup holds
-  uint64_t size_bytes = 0;    // of this backup's files, shared ones included
-  uint32_t backups = 0;       // backups now in the directory
+  ledger::Head head;        // the ledger head the backup holds
+  uint64_t size_bytes = 0;  // of this backup's files, shared ones included
+  uint32_t backups = 0;     // backups now in the directory
 };
 
 // Adds a backup of the ledger in `data_dir` to `backup_dir` (created when
@@ -45,7 +45,7 @@ Result<BackupReport> Backup(const std::string& data_dir, const std::string& back
 
 struct RestoreReport {
   uint32_t backup_id = 0;
-  ledger::Head recorded_head;  // what the backup said it holds
+  ledger::Head recorded_head;   // what the backup said it holds
   ledger::VerifyReport verify;  // of the restored copy
 };
 

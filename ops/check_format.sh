@@ -4,8 +4,7 @@
 # Usage: ops/check_format.sh [--fix] [FILE...]
 #   (no FILE)            every tracked .h and .cc file
 #   --fix                reformat the files in place instead of checking
-#   LEDGER_FORMAT_CHECK=0  skip the check (ops/test.sh sets it until the
-#                          tree has been formatted once; see there)
+#   LEDGER_FORMAT_CHECK=0  skip the check
 # Formatting differs between clang-format releases: CI uses Debian's
 # (ops/setup.sh installs it), and so should whoever runs --fix.
 set -euo pipefail

@@ -45,22 +45,25 @@ Result<bool> CsvReader::Next(CsvRecord* record) {
       first_chunk_ = false;
       if (data.substr(0, 3) == "\xEF\xBB\xBF") data.remove_prefix(3);
     }
-    if (!data.empty() && csv_parse(&parser_->p, data.data(), data.size(), OnField, OnRecord, this) != data.size()) {
-      error_ = Status(Code::kInvalidArgument, "malformed CSV in record " + std::to_string(completed_ + 1) + ": " +
+    if (!data.empty() &&
+        csv_parse(&parser_->p, data.data(), data.size(), OnField, OnRecord, this) != data.size()) {
+      error_ = Status(Code::kInvalidArgument, "malformed CSV in record " +
+                                                  std::to_string(completed_ + 1) + ": " +
                                                   csv_strerror(csv_error(&parser_->p)));
       break;
     }
     if (csv_get_buffer_size(&parser_->p) > kCsvFieldBytesMax) {
-      error_ = Status(Code::kInvalidArgument, "a field of record " + std::to_string(completed_ + 1) +
-                                                  " is longer than " + std::to_string(kCsvFieldBytesMax) + " bytes");
+      error_ = Status(Code::kInvalidArgument,
+                      "a field of record " + std::to_string(completed_ + 1) + " is longer than " +
+                          std::to_string(kCsvFieldBytesMax) + " bytes");
       break;
     }
     if (got < chunk.size()) {
       eof_ = true;
       if (csv_fini(&parser_->p, OnField, OnRecord, this) != 0) {
         error_ = Status(Code::kInvalidArgument, "malformed CSV at the end of input (record " +
-                                                    std::to_string(completed_ + 1) + "): " +
-                                                    csv_strerror(csv_error(&parser_->p)));
+                                                    std::to_string(completed_ + 1) +
+                                                    "): " + csv_strerror(csv_error(&parser_->p)));
       }
     }
   }

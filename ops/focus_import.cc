@@ -5,9 +5,8 @@
 #include <algorithm>
 #include <cctype>
 #include <limits>
-#include <unordered_map>
-
 #include <nlohmann/json.hpp>
+#include <unordered_map>
 
 #include "events/calendar.h"
 #include "events/event.h"
@@ -33,7 +32,8 @@ std::string Trim(std::string_view s) {
 }
 
 std::string Lower(std::string s) {
-  std::transform(s.begin(), s.end(), s.begin(), [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
+  std::transform(s.begin(), s.end(), s.begin(),
+                 [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
   return s;
 }
 
@@ -71,7 +71,8 @@ std::string DigitsOnly(std::string_view s, size_t n) {
 
 FocusColumns::FocusColumns(const CsvRecord& header) {
   // The first of two columns with one name wins, as before.
-  for (size_t i = 0; i < header.size(); ++i) by_lower_name_.emplace(Lower(Trim(header[i].value_or(""))), i);
+  for (size_t i = 0; i < header.size(); ++i)
+    by_lower_name_.emplace(Lower(Trim(header[i].value_or(""))), i);
 }
 
 std::optional<size_t> FocusColumns::IndexOf(std::string_view name) const {
@@ -91,8 +92,9 @@ std::string FocusText(const std::optional<std::string>& field) {
   return cleaned.empty() ? std::string(kNone) : cleaned;
 }
 
-std::optional<std::string> FocusProvider(const ProviderMap& map,
-                                         const std::function<std::optional<std::string>(std::string_view)>& field) {
+std::optional<std::string> FocusProvider(
+    const ProviderMap& map,
+    const std::function<std::optional<std::string>(std::string_view)>& field) {
   for (std::string_view key : {"SubAccountId", "BillingAccountId", "ProviderName"}) {
     if (auto v = field(key)) {
       if (auto it = map.by_key.find(*v); it != map.by_key.end()) return it->second;
@@ -178,7 +180,8 @@ Result<int64_t> ParseRoundedNanos(std::string_view text) {
   }
   // value = digits * 10^(exponent - fraction_digits); nanos scale by 10^9.
   int shift = exponent - fraction_digits + kNanoDigits;
-  Status overflow(Code::kInvalidArgument, "\"" + std::string(text) + "\" does not fit int64 nano-units");
+  Status overflow(Code::kInvalidArgument,
+                  "\"" + std::string(text) + "\" does not fit int64 nano-units");
   __int128 magnitude = 0;
   if (shift >= 0) {
     if (digits.size() + static_cast<size_t>(shift) > 19) {
@@ -238,7 +241,8 @@ Result<FocusImportReport> ImportFocus(std::istream& in, const FocusImportOptions
     }
   }
   if (!index_of("ChargePeriodStart") && !index_of("BillingPeriodStart")) {
-    return Status(Code::kInvalidArgument, "the CSV has neither ChargePeriodStart nor BillingPeriodStart");
+    return Status(Code::kInvalidArgument,
+                  "the CSV has neither ChargePeriodStart nor BillingPeriodStart");
   }
 
   FocusImportReport report;
@@ -257,7 +261,8 @@ Result<FocusImportReport> ImportFocus(std::istream& in, const FocusImportOptions
       }
     };
     if (row.size() != names.size()) {
-      skip("has " + std::to_string(row.size()) + " fields, the header has " + std::to_string(names.size()));
+      skip("has " + std::to_string(row.size()) + " fields, the header has " +
+           std::to_string(names.size()));
       continue;
     }
     auto field = [&](std::string_view name) { return columns.Field(row, name); };
@@ -283,8 +288,9 @@ Result<FocusImportReport> ImportFocus(std::istream& in, const FocusImportOptions
     }
     unsigned char digest[EVP_MAX_MD_SIZE];
     unsigned int digest_len = 0;
-    LEDGER_CHECK(EVP_Digest(content.data(), content.size(), digest, &digest_len, EVP_sha256(), nullptr) == 1,
-                 "SHA-256 failed");
+    LEDGER_CHECK(
+        EVP_Digest(content.data(), content.size(), digest, &digest_len, EVP_sha256(), nullptr) == 1,
+        "SHA-256 failed");
     std::string event_id = "focus:" + Hex(digest, digest_len).substr(0, kFocusIdHexDigits);
     if (uint64_t seen = copies[event_id]++; seen > 0) event_id += ":" + std::to_string(seen + 1);
 
@@ -310,7 +316,9 @@ Result<FocusImportReport> ImportFocus(std::istream& in, const FocusImportOptions
       continue;
     }
     std::string service = FocusText(field("ServiceName"));
-    Json event{{"event_id", event_id}, {"org_id", options.org_id}, {"occurred_at", *start},
+    Json event{{"event_id", event_id},
+               {"org_id", options.org_id},
+               {"occurred_at", *start},
                {"source", options.source}};
     if (*cost < 0) {
       Json credit{{"month", start->substr(0, 7)},
@@ -321,7 +329,9 @@ Result<FocusImportReport> ImportFocus(std::istream& in, const FocusImportOptions
     } else {
       std::optional<std::string> provider = FocusProvider(options.providers, field);
       if (!provider) {
-        skip("no provider mapping for SubAccountId, BillingAccountId or ProviderName and no `*` line");
+        skip(
+            "no provider mapping for SubAccountId, BillingAccountId or ProviderName and no `*` "
+            "line");
         continue;
       }
       std::string end = *start;

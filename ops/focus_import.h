@@ -72,8 +72,9 @@ inline constexpr size_t kFocusProblemsMax = 100;
 // converted row, in file order. kInvalidArgument when the CSV is malformed or
 // lacks BilledCost, ServiceName or a charge/billing period start column;
 // row-level problems only count as skipped.
-Result<FocusImportReport> ImportFocus(std::istream& in, const FocusImportOptions& options,
-                                      const std::function<void(const std::string& event_json)>& emit);
+Result<FocusImportReport> ImportFocus(
+    std::istream& in, const FocusImportOptions& options,
+    const std::function<void(const std::string& event_json)>& emit);
 
 // How import-focus reads a row, shared with reconciliation (reconcile.h) so
 // that both place a row the same way.
@@ -97,8 +98,9 @@ std::string FocusText(const std::optional<std::string>& field);
 
 // The provider of a row: its SubAccountId, BillingAccountId or ProviderName
 // in the map (tried in that order), else the `*` line; nullopt when none.
-std::optional<std::string> FocusProvider(const ProviderMap& map,
-                                         const std::function<std::optional<std::string>(std::string_view)>& field);
+std::optional<std::string> FocusProvider(
+    const ProviderMap& map,
+    const std::function<std::optional<std::string>(std::string_view)>& field);
 
 // A decimal with any number of fractional digits, an optional sign and an
 // optional exponent (`-1.5E-7`), in nano-units rounded half away from zero.

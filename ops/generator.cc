@@ -1,13 +1,12 @@
 #include "ops/generator.h"
 
-#include <nlohmann/json.hpp>
-
-#include "events/calendar.h"
-
 #include <algorithm>
 #include <cstdio>
+#include <nlohmann/json.hpp>
 #include <random>
 #include <vector>
+
+#include "events/calendar.h"
 
 namespace billing::ops {
 
@@ -24,10 +23,16 @@ struct Service {
 
 const std::vector<Service>& Services() {
   static const std::vector<Service> kServices = {
-      {"AmazonEC2", "aws", {"BoxUsage:m5.large", "EBS:VolumeUsage.gp3", "DataTransfer-Out-Bytes"}, "Hrs"},
+      {"AmazonEC2",
+       "aws",
+       {"BoxUsage:m5.large", "EBS:VolumeUsage.gp3", "DataTransfer-Out-Bytes"},
+       "Hrs"},
       {"AmazonS3", "aws", {"TimedStorage-ByteHrs", "Requests-Tier1"}, "GB-Mo"},
       {"AWSLambda", "aws", {"Request", "Lambda-GB-Second"}, "Requests"},
-      {"Compute Engine", "gcp", {"N2 Instance Core running in Americas", "N2 Instance Ram running in Americas"}, "hour"},
+      {"Compute Engine",
+       "gcp",
+       {"N2 Instance Core running in Americas", "N2 Instance Ram running in Americas"},
+       "hour"},
       {"BigQuery", "gcp", {"Analysis"}, "tebibyte"},
       {"Cloud Storage", "gcp", {"Standard Storage US Multi-region"}, "gibibyte month"},
       {"Virtual Machines", "azure", {"D2s v5", "E4s v5"}, "1 Hour"},
@@ -43,7 +48,8 @@ std::string Decimal(uint64_t nanos, int max_fraction_digits) {
   nanos = nanos / scale * scale;
   std::string whole = std::to_string(nanos / 1000000000ULL);
   char frac[16];
-  std::snprintf(frac, sizeof(frac), "%09llu", static_cast<unsigned long long>(nanos % 1000000000ULL));
+  std::snprintf(frac, sizeof(frac), "%09llu",
+                static_cast<unsigned long long>(nanos % 1000000000ULL));
   std::string f(frac);
   while (!f.empty() && f.back() == '0') f.pop_back();
   return f.empty() ? whole : whole + "." + f;
@@ -57,8 +63,8 @@ std::string MonthText(int index) {
 
 std::string Time(int month_index, int day, int hour, int minute, int second) {
   char buf[32];
-  std::snprintf(buf, sizeof(buf), "%04d-%02d-%02dT%02d:%02d:%02dZ", month_index / 12, month_index % 12 + 1,
-                day, hour, minute, second);
+  std::snprintf(buf, sizeof(buf), "%04d-%02d-%02dT%02d:%02d:%02dZ", month_index / 12,
+                month_index % 12 + 1, day, hour, minute, second);
   return buf;
 }
 
@@ -124,33 +130,43 @@ class History {
     org.currency = kCurrencies[i % 4];
     std::string t0 = Time(start_, 1, 0, 0, i % 60);
     Send(org, "organization_created",
-         Json{{"name", "Org " + std::to_string(i + 1)}, {"currency", org.currency},
+         Json{{"name", "Org " + std::to_string(i + 1)},
+              {"currency", org.currency},
               {"billing_account", "BA-" + std::to_string(1000 + i)}},
          t0);
     int ccs = static_cast<int>(Uniform(2, 4));
     for (int c = 0; c < ccs; ++c) {
       std::string cc = "cc-" + std::to_string(c + 1);
       org.cost_centers.push_back(cc);
-      Send(org, "cost_center_created", Json{{"cost_center_id", cc}, {"name", "Cost center " + std::to_string(c + 1)}}, t0);
+      Send(org, "cost_center_created",
+           Json{{"cost_center_id", cc}, {"name", "Cost center " + std::to_string(c + 1)}}, t0);
       for (int w = 0; w < 2; ++w) {
         std::string ws = "ws-" + std::to_string(c + 1) + "-" + std::to_string(w + 1);
         org.workspaces.push_back(ws);
-        Send(org, "workspace_created", Json{{"workspace_id", ws}, {"cost_center_id", cc}, {"name", "Workspace " + ws}}, t0);
+        Send(org, "workspace_created",
+             Json{{"workspace_id", ws}, {"cost_center_id", cc}, {"name", "Workspace " + ws}}, t0);
       }
       if (Uniform(0, 1) == 0) {
         Send(org, "billing_account_assigned",
-             Json{{"cost_center_id", cc}, {"billing_account", "BA-" + std::to_string(1000 + i) + "-" + std::to_string(c + 1)}}, t0);
+             Json{{"cost_center_id", cc},
+                  {"billing_account",
+                   "BA-" + std::to_string(1000 + i) + "-" + std::to_string(c + 1)}},
+             t0);
       }
     }
     int providers = static_cast<int>(Uniform(2, 5));
     for (int p = 0; p < providers; ++p) {
       int service = static_cast<int>(Uniform(0, static_cast<int64_t>(Services().size()) - 1));
-      std::string id = std::string(Services()[static_cast<size_t>(service)].kind) + "-" + std::to_string(p + 1);
+      std::string id =
+          std::string(Services()[static_cast<size_t>(service)].kind) + "-" + std::to_string(p + 1);
       org.providers.push_back(id);
       org.provider_service.push_back(service);
       const std::string& ws = Pick(org.workspaces);
       Send(org, "provider_registered",
-           Json{{"provider_id", id}, {"workspace_id", ws}, {"name", "Provider " + id}, {"kind", Services()[static_cast<size_t>(service)].kind}},
+           Json{{"provider_id", id},
+                {"workspace_id", ws},
+                {"name", "Provider " + id},
+                {"kind", Services()[static_cast<size_t>(service)].kind}},
            Time(start_, static_cast<int>(Uniform(1, 5)), 0, 0, 0));
     }
   }
@@ -161,16 +177,20 @@ class History {
     const Service& svc = Services()[static_cast<size_t>(org.provider_service[p])];
     int day = static_cast<int>(Uniform(1, 28));
     int hour = static_cast<int>(Uniform(0, 22));
-    std::string start_t = Time(month, day, hour, static_cast<int>(Uniform(0, 59)), static_cast<int>(Uniform(0, 59)));
+    std::string start_t =
+        Time(month, day, hour, static_cast<int>(Uniform(0, 59)), static_cast<int>(Uniform(0, 59)));
     std::string end_t = Time(month, day, hour + 1, 0, 0);
     Json u{{"provider_id", org.providers[p]},
            {"service", svc.name},
            {"sku", Pick(svc.skus)},
-           {"resource_id", org.providers[p] + "/res-" + std::to_string(Uniform(1, o_.resources_per_provider))},
+           {"resource_id",
+            org.providers[p] + "/res-" + std::to_string(Uniform(1, o_.resources_per_provider))},
            {"region", Uniform(0, 1) ? "us-east-1" : "eu-west-1"},
-           {"quantity", Decimal(static_cast<uint64_t>(Uniform(0, 5'000'000'000'000LL)), static_cast<int>(Uniform(0, 9)))},
+           {"quantity", Decimal(static_cast<uint64_t>(Uniform(0, 5'000'000'000'000LL)),
+                                static_cast<int>(Uniform(0, 9)))},
            {"unit", Uniform(0, 9) == 0 ? "GB" : svc.unit},
-           {"amount", Decimal(static_cast<uint64_t>(Uniform(0, 90'000'000'000LL)), static_cast<int>(Uniform(0, 9)))},
+           {"amount", Decimal(static_cast<uint64_t>(Uniform(0, 90'000'000'000LL)),
+                              static_cast<int>(Uniform(0, 9)))},
            {"usage_start", start_t},
            {"usage_end", end_t}};
     if (Uniform(0, 3) == 0) u["currency"] = org.currency;
@@ -208,13 +228,15 @@ class History {
   void MonthEvents(Org& org, int month, bool first) {
     std::string mid = Time(month, 15, 12, 0, 0);
     if (Uniform(0, 2) == 0) {
-      Json s{{"month", MonthText(month)}, {"amount", Decimal(static_cast<uint64_t>(Uniform(1, 500'000'000'000LL)), 3)},
+      Json s{{"month", MonthText(month)},
+             {"amount", Decimal(static_cast<uint64_t>(Uniform(1, 500'000'000'000LL)), 3)},
              {"description", Uniform(0, 1) ? "Enterprise support" : "Premium support"}};
       if (Uniform(0, 1)) s["cost_center_id"] = Pick(org.cost_centers);
       org.charges.push_back(Send(org, "support_charged", s, mid));
     }
     if (Uniform(0, 2) == 0) {
-      Json c{{"month", MonthText(month)}, {"amount", Decimal(static_cast<uint64_t>(Uniform(1'000'000, 50'000'000'000LL)), 2)},
+      Json c{{"month", MonthText(month)},
+             {"amount", Decimal(static_cast<uint64_t>(Uniform(1'000'000, 50'000'000'000LL)), 2)},
              {"description", "Promotional credit"}};
       if (Uniform(0, 1)) c["cost_center_id"] = org.cost_centers[0];
       org.charges.push_back(Send(org, "credit_applied", c, mid));
@@ -229,7 +251,8 @@ class History {
     }
     if (Uniform(0, 3) == 0) {
       std::string at = Time(month, static_cast<int>(Uniform(1, 28)), 9, 0, 0);
-      Send(org, "invoicing_mode_changed", Json{{"mode", Uniform(0, 1) ? "PER_COST_CENTER" : "SINGLE"}}, at);
+      Send(org, "invoicing_mode_changed",
+           Json{{"mode", Uniform(0, 1) ? "PER_COST_CENTER" : "SINGLE"}}, at);
     }
     for (int v = 0; v < 2 && !org.charges.empty(); ++v) {
       if (Uniform(0, 1)) continue;
@@ -242,16 +265,24 @@ class History {
 
   // Closes the previous month early in this one; then a late charge for it.
   void ClosePrevious(Org& org, int month) {
-    Send(org, "billing_period_closed", Json{{"month", MonthText(month - 1)}}, Time(month, 5, 6, 0, 0));
+    Send(org, "billing_period_closed", Json{{"month", MonthText(month - 1)}},
+         Time(month, 5, 6, 0, 0));
     size_t p = static_cast<size_t>(Uniform(0, static_cast<int64_t>(org.providers.size()) - 1));
     const Service& svc = Services()[static_cast<size_t>(org.provider_service[p])];
-    Json late{{"provider_id", org.providers[p]}, {"service", svc.name}, {"sku", svc.skus[0]},
-              {"resource_id", org.providers[p] + "/late"}, {"region", "us-east-1"}, {"quantity", "1"},
-              {"unit", svc.unit}, {"amount", Decimal(static_cast<uint64_t>(Uniform(0, 9'000'000'000LL)), 4)},
-              {"usage_start", Time(month - 1, 20, 0, 0, 0)}, {"usage_end", Time(month - 1, 20, 1, 0, 0)}};
+    Json late{{"provider_id", org.providers[p]},
+              {"service", svc.name},
+              {"sku", svc.skus[0]},
+              {"resource_id", org.providers[p] + "/late"},
+              {"region", "us-east-1"},
+              {"quantity", "1"},
+              {"unit", svc.unit},
+              {"amount", Decimal(static_cast<uint64_t>(Uniform(0, 9'000'000'000LL)), 4)},
+              {"usage_start", Time(month - 1, 20, 0, 0, 0)},
+              {"usage_end", Time(month - 1, 20, 1, 0, 0)}};
     org.charges.push_back(Send(org, "usage_recorded", late, Time(month, 6, 0, 0, 0)));
     if (o_.faults && Uniform(0, 4) == 0) {  // closing twice: period_closed
-      Send(org, "billing_period_closed", Json{{"month", MonthText(month - 1)}}, Time(month, 7, 0, 0, 0));
+      Send(org, "billing_period_closed", Json{{"month", MonthText(month - 1)}},
+           Time(month, 7, 0, 0, 0));
     }
   }
 
@@ -268,22 +299,27 @@ Status CheckGeneratorOptions(const GeneratorOptions& o) {
   auto month = ParseMonth(o.start_month, "--start-month");
   if (!month.ok()) return month.status();
   if (o.orgs < 1 || o.orgs > kGeneratorOrgsMax) {
-    return Status(Code::kInvalidArgument, "--orgs must be from 1 to " + std::to_string(kGeneratorOrgsMax));
+    return Status(Code::kInvalidArgument,
+                  "--orgs must be from 1 to " + std::to_string(kGeneratorOrgsMax));
   }
   if (o.months < 1 || o.months > kGeneratorMonthsMax) {
-    return Status(Code::kInvalidArgument, "--months must be from 1 to " + std::to_string(kGeneratorMonthsMax));
+    return Status(Code::kInvalidArgument,
+                  "--months must be from 1 to " + std::to_string(kGeneratorMonthsMax));
   }
   if (month->index + o.months - 1 > kMonthLast.index) {
     return Status(Code::kInvalidArgument, "--start-month plus --months runs past 9999-12");
   }
-  if (o.usage_events < 0) return Status(Code::kInvalidArgument, "--usage-events must not be negative");
-  if (o.resources_per_provider < 1) return Status(Code::kInvalidArgument, "--resources must be at least 1");
+  if (o.usage_events < 0)
+    return Status(Code::kInvalidArgument, "--usage-events must not be negative");
+  if (o.resources_per_provider < 1)
+    return Status(Code::kInvalidArgument, "--resources must be at least 1");
   return Status::Ok();
 }
 
 void Generate(const GeneratorOptions& o, const std::function<void(const std::string&)>& emit) {
   Status checked = CheckGeneratorOptions(o);
-  LEDGER_CHECK(checked.ok(), "Generate with options CheckGeneratorOptions refuses: " + checked.ToString());
+  LEDGER_CHECK(checked.ok(),
+               "Generate with options CheckGeneratorOptions refuses: " + checked.ToString());
   History(o, ParseMonth(o.start_month, "start_month")->index, emit).Write();
 }
 

@@ -27,10 +27,10 @@ inline constexpr int kGeneratorMonthsMax = 1200;
 struct GeneratorOptions {
   uint64_t seed = 1;
   int orgs = 2;
-  int months = 6;                  // months of history per org
-  int64_t usage_events = 10000;    // total usage_recorded events across orgs
+  int months = 6;                // months of history per org
+  int64_t usage_events = 10000;  // total usage_recorded events across orgs
   int resources_per_provider = 20;
-  bool faults = false;             // mix in invalid and repeated events
+  bool faults = false;  // mix in invalid and repeated events
   std::string start_month = "2025-01";
 };
 

@@ -15,8 +15,9 @@ Result<InvoiceDocument> MakeInvoiceDocument(const InvoiceDocumentRequest& reques
   if (!led.ok()) return led.status();
   // Only the month's invoice buckets and lines are kept: what GetInvoice reads.
   projections::MemoryStore store;
-  const uint64_t head = (*led)->head().sequence.value;
-  auto org = projections::ReplayOrg(**led, request.org, head, &store, projections::ReplayScope{"BL", *month});
+  const ledger::Sequence head = (*led)->head().sequence;
+  auto org = projections::ReplayOrg(**led, request.org, head, &store,
+                                    projections::ReplayScope{"BL", *month});
   if (!org.ok()) return org.status();
   auto invoice = projections::GetInvoice(*org, store, request.invoice_id);
   if (Status read = store.status(); !read.ok()) return read;
@@ -25,12 +26,15 @@ Result<InvoiceDocument> MakeInvoiceDocument(const InvoiceDocumentRequest& reques
   if (invoice->summary.final) {
     auto point = documents::FindSealPoint(**led, request.org, *month);
     if (!point.ok()) return point.status();
-    if (!*point) return Status(Code::kCorruption, "invoice " + request.invoice_id + " is final but its month never closed");
+    if (!*point)
+      return Status(Code::kCorruption,
+                    "invoice " + request.invoice_id + " is final but its month never closed");
     seal = **point;
   }
   InvoiceDocument doc;
   doc.answer = documents::InvoiceAnswer(*org, *invoice, seal);
-  auto pdf = documents::RenderInvoicePdf(doc.answer, documents::InvoiceIssuer{request.org, org->name});
+  auto pdf =
+      documents::RenderInvoicePdf(doc.answer, documents::InvoiceIssuer{request.org, org->name});
   if (!pdf.ok()) return pdf.status();
   doc.pdf = std::move(pdf).value();
   return doc;

@@ -8,9 +8,8 @@
 // answer, as the SPEC defines them.
 #pragma once
 
-#include <string>
-
 #include <nlohmann/json.hpp>
+#include <string>
 
 #include "events/status.h"
 

@@ -1,19 +1,19 @@
 // ledgerctl: the operator's and auditor's tool. Works on a data directory
 // without the service (read-only where it only reads, so it is safe beside a
 // running ledgerd).
-#include <CLI/CLI.hpp>
 #include <sys/stat.h>
 
+#include <CLI/CLI.hpp>
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
 #include <iostream>
+#include <nlohmann/json.hpp>
 #include <optional>
 #include <set>
 #include <sstream>
 
-#include <nlohmann/json.hpp>
-
+#include "kafka/produce.h"
 #include "ledger/hash_chain.h"
 #include "ops/backup.h"
 #include "ops/command_line.h"
@@ -21,7 +21,6 @@
 #include "ops/generator.h"
 #include "ops/invoice_document.h"
 #include "ops/reconcile.h"
-#include "kafka/produce.h"
 #include "projections/answer_json.h"
 #include "projections/billing.h"
 #include "projections/export.h"
@@ -77,10 +76,12 @@ int Produce(const ops::ProduceOptions& options, const std::string& file) {
   }
   ops::ProduceReport report = ops::ProduceLines(options, file == "-" ? std::cin : in);
   if (report.unkeyed > 0) {
-    std::fprintf(stderr, "ledgerctl: %llu lines had no readable org_id and were sent without a key\n",
+    std::fprintf(stderr,
+                 "ledgerctl: %llu lines had no readable org_id and were sent without a key\n",
                  static_cast<unsigned long long>(report.unkeyed));
   }
-  std::printf("delivered %llu of %llu messages to %s\n", static_cast<unsigned long long>(report.delivered),
+  std::printf("delivered %llu of %llu messages to %s\n",
+              static_cast<unsigned long long>(report.delivered),
               static_cast<unsigned long long>(report.sent), options.topic.c_str());
   if (report.failed > 0 || !report.error.empty()) {
     std::fprintf(stderr, "ledgerctl: %llu messages not delivered: %s\n",
@@ -113,7 +114,6 @@ int Replay(const std::string& dir) {
               static_cast<unsigned long long>((*billing)->ledger().head().sequence.value));
   return 0;
 }
-
 
 // Opens the ledger read-only: no lock is taken, so this is safe beside a
 // running ledgerd, and it sees the ledger as of the open.
@@ -154,7 +154,8 @@ Status PrintOrgAsOf(const ledger::Ledger& led, const std::string& org_id, uint64
     // Keys continue with the month as a big-endian 32-bit index (keys.h).
     if (key.size() >= prefix.size() + 4) {
       uint32_t index = 0;
-      for (size_t i = 0; i < 4; ++i) index = (index << 8) | static_cast<unsigned char>(key[prefix.size() + i]);
+      for (size_t i = 0; i < 4; ++i)
+        index = (index << 8) | static_cast<unsigned char>(key[prefix.size() + i]);
       months.insert(static_cast<int32_t>(index));
     }
     return true;
@@ -164,7 +165,8 @@ Status PrintOrgAsOf(const ledger::Ledger& led, const std::string& org_id, uint64
     auto history = projections::UsageHistory(org, store, projections::MonthRange{m, 1});
     auto list = projections::Invoices(org, store, m);
     Json invoices = Json::array();
-    for (const auto& inv : list.invoices) invoices.push_back(projections::InvoiceSummaryJson(inv, org));
+    for (const auto& inv : list.invoices)
+      invoices.push_back(projections::InvoiceSummaryJson(inv, org));
     Json by_cost_center = Json::object();
     for (const auto& [cc, info] : org.cost_centers) {
       auto rows = projections::Dashboard(org, store, projections::MonthRange{m, 1}, cc);
@@ -192,7 +194,8 @@ Status PrintOrgAsOf(const ledger::Ledger& led, const std::string& org_id, uint64
   return Status::Ok();
 }
 
-int ReplayAsOf(const std::string& dir, std::optional<uint64_t> to_seq, const std::optional<std::string>& org) {
+int ReplayAsOf(const std::string& dir, std::optional<uint64_t> to_seq,
+               const std::optional<std::string>& org) {
   auto led = projections::OpenLedgerReadOnly(dir);
   if (!led.ok()) return Fail(led.status());
   uint64_t head = (*led)->head().sequence.value;
@@ -228,7 +231,8 @@ int Export(const std::string& dir, const ExportArgs& args) {
   if (!format.ok()) return Fail(format.status());
   auto led = projections::OpenLedgerReadOnly(dir);
   if (!led.ok()) return Fail(led.status());
-  auto rows = projections::ExportMonth(**led, args.org, *month, ledger::Sequence{args.to_seq.value_or(UINT64_MAX)});
+  auto rows = projections::ExportMonth(**led, args.org, *month,
+                                       ledger::Sequence{args.to_seq.value_or(UINT64_MAX)});
   if (!rows.ok()) return Fail(rows.status());
   if (!args.invoice.empty() && projections::KeepInvoice(&*rows, args.invoice) == 0) {
     return Fail(Status(Code::kNotFound, "invoice " + args.invoice + " has no lines"));
@@ -255,7 +259,8 @@ struct ImportArgs {
 
 int ImportFocus(const ImportArgs& args) {
   std::ifstream map_in(args.provider_map);
-  if (!map_in) return Fail(Status(Code::kInvalidArgument, "cannot read provider map " + args.provider_map));
+  if (!map_in)
+    return Fail(Status(Code::kInvalidArgument, "cannot read provider map " + args.provider_map));
   std::stringstream map_text;
   map_text << map_in.rdbuf();
   auto map = ops::ParseProviderMap(map_text.str());
@@ -280,9 +285,15 @@ int ImportFocus(const ImportArgs& args) {
   out.flush();
   if (!out) return Fail(Status(Code::kUnavailable, "writing the events failed"));
   if (!report.ok()) return Fail(report.status());
-  for (const std::string& problem : report->problems) std::fprintf(stderr, "ledgerctl: skipped %s\n", problem.c_str());
-  std::fprintf(stderr, "%s\n", Json{{"rows", report->rows}, {"usage", report->usage}, {"credits", report->credits},
-                                    {"skipped", report->skipped}}.dump().c_str());
+  for (const std::string& problem : report->problems)
+    std::fprintf(stderr, "ledgerctl: skipped %s\n", problem.c_str());
+  std::fprintf(stderr, "%s\n",
+               Json{{"rows", report->rows},
+                    {"usage", report->usage},
+                    {"credits", report->credits},
+                    {"skipped", report->skipped}}
+                   .dump()
+                   .c_str());
   return report->skipped == 0 ? 0 : 1;
 }
 
@@ -301,7 +312,8 @@ int Restore(const std::string& backup, const std::string& dest, std::optional<ui
   auto report = ops::Restore(backup, dest, id);
   if (!report.ok()) return Fail(report.status());
   const ledger::VerifyReport& v = report->verify;
-  Json j{{"backup_id", report->backup_id}, {"recorded_head_sequence", report->recorded_head.sequence.value}};
+  Json j{{"backup_id", report->backup_id},
+         {"recorded_head_sequence", report->recorded_head.sequence.value}};
   j.update(projections::VerifyJson(v));
   PrintJson(j);
   // The copy must hold at least what the backup recorded (its WAL copy may
@@ -318,9 +330,13 @@ int InvoicePdf(const ops::InvoiceDocumentRequest& request, const std::string& ou
   file << doc->pdf;
   file.close();
   if (!file) return Fail(Status(Code::kUnavailable, "cannot write " + out));
-  Json line{{"invoice_id", doc->answer["invoice_id"]}, {"status", doc->answer["status"]},
-            {"total", doc->answer["total"]}, {"currency", doc->answer["currency"]},
-            {"seal", doc->answer["seal"]}, {"out", out}, {"bytes", doc->pdf.size()}};
+  Json line{{"invoice_id", doc->answer["invoice_id"]},
+            {"status", doc->answer["status"]},
+            {"total", doc->answer["total"]},
+            {"currency", doc->answer["currency"]},
+            {"seal", doc->answer["seal"]},
+            {"out", out},
+            {"bytes", doc->pdf.size()}};
   std::printf("%s\n", line.dump().c_str());
   return 0;
 }
@@ -347,7 +363,8 @@ int ReconcileCmd(const ReconcileArgs& args) {
     options.month = *month;
   }
   std::ifstream map_in(args.provider_map);
-  if (!map_in) return refuse(Status(Code::kInvalidArgument, "cannot read provider map " + args.provider_map));
+  if (!map_in)
+    return refuse(Status(Code::kInvalidArgument, "cannot read provider map " + args.provider_map));
   std::stringstream map_text;
   map_text << map_in.rdbuf();
   auto map = ops::ParseProviderMap(map_text.str());
@@ -361,18 +378,28 @@ int ReconcileCmd(const ReconcileArgs& args) {
   if (!report.ok()) return refuse(report.status());
   for (const ops::ReconcileGroup& g : report->groups) {
     if (g.agrees() && !args.all) continue;
-    Json line{{"month", FormatMonth(g.month)}, {"provider_id", g.provider_id}, {"service", g.service},
-              {"kind", g.credit ? "credit" : "usage"}, {"bill_rows", g.bill_rows}, {"ledger_rows", g.ledger_rows},
-              {"billed_cost", ops::FormatBillUnits(g.billed)}, {"ledger_amount", ops::FormatBillUnits(g.ledger)},
+    Json line{{"month", FormatMonth(g.month)},
+              {"provider_id", g.provider_id},
+              {"service", g.service},
+              {"kind", g.credit ? "credit" : "usage"},
+              {"bill_rows", g.bill_rows},
+              {"ledger_rows", g.ledger_rows},
+              {"billed_cost", ops::FormatBillUnits(g.billed)},
+              {"ledger_amount", ops::FormatBillUnits(g.ledger)},
               {"difference", ops::FormatBillUnits(g.ledger - g.billed)},
-              {"tolerance", ops::FormatBillUnits(g.tolerance)}, {"agrees", g.agrees()}};
+              {"tolerance", ops::FormatBillUnits(g.tolerance)},
+              {"agrees", g.agrees()}};
     std::printf("%s\n", line.dump().c_str());
   }
-  for (const std::string& problem : report->problems) std::fprintf(stderr, "ledgerctl: unplaced %s\n", problem.c_str());
-  std::fprintf(stderr, "%s\n", Json{{"groups", report->groups.size()}, {"differences", report->differences()},
-                                    {"bill_rows", report->bill_rows}, {"unplaced_rows", report->unplaced_rows}}
-                                   .dump()
-                                   .c_str());
+  for (const std::string& problem : report->problems)
+    std::fprintf(stderr, "ledgerctl: unplaced %s\n", problem.c_str());
+  std::fprintf(stderr, "%s\n",
+               Json{{"groups", report->groups.size()},
+                    {"differences", report->differences()},
+                    {"bill_rows", report->bill_rows},
+                    {"unplaced_rows", report->unplaced_rows}}
+                   .dump()
+                   .c_str());
   return report->differences() == 0 && report->unplaced_rows == 0 ? 0 : 1;
 }
 
@@ -444,36 +471,48 @@ void AddLedgerCommands(CLI::App& app, Args& a, Commands& c) {
   c.verify = app.add_subcommand("verify", "walk the hash chain and report the first break");
   c.verify->add_option("DIR", a.dir, "data directory")->required();
   c.replay = app.add_subcommand(
-      "replay", "rebuild the read models; with --to-seq/--org, print months as of a sequence (read-only)");
+      "replay",
+      "rebuild the read models; with --to-seq/--org, print months as of a sequence (read-only)");
   c.replay->add_option("DIR", a.dir, "data directory")->required();
-  c.replay->add_option("--to-seq", a.replay_to_seq, "answer as of right after this sequence")->check(WholeNumber());
+  c.replay->add_option("--to-seq", a.replay_to_seq, "answer as of right after this sequence")
+      ->check(WholeNumber());
   c.replay->add_option("--org", a.replay_org, "only this organization");
-  c.export_cmd = app.add_subcommand("export", "a month's line-level charges of one org (read-only)");
+  c.export_cmd =
+      app.add_subcommand("export", "a month's line-level charges of one org (read-only)");
   c.export_cmd->add_option("DIR", a.dir, "data directory")->required();
   c.export_cmd->add_option("--org", a.export_args.org, "organization")->required();
   c.export_cmd->add_option("--month", a.export_args.month, "month, YYYY-MM")->required();
   c.export_cmd->add_option("--format", a.export_args.format, "csv (default), focus or ndjson");
-  c.export_cmd->add_option("--to-seq", a.export_args.to_seq, "as of right after this sequence")->check(WholeNumber());
+  c.export_cmd->add_option("--to-seq", a.export_args.to_seq, "as of right after this sequence")
+      ->check(WholeNumber());
   c.export_cmd->add_option("--invoice", a.export_args.invoice, "only this invoice's rows");
   c.export_cmd->add_option("--out", a.export_args.out, "write here instead of stdout");
-  c.backup = app.add_subcommand("backup", "add a backup of DIR to DEST (RocksDB BackupEngine; read-only)");
+  c.backup =
+      app.add_subcommand("backup", "add a backup of DIR to DEST (RocksDB BackupEngine; read-only)");
   c.backup->add_option("DIR", a.dir, "data directory")->required()->check(CLI::ExistingDirectory);
   c.backup->add_option("DEST", a.backup_dest, "backup directory")->required();
-  c.restore = app.add_subcommand("restore", "restore a backup into a new data directory and verify it");
-  c.restore->add_option("BACKUP", a.restore_backup, "backup directory")->required()->check(CLI::ExistingDirectory);
-  c.restore->add_option("DEST", a.dir, "new data directory (must not exist or be empty)")->required();
-  c.restore->add_option("--backup-id", a.restore_id, "which backup (default: the latest)")->check(WholeNumber());
+  c.restore =
+      app.add_subcommand("restore", "restore a backup into a new data directory and verify it");
+  c.restore->add_option("BACKUP", a.restore_backup, "backup directory")
+      ->required()
+      ->check(CLI::ExistingDirectory);
+  c.restore->add_option("DEST", a.dir, "new data directory (must not exist or be empty)")
+      ->required();
+  c.restore->add_option("--backup-id", a.restore_id, "which backup (default: the latest)")
+      ->check(WholeNumber());
 }
 
 void AddDocumentCommands(CLI::App& app, Args& a, Commands& c) {
   c.invoice = app.add_subcommand("invoice", "write one invoice as a PDF document (read-only)");
   c.invoice->add_option("DIR", a.invoice.dir, "data directory")->required();
   c.invoice->add_option("--org", a.invoice.org, "organization")->required();
-  c.invoice->add_option("--invoice", a.invoice.invoice_id, "invoice id, e.g. 2026-01-org")->required();
+  c.invoice->add_option("--invoice", a.invoice.invoice_id, "invoice id, e.g. 2026-01-org")
+      ->required();
   c.invoice->add_option("--out", a.invoice_out, "the PDF file to write")->required();
   ReconcileArgs& r = a.reconcile;
   c.reconcile = app.add_subcommand(
-      "reconcile", "compare a FOCUS cost CSV with the ledger per (month, provider, service) (read-only)");
+      "reconcile",
+      "compare a FOCUS cost CSV with the ledger per (month, provider, service) (read-only)");
   c.reconcile->add_option("DIR", r.dir, "data directory")->required();
   c.reconcile->add_option("--org", r.org, "organization")->required();
   c.reconcile->add_option("--focus", r.focus, "FOCUS (or similar) cost CSV")->required();
@@ -485,15 +524,20 @@ void AddDocumentCommands(CLI::App& app, Args& a, Commands& c) {
 void AddEventCommands(CLI::App& app, Args& a, Commands& c) {
   c.import_focus = app.add_subcommand("import-focus", "turn a FOCUS cost CSV into NDJSON events");
   c.import_focus->add_option("FILE", a.import_args.file, "FOCUS CSV; - for stdin")->required();
-  c.import_focus->add_option("--org", a.import_args.org, "organization the events belong to")->required();
-  c.import_focus->add_option("--provider-map", a.import_args.provider_map, "`key = provider_id` lines, `*` default")
+  c.import_focus->add_option("--org", a.import_args.org, "organization the events belong to")
+      ->required();
+  c.import_focus
+      ->add_option("--provider-map", a.import_args.provider_map,
+                   "`key = provider_id` lines, `*` default")
       ->required();
   c.import_focus->add_option("--credit-cost-center", a.import_args.credit_cost_center,
                              "cost center for credits (default: the organization)");
   c.import_focus->add_option("--out", a.import_args.out, "write here instead of stdout");
   ops::GeneratorOptions& gen = a.generate;
-  c.generate = app.add_subcommand("generate", "write a seeded synthetic history as NDJSON to stdout");
-  c.generate->add_option("--seed", gen.seed, "random seed (same seed, same bytes)")->check(WholeNumber());
+  c.generate =
+      app.add_subcommand("generate", "write a seeded synthetic history as NDJSON to stdout");
+  c.generate->add_option("--seed", gen.seed, "random seed (same seed, same bytes)")
+      ->check(WholeNumber());
   c.generate->add_option("--orgs", gen.orgs, "organizations");
   c.generate->add_option("--months", gen.months, "months of history");
   c.generate->add_option("--usage-events", gen.usage_events, "usage_recorded events in total");
@@ -503,7 +547,8 @@ void AddEventCommands(CLI::App& app, Args& a, Commands& c) {
   c.produce = app.add_subcommand("produce", "publish NDJSON events to Kafka (key org_id)");
   c.produce->add_option("--brokers", a.produce.brokers, "Kafka bootstrap servers")->required();
   c.produce->add_option("--topic", a.produce.topic, "topic (default billing.events)");
-  c.produce->add_option("FILE", a.produce_file, "NDJSON file, one event a line; - for stdin")->required();
+  c.produce->add_option("FILE", a.produce_file, "NDJSON file, one event a line; - for stdin")
+      ->required();
 }
 
 int Run(const Args& a, const Commands& c) {

@@ -3,10 +3,10 @@
 // optionally consumes Kafka. SIGTERM/SIGINT/SIGHUP stop it cleanly: the
 // listener closes, in-flight requests are answered, queued appends are
 // written, the ledger is closed.
-#include <CLI/CLI.hpp>
 #include <sys/resource.h>
 #include <sys/stat.h>
 
+#include <CLI/CLI.hpp>
 #include <csignal>
 #include <cstdio>
 #include <cstdlib>
@@ -18,9 +18,9 @@
 #include "http/http_server.h"
 #include "kafka/kafka_consumer.h"
 #include "metrics/metrics.h"
-#include "service/service.h"
 #include "ops/command_line.h"
 #include "projections/billing.h"
+#include "service/service.h"
 
 using namespace billing;
 
@@ -97,7 +97,8 @@ bool PrepareDataDir(const std::string& dir) {
   std::filesystem::create_directories(dir, ec);
   if (!ec) std::filesystem::permissions(dir, std::filesystem::perms::owner_all, ec);
   if (ec) {
-    std::fprintf(stderr, "ledgerd: cannot create --data-dir %s: %s\n", dir.c_str(), ec.message().c_str());
+    std::fprintf(stderr, "ledgerd: cannot create --data-dir %s: %s\n", dir.c_str(),
+                 ec.message().c_str());
     return false;
   }
   return true;
@@ -121,13 +122,15 @@ void AddOptions(CLI::App& app, Config& c) {
   app.add_option("--data-dir", c.data_dir, "where the ledger lives (created when missing)");
   app.add_option("--http", c.http, "listen address HOST:PORT (port 0 picks a free port)");
   app.add_option("--kafka-brokers", c.kafka_brokers, "consume from these Kafka brokers");
-  app.add_flag("--kafka-embedded", c.kafka_embedded, "start an embedded Kafka broker and consume from it");
+  app.add_flag("--kafka-embedded", c.kafka_embedded,
+               "start an embedded Kafka broker and consume from it");
   app.add_option("--topic", c.topic, "Kafka topic");
   app.add_option("--group", c.group, "Kafka consumer group");
   app.add_option("--dlq-topic", c.dlq_topic, "also publish rejected Kafka messages to this topic");
   app.add_option("--kafka-session-timeout-ms", c.kafka_session_timeout_ms,
                  "how long the group waits for a silent member (a killed ledgerd)");
-  app.add_option("--tokens", c.tokens_file, "tokens file: enables access control (see service/auth.h)");
+  app.add_option("--tokens", c.tokens_file,
+                 "tokens file: enables access control (see service/auth.h)");
   app.add_flag("!--no-access-log", c.access_log, "do not write an access log line per request");
 }
 
@@ -140,11 +143,13 @@ Result<std::pair<api::ServerOptions, api::ServiceOptions>> ListenOptions(const C
   }
   api::ServerOptions server;
   server.host = c.http.substr(0, colon);
-  if (server.host.size() >= 2 && server.host.front() == '[') server.host = server.host.substr(1, server.host.size() - 2);
+  if (server.host.size() >= 2 && server.host.front() == '[')
+    server.host = server.host.substr(1, server.host.size() - 2);
   if (server.host == "localhost") server.host = "127.0.0.1";
   auto port = ParsePort(c.http.substr(colon + 1));
   if (!port) {
-    return Status(Code::kInvalidArgument, "bad port in --http " + c.http + ": give a number from 0 to 65535");
+    return Status(Code::kInvalidArgument,
+                  "bad port in --http " + c.http + ": give a number from 0 to 65535");
   }
   server.port = *port;
   api::ServiceOptions service;
@@ -153,9 +158,10 @@ Result<std::pair<api::ServerOptions, api::ServiceOptions>> ListenOptions(const C
     if (!tokens.ok()) return Status(Code::kInvalidArgument, tokens.status().message());
     service.tokens = std::move(tokens).value();
   } else if (!IsLoopback(server.host)) {
-    return Status(Code::kInvalidArgument, "refusing to listen on " + server.host +
-                                              " without access control; pass --tokens FILE or listen on a "
-                                              "loopback address");
+    return Status(Code::kInvalidArgument,
+                  "refusing to listen on " + server.host +
+                      " without access control; pass --tokens FILE or listen on a "
+                      "loopback address");
   } else {
     // Nothing else controls access: answer only requests addressed to
     // loopback names, which a web page on a rebound DNS name cannot send.
@@ -177,14 +183,16 @@ sigset_t BlockStopSignals() {
   sigaddset(&signals, SIGTERM);
   sigaddset(&signals, SIGINT);
   struct sigaction hup {};
-  if (sigaction(SIGHUP, nullptr, &hup) == 0 && hup.sa_handler != SIG_IGN) sigaddset(&signals, SIGHUP);
+  if (sigaction(SIGHUP, nullptr, &hup) == 0 && hup.sa_handler != SIG_IGN)
+    sigaddset(&signals, SIGHUP);
   pthread_sigmask(SIG_BLOCK, &signals, nullptr);
   return signals;
 }
 
 // Opens the ledger and its read models (rebuilding them if needed); on
 // failure, the exit status: 75 when a retry may cure it, else 1.
-Result<std::unique_ptr<projections::Billing>> OpenBilling(const std::string& data_dir, int* exit_status) {
+Result<std::unique_ptr<projections::Billing>> OpenBilling(const std::string& data_dir,
+                                                          int* exit_status) {
   projections::BillingOptions options;
   options.dir = data_dir;
   options.on_unrecoverable = [](const Status& why) {
@@ -211,17 +219,20 @@ Result<std::unique_ptr<projections::Billing>> OpenBilling(const std::string& dat
 api::AccessLog MakeAccessLog(bool enabled, std::mutex& mu) {
   if (!enabled) return nullptr;
   return [&mu](const api::HttpRequest& req, int status, size_t bytes, int64_t micros) {
-    std::string line = "{\"method\":\"" + JsonEscape(req.method) + "\",\"path\":\"" + JsonEscape(req.target) +
-                       "\",\"status\":" + std::to_string(status) + ",\"bytes\":" + std::to_string(bytes) +
-                       ",\"us\":" + std::to_string(micros) + "}\n";
+    std::string line = "{\"method\":\"" + JsonEscape(req.method) + "\",\"path\":\"" +
+                       JsonEscape(req.target) + "\",\"status\":" + std::to_string(status) +
+                       ",\"bytes\":" + std::to_string(bytes) + ",\"us\":" + std::to_string(micros) +
+                       "}\n";
     std::lock_guard<std::mutex> lock(mu);
     std::fwrite(line.data(), 1, line.size(), stderr);
   };
 }
 
 // The Kafka consumer the command line asks for: nullptr for none.
-Result<std::unique_ptr<api::KafkaConsumer>> StartKafka(const Config& c, projections::Billing& billing,
-                                                       api::Metrics& metrics, api::Service& service) {
+Result<std::unique_ptr<api::KafkaConsumer>> StartKafka(const Config& c,
+                                                       projections::Billing& billing,
+                                                       api::Metrics& metrics,
+                                                       api::Service& service) {
   if (!c.kafka_embedded && c.kafka_brokers.empty()) return std::unique_ptr<api::KafkaConsumer>();
   api::KafkaOptions options;
   options.brokers = c.kafka_brokers;
@@ -282,18 +293,21 @@ int main(int argc, char** argv) {
 
   auto server = api::HttpServer::Start(
       server_options,
-      [&service](api::HttpRequest&& req, api::Respond respond) { service.Handle(std::move(req), std::move(respond)); },
+      [&service](api::HttpRequest&& req, api::Respond respond) {
+        service.Handle(std::move(req), std::move(respond));
+      },
       log, [&service](const api::HttpRequest& head) { return service.CheckHeaders(head); });
   if (!server.ok()) {
     std::fprintf(stderr, "ledgerd: %s\n", server.status().ToString().c_str());
     return 1;
   }
   service.set_ready(true);
-  std::string shown_host =
-      server_options.host.find(':') != std::string::npos ? "[" + server_options.host + "]" : server_options.host;
+  std::string shown_host = server_options.host.find(':') != std::string::npos
+                               ? "[" + server_options.host + "]"
+                               : server_options.host;
   std::printf("listening on http://%s:%u\n", shown_host.c_str(), (*server)->port());
-  std::printf("ledger head: %llu events in %s\n", static_cast<unsigned long long>(led->head().sequence.value),
-              config.data_dir.c_str());
+  std::printf("ledger head: %llu events in %s\n",
+              static_cast<unsigned long long>(led->head().sequence.value), config.data_dir.c_str());
   std::fflush(stdout);
 
   int sig = 0;

@@ -24,7 +24,8 @@ constexpr int kExponentMax = 40;
 // The event id prefix of import-focus (focus_import.h).
 constexpr std::string_view kFocusEventPrefix = "focus:";
 
-using Key = std::tuple<int32_t, std::string, std::string, bool>;  // month, provider, service, credit
+using Key =
+    std::tuple<int32_t, std::string, std::string, bool>;  // month, provider, service, credit
 
 // BilledCost exactly, in bill units: sign, digits, point, digits, exponent.
 Result<Sum> ParseBillUnits(std::string_view text) {
@@ -58,14 +59,16 @@ Result<Sum> ParseBillUnits(std::string_view text) {
     if (++i < s.size() && (s[i] == '-' || s[i] == '+')) exp_negative = s[i++] == '-';
     if (i == s.size()) return bad;
     for (; i < s.size(); ++i) {
-      if (s[i] < '0' || s[i] > '9' || (exponent = exponent * 10 + (s[i] - '0')) > kExponentMax) return bad;
+      if (s[i] < '0' || s[i] > '9' || (exponent = exponent * 10 + (s[i] - '0')) > kExponentMax)
+        return bad;
     }
     if (exp_negative) exponent = -exponent;
   }
   int shift = exponent - fraction + kReconcileBillFractionDigits;
   Sum v = 0;
   if (shift >= 0) {
-    if (!digits.empty() && digits.size() + static_cast<size_t>(shift) > kInt128DigitsMax) return bad;
+    if (!digits.empty() && digits.size() + static_cast<size_t>(shift) > kInt128DigitsMax)
+      return bad;
     for (char c : digits) v = v * 10 + (c - '0');
     for (int k = 0; k < shift && v != 0; ++k) v *= 10;
   } else {
@@ -80,8 +83,8 @@ Result<Sum> ParseBillUnits(std::string_view text) {
   return negative ? -v : v;
 }
 
-ReconcileGroup& GroupOf(std::map<Key, ReconcileGroup>* groups, Month month, const std::string& provider,
-                        const std::string& service, bool credit) {
+ReconcileGroup& GroupOf(std::map<Key, ReconcileGroup>* groups, Month month,
+                        const std::string& provider, const std::string& service, bool credit) {
   ReconcileGroup& g = (*groups)[Key{month.index, provider, service, credit}];
   g.month = month;
   g.provider_id = provider;
@@ -96,8 +99,8 @@ struct Bill {
 };
 
 // One bill row placed as import-focus would make it an event.
-void PlaceRow(const FocusColumns& columns, const CsvRecord& row, const ReconcileOptions& options, Bill* bill,
-              const std::function<void(const std::string&)>& unplaced) {
+void PlaceRow(const FocusColumns& columns, const CsvRecord& row, const ReconcileOptions& options,
+              Bill* bill, const std::function<void(const std::string&)>& unplaced) {
   auto cost_text = columns.Field(row, "BilledCost");
   if (!cost_text) return unplaced("BilledCost is NULL");
   auto rounded = ParseRoundedNanos(*cost_text);
@@ -110,15 +113,18 @@ void PlaceRow(const FocusColumns& columns, const CsvRecord& row, const Reconcile
   Month month = *ParseMonth(std::string_view(*start).substr(0, 7), "month");
   if (options.month && month != *options.month) return;
   if (billing_start) {
-    if (auto b = NormalizeFocusTime(*billing_start); b.ok()) bill->months.insert(ParseMonth(b->substr(0, 7), "month")->index);
+    if (auto b = NormalizeFocusTime(*billing_start); b.ok())
+      bill->months.insert(ParseMonth(b->substr(0, 7), "month")->index);
   }
   bill->months.insert(month.index);
   std::string service = FocusText(columns.Field(row, "ServiceName"));
   bool credit = *rounded < 0;
   std::string provider;
   if (!credit) {
-    auto mapped = FocusProvider(options.providers, [&](std::string_view name) { return columns.Field(row, name); });
-    if (!mapped) return unplaced("no provider mapping for SubAccountId, BillingAccountId or ProviderName");
+    auto mapped = FocusProvider(options.providers,
+                                [&](std::string_view name) { return columns.Field(row, name); });
+    if (!mapped)
+      return unplaced("no provider mapping for SubAccountId, BillingAccountId or ProviderName");
     provider = *mapped;
   }
   ReconcileGroup& g = GroupOf(&bill->groups, month, provider, service, credit);
@@ -130,7 +136,8 @@ void PlaceRow(const FocusColumns& columns, const CsvRecord& row, const Reconcile
 // The months whose postings can hold charges of `month`: itself and, when it
 // is closed, every month up to where a late charge of it would land now (the
 // closed set only grows, so none landed later).
-std::set<int32_t> PostingMonths(const projections::OrgState& org, const std::set<int32_t>& bill_months) {
+std::set<int32_t> PostingMonths(const projections::OrgState& org,
+                                const std::set<int32_t>& bill_months) {
   std::set<int32_t> out;
   for (int32_t index : bill_months) {
     Month m{index};
@@ -143,11 +150,12 @@ std::set<int32_t> PostingMonths(const projections::OrgState& org, const std::set
 }
 
 // The org's postings of the compared kinds, by the month they belong to.
-Status AddLedger(const ledger::Ledger& ledger, const ReconcileOptions& options, const std::set<int32_t>& bill_months,
-                 std::map<Key, ReconcileGroup>* groups) {
-  const uint64_t head = ledger.head().sequence.value;
+Status AddLedger(const ledger::Ledger& ledger, const ReconcileOptions& options,
+                 const std::set<int32_t>& bill_months, std::map<Key, ReconcileGroup>* groups) {
+  const ledger::Sequence head = ledger.head().sequence;
   projections::MemoryStore store;
-  auto org = projections::ReplayOrg(ledger, options.org, head, &store, projections::ReplayScope{"C", Month{0}});
+  auto org = projections::ReplayOrg(ledger, options.org, head, &store,
+                                    projections::ReplayScope{"C", Month{0}});
   if (!org.ok()) return org.status();
   std::set<std::string> mapped;
   for (const auto& [key, provider] : options.providers.by_key) mapped.insert(provider);
@@ -159,7 +167,8 @@ Status AddLedger(const ledger::Ledger& ledger, const ReconcileOptions& options, 
       Month belongs{index};
       if (row.category == "adjustment") belongs = *ParseMonth(row.label, "adjustment label");
       if (!bill_months.count(belongs.index)) continue;
-      const std::string& charge_id = row.reverses_event_id.empty() ? row.event_id : row.reverses_event_id;
+      const std::string& charge_id =
+          row.reverses_event_id.empty() ? row.event_id : row.reverses_event_id;
       ReconcileGroup* g = nullptr;
       if (row.charge_kind == "usage_recorded" && mapped.count(row.provider_id)) {
         g = &GroupOf(groups, belongs, row.provider_id, row.service, false);
@@ -195,11 +204,13 @@ std::string FormatBillUnits(Sum value) {
   }
   std::string whole = digits.substr(0, digits.size() - kReconcileBillFractionDigits);
   std::string fraction = digits.substr(digits.size() - kReconcileBillFractionDigits);
-  while (fraction.size() > static_cast<size_t>(kNanoDigits) && fraction.back() == '0') fraction.pop_back();
+  while (fraction.size() > static_cast<size_t>(kNanoDigits) && fraction.back() == '0')
+    fraction.pop_back();
   return sign + whole + "." + fraction;
 }
 
-Result<ReconcileReport> Reconcile(std::istream& csv, const ledger::Ledger& ledger, const ReconcileOptions& options) {
+Result<ReconcileReport> Reconcile(std::istream& csv, const ledger::Ledger& ledger,
+                                  const ReconcileOptions& options) {
   CsvReader reader(csv);
   CsvRecord header, row;
   auto got = reader.Next(&header);
@@ -207,10 +218,12 @@ Result<ReconcileReport> Reconcile(std::istream& csv, const ledger::Ledger& ledge
   if (!*got) return Status(Code::kInvalidArgument, "the CSV is empty (no header line)");
   FocusColumns columns(header);
   for (std::string_view required : {"BilledCost", "ServiceName"}) {
-    if (!columns.IndexOf(required)) return Status(Code::kInvalidArgument, "the CSV has no " + std::string(required) + " column");
+    if (!columns.IndexOf(required))
+      return Status(Code::kInvalidArgument, "the CSV has no " + std::string(required) + " column");
   }
   if (!columns.IndexOf("ChargePeriodStart") && !columns.IndexOf("BillingPeriodStart")) {
-    return Status(Code::kInvalidArgument, "the CSV has neither ChargePeriodStart nor BillingPeriodStart");
+    return Status(Code::kInvalidArgument,
+                  "the CSV has neither ChargePeriodStart nor BillingPeriodStart");
   }
   ReconcileReport report;
   Bill bill;
@@ -226,7 +239,8 @@ Result<ReconcileReport> Reconcile(std::istream& csv, const ledger::Ledger& ledge
       }
     };
     if (row.size() != header.size()) {
-      unplaced("has " + std::to_string(row.size()) + " fields, the header has " + std::to_string(header.size()));
+      unplaced("has " + std::to_string(row.size()) + " fields, the header has " +
+               std::to_string(header.size()));
       continue;
     }
     PlaceRow(columns, row, options, &bill, unplaced);

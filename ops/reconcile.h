@@ -77,7 +77,8 @@ struct ReconcileReport {
 // kInvalidArgument when the CSV is malformed or lacks BilledCost, ServiceName
 // or a period start column; kNotFound for an unknown org; kUnavailable or
 // kCorruption when the ledger cannot be read.
-Result<ReconcileReport> Reconcile(std::istream& csv, const ledger::Ledger& ledger, const ReconcileOptions& options);
+Result<ReconcileReport> Reconcile(std::istream& csv, const ledger::Ledger& ledger,
+                                  const ReconcileOptions& options);
 
 // An amount in bill units as a decimal with at least 9 decimals and no
 // trailing zeros beyond them ("-0.000000001", "12.30000000001").

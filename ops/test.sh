@@ -8,8 +8,7 @@
 #   build dirs: ./build (release), ./build-asan (sanitizers), ./build-fuzz (clang, libFuzzer)
 #   LEDGER_FUZZ_SECONDS=N  seconds per fuzz target (default 30; 0 skips fuzzing)
 #   LEDGER_SANITIZE=0      skips the sanitizer build and run
-#   LEDGER_FORMAT_CHECK=1  checks the C++ formatting (off until the tree has
-#                          been formatted once, see below)
+#   LEDGER_FORMAT_CHECK=0  skips the C++ formatting check
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$(pwd)
@@ -18,10 +17,9 @@ jobs=$(nproc)
 step() { echo "== $* ($(date -u +%H:%M:%S))"; }
 
 # Every tracked .h/.cc as .clang-format says (ops/check_format.sh), before
-# spending minutes on a build. Skipped by default until the tree-wide
-# `ops/check_format.sh --fix` has landed; then this default becomes 1.
+# spending minutes on a build.
 step "format check"
-LEDGER_FORMAT_CHECK=${LEDGER_FORMAT_CHECK:-0} bash ops/check_format.sh
+LEDGER_FORMAT_CHECK=${LEDGER_FORMAT_CHECK:-1} bash ops/check_format.sh
 
 step "release build and tests"
 cmake -S . -B build -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo

@@ -71,8 +71,7 @@ void Agg::Add(const Agg& other) {
   if (unit_state == Unit::kNone) {
     unit_state = other.unit_state;
     unit = other.unit;
-  } else if (unit_state == Unit::kOne &&
-             (other.unit_state == Unit::kMixed || other.unit != unit)) {
+  } else if (unit_state == Unit::kOne && (other.unit_state == Unit::kMixed || other.unit != unit)) {
     unit_state = Unit::kMixed;
     unit.clear();
   }

@@ -17,12 +17,15 @@ AnswerJson VerifyJson(const ledger::VerifyReport& report) {
 }
 
 AnswerJson InvoiceSummaryJson(const InvoiceSummary& invoice, const OrgState& org) {
-  return AnswerJson{{"invoice_id", invoice.invoice_id},
-                    {"cost_center_id", invoice.cost_center_id ? AnswerJson(*invoice.cost_center_id) : AnswerJson(nullptr)},
-                    {"billing_account", invoice.billing_account ? AnswerJson(*invoice.billing_account) : AnswerJson(nullptr)},
-                    {"status", invoice.final ? "final" : "draft"},
-                    {"total", FormatNanos(invoice.total, org.minor_digits)},
-                    {"currency", org.currency}};
+  return AnswerJson{
+      {"invoice_id", invoice.invoice_id},
+      {"cost_center_id",
+       invoice.cost_center_id ? AnswerJson(*invoice.cost_center_id) : AnswerJson(nullptr)},
+      {"billing_account",
+       invoice.billing_account ? AnswerJson(*invoice.billing_account) : AnswerJson(nullptr)},
+      {"status", invoice.final ? "final" : "draft"},
+      {"total", FormatNanos(invoice.total, org.minor_digits)},
+      {"currency", org.currency}};
 }
 
 }  // namespace billing::projections

@@ -1,6 +1,6 @@
 // The JSON of answers that both ledgerd (the HTTP API) and ledgerctl (offline)
-// print (mode names: events::InvoicingModeName), built here once so that the two can never disagree on a key, a
-// null or an escape: an auditor compares them byte for byte.
+// print (mode names: events::InvoicingModeName), built here once so that the two can never disagree
+// on a key, a null or an escape: an auditor compares them byte for byte.
 //
 // Every function is pure and thread-safe. Strings go through nlohmann::json,
 // so quotes, backslashes and control characters in messages are escaped.

@@ -147,8 +147,9 @@ Result<std::unique_ptr<Billing>> Billing::Open(const BillingOptions& options) {
   if (!s.ok() && !s.IsNotFound()) return ledger::FromRocks(s, "reading projection version");
   if (version != keys::kProjectionVersion) {
     if (options.mode == ledger::OpenMode::kReadOnly) {
-      return Status(Code::kCorruption, "the read models are missing or of another version; run "
-                                       "`ledgerctl replay` or start ledgerd to rebuild them");
+      return Status(Code::kCorruption,
+                    "the read models are missing or of another version; run "
+                    "`ledgerctl replay` or start ledgerd to rebuild them");
     }
     Status rebuilt = b->Rebuild();
     if (!rebuilt.ok()) return rebuilt;
@@ -174,14 +175,16 @@ Result<ledger::AppendResult> Billing::Retry(uint64_t rejected_id) {
   auto rec = ledger_->GetRejected(rejected_id);
   if (!rec.ok()) return rec.status();
   if (!rec->has_value()) {
-    return Status(Code::kNotFound, "rejected message " + std::to_string(rejected_id) + " does not exist");
+    return Status(Code::kNotFound,
+                  "rejected message " + std::to_string(rejected_id) + " does not exist");
   }
   if ((*rec)->raw_truncated()) {
     // Only a prefix was kept: parsing it would judge another message.
-    return Status(Code::kInvalidArgument, "rejected message " + std::to_string(rejected_id) + " kept only " +
-                                              std::to_string((*rec)->raw().size()) + " of its " +
-                                              std::to_string((*rec)->raw_bytes()) +
-                                              " bytes and cannot be re-driven; send the event again");
+    return Status(Code::kInvalidArgument,
+                  "rejected message " + std::to_string(rejected_id) + " kept only " +
+                      std::to_string((*rec)->raw().size()) + " of its " +
+                      std::to_string((*rec)->raw_bytes()) +
+                      " bytes and cannot be re-driven; send the event again");
   }
   ledger::Entry entry = ledger::PrepareEntry((*rec)->raw(), (*rec)->source());
   entry.redrive_of = rejected_id;
@@ -232,17 +235,17 @@ class ScopedSink : public Sink {
 
 }  // namespace
 
-Result<OrgState> ReplayOrg(const ledger::Ledger& ledger, const std::string& org_id, ledger::Sequence upto,
-                           MemoryStore* store, const ReplayScope& scope) {
+Result<OrgState> ReplayOrg(const ledger::Ledger& ledger, const std::string& org_id,
+                           ledger::Sequence upto, MemoryStore* store, const ReplayScope& scope) {
   Decider decider;
   Status failure;
   ScopedSink sink(store, org_id, scope);
   EventLookup lookup = [&ledger](ledger::EventKey key) { return ledger.FindEvent(key); };
-  Status scan = ledger.ScanOrg(org_id, ledger::Sequence{0}, upto, 0,
-                               [&](const ledger::Record& record) {
-    failure = decider.Redecide(record, lookup, sink, *store);
-    return failure.ok();
-  });
+  Status scan =
+      ledger.ScanOrg(org_id, ledger::Sequence{0}, upto, 0, [&](const ledger::Record& record) {
+        failure = decider.Redecide(record, lookup, sink, *store);
+        return failure.ok();
+      });
   if (!scan.ok()) return scan;
   if (!failure.ok()) return failure;
   const OrgState* org = decider.Find(org_id);
@@ -266,7 +269,8 @@ Result<OrgSnapshot> Billing::Snapshot(const std::string& org, std::optional<ledg
 }
 
 Status Billing::Rebuild() {
-  if (Status rebuilt = RebuildReadModels(*ledger_, rebuild_batch_events_); !rebuilt.ok()) return rebuilt;
+  if (Status rebuilt = RebuildReadModels(*ledger_, rebuild_batch_events_); !rebuilt.ok())
+    return rebuilt;
   return gate_->Load();
 }
 

@@ -104,7 +104,8 @@ Result<std::unique_ptr<ledger::Ledger>> OpenLedgerReadOnly(const std::string& di
 // Replays one org's records up to `upto` from `ledger` into `store`; returns
 // its structure. kNotFound if the org has no records there. Used by as_of and
 // by tests comparing incremental state with a replay.
-Result<OrgState> ReplayOrg(const ledger::Ledger& ledger, const std::string& org, ledger::Sequence upto,
-                           MemoryStore* store, const ReplayScope& scope = {});
+Result<OrgState> ReplayOrg(const ledger::Ledger& ledger, const std::string& org,
+                           ledger::Sequence upto, MemoryStore* store,
+                           const ReplayScope& scope = {});
 
 }  // namespace billing::projections

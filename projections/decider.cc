@@ -126,8 +126,8 @@ void Decider::Emit(OrgState& org, const Posting& p, Sink& sink, const events::Ev
   }
 }
 
-Status Decider::Decide(const events::Event& event, ledger::Sequence sequence, const EventLookup& lookup,
-                       Sink& sink, const View& view) {
+Status Decider::Decide(const events::Event& event, ledger::Sequence sequence,
+                       const EventLookup& lookup, Sink& sink, const View& view) {
   // The org state and the postings keep the bare number (state.proto).
   const uint64_t seq = sequence.value;
   using events::Payload;
@@ -135,7 +135,8 @@ Status Decider::Decide(const events::Event& event, ledger::Sequence sequence, co
   const std::string& org_id = e.org_id();
   auto org_it = orgs_.find(org_id);
   if (e.payload_case() == Payload::kOrganizationCreated) {
-    if (org_it != orgs_.end()) return Reject(Code::kOrgExists, "organization " + org_id + " already exists");
+    if (org_it != orgs_.end())
+      return Reject(Code::kOrgExists, "organization " + org_id + " already exists");
     const auto& p = e.organization_created();
     OrgState org;
     org.org_id = org_id;
@@ -148,14 +149,16 @@ Status Decider::Decide(const events::Event& event, ledger::Sequence sequence, co
     dirty_.insert(org_id);
     return Status::Ok();
   }
-  if (org_it == orgs_.end()) return Reject(Code::kUnknownOrg, "organization " + org_id + " is unknown");
+  if (org_it == orgs_.end())
+    return Reject(Code::kUnknownOrg, "organization " + org_id + " is unknown");
   OrgState& org = org_it->second;
 
   switch (e.payload_case()) {
     case Payload::kCostCenterCreated: {
       const auto& p = e.cost_center_created();
       if (org.cost_centers.count(p.cost_center_id())) {
-        return Reject(Code::kAlreadyExists, "cost center " + p.cost_center_id() + " already exists");
+        return Reject(Code::kAlreadyExists,
+                      "cost center " + p.cost_center_id() + " already exists");
       }
       org.cost_centers[p.cost_center_id()] = CostCenterInfo{p.name(), std::nullopt};
       break;
@@ -166,7 +169,8 @@ Status Decider::Decide(const events::Event& event, ledger::Sequence sequence, co
         return Reject(Code::kAlreadyExists, "workspace " + p.workspace_id() + " already exists");
       }
       if (!org.cost_centers.count(p.cost_center_id())) {
-        return Reject(Code::kUnknownCostCenter, "cost center " + p.cost_center_id() + " is unknown");
+        return Reject(Code::kUnknownCostCenter,
+                      "cost center " + p.cost_center_id() + " is unknown");
       }
       org.workspaces[p.workspace_id()] = p.cost_center_id();
       org.workspace_names[p.workspace_id()] = p.name();
@@ -200,7 +204,8 @@ Status Decider::Decide(const events::Event& event, ledger::Sequence sequence, co
       const auto& p = e.billing_account_assigned();
       auto cc = org.cost_centers.find(p.cost_center_id());
       if (cc == org.cost_centers.end()) {
-        return Reject(Code::kUnknownCostCenter, "cost center " + p.cost_center_id() + " is unknown");
+        return Reject(Code::kUnknownCostCenter,
+                      "cost center " + p.cost_center_id() + " is unknown");
       }
       cc->second.billing_account = p.billing_account();
       break;
@@ -214,8 +219,9 @@ Status Decider::Decide(const events::Event& event, ledger::Sequence sequence, co
         return Reject(Code::kUnknownProvider, "provider " + u.provider_id() + " is unknown");
       }
       if (u.has_currency() && u.currency() != org.currency) {
-        return Reject(Code::kCurrencyMismatch, "currency " + u.currency() + " differs from the organization's " +
-                                                    org.currency);
+        return Reject(
+            Code::kCurrencyMismatch,
+            "currency " + u.currency() + " differs from the organization's " + org.currency);
       }
       auto posting = PostingFor(org, event, sequence);
       if (!posting.ok()) return posting.status();
@@ -227,8 +233,8 @@ Status Decider::Decide(const events::Event& event, ledger::Sequence sequence, co
       const bool support = e.payload_case() == Payload::kSupportCharged;
       const bool has_cc = support ? e.support_charged().has_cost_center_id()
                                   : e.credit_applied().has_cost_center_id();
-      const std::string& cc = support ? e.support_charged().cost_center_id()
-                                      : e.credit_applied().cost_center_id();
+      const std::string& cc =
+          support ? e.support_charged().cost_center_id() : e.credit_applied().cost_center_id();
       if (has_cc && !org.cost_centers.count(cc)) {
         return Reject(Code::kUnknownCostCenter, "cost center " + cc + " is unknown");
       }
@@ -259,8 +265,8 @@ Status Decider::Decide(const events::Event& event, ledger::Sequence sequence, co
       }
       auto parsed = events::Validate(original.envelope);
       if (!parsed.ok()) {
-        return Status(Code::kCorruption, "stored event " + target_id + " no longer validates: " +
-                                             parsed.status().message());
+        return Status(Code::kCorruption, "stored event " + target_id +
+                                             " no longer validates: " + parsed.status().message());
       }
       auto posting = PostingFor(org, *parsed, original.sequence);
       if (!posting.ok()) return posting.status();
@@ -303,7 +309,8 @@ Status Decider::Decide(const events::Event& event, ledger::Sequence sequence, co
 
 Status Decider::Redecide(const ledger::Record& record, const EventLookup& lookup, Sink& sink,
                          const View& view) {
-  if (Status decoded = ledger::DecodeEvent(record, &replayed_.envelope); !decoded.ok()) return decoded;
+  if (Status decoded = ledger::DecodeEvent(record, &replayed_.envelope); !decoded.ok())
+    return decoded;
   if (Status valid = events::Validate(&replayed_); !valid.ok()) {
     return Status(Code::kCorruption, "record " + std::to_string(record.sequence()) +
                                          " does not validate: " + valid.message());
@@ -318,7 +325,8 @@ Status Decider::Redecide(const ledger::Record& record, const EventLookup& lookup
     return Status(Code::kCorruption, "record " + std::to_string(record.sequence()) +
                                          " is no longer accepted on replay: " + decided.ToString());
   }
-  return Status(decided.code(), "replaying record " + std::to_string(record.sequence()) + ": " + decided.message());
+  return Status(decided.code(),
+                "replaying record " + std::to_string(record.sequence()) + ": " + decided.message());
 }
 
 }  // namespace billing::projections

@@ -34,13 +34,13 @@ using EventLookup = std::function<Result<std::optional<ledger::StoredEvent>>(led
 // valid only during the observer call.
 struct PostingRow {
   const OrgState* org = nullptr;
-  Month month;            // the month it lands in (for adjustments: the open month it moved to)
-  char category = 0;      // keys::Category
-  std::string_view label;        // the month item's label: service, description or YYYY-MM
+  Month month;             // the month it lands in (for adjustments: the open month it moved to)
+  char category = 0;       // keys::Category
+  std::string_view label;  // the month item's label: service, description or YYYY-MM
   std::string_view cost_center;  // the invoice bucket: a cost center id, "" for the organization
-  Sum amount = 0;         // signed: credits and reversals are negative
-  Sum quantity = 0;       // usage only; negative for reversals
-  std::string_view unit;  // usage only
+  Sum amount = 0;                // signed: credits and reversals are negative
+  Sum quantity = 0;              // usage only; negative for reversals
+  std::string_view unit;         // usage only
   // The event recorded as this sequence that caused the posting: the charge
   // itself, or the event_voided that reverses it.
   const events::Event* cause = nullptr;
@@ -58,8 +58,8 @@ class Decider {
   // writes added to `sink`. A SPEC code: rejected, and nothing changed.
   // kUnavailable/kCorruption: a lookup failed. `view` answers voided markers
   // written before the current group.
-  Status Decide(const events::Event& event, ledger::Sequence sequence, const EventLookup& lookup, Sink& sink,
-                const View& view);
+  Status Decide(const events::Event& event, ledger::Sequence sequence, const EventLookup& lookup,
+                Sink& sink, const View& view);
   // Decides a record already in the ledger again (replays, rebuilds,
   // exports). It was accepted when written, so a refusal by the rules now is
   // kCorruption naming the sequence: the rules or the stored bytes changed
@@ -84,7 +84,8 @@ class Decider {
 
  private:
   struct Posting;
-  Result<Posting> PostingFor(const OrgState& org, const events::Event& event, ledger::Sequence seq) const;
+  Result<Posting> PostingFor(const OrgState& org, const events::Event& event,
+                             ledger::Sequence seq) const;
   void Emit(OrgState& org, const Posting& posting, Sink& sink, const events::Event& cause,
             uint64_t seq, const events::Event& charge);
 

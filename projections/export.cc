@@ -3,7 +3,6 @@
 #include <cstdio>
 #include <cstdlib>
 #include <map>
-
 #include <nlohmann/json.hpp>
 
 #include "projections/decider.h"
@@ -101,9 +100,9 @@ void AppendCsvHeader(std::string* out, const std::vector<CsvColumn>& columns) {
 
 void AppendCsvLine(std::string* out, const std::vector<CsvColumn>& columns,
                    const std::vector<std::string>& fields) {
-  LEDGER_CHECK(fields.size() == columns.size(),
-               "export: " + std::to_string(fields.size()) + " cells for " + std::to_string(columns.size()) +
-                   " columns");
+  LEDGER_CHECK(fields.size() == columns.size(), "export: " + std::to_string(fields.size()) +
+                                                    " cells for " + std::to_string(columns.size()) +
+                                                    " columns");
   for (size_t i = 0; i < fields.size(); ++i) {
     if (i > 0) out->push_back(',');
     AppendCsvCell(out, fields[i], columns[i].kind);
@@ -111,21 +110,26 @@ void AppendCsvLine(std::string* out, const std::vector<CsvColumn>& columns,
   out->push_back('\n');
 }
 
-std::string CsvQuantity(const ExportRow& r) { return r.quantity ? FormatNanos(*r.quantity) : std::string(); }
+std::string CsvQuantity(const ExportRow& r) {
+  return r.quantity ? FormatNanos(*r.quantity) : std::string();
+}
 
 constexpr CellKind kText = CellKind::kText;
 constexpr CellKind kNumber = CellKind::kNumber;
 
 const std::vector<CsvColumn>& CsvColumns() {
   static const std::vector<CsvColumn> kColumns = {
-      {"org_id", kText},        {"month", kText},          {"invoice_id", kText},
-      {"billing_account", kText}, {"cost_center_id", kText}, {"category", kText},
-      {"label", kText},         {"service", kText},        {"provider_id", kText},
-      {"provider_name", kText}, {"resource_id", kText},    {"sku", kText},
-      {"region", kText},        {"quantity", kNumber},     {"unit", kText},
-      {"amount", kNumber},      {"usage_start", kText},    {"usage_end", kText},
-      {"description", kText},   {"event_id", kText},       {"sequence", kNumber},
-      {"reverses_event_id", kText}};
+      {"org_id", kText},         {"month", kText},
+      {"invoice_id", kText},     {"billing_account", kText},
+      {"cost_center_id", kText}, {"category", kText},
+      {"label", kText},          {"service", kText},
+      {"provider_id", kText},    {"provider_name", kText},
+      {"resource_id", kText},    {"sku", kText},
+      {"region", kText},         {"quantity", kNumber},
+      {"unit", kText},           {"amount", kNumber},
+      {"usage_start", kText},    {"usage_end", kText},
+      {"description", kText},    {"event_id", kText},
+      {"sequence", kNumber},     {"reverses_event_id", kText}};
   return kColumns;
 }
 
@@ -160,8 +164,8 @@ std::string_view FocusChargeCategory(std::string_view category) {
   return "Adjustment";
 }
 
-Result<MonthExport> ExportMonth(const ledger::Ledger& ledger, const std::string& org_id, Month month,
-                                ledger::Sequence upto) {
+Result<MonthExport> ExportMonth(const ledger::Ledger& ledger, const std::string& org_id,
+                                Month month, ledger::Sequence upto) {
   // Rows are collected with their bucket; invoice ids and accounts depend on
   // the month's mode and accounts as of `upto`, known only at the end.
   std::vector<ExportRow> rows;
@@ -207,12 +211,12 @@ Result<MonthExport> ExportMonth(const ledger::Ledger& ledger, const std::string&
   MarkerStore store;
   Status failure;
   EventLookup lookup = [&ledger](ledger::EventKey key) { return ledger.FindEvent(key); };
-  Status scan = ledger.ScanOrg(org_id, ledger::Sequence{0}, upto, 0,
-                               [&](const ledger::Record& record) {
-    failure = decider.Redecide(record, lookup, store, store);
-    if (!failure.ok()) return false;
-    return true;
-  });
+  Status scan =
+      ledger.ScanOrg(org_id, ledger::Sequence{0}, upto, 0, [&](const ledger::Record& record) {
+        failure = decider.Redecide(record, lookup, store, store);
+        if (!failure.ok()) return false;
+        return true;
+      });
   if (!scan.ok()) return scan;
   if (!failure.ok()) return failure;
   const OrgState* org = decider.Find(org_id);
@@ -260,7 +264,8 @@ Result<ExportFormat> ParseExportFormat(std::string_view name) {
   if (name == "csv") return ExportFormat::kCsv;
   if (name == "focus") return ExportFormat::kFocus;
   if (name == "ndjson") return ExportFormat::kNdjson;
-  return Status(Code::kInvalidArgument, "format must be csv, focus or ndjson, not " + std::string(name));
+  return Status(Code::kInvalidArgument,
+                "format must be csv, focus or ndjson, not " + std::string(name));
 }
 
 std::string RenderExport(const MonthExport& e, ExportFormat format) {
@@ -273,10 +278,27 @@ std::string RenderExport(const MonthExport& e, ExportFormat format) {
       AppendCsvHeader(&out, CsvColumns());
       for (const ExportRow& r : e.rows) {
         AppendCsvLine(&out, CsvColumns(),
-                      {e.org_id, month, r.invoice_id, r.billing_account.value_or(""), r.cost_center_id,
-                       r.category, r.label, r.service, r.provider_id, r.provider_name, r.resource_id,
-                       r.sku, r.region, CsvQuantity(r), r.unit, FormatNanos(r.amount), r.usage_start,
-                       r.usage_end, r.description, r.event_id, std::to_string(r.sequence),
+                      {e.org_id,
+                       month,
+                       r.invoice_id,
+                       r.billing_account.value_or(""),
+                       r.cost_center_id,
+                       r.category,
+                       r.label,
+                       r.service,
+                       r.provider_id,
+                       r.provider_name,
+                       r.resource_id,
+                       r.sku,
+                       r.region,
+                       CsvQuantity(r),
+                       r.unit,
+                       FormatNanos(r.amount),
+                       r.usage_start,
+                       r.usage_end,
+                       r.description,
+                       r.event_id,
+                       std::to_string(r.sequence),
                        r.reverses_event_id});
       }
       break;
@@ -288,19 +310,39 @@ std::string RenderExport(const MonthExport& e, ExportFormat format) {
         bool usage = r.category == "usage";
         std::string cost = FormatNanos(r.amount);
         AppendCsvLine(&out, FocusColumns(),
-                      {r.billing_account.value_or(""), r.billing_account_name, e.currency, period_start,
-                       period_end, usage ? FocusTimeOf(r.usage_start) : period_start,
+                      {r.billing_account.value_or(""),
+                       r.billing_account_name,
+                       e.currency,
+                       period_start,
+                       period_end,
+                       usage ? FocusTimeOf(r.usage_start) : period_start,
                        usage ? FocusTimeOf(r.usage_end) : period_end,
-                       std::string(FocusChargeCategory(r.category)), r.label, cost, cost, cost,
-                       CsvQuantity(r), r.unit, r.provider_kind, FocusServiceName(r), r.resource_id,
-                       r.sku, r.region, r.provider_id, r.provider_name, r.invoice_id, r.cost_center_id,
-                       r.event_id, std::to_string(r.sequence)});
+                       std::string(FocusChargeCategory(r.category)),
+                       r.label,
+                       cost,
+                       cost,
+                       cost,
+                       CsvQuantity(r),
+                       r.unit,
+                       r.provider_kind,
+                       FocusServiceName(r),
+                       r.resource_id,
+                       r.sku,
+                       r.region,
+                       r.provider_id,
+                       r.provider_name,
+                       r.invoice_id,
+                       r.cost_center_id,
+                       r.event_id,
+                       std::to_string(r.sequence)});
       }
       break;
     case ExportFormat::kNdjson:
       for (const ExportRow& r : e.rows) {
         using Json = nlohmann::ordered_json;
-        auto text_or_null = [](const std::string& s) { return s.empty() ? Json(nullptr) : Json(s); };
+        auto text_or_null = [](const std::string& s) {
+          return s.empty() ? Json(nullptr) : Json(s);
+        };
         Json j{{"org_id", e.org_id},
                {"month", month},
                {"invoice_id", r.invoice_id},

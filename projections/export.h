@@ -33,16 +33,17 @@ struct ExportRow {
   std::string invoice_id;      // {month}-org or {month}-{cost_center_id}
   std::optional<std::string> billing_account;  // nullopt: cost center without an account yet
   std::string billing_account_name;            // the org's or the cost center's name
-  std::string category;  // usage, support, credit, adjustment
-  std::string label;     // the month item / invoice line it adds to
+  std::string category;                        // usage, support, credit, adjustment
+  std::string label;                           // the month item / invoice line it adds to
   // What was charged: the payload of the charge (usage_recorded,
   // support_charged, credit_applied); for a reversal, the voided original's.
   std::string charge_kind;
   std::string description;  // support and credit: their description
-  std::string service, provider_id, provider_name, provider_kind, resource_id, sku, region;  // usage
+  std::string service, provider_id, provider_name, provider_kind, resource_id, sku,
+      region;                   // usage
   std::optional<Sum> quantity;  // usage: signed (negative for reversals)
   std::string unit;
-  Sum amount = 0;  // signed: credits and reversals are negative
+  Sum amount = 0;                      // signed: credits and reversals are negative
   std::string usage_start, usage_end;  // usage: as recorded (RFC 3339)
   std::string event_id;  // the event that caused the posting (for a reversal: the void)
   uint64_t sequence = 0;

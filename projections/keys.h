@@ -26,10 +26,14 @@ enum Category : char { kUsage = '1', kSupport = '2', kCredit = '3', kAdjustment 
 
 inline std::string_view CategoryName(char c) {
   switch (c) {
-    case kUsage: return "usage";
-    case kSupport: return "support";
-    case kCredit: return "credit";
-    default: return "adjustment";
+    case kUsage:
+      return "usage";
+    case kSupport:
+      return "support";
+    case kCredit:
+      return "credit";
+    default:
+      return "adjustment";
   }
 }
 
@@ -146,7 +150,8 @@ inline std::string CategoryKey(std::string_view org, int32_t month, char categor
   return k;
 }
 
-inline std::string ItemKey(std::string_view org, int32_t month, char category, std::string_view label) {
+inline std::string ItemKey(std::string_view org, int32_t month, char category,
+                           std::string_view label) {
   std::string k;
   MonthKeys(&k, org, month).Item(category, label);
   return k;
@@ -164,15 +169,16 @@ inline std::string LinePrefix(std::string_view org, int32_t month, std::string_v
   return k;
 }
 
-inline std::string LineKey(std::string_view org, int32_t month, std::string_view bucket, char category,
-                           std::string_view label) {
+inline std::string LineKey(std::string_view org, int32_t month, std::string_view bucket,
+                           char category, std::string_view label) {
   std::string k;
   MonthKeys(&k, org, month).Line(bucket, category, label);
   return k;
 }
 
 // `path` is the node's parts joined by 0: service 0 provider [0 resource [0 sku]].
-inline std::string DrillKey(std::string_view org, int32_t month, char level, std::string_view path) {
+inline std::string DrillKey(std::string_view org, int32_t month, char level,
+                            std::string_view path) {
   std::string k;
   MonthKeys(&k, org, month).Drill(level, path);
   return k;

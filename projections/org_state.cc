@@ -18,10 +18,12 @@ Timestamp InstantOf(const v1::Instant& in) {
 Result<std::string> OrgState::CostCenterOf(const std::string& provider, Timestamp at,
                                            ledger::Sequence known_before) const {
   auto found = providers.find(provider);
-  if (found == providers.end()) return Status(Code::kUnknownProvider, "provider " + provider + " is unknown");
+  if (found == providers.end())
+    return Status(Code::kUnknownProvider, "provider " + provider + " is unknown");
   const ProviderInfo& p = found->second;
   if (p.placements.empty()) {
-    return Status(Code::kCorruption, "provider " + provider + " of organization " + org_id + " has no workspace");
+    return Status(Code::kCorruption,
+                  "provider " + provider + " of organization " + org_id + " has no workspace");
   }
   // The latest placement effective at or before `at` wins, ties in ledger
   // order; usage before every placement belongs to the first workspace.
@@ -88,7 +90,8 @@ v1::OrgState OrgState::ToProto() const {
     auto* w = p.add_workspaces();
     w->set_id(id);
     w->set_cost_center_id(cc);
-    if (auto name = workspace_names.find(id); name != workspace_names.end()) w->set_name(name->second);
+    if (auto name = workspace_names.find(id); name != workspace_names.end())
+      w->set_name(name->second);
   }
   for (const auto& [id, prov] : providers) {
     auto* q = p.add_providers();
@@ -113,7 +116,8 @@ v1::OrgState OrgState::ToProto() const {
     x->set_month(month);
     x->set_sequence(c.sequence);
     x->set_per_cost_center(c.mode == InvoicingMode::kPerCostCenter);
-    for (const auto& [cc, acc] : c.cost_center_accounts) (*x->mutable_cost_center_accounts())[cc] = acc;
+    for (const auto& [cc, acc] : c.cost_center_accounts)
+      (*x->mutable_cost_center_accounts())[cc] = acc;
   }
   p.set_has_charges(latest_charge_month.has_value());
   if (latest_charge_month) p.set_latest_charge_month(latest_charge_month->index);

@@ -60,11 +60,11 @@ struct OrgState {
   int minor_digits = 2;
   Month created_month;
   std::map<std::string, CostCenterInfo> cost_centers;
-  std::map<std::string, std::string> workspaces;  // workspace -> owning cost center
+  std::map<std::string, std::string> workspaces;       // workspace -> owning cost center
   std::map<std::string, std::string> workspace_names;  // workspace -> its name (GET /v1/orgs/{org})
   std::map<std::string, ProviderInfo> providers;
-  std::vector<ModeChange> modes;                  // ledger order
-  std::map<int32_t, ClosedMonth> closed;          // by Month::index
+  std::vector<ModeChange> modes;          // ledger order
+  std::map<int32_t, ClosedMonth> closed;  // by Month::index
   std::optional<Month> latest_charge_month;
 
   // The cost center owning the workspace `provider` was in at `at`, using
@@ -72,7 +72,8 @@ struct OrgState {
   // provider this org does not have; kCorruption when the state names a
   // workspace it does not hold (a damaged stored state). Never throws: it
   // runs on the ledger's writer thread.
-  Result<std::string> CostCenterOf(const std::string& provider, Timestamp at, ledger::Sequence known_before) const;
+  Result<std::string> CostCenterOf(const std::string& provider, Timestamp at,
+                                   ledger::Sequence known_before) const;
   // Whether `month` was closed by an event before sequence `known_before`.
   bool IsClosed(Month month, ledger::Sequence known_before = ledger::kSequenceMax) const;
   // The first month after `month` that is open as of `known_before`.

@@ -147,7 +147,8 @@ std::vector<Child> DrillChildren(const OrgState& org, const View& view, Month mo
 
 }  // namespace
 
-Result<std::vector<DashboardMonth>> Dashboard(const OrgState& org, const View& view, MonthRange range,
+Result<std::vector<DashboardMonth>> Dashboard(const OrgState& org, const View& view,
+                                              MonthRange range,
                                               const std::optional<std::string>& cost_center) {
   if (cost_center && !org.cost_centers.count(*cost_center)) {
     return Status(Code::kNotFound, "cost center " + *cost_center + " is unknown");
@@ -179,10 +180,18 @@ std::vector<HistoryMonth> UsageHistory(const OrgState& org, const View& view, Mo
     view.Scan(prefix, [&](std::string_view key, std::string_view value) {
       Sum amount = ReadAgg(view, value).amount;
       switch (key[prefix.size()]) {
-        case keys::kUsage: h.usage += amount; break;
-        case keys::kSupport: h.support += amount; break;
-        case keys::kCredit: h.credits += amount; break;
-        default: h.adjustments += amount; break;
+        case keys::kUsage:
+          h.usage += amount;
+          break;
+        case keys::kSupport:
+          h.support += amount;
+          break;
+        case keys::kCredit:
+          h.credits += amount;
+          break;
+        default:
+          h.adjustments += amount;
+          break;
       }
       return true;
     });
@@ -235,7 +244,8 @@ Result<ItemDetail> ItemChildren(const OrgState& org, const View& view, Month mon
   if (!value) return not_found;
   d.label = LabelOf(org, level, path);
   d.amount = ReadAgg(view, *value).amount;
-  if (level != '3') d.children = DrillChildren(org, view, month, static_cast<char>(level + 1), path);
+  if (level != '3')
+    d.children = DrillChildren(org, view, month, static_cast<char>(level + 1), path);
   return d;
 }
 
@@ -295,13 +305,16 @@ std::vector<StructureCostCenter> Structure(const OrgState& org) {
   std::map<std::string, std::vector<StructureWorkspace>> by_cost_center;
   for (const auto& [workspace, owner] : org.workspaces) {
     auto name = org.workspace_names.find(workspace);
-    StructureWorkspace w{workspace, name == org.workspace_names.end() ? std::string() : name->second, {}};
-    if (auto it = by_workspace.find(workspace); it != by_workspace.end()) w.providers = std::move(it->second);
+    StructureWorkspace w{
+        workspace, name == org.workspace_names.end() ? std::string() : name->second, {}};
+    if (auto it = by_workspace.find(workspace); it != by_workspace.end())
+      w.providers = std::move(it->second);
     by_cost_center[owner].push_back(std::move(w));
   }
   std::vector<StructureCostCenter> out;
   for (const auto& [id, cc] : org.cost_centers) {
-    out.push_back(StructureCostCenter{id, cc.name, cc.billing_account, std::move(by_cost_center[id])});
+    out.push_back(
+        StructureCostCenter{id, cc.name, cc.billing_account, std::move(by_cost_center[id])});
   }
   return out;
 }

@@ -21,8 +21,8 @@ namespace billing::projections {
 inline constexpr int kMonthsMax = 36;
 
 struct MonthRange {
-  Month end;   // inclusive
-  int count;   // 1..kMonthsMax
+  Month end;  // inclusive
+  int count;  // 1..kMonthsMax
 };
 
 struct DashboardMonth {
@@ -33,7 +33,7 @@ struct DashboardMonth {
 struct HistoryMonth {
   Month month;
   bool closed = false;
-  Sum total = 0;  // rounded
+  Sum total = 0;                                             // rounded
   Sum usage = 0, support = 0, credits = 0, adjustments = 0;  // exact
 };
 
@@ -111,7 +111,8 @@ struct StructureCostCenter {
 
 // Billed per month, oldest first; with a cost center, that cost center's own
 // exact charges rounded (kNotFound if the org has no such cost center).
-Result<std::vector<DashboardMonth>> Dashboard(const OrgState& org, const View& view, MonthRange range,
+Result<std::vector<DashboardMonth>> Dashboard(const OrgState& org, const View& view,
+                                              MonthRange range,
                                               const std::optional<std::string>& cost_center);
 // Newest first.
 std::vector<HistoryMonth> UsageHistory(const OrgState& org, const View& view, MonthRange range);

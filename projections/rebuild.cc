@@ -82,7 +82,8 @@ Status WaitForL0Compaction(rocksdb::DB* db) {
     if (!db->GetProperty("rocksdb.num-files-at-level0", &property)) break;
     std::from_chars(property.data(), property.data() + property.size(), l0_files);
     if (l0_files < l0_limit) break;
-    if (db->GetIntProperty("rocksdb.background-errors", &background_errors) && background_errors > errors_before) {
+    if (db->GetIntProperty("rocksdb.background-errors", &background_errors) &&
+        background_errors > errors_before) {
       return Status(Code::kUnavailable, "compacting read models failed; see the RocksDB LOG");
     }
     std::this_thread::sleep_for(kRebuildCompactionPoll);
@@ -188,7 +189,7 @@ class PostingPipeline {
         std::lock_guard<std::mutex> lock(mu_);
         idle_.push_back(std::move(log));
       }
-      cv_.notify_all();  // a log to fill
+      cv_.notify_all();      // a log to fill
       if (failed) continue;  // the deciding thread stops at its next hand-over
       batch.Clear();
       sums.FlushTo(&batch);

@@ -1,10 +1,9 @@
 #include "projections/store.h"
 
-#include <rocksdb/db.h>
-#include <rocksdb/write_batch.h>
-
 #include <absl/container/flat_hash_map.h>
 #include <absl/strings/string_view.h>
+#include <rocksdb/db.h>
+#include <rocksdb/write_batch.h>
 
 #include <algorithm>
 #include <cstring>
@@ -61,7 +60,8 @@ class KeyArena {
     }
     if (current_ == blocks_.size() || key.size() > kBlockBytes - used_) {
       if (current_ < blocks_.size()) ++current_;
-      if (current_ == blocks_.size()) blocks_.push_back(std::make_unique_for_overwrite<char[]>(kBlockBytes));
+      if (current_ == blocks_.size())
+        blocks_.push_back(std::make_unique_for_overwrite<char[]>(kBlockBytes));
       used_ = 0;
     }
     char* at = blocks_[current_].get() + used_;
@@ -108,17 +108,15 @@ size_t CombiningSink::size() const { return buffer_->merges.size() + buffer_->pu
 void CombiningSink::Merge(std::string_view key_view, const Agg& delta) {
   absl::string_view key(key_view.data(), key_view.size());
   // One hash and probe; the key is copied into the arena only when new.
-  auto it = buffer_->merges.lazy_emplace(key, [&](const auto& construct) {
-    construct(buffer_->keys.Add(key_view), Agg());
-  });
+  auto it = buffer_->merges.lazy_emplace(
+      key, [&](const auto& construct) { construct(buffer_->keys.Add(key_view), Agg()); });
   it->second.Add(delta);
 }
 
 void CombiningSink::Put(std::string_view key_view, std::string_view value) {
   absl::string_view key(key_view.data(), key_view.size());
-  auto it = buffer_->puts.lazy_emplace(key, [&](const auto& construct) {
-    construct(buffer_->keys.Add(key_view), std::string());
-  });
+  auto it = buffer_->puts.lazy_emplace(
+      key, [&](const auto& construct) { construct(buffer_->keys.Add(key_view), std::string()); });
   it->second.assign(value);
 }
 
@@ -128,7 +126,8 @@ void CombiningSink::FlushTo(rocksdb::WriteBatch* batch) {
   std::vector<const std::pair<const absl::string_view, Agg>*> sorted;
   sorted.reserve(buffer_->merges.size());
   for (const auto& entry : buffer_->merges) sorted.push_back(&entry);
-  std::sort(sorted.begin(), sorted.end(), [](const auto* a, const auto* b) { return a->first < b->first; });
+  std::sort(sorted.begin(), sorted.end(),
+            [](const auto* a, const auto* b) { return a->first < b->first; });
   std::string value;
   for (const auto* entry : sorted) {
     value.clear();

@@ -42,9 +42,9 @@ class View {
   virtual ~View() = default;
   virtual std::optional<std::string> Get(const std::string& key) const = 0;
   // Visits keys starting with `prefix` in order until `visit` returns false.
-  virtual void Scan(std::string_view prefix,
-                    const std::function<bool(std::string_view key, std::string_view value)>& visit)
-      const = 0;
+  virtual void Scan(
+      std::string_view prefix,
+      const std::function<bool(std::string_view key, std::string_view value)>& visit) const = 0;
   // OK, or the first read that failed (kUnavailable, kCorruption).
   Status status() const;
   // Records a failure found while reading, by the view or by code reading a

@@ -19,16 +19,18 @@ namespace {
 // a deployment may let a group of operators read it.
 Status CheckPermissions(const std::string& path) {
   struct stat st {};
-  if (stat(path.c_str(), &st) != 0) return Status(Code::kInvalidArgument, "cannot read tokens file " + path);
+  if (stat(path.c_str(), &st) != 0)
+    return Status(Code::kInvalidArgument, "cannot read tokens file " + path);
   char mode[8];
   std::snprintf(mode, sizeof(mode), "%03o", static_cast<unsigned>(st.st_mode & 0777));
   if ((st.st_mode & (S_IWGRP | S_IWOTH)) != 0) {
-    return Status(Code::kInvalidArgument, "tokens file " + path + " is writable by others (mode " + mode +
-                                              "); make it private: chmod 600 " + path);
+    return Status(Code::kInvalidArgument, "tokens file " + path + " is writable by others (mode " +
+                                              mode + "); make it private: chmod 600 " + path);
   }
   if ((st.st_mode & S_IROTH) != 0) {
-    return Status(Code::kInvalidArgument, "tokens file " + path + " is readable by every user (mode " + mode +
-                                              "), and its tokens are secrets; make it private: chmod 600 " + path);
+    return Status(Code::kInvalidArgument,
+                  "tokens file " + path + " is readable by every user (mode " + mode +
+                      "), and its tokens are secrets; make it private: chmod 600 " + path);
   }
   return Status::Ok();
 }
@@ -53,7 +55,8 @@ Result<Tokens> Tokens::Load(const std::string& path) {
     };
     if (!(fields >> role >> org)) return bad("expected `<token> <role> <org or *> [name]`");
     if (token.size() < kTokenCharsMin) {
-      return bad("token shorter than " + std::to_string(kTokenCharsMin) + " characters (use e.g. `openssl rand -hex 16`)");
+      return bad("token shorter than " + std::to_string(kTokenCharsMin) +
+                 " characters (use e.g. `openssl rand -hex 16`)");
     }
     fields >> name;
     Principal p;
@@ -78,9 +81,11 @@ Result<Tokens> Tokens::Load(const std::string& path) {
 std::optional<Principal> Tokens::Authenticate(std::string_view authorization) const {
   // credentials = auth-scheme 1*SP token68; the scheme is case-insensitive.
   constexpr std::string_view kBearer = "bearer";
-  if (authorization.size() <= kBearer.size() + 1 || authorization[kBearer.size()] != ' ') return std::nullopt;
+  if (authorization.size() <= kBearer.size() + 1 || authorization[kBearer.size()] != ' ')
+    return std::nullopt;
   for (size_t i = 0; i < kBearer.size(); ++i) {
-    if (std::tolower(static_cast<unsigned char>(authorization[i])) != kBearer[i]) return std::nullopt;
+    if (std::tolower(static_cast<unsigned char>(authorization[i])) != kBearer[i])
+      return std::nullopt;
   }
   std::string_view token = authorization.substr(kBearer.size());
   while (!token.empty() && token.front() == ' ') token.remove_prefix(1);

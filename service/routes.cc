@@ -18,27 +18,40 @@ const std::vector<Service::Route>& Service::Routes() {
       {{"GET", "/web/{file}", A::kPublic, C::kInline, B::kNone, "web"}, &Service::WebFile},
       {{"GET", "/v1/openapi.json", A::kPublic, C::kInline, B::kNone, "openapi"}, &Service::OpenApi},
       {{"GET", "/metrics", A::kAuditor, C::kInline, B::kNone, "metrics"}, &Service::MetricsText},
-      {{"POST", "/v1/events", A::kProducer, C::kHeavyBody, B::kEvents, "post_events"}, &Service::PostEvents},
-      {{"GET", "/v1/orgs/{org}", A::kOrgReader, C::kHeavyAsOf, B::kNone, "org"}, &Service::Structure},
-      {{"GET", "/v1/orgs/{org}/dashboard", A::kOrgReader, C::kHeavyAsOf, B::kNone, "dashboard"}, &Service::Dashboard},
-      {{"GET", "/v1/orgs/{org}/usage-history", A::kOrgReader, C::kHeavyAsOf, B::kNone, "usage_history"},
+      {{"POST", "/v1/events", A::kProducer, C::kHeavyBody, B::kEvents, "post_events"},
+       &Service::PostEvents},
+      {{"GET", "/v1/orgs/{org}", A::kOrgReader, C::kHeavyAsOf, B::kNone, "org"},
+       &Service::Structure},
+      {{"GET", "/v1/orgs/{org}/dashboard", A::kOrgReader, C::kHeavyAsOf, B::kNone, "dashboard"},
+       &Service::Dashboard},
+      {{"GET", "/v1/orgs/{org}/usage-history", A::kOrgReader, C::kHeavyAsOf, B::kNone,
+        "usage_history"},
        &Service::UsageHistory},
-      {{"GET", "/v1/orgs/{org}/usage-history/{month}.csv", A::kOrgReader, C::kHeavy, B::kNone, "usage_month_csv"},
+      {{"GET", "/v1/orgs/{org}/usage-history/{month}.csv", A::kOrgReader, C::kHeavy, B::kNone,
+        "usage_month_csv"},
        &Service::UsageMonthCsv},
-      {{"GET", "/v1/orgs/{org}/usage-history/{month}", A::kOrgReader, C::kHeavyAsOf, B::kNone, "usage_month"},
+      {{"GET", "/v1/orgs/{org}/usage-history/{month}", A::kOrgReader, C::kHeavyAsOf, B::kNone,
+        "usage_month"},
        &Service::UsageMonth},
-      {{"GET", "/v1/orgs/{org}/usage-history/{month}/items/{item_id}", A::kOrgReader, C::kHeavyAsOf, B::kNone,
-        "usage_item"},
+      {{"GET", "/v1/orgs/{org}/usage-history/{month}/items/{item_id}", A::kOrgReader, C::kHeavyAsOf,
+        B::kNone, "usage_item"},
        &Service::UsageItem},
-      {{"GET", "/v1/orgs/{org}/invoices", A::kOrgReader, C::kHeavyAsOf, B::kNone, "invoices"}, &Service::Invoices},
-      {{"GET", "/v1/orgs/{org}/invoices/{invoice_id}.csv", A::kOrgReader, C::kHeavy, B::kNone, "invoice_csv"},
+      {{"GET", "/v1/orgs/{org}/invoices", A::kOrgReader, C::kHeavyAsOf, B::kNone, "invoices"},
+       &Service::Invoices},
+      {{"GET", "/v1/orgs/{org}/invoices/{invoice_id}.csv", A::kOrgReader, C::kHeavy, B::kNone,
+        "invoice_csv"},
        &Service::InvoiceCsv},
-      {{"GET", "/v1/orgs/{org}/invoices/{invoice_id}", A::kOrgReader, C::kHeavyAsOf, B::kNone, "invoice"},
+      {{"GET", "/v1/orgs/{org}/invoices/{invoice_id}", A::kOrgReader, C::kHeavyAsOf, B::kNone,
+        "invoice"},
        &Service::Invoice},
-      {{"GET", "/v1/ledger/events", A::kAuditor, C::kStreamed, B::kNone, "ledger_events"}, &Service::LedgerEvents},
-      {{"GET", "/v1/ledger/verify", A::kAuditor, C::kHeavy, B::kNone, "ledger_verify"}, &Service::Verify},
-      {{"GET", "/v1/ledger/rejected", A::kAuditor, C::kInline, B::kNone, "ledger_rejected"}, &Service::Rejected},
-      {{"POST", "/v1/ledger/rejected/{id}/retry", A::kProducer, C::kInline, B::kNone, "ledger_retry"},
+      {{"GET", "/v1/ledger/events", A::kAuditor, C::kStreamed, B::kNone, "ledger_events"},
+       &Service::LedgerEvents},
+      {{"GET", "/v1/ledger/verify", A::kAuditor, C::kHeavy, B::kNone, "ledger_verify"},
+       &Service::Verify},
+      {{"GET", "/v1/ledger/rejected", A::kAuditor, C::kInline, B::kNone, "ledger_rejected"},
+       &Service::Rejected},
+      {{"POST", "/v1/ledger/rejected/{id}/retry", A::kProducer, C::kInline, B::kNone,
+        "ledger_retry"},
        &Service::Retry},
   };
   return kRoutes;
@@ -61,7 +74,8 @@ const std::string& PathParams::Get(std::string_view name) const {
   return kNone;
 }
 
-bool MatchPattern(std::string_view pattern, const std::vector<std::string>& segments, PathParams* params) {
+bool MatchPattern(std::string_view pattern, const std::vector<std::string>& segments,
+                  PathParams* params) {
   // "/" is one empty segment, as ParseTarget splits it.
   std::string_view rest = pattern.substr(1);
   for (size_t i = 0;; ++i) {
@@ -105,10 +119,14 @@ RouteMatch FindRoute(std::span<const RouteSpec> routes, std::string_view method,
 bool RoleMay(Access access, Role role) {
   if (access == Access::kPublic || role == Role::kAdmin) return true;
   switch (access) {
-    case Access::kOrgReader: return role == Role::kViewer || role == Role::kAuditor;
-    case Access::kProducer: return role == Role::kProducer;
-    case Access::kAuditor: return role == Role::kAuditor;
-    case Access::kPublic: return true;
+    case Access::kOrgReader:
+      return role == Role::kViewer || role == Role::kAuditor;
+    case Access::kProducer:
+      return role == Role::kProducer;
+    case Access::kAuditor:
+      return role == Role::kAuditor;
+    case Access::kPublic:
+      return true;
   }
   return false;
 }

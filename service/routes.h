@@ -37,11 +37,11 @@ enum class Access {
 // (http/worker_pool.h), never on an HTTP I/O thread, so that one auditor's
 // verify cannot stall every dashboard on the same thread.
 enum class Cost {
-  kInline,       // a few key reads: on the I/O thread
-  kHeavy,        // reads the whole ledger or an org's whole history: on the pool
-  kHeavyAsOf,    // inline, but on the pool when `as_of` asks for a replay of the past
-  kHeavyBody,    // inline, but on the pool when the body is over kInlineBodyBytesMax
-  kStreamed,     // head inline; each chunk of the streamed body is made on the pool
+  kInline,     // a few key reads: on the I/O thread
+  kHeavy,      // reads the whole ledger or an org's whole history: on the pool
+  kHeavyAsOf,  // inline, but on the pool when `as_of` asks for a replay of the past
+  kHeavyBody,  // inline, but on the pool when the body is over kInlineBodyBytesMax
+  kStreamed,   // head inline; each chunk of the streamed body is made on the pool
 };
 
 // Whether a route reads a request body. Only ingest does: a body on any other
@@ -54,13 +54,15 @@ struct RouteSpec {
   Access access;
   Cost cost;
   Body body;
-  std::string_view name;     // the route label of ledger_http_requests_total
+  std::string_view name;  // the route label of ledger_http_requests_total
 };
 
 // A path's parameters by name, values percent-decoded.
 class PathParams {
  public:
-  void Add(std::string_view name, std::string value) { values_.emplace_back(name, std::move(value)); }
+  void Add(std::string_view name, std::string value) {
+    values_.emplace_back(name, std::move(value));
+  }
   // The value of `name`; "" when the pattern has no such parameter.
   const std::string& Get(std::string_view name) const;
 
@@ -69,7 +71,8 @@ class PathParams {
 };
 
 // Whether `segments` (http/target.h, decoded) match `pattern`; fills `params`.
-bool MatchPattern(std::string_view pattern, const std::vector<std::string>& segments, PathParams* params);
+bool MatchPattern(std::string_view pattern, const std::vector<std::string>& segments,
+                  PathParams* params);
 
 struct RouteMatch {
   // Index into the table of the route matching method and path; nullopt

@@ -5,18 +5,17 @@
 #include <chrono>
 #include <cstdio>
 #include <map>
-#include <variant>
-
 #include <nlohmann/json.hpp>
+#include <variant>
 
 #include "http/request_gate.h"
 #include "http/target.h"
-#include "service/web_assets.h"
-#include "service/openapi_document.h"
 #include "ledger/hash_chain.h"
 #include "ledger/prepare.h"
 #include "projections/answer_json.h"
 #include "projections/export.h"
+#include "service/openapi_document.h"
+#include "service/web_assets.h"
 
 namespace billing::api {
 
@@ -47,24 +46,32 @@ HttpReply Error(int status, std::string_view code, const std::string& message) {
 
 int HttpStatusOf(Code code) {
   switch (code) {
-    case Code::kOk: return 200;
+    case Code::kOk:
+      return 200;
     case Code::kNotFound:
     case Code::kUnknownOrg:
     case Code::kUnknownCostCenter:
-    case Code::kUnknownEvent: return 404;
-    case Code::kConflict: return 409;
+    case Code::kUnknownEvent:
+      return 404;
+    case Code::kConflict:
+      return 409;
     case Code::kUnavailable:
-    case Code::kOverloaded: return 503;
-    case Code::kTooLarge: return 413;
+    case Code::kOverloaded:
+      return 503;
+    case Code::kTooLarge:
+      return 413;
     case Code::kCorruption:
-    case Code::kInternal: return 500;
-    default: return 400;
+    case Code::kInternal:
+      return 500;
+    default:
+      return 400;
   }
 }
 
 HttpReply ErrorOf(const Status& s) {
   HttpReply r = Error(HttpStatusOf(s.code()), CodeName(s.code()), s.message());
-  if (s.code() == Code::kOverloaded) r.headers.emplace_back("Retry-After", std::to_string(kHeavyRetryAfterSeconds));
+  if (s.code() == Code::kOverloaded)
+    r.headers.emplace_back("Retry-After", std::to_string(kHeavyRetryAfterSeconds));
   return r;
 }
 
@@ -99,7 +106,6 @@ Json SourceJson(const ledger::Source& s) {
   if (!s.principal().empty()) j["principal"] = s.principal();
   return j;
 }
-
 
 std::string StatusWord(bool closed) { return closed ? "closed" : "open"; }
 
@@ -153,7 +159,8 @@ struct Service::Call {
 
   void Reply(HttpReply reply) {
     metrics->Request(RouteIndex(route), reply.status,
-                     std::chrono::duration_cast<std::chrono::microseconds>(std::chrono::steady_clock::now() - started)
+                     std::chrono::duration_cast<std::chrono::microseconds>(
+                         std::chrono::steady_clock::now() - started)
                          .count());
     respond(std::move(reply));
   }
@@ -204,11 +211,13 @@ constexpr std::string_view kStreamInternalErrorLine =
 // after the status line went out): an exception ends the stream with
 // kStreamInternalErrorLine and one log line.
 template <typename CallT>
-std::function<bool(std::string*)> GuardedStream(const CallT& call, std::function<bool(std::string*)> produce) {
+std::function<bool(std::string*)> GuardedStream(const CallT& call,
+                                                std::function<bool(std::string*)> produce) {
   return [method = call.request.method, target = call.request.target,
           produce = std::move(produce)](std::string* chunk) noexcept {
     auto log = [&](const char* what) {
-      std::fprintf(stderr, "ledgerd: internal error streaming %s %s: %s\n", method.c_str(), target.c_str(), what);
+      std::fprintf(stderr, "ledgerd: internal error streaming %s %s: %s\n", method.c_str(),
+                   target.c_str(), what);
     };
     try {
       return produce(chunk);
@@ -240,7 +249,8 @@ Service::Service(projections::Billing& billing, Metrics& metrics, ServiceOptions
   // oldest first, since the ledger was opened.
   metrics_.AddCollector([this](Metrics& m) {
     m.Set("ledger_heavy_queued", "", static_cast<int64_t>(heavy_.queued()));
-    m.Set("ledger_rejected_dropped", "", static_cast<int64_t>(billing_.ledger().rejected_dropped()));
+    m.Set("ledger_rejected_dropped", "",
+          static_cast<int64_t>(billing_.ledger().rejected_dropped()));
   });
 }
 
@@ -259,9 +269,11 @@ void Service::Handle(HttpRequest&& request, Respond respond) {
 
 void Service::OffIoThread(Call& call, std::function<void(Call&)> work) {
   auto shared = std::make_shared<Call>(std::move(call));
-  bool queued = heavy_.TrySubmit([shared, work = std::move(work)] { AnswerGuarded(*shared, [&] { work(*shared); }); });
+  bool queued = heavy_.TrySubmit(
+      [shared, work = std::move(work)] { AnswerGuarded(*shared, [&] { work(*shared); }); });
   if (!queued) {
-    shared->Reply(ErrorOf(Status(Code::kOverloaded, "the service is busy with heavy requests; retry shortly")));
+    shared->Reply(ErrorOf(
+        Status(Code::kOverloaded, "the service is busy with heavy requests; retry shortly")));
   }
 }
 
@@ -280,7 +292,8 @@ void Service::Serve(Call& call) {
     return call.Reply(std::move(*refused));
   }
   if (!match.index) {
-    if (match.allow.empty()) return call.Reply(Error(404, "not_found", "no route for " + std::string(parsed->path)));
+    if (match.allow.empty())
+      return call.Reply(Error(404, "not_found", "no route for " + std::string(parsed->path)));
     HttpReply r = Error(405, "method_not_allowed",
                         call.request.method + " is not allowed here; use " + match.allow);
     r.headers.emplace_back("Allow", match.allow);
@@ -299,7 +312,8 @@ std::optional<HttpReply> Service::Authorize(const RouteMatch& match, std::string
   if (match.path_index && table[*match.path_index].access == Access::kPublic) return std::nullopt;
   *principal = options_.tokens->Authenticate(authorization);
   if (!*principal) {
-    HttpReply r = Error(401, "unauthenticated", "a valid `Authorization: Bearer <token>` is required");
+    HttpReply r =
+        Error(401, "unauthenticated", "a valid `Authorization: Bearer <token>` is required");
     r.headers.emplace_back("WWW-Authenticate", "Bearer");
     return r;
   }
@@ -333,7 +347,8 @@ std::optional<HttpReply> Service::CheckHeaders(const HttpRequest& head) const {
   // So that a browser's form or no-cors fetch cannot post.
   if (route && route->method == "POST" && !IsJsonMediaType(head.content_type)) {
     return Error(415, "unsupported_media_type",
-                 "a POST needs Content-Type application/json (one event or an array) or application/x-ndjson");
+                 "a POST needs Content-Type application/json (one event or an array) or "
+                 "application/x-ndjson");
   }
   return std::nullopt;
 }
@@ -341,20 +356,25 @@ std::optional<HttpReply> Service::CheckHeaders(const HttpRequest& head) const {
 namespace {
 
 // Whether this call's work belongs on the worker pool (routes.h, Cost).
-bool IsHeavy(Cost cost, const HttpRequest& request, const std::map<std::string, std::string>& query) {
+bool IsHeavy(Cost cost, const HttpRequest& request,
+             const std::map<std::string, std::string>& query) {
   switch (cost) {
-    case Cost::kHeavy: return true;
-    case Cost::kHeavyAsOf: return query.count("as_of") > 0;
-    case Cost::kHeavyBody: return request.body.size() > kInlineBodyBytesMax;
+    case Cost::kHeavy:
+      return true;
+    case Cost::kHeavyAsOf:
+      return query.count("as_of") > 0;
+    case Cost::kHeavyBody:
+      return request.body.size() > kInlineBodyBytesMax;
     case Cost::kInline:
-    case Cost::kStreamed: return false;
+    case Cost::kStreamed:
+      return false;
   }
   return false;
 }
 
 // The query parameters any org route reads; others cannot change an answer.
-constexpr std::array<std::string_view, 6> kAnswerParams = {"as_of", "cost_center", "end",
-                                                           "format", "month", "months"};
+constexpr std::array<std::string_view, 6> kAnswerParams = {"as_of",  "cost_center", "end",
+                                                           "format", "month",       "months"};
 
 std::string CacheKey(std::string_view route, const std::string& org_id, const std::string& path,
                      const std::map<std::string, std::string>& query) {
@@ -395,11 +415,15 @@ void Service::Invoke(const Route& route, Call& call) {
     if (Status read = call.view->status(); !read.ok()) reply = ErrorOf(read);
   }
   if (route.spec.cost == Cost::kStreamed && reply.stream) {
-    reply.offload = [this](std::function<void()> task) { return heavy_.TrySubmit(std::move(task)); };
+    reply.offload = [this](std::function<void()> task) {
+      return heavy_.TrySubmit(std::move(task));
+    };
   }
   if (call.cache && reply.status == 200 && reply.body.size() <= kResponseCacheEntryBytesMax) {
-    CacheAnswer(std::move(call.cache->key),
-                CachedAnswer{call.Org(), call.cache->version, call.route, reply.body, reply.content_type, {}});
+    CacheAnswer(
+        std::move(call.cache->key),
+        CachedAnswer{
+            call.Org(), call.cache->version, call.route, reply.body, reply.content_type, {}});
   }
   call.Reply(std::move(reply));
 }
@@ -410,8 +434,9 @@ void Service::ServeOrgAnswer(const Route& route, Call& call) {
   // committed meanwhile can only make the stored entry unusable, never wrong.
   const std::string& org_id = call.Org();
   uint64_t version = billing_.OrgVersion(org_id);
-  std::string key = CacheKey(route.spec.name, org_id, call.request.target.substr(0, call.request.target.find('?')),
-                             call.query);
+  std::string key =
+      CacheKey(route.spec.name, org_id,
+               call.request.target.substr(0, call.request.target.find('?')), call.query);
   {
     std::lock_guard<std::mutex> lock(cache_mu_);
     auto it = cache_.find(key);
@@ -436,8 +461,8 @@ void Service::CacheAnswer(std::string key, CachedAnswer answer) {
   };
   if (auto it = cache_.find(key); it != cache_.end()) drop(it);
   const size_t bytes = key.size() + answer.body.size();
-  while (!cache_order_.empty() &&
-         (cache_.size() >= kResponseCacheEntriesMax || cache_bytes_ + bytes > kResponseCacheBytesMax)) {
+  while (!cache_order_.empty() && (cache_.size() >= kResponseCacheEntriesMax ||
+                                   cache_bytes_ + bytes > kResponseCacheBytesMax)) {
     drop(cache_.find(cache_order_.front()));
   }
   cache_order_.push_back(key);
@@ -445,7 +470,6 @@ void Service::CacheAnswer(std::string key, CachedAnswer answer) {
   cache_bytes_ += bytes;
   cache_.emplace(std::move(key), std::move(answer));
 }
-
 
 // ---- Probes, the web page and the contract: public.
 
@@ -514,7 +538,8 @@ HttpReply IngestReply(const ledger::AppendResult& result, const std::vector<std:
     return ErrorOf(result.status);
   }
   if (!result.status.ok()) {
-    metrics.Count("ledger_ingest_failures_total", "code=\"" + std::string(CodeName(result.status.code())) + "\"");
+    metrics.Count("ledger_ingest_failures_total",
+                  "code=\"" + std::string(CodeName(result.status.code())) + "\"");
     if (!failing.exchange(true)) {
       std::fprintf(stderr,
                    "ledgerd: cannot write to the ledger, answering 503 to ingest until a write "
@@ -523,7 +548,8 @@ HttpReply IngestReply(const ledger::AppendResult& result, const std::vector<std:
     }
     return Error(503, "unavailable", "nothing was recorded: " + result.status.message());
   }
-  if (failing.exchange(false)) std::fprintf(stderr, "ledgerd: writes to the ledger succeed again\n");
+  if (failing.exchange(false))
+    std::fprintf(stderr, "ledgerd: writes to the ledger succeed again\n");
   uint64_t accepted = 0, duplicates = 0;
   Json rejected = Json::array();
   std::map<std::string, uint64_t> by_code;
@@ -535,15 +561,17 @@ HttpReply IngestReply(const ledger::AppendResult& result, const std::vector<std:
       ++duplicates;
     } else {
       by_code[std::string(CodeName(o.code))]++;
-      rejected.push_back(Json{{"index", i},
-                              {"event_id", event_ids[i].empty() ? Json(nullptr) : Json(event_ids[i])},
-                              {"code", CodeName(o.code)},
-                              {"message", o.message}});
+      rejected.push_back(
+          Json{{"index", i},
+               {"event_id", event_ids[i].empty() ? Json(nullptr) : Json(event_ids[i])},
+               {"code", CodeName(o.code)},
+               {"message", o.message}});
     }
   }
   metrics.Count("ledger_events_accepted_total", "", accepted);
   metrics.Count("ledger_events_duplicate_total", "", duplicates);
-  for (const auto& [code, n] : by_code) metrics.Count("ledger_events_rejected_total", "code=\"" + code + "\"", n);
+  for (const auto& [code, n] : by_code)
+    metrics.Count("ledger_events_rejected_total", "code=\"" + code + "\"", n);
   return JsonReply(200, Json{{"accepted", accepted},
                              {"duplicates", duplicates},
                              {"rejected", std::move(rejected)},
@@ -570,8 +598,9 @@ std::optional<events::BodyFormat> BodyFormatOf(std::string content_type) {
 void Service::PostEvents(Call& call) {
   auto format = BodyFormatOf(call.request.content_type);
   if (!format) {
-    return call.Reply(Error(415, "unsupported_media_type",
-                            "send application/json (one event or an array) or application/x-ndjson"));
+    return call.Reply(
+        Error(415, "unsupported_media_type",
+              "send application/json (one event or an array) or application/x-ndjson"));
   }
   IngestBody(call, *format);
 }
@@ -608,14 +637,16 @@ void Service::IngestBody(Call& call, events::BodyFormat format) {
       std::move(request),
       // Runs on the ledger's writer thread, which an exception would end.
       [shared, ids = std::move(event_ids), this](ledger::AppendResult r) {
-        AnswerGuarded(*shared, [&] { shared->Reply(IngestReply(r, ids, metrics_, ingest_failing_)); });
+        AnswerGuarded(*shared,
+                      [&] { shared->Reply(IngestReply(r, ids, metrics_, ingest_failing_)); });
       },
       ledger::Ledger::WhenQueueFull::kRefuse);
 }
 
 void Service::Retry(Call& call) {
   uint64_t id = 0;
-  if (!ParseUint(call.params.Get("id"), &id)) return call.Reply(Error(404, "not_found", "no such rejected message"));
+  if (!ParseUint(call.params.Get("id"), &id))
+    return call.Reply(Error(404, "not_found", "no such rejected message"));
   auto rec = billing_.ledger().GetRejected(id);
   if (!rec.ok()) return call.Reply(ErrorOf(rec.status()));
   if (!rec->has_value() || (call.principal && !call.principal->CanSeeOrg((*rec)->org_id()))) {
@@ -639,7 +670,8 @@ void Service::Retry(Call& call) {
       std::move(request),
       // Runs on the ledger's writer thread, which an exception would end.
       [shared, ids, this](ledger::AppendResult r) {
-        AnswerGuarded(*shared, [&] { shared->Reply(IngestReply(r, ids, metrics_, ingest_failing_)); });
+        AnswerGuarded(*shared,
+                      [&] { shared->Reply(IngestReply(r, ids, metrics_, ingest_failing_)); });
       },
       ledger::Ledger::WhenQueueFull::kRefuse);
 }
@@ -652,7 +684,8 @@ Result<std::optional<ledger::Sequence>> AsOfParam(const std::map<std::string, st
   auto it = query.find("as_of");
   if (it == query.end()) return std::optional<ledger::Sequence>();
   uint64_t seq = 0;
-  if (!ParseUint(it->second, &seq)) return Status(Code::kInvalidArgument, "as_of must be a ledger sequence number");
+  if (!ParseUint(it->second, &seq))
+    return Status(Code::kInvalidArgument, "as_of must be a ledger sequence number");
   return std::optional<ledger::Sequence>(ledger::Sequence{seq});
 }
 
@@ -661,8 +694,8 @@ Result<int> MonthsParam(const std::map<std::string, std::string>& query, int def
   if (it == query.end()) return def;
   uint64_t n = 0;
   if (!ParseUint(it->second, &n) || n < 1 || n > static_cast<uint64_t>(projections::kMonthsMax)) {
-    return Status(Code::kInvalidArgument,
-                  "months must be a whole number from 1 to " + std::to_string(projections::kMonthsMax));
+    return Status(Code::kInvalidArgument, "months must be a whole number from 1 to " +
+                                              std::to_string(projections::kMonthsMax));
   }
   return static_cast<int>(n);
 }
@@ -711,14 +744,17 @@ HttpReply Service::Structure(Call& call) {
     for (const auto& w : cc.workspaces) {
       Json providers = Json::array();
       for (const auto& p : w.providers) {
-        providers.push_back(Json{{"provider_id", p.provider_id}, {"name", p.name}, {"kind", p.kind}});
+        providers.push_back(
+            Json{{"provider_id", p.provider_id}, {"name", p.name}, {"kind", p.kind}});
       }
-      workspaces.push_back(Json{{"workspace_id", w.workspace_id}, {"name", w.name}, {"providers", std::move(providers)}});
+      workspaces.push_back(Json{
+          {"workspace_id", w.workspace_id}, {"name", w.name}, {"providers", std::move(providers)}});
     }
-    cost_centers.push_back(Json{{"cost_center_id", cc.cost_center_id},
-                                {"name", cc.name},
-                                {"billing_account", cc.billing_account ? Json(*cc.billing_account) : Json(nullptr)},
-                                {"workspaces", std::move(workspaces)}});
+    cost_centers.push_back(
+        Json{{"cost_center_id", cc.cost_center_id},
+             {"name", cc.name},
+             {"billing_account", cc.billing_account ? Json(*cc.billing_account) : Json(nullptr)},
+             {"workspaces", std::move(workspaces)}});
   }
   return JsonReply(200, Json{{"org_id", org.org_id},
                              {"name", org.name},
@@ -739,9 +775,11 @@ HttpReply Service::Dashboard(Call& call) {
   if (!rows.ok()) return Error(404, "unknown_cost_center", rows.status().message());
   Json list = Json::array();
   for (const auto& r : *rows) {
-    list.push_back(Json{{"month", FormatMonth(r.month)}, {"billed", FormatNanos(r.billed, org.minor_digits)}});
+    list.push_back(
+        Json{{"month", FormatMonth(r.month)}, {"billed", FormatNanos(r.billed, org.minor_digits)}});
   }
-  return JsonReply(200, Json{{"org_id", org.org_id}, {"currency", org.currency}, {"months", std::move(list)}});
+  return JsonReply(
+      200, Json{{"org_id", org.org_id}, {"currency", org.currency}, {"months", std::move(list)}});
 }
 
 HttpReply Service::UsageHistory(Call& call) {
@@ -760,7 +798,8 @@ HttpReply Service::UsageHistory(Call& call) {
                         {"credits", Money(h.credits)},
                         {"adjustments", Money(h.adjustments)}});
   }
-  return JsonReply(200, Json{{"org_id", org.org_id}, {"currency", org.currency}, {"months", std::move(list)}});
+  return JsonReply(
+      200, Json{{"org_id", org.org_id}, {"currency", org.currency}, {"months", std::move(list)}});
 }
 
 HttpReply Service::UsageMonth(Call& call) {
@@ -772,8 +811,11 @@ HttpReply Service::UsageMonth(Call& call) {
   auto d = projections::MonthItems(org, *snap->view, *month);
   Json items = Json::array();
   for (const auto& it : d.items) {
-    items.push_back(Json{{"id", it.id}, {"category", it.category}, {"label", it.label},
-                         {"amount", Money(it.amount)}, {"drillable", it.drillable}});
+    items.push_back(Json{{"id", it.id},
+                         {"category", it.category},
+                         {"label", it.label},
+                         {"amount", Money(it.amount)},
+                         {"drillable", it.drillable}});
   }
   return JsonReply(200, Json{{"month", FormatMonth(d.month)},
                              {"status", StatusWord(d.closed)},
@@ -790,12 +832,16 @@ HttpReply Service::UsageItem(Call& call) {
   if (!d.ok()) return Error(404, "not_found", d.status().message());
   Json children = Json::array();
   for (const auto& c : d->children) {
-    children.push_back(Json{{"id", c.id}, {"label", c.label}, {"amount", Money(c.amount)},
+    children.push_back(Json{{"id", c.id},
+                            {"label", c.label},
+                            {"amount", Money(c.amount)},
                             {"quantity", c.quantity ? Json(Money(*c.quantity)) : Json(nullptr)},
                             {"unit", c.unit ? Json(*c.unit) : Json(nullptr)},
                             {"drillable", c.drillable}});
   }
-  return JsonReply(200, Json{{"id", d->id}, {"label", d->label}, {"amount", Money(d->amount)},
+  return JsonReply(200, Json{{"id", d->id},
+                             {"label", d->label},
+                             {"amount", Money(d->amount)},
                              {"children", std::move(children)}});
 }
 
@@ -810,9 +856,11 @@ HttpReply Service::Invoices(Call& call) {
   auto list = projections::Invoices(org, *snap->view, *month);
   Json invoices = Json::array();
   for (const auto& inv : list.invoices) invoices.push_back(InvoiceSummaryJson(inv, org));
-  return JsonReply(200, Json{{"month", FormatMonth(list.month)},
-                             {"mode", list.mode == projections::InvoicingMode::kSingle ? "SINGLE" : "PER_COST_CENTER"},
-                             {"invoices", std::move(invoices)}});
+  return JsonReply(
+      200, Json{{"month", FormatMonth(list.month)},
+                {"mode",
+                 list.mode == projections::InvoicingMode::kSingle ? "SINGLE" : "PER_COST_CENTER"},
+                {"invoices", std::move(invoices)}});
 }
 
 namespace {
@@ -821,7 +869,8 @@ Json InvoiceJson(const projections::Invoice& inv, const projections::OrgState& o
   Json j = InvoiceSummaryJson(inv.summary, org);
   Json lines = Json::array();
   for (const auto& l : inv.lines) {
-    lines.push_back(Json{{"category", l.category}, {"description", l.description}, {"amount", Money(l.amount)}});
+    lines.push_back(Json{
+        {"category", l.category}, {"description", l.description}, {"amount", Money(l.amount)}});
   }
   j["lines"] = std::move(lines);
   return j;
@@ -861,14 +910,16 @@ HttpReply Service::UsageMonthCsv(Call& call) {
   return CsvAnswer(call, *month, std::nullopt);
 }
 
-HttpReply Service::CsvAnswer(Call& call, Month month, const std::optional<std::string>& invoice_id) {
+HttpReply Service::CsvAnswer(Call& call, Month month,
+                             const std::optional<std::string>& invoice_id) {
   auto as_of = AsOfParam(call.query);
   if (!as_of.ok()) return ErrorOf(as_of.status());
   auto format = projections::ParseExportFormat(call.Param("format").value_or("csv"));
   if (!format.ok() || *format == projections::ExportFormat::kNdjson) {
     return Error(400, "invalid_argument", "format must be csv or focus");
   }
-  auto rows = projections::ExportMonth(billing_.ledger(), call.Org(), month, as_of->value_or(ledger::kSequenceMax));
+  auto rows = projections::ExportMonth(billing_.ledger(), call.Org(), month,
+                                       as_of->value_or(ledger::kSequenceMax));
   if (!rows.ok()) {
     if (rows.status().code() == Code::kNotFound) {
       return Error(404, "unknown_org", "organization " + call.Org() + " is unknown");
@@ -919,8 +970,9 @@ HttpReply Service::LedgerEvents(Call& call) {
     auto visit = [&](const ledger::Record& rec) {
       auto env = ledger::DecodeEvent(rec);
       chunk->append("{\"sequence\":" + std::to_string(rec.sequence()) + ",\"recorded_at\":\"" +
-                    FormatTimestamp(Timestamp::FromMicros(rec.recorded_at_micros())) + "\",\"hash\":\"" +
-                    ledger::Hex(rec.hash()) + "\",\"prev_hash\":\"" + ledger::Hex(rec.prev_hash()) +
+                    FormatTimestamp(Timestamp::FromMicros(rec.recorded_at_micros())) +
+                    "\",\"hash\":\"" + ledger::Hex(rec.hash()) + "\",\"prev_hash\":\"" +
+                    ledger::Hex(rec.prev_hash()) +
                     "\",\"event\":" + (env.ok() ? events::ToJson(*env) : std::string("null")) +
                     ",\"source\":" + Dump(SourceJson(rec.source())) + "}\n");
       cursor->after = rec.sequence();
@@ -934,7 +986,9 @@ HttpReply Service::LedgerEvents(Call& call) {
     // The status line is already sent; a failure mid-stream can only end the
     // stream early, so say so in a final line the client can see.
     if (!s.ok()) {
-      chunk->append(Dump(Json{{"error", Json{{"code", CodeName(s.code())}, {"message", s.message()}}}}) + "\n");
+      chunk->append(
+          Dump(Json{{"error", Json{{"code", CodeName(s.code())}, {"message", s.message()}}}}) +
+          "\n");
       return false;
     }
     bool more = got == want && (limit == 0 || cursor->remaining > 0);
@@ -955,9 +1009,10 @@ HttpReply Service::Rejected(Call& call) {
   if (auto v = call.Param("after"); v && !ParseUint(*v, &after)) {
     return (Error(400, "invalid_argument", "after must be a rejected id"));
   }
-  if (auto v = call.Param("limit"); v && (!ParseUint(*v, &limit) || limit == 0 || limit > kRejectedPageMax)) {
+  if (auto v = call.Param("limit");
+      v && (!ParseUint(*v, &limit) || limit == 0 || limit > kRejectedPageMax)) {
     return (Error(400, "invalid_argument",
-                            "limit must be from 1 to " + std::to_string(kRejectedPageMax)));
+                  "limit must be from 1 to " + std::to_string(kRejectedPageMax)));
   }
   // A page is bounded by count and by stored bytes (ledger::kRejectedPageBytesMax);
   // a scoped token's page reads only its org's rejections.
@@ -967,16 +1022,17 @@ HttpReply Service::Rejected(Call& call) {
   if (!page.ok()) return (ErrorOf(page.status()));
   Json list = Json::array();
   for (const auto& rec : page->records) {
-    list.push_back(Json{{"id", rec.id()},
-                        {"event_id", rec.event_id().empty() ? Json(nullptr) : Json(rec.event_id())},
-                        {"org_id", rec.org_id().empty() ? Json(nullptr) : Json(rec.org_id())},
-                        {"code", rec.code()},
-                        {"message", rec.message()},
-                        {"received_at", FormatTimestamp(Timestamp::FromMicros(rec.received_at_micros()))},
-                        {"source", SourceJson(rec.source())},
-                        {"raw", rec.raw()},
-                        {"raw_truncated", rec.raw_truncated()},
-                        {"raw_bytes", std::max<uint64_t>(rec.raw_bytes(), rec.raw().size())}});
+    list.push_back(
+        Json{{"id", rec.id()},
+             {"event_id", rec.event_id().empty() ? Json(nullptr) : Json(rec.event_id())},
+             {"org_id", rec.org_id().empty() ? Json(nullptr) : Json(rec.org_id())},
+             {"code", rec.code()},
+             {"message", rec.message()},
+             {"received_at", FormatTimestamp(Timestamp::FromMicros(rec.received_at_micros()))},
+             {"source", SourceJson(rec.source())},
+             {"raw", rec.raw()},
+             {"raw_truncated", rec.raw_truncated()},
+             {"raw_bytes", std::max<uint64_t>(rec.raw_bytes(), rec.raw().size())}});
   }
   Json next = page->next_after ? Json(*page->next_after) : Json(nullptr);
   return JsonReply(200, Json{{"rejected", std::move(list)}, {"next_after", std::move(next)}});

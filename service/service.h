@@ -12,19 +12,19 @@
 #include <list>
 #include <memory>
 #include <mutex>
-#include <unordered_map>
 #include <optional>
 #include <span>
 #include <string>
+#include <unordered_map>
 #include <variant>
 #include <vector>
 
-#include "service/auth.h"
 #include "http/http_server.h"
-#include "metrics/metrics.h"
-#include "service/routes.h"
 #include "http/worker_pool.h"
+#include "metrics/metrics.h"
 #include "projections/billing.h"
+#include "service/auth.h"
+#include "service/routes.h"
 
 namespace billing::api {
 
@@ -139,7 +139,7 @@ class Service {
     uint64_t version = 0;
     std::string route;
     std::string body;
-    std::string content_type;  // JSON, or text/csv for the export routes
+    std::string content_type;              // JSON, or text/csv for the export routes
     std::list<std::string>::iterator age;  // its place in cache_order_
   };
   void CacheAnswer(std::string key, CachedAnswer answer);

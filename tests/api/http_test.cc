@@ -1,16 +1,15 @@
 // The real ledgerd over loopback: the golden example through HTTP, the ledger
 // stream, verify and re-drive, a table of bad inputs with their status codes,
 // the access-control matrix, the loopback rule, and clean SIGTERM.
-#include <gtest/gtest.h>
-#include <sys/socket.h>
-#include <netinet/in.h>
 #include <arpa/inet.h>
+#include <gtest/gtest.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
 
 #include <filesystem>
 #include <fstream>
-#include <sstream>
-
 #include <nlohmann/json.hpp>
+#include <sstream>
 
 #include "tests/testing/files.h"
 #include "tests/testing/http_client.h"
@@ -23,11 +22,11 @@ namespace {
 
 using Json = nlohmann::json;
 using testing::Child;
+using testing::ExamplesDir;
 using testing::Http;
 using testing::Ledgerd;
-using testing::TempDir;
-using testing::ExamplesDir;
 using testing::ReadFile;
+using testing::TempDir;
 
 // Ids are the service's choice and list order is free where the SPEC says so;
 // month lists keep their order.
@@ -44,7 +43,8 @@ Json Normalize(const Json& j, const std::string& key = "") {
     for (auto& v : j) out.push_back(Normalize(v));
     if (key != "months") {
       std::vector<Json> items(out.begin(), out.end());
-      std::sort(items.begin(), items.end(), [](const Json& a, const Json& b) { return a.dump() < b.dump(); });
+      std::sort(items.begin(), items.end(),
+                [](const Json& a, const Json& b) { return a.dump() < b.dump(); });
       out = Json(items);
     }
     return out;
@@ -54,7 +54,8 @@ Json Normalize(const Json& j, const std::string& key = "") {
 
 TEST(Http, GoldenExampleGivesTheExpectedAnswers) {
   Ledgerd s;
-  auto post = s.Post("/v1/events", ReadFile(ExamplesDir() + "/events.ndjson"), "application/x-ndjson");
+  auto post =
+      s.Post("/v1/events", ReadFile(ExamplesDir() + "/events.ndjson"), "application/x-ndjson");
   ASSERT_EQ(post.status, 200) << post.body;
   Json r = Json::parse(post.body);
   EXPECT_EQ(r["accepted"], 57);
@@ -88,14 +89,16 @@ TEST(Http, GoldenExampleGivesTheExpectedAnswers) {
   Json month = Json::parse(s.Get("/v1/orgs/acme/usage-history/2026-01").body);
   for (auto& item : month["items"]) {
     if (item["label"] != "Cloud Storage") continue;
-    Json providers = Json::parse(s.Get("/v1/orgs/acme/usage-history/2026-01/items/" + item["id"].get<std::string>()).body);
+    Json providers = Json::parse(
+        s.Get("/v1/orgs/acme/usage-history/2026-01/items/" + item["id"].get<std::string>()).body);
     ASSERT_EQ(providers["children"].size(), 1u);
     EXPECT_EQ(providers["children"][0]["label"], "Google Cloud prod 1");
     EXPECT_EQ(providers["children"][0]["amount"], "44.148636100");
     EXPECT_EQ(providers["children"][0]["quantity"], "235.250281000");
     EXPECT_EQ(providers["children"][0]["unit"], "gibibyte month");
-    Json resources = Json::parse(
-        s.Get("/v1/orgs/acme/usage-history/2026-01/items/" + providers["children"][0]["id"].get<std::string>()).body);
+    Json resources = Json::parse(s.Get("/v1/orgs/acme/usage-history/2026-01/items/" +
+                                       providers["children"][0]["id"].get<std::string>())
+                                     .body);
     EXPECT_EQ(resources["children"].size(), 2u);
   }
   // as_of: right after sequence 19 (acme's first usage), November is 34.29.
@@ -107,7 +110,9 @@ TEST(Http, GoldenExampleGivesTheExpectedAnswers) {
 
 TEST(Http, LedgerStreamVerifyAndRedrive) {
   Ledgerd s;
-  ASSERT_EQ(s.Post("/v1/events", ReadFile(ExamplesDir() + "/events.ndjson"), "application/x-ndjson").status, 200);
+  ASSERT_EQ(s.Post("/v1/events", ReadFile(ExamplesDir() + "/events.ndjson"), "application/x-ndjson")
+                .status,
+            200);
   auto stream = s.Get("/v1/ledger/events?after=10&limit=5");
   ASSERT_EQ(stream.status, 200);
   EXPECT_EQ(stream.headers["Content-Type"], "application/x-ndjson");
@@ -167,7 +172,9 @@ TEST(Http, LedgerStreamVerifyAndRedrive) {
 
 TEST(Http, BadInputsGetPreciseStatusCodes) {
   Ledgerd s;
-  ASSERT_EQ(s.Post("/v1/events", ReadFile(ExamplesDir() + "/events.ndjson"), "application/x-ndjson").status, 200);
+  ASSERT_EQ(s.Post("/v1/events", ReadFile(ExamplesDir() + "/events.ndjson"), "application/x-ndjson")
+                .status,
+            200);
   struct Case {
     std::string method, target, body, type;
     int status;
@@ -177,7 +184,8 @@ TEST(Http, BadInputsGetPreciseStatusCodes) {
       {"POST", "/v1/events", "{broken", "application/json", 400, "invalid_argument"},
       {"POST", "/v1/events", "", "application/json", 400, "invalid_argument"},
       {"POST", "/v1/events", "{}", "text/plain", 415, "unsupported_media_type"},
-      {"POST", "/v1/events", "a=b", "application/x-www-form-urlencoded", 415, "unsupported_media_type"},
+      {"POST", "/v1/events", "a=b", "application/x-www-form-urlencoded", 415,
+       "unsupported_media_type"},
       {"GET", "/v1/events", "", "", 405, "method_not_allowed"},
       {"DELETE", "/v1/orgs/acme/dashboard", "", "", 405, "method_not_allowed"},
       {"GET", "/v1/nothing", "", "", 404, "not_found"},
@@ -215,7 +223,8 @@ TEST(Http, BadInputsGetPreciseStatusCodes) {
     }
   }
   // A JSON number for money, in a body with a good event: the good one is accepted.
-  std::string body = R"([{"event_id":"n1","org_id":"acme","occurred_at":"2026-02-01T00:00:00Z","support_charged":{"month":"2026-02","amount":12.5,"description":"d"}},
+  std::string body =
+      R"([{"event_id":"n1","org_id":"acme","occurred_at":"2026-02-01T00:00:00Z","support_charged":{"month":"2026-02","amount":12.5,"description":"d"}},
                          {"event_id":"n2","org_id":"acme","occurred_at":"2026-02-01T00:00:00Z","support_charged":{"month":"2026-02","amount":"12.5","description":"d"}}])";
   Json mixed = Json::parse(s.Post("/v1/events", body).body);
   EXPECT_EQ(mixed["accepted"], 1);
@@ -236,7 +245,8 @@ TEST(Http, BadInputsGetPreciseStatusCodes) {
   EXPECT_TRUE(health["kafka_bootstrap"].is_null());
   EXPECT_EQ(s.Get("/readyz").status, 200);
   auto metrics = s.Get("/metrics");
-  EXPECT_NE(metrics.body.find("ledger_events_accepted_total 58"), std::string::npos) << metrics.body;
+  EXPECT_NE(metrics.body.find("ledger_events_accepted_total 58"), std::string::npos)
+      << metrics.body;
   EXPECT_NE(metrics.body.find("ledger_head_sequence 58"), std::string::npos);
   auto page = s.Get("/");
   EXPECT_EQ(page.status, 200);
@@ -302,7 +312,9 @@ TEST(Ingest, ABodyOfTooManyEventsIs413AndNothingIsStored) {
 
 TEST(Ingest, DuplicateJsonKeysAreRejected) {
   Ledgerd s;
-  ASSERT_EQ(s.Post("/v1/events", ReadFile(ExamplesDir() + "/events.ndjson"), "application/x-ndjson").status, 200);
+  ASSERT_EQ(s.Post("/v1/events", ReadFile(ExamplesDir() + "/events.ndjson"), "application/x-ndjson")
+                .status,
+            200);
   std::string twice = R"({"event_id":"dup:1","org_id":"acme","occurred_at":"2026-02-01T00:00:00Z",
     "support_charged":{"month":"2026-02","amount":"1","amount":"1000","description":"d"}})";
   Json j = Json::parse(s.Post("/v1/events", twice).body);
@@ -316,13 +328,16 @@ TEST(Ingest, DuplicateJsonKeysAreRejected) {
 // JSON rules (two payloads, unknown fields kept in the hashed bytes).
 TEST(Ingest, BinaryProtobufOverHttpIsRejected) {
   Ledgerd s;
-  ASSERT_EQ(s.Post("/v1/events", ReadFile(ExamplesDir() + "/events.ndjson"), "application/x-ndjson").status, 200);
+  ASSERT_EQ(s.Post("/v1/events", ReadFile(ExamplesDir() + "/events.ndjson"), "application/x-ndjson")
+                .status,
+            200);
   // A complete, valid Envelope in binary (a support charge of acme), with
   // every tag written as a two-byte varint so that no byte is a line break
   // (field 1's usual tag is 0x0a, '\n'); protobuf reads overlong tags.
   auto field = [](int number, const std::string& bytes) {
     return std::string{static_cast<char>(0x80 | ((number << 3 | 2) & 0x7f)),
-                       static_cast<char>((number << 3 | 2) >> 7), static_cast<char>(bytes.size())} + bytes;
+                       static_cast<char>((number << 3 | 2) >> 7), static_cast<char>(bytes.size())} +
+           bytes;
   };
   std::string binary = field(1, "b:1") + field(2, "acme") + field(3, "2026-02-01T00:00:00Z") +
                        field(18, field(1, "2026-02") + field(2, "1000") + field(3, "binary"));
@@ -342,7 +357,9 @@ TEST(Ingest, BinaryProtobufOverHttpIsRejected) {
 // parameter; now parameters that cannot change an answer share one entry.
 TEST(Serving, AnswerCacheIgnoresParametersThatDoNotChangeTheAnswer) {
   Ledgerd s;
-  ASSERT_EQ(s.Post("/v1/events", ReadFile(ExamplesDir() + "/events.ndjson"), "application/x-ndjson").status, 200);
+  ASSERT_EQ(s.Post("/v1/events", ReadFile(ExamplesDir() + "/events.ndjson"), "application/x-ndjson")
+                .status,
+            200);
   auto gauge = [&](const std::string& name) {
     std::string body = s.Get("/metrics").body;
     size_t at = body.find("\n" + name + " ");
@@ -367,7 +384,8 @@ TEST(Serving, TheWebPageForbidsFramingAndForeignCode) {
   Ledgerd s;
   auto page = s.Get("/");
   ASSERT_EQ(page.status, 200);
-  EXPECT_NE(page.headers["Content-Security-Policy"].find("frame-ancestors 'none'"), std::string::npos);
+  EXPECT_NE(page.headers["Content-Security-Policy"].find("frame-ancestors 'none'"),
+            std::string::npos);
   EXPECT_NE(page.headers["Content-Security-Policy"].find("default-src 'self'"), std::string::npos);
   EXPECT_EQ(page.headers["X-Frame-Options"], "DENY");
   EXPECT_EQ(page.headers["X-Content-Type-Options"], "nosniff");
@@ -420,7 +438,8 @@ TEST(Http, AccessControlByRoleAndOrganization) {
   for (const Case& c : cases) {
     auto r = Http(s.port(), c.method, c.target, c.method == "POST" ? "{}" : "", "application/json",
                   c.token.empty() ? std::map<std::string, std::string>{} : as(c.token));
-    EXPECT_EQ(r.status, c.status) << c.method << " " << c.target << " as " << c.token << ": " << r.body;
+    EXPECT_EQ(r.status, c.status) << c.method << " " << c.target << " as " << c.token << ": "
+                                  << r.body;
   }
   // A scoped auditor's stream holds only its org's events.
   auto stream = s.Get("/v1/ledger/events", as("t-aud-k"));
@@ -433,8 +452,10 @@ TEST(Http, AccessControlByRoleAndOrganization) {
   }
   EXPECT_EQ(n, 26);
   // Producer posts of its own org are recorded with its name.
-  std::string own = R"({"event_id":"p1","org_id":"acme","occurred_at":"2026-02-01T00:00:00Z","support_charged":{"month":"2026-02","amount":"1","description":"d"}})";
-  ASSERT_EQ(Json::parse(s.Post("/v1/events", own, "application/json", as("t-prod")).body)["accepted"], 1);
+  std::string own =
+      R"({"event_id":"p1","org_id":"acme","occurred_at":"2026-02-01T00:00:00Z","support_charged":{"month":"2026-02","amount":"1","description":"d"}})";
+  ASSERT_EQ(
+      Json::parse(s.Post("/v1/events", own, "application/json", as("t-prod")).body)["accepted"], 1);
   Json last = Json::parse(s.Get("/v1/ledger/events?after=57", as("t-aud")).body);
   EXPECT_EQ(last["source"]["principal"], "feed");
 }
@@ -444,7 +465,9 @@ TEST(Http, RefusesNonLoopbackWithoutTokensAndStopsCleanlyOnSigterm) {
   Child refused({testing::LedgerdPath(), "--data-dir", tmp.sub("d1"), "--http", "0.0.0.0:0"});
   EXPECT_NE(refused.Wait(), 0);
   Ledgerd s;
-  ASSERT_EQ(s.Post("/v1/events", ReadFile(ExamplesDir() + "/events.ndjson"), "application/x-ndjson").status, 200);
+  ASSERT_EQ(s.Post("/v1/events", ReadFile(ExamplesDir() + "/events.ndjson"), "application/x-ndjson")
+                .status,
+            200);
   EXPECT_EQ(s.Stop(), 0);
   // The data survives and verifies offline.
   Child verify({testing::LedgerctlPath(), "verify", s.data_dir()});
@@ -460,12 +483,18 @@ TEST(Http, KillDashNineLosesNoAcknowledgedEvent) {
   for (int round = 0; round < 3; ++round) {
     Ledgerd s({.data_dir = dir});
     if (round == 0) {
-      ASSERT_EQ(s.Post("/v1/events", R"({"event_id":"k-org","org_id":"k","occurred_at":"2026-01-01T00:00:00Z","organization_created":{"name":"K","currency":"USD","billing_account":"B"}})").status, 200);
+      ASSERT_EQ(
+          s.Post(
+               "/v1/events",
+               R"({"event_id":"k-org","org_id":"k","occurred_at":"2026-01-01T00:00:00Z","organization_created":{"name":"K","currency":"USD","billing_account":"B"}})")
+              .status,
+          200);
     }
     for (int i = 0; i < 20; ++i) {
       std::string id = "k" + std::to_string(round) + "-" + std::to_string(i);
-      std::string e = R"({"event_id":")" + id +
-                      R"(","org_id":"k","occurred_at":"2026-01-01T00:00:00Z","support_charged":{"month":"2026-01","amount":"1","description":"d"}})";
+      std::string e =
+          R"({"event_id":")" + id +
+          R"(","org_id":"k","occurred_at":"2026-01-01T00:00:00Z","support_charged":{"month":"2026-01","amount":"1","description":"d"}})";
       auto r = s.Post("/v1/events", e);
       if (r.status == 200 && Json::parse(r.body)["accepted"] == 1) acked.push_back(id);
     }

@@ -23,8 +23,8 @@ namespace billing {
 namespace {
 
 using namespace std::chrono_literals;
-using testing::TempDir;
 using kafka_testing::TestProducer;
+using testing::TempDir;
 using testing::WaitUntil;
 
 constexpr int kPartitions = 4;
@@ -244,8 +244,8 @@ TEST_F(KafkaConsumerTest, EveryMessageIsAcceptedDuplicateOrRejectedExactlyOnce) 
         std::string text = metrics_.Render();
         for (int32_t p = 0; p < kPartitions; ++p) {
           int64_t high = kafka_testing::HighWatermark(producer_->handle(), topic_, p);
-          if (high > 0 && text.find("ledger_kafka_lag{partition=\"" + std::to_string(p) + "\"} 0\n") ==
-                              std::string::npos) {
+          if (high > 0 && text.find("ledger_kafka_lag{partition=\"" + std::to_string(p) +
+                                    "\"} 0\n") == std::string::npos) {
             return false;
           }
         }
@@ -253,7 +253,8 @@ TEST_F(KafkaConsumerTest, EveryMessageIsAcceptedDuplicateOrRejectedExactlyOnce) 
       },
       10s));
   std::string text = metrics_.Render();
-  EXPECT_NE(text.find("ledger_kafka_consumed_total " + std::to_string(sent) + "\n"), std::string::npos);
+  EXPECT_NE(text.find("ledger_kafka_consumed_total " + std::to_string(sent) + "\n"),
+            std::string::npos);
   EXPECT_NE(text.find("ledger_kafka_rejected_total " + std::to_string(kOrgs * 5 + 1) + "\n"),
             std::string::npos);
 }
@@ -449,7 +450,7 @@ TEST_F(KafkaConsumerTest, FailedAppendsAdvanceNothingAndAreRetried) {
   std::atomic<int> calls{0};
   projections::Billing* billing = billing_.get();
   api::SubmitFn failing = [&calls, billing](ledger::AppendRequest request,
-                                           std::function<void(ledger::AppendResult)> done) {
+                                            std::function<void(ledger::AppendResult)> done) {
     if (++calls % 2 == 0) {
       ledger::AppendResult failed;
       failed.status = Status(Code::kUnavailable, "injected storage failure");
@@ -484,7 +485,8 @@ TEST_F(KafkaConsumerTest, OffsetsComeFromTheLedgerNotFromKafka) {
   for (int o = 0; o < 2; ++o) {
     const std::string org = "org" + std::to_string(o);
     SendSetup(org, o);
-    for (int n = 1; n <= 100; ++n) producer_->Send(topic_, org, kafka_testing::Usage(org, n, "1"), o);
+    for (int n = 1; n <= 100; ++n)
+      producer_->Send(topic_, org, kafka_testing::Usage(org, n, "1"), o);
   }
   ASSERT_TRUE(producer_->Flush());
   const uint64_t total = 2 * 104;
@@ -497,7 +499,8 @@ TEST_F(KafkaConsumerTest, OffsetsComeFromTheLedgerNotFromKafka) {
   ASSERT_NE(fresh, nullptr);
   auto c = StartConsumer(*fresh);
   ASSERT_NE(c, nullptr);
-  EXPECT_TRUE(WaitUntil([&] { return fresh->ledger().head().sequence.value == total; }, kIngestTimeout))
+  EXPECT_TRUE(
+      WaitUntil([&] { return fresh->ledger().head().sequence.value == total; }, kIngestTimeout))
       << "the new ledger got " << fresh->ledger().head().sequence.value << " of " << total;
   c->Stop();
 }
@@ -539,7 +542,8 @@ TEST_F(KafkaConsumerTest, RejectedMessagesAreMirroredToTheDeadLetterTopic) {
       const void* value = nullptr;
       size_t size = 0;
       if (rd_kafka_message_headers(m, &headers) == RD_KAFKA_RESP_ERR_NO_ERROR &&
-          rd_kafka_header_get_last(headers, "ledger-code", &value, &size) == RD_KAFKA_RESP_ERR_NO_ERROR) {
+          rd_kafka_header_get_last(headers, "ledger-code", &value, &size) ==
+              RD_KAFKA_RESP_ERR_NO_ERROR) {
         code.assign(static_cast<const char*>(value), size);
       }
       got.emplace_back(code, std::string(static_cast<const char*>(m->payload), m->len));

@@ -9,10 +9,9 @@
 #include <gtest/gtest.h>
 
 #include <fstream>
+#include <nlohmann/json.hpp>
 #include <set>
 #include <sstream>
-
-#include <nlohmann/json.hpp>
 
 #include "kafka/embedded_kafka.h"
 #include "tests/api/kafka_test_support.h"
@@ -29,14 +28,14 @@ namespace {
 using namespace std::chrono_literals;
 using Json = nlohmann::json;
 using testing::Child;
+using testing::ExamplesDir;
 using testing::Http;
 using testing::KafkaSource;
 using testing::Ledgerd;
 using testing::MetricValue;
+using testing::ReadFile;
 using testing::TempDir;
 using testing::WaitUntil;
-using testing::ExamplesDir;
-using testing::ReadFile;
 
 // How long `ledgerctl produce` may take to deliver the golden example.
 constexpr auto kProduceTimeout = 30s;
@@ -49,7 +48,9 @@ Json ReadJsonFile(const std::string& path) { return Json::parse(ReadFile(path), 
 
 // ledgerd on `data_dir` with its own embedded broker.
 testing::LedgerdOptions WithEmbeddedBroker(const std::string& data_dir) {
-  return {.data_dir = data_dir, .kafka = KafkaSource::kEmbedded, .kafka_session_timeout = kSessionTimeout};
+  return {.data_dir = data_dir,
+          .kafka = KafkaSource::kEmbedded,
+          .kafka_session_timeout = kSessionTimeout};
 }
 
 // The ledger's head sequence; -1 while /metrics is not answered.
@@ -69,7 +70,8 @@ TEST(LedgerdKafka, EmbeddedBrokerIngestsWhatLedgerctlProduces) {
 
   Child produce({testing::LedgerctlPath(), "produce", "--brokers", bootstrap, "--topic",
                  "billing.events", ExamplesDir() + "/events.ndjson"});
-  EXPECT_EQ(produce.WaitForLine("delivered ", kProduceTimeout), "62 of 62 messages to billing.events");
+  EXPECT_EQ(produce.WaitForLine("delivered ", kProduceTimeout),
+            "62 of 62 messages to billing.events");
   EXPECT_EQ(produce.Wait(), 0);
 
   // The golden outcomes: 57 accepted, the rest duplicates or rejected.
@@ -78,7 +80,9 @@ TEST(LedgerdKafka, EmbeddedBrokerIngestsWhatLedgerctlProduces) {
   std::string outcomes_text = outcomes.dump();
   auto count = [&](const std::string& kind) {
     int n = 0;
-    for (size_t at = 0; (at = outcomes_text.find("\"" + kind + "\"", at)) != std::string::npos; ++at) n++;
+    for (size_t at = 0; (at = outcomes_text.find("\"" + kind + "\"", at)) != std::string::npos;
+         ++at)
+      n++;
     return n;
   };
   const int accepted = 57;
@@ -86,7 +90,8 @@ TEST(LedgerdKafka, EmbeddedBrokerIngestsWhatLedgerctlProduces) {
   ASSERT_TRUE(WaitUntil(
       [&] {
         std::string m = ledgerd.Metrics();
-        return MetricValue(m, "ledger_kafka_appended_total") + MetricValue(m, "ledger_kafka_duplicates_total") +
+        return MetricValue(m, "ledger_kafka_appended_total") +
+                   MetricValue(m, "ledger_kafka_duplicates_total") +
                    MetricValue(m, "ledger_kafka_rejected_total") ==
                62;
       },
@@ -100,7 +105,8 @@ TEST(LedgerdKafka, EmbeddedBrokerIngestsWhatLedgerctlProduces) {
   EXPECT_EQ(verify["ok"], true);
   EXPECT_EQ(verify["events"], accepted);
 
-  auto rejected = Json::parse(Http(ledgerd.port(), "GET", "/v1/ledger/rejected").body, nullptr, false);
+  auto rejected =
+      Json::parse(Http(ledgerd.port(), "GET", "/v1/ledger/rejected").body, nullptr, false);
   ASSERT_TRUE(rejected["rejected"].is_array());
   for (const Json& r : rejected["rejected"]) {
     EXPECT_EQ(r["source"]["kind"], "kafka");
@@ -131,12 +137,14 @@ TEST(LedgerdKafka, RestartedEmbeddedBrokerIsReadFromItsStart) {
   auto produce_golden = [&](const std::string& bootstrap) {
     Child produce({testing::LedgerctlPath(), "produce", "--brokers", bootstrap, "--topic",
                    "billing.events", ExamplesDir() + "/events.ndjson"});
-    EXPECT_EQ(produce.WaitForLine("delivered ", kProduceTimeout), "62 of 62 messages to billing.events");
+    EXPECT_EQ(produce.WaitForLine("delivered ", kProduceTimeout),
+              "62 of 62 messages to billing.events");
     EXPECT_EQ(produce.Wait(), 0);
   };
   auto settled = [](Ledgerd& l) {
     std::string m = l.Metrics();
-    return MetricValue(m, "ledger_kafka_appended_total") + MetricValue(m, "ledger_kafka_duplicates_total") +
+    return MetricValue(m, "ledger_kafka_appended_total") +
+           MetricValue(m, "ledger_kafka_duplicates_total") +
            MetricValue(m, "ledger_kafka_rejected_total");
   };
   {
@@ -269,7 +277,8 @@ TEST(LedgerdKafka, KillNineDuringIngestionLosesAndRepeatsNothing) {
       break;
     }
   }
-  auto rejected = Json::parse(Http(ledgerd.port(), "GET", "/v1/ledger/rejected").body, nullptr, false);
+  auto rejected =
+      Json::parse(Http(ledgerd.port(), "GET", "/v1/ledger/rejected").body, nullptr, false);
   EXPECT_TRUE(rejected["rejected"].empty());
 
   EXPECT_EQ(ledgerd.Stop(), 0);

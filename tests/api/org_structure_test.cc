@@ -5,10 +5,9 @@
 #include <gtest/gtest.h>
 
 #include <memory>
+#include <nlohmann/json.hpp>
 #include <string>
 #include <vector>
-
-#include <nlohmann/json.hpp>
 
 #include "tests/testing/http_client.h"
 #include "tests/testing/ledgerd.h"
@@ -23,34 +22,47 @@ using testing::Ledgerd;
 using testing::TempDir;
 
 std::string Event(const std::string& id, const std::string& at, const std::string& payload) {
-  return R"({"event_id":")" + id + R"(","org_id":"org-s","occurred_at":")" + at + R"(",)" + payload + "}\n";
+  return R"({"event_id":")" + id + R"(","org_id":"org-s","occurred_at":")" + at + R"(",)" +
+         payload + "}\n";
 }
 
 // Created out of id order on purpose; p-2 moves to ws-b in the future, p-3
 // moves twice at one instant (the later in the ledger wins).
 std::string Events() {
-  return Event("e1", "2026-01-01T00:00:00Z",
-               R"("organization_created":{"name":"Org S","currency":"EUR","billing_account":"S-1"})") +
-         Event("e2", "2026-01-01T00:00:00Z", R"("cost_center_created":{"cost_center_id":"cc-z","name":"Zeta"})") +
-         Event("e3", "2026-01-01T00:00:00Z", R"("cost_center_created":{"cost_center_id":"cc-a","name":"Alpha"})") +
-         Event("e4", "2026-01-01T00:00:00Z",
-               R"("workspace_created":{"workspace_id":"ws-b","cost_center_id":"cc-a","name":"Bravo"})") +
-         Event("e5", "2026-01-01T00:00:00Z",
-               R"("workspace_created":{"workspace_id":"ws-a","cost_center_id":"cc-a","name":"Able"})") +
-         Event("e6", "2026-01-01T00:00:00Z",
-               R"("provider_registered":{"provider_id":"p-2","workspace_id":"ws-a","name":"Two","kind":"aws"})") +
-         Event("e7", "2026-01-01T00:00:00Z",
-               R"("provider_registered":{"provider_id":"p-1","workspace_id":"ws-a","name":"One","kind":"gcp"})") +
-         Event("e8", "2026-01-01T00:00:00Z",
-               R"("provider_registered":{"provider_id":"p-3","workspace_id":"ws-a","name":"Three","kind":"azure"})") +
-         Event("e9", "2099-01-01T00:00:00Z", R"("provider_moved":{"provider_id":"p-2","workspace_id":"ws-b"})") +
-         Event("e10", "2026-02-01T00:00:00Z", R"("provider_moved":{"provider_id":"p-3","workspace_id":"ws-b"})") +
-         Event("e11", "2026-02-01T00:00:00Z", R"("provider_moved":{"provider_id":"p-3","workspace_id":"ws-a"})") +
+  return Event(
+             "e1", "2026-01-01T00:00:00Z",
+             R"("organization_created":{"name":"Org S","currency":"EUR","billing_account":"S-1"})") +
+         Event("e2", "2026-01-01T00:00:00Z",
+               R"("cost_center_created":{"cost_center_id":"cc-z","name":"Zeta"})") +
+         Event("e3", "2026-01-01T00:00:00Z",
+               R"("cost_center_created":{"cost_center_id":"cc-a","name":"Alpha"})") +
+         Event(
+             "e4", "2026-01-01T00:00:00Z",
+             R"("workspace_created":{"workspace_id":"ws-b","cost_center_id":"cc-a","name":"Bravo"})") +
+         Event(
+             "e5", "2026-01-01T00:00:00Z",
+             R"("workspace_created":{"workspace_id":"ws-a","cost_center_id":"cc-a","name":"Able"})") +
+         Event(
+             "e6", "2026-01-01T00:00:00Z",
+             R"("provider_registered":{"provider_id":"p-2","workspace_id":"ws-a","name":"Two","kind":"aws"})") +
+         Event(
+             "e7", "2026-01-01T00:00:00Z",
+             R"("provider_registered":{"provider_id":"p-1","workspace_id":"ws-a","name":"One","kind":"gcp"})") +
+         Event(
+             "e8", "2026-01-01T00:00:00Z",
+             R"("provider_registered":{"provider_id":"p-3","workspace_id":"ws-a","name":"Three","kind":"azure"})") +
+         Event("e9", "2099-01-01T00:00:00Z",
+               R"("provider_moved":{"provider_id":"p-2","workspace_id":"ws-b"})") +
+         Event("e10", "2026-02-01T00:00:00Z",
+               R"("provider_moved":{"provider_id":"p-3","workspace_id":"ws-b"})") +
+         Event("e11", "2026-02-01T00:00:00Z",
+               R"("provider_moved":{"provider_id":"p-3","workspace_id":"ws-a"})") +
          Event("e12", "2026-02-01T00:00:00Z",
                R"("billing_account_assigned":{"cost_center_id":"cc-a","billing_account":"S-A"})");
 }
 
-const Json kExpected = Json::parse(R"({"org_id":"org-s","name":"Org S","currency":"EUR","billing_account":"S-1",
+const Json kExpected =
+    Json::parse(R"({"org_id":"org-s","name":"Org S","currency":"EUR","billing_account":"S-1",
   "cost_centers":[
     {"cost_center_id":"cc-a","name":"Alpha","billing_account":"S-A","workspaces":[
       {"workspace_id":"ws-a","name":"Able","providers":[
@@ -77,8 +89,10 @@ TEST(OrgStructure, AsOfAnswersTheStructureAsItStoodThen) {
   ASSERT_EQ(r.status, 200) << r.body;
   Json j = Json::parse(r.body);
   EXPECT_EQ(j["cost_centers"][0]["billing_account"], nullptr);
-  EXPECT_EQ(j["cost_centers"][0]["workspaces"][0]["providers"],
-            Json::parse(R"([{"provider_id":"p-1","name":"One","kind":"gcp"},{"provider_id":"p-2","name":"Two","kind":"aws"}])"));
+  EXPECT_EQ(
+      j["cost_centers"][0]["workspaces"][0]["providers"],
+      Json::parse(
+          R"([{"provider_id":"p-1","name":"One","kind":"gcp"},{"provider_id":"p-2","name":"Two","kind":"aws"}])"));
   EXPECT_EQ(j["cost_centers"][0]["workspaces"][1]["providers"], Json::array());
   EXPECT_EQ(s.Get("/v1/orgs/org-s?as_of=x").status, 400);
 }

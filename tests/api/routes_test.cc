@@ -1,6 +1,8 @@
 // The route table and service/openapi.json describe the same routes both ways
 // (method, path, who may call it), patterns match as documented, and the real
 // ledgerd answers 404, 405 with Allow, 401 and the public contract from the table.
+#include "service/routes.h"
+
 #include <gtest/gtest.h>
 #include <sys/stat.h>
 
@@ -8,14 +10,12 @@
 #include <fstream>
 #include <map>
 #include <memory>
+#include <nlohmann/json.hpp>
 #include <set>
 #include <string>
 #include <vector>
 
-#include <nlohmann/json.hpp>
-
 #include "service/openapi_document.h"
-#include "service/routes.h"
 #include "service/service.h"
 #include "tests/testing/http_client.h"
 #include "tests/testing/process.h"
@@ -55,18 +55,23 @@ TEST(Routes, TableAndOpenApiDocumentListTheSameRoutes) {
     EXPECT_TRUE(documented.count(route)) << route << " is served but not in service/openapi.json";
   }
   for (const auto& route : documented) {
-    EXPECT_TRUE(table.count(route)) << route << " is in service/openapi.json but not in the route table";
+    EXPECT_TRUE(table.count(route))
+        << route << " is in service/openapi.json but not in the route table";
   }
 }
 
 TEST(Routes, DocumentedAccessIsTheTablesAccess) {
   Json doc = Json::parse(OpenApiDocument());
-  const std::vector<std::pair<std::string, Role>> roles = {
-      {"viewer", Role::kViewer}, {"producer", Role::kProducer}, {"auditor", Role::kAuditor}, {"admin", Role::kAdmin}};
+  const std::vector<std::pair<std::string, Role>> roles = {{"viewer", Role::kViewer},
+                                                           {"producer", Role::kProducer},
+                                                           {"auditor", Role::kAuditor},
+                                                           {"admin", Role::kAdmin}};
   for (const RouteSpec& r : Service::RouteTable()) {
     std::string method(r.method);
-    std::transform(method.begin(), method.end(), method.begin(), [](unsigned char c) { return std::tolower(c); });
-    const Json* op = doc["paths"].contains(std::string(r.pattern)) && doc["paths"][std::string(r.pattern)].contains(method)
+    std::transform(method.begin(), method.end(), method.begin(),
+                   [](unsigned char c) { return std::tolower(c); });
+    const Json* op = doc["paths"].contains(std::string(r.pattern)) &&
+                             doc["paths"][std::string(r.pattern)].contains(method)
                          ? &doc["paths"][std::string(r.pattern)][method]
                          : nullptr;
     if (op == nullptr) continue;  // the test above names it
@@ -74,9 +79,11 @@ TEST(Routes, DocumentedAccessIsTheTablesAccess) {
     EXPECT_EQ(documented_public, r.access == Access::kPublic) << r.pattern << ": security";
     if (r.access == Access::kPublic) continue;
     std::set<std::string> documented_roles;
-    for (const auto& role : op->value("x-roles", Json::array())) documented_roles.insert(role.get<std::string>());
+    for (const auto& role : op->value("x-roles", Json::array()))
+      documented_roles.insert(role.get<std::string>());
     for (const auto& [name, role] : roles) {
-      EXPECT_EQ(documented_roles.count(name) == 1, RoleMay(r.access, role)) << r.method << " " << r.pattern << ": " << name;
+      EXPECT_EQ(documented_roles.count(name) == 1, RoleMay(r.access, role))
+          << r.method << " " << r.pattern << ": " << name;
     }
     EXPECT_TRUE((*op)["responses"].contains("401")) << r.pattern;
     EXPECT_TRUE((*op)["responses"].contains("403")) << r.pattern;
@@ -85,16 +92,19 @@ TEST(Routes, DocumentedAccessIsTheTablesAccess) {
 
 TEST(Routes, PatternsMatchWholeSegmentsAndCsvSuffixes) {
   PathParams p;
-  EXPECT_TRUE(MatchPattern("/v1/orgs/{org}/usage-history/{month}.csv", {"v1", "orgs", "a/b", "usage-history", "2026-01.csv"}, &p));
+  EXPECT_TRUE(MatchPattern("/v1/orgs/{org}/usage-history/{month}.csv",
+                           {"v1", "orgs", "a/b", "usage-history", "2026-01.csv"}, &p));
   EXPECT_EQ(p.Get("org"), "a/b");
   EXPECT_EQ(p.Get("month"), "2026-01");
-  EXPECT_FALSE(MatchPattern("/v1/orgs/{org}/usage-history/{month}.csv", {"v1", "orgs", "a", "usage-history", "2026-01"}, &p));
+  EXPECT_FALSE(MatchPattern("/v1/orgs/{org}/usage-history/{month}.csv",
+                            {"v1", "orgs", "a", "usage-history", "2026-01"}, &p));
   EXPECT_FALSE(MatchPattern("/v1/orgs/{org}", {"v1", "orgs"}, &p));
   EXPECT_FALSE(MatchPattern("/v1/orgs/{org}", {"v1", "orgs", "a", "dashboard"}, &p));
   EXPECT_TRUE(MatchPattern("/", {""}, &p));
   EXPECT_FALSE(MatchPattern("/", {"healthz"}, &p));
   // The `.csv` row wins over the plain one; a month item is not an invoice.
-  RouteMatch m = FindRoute(Service::RouteTable(), "GET", {"v1", "orgs", "acme", "invoices", "2026-01-org.csv"});
+  RouteMatch m = FindRoute(Service::RouteTable(), "GET",
+                           {"v1", "orgs", "acme", "invoices", "2026-01-org.csv"});
   ASSERT_TRUE(m.index);
   EXPECT_EQ(Service::RouteTable()[*m.index].name, "invoice_csv");
   m = FindRoute(Service::RouteTable(), "HEAD", {"v1", "orgs", "acme", "dashboard"});
@@ -117,17 +127,19 @@ struct Server {
     std::string tokens = tmp.sub("tokens");
     std::ofstream(tokens) << kAdminToken << " admin *\n" << kViewerToken << " viewer acme\n";
     chmod(tokens.c_str(), 0600);
-    child = std::make_unique<testing::Child>(std::vector<std::string>{
-        testing::BuildDir() + "/ledgerd", "--data-dir", tmp.sub("data"), "--http", "127.0.0.1:0", "--no-access-log",
-        "--tokens", tokens});
+    child = std::make_unique<testing::Child>(
+        std::vector<std::string>{testing::BuildDir() + "/ledgerd", "--data-dir", tmp.sub("data"),
+                                 "--http", "127.0.0.1:0", "--no-access-log", "--tokens", tokens});
     std::string url = child->WaitForLine("listening on http://127.0.0.1:");
     EXPECT_FALSE(url.empty()) << "ledgerd did not start";
     port = url.empty() ? 0 : static_cast<uint16_t>(std::stoi(url));
   }
-  testing::HttpResponse Call(const std::string& method, const std::string& target, const std::string& token = "") {
+  testing::HttpResponse Call(const std::string& method, const std::string& target,
+                             const std::string& token = "") {
     std::map<std::string, std::string> headers;
     if (!token.empty()) headers["Authorization"] = std::string("Bearer ") + token;
-    return testing::Http(port, method, target, "", method == "POST" ? "application/json" : "", headers);
+    return testing::Http(port, method, target, "", method == "POST" ? "application/json" : "",
+                         headers);
   }
   testing::TempDir tmp;
   std::unique_ptr<testing::Child> child;
@@ -162,7 +174,8 @@ TEST(Routes, UnknownPathsAndMethodsFollowTheTable) {
   EXPECT_EQ(probe.status, 405);
   EXPECT_EQ(probe.headers["Allow"], "GET, HEAD");
   // The table's access: a viewer reads its org, not another's, and does not post.
-  EXPECT_EQ(s.Call("GET", "/v1/orgs/acme/dashboard", kViewerToken).status, 404) << "unknown org, but allowed";
+  EXPECT_EQ(s.Call("GET", "/v1/orgs/acme/dashboard", kViewerToken).status, 404)
+      << "unknown org, but allowed";
   EXPECT_EQ(s.Call("GET", "/v1/orgs/other/dashboard", kViewerToken).status, 403);
   EXPECT_EQ(s.Call("GET", "/v1/ledger/verify", kViewerToken).status, 403);
   EXPECT_EQ(s.Call("POST", "/v1/ledger/rejected/1/retry", kViewerToken).status, 403);

@@ -7,11 +7,10 @@
 #include <atomic>
 #include <cstdio>
 #include <memory>
+#include <nlohmann/json.hpp>
 #include <sstream>
 #include <thread>
 #include <vector>
-
-#include <nlohmann/json.hpp>
 
 #include "tests/testing/files.h"
 #include "tests/testing/http_client.h"
@@ -36,7 +35,8 @@ constexpr size_t kLinesPerPost = 10000;
 std::string LoadHistory(Ledgerd& d) {
   TempDir tmp;
   std::string file = tmp.sub("history.ndjson");
-  std::string cmd = testing::LedgerctlPath() + " generate --seed 3 --orgs 2 --months 3 --usage-events " +
+  std::string cmd = testing::LedgerctlPath() +
+                    " generate --seed 3 --orgs 2 --months 3 --usage-events " +
                     std::to_string(kUsageEvents) + " > " + file;
   EXPECT_EQ(std::system(cmd.c_str()), 0);
   std::istringstream lines(testing::ReadFile(file));
@@ -84,8 +84,9 @@ TEST_F(HeavyRequests, DashboardsAreAnsweredWhileVerifiesAndReplaysRun) {
   std::vector<std::thread> heavy;
   for (int i = 0; i < kHeavy; ++i) {
     heavy.emplace_back([&, i] {
-      std::string target = i % 4 == 3 ? "/v1/orgs/" + org + "/usage-history?as_of=" + std::to_string(100000 + i)
-                                      : std::string("/v1/ledger/verify");
+      std::string target =
+          i % 4 == 3 ? "/v1/orgs/" + org + "/usage-history?as_of=" + std::to_string(100000 + i)
+                     : std::string("/v1/ledger/verify");
       auto r = Http(d.port(), "GET", target);
       if (r.status == 200 || r.status == 503) heavy_ok++;
       heavy_done++;
@@ -97,7 +98,8 @@ TEST_F(HeavyRequests, DashboardsAreAnsweredWhileVerifiesAndReplaysRun) {
   // The proof is that order, not a time: sanitizer builds run it 5x slower.
   int answered = 0;
   for (int i = 0; i < 8; ++i) {
-    auto r = Http(d.port(), "GET", "/v1/orgs/" + org + "/dashboard?months=3&i=" + std::to_string(i));
+    auto r =
+        Http(d.port(), "GET", "/v1/orgs/" + org + "/dashboard?months=3&i=" + std::to_string(i));
     if (r.status == 200) answered++;
   }
   const int heavy_done_when_answered = heavy_done.load();
@@ -105,7 +107,8 @@ TEST_F(HeavyRequests, DashboardsAreAnsweredWhileVerifiesAndReplaysRun) {
   EXPECT_EQ(answered, 8);
   EXPECT_EQ(heavy_ok.load(), kHeavy);
   EXPECT_LT(heavy_done_when_answered, kHeavy / 2)
-      << "dashboards waited for " << heavy_done_when_answered << " of " << kHeavy << " heavy requests";
+      << "dashboards waited for " << heavy_done_when_answered << " of " << kHeavy
+      << " heavy requests";
 }
 
 TEST_F(HeavyRequests, AFullWorkerQueueIs503WithRetryAfter) {

@@ -6,10 +6,9 @@
 
 #include <map>
 #include <memory>
+#include <nlohmann/json.hpp>
 #include <string>
 #include <vector>
-
-#include <nlohmann/json.hpp>
 
 #include "tests/testing/http_client.h"
 #include "tests/testing/ledgerd.h"
@@ -34,7 +33,9 @@ constexpr char kTokens[] =
 
 // A running ledgerd with kTokens; every request made as one of them.
 struct Server {
-  HttpResponse Get(const std::string& target, const std::string& token) { return ledgerd.Get(target, As(token)); }
+  HttpResponse Get(const std::string& target, const std::string& token) {
+    return ledgerd.Get(target, As(token));
+  }
   HttpResponse Post(const std::string& target, const std::string& body, const std::string& token) {
     return ledgerd.Post(target, body, "application/json", As(token));
   }
@@ -52,7 +53,8 @@ std::string OrgCreated(const std::string& org, const std::string& currency) {
   return Json{{"event_id", org + ":org:1"},
               {"org_id", org},
               {"occurred_at", "2026-01-01T00:00:00Z"},
-              {"organization_created", {{"name", org}, {"currency", currency}, {"billing_account", "BA-1"}}}}
+              {"organization_created",
+               {{"name", org}, {"currency", currency}, {"billing_account", "BA-1"}}}}
       .dump();
 }
 
@@ -61,7 +63,8 @@ Json Support(const std::string& org, const std::string& id, const std::string& a
   return Json{{"event_id", id},
               {"org_id", org},
               {"occurred_at", "2026-01-05T00:00:00Z"},
-              {"support_charged", {{"month", "2026-01"}, {"amount", amount}, {"description", description}}}};
+              {"support_charged",
+               {{"month", "2026-01"}, {"amount", amount}, {"description", description}}}};
 }
 
 std::string Void(const std::string& org, const std::string& id, const std::string& target) {
@@ -79,7 +82,8 @@ std::vector<Json> ListAll(Server& s, const std::string& token, std::vector<Json>
   for (int n = 0; !after.is_null(); ++n) {
     EXPECT_LT(n, 100) << "the listing does not end";
     if (n >= 100) break;
-    HttpResponse r = s.Get("/v1/ledger/rejected?after=" + std::to_string(after.get<uint64_t>()), token);
+    HttpResponse r =
+        s.Get("/v1/ledger/rejected?after=" + std::to_string(after.get<uint64_t>()), token);
     EXPECT_EQ(r.status, 200) << r.body.substr(0, 500);
     if (r.status != 200) break;
     Json page = Json::parse(r.body);
@@ -95,15 +99,21 @@ TEST(Tenancy, EqualEventIdsOfTwoOrgsNeverCollideBlockOrReveal) {
   s.Ingest(OrgCreated("acme", "USD"), "p-acme-token-0123456789");
   s.Ingest(OrgCreated("kaiju-jp", "JPY"), "p-kaiju-token-0123456789");
   // kaiju-jp posts first under an id acme is about to use.
-  Json k = s.Ingest(Support("kaiju-jp", "acme:use:99999", "500").dump(), "p-kaiju-token-0123456789");
+  Json k =
+      s.Ingest(Support("kaiju-jp", "acme:use:99999", "500").dump(), "p-kaiju-token-0123456789");
   EXPECT_EQ(k["accepted"], 1);
-  Json a = s.Ingest(Json::array({Support("acme", "acme:use:99999", "12.50"), Support("acme", "acme:sup:1", "1")}).dump(),
-                    "p-acme-token-0123456789");
+  Json a = s.Ingest(
+      Json::array({Support("acme", "acme:use:99999", "12.50"), Support("acme", "acme:sup:1", "1")})
+          .dump(),
+      "p-acme-token-0123456789");
   EXPECT_EQ(a["accepted"], 2) << a.dump();
   EXPECT_EQ(a["rejected"], Json::array());
   // Each org's re-send is its own duplicate; a changed re-send conflicts only within its org.
-  EXPECT_EQ(s.Ingest(Support("kaiju-jp", "acme:use:99999", "500").dump(), "p-kaiju-token-0123456789")["duplicates"], 1);
-  Json changed = s.Ingest(Support("acme", "acme:use:99999", "99").dump(), "p-acme-token-0123456789");
+  EXPECT_EQ(s.Ingest(Support("kaiju-jp", "acme:use:99999", "500").dump(),
+                     "p-kaiju-token-0123456789")["duplicates"],
+            1);
+  Json changed =
+      s.Ingest(Support("acme", "acme:use:99999", "99").dump(), "p-acme-token-0123456789");
   ASSERT_EQ(changed["rejected"].size(), 1u);
   EXPECT_EQ(changed["rejected"][0]["code"], "conflict");
   // kaiju-jp cannot void acme's event: to kaiju-jp it does not exist.
@@ -111,7 +121,9 @@ TEST(Tenancy, EqualEventIdsOfTwoOrgsNeverCollideBlockOrReveal) {
   ASSERT_EQ(cross["rejected"].size(), 1u);
   EXPECT_EQ(cross["rejected"][0]["code"], "unknown_event");
   // Its void of the shared id reverses its own event, never acme's.
-  EXPECT_EQ(s.Ingest(Void("kaiju-jp", "kaiju:void:2", "acme:use:99999"), "p-kaiju-token-0123456789")["accepted"], 1);
+  EXPECT_EQ(s.Ingest(Void("kaiju-jp", "kaiju:void:2", "acme:use:99999"),
+                     "p-kaiju-token-0123456789")["accepted"],
+            1);
   HttpResponse acme = s.Get("/v1/orgs/acme/usage-history/2026-01", "a-acme-token-0123456789");
   ASSERT_EQ(acme.status, 200) << acme.body;
   EXPECT_EQ(Json::parse(acme.body)["total"], "13.50");
@@ -133,26 +145,32 @@ TEST(Tenancy, AHugeRejectedMessageIsKeptAsAMarkedPrefixAndIsNotRetried) {
   EXPECT_EQ(listed[0]["raw_bytes"], huge.size());
   EXPECT_EQ(listed[0]["raw"].get<std::string>(), huge.substr(0, 64 * 1024));
   uint64_t id = listed[0]["id"];
-  HttpResponse retry = s.Post("/v1/ledger/rejected/" + std::to_string(id) + "/retry", "", "p-acme-token-0123456789");
+  HttpResponse retry =
+      s.Post("/v1/ledger/rejected/" + std::to_string(id) + "/retry", "", "p-acme-token-0123456789");
   EXPECT_EQ(retry.status, 409) << retry.body;
   EXPECT_EQ(Json::parse(retry.body)["error"]["code"], "raw_truncated");
   // A rejection kept whole is still re-driven.
-  Json small = s.Ingest(Support("acme", "acme:cc:1", "1").dump().replace(0, 1, "{\"x\":1,"), "p-acme-token-0123456789");
+  Json small = s.Ingest(Support("acme", "acme:cc:1", "1").dump().replace(0, 1, "{\"x\":1,"),
+                        "p-acme-token-0123456789");
   ASSERT_EQ(small["rejected"].size(), 1u);
   listed = ListAll(s, "a-acme-token-0123456789");
   ASSERT_EQ(listed.size(), 2u);
   EXPECT_EQ(listed[1]["raw_truncated"], false);
-  HttpResponse again = s.Post("/v1/ledger/rejected/" + std::to_string(listed[1]["id"].get<uint64_t>()) + "/retry",
-                              "", "p-acme-token-0123456789");
+  HttpResponse again =
+      s.Post("/v1/ledger/rejected/" + std::to_string(listed[1]["id"].get<uint64_t>()) + "/retry",
+             "", "p-acme-token-0123456789");
   EXPECT_EQ(again.status, 200) << again.body;
 }
 
 TEST(Tenancy, TheRejectedListingPagesByBytesAndShowsOnlyTheTokensOrg) {
   Server s;
   Json bad = Json::array();
-  for (int i = 0; i < 40; ++i) bad.push_back(Support("acme", "acme:big:" + std::to_string(i), "1", std::string(60 * 1024, 'd')));
+  for (int i = 0; i < 40; ++i)
+    bad.push_back(
+        Support("acme", "acme:big:" + std::to_string(i), "1", std::string(60 * 1024, 'd')));
   EXPECT_EQ(s.Ingest(bad.dump(), "p-acme-token-0123456789")["rejected"].size(), 40u);
-  s.Ingest(Json::array({Support("kaiju-jp", "k:1", "1"), Support("kaiju-jp", "k:2", "1")}).dump(), "p-kaiju-token-0123456789");
+  s.Ingest(Json::array({Support("kaiju-jp", "k:1", "1"), Support("kaiju-jp", "k:2", "1")}).dump(),
+           "p-kaiju-token-0123456789");
   std::vector<Json> pages;
   std::vector<Json> acme = ListAll(s, "a-acme-token-0123456789", &pages);
   ASSERT_EQ(acme.size(), 40u);
@@ -180,11 +198,13 @@ TEST(Tenancy, AFloodOfRejectionsKeepsEachOrgsNewestAndBlocksNothing) {
   EXPECT_EQ(s.Ingest(flood.dump(), "p-acme-token-0123456789")["rejected"].size(), 1005u);
   std::vector<Json> acme = ListAll(s, "a-acme-token-0123456789");
   ASSERT_EQ(acme.size(), 1000u);
-  EXPECT_NE(acme.front()["raw"].get<std::string>().find("\"n\":5,"), std::string::npos) << acme.front().dump();
+  EXPECT_NE(acme.front()["raw"].get<std::string>().find("\"n\":5,"), std::string::npos)
+      << acme.front().dump();
   EXPECT_NE(acme.back()["raw"].get<std::string>().find("\"n\":1004,"), std::string::npos);
   // Another org's rejections are untouched, and acme's good events still go in.
   EXPECT_EQ(ListAll(s, "a-kaiju-token-0123456789").size(), 1u);
-  EXPECT_EQ(s.Ingest(Support("acme", "acme:ok:1", "1").dump(), "p-acme-token-0123456789")["accepted"], 1);
+  EXPECT_EQ(
+      s.Ingest(Support("acme", "acme:ok:1", "1").dump(), "p-acme-token-0123456789")["accepted"], 1);
 }
 
 }  // namespace

@@ -29,23 +29,23 @@
 #include <algorithm>
 #include <atomic>
 #include <chrono>
-#include <condition_variable>
-#include <mutex>
 #include <cinttypes>
+#include <condition_variable>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <filesystem>
 #include <functional>
+#include <mutex>
 #include <string>
 #include <thread>
 #include <vector>
 
+#include "events/event.h"
 #include "kafka/embedded_kafka.h"
 #include "kafka/kafka_consumer.h"
-#include "metrics/metrics.h"
-#include "events/event.h"
 #include "ledger/prepare.h"
+#include "metrics/metrics.h"
 #include "projections/billing.h"
 #include "projections/queries.h"
 
@@ -65,21 +65,24 @@ double Seconds(Clock::duration d) { return std::chrono::duration<double>(d).coun
 // resources, 4 services, 3 months.
 std::string UsageEvent(int64_t i) {
   static const char* kServices[] = {"AmazonEC2", "AmazonS3", "AWSLambda", "AmazonRDS"};
-  static const char* kSkus[] = {"BoxUsage:m5.large", "TimedStorage-ByteHrs", "Request", "InstanceUsage:db.r5"};
+  static const char* kSkus[] = {"BoxUsage:m5.large", "TimedStorage-ByteHrs", "Request",
+                                "InstanceUsage:db.r5"};
   int s = static_cast<int>(i % 4);
   int month = 1 + static_cast<int>((i / 7) % 3);
   int day = 1 + static_cast<int>((i / 21) % 28);
   int hour = static_cast<int>(i % 24);
   char buf[640];
-  std::snprintf(buf, sizeof(buf),
-                R"({"event_id":"bench:use:%010)" PRId64
-                R"(","org_id":"bench","occurred_at":"2026-%02d-%02dT%02d:00:00Z","source":"aws-cur",)"
-                R"("usage_recorded":{"provider_id":"aws-1","service":"%s","sku":"%s",)"
-                R"("resource_id":"i-%010)" PRId64 R"(","region":"eu-west-1","quantity":"1.000000000","unit":"Hrs",)"
-                R"("amount":"0.%09)" PRId64
-                R"(","usage_start":"2026-%02d-%02dT%02d:00:00Z","usage_end":"2026-%02d-%02dT%02d:59:59Z"}})",
-                i, month, day, hour, kServices[s], kSkus[s], i % 1000, (i % 997) * 1000 + 17, month, day, hour,
-                month, day, hour);
+  std::snprintf(
+      buf, sizeof(buf),
+      R"({"event_id":"bench:use:%010)" PRId64
+      R"(","org_id":"bench","occurred_at":"2026-%02d-%02dT%02d:00:00Z","source":"aws-cur",)"
+      R"("usage_recorded":{"provider_id":"aws-1","service":"%s","sku":"%s",)"
+      R"("resource_id":"i-%010)" PRId64
+      R"(","region":"eu-west-1","quantity":"1.000000000","unit":"Hrs",)"
+      R"("amount":"0.%09)" PRId64
+      R"(","usage_start":"2026-%02d-%02dT%02d:00:00Z","usage_end":"2026-%02d-%02dT%02d:59:59Z"}})",
+      i, month, day, hour, kServices[s], kSkus[s], i % 1000, (i % 997) * 1000 + 17, month, day,
+      hour, month, day, hour);
   return buf;
 }
 bool g_binary = false;
@@ -105,7 +108,8 @@ std::vector<std::string> SetupEvents() {
   };
 }
 
-rd_kafka_t* NewClient(rd_kafka_type_t type, const std::vector<std::pair<std::string, std::string>>& settings) {
+rd_kafka_t* NewClient(rd_kafka_type_t type,
+                      const std::vector<std::pair<std::string, std::string>>& settings) {
   char err[512];
   rd_kafka_conf_t* conf = rd_kafka_conf_new();
   for (const auto& [k, v] : settings) {
@@ -126,21 +130,22 @@ class Producer {
  public:
   explicit Producer(const std::string& bootstrap)
       : rk_(NewClient(RD_KAFKA_PRODUCER, {{"bootstrap.servers", bootstrap},
-                                         {"enable.idempotence", "true"},
-                                         {"linger.ms", "5"},
-                                         {"batch.num.messages", "10000"},
-                                         {"queue.buffering.max.messages", "1000000"},
-                                         {"log.connection.close", "false"}})) {}
+                                          {"enable.idempotence", "true"},
+                                          {"linger.ms", "5"},
+                                          {"batch.num.messages", "10000"},
+                                          {"queue.buffering.max.messages", "1000000"},
+                                          {"log.connection.close", "false"}})) {}
   ~Producer() {
     rd_kafka_flush(rk_, 30000);
     rd_kafka_destroy(rk_);
   }
   void Send(const std::string& topic, int32_t partition, const std::string& value) {
     for (;;) {
-      rd_kafka_resp_err_t e = rd_kafka_producev(
-          rk_, RD_KAFKA_V_TOPIC(topic.c_str()), RD_KAFKA_V_PARTITION(partition),
-          RD_KAFKA_V_KEY(kOrg, std::strlen(kOrg)), RD_KAFKA_V_VALUE(const_cast<char*>(value.data()), value.size()),
-          RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_END);
+      rd_kafka_resp_err_t e =
+          rd_kafka_producev(rk_, RD_KAFKA_V_TOPIC(topic.c_str()), RD_KAFKA_V_PARTITION(partition),
+                            RD_KAFKA_V_KEY(kOrg, std::strlen(kOrg)),
+                            RD_KAFKA_V_VALUE(const_cast<char*>(value.data()), value.size()),
+                            RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_END);
       if (e == RD_KAFKA_RESP_ERR__QUEUE_FULL) {
         rd_kafka_poll(rk_, 1);
         continue;
@@ -167,7 +172,8 @@ class Producer {
 // Publishes `values` round robin over the partitions, never more than the
 // window ahead of `progress()`, and waits until all are delivered.
 void ProduceWindowed(Producer& producer, const std::string& topic, int partitions,
-                     const std::vector<std::string>& values, const std::function<int64_t()>& progress) {
+                     const std::vector<std::string>& values,
+                     const std::function<int64_t()>& progress) {
   const int64_t window = kWindowEventsPerPartition * partitions;
   const int64_t count = static_cast<int64_t>(values.size());
   for (int64_t i = 0; i < count; ++i) {
@@ -187,8 +193,8 @@ struct RawResult {
 };
 
 // A bare consumer: assign every partition from the beginning, count.
-RawResult RawConsume(const std::string& bootstrap, const std::string& topic, int partitions, int64_t count,
-                     std::atomic<int64_t>* consumed) {
+RawResult RawConsume(const std::string& bootstrap, const std::string& topic, int partitions,
+                     int64_t count, std::atomic<int64_t>* consumed) {
   rd_kafka_t* rk = NewClient(RD_KAFKA_CONSUMER, {{"bootstrap.servers", bootstrap},
                                                  {"group.id", "raw-bench"},
                                                  {"enable.auto.commit", "false"},
@@ -259,12 +265,13 @@ int main(int argc, char** argv) {
     Producer producer(bootstrap);
     std::atomic<int64_t> consumed{0};
     std::thread reader([&] { raw = RawConsume(bootstrap, "raw", partitions, n, &consumed); });
-    ProduceWindowed(producer, "raw", partitions, values, [&] { return consumed.load(std::memory_order_relaxed); });
+    ProduceWindowed(producer, "raw", partitions, values,
+                    [&] { return consumed.load(std::memory_order_relaxed); });
     reader.join();
   }
   const double raw_rate = static_cast<double>(n) / raw.seconds;
-  std::printf("raw librdkafka consumer: %" PRId64 " events in %.2f s = %.0f events/s (%.1f MB/s)\n", n, raw.seconds,
-              raw_rate, static_cast<double>(raw.bytes) / raw.seconds / 1e6);
+  std::printf("raw librdkafka consumer: %" PRId64 " events in %.2f s = %.0f events/s (%.1f MB/s)\n",
+              n, raw.seconds, raw_rate, static_cast<double>(raw.bytes) / raw.seconds / 1e6);
   std::fflush(stdout);
 
   // 2. Through the ledger.
@@ -299,16 +306,20 @@ int main(int argc, char** argv) {
   wait_head(base);
 
   Clock::time_point start = Clock::now();
-  std::thread writer([&] { ProduceWindowed(producer, "ledger", partitions, values, [&] { return head() - base; }); });
+  std::thread writer([&] {
+    ProduceWindowed(producer, "ledger", partitions, values, [&] { return head() - base; });
+  });
   wait_head(base + n);
   const double ledger_seconds = Seconds(Clock::now() - start);
   writer.join();
   const double ledger_rate = static_cast<double>(n) / ledger_seconds;
   api::KafkaStats stats = (*consumer)->stats();
-  std::printf("through ledger and read models: %" PRId64 " events in %.2f s = %.0f events/s = %.0f%% of raw"
+  std::printf("through ledger and read models: %" PRId64
+              " events in %.2f s = %.0f events/s = %.0f%% of raw"
               " (%" PRIu64 " batches, %.0f events a batch)\n",
               n, ledger_seconds, ledger_rate, 100.0 * ledger_rate / raw_rate, stats.batches,
-              static_cast<double>(stats.appended) / static_cast<double>(std::max<uint64_t>(stats.batches, 1)));
+              static_cast<double>(stats.appended) /
+                  static_cast<double>(std::max<uint64_t>(stats.batches, 1)));
   std::fflush(stdout);
 
   // 3. The same events without Kafka: the ledger's own ceiling here.
@@ -325,7 +336,8 @@ int main(int argc, char** argv) {
     source.set_kind(ledger::Source::KAFKA);
     source.set_topic("direct");
     ledger::AppendRequest setup_request;
-    for (const std::string& e : setup) setup_request.entries.push_back(ledger::PrepareEntry(e, source));
+    for (const std::string& e : setup)
+      setup_request.entries.push_back(ledger::PrepareEntry(e, source));
     (*direct)->Submit(std::move(setup_request));
     std::vector<std::string> direct_values = values;
     std::mutex mu;
@@ -361,9 +373,10 @@ int main(int argc, char** argv) {
                    (*direct)->ledger().head().sequence.value);
       return 1;
     }
-    std::printf("same events without Kafka (Prepare + Submit, batches of %zu): %.2f s = %.0f events/s;"
-                " through Kafka is %.0f%% of that\n",
-                api::kKafkaBatchEventsMax, seconds, ceiling_rate, 100.0 * ledger_rate / ceiling_rate);
+    std::printf(
+        "same events without Kafka (Prepare + Submit, batches of %zu): %.2f s = %.0f events/s;"
+        " through Kafka is %.0f%% of that\n",
+        api::kKafkaBatchEventsMax, seconds, ceiling_rate, 100.0 * ledger_rate / ceiling_rate);
     std::fflush(stdout);
   }
 
@@ -382,15 +395,16 @@ int main(int argc, char** argv) {
         continue;
       }
       Clock::time_point now = Clock::now();
-      Status s = led.Scan(ledger::Sequence{static_cast<uint64_t>(seen)}, static_cast<size_t>(h - seen),
-                          [&](const ledger::Record& r) {
+      Status s = led.Scan(ledger::Sequence{static_cast<uint64_t>(seen)},
+                          static_cast<size_t>(h - seen), [&](const ledger::Record& r) {
                             auto env = ledger::DecodeEvent(r);
                             if (env.ok()) {
                               const std::string& id = env->event_id();
                               int64_t i = std::atoll(id.c_str() + id.rfind(':') + 1) - n;
                               if (i >= 0 && i < fresh_n) {
                                 latency_ms[static_cast<size_t>(i)] =
-                                    std::chrono::duration<double, std::milli>(now - produced_at[static_cast<size_t>(i)])
+                                    std::chrono::duration<double, std::milli>(
+                                        now - produced_at[static_cast<size_t>(i)])
                                         .count();
                               }
                             }
@@ -410,7 +424,8 @@ int main(int argc, char** argv) {
     std::this_thread::sleep_until(fresh_start + std::chrono::microseconds(i * 1000 / per_ms));
     for (int64_t k = 0; k < per_ms && i < fresh_n; ++k, ++i) {
       produced_at[static_cast<size_t>(i)] = Clock::now();
-      producer.Send("ledger", static_cast<int32_t>(i % partitions), fresh_values[static_cast<size_t>(i)]);
+      producer.Send("ledger", static_cast<int32_t>(i % partitions),
+                    fresh_values[static_cast<size_t>(i)]);
     }
     producer.Poll();
   }
@@ -421,14 +436,18 @@ int main(int argc, char** argv) {
     if (l >= 0) sorted.push_back(l);
   }
   std::sort(sorted.begin(), sorted.end());
-  auto pct = [&](double p) { return sorted.empty() ? -1 : sorted[static_cast<size_t>(p * (sorted.size() - 1))]; };
+  auto pct = [&](double p) {
+    return sorted.empty() ? -1 : sorted[static_cast<size_t>(p * (sorted.size() - 1))];
+  };
   const api::KafkaStats after_fresh = (*consumer)->stats();
   const uint64_t fresh_batches = after_fresh.batches - before_fresh.batches;
-  std::printf("freshness at %.0f events/s for %d s (%zu events): p50 %.1f ms, p99 %.1f ms, max %.1f ms"
-              " (%" PRIu64 " batches, %.0f events a batch)\n",
-              fresh_rate, fresh_seconds, sorted.size(), pct(0.5), pct(0.99), sorted.empty() ? -1 : sorted.back(),
-              fresh_batches, static_cast<double>(after_fresh.appended - before_fresh.appended) /
-                                 static_cast<double>(std::max<uint64_t>(fresh_batches, 1)));
+  std::printf(
+      "freshness at %.0f events/s for %d s (%zu events): p50 %.1f ms, p99 %.1f ms, max %.1f ms"
+      " (%" PRIu64 " batches, %.0f events a batch)\n",
+      fresh_rate, fresh_seconds, sorted.size(), pct(0.5), pct(0.99),
+      sorted.empty() ? -1 : sorted.back(), fresh_batches,
+      static_cast<double>(after_fresh.appended - before_fresh.appended) /
+          static_cast<double>(std::max<uint64_t>(fresh_batches, 1)));
   std::fflush(stdout);
 
   // The read models hold every event exactly once.
@@ -441,7 +460,8 @@ int main(int argc, char** argv) {
     // The snapshot holds a RocksDB snapshot: released before the Billing.
     auto snap = (*billing)->Snapshot(kOrg, std::nullopt);
     if (snap.ok()) {
-      auto dash = projections::Dashboard(*snap->org, *snap->view, {Month{2026 * 12 + 2}, 3}, std::nullopt);
+      auto dash =
+          projections::Dashboard(*snap->org, *snap->view, {Month{2026 * 12 + 2}, 3}, std::nullopt);
       if (dash.ok()) {
         for (const auto& m : *dash) billed += m.billed;
       }
@@ -450,8 +470,9 @@ int main(int argc, char** argv) {
   // Each month's bill is rounded to cents, so allow one cent a month.
   bool sums_match = billed - expected < 3 * 10'000'000 && expected - billed < 3 * 10'000'000;
   const int64_t final_head = head();
-  std::printf("check: head %" PRId64 " (expected %" PRId64 "), read models %s the produced amounts\n", final_head,
-              base + total, sums_match ? "match" : "DO NOT match");
+  std::printf("check: head %" PRId64 " (expected %" PRId64
+              "), read models %s the produced amounts\n",
+              final_head, base + total, sums_match ? "match" : "DO NOT match");
   consumer->reset();
   billing->reset();
   std::error_code ec;

@@ -22,9 +22,10 @@ namespace {
 
 std::string UsageJson(int64_t i) {
   char buf[512];
-  std::snprintf(buf, sizeof(buf),
-                R"({"event_id":"bench:use:%012lld","org_id":"bench-org","occurred_at":"2026-01-08T12:56:36Z","source":"aws-cur","usage_recorded":{"provider_id":"aws-prod-01","service":"AmazonEC2","sku":"EBS:VolumeUsage.gp3","resource_id":"i-0a09f76a170b%04lld","region":"eu-west-1","quantity":"1530","unit":"GB-Mo","amount":"10.682700000","usage_start":"2026-01-08T11:56:36Z","usage_end":"2026-01-08T12:56:36Z"}})",
-                static_cast<long long>(i), static_cast<long long>(i % 10000));
+  std::snprintf(
+      buf, sizeof(buf),
+      R"({"event_id":"bench:use:%012lld","org_id":"bench-org","occurred_at":"2026-01-08T12:56:36Z","source":"aws-cur","usage_recorded":{"provider_id":"aws-prod-01","service":"AmazonEC2","sku":"EBS:VolumeUsage.gp3","resource_id":"i-0a09f76a170b%04lld","region":"eu-west-1","quantity":"1530","unit":"GB-Mo","amount":"10.682700000","usage_start":"2026-01-08T11:56:36Z","usage_end":"2026-01-08T12:56:36Z"}})",
+      static_cast<long long>(i), static_cast<long long>(i % 10000));
   return buf;
 }
 
@@ -40,7 +41,8 @@ double Run(int threads, int64_t events, int batch, Fn append_batch) {
   int64_t per = events / threads;
   for (int t = 0; t < threads; ++t) {
     ts.emplace_back([&, t] {
-      for (int64_t i = t * per; i < (t + 1) * per; i += batch) append_batch(i, std::min<int64_t>(batch, (t + 1) * per - i));
+      for (int64_t i = t * per; i < (t + 1) * per; i += batch)
+        append_batch(i, std::min<int64_t>(batch, (t + 1) * per - i));
     });
   }
   for (auto& th : ts) th.join();
@@ -65,8 +67,8 @@ int main(int argc, char** argv) {
     parsed.push_back(*events::Validate(*events::ParseJson(raw.back())));
     canonical.push_back(events::CanonicalBytes(parsed.back().envelope));
   }
-  std::printf("events per case: %lld, event bytes: %zu (JSON %zu)\n", static_cast<long long>(events),
-              canonical[0].size(), raw[0].size());
+  std::printf("events per case: %lld, event bytes: %zu (JSON %zu)\n",
+              static_cast<long long>(events), canonical[0].size(), raw[0].size());
   // The per-event work the ledger cannot skip, on one thread: canonical
   // bytes, content digest, chain hash and the record's encoding.
   std::vector<std::string> records;
@@ -89,12 +91,14 @@ int main(int argc, char** argv) {
     std::printf("hashing + encoding (one thread): %.2f us/event, record bytes %zu\n",
                 1e6 * Seconds(start) / static_cast<double>(events), records[0].size());
   }
-  std::printf("%-8s %-8s %-6s %14s %14s %8s %16s %8s %14s %8s\n", "threads", "batch", "sync", "raw ev/s",
-              "ledger ev/s", "ratio", "re-append ev/s", "speedup", "3 keys ev/s", "ratio");
+  std::printf("%-8s %-8s %-6s %14s %14s %8s %16s %8s %14s %8s\n", "threads", "batch", "sync",
+              "raw ev/s", "ledger ev/s", "ratio", "re-append ev/s", "speedup", "3 keys ev/s",
+              "ratio");
   for (bool sync : {true, false}) {
     for (int threads : {1, 8}) {
       for (int batch : {1, 1000}) {
-        std::string name = std::to_string(threads) + "," + std::to_string(batch) + (sync ? ",on" : ",off");
+        std::string name =
+            std::to_string(threads) + "," + std::to_string(batch) + (sync ? ",on" : ",off");
         if (!only.empty() && only != name) continue;
         // Batch 1 with sync costs one fsync per event: keep that case short.
         int64_t n = batch == 1 && sync ? std::min<int64_t>(events, 4000) : events;
@@ -110,7 +114,9 @@ int main(int argc, char** argv) {
         wo.sync = sync;
         double raw_rate = Run(threads, n, batch, [&](int64_t from, int64_t count) {
           rocksdb::WriteBatch b;
-          for (int64_t i = from; i < from + count; ++i) b.Put(ledger::format::RecordKey(static_cast<uint64_t>(i) + 1), canonical[static_cast<size_t>(i)]);
+          for (int64_t i = from; i < from + count; ++i)
+            b.Put(ledger::format::RecordKey(static_cast<uint64_t>(i) + 1),
+                  canonical[static_cast<size_t>(i)]);
           db->Write(wo, &b);
         });
         delete db;
@@ -126,7 +132,8 @@ int main(int argc, char** argv) {
             uint64_t seq = static_cast<uint64_t>(i) + 1;
             b.Put(ledger::format::RecordKey(seq), records[static_cast<size_t>(i)]);
             orgs.push_back(ledger::format::OrgKey("bench-org", seq));
-            ids.push_back(ledger::format::EventIdKey("bench-org", parsed[static_cast<size_t>(i)].envelope.event_id()));
+            ids.push_back(ledger::format::EventIdKey(
+                "bench-org", parsed[static_cast<size_t>(i)].envelope.event_id()));
           }
           std::sort(orgs.begin(), orgs.end());
           std::sort(ids.begin(), ids.end());
@@ -169,12 +176,13 @@ int main(int argc, char** argv) {
         double led_rate = Run(threads, n, batch, append);
         current = &again;
         double dup_rate = Run(threads, n, batch, append);
-        std::printf("%-8d %-8d %-6s %14.0f %14.0f %7.0f%% %16.0f %7.2fx %14.0f %7.0f%%\n", threads, batch,
-                    sync ? "on" : "off", raw_rate, led_rate, 100.0 * led_rate / raw_rate, dup_rate,
-                    dup_rate / led_rate, keys3_rate, 100.0 * keys3_rate / raw_rate);
+        std::printf("%-8d %-8d %-6s %14.0f %14.0f %7.0f%% %16.0f %7.2fx %14.0f %7.0f%%\n", threads,
+                    batch, sync ? "on" : "off", raw_rate, led_rate, 100.0 * led_rate / raw_rate,
+                    dup_rate, dup_rate / led_rate, keys3_rate, 100.0 * keys3_rate / raw_rate);
         std::fflush(stdout);
         if (led->head().sequence.value != static_cast<uint64_t>(n / threads * threads)) {
-          std::printf("BUG: head %llu\n", static_cast<unsigned long long>(led->head().sequence.value));
+          std::printf("BUG: head %llu\n",
+                      static_cast<unsigned long long>(led->head().sequence.value));
           return 1;
         }
       }

@@ -33,7 +33,9 @@ double Seconds(std::chrono::steady_clock::time_point start) {
 double CpuSeconds() {
   rusage u{};
   getrusage(RUSAGE_SELF, &u);
-  auto secs = [](const timeval& t) { return static_cast<double>(t.tv_sec) + static_cast<double>(t.tv_usec) / 1e6; };
+  auto secs = [](const timeval& t) {
+    return static_cast<double>(t.tv_sec) + static_cast<double>(t.tv_usec) / 1e6;
+  };
   return secs(u.ru_utime) + secs(u.ru_stime);
 }
 
@@ -66,7 +68,8 @@ int Load(const std::string& dir, int64_t events) {
   });
   flush();
   std::printf("loaded %llu events in %.1f s\n",
-              static_cast<unsigned long long>(billing->ledger().head().sequence.value), Seconds(start));
+              static_cast<unsigned long long>(billing->ledger().head().sequence.value),
+              Seconds(start));
   return 0;
 }
 
@@ -103,7 +106,8 @@ int TimeRebuild(projections::Billing& billing, uint64_t events, double raw_rate 
   double cpu = CpuSeconds() - cpu_start;
   double rate = static_cast<double>(events) / secs;
   std::printf("rebuild: %llu events in %.2f s = %.0f events/s%s, %.2f CPU s\n",
-              static_cast<unsigned long long>(events), secs, rate, OfRaw(rate, raw_rate).c_str(), cpu);
+              static_cast<unsigned long long>(events), secs, rate, OfRaw(rate, raw_rate).c_str(),
+              cpu);
   // The read models are complete and in table files when Rebuild returns;
   // RocksDB then compacts those files in the background while queries are
   // served. Shown so that work is not hidden from the figure above.
@@ -111,10 +115,11 @@ int TimeRebuild(projections::Billing& billing, uint64_t events, double raw_rate 
   double cpu_after = CpuSeconds();
   WaitForCompactions(billing.ledger().db());
   double more = Seconds(after);
-  std::printf("compactions still running after the rebuild: %.2f s more, %.2f CPU s; "
-              "rebuild and compactions: %.0f events/s%s\n",
-              more, CpuSeconds() - cpu_after, static_cast<double>(events) / (secs + more),
-              OfRaw(static_cast<double>(events) / (secs + more), raw_rate).c_str());
+  std::printf(
+      "compactions still running after the rebuild: %.2f s more, %.2f CPU s; "
+      "rebuild and compactions: %.0f events/s%s\n",
+      more, CpuSeconds() - cpu_after, static_cast<double>(events) / (secs + more),
+      OfRaw(static_cast<double>(events) / (secs + more), raw_rate).c_str());
   return 0;
 }
 
@@ -152,8 +157,8 @@ int Measure(const std::string& dir) {
     }
     double secs = Seconds(start);
     raw_rate = static_cast<double>(n) / secs;
-    std::printf("raw scan+parse: %llu events in %.2f s = %.0f events/s\n", static_cast<unsigned long long>(n),
-                secs, raw_rate);
+    std::printf("raw scan+parse: %llu events in %.2f s = %.0f events/s\n",
+                static_cast<unsigned long long>(n), secs, raw_rate);
   }
   projections::BillingOptions o;
   o.dir = dir;
@@ -182,7 +187,8 @@ int Measure(const std::string& dir) {
       return 1;
     }
     std::printf("scan+parse+decide, postings dropped: %.2f s = %.0f events/s%s\n", secs,
-                static_cast<double>(n) / secs, OfRaw(static_cast<double>(n) / secs, raw_rate).c_str());
+                static_cast<double>(n) / secs,
+                OfRaw(static_cast<double>(n) / secs, raw_rate).c_str());
   }
   if (TimeRebuild(*billing, n, raw_rate) != 0) return 1;
   std::printf("peak RSS: %ld MiB\n", PeakRssMib());
@@ -215,6 +221,8 @@ int main(int argc, char** argv) {
   if (mode == "load" && argc == 4) return Load(argv[2], std::stoll(argv[3]));
   if (mode == "measure" && argc == 3) return Measure(argv[2]);
   if (mode == "rebuild" && argc == 3) return RebuildOnly(argv[2]);
-  std::fprintf(stderr, "usage: rebuild_bench load DIR EVENTS | rebuild_bench measure DIR | rebuild_bench rebuild DIR\n");
+  std::fprintf(stderr,
+               "usage: rebuild_bench load DIR EVENTS | rebuild_bench measure DIR | rebuild_bench "
+               "rebuild DIR\n");
   return 2;
 }

@@ -2,18 +2,18 @@
 // sample with its UTF-8 bytes, section 3.2.3's sorting of Unicode keys,
 // Appendix B's IEEE 754 number table), the values it refuses, and the
 // invoice document hash against a hash computed independently.
+#include "documents/canonical_json.h"
+
 #include <gtest/gtest.h>
 
 #include <cmath>
 #include <cstdint>
 #include <cstring>
 #include <limits>
+#include <nlohmann/json.hpp>
 #include <string>
 #include <vector>
 
-#include <nlohmann/json.hpp>
-
-#include "documents/canonical_json.h"
 #include "documents/document_hash.h"
 
 namespace billing::documents {
@@ -81,7 +81,8 @@ TEST(CanonicalJson, KeysSortByUtf16CodeUnitsAsInTheRfc) {
   const std::string expected =
       "{\"\\r\":\"Carriage Return\",\"1\":\"One\",\"\xc2\x80\":\"Control\","
       "\"\xc3\xb6\":\"Latin Small Letter O With Diaeresis\",\"\xe2\x82\xac\":\"Euro Sign\","
-      "\"\xf0\x9f\x98\x80\":\"Emoji: Grinning Face\",\"\xef\xac\xb3\":\"Hebrew Letter Dalet With Dagesh\"}";
+      "\"\xf0\x9f\x98\x80\":\"Emoji: Grinning Face\",\"\xef\xac\xb3\":\"Hebrew Letter Dalet With "
+      "Dagesh\"}";
   EXPECT_EQ(Canonical(input), expected);
   auto ordered = CanonicalJson(OrderedJson::parse(input));
   ASSERT_TRUE(ordered.ok());
@@ -142,11 +143,15 @@ TEST(CanonicalJson, NumbersMatchRfcAppendixB) {
 }
 
 TEST(CanonicalJson, IntegersBeyondTwoToThe53AreRefusedNotRounded) {
-  EXPECT_EQ(Canonical("[0, -1, 9007199254740992, -9007199254740992]"), "[0,-1,9007199254740992,-9007199254740992]");
+  EXPECT_EQ(Canonical("[0, -1, 9007199254740992, -9007199254740992]"),
+            "[0,-1,9007199254740992,-9007199254740992]");
   EXPECT_EQ(CanonicalJson(Json(int64_t{9007199254740993})).status().code(), Code::kInvalidArgument);
-  EXPECT_EQ(CanonicalJson(Json(int64_t{-9007199254740993})).status().code(), Code::kInvalidArgument);
-  EXPECT_EQ(CanonicalJson(Json(uint64_t{18446744073709551615u})).status().code(), Code::kInvalidArgument);
-  EXPECT_EQ(CanonicalJson(Json(std::numeric_limits<int64_t>::min())).status().code(), Code::kInvalidArgument);
+  EXPECT_EQ(CanonicalJson(Json(int64_t{-9007199254740993})).status().code(),
+            Code::kInvalidArgument);
+  EXPECT_EQ(CanonicalJson(Json(uint64_t{18446744073709551615u})).status().code(),
+            Code::kInvalidArgument);
+  EXPECT_EQ(CanonicalJson(Json(std::numeric_limits<int64_t>::min())).status().code(),
+            Code::kInvalidArgument);
 }
 
 TEST(CanonicalJson, ControlsUseShortEscapesElseLowerCaseHex) {
@@ -160,7 +165,8 @@ TEST(CanonicalJson, InvalidUtf8IsRefused) {
   for (std::string bad : {std::string("\xff"), std::string("\xc0\xaf"), std::string("\xed\xa0\x80"),
                           std::string("\xe2\x82"), std::string("\xf4\x90\x80\x80")}) {
     EXPECT_EQ(CanonicalJson(Json(bad)).status().code(), Code::kInvalidArgument) << HexBytes(bad);
-    EXPECT_EQ(CanonicalJson(Json{{bad, 1}}).status().code(), Code::kInvalidArgument) << HexBytes(bad);
+    EXPECT_EQ(CanonicalJson(Json{{bad, 1}}).status().code(), Code::kInvalidArgument)
+        << HexBytes(bad);
   }
 }
 
@@ -170,7 +176,8 @@ TEST(CanonicalJson, NestedObjectsAreSortedAtEveryLevelArraysKeepTheirOrder) {
 }
 
 OrderedJson SampleInvoice() {
-  return OrderedJson::parse(R"({"invoice_id":"2026-01-cc-eng","cost_center_id":"cc-eng","billing_account":null,
+  return OrderedJson::parse(
+      R"({"invoice_id":"2026-01-cc-eng","cost_center_id":"cc-eng","billing_account":null,
     "status":"final","total":"1234.57","currency":"EUR",
     "lines":[{"category":"usage","description":"Compute Engine","amount":"1200.000000001"},
              {"category":"credit","description":"Rabatt f\u00fcr \u00dc","amount":"-5.000000000"}]})");
@@ -185,7 +192,8 @@ TEST(DocumentHash, IsSha256OfTheCanonicalAnswerWithoutItsSeal) {
   ASSERT_TRUE(plain.ok()) << plain.status().ToString();
   EXPECT_EQ(*plain, expected);
   OrderedJson sealed = SampleInvoice();
-  sealed["seal"] = OrderedJson{{"sequence", 57}, {"ledger_hash", "ab"}, {"document_hash", expected}};
+  sealed["seal"] =
+      OrderedJson{{"sequence", 57}, {"ledger_hash", "ab"}, {"document_hash", expected}};
   auto with_seal = DocumentHash(sealed);
   ASSERT_TRUE(with_seal.ok());
   EXPECT_EQ(*with_seal, expected);

@@ -2,19 +2,18 @@
 // golden invoice written by `ledgerctl invoice` from a real ledger shows its
 // id, billing account, status, every line amount, total and (final) document
 // hash; hundreds of lines with long descriptions flow onto numbered pages.
+#include "documents/invoice_pdf.h"
+
 #include <gtest/gtest.h>
 
 #include <algorithm>
 #include <filesystem>
 #include <fstream>
 #include <map>
+#include <nlohmann/json.hpp>
 #include <sstream>
 
-#include <nlohmann/json.hpp>
-
 #include "documents/document_hash.h"
-#include "documents/invoice_pdf.h"
-#include "tests/testing/command.h"
 #include "tests/testing/files.h"
 #include "tests/testing/ingest.h"
 #include "tests/testing/process.h"
@@ -24,18 +23,18 @@ namespace billing {
 namespace {
 
 using Json = nlohmann::ordered_json;
-using testing::RunCommand;
+using testing::RunToExit;
 using testing::TempDir;
 
 // The text poppler reads from a PDF (layout kept, so a row stays one line),
 // with thousands separators dropped so amounts compare as plain decimals.
 std::string PdfText(const std::string& path, int page = 0) {
-  std::vector<std::string> args{"pdftotext", "-layout"};
+  std::vector<std::string> args{"/usr/bin/pdftotext", "-layout"};
   if (page > 0) {
     args.insert(args.end(), {"-f", std::to_string(page), "-l", std::to_string(page)});
   }
   args.insert(args.end(), {path, "-"});
-  testing::Ran r = RunCommand(args);
+  testing::Ran r = RunToExit(args);
   EXPECT_EQ(r.code, 0) << "pdftotext failed on " << path;
   std::string text = r.out;
   text.erase(std::remove(text.begin(), text.end(), ','), text.end());
@@ -43,7 +42,7 @@ std::string PdfText(const std::string& path, int page = 0) {
 }
 
 int PdfPages(const std::string& path) {
-  testing::Ran r = RunCommand({"pdfinfo", path});
+  testing::Ran r = RunToExit({"/usr/bin/pdfinfo", path});
   size_t at = r.out.find("Pages:");
   return at == std::string::npos ? 0 : std::stoi(r.out.substr(at + 6));
 }
@@ -66,7 +65,8 @@ int MinorDigits(const std::string& total) {
 // The SPEC's line order (the golden files leave it free): category, then
 // description by code point.
 Json InSpecOrder(Json answer) {
-  static const std::map<std::string, int> kRank = {{"usage", 0}, {"support", 1}, {"credit", 2}, {"adjustment", 3}};
+  static const std::map<std::string, int> kRank = {
+      {"usage", 0}, {"support", 1}, {"credit", 2}, {"adjustment", 3}};
   std::vector<Json> lines(answer["lines"].begin(), answer["lines"].end());
   std::sort(lines.begin(), lines.end(), [](const Json& a, const Json& b) {
     return std::make_pair(kRank.at(a["category"]), a["description"].get<std::string>()) <
@@ -76,14 +76,17 @@ Json InSpecOrder(Json answer) {
   return answer;
 }
 
-void WriteFile(const std::string& path, const std::string& bytes) { std::ofstream(path, std::ios::binary) << bytes; }
+void WriteFile(const std::string& path, const std::string& bytes) {
+  std::ofstream(path, std::ios::binary) << bytes;
+}
 
 // To look at the documents: LEDGER_PDF_KEEP_DIR=/tmp/pdfs keeps a copy of each.
 void Keep(const std::string& pdf) {
   if (const char* dir = std::getenv("LEDGER_PDF_KEEP_DIR")) {
     std::filesystem::create_directories(dir);
-    std::filesystem::copy_file(pdf, std::string(dir) + "/" + std::filesystem::path(pdf).filename().string(),
-                               std::filesystem::copy_options::overwrite_existing);
+    std::filesystem::copy_file(
+        pdf, std::string(dir) + "/" + std::filesystem::path(pdf).filename().string(),
+        std::filesystem::copy_options::overwrite_existing);
   }
 }
 
@@ -95,19 +98,21 @@ TEST(InvoicePdf, EveryGoldenInvoiceReadsBackFromLedgerctlInvoice) {
   std::istringstream lines(events);
   for (std::string line; std::getline(lines, line);) {
     Json e = Json::parse(line);
-    if (e.contains("organization_created")) org_names[e["org_id"]] = e["organization_created"]["name"];
+    if (e.contains("organization_created"))
+      org_names[e["org_id"]] = e["organization_created"]["name"];
   }
   int checked = 0, final_checked = 0;
   for (const auto& [org, name] : org_names) {
-    for (const auto& file : std::filesystem::directory_iterator(testing::ExamplesDir() + "/expected/" + org)) {
+    for (const auto& file :
+         std::filesystem::directory_iterator(testing::ExamplesDir() + "/expected/" + org)) {
       std::string base = file.path().filename().string();
       if (!base.starts_with("invoice-")) continue;
       Json want = Json::parse(testing::ReadFile(file.path().string()))["response"];
       const std::string id = want["invoice_id"];
       SCOPED_TRACE(org + " " + id);
       const std::string pdf = tmp.sub(org + "-" + id + ".pdf");
-      testing::Ran ran = RunCommand({testing::BuildDir() + "/ledgerctl", "invoice", tmp.sub("data"), "--org", org,
-                                     "--invoice", id, "--out", pdf});
+      testing::Ran ran = RunToExit({testing::BuildDir() + "/ledgerctl", "invoice", tmp.sub("data"),
+                                    "--org", org, "--invoice", id, "--out", pdf});
       ASSERT_EQ(ran.code, 0) << ran.out;
       Json printed = Json::parse(ran.out);
       Keep(pdf);
@@ -115,16 +120,19 @@ TEST(InvoicePdf, EveryGoldenInvoiceReadsBackFromLedgerctlInvoice) {
       EXPECT_NE(text.find(id), std::string::npos);
       EXPECT_NE(text.find(name), std::string::npos);
       EXPECT_NE(text.find("Organization ID: " + org), std::string::npos);
-      EXPECT_NE(text.find(want["billing_account"].is_null() ? std::string("not assigned")
-                                                            : want["billing_account"].get<std::string>()),
-                std::string::npos);
+      EXPECT_NE(
+          text.find(want["billing_account"].is_null() ? std::string("not assigned")
+                                                      : want["billing_account"].get<std::string>()),
+          std::string::npos);
       const int minor = MinorDigits(want["total"]);
       for (const Json& line : want["lines"]) {
         EXPECT_NE(text.find(Shown(line["amount"], minor)), std::string::npos) << line.dump();
-        EXPECT_NE(text.find(line["description"].get<std::string>()), std::string::npos) << line.dump();
+        EXPECT_NE(text.find(line["description"].get<std::string>()), std::string::npos)
+            << line.dump();
       }
-      EXPECT_NE(text.find(want["total"].get<std::string>() + " " + want["currency"].get<std::string>()),
-                std::string::npos);
+      EXPECT_NE(
+          text.find(want["total"].get<std::string>() + " " + want["currency"].get<std::string>()),
+          std::string::npos);
       if (want["status"] == "final") {
         EXPECT_NE(text.find("Final"), std::string::npos);
         // The hash of the golden answer, computed apart from the answer
@@ -147,10 +155,11 @@ TEST(InvoicePdf, EveryGoldenInvoiceReadsBackFromLedgerctlInvoice) {
 
 TEST(InvoicePdf, UnknownInvoiceIsExitTwoAndWritesNothing) {
   TempDir tmp;
-  testing::IngestNdjson(tmp.sub("data"), testing::ReadFile(testing::ExamplesDir() + "/events.ndjson"));
+  testing::IngestNdjson(tmp.sub("data"),
+                        testing::ReadFile(testing::ExamplesDir() + "/events.ndjson"));
   for (const char* id : {"2031-01-org", "nonsense", "2025-11-cc-nowhere"}) {
-    testing::Ran ran = RunCommand({testing::BuildDir() + "/ledgerctl", "invoice", tmp.sub("data"), "--org", "acme",
-                                   "--invoice", id, "--out", tmp.sub("x.pdf")});
+    testing::Ran ran = RunToExit({testing::BuildDir() + "/ledgerctl", "invoice", tmp.sub("data"),
+                                  "--org", "acme", "--invoice", id, "--out", tmp.sub("x.pdf")});
     EXPECT_EQ(ran.code, 2) << id;
   }
   EXPECT_FALSE(std::filesystem::exists(tmp.sub("x.pdf")));
@@ -170,11 +179,17 @@ TEST(InvoicePdf, ManyLinesAndLongDescriptionsFlowOntoNumberedPages) {
     if (i % 50 == 7) description += " " + long_text + "END" + std::to_string(i);
     lines.push_back(Json{{"category", i % 3 == 0 ? "credit" : "usage"},
                          {"description", description},
-                         {"amount", (i % 3 == 0 ? "-" : "") + std::to_string(1000 + i * 7) + ".1234567" +
-                                        std::to_string(i % 10) + "0"}});
+                         {"amount", (i % 3 == 0 ? "-" : "") + std::to_string(1000 + i * 7) +
+                                        ".1234567" + std::to_string(i % 10) + "0"}});
   }
-  Json answer{{"invoice_id", "2026-02-cc-big"}, {"cost_center_id", "cc-big"}, {"billing_account", nullptr},
-              {"status", "draft"}, {"total", "123456.78"}, {"currency", "EUR"}, {"lines", lines}, {"seal", nullptr}};
+  Json answer{{"invoice_id", "2026-02-cc-big"},
+              {"cost_center_id", "cc-big"},
+              {"billing_account", nullptr},
+              {"status", "draft"},
+              {"total", "123456.78"},
+              {"currency", "EUR"},
+              {"lines", lines},
+              {"seal", nullptr}};
   auto pdf = documents::RenderInvoicePdf(answer, {"bigco", "Big Company GmbH"});
   ASSERT_TRUE(pdf.ok()) << pdf.status().ToString();
   WriteFile(tmp.sub("big.pdf"), *pdf);
@@ -185,30 +200,37 @@ TEST(InvoicePdf, ManyLinesAndLongDescriptionsFlowOntoNumberedPages) {
   for (int p = 1; p <= pages; ++p) {
     std::string text = PdfText(tmp.sub("big.pdf"), p);
     EXPECT_NE(text.find("Amount (EUR)"), std::string::npos) << "page " << p;
-    EXPECT_NE(text.find("Page " + std::to_string(p) + " of " + std::to_string(pages)), std::string::npos);
+    EXPECT_NE(text.find("Page " + std::to_string(p) + " of " + std::to_string(pages)),
+              std::string::npos);
     all += text;
   }
   for (const Json& line : lines) {
     EXPECT_NE(all.find(Shown(line["amount"], 2)), std::string::npos) << line.dump();
   }
-  for (int i = 7; i < 400; i += 50) EXPECT_NE(all.find("END" + std::to_string(i)), std::string::npos) << i;
+  for (int i = 7; i < 400; i += 50)
+    EXPECT_NE(all.find("END" + std::to_string(i)), std::string::npos) << i;
   EXPECT_NE(all.find("not assigned"), std::string::npos);
   EXPECT_NE(all.find("DRAFT"), std::string::npos);
   EXPECT_NE(all.find("123456.78 EUR"), std::string::npos);
 }
 
 TEST(InvoicePdf, AnswerMissingWhatTheDocumentShowsIsRefused) {
-  Json answer{{"invoice_id", "2026-02-org"}, {"cost_center_id", nullptr}, {"billing_account", "A-1"},
-              {"status", "final"}, {"total", "1.00"}, {"currency", "USD"}, {"lines", Json::array()}};
+  Json answer{
+      {"invoice_id", "2026-02-org"}, {"cost_center_id", nullptr}, {"billing_account", "A-1"},
+      {"status", "final"},           {"total", "1.00"},           {"currency", "USD"},
+      {"lines", Json::array()}};
   EXPECT_TRUE(documents::RenderInvoicePdf(answer, {"o", "O"}).ok());
   for (const char* key : {"invoice_id", "total", "currency", "lines", "status"}) {
     Json broken = answer;
     broken.erase(key);
-    EXPECT_EQ(documents::RenderInvoicePdf(broken, {"o", "O"}).status().code(), Code::kInvalidArgument) << key;
+    EXPECT_EQ(documents::RenderInvoicePdf(broken, {"o", "O"}).status().code(),
+              Code::kInvalidArgument)
+        << key;
   }
   Json bad_line = answer;
   bad_line["lines"].push_back(Json{{"category", "usage"}, {"description", "x"}, {"amount", 5}});
-  EXPECT_EQ(documents::RenderInvoicePdf(bad_line, {"o", "O"}).status().code(), Code::kInvalidArgument);
+  EXPECT_EQ(documents::RenderInvoicePdf(bad_line, {"o", "O"}).status().code(),
+            Code::kInvalidArgument);
 }
 
 TEST(InvoicePdf, DisplayAmountKeepsSignificantDigitsAndGroupsThousands) {

@@ -12,7 +12,8 @@ namespace {
 using Json = nlohmann::json;
 
 Json Usage() {
-  return Json::parse(R"({"event_id":"acme:use:1","org_id":"acme","occurred_at":"2026-01-08T12:56:36Z",
+  return Json::parse(
+      R"({"event_id":"acme:use:1","org_id":"acme","occurred_at":"2026-01-08T12:56:36Z",
     "source":"aws-cur","usage_recorded":{"provider_id":"aws-prod-01","service":"AmazonEC2",
     "sku":"EBS:VolumeUsage.gp3","resource_id":"i-0a09","region":"eu-west-1","quantity":"1530",
     "unit":"GB-Mo","amount":"10.682700000","usage_start":"2026-01-08T11:56:36Z",
@@ -42,7 +43,8 @@ TEST(Event, JsonRoundTripsThroughProtobuf) {
 TEST(Event, BinaryRoundTripsAndEqualContentHasEqualBytes) {
   Json a = Usage();
   // Same JSON value, other key order and spacing.
-  std::string reordered = R"({ "org_id":"acme", "usage_recorded":{"usage_end":"2026-01-08T12:56:36Z",
+  std::string reordered =
+      R"({ "org_id":"acme", "usage_recorded":{"usage_end":"2026-01-08T12:56:36Z",
     "usage_start":"2026-01-08T11:56:36Z","amount":"10.682700000","unit":"GB-Mo","quantity":"1530",
     "region":"eu-west-1","resource_id":"i-0a09","sku":"EBS:VolumeUsage.gp3","service":"AmazonEC2",
     "provider_id":"aws-prod-01"}, "source":"aws-cur", "occurred_at":"2026-01-08T12:56:36Z",
@@ -103,10 +105,17 @@ TEST(Event, EveryStatelessRuleRejectsWithInvalidArgument) {
       {"occurred_at with offset", [](Json& j) { j["occurred_at"] = "2026-01-08T12:56:36+01:00"; }},
       {"occurred_at not a time", [](Json& j) { j["occurred_at"] = "yesterday"; }},
       {"unknown top-level key", [](Json& j) { j["extra"] = "x"; }},
-      {"camelCase alias", [](Json& j) { j["eventId"] = j["event_id"]; j.erase("event_id"); }},
+      {"camelCase alias",
+       [](Json& j) {
+         j["eventId"] = j["event_id"];
+         j.erase("event_id");
+       }},
       {"unknown payload key", [](Json& j) { j["usage_recorded"]["color"] = "red"; }},
       {"no payload", [](Json& j) { j.erase("usage_recorded"); }},
-      {"two payloads", [](Json& j) { j["billing_period_closed"] = Json{{"month", "2026-01"}}; }},
+      {"two payloads",
+       [](Json& j) {
+         j["billing_period_closed"] = Json{{"month", "2026-01"}};
+       }},
       {"amount as JSON number", [](Json& j) { j["usage_recorded"]["amount"] = 12.5; }},
       {"quantity as JSON number", [](Json& j) { j["usage_recorded"]["quantity"] = 3; }},
       {"negative amount", [](Json& j) { j["usage_recorded"]["amount"] = "-1"; }},
@@ -117,7 +126,8 @@ TEST(Event, EveryStatelessRuleRejectsWithInvalidArgument) {
       {"amount overflows", [](Json& j) { j["usage_recorded"]["amount"] = "99999999999"; }},
       {"missing amount", [](Json& j) { j["usage_recorded"].erase("amount"); }},
       {"missing provider", [](Json& j) { j["usage_recorded"].erase("provider_id"); }},
-      {"usage_end before usage_start", [](Json& j) { j["usage_recorded"]["usage_end"] = "2026-01-08T10:00:00Z"; }},
+      {"usage_end before usage_start",
+       [](Json& j) { j["usage_recorded"]["usage_end"] = "2026-01-08T10:00:00Z"; }},
       {"bad currency", [](Json& j) { j["usage_recorded"]["currency"] = "usd"; }},
       {"payload not an object", [](Json& j) { j["usage_recorded"] = "x"; }},
       {"string field as number", [](Json& j) { j["source"] = 5; }},
@@ -132,8 +142,9 @@ TEST(Event, EveryStatelessRuleRejectsWithInvalidArgument) {
 
 TEST(Event, PayloadRulesRejectWithInvalidArgument) {
   auto with = [](const char* payload) {
-    return Json::parse(std::string(R"({"event_id":"a","org_id":"o","occurred_at":"2025-11-01T00:00:07Z",)") +
-                       payload + "}");
+    return Json::parse(
+        std::string(R"({"event_id":"a","org_id":"o","occurred_at":"2025-11-01T00:00:07Z",)") +
+        payload + "}");
   };
   for (const char* p : {
            R"("organization_created":{"name":"A","currency":"DOLLARS","billing_account":"B"})",
@@ -259,7 +270,8 @@ TEST(Event, ABodyOfTooManyEventsIsTooLarge) {
 
 // Issue 13: `"amount":"1","amount":"1000"` booked 1000.
 TEST(Event, DuplicateJsonKeysAreRejected) {
-  std::string top = R"({"event_id":"a:1","event_id":"a:2","org_id":"acme","occurred_at":"2026-01-08T12:56:36Z",
+  std::string top =
+      R"({"event_id":"a:1","event_id":"a:2","org_id":"acme","occurred_at":"2026-01-08T12:56:36Z",
     "billing_period_closed":{"month":"2026-01"}})";
   auto r = ParseJson(top);
   ASSERT_FALSE(r.ok());
@@ -289,10 +301,16 @@ TEST(Event, AnUnknownKeyIsQuotedOnlyInPart) {
 std::string Field(int number, const std::string& bytes) {
   std::string out;
   uint32_t tag = static_cast<uint32_t>(number << 3 | 2);
-  while (tag >= 0x80) { out.push_back(static_cast<char>(tag | 0x80)); tag >>= 7; }
+  while (tag >= 0x80) {
+    out.push_back(static_cast<char>(tag | 0x80));
+    tag >>= 7;
+  }
   out.push_back(static_cast<char>(tag));
   size_t n = bytes.size();
-  while (n >= 0x80) { out.push_back(static_cast<char>(n | 0x80)); n >>= 7; }
+  while (n >= 0x80) {
+    out.push_back(static_cast<char>(n | 0x80));
+    n >>= 7;
+  }
   out.push_back(static_cast<char>(n));
   return out + bytes;
 }
@@ -321,10 +339,12 @@ TEST(Event, BinaryIsJudgedAsJsonIs) {
   const int usage = env->FindFieldByName("usage_recorded")->number();
   Envelope no_payload = *good;
   no_payload.clear_usage_recorded();
-  auto nested = ParseBinary(CanonicalBytes(no_payload) +
-                            Field(usage, good->usage_recorded().SerializeAsString() + Field(77, "x")));
+  auto nested =
+      ParseBinary(CanonicalBytes(no_payload) +
+                  Field(usage, good->usage_recorded().SerializeAsString() + Field(77, "x")));
   ASSERT_FALSE(nested.ok());
-  EXPECT_NE(nested.status().message().find("usage_recorded"), std::string::npos) << nested.status().message();
+  EXPECT_NE(nested.status().message().find("usage_recorded"), std::string::npos)
+      << nested.status().message();
   // No payload at all.
   EXPECT_FALSE(ParseBinary(CanonicalBytes(no_payload)).ok());
   // A string field sent as a varint (protobuf would keep it as unknown).
@@ -332,9 +352,11 @@ TEST(Event, BinaryIsJudgedAsJsonIs) {
   no_source.clear_source();
   const int source = env->FindFieldByName("source")->number();
   ASSERT_LT(source, 16);
-  auto wrong = ParseBinary(CanonicalBytes(no_source) + std::string{static_cast<char>(source << 3), 1});
+  auto wrong =
+      ParseBinary(CanonicalBytes(no_source) + std::string{static_cast<char>(source << 3), 1});
   ASSERT_FALSE(wrong.ok());
-  EXPECT_NE(wrong.status().message().find("wire type"), std::string::npos) << wrong.status().message();
+  EXPECT_NE(wrong.status().message().find("wire type"), std::string::npos)
+      << wrong.status().message();
 }
 
 // Found in review: duplicate keys were detected with nlohmann's callback
@@ -350,7 +372,8 @@ TEST(Event, AnEventOfTooManyValuesIsRejected) {
   EXPECT_NE(r.status().message().find("values"), std::string::npos) << r.status().message();
   // Keys count too: a flat object of many keys.
   std::string keys = "{";
-  for (size_t i = 0; i < kEventJsonValuesMax + 1; ++i) keys += (i ? ",\"k" : "\"k") + std::to_string(i) + "\":1";
+  for (size_t i = 0; i < kEventJsonValuesMax + 1; ++i)
+    keys += (i ? ",\"k" : "\"k") + std::to_string(i) + "\":1";
   keys += "}";
   EXPECT_FALSE(ParseJson(keys).ok());
   EXPECT_TRUE(ParseJson(Usage().dump()).ok());

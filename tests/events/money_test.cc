@@ -22,8 +22,8 @@ TEST(Money, ParsesDecimalsIntoNanoUnits) {
 }
 
 TEST(Money, RejectsMalformedDecimals) {
-  for (const char* bad : {"", "-1", "+1", "1e3", ".5", "1.", "1.2.3", " 1", "1 ", "0x10", "1,5", "NaN",
-                          "1.0000000001", "9223372036.854775808", "99999999999999999999"}) {
+  for (const char* bad : {"", "-1", "+1", "1e3", ".5", "1.", "1.2.3", " 1", "1 ", "0x10", "1,5",
+                          "NaN", "1.0000000001", "9223372036.854775808", "99999999999999999999"}) {
     auto r = ParseDecimal(bad, "amount");
     EXPECT_FALSE(r.ok()) << bad;
     if (!r.ok()) {

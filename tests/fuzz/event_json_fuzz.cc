@@ -3,10 +3,9 @@
 #include <google/protobuf/stubs/logging.h>
 
 #include <algorithm>
+#include <nlohmann/json.hpp>
 #include <string>
 #include <string_view>
-
-#include <nlohmann/json.hpp>
 
 #include "events/event.h"
 #include "tests/fuzz/fuzz_targets.h"
@@ -62,8 +61,10 @@ int EventJson(const uint8_t* data, size_t size) {
     // A JSON array is cut into its elements without a parse: each piece must
     // be exactly the element the parser sees there.
     // (nlohmann's == recurses, so only on inputs of bounded nesting.)
-    const auto brackets = std::count_if(input.begin(), input.end(), [](char c) { return c == '[' || c == '{'; });
-    if (format == events::BodyFormat::kJson && !raws->empty() && raws->size() <= 64 && brackets <= 256) {
+    const auto brackets =
+        std::count_if(input.begin(), input.end(), [](char c) { return c == '[' || c == '{'; });
+    if (format == events::BodyFormat::kJson && !raws->empty() && raws->size() <= 64 &&
+        brackets <= 256) {
       auto tree = nlohmann::json::parse(input, nullptr, /*allow_exceptions=*/false);
       if (tree.is_array()) {
         FUZZ_CHECK(tree.size() == raws->size(), "an array split into another number of events");

@@ -44,11 +44,11 @@ int Target(const uint8_t* data, size_t size);
   extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) { return fn(data, size); }
 // For targets that parse protobuf: protobuf logs every string field that is
 // not UTF-8, and millions of such lines would bury the fuzzer's own report.
-#define LEDGER_FUZZ_QUIET_PROTOBUF()                                                  \
-  extern "C" int LLVMFuzzerInitialize(int*, char***) {                                \
-    google::protobuf::SetLogHandler(                                                  \
+#define LEDGER_FUZZ_QUIET_PROTOBUF()                                              \
+  extern "C" int LLVMFuzzerInitialize(int*, char***) {                            \
+    google::protobuf::SetLogHandler(                                              \
         [](google::protobuf::LogLevel, const char*, int, const std::string&) {}); \
-    return 0;                                                                         \
+    return 0;                                                                     \
   }
 #else
 #define LEDGER_FUZZ_MAIN(fn)

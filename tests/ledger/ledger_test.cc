@@ -24,11 +24,13 @@ namespace {
 
 using billing::testing::TempDir;
 
-Entry Usage(const std::string& id, const std::string& amount = "1.5", const std::string& org = "acme") {
-  std::string json = R"({"event_id":")" + id + R"(","org_id":")" + org +
-                     R"(","occurred_at":"2026-01-08T12:56:36Z","usage_recorded":{"provider_id":"p","service":"S",)"
-                     R"("sku":"k","resource_id":"r","region":"x","quantity":"1","unit":"u","amount":")" +
-                     amount + R"(","usage_start":"2026-01-08T11:56:36Z","usage_end":"2026-01-08T12:56:36Z"}})";
+Entry Usage(const std::string& id, const std::string& amount = "1.5",
+            const std::string& org = "acme") {
+  std::string json =
+      R"({"event_id":")" + id + R"(","org_id":")" + org +
+      R"(","occurred_at":"2026-01-08T12:56:36Z","usage_recorded":{"provider_id":"p","service":"S",)"
+      R"("sku":"k","resource_id":"r","region":"x","quantity":"1","unit":"u","amount":")" +
+      amount + R"(","usage_start":"2026-01-08T11:56:36Z","usage_end":"2026-01-08T12:56:36Z"}})";
   return billing::testing::ValidEntry(json);
 }
 
@@ -94,11 +96,13 @@ TEST(Ledger, DuplicateIsAcknowledgedAndConflictIsRejected) {
 TEST(Ledger, EqualEventIdsOfTwoOrgsAreTwoEvents) {
   TempDir tmp;
   auto l = OpenAt(tmp.path());
-  auto first = AppendAll(*l, {Usage("acme:use:99999", "1", "kaiju-jp"), Usage("acme:use:99999", "2", "acme")});
+  auto first = AppendAll(
+      *l, {Usage("acme:use:99999", "1", "kaiju-jp"), Usage("acme:use:99999", "2", "acme")});
   EXPECT_EQ(first.outcomes[0].kind, Outcome::Kind::kAccepted);
   EXPECT_EQ(first.outcomes[1].kind, Outcome::Kind::kAccepted);
-  auto again = AppendAll(*l, {Usage("acme:use:99999", "2", "acme"), Usage("acme:use:99999", "1", "kaiju-jp"),
-                              Usage("acme:use:99999", "3", "acme")});
+  auto again =
+      AppendAll(*l, {Usage("acme:use:99999", "2", "acme"), Usage("acme:use:99999", "1", "kaiju-jp"),
+                     Usage("acme:use:99999", "3", "acme")});
   EXPECT_EQ(again.outcomes[0].kind, Outcome::Kind::kDuplicate);
   EXPECT_EQ(again.outcomes[0].sequence.value, 2u);
   EXPECT_EQ(again.outcomes[1].kind, Outcome::Kind::kDuplicate);
@@ -142,7 +146,7 @@ TEST(Ledger, DecodingIntoAReusedEnvelopeEqualsAFreshDecode) {
       support.SerializeAsString(),       Usage("u3").event->envelope.SerializeAsString(),
       no_payload.SerializeAsString(),    Usage("u4").event->envelope.SerializeAsString(),
       empty_usage.SerializeAsString(),   Usage("u5").event->envelope.SerializeAsString(),
-      std::string("\xff\xff\xff", 3),   Usage("u6").event->envelope.SerializeAsString(),
+      std::string("\xff\xff\xff", 3),    Usage("u6").event->envelope.SerializeAsString(),
   };
   events::Envelope reused;
   for (size_t i = 0; i < stream.size(); ++i) {
@@ -178,7 +182,8 @@ TEST(Ledger, ConcurrentAppendersShareGroupsWithoutGaps) {
   std::vector<std::thread> threads;
   for (int t = 0; t < 8; ++t) {
     threads.emplace_back([&, t] {
-      for (int i = 0; i < 50; ++i) AppendAll(*l, {Usage("t" + std::to_string(t) + "-" + std::to_string(i))});
+      for (int i = 0; i < 50; ++i)
+        AppendAll(*l, {Usage("t" + std::to_string(t) + "-" + std::to_string(i))});
     });
   }
   for (auto& th : threads) th.join();
@@ -191,12 +196,13 @@ TEST(Ledger, ConcurrentAppendersShareGroupsWithoutGaps) {
 TEST(Ledger, OrgIndexReadsOneOrgsHistory) {
   TempDir tmp;
   auto l = OpenAt(tmp.path());
-  AppendAll(*l, {Usage("a1", "1", "a"), Usage("b1", "1", "b"), Usage("a2", "1", "a"), Usage("b2", "1", "b")});
+  AppendAll(*l, {Usage("a1", "1", "a"), Usage("b1", "1", "b"), Usage("a2", "1", "a"),
+                 Usage("b2", "1", "b")});
   std::vector<uint64_t> seen;
   ASSERT_TRUE(l->ScanOrg("a", Sequence{0}, Sequence{UINT64_MAX}, 0, [&](const Record& r) {
-                  seen.push_back(r.sequence());
-                  return true;
-                }).ok());
+                 seen.push_back(r.sequence());
+                 return true;
+               }).ok());
   EXPECT_EQ(seen, (std::vector<uint64_t>{1, 3}));
 }
 
@@ -211,7 +217,10 @@ void Tamper(const std::string& dir, const std::function<void(rocksdb::DB*)>& edi
 
 TEST(Ledger, VerifyCatchesAnEditedRecord) {
   TempDir tmp;
-  { auto l = OpenAt(tmp.path()); AppendAll(*l, {Usage("e1"), Usage("e2"), Usage("e3")}); }
+  {
+    auto l = OpenAt(tmp.path());
+    AppendAll(*l, {Usage("e1"), Usage("e2"), Usage("e3")});
+  }
   Tamper(tmp.path(), [](rocksdb::DB* db) {
     std::string bytes;
     ASSERT_TRUE(db->Get(rocksdb::ReadOptions(), format::RecordKey(2), &bytes).ok());
@@ -236,8 +245,10 @@ TEST(Ledger, VerifyCatchesADeletedRecordInTheMiddleAndAtTheTail) {
     auto l = OpenAt(t->path());
     AppendAll(*l, {Usage("e1"), Usage("e2"), Usage("e3")});
   }
-  Tamper(middle.path(), [](rocksdb::DB* db) { db->Delete(rocksdb::WriteOptions(), format::RecordKey(2)); });
-  Tamper(tail.path(), [](rocksdb::DB* db) { db->Delete(rocksdb::WriteOptions(), format::RecordKey(3)); });
+  Tamper(middle.path(),
+         [](rocksdb::DB* db) { db->Delete(rocksdb::WriteOptions(), format::RecordKey(2)); });
+  Tamper(tail.path(),
+         [](rocksdb::DB* db) { db->Delete(rocksdb::WriteOptions(), format::RecordKey(3)); });
   auto v = OpenAt(middle.path())->Verify();
   EXPECT_FALSE(v->ok);
   EXPECT_EQ(v->first_bad.value, 2u);
@@ -290,7 +301,8 @@ TEST(Ledger, SigkillMidAppendLosesNothingAcknowledged) {
       if (!l.ok()) _exit(3);
       for (int i = 0;; ++i) {
         std::vector<Entry> batch;
-        for (int k = 0; k < 10; ++k) batch.push_back(Usage("r" + std::to_string(round) + "-" + std::to_string(i * 10 + k)));
+        for (int k = 0; k < 10; ++k)
+          batch.push_back(Usage("r" + std::to_string(round) + "-" + std::to_string(i * 10 + k)));
         AppendRequest req;
         req.entries = std::move(batch);
         AppendResult r = (*l)->Append(std::move(req));
@@ -316,10 +328,10 @@ TEST(Ledger, SigkillMidAppendLosesNothingAcknowledged) {
     EXPECT_TRUE(report->ok) << report->problem;
     std::set<std::string> ids;
     ASSERT_TRUE(l->Scan(Sequence{0}, 0, [&](const Record& r) {
-                  auto env = DecodeEvent(r);
-                  EXPECT_TRUE(ids.insert(env->event_id()).second) << "twice: " << env->event_id();
-                  return true;
-                }).ok());
+                   auto env = DecodeEvent(r);
+                   EXPECT_TRUE(ids.insert(env->event_id()).second) << "twice: " << env->event_id();
+                   return true;
+                 }).ok());
     EXPECT_EQ(ids.size(), l->head().sequence.value);
   }
 }

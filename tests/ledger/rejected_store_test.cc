@@ -37,7 +37,8 @@ AppendResult AppendAll(Ledger& l, std::vector<Entry> entries) {
 }
 
 std::vector<uint64_t> IdsOf(const Ledger& l, std::optional<std::string> org) {
-  auto page = l.ListRejected(RejectedQuery{.after_id = 0, .limit = 0, .bytes_max = SIZE_MAX, .org = org});
+  auto page =
+      l.ListRejected(RejectedQuery{.after_id = 0, .limit = 0, .bytes_max = SIZE_MAX, .org = org});
   EXPECT_TRUE(page.ok());
   std::vector<uint64_t> ids;
   for (const auto& rec : page->records) ids.push_back(rec.id());
@@ -50,7 +51,8 @@ TEST(RejectedStore, AHugeMessageKeepsAMarkedPrefixAndItsLength) {
   const size_t big = 4 * 1024 * 1024 + 7;
   std::string long_reason(10000, 'x');
   long_reason += "\xc3\xa9";  // a two-byte character at the end, never cut in half
-  AppendAll(*l, {Bad("acme", std::string(big, '{'), std::string(kRejectedMessageBytesMax - 1, 'y') + "\xc3\xa9"),
+  AppendAll(*l, {Bad("acme", std::string(big, '{'),
+                     std::string(kRejectedMessageBytesMax - 1, 'y') + "\xc3\xa9"),
                  Bad("acme", "{\"small\":1}", long_reason)});
   auto all = l->ListRejected(0, 0);
   ASSERT_TRUE(all.ok());

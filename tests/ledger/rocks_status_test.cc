@@ -17,8 +17,8 @@ TEST(RocksStatus, OkStaysOk) {
 
 TEST(RocksStatus, DiskAndSchedulingTroubleIsRetryable) {
   for (const Status& s : {Status::IOError("read failed"), Status::NoSpace("disk full"),
-                          Status::PathNotFound("a table file vanished"),
-                          Status::Busy("resuming"), Status::TimedOut("lock"), Status::TryAgain("later"),
+                          Status::PathNotFound("a table file vanished"), Status::Busy("resuming"),
+                          Status::TimedOut("lock"), Status::TryAgain("later"),
                           Status::Incomplete("not in cache"), Status::Aborted(Status::kMemoryLimit),
                           Status::ShutdownInProgress("closing"), Status::CompactionTooLarge()}) {
     EXPECT_EQ(RocksCode(s), Code::kUnavailable) << s.ToString();
@@ -34,16 +34,19 @@ TEST(RocksStatus, AMissingKeyIsNotFound) {
 }
 
 TEST(RocksStatus, MisuseIsInternalNotRetryable) {
-  for (const Status& s : {Status::InvalidArgument("bad option"), Status::NotSupported("no such feature"),
-                          Status::MergeInProgress(), Status::Expired(), Status::ColumnFamilyDropped()}) {
+  for (const Status& s :
+       {Status::InvalidArgument("bad option"), Status::NotSupported("no such feature"),
+        Status::MergeInProgress(), Status::Expired(), Status::ColumnFamilyDropped()}) {
     EXPECT_EQ(RocksCode(s), Code::kInternal) << s.ToString();
   }
 }
 
 TEST(RocksStatus, TheMessageSaysWhatWeWereDoingAndWhatRocksDbSaid) {
-  billing::Status s = FromRocks(Status::NoSpace("no space left on device"), "writing to the ledger");
+  billing::Status s =
+      FromRocks(Status::NoSpace("no space left on device"), "writing to the ledger");
   EXPECT_EQ(s.code(), Code::kUnavailable);
-  EXPECT_EQ(s.message(), "writing to the ledger: IO error: No space left on device: no space left on device");
+  EXPECT_EQ(s.message(),
+            "writing to the ledger: IO error: No space left on device: no space left on device");
 }
 
 }  // namespace

@@ -14,9 +14,8 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include <filesystem>
-
 #include <atomic>
+#include <filesystem>
 #include <map>
 #include <memory>
 #include <string>
@@ -412,7 +411,8 @@ TEST(LedgerStorageFaults, AnUpgradeKilledAtAnyWriteIsFinishedByTheNextOpen) {
     EXPECT_EQ(marker, format::kFormatVersion);
     auto index = billing::ledger::testing::KeysWithPrefix(l->db(), format::kEventIdPrefix);
     EXPECT_EQ(index.size(), static_cast<size_t>(kEvents));
-    for (const std::string& key : index) ASSERT_NE(key.find('\0'), std::string::npos) << "a format-1 key is left";
+    for (const std::string& key : index)
+      ASSERT_NE(key.find('\0'), std::string::npos) << "a format-1 key is left";
     ASSERT_NO_FATAL_FAILURE(ExpectEveryEventInItsOrg(*l, kEvents));
   }
   EXPECT_TRUE(finished) << "no open ran to the end within " << kKillAtMax << " writes";

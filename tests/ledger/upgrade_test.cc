@@ -17,10 +17,11 @@ namespace {
 using billing::testing::TempDir;
 
 Entry Usage(const std::string& id, const std::string& org, const std::string& amount = "1") {
-  std::string json = R"({"event_id":")" + id + R"(","org_id":")" + org +
-                     R"(","occurred_at":"2026-01-08T12:56:36Z","usage_recorded":{"provider_id":"p","service":"S",)"
-                     R"("sku":"k","resource_id":"r","region":"x","quantity":"1","unit":"u","amount":")" +
-                     amount + R"(","usage_start":"2026-01-08T11:56:36Z","usage_end":"2026-01-08T12:56:36Z"}})";
+  std::string json =
+      R"({"event_id":")" + id + R"(","org_id":")" + org +
+      R"(","occurred_at":"2026-01-08T12:56:36Z","usage_recorded":{"provider_id":"p","service":"S",)"
+      R"("sku":"k","resource_id":"r","region":"x","quantity":"1","unit":"u","amount":")" +
+      amount + R"(","usage_start":"2026-01-08T11:56:36Z","usage_end":"2026-01-08T12:56:36Z"}})";
   return billing::testing::ValidEntry(json);
 }
 
@@ -32,7 +33,8 @@ Entry Bad(const std::string& org) {
   return e;
 }
 
-Result<std::unique_ptr<Ledger>> OpenAt(const std::string& dir, OpenMode mode, size_t per_org_max = kRejectedPerOrgMax) {
+Result<std::unique_ptr<Ledger>> OpenAt(const std::string& dir, OpenMode mode,
+                                       size_t per_org_max = kRejectedPerOrgMax) {
   Options o;
   o.dir = dir;
   o.mode = mode;
@@ -71,7 +73,8 @@ void WriteFormat1(const std::string& dir) {
   huge.set_code("invalid_argument");
   huge.set_message(std::string(5000, 'm'));
   huge.set_org_id("acme");
-  ASSERT_TRUE(db->Put(rocksdb::WriteOptions(), format::RejectedKey(100), huge.SerializeAsString()).ok());
+  ASSERT_TRUE(
+      db->Put(rocksdb::WriteOptions(), format::RejectedKey(100), huge.SerializeAsString()).ok());
   delete db;
 }
 
@@ -104,14 +107,17 @@ TEST(LedgerUpgrade, AReadWriteOpenRekeysTheIndexByOrgAndBoundsTheRejectedStore) 
   std::string marker;
   ASSERT_TRUE(db->Get(rocksdb::ReadOptions(), format::kMetaFormat, &marker).ok());
   EXPECT_EQ(marker, format::kFormatVersion);
-  std::vector<std::string> index = billing::ledger::testing::KeysWithPrefix(db, format::kEventIdPrefix);
-  EXPECT_EQ(index, (std::vector<std::string>{format::EventIdKey("acme", "a1"), format::EventIdKey("acme", "a2"),
+  std::vector<std::string> index =
+      billing::ledger::testing::KeysWithPrefix(db, format::kEventIdPrefix);
+  EXPECT_EQ(index, (std::vector<std::string>{format::EventIdKey("acme", "a1"),
+                                             format::EventIdKey("acme", "a2"),
                                              format::EventIdKey("kaiju-jp", "k1")}));
   EXPECT_EQ(SequenceOf(**l, "acme", "a2"), 3u);
   EXPECT_EQ(SequenceOf(**l, "kaiju-jp", "a1"), std::nullopt);
 
   // The ids are now per org: kaiju-jp may use acme's, acme's own stay idempotent.
-  auto r = AppendAll(**l, {Usage("a1", "kaiju-jp", "9"), Usage("a1", "acme"), Usage("a1", "acme", "5")});
+  auto r =
+      AppendAll(**l, {Usage("a1", "kaiju-jp", "9"), Usage("a1", "acme"), Usage("a1", "acme", "5")});
   EXPECT_EQ(r.outcomes[0].kind, Outcome::Kind::kAccepted);
   EXPECT_EQ(r.outcomes[1].kind, Outcome::Kind::kDuplicate);
   EXPECT_EQ(r.outcomes[1].sequence.value, 1u);

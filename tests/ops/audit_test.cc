@@ -10,12 +10,11 @@
 #include <filesystem>
 #include <fstream>
 #include <map>
+#include <nlohmann/json.hpp>
 #include <set>
 #include <sstream>
 #include <system_error>
 #include <thread>
-
-#include <nlohmann/json.hpp>
 
 #include "events/event.h"
 #include "ledger/format.h"
@@ -33,14 +32,16 @@ namespace billing {
 namespace {
 
 using Json = nlohmann::json;
+using testing::ExamplesDir;
 using testing::Http;
 using testing::Ledgerd;
 using testing::Ran;
-using testing::TempDir;
-using testing::ExamplesDir;
 using testing::ReadFile;
+using testing::TempDir;
 
-void WriteFile(const std::string& path, const std::string& text) { std::ofstream(path, std::ios::binary) << text; }
+void WriteFile(const std::string& path, const std::string& text) {
+  std::ofstream(path, std::ios::binary) << text;
+}
 
 // ledgerctl with `args`, run to its exit.
 Ran Ledgerctl(std::vector<std::string> args) {
@@ -97,7 +98,8 @@ CsvRows ParseCsv(const std::string& text, std::vector<std::string>* header_out =
     if (!next.ok() || !*next) break;
     EXPECT_EQ(record.size(), header.size());
     std::map<std::string, std::string> row;
-    for (size_t i = 0; i < header.size() && i < record.size(); ++i) row[*header[i]] = record[i].value_or("");
+    for (size_t i = 0; i < header.size() && i < record.size(); ++i)
+      row[*header[i]] = record[i].value_or("");
     rows.push_back(std::move(row));
   }
   return rows;
@@ -131,7 +133,8 @@ TEST(Audit, VerifyWorksOfflineBesideARunningLedgerd) {
   EXPECT_EQ(report["events"], 57);
   EXPECT_EQ(report["head_hash"], GetJson(g.server, "/v1/ledger/verify")["head_hash"]);
   // The service keeps writing; a new offline verify sees the new head.
-  Json more = PostNdjson(g.server, 
+  Json more = PostNdjson(
+      g.server,
       R"({"event_id":"live-1","org_id":"acme","occurred_at":"2026-02-01T00:00:00Z","support_charged":{"month":"2026-02","amount":"3","description":"desk"}})");
   EXPECT_EQ(more["accepted"], 1);
   Ran second = Ledgerctl({"verify", g.server.data_dir()});
@@ -159,7 +162,9 @@ TEST(Audit, TamperedCopyReportsTheEditedSequence) {
     ASSERT_TRUE(env.ParseFromString(record.event()));
     env.set_occurred_at("2020-01-01T00:00:00Z");
     record.set_event(env.SerializeAsString());
-    ASSERT_TRUE(db->Put(rocksdb::WriteOptions(), ledger::format::RecordKey(23), record.SerializeAsString()).ok());
+    ASSERT_TRUE(
+        db->Put(rocksdb::WriteOptions(), ledger::format::RecordKey(23), record.SerializeAsString())
+            .ok());
     delete db;
   }
   Ran tampered = Ledgerctl({"verify", copy});
@@ -189,7 +194,8 @@ TEST(Audit, ReplayToSeqEqualsTheApiAsOf) {
       SCOPED_TRACE(org + " " + month + as_of);
       Json dash = GetJson(s, "/v1/orgs/" + org + "/dashboard?months=1&end=" + month + as_of);
       EXPECT_EQ(line["billed"], dash["months"][0]["billed"]);
-      Json hist = GetJson(s, "/v1/orgs/" + org + "/usage-history?months=1&end=" + month + as_of)["months"][0];
+      Json hist = GetJson(
+          s, "/v1/orgs/" + org + "/usage-history?months=1&end=" + month + as_of)["months"][0];
       for (const char* k : {"status", "total", "usage", "support", "credits", "adjustments"}) {
         EXPECT_EQ(line[k], hist[k]) << k;
       }
@@ -197,7 +203,8 @@ TEST(Audit, ReplayToSeqEqualsTheApiAsOf) {
       EXPECT_EQ(line["mode"], inv["mode"]);
       EXPECT_EQ(line["invoices"], inv["invoices"]);
       for (auto& [cc, billed] : line["billed_by_cost_center"].items()) {
-        Json by_cc = GetJson(s, "/v1/orgs/" + org + "/dashboard?months=1&end=" + month + "&cost_center=" + cc + as_of);
+        Json by_cc = GetJson(s, "/v1/orgs/" + org + "/dashboard?months=1&end=" + month +
+                                    "&cost_center=" + cc + as_of);
         EXPECT_EQ(billed, by_cc["months"][0]["billed"]) << cc;
       }
       ++compared;
@@ -216,9 +223,12 @@ TEST(Audit, ReplayToSeqEqualsTheApiAsOf) {
 
 // Sums export rows per invoice and (category, label) and compares them with
 // the invoice's lines; returns how many invoices were compared.
-int CompareRowsWithInvoices(Ledgerd& s, const std::string& org, const std::string& month, const CsvRows& month_rows) {
+int CompareRowsWithInvoices(Ledgerd& s, const std::string& org, const std::string& month,
+                            const CsvRows& month_rows) {
   std::map<std::string, std::map<std::pair<std::string, std::string>, Sum>> by_invoice;
-  for (const auto& row : month_rows) by_invoice[row.at("invoice_id")][{row.at("category"), row.at("label")}] += Nanos(row.at("amount"));
+  for (const auto& row : month_rows)
+    by_invoice[row.at("invoice_id")][{row.at("category"), row.at("label")}] +=
+        Nanos(row.at("amount"));
   Json list = GetJson(s, "/v1/orgs/" + org + "/invoices?month=" + month);
   std::set<std::string> listed;
   for (const Json& inv : list["invoices"]) {
@@ -226,7 +236,8 @@ int CompareRowsWithInvoices(Ledgerd& s, const std::string& org, const std::strin
     listed.insert(id);
     Json full = GetJson(s, "/v1/orgs/" + org + "/invoices/" + id);
     std::map<std::pair<std::string, std::string>, Sum> lines;
-    for (const Json& l : full["lines"]) lines[{l["category"], l["description"]}] = Nanos(l["amount"]);
+    for (const Json& l : full["lines"])
+      lines[{l["category"], l["description"]}] = Nanos(l["amount"]);
     EXPECT_EQ(by_invoice[id], lines) << org << " " << id;
     // The per-invoice CSV holds exactly that invoice's rows.
     auto csv = s.Get("/v1/orgs/" + org + "/invoices/" + id + ".csv");
@@ -251,7 +262,8 @@ TEST(Audit, ExportRowsSumToTheInvoiceLines) {
   std::set<std::string> categories;
   for (const auto& [org, month] : OrgMonths(s.data_dir())) {
     SCOPED_TRACE(org + " " + month);
-    Ran offline = Ledgerctl({"export", s.data_dir(), "--org", org, "--month", month, "--format", "csv"});
+    Ran offline =
+        Ledgerctl({"export", s.data_dir(), "--org", org, "--month", month, "--format", "csv"});
     ASSERT_EQ(offline.code, 0);
     auto http = s.Get("/v1/orgs/" + org + "/usage-history/" + month + ".csv");
     ASSERT_EQ(http.status, 200);
@@ -271,12 +283,14 @@ TEST(Audit, ExportRowsSumToTheInvoiceLines) {
     invoices += CompareRowsWithInvoices(s, org, month, rows);
     // All rows together are the month's exact charges.
     Json hist = GetJson(s, "/v1/orgs/" + org + "/usage-history?months=1&end=" + month)["months"][0];
-    Sum exact = Nanos(hist["usage"]) + Nanos(hist["support"]) + Nanos(hist["credits"]) + Nanos(hist["adjustments"]);
+    Sum exact = Nanos(hist["usage"]) + Nanos(hist["support"]) + Nanos(hist["credits"]) +
+                Nanos(hist["adjustments"]);
     Sum rows_total = 0;
     for (const auto& row : rows) rows_total += Nanos(row.at("amount"));
     EXPECT_EQ(rows_total, exact);
     // NDJSON carries the same amounts.
-    Ran nd = Ledgerctl({"export", s.data_dir(), "--org", org, "--month", month, "--format", "ndjson"});
+    Ran nd =
+        Ledgerctl({"export", s.data_dir(), "--org", org, "--month", month, "--format", "ndjson"});
     Sum nd_total = 0;
     for (const Json& line : JsonLines(nd.out)) nd_total += Nanos(line["amount"]);
     EXPECT_EQ(nd_total, exact);
@@ -292,16 +306,32 @@ TEST(Audit, ExportRowsSumToTheInvoiceLines) {
 TEST(Audit, FocusExportColumnsAndSumsMatchTheInvoices) {
   GoldenServer g;
   Ledgerd& s = g.server;
-  const std::vector<std::string> required = {
-      "BillingAccountId", "BillingAccountName", "BillingPeriodStart", "BillingPeriodEnd", "ChargePeriodStart",
-      "ChargePeriodEnd",  "BilledCost",         "EffectiveCost",      "ListCost",         "BillingCurrency",
-      "ServiceName",      "ResourceId",         "SkuId",              "RegionId",         "SubAccountId",
-      "SubAccountName",   "ChargeCategory",     "ChargeDescription",  "ConsumedQuantity", "ConsumedUnit",
-      "ProviderName"};
+  const std::vector<std::string> required = {"BillingAccountId",
+                                             "BillingAccountName",
+                                             "BillingPeriodStart",
+                                             "BillingPeriodEnd",
+                                             "ChargePeriodStart",
+                                             "ChargePeriodEnd",
+                                             "BilledCost",
+                                             "EffectiveCost",
+                                             "ListCost",
+                                             "BillingCurrency",
+                                             "ServiceName",
+                                             "ResourceId",
+                                             "SkuId",
+                                             "RegionId",
+                                             "SubAccountId",
+                                             "SubAccountName",
+                                             "ChargeCategory",
+                                             "ChargeDescription",
+                                             "ConsumedQuantity",
+                                             "ConsumedUnit",
+                                             "ProviderName"};
   int compared = 0;
   for (const auto& [org, month] : OrgMonths(s.data_dir())) {
     SCOPED_TRACE(org + " " + month);
-    Ran focus = Ledgerctl({"export", s.data_dir(), "--org", org, "--month", month, "--format", "focus"});
+    Ran focus =
+        Ledgerctl({"export", s.data_dir(), "--org", org, "--month", month, "--format", "focus"});
     ASSERT_EQ(focus.code, 0);
     std::vector<std::string> header;
     CsvRows rows = ParseCsv(focus.out, &header);
@@ -319,7 +349,8 @@ TEST(Audit, FocusExportColumnsAndSumsMatchTheInvoices) {
       EXPECT_EQ(r.at("BilledCost"), r.at("EffectiveCost"));
       EXPECT_EQ(r.at("BilledCost"), r.at("ListCost"));
       const std::string& category = r.at("ChargeCategory");
-      EXPECT_TRUE(category == "Usage" || category == "Purchase" || category == "Credit" || category == "Adjustment")
+      EXPECT_TRUE(category == "Usage" || category == "Purchase" || category == "Credit" ||
+                  category == "Adjustment")
           << category;
       if (category == "Usage") {
         EXPECT_FALSE(r.at("SubAccountId").empty());
@@ -330,9 +361,11 @@ TEST(Audit, FocusExportColumnsAndSumsMatchTheInvoices) {
       }
       // Adjustments are invoice lines per original month, whatever their service.
       if (category == "Adjustment") {
-        adjustments[{r.at("BillingAccountId"), r.at("ChargeDescription")}] += Nanos(r.at("BilledCost"));
+        adjustments[{r.at("BillingAccountId"), r.at("ChargeDescription")}] +=
+            Nanos(r.at("BilledCost"));
       } else {
-        by_account_service[{r.at("BillingAccountId"), r.at("ServiceName")}] += Nanos(r.at("BilledCost"));
+        by_account_service[{r.at("BillingAccountId"), r.at("ServiceName")}] +=
+            Nanos(r.at("BilledCost"));
       }
       by_invoice[r.at("x_InvoiceId")] += Nanos(r.at("BilledCost"));
     }
@@ -341,8 +374,10 @@ TEST(Audit, FocusExportColumnsAndSumsMatchTheInvoices) {
     std::map<std::pair<std::string, std::string>, Sum> want, want_adjustments;
     Json list = GetJson(s, "/v1/orgs/" + org + "/invoices?month=" + month);
     for (const Json& inv : list["invoices"]) {
-      Json full = GetJson(s, "/v1/orgs/" + org + "/invoices/" + inv["invoice_id"].get<std::string>());
-      std::string account = inv["billing_account"].is_null() ? "" : inv["billing_account"].get<std::string>();
+      Json full =
+          GetJson(s, "/v1/orgs/" + org + "/invoices/" + inv["invoice_id"].get<std::string>());
+      std::string account =
+          inv["billing_account"].is_null() ? "" : inv["billing_account"].get<std::string>();
       Sum total = 0;
       for (const Json& l : full["lines"]) {
         Sum amount = Nanos(l["amount"]);
@@ -352,13 +387,15 @@ TEST(Audit, FocusExportColumnsAndSumsMatchTheInvoices) {
           want_adjustments[{account, l["description"]}] += amount;
           continue;
         }
-        std::string service = category == "usage" ? l["description"].get<std::string>()
-                              : category == "support" ? "Support" : "Credit";
+        std::string service = category == "usage"     ? l["description"].get<std::string>()
+                              : category == "support" ? "Support"
+                                                      : "Credit";
         want[{account, service}] += amount;
       }
       // The exact invoice total, rounded, is the invoice's total.
       int digits = MinorUnitDigits(inv["currency"].get<std::string>());
-      EXPECT_EQ(FormatNanos(RoundHalfAwayFromZero(by_invoice[inv["invoice_id"]], digits), digits), inv["total"]);
+      EXPECT_EQ(FormatNanos(RoundHalfAwayFromZero(by_invoice[inv["invoice_id"]], digits), digits),
+                inv["total"]);
       EXPECT_EQ(total, by_invoice[inv["invoice_id"]]);
     }
     EXPECT_EQ(by_account_service, want);
@@ -375,8 +412,10 @@ TEST(Audit, CsvRoutesFollowTheJsonAccessRules) {
   auto as = [](const std::string& token) {
     return std::map<std::string, std::string>{{"Authorization", "Bearer " + token + "-0123456789"}};
   };
-  ASSERT_EQ(Http(s.port(), "POST", "/v1/events", ReadFile(ExamplesDir() + "/events.ndjson"), "application/x-ndjson",
-                 as("t-admin")).status, 200);
+  ASSERT_EQ(Http(s.port(), "POST", "/v1/events", ReadFile(ExamplesDir() + "/events.ndjson"),
+                 "application/x-ndjson", as("t-admin"))
+                .status,
+            200);
   struct Case {
     std::string target, token;
     int status;
@@ -391,7 +430,8 @@ TEST(Audit, CsvRoutesFollowTheJsonAccessRules) {
            {"/v1/orgs/kaiju-jp/usage-history/2026-01.csv?format=focus", "t-admin", 200},
            {"/v1/orgs/acme/usage-history/2026-01.csv?format=ndjson", "t-admin", 400},
        }) {
-    auto r = Http(s.port(), "GET", c.target, "", "", c.token.empty() ? std::map<std::string, std::string>{} : as(c.token));
+    auto r = Http(s.port(), "GET", c.target, "", "",
+                  c.token.empty() ? std::map<std::string, std::string>{} : as(c.token));
     EXPECT_EQ(r.status, c.status) << c.target << " as " << c.token << ": " << r.body;
   }
 }
@@ -406,9 +446,10 @@ TEST(Audit, BackupDuringIngestRestoresAVerifyingLedger) {
   constexpr int kLiveEvents = 300;
   std::thread producer([&] {
     for (int i = 0; i < kLiveEvents; ++i) {
-      Http(s.port(), "POST", "/v1/events",
-           R"({"event_id":"ingest-)" + std::to_string(i) +
-               R"(","org_id":"acme","occurred_at":"2026-02-01T00:00:00Z","support_charged":{"month":"2026-02","amount":"0.5","description":"live"}})");
+      Http(
+          s.port(), "POST", "/v1/events",
+          R"({"event_id":"ingest-)" + std::to_string(i) +
+              R"(","org_id":"acme","occurred_at":"2026-02-01T00:00:00Z","support_charged":{"month":"2026-02","amount":"0.5","description":"live"}})");
     }
   });
   std::vector<Json> backups;
@@ -422,17 +463,20 @@ TEST(Audit, BackupDuringIngestRestoresAVerifyingLedger) {
   EXPECT_EQ(backups[1]["backups"], 2);
   for (const Json& b : backups) {
     std::string dest = tmp.sub("restored-" + std::to_string(b["backup_id"].get<int>()));
-    Ran restore = Ledgerctl({"restore", tmp.sub("backups"), dest, "--backup-id", std::to_string(b["backup_id"].get<int>())});
+    Ran restore = Ledgerctl({"restore", tmp.sub("backups"), dest, "--backup-id",
+                             std::to_string(b["backup_id"].get<int>())});
     ASSERT_EQ(restore.code, 0) << restore.out;
     Json r = Json::parse(restore.out);
     EXPECT_EQ(r["ok"], true) << restore.out;
     EXPECT_GE(r["head_sequence"].get<uint64_t>(), b["head_sequence"].get<uint64_t>());
     // The restored chain is a prefix of the live one: same hash at its head.
     uint64_t head = r["head_sequence"];
-    Json live = Json::parse(s.Get("/v1/ledger/events?after=" + std::to_string(head - 1) + "&limit=1").body);
+    Json live =
+        Json::parse(s.Get("/v1/ledger/events?after=" + std::to_string(head - 1) + "&limit=1").body);
     EXPECT_EQ(live["sequence"], head);
     EXPECT_EQ(live["hash"], r["head_hash"]);
-    std::printf("backup %d holds head %llu\n", b["backup_id"].get<int>(), static_cast<unsigned long long>(head));
+    std::printf("backup %d holds head %llu\n", b["backup_id"].get<int>(),
+                static_cast<unsigned long long>(head));
   }
 }
 
@@ -441,15 +485,21 @@ std::string ImportSetup(const std::string& org, const std::vector<std::string>& 
   std::string lines =
       R"({"event_id":")" + org + R"(:org","org_id":")" + org +
       R"(","occurred_at":"2024-01-01T00:00:00Z","organization_created":{"name":"Imported","currency":"USD","billing_account":"IMP-1"}})"
-      "\n" R"({"event_id":")" + org + R"(:cc","org_id":")" + org +
+      "\n"
+      R"({"event_id":")" +
+      org + R"(:cc","org_id":")" + org +
       R"(","occurred_at":"2024-01-01T00:00:00Z","cost_center_created":{"cost_center_id":"cc-cloud","name":"Cloud"}})"
-      "\n" R"({"event_id":")" + org + R"(:ws","org_id":")" + org +
+      "\n"
+      R"({"event_id":")" +
+      org + R"(:ws","org_id":")" + org +
       R"(","occurred_at":"2024-01-01T00:00:00Z","workspace_created":{"workspace_id":"ws-1","cost_center_id":"cc-cloud","name":"W"}})"
       "\n";
   for (const std::string& p : providers) {
     lines += R"({"event_id":")" + org + ":" + p + R"(","org_id":")" + org +
-             R"(","occurred_at":"2024-01-01T00:00:00Z","provider_registered":{"provider_id":")" + p +
-             R"(","workspace_id":"ws-1","name":")" + p + R"(","kind":"cloud"}})" "\n";
+             R"(","occurred_at":"2024-01-01T00:00:00Z","provider_registered":{"provider_id":")" +
+             p + R"(","workspace_id":"ws-1","name":")" + p +
+             R"(","kind":"cloud"}})"
+             "\n";
   }
   return lines;
 }
@@ -472,10 +522,14 @@ __int128 Pico11(const std::string& text) {
 TEST(Audit, FocusSampleImportReproducesBilledCostPerService) {
   TempDir tmp;
   std::string sample = ExamplesDir() + "/focus/focus_sample.csv";
-  WriteFile(tmp.sub("map"), "# FOCUS ProviderName -> our provider\nAWS = aws-main\nMicrosoft = azure-main\n* = other-main\n");
-  Ran first = Ledgerctl({"import-focus", sample, "--org", "sunbird", "--provider-map", tmp.sub("map")});
+  WriteFile(tmp.sub("map"),
+            "# FOCUS ProviderName -> our provider\nAWS = aws-main\nMicrosoft = azure-main\n* = "
+            "other-main\n");
+  Ran first =
+      Ledgerctl({"import-focus", sample, "--org", "sunbird", "--provider-map", tmp.sub("map")});
   ASSERT_EQ(first.code, 0);
-  Ran again = Ledgerctl({"import-focus", sample, "--org", "sunbird", "--provider-map", tmp.sub("map")});
+  Ran again =
+      Ledgerctl({"import-focus", sample, "--org", "sunbird", "--provider-map", tmp.sub("map")});
   EXPECT_EQ(first.out, again.out);  // same file, same events, same ids
   std::vector<Json> events = JsonLines(first.out);
   ASSERT_EQ(events.size(), 1000u);
@@ -537,18 +591,20 @@ TEST(Audit, ExportThenImportReproducesTheMonthTotals) {
   for (const auto& [org, month] : OrgMonths(s.data_dir())) {
     if (org != "acme") continue;
     SCOPED_TRACE(month);
-    Ran focus = Ledgerctl({"export", s.data_dir(), "--org", "acme", "--month", month, "--format", "focus",
-                           "--out", g.tmp.sub("export.csv")});
+    Ran focus = Ledgerctl({"export", s.data_dir(), "--org", "acme", "--month", month, "--format",
+                           "focus", "--out", g.tmp.sub("export.csv")});
     ASSERT_EQ(focus.code, 0);
-    Ran imported = Ledgerctl({"import-focus", g.tmp.sub("export.csv"), "--org", "acme-copy", "--provider-map",
-                              g.tmp.sub("map")});
+    Ran imported = Ledgerctl({"import-focus", g.tmp.sub("export.csv"), "--org", "acme-copy",
+                              "--provider-map", g.tmp.sub("map")});
     ASSERT_EQ(imported.code, 0);
     Json posted = PostNdjson(s, imported.out);
     EXPECT_TRUE(posted["rejected"].empty()) << posted["rejected"].dump();
     Json a = GetJson(s, "/v1/orgs/acme/usage-history?months=1&end=" + month)["months"][0];
     Json b = GetJson(s, "/v1/orgs/acme-copy/usage-history?months=1&end=" + month)["months"][0];
-    Sum exact_a = Nanos(a["usage"]) + Nanos(a["support"]) + Nanos(a["credits"]) + Nanos(a["adjustments"]);
-    Sum exact_b = Nanos(b["usage"]) + Nanos(b["support"]) + Nanos(b["credits"]) + Nanos(b["adjustments"]);
+    Sum exact_a =
+        Nanos(a["usage"]) + Nanos(a["support"]) + Nanos(a["credits"]) + Nanos(a["adjustments"]);
+    Sum exact_b =
+        Nanos(b["usage"]) + Nanos(b["support"]) + Nanos(b["credits"]) + Nanos(b["adjustments"]);
     EXPECT_EQ(exact_a, exact_b);
     Json inv = GetJson(s, "/v1/orgs/acme/invoices?month=" + month);
     if (inv["mode"] == "SINGLE") {
@@ -567,7 +623,8 @@ TEST(Audit, BackupWhileRunningRestoresAnEqualLedger) {
   Json b = Json::parse(backup.out);
   EXPECT_EQ(b["head_sequence"], 57);
   // Writes after the backup are not in it.
-  PostNdjson(s, 
+  PostNdjson(
+      s,
       R"({"event_id":"after-backup","org_id":"acme","occurred_at":"2026-02-01T00:00:00Z","support_charged":{"month":"2026-02","amount":"7","description":"later"}})");
   Ran restore = Ledgerctl({"restore", g.tmp.sub("backups"), g.tmp.sub("restored")});
   ASSERT_EQ(restore.code, 0) << restore.out;

@@ -12,11 +12,10 @@
 #include <cerrno>
 #include <filesystem>
 #include <fstream>
+#include <nlohmann/json.hpp>
 #include <string>
 #include <system_error>
 #include <vector>
-
-#include <nlohmann/json.hpp>
 
 #include "ledger/prepare.h"
 #include "projections/billing.h"
@@ -51,7 +50,8 @@ std::string ReadAll(int fd) {
 Ran RunBinary(const std::string& binary, std::vector<std::string> args) {
   args.insert(args.begin(), testing::BuildDir() + "/" + binary);
   int out[2], err[2];
-  if (pipe(out) != 0 || pipe(err) != 0) throw std::system_error(errno, std::generic_category(), "pipe");
+  if (pipe(out) != 0 || pipe(err) != 0)
+    throw std::system_error(errno, std::generic_category(), "pipe");
   pid_t pid = fork();
   if (pid == 0) {
     dup2(out[1], STDOUT_FILENO);
@@ -172,7 +172,8 @@ TEST(CommandLine, LedgerctlVerifyPrintsValidJsonWhenTheProblemQuotesAPath) {
       nlohmann::json e{{"event_id", "created"},
                        {"org_id", "org-" + std::to_string(i)},
                        {"occurred_at", "2026-01-01T00:00:00Z"},
-                       {"organization_created", {{"name", "Org"}, {"currency", "USD"}, {"billing_account", "BA"}}}};
+                       {"organization_created",
+                        {{"name", "Org"}, {"currency", "USD"}, {"billing_account", "BA"}}}};
       request.entries.push_back(ledger::PrepareEntry(e.dump(), ledger::Source()));
     }
     auto appended = (*billing)->Submit(std::move(request));

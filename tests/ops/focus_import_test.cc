@@ -5,9 +5,8 @@
 
 #include <gtest/gtest.h>
 
-#include <sstream>
-
 #include <nlohmann/json.hpp>
+#include <sstream>
 
 #include "ops/csv_reader.h"
 
@@ -31,7 +30,9 @@ std::vector<CsvRecord> ReadAll(const std::string& text) {
 }
 
 TEST(CsvReader, QuotedFieldsKeepCommasQuotesAndLineBreaks) {
-  auto rows = ReadAll("\xEF\xBB\xBF" "a,b,c\r\n\"x, y\",\"say \"\"hi\"\"\",\"two\nlines\"\n\n1,,\"\"\n");
+  auto rows = ReadAll(
+      "\xEF\xBB\xBF"
+      "a,b,c\r\n\"x, y\",\"say \"\"hi\"\"\",\"two\nlines\"\n\n1,,\"\"\n");
   ASSERT_EQ(rows.size(), 3u);
   EXPECT_EQ(rows[0][0], "a");  // byte order mark dropped
   EXPECT_EQ(rows[1][0], "x, y");
@@ -61,7 +62,7 @@ TEST(CsvReader, UnterminatedQuoteIsAnError) {
 
 TEST(FocusImport, DecimalsRoundHalfAwayFromZeroToNineDigits) {
   EXPECT_EQ(*ParseRoundedNanos("0.00001605990"), 16060);
-  EXPECT_EQ(*ParseRoundedNanos("0.00000000050"), 1);    // exactly half: away from zero
+  EXPECT_EQ(*ParseRoundedNanos("0.00000000050"), 1);  // exactly half: away from zero
   EXPECT_EQ(*ParseRoundedNanos("0.00000000049"), 0);
   EXPECT_EQ(*ParseRoundedNanos("-0.00000000050"), -1);
   EXPECT_EQ(*ParseRoundedNanos("-2.61370000000"), -2613700000);
@@ -85,7 +86,8 @@ TEST(FocusImport, TimestampsBecomeRfc3339Utc) {
 }
 
 TEST(FocusImport, ProviderMapLinesAndDefault) {
-  auto map = ParseProviderMap("# comment\n/subscriptions/abc = azure-1  # trailing\nAWS=aws-1\n\n* = other\n");
+  auto map = ParseProviderMap(
+      "# comment\n/subscriptions/abc = azure-1  # trailing\nAWS=aws-1\n\n* = other\n");
   ASSERT_TRUE(map.ok());
   EXPECT_EQ(map->by_key.at("/subscriptions/abc"), "azure-1");
   EXPECT_EQ(map->by_key.at("AWS"), "aws-1");
@@ -95,10 +97,13 @@ TEST(FocusImport, ProviderMapLinesAndDefault) {
 
 TEST(FocusImport, RowsBecomeUsageOrCreditsWithStableIds) {
   std::string csv =
-      "BilledCost,ServiceName,ChargePeriodStart,ChargePeriodEnd,ConsumedQuantity,ConsumedUnit,ProviderName,"
+      "BilledCost,ServiceName,ChargePeriodStart,ChargePeriodEnd,ConsumedQuantity,ConsumedUnit,"
+      "ProviderName,"
       "SubAccountId,ResourceId,SkuId,RegionId,BillingCurrency\n"
-      "0.00001605990,ELB,2024-09-30 22:00:00,2024-09-30 23:00:00,0.0020074900,LCU-Hours,AWS,111,arn:1,SKU1,us-west-2,USD\n"
-      "-0.14900000000,Azure ML,2024-09-03 00:00:00,2024-09-04 00:00:00,-1.0,Hours,Microsoft,/subscriptions/s,r,s,eastus,USD\n"
+      "0.00001605990,ELB,2024-09-30 22:00:00,2024-09-30 "
+      "23:00:00,0.0020074900,LCU-Hours,AWS,111,arn:1,SKU1,us-west-2,USD\n"
+      "-0.14900000000,Azure ML,2024-09-03 00:00:00,2024-09-04 "
+      "00:00:00,-1.0,Hours,Microsoft,/subscriptions/s,r,s,eastus,USD\n"
       "1.5,\"Svc, with comma\",2024-09-03 00:00:00,NULL,NULL,NULL,AWS,111,NULL,SKU2,NULL,USD\n"
       "1.5,\"Svc, with comma\",2024-09-03 00:00:00,NULL,NULL,NULL,AWS,111,NULL,SKU2,NULL,USD\n"
       "2,Unmapped,2024-09-03 00:00:00,NULL,1,Units,Nobody,999,r,s,x,USD\n";
@@ -107,7 +112,8 @@ TEST(FocusImport, RowsBecomeUsageOrCreditsWithStableIds) {
   o.providers.by_key = {{"AWS", "aws-main"}, {"111", "aws-111"}};
   std::vector<Json> events;
   std::istringstream in(csv);
-  auto report = ImportFocus(in, o, [&](const std::string& line) { events.push_back(Json::parse(line)); });
+  auto report =
+      ImportFocus(in, o, [&](const std::string& line) { events.push_back(Json::parse(line)); });
   ASSERT_TRUE(report.ok()) << report.status().ToString();
   EXPECT_EQ(report->rows, 5u);
   EXPECT_EQ(report->usage, 3u);
@@ -146,7 +152,9 @@ TEST(FocusImport, RowsBecomeUsageOrCreditsWithStableIds) {
   o.org_id = "other-org";
   std::istringstream again(csv);
   std::vector<Json> others;
-  ASSERT_TRUE(ImportFocus(again, o, [&](const std::string& line) { others.push_back(Json::parse(line)); }).ok());
+  ASSERT_TRUE(ImportFocus(again, o, [&](const std::string& line) {
+                others.push_back(Json::parse(line));
+              }).ok());
   EXPECT_NE(others[0]["event_id"], events[0]["event_id"]);
 }
 

@@ -7,13 +7,11 @@
 #include <gtest/gtest.h>
 
 #include <fstream>
-#include <sstream>
-
 #include <nlohmann/json.hpp>
+#include <sstream>
 
 #include "ops/csv_reader.h"
 #include "ops/focus_import.h"
-#include "tests/testing/command.h"
 #include "tests/testing/files.h"
 #include "tests/testing/ingest.h"
 #include "tests/testing/process.h"
@@ -26,13 +24,17 @@ using Json = nlohmann::json;
 using testing::Ran;
 using testing::TempDir;
 
-constexpr const char* kMap = "# FOCUS ProviderName -> our provider\nAWS = aws-main\nMicrosoft = azure-main\n* = other-main\n";
+constexpr const char* kMap =
+    "# FOCUS ProviderName -> our provider\nAWS = aws-main\nMicrosoft = azure-main\n* = "
+    "other-main\n";
 
-void WriteFile(const std::string& path, const std::string& text) { std::ofstream(path, std::ios::binary) << text; }
+void WriteFile(const std::string& path, const std::string& text) {
+  std::ofstream(path, std::ios::binary) << text;
+}
 
 Ran Ledgerctl(std::vector<std::string> args) {
   args.insert(args.begin(), testing::BuildDir() + "/ledgerctl");
-  return testing::RunCommand(std::move(args));
+  return testing::RunToExit(std::move(args));
 }
 
 std::vector<std::string> Lines(const std::string& text) {
@@ -60,8 +62,12 @@ std::string Setup() {
       R"({"event_id":"ws","org_id":"sunbird","occurred_at":"2024-01-01T00:00:00Z","workspace_created":{"workspace_id":"ws-1","cost_center_id":"cc-cloud","name":"W"}})"
       "\n";
   for (const std::string p : {"aws-main", "azure-main", "other-main"}) {
-    out += R"({"event_id":")" + p + R"(","org_id":"sunbird","occurred_at":"2024-01-01T00:00:00Z","provider_registered":{"provider_id":")" +
-           p + R"(","workspace_id":"ws-1","name":")" + p + R"(","kind":"cloud"}})" "\n";
+    out +=
+        R"({"event_id":")" + p +
+        R"(","org_id":"sunbird","occurred_at":"2024-01-01T00:00:00Z","provider_registered":{"provider_id":")" +
+        p + R"(","workspace_id":"ws-1","name":")" + p +
+        R"(","kind":"cloud"}})"
+        "\n";
   }
   return out;
 }
@@ -71,7 +77,8 @@ struct Imported {
   Imported() {
     WriteFile(tmp.sub("map"), kMap);
     csv = testing::ReadFile(testing::ExamplesDir() + "/focus/focus_sample.csv");
-    Ran imported = Ledgerctl({"import-focus", Sample(), "--org", "sunbird", "--provider-map", tmp.sub("map")});
+    Ran imported =
+        Ledgerctl({"import-focus", Sample(), "--org", "sunbird", "--provider-map", tmp.sub("map")});
     EXPECT_EQ(imported.code, 0);
     events = Lines(imported.out);
     EXPECT_EQ(events.size(), 1000u);
@@ -83,9 +90,10 @@ struct Imported {
     EXPECT_EQ(in.accepted, static_cast<int>(6 + which.size()));
     return tmp.sub(name);
   }
-  Ran Reconcile(const std::string& dir, const std::string& csv_path, std::vector<std::string> extra = {}) const {
-    std::vector<std::string> args{"reconcile", dir, "--org", "sunbird", "--focus", csv_path, "--provider-map",
-                                  tmp.sub("map")};
+  Ran Reconcile(const std::string& dir, const std::string& csv_path,
+                std::vector<std::string> extra = {}) const {
+    std::vector<std::string> args{"reconcile", dir,      "--org",          "sunbird",
+                                  "--focus",   csv_path, "--provider-map", tmp.sub("map")};
     args.insert(args.end(), extra.begin(), extra.end());
     return Ledgerctl(args);
   }
@@ -95,7 +103,8 @@ struct Imported {
 };
 
 // The CSV's fields of data line `n` (1-based after the header).
-std::vector<std::string> Fields(const std::string& csv, size_t n, std::vector<std::string>* header) {
+std::vector<std::string> Fields(const std::string& csv, size_t n,
+                                std::vector<std::string>* header) {
   std::istringstream in(csv);
   ops::CsvReader reader(in);
   ops::CsvRecord record;
@@ -116,7 +125,8 @@ size_t Column(const std::vector<std::string>& header, const std::string& name) {
 }
 
 // Line `n` of the CSV with its BilledCost replaced by `cost`.
-std::string WithCost(const std::string& csv, size_t n, const std::string& cost, std::string* service) {
+std::string WithCost(const std::string& csv, size_t n, const std::string& cost,
+                     std::string* service) {
   std::vector<std::string> header;
   std::vector<std::string> fields = Fields(csv, n, &header);
   *service = fields[Column(header, "ServiceName")];
@@ -149,8 +159,9 @@ TEST(Reconcile, AnEventMissingFromTheLedgerIsReportedAsItsGroup) {
   size_t drop = 0;
   for (; drop < s.events.size(); ++drop) {
     Json e = Json::parse(s.events[drop]);
-    if (e.contains("usage_recorded") && *ops::ParseRoundedNanos(e["usage_recorded"]["amount"].get<std::string>()) >=
-                                            kNanosPerUnit / 100) {
+    if (e.contains("usage_recorded") &&
+        *ops::ParseRoundedNanos(e["usage_recorded"]["amount"].get<std::string>()) >=
+            kNanosPerUnit / 100) {
       break;
     }
   }
@@ -214,7 +225,8 @@ TEST(Reconcile, DifferencesWithinHalfANanoUnitPerRowAgree) {
   int rows = 0;
   for (const std::string& line : Lines(all.out)) {
     Json g = Json::parse(line);
-    if (g["month"] == "2024-09" && g["provider_id"] == "aws-main" && g["service"] == service) rows = g["bill_rows"];
+    if (g["month"] == "2024-09" && g["provider_id"] == "aws-main" && g["service"] == service)
+      rows = g["bill_rows"];
   }
   ASSERT_GT(rows, 1);
   // In 10^-11, the sample's finest digit: the other rows' own rounding can
@@ -240,7 +252,8 @@ TEST(Reconcile, BadArgumentsExitTwo) {
   EXPECT_EQ(s.Reconcile(s.tmp.sub("no-ledger"), s.Sample()).code, 2);
   WriteFile(s.tmp.sub("bad.csv"), "Foo,Bar\n1,2\n");
   EXPECT_EQ(s.Reconcile(dir, s.tmp.sub("bad.csv")).code, 2);
-  EXPECT_EQ(Ledgerctl({"reconcile", dir, "--org", "nobody", "--focus", s.Sample(), "--provider-map", s.tmp.sub("map")})
+  EXPECT_EQ(Ledgerctl({"reconcile", dir, "--org", "nobody", "--focus", s.Sample(), "--provider-map",
+                       s.tmp.sub("map")})
                 .code,
             2);
 }

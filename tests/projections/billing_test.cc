@@ -12,7 +12,6 @@
 #include <atomic>
 #include <cstdlib>
 #include <fstream>
-
 #include <nlohmann/json.hpp>
 
 #include "ledger/prepare.h"
@@ -55,28 +54,50 @@ class BillingTest : public ::testing::Test {
   }
 
   void Org(const std::string& org = "o", const std::string& currency = "USD") {
-    ASSERT_EQ(Post(org, "organization_created", {{"name", "O"}, {"currency", currency}, {"billing_account", "BA"}},
-                   "2025-11-01T00:00:00Z"), Code::kOk);
+    ASSERT_EQ(Post(org, "organization_created",
+                   {{"name", "O"}, {"currency", currency}, {"billing_account", "BA"}},
+                   "2025-11-01T00:00:00Z"),
+              Code::kOk);
     for (const char* cc : {"cc-a", "cc-b"}) {
-      ASSERT_EQ(Post(org, "cost_center_created", {{"cost_center_id", cc}, {"name", cc}}, "2025-11-01T00:00:00Z"), Code::kOk);
+      ASSERT_EQ(Post(org, "cost_center_created", {{"cost_center_id", cc}, {"name", cc}},
+                     "2025-11-01T00:00:00Z"),
+                Code::kOk);
     }
-    ASSERT_EQ(Post(org, "workspace_created", {{"workspace_id", "ws-a"}, {"cost_center_id", "cc-a"}, {"name", "A"}}, "2025-11-01T00:00:00Z"), Code::kOk);
-    ASSERT_EQ(Post(org, "workspace_created", {{"workspace_id", "ws-b"}, {"cost_center_id", "cc-b"}, {"name", "B"}}, "2025-11-01T00:00:00Z"), Code::kOk);
-    ASSERT_EQ(Post(org, "provider_registered", {{"provider_id", "p1"}, {"workspace_id", "ws-a"}, {"name", "Prov 1"}, {"kind", "aws"}},
-                   "2025-11-05T00:00:00Z"), Code::kOk);
+    ASSERT_EQ(Post(org, "workspace_created",
+                   {{"workspace_id", "ws-a"}, {"cost_center_id", "cc-a"}, {"name", "A"}},
+                   "2025-11-01T00:00:00Z"),
+              Code::kOk);
+    ASSERT_EQ(Post(org, "workspace_created",
+                   {{"workspace_id", "ws-b"}, {"cost_center_id", "cc-b"}, {"name", "B"}},
+                   "2025-11-01T00:00:00Z"),
+              Code::kOk);
+    ASSERT_EQ(
+        Post(org, "provider_registered",
+             {{"provider_id", "p1"}, {"workspace_id", "ws-a"}, {"name", "Prov 1"}, {"kind", "aws"}},
+             "2025-11-05T00:00:00Z"),
+        Code::kOk);
   }
 
-  Code Usage(const std::string& start, const std::string& amount, const std::string& service = "EC2",
-             const std::string& unit = "Hrs", const std::string& resource = "r1", const std::string& org = "o") {
+  Code Usage(const std::string& start, const std::string& amount,
+             const std::string& service = "EC2", const std::string& unit = "Hrs",
+             const std::string& resource = "r1", const std::string& org = "o") {
     return Post(org, "usage_recorded",
-                {{"provider_id", "p1"}, {"service", service}, {"sku", "sku1"}, {"resource_id", resource},
-                 {"region", "x"}, {"quantity", "2"}, {"unit", unit}, {"amount", amount},
-                 {"usage_start", start}, {"usage_end", start}},
+                {{"provider_id", "p1"},
+                 {"service", service},
+                 {"sku", "sku1"},
+                 {"resource_id", resource},
+                 {"region", "x"},
+                 {"quantity", "2"},
+                 {"unit", unit},
+                 {"amount", amount},
+                 {"usage_start", start},
+                 {"usage_end", start}},
                 start);
   }
 
   Code Support(const std::string& month, const std::string& amount) {
-    return Post("o", "support_charged", {{"month", month}, {"amount", amount}, {"description", "Support"}});
+    return Post("o", "support_charged",
+                {{"month", month}, {"amount", amount}, {"description", "Support"}});
   }
 
   OrgSnapshot Snap(std::optional<uint64_t> as_of = std::nullopt, const std::string& org = "o") {
@@ -87,12 +108,15 @@ class BillingTest : public ::testing::Test {
     return *s;
   }
 
-  std::map<std::string, std::string> Invoices(const std::string& month, std::optional<uint64_t> as_of = std::nullopt) {
+  std::map<std::string, std::string> Invoices(const std::string& month,
+                                              std::optional<uint64_t> as_of = std::nullopt) {
     auto s = Snap(as_of);
     std::map<std::string, std::string> out;
-    for (const auto& inv : projections::Invoices(*s.org, *s.view, *ParseMonth(month, "m")).invoices) {
-      out[inv.invoice_id] = FormatNanos(inv.total, s.org->minor_digits) + (inv.final ? " final" : " draft") +
-                            " " + inv.billing_account.value_or("null");
+    for (const auto& inv :
+         projections::Invoices(*s.org, *s.view, *ParseMonth(month, "m")).invoices) {
+      out[inv.invoice_id] = FormatNanos(inv.total, s.org->minor_digits) +
+                            (inv.final ? " final" : " draft") + " " +
+                            inv.billing_account.value_or("null");
     }
     return out;
   }
@@ -121,72 +145,139 @@ class BillingTest : public ::testing::Test {
 };
 
 TEST_F(BillingTest, StatefulRejectionsCarryTheSpecCodes) {
-  EXPECT_EQ(Post("o", "cost_center_created", {{"cost_center_id", "c"}, {"name", "n"}}), Code::kUnknownOrg);
+  EXPECT_EQ(Post("o", "cost_center_created", {{"cost_center_id", "c"}, {"name", "n"}}),
+            Code::kUnknownOrg);
   Org();
-  EXPECT_EQ(Post("o", "organization_created", {{"name", "O"}, {"currency", "USD"}, {"billing_account", "B"}}), Code::kOrgExists);
-  EXPECT_EQ(Post("o", "cost_center_created", {{"cost_center_id", "cc-a"}, {"name", "n"}}), Code::kAlreadyExists);
-  EXPECT_EQ(Post("o", "workspace_created", {{"workspace_id", "ws-a"}, {"cost_center_id", "cc-a"}, {"name", "n"}}), Code::kAlreadyExists);
-  EXPECT_EQ(Post("o", "workspace_created", {{"workspace_id", "w9"}, {"cost_center_id", "nope"}, {"name", "n"}}), Code::kUnknownCostCenter);
-  EXPECT_EQ(Post("o", "provider_registered", {{"provider_id", "p1"}, {"workspace_id", "ws-a"}, {"name", "n"}, {"kind", "aws"}}), Code::kAlreadyExists);
-  EXPECT_EQ(Post("o", "provider_registered", {{"provider_id", "p9"}, {"workspace_id", "nope"}, {"name", "n"}, {"kind", "aws"}}), Code::kUnknownWorkspace);
-  EXPECT_EQ(Post("o", "provider_moved", {{"provider_id", "p9"}, {"workspace_id", "ws-a"}}), Code::kUnknownProvider);
-  EXPECT_EQ(Post("o", "provider_moved", {{"provider_id", "p1"}, {"workspace_id", "nope"}}), Code::kUnknownWorkspace);
-  EXPECT_EQ(Post("o", "billing_account_assigned", {{"cost_center_id", "nope"}, {"billing_account", "X"}}), Code::kUnknownCostCenter);
-  EXPECT_EQ(Post("o", "support_charged", {{"month", "2026-01"}, {"amount", "1"}, {"description", "d"}, {"cost_center_id", "nope"}}), Code::kUnknownCostCenter);
-  EXPECT_EQ(Post("o", "credit_applied", {{"month", "2026-01"}, {"amount", "1"}, {"description", "d"}, {"cost_center_id", "nope"}}), Code::kUnknownCostCenter);
-  EXPECT_EQ(Post("o", "usage_recorded", {{"provider_id", "p9"}, {"service", "s"}, {"sku", "k"}, {"resource_id", "r"}, {"region", "x"},
-                                         {"quantity", "1"}, {"unit", "u"}, {"amount", "1"}, {"usage_start", "2026-01-01T00:00:00Z"},
-                                         {"usage_end", "2026-01-01T00:00:00Z"}}), Code::kUnknownProvider);
-  EXPECT_EQ(Post("o", "usage_recorded", {{"provider_id", "p1"}, {"service", "s"}, {"sku", "k"}, {"resource_id", "r"}, {"region", "x"},
-                                         {"quantity", "1"}, {"unit", "u"}, {"amount", "1"}, {"usage_start", "2026-01-01T00:00:00Z"},
-                                         {"usage_end", "2026-01-01T00:00:00Z"}, {"currency", "EUR"}}), Code::kCurrencyMismatch);
-  EXPECT_EQ(Post("o", "event_voided", {{"voided_event_id", "never"}, {"reason", "r"}}), Code::kUnknownEvent);
-  EXPECT_EQ(Post("o", "event_voided", {{"voided_event_id", "o:cost_center_created:3"}, {"reason", "r"}}), Code::kNotVoidable);
+  EXPECT_EQ(Post("o", "organization_created",
+                 {{"name", "O"}, {"currency", "USD"}, {"billing_account", "B"}}),
+            Code::kOrgExists);
+  EXPECT_EQ(Post("o", "cost_center_created", {{"cost_center_id", "cc-a"}, {"name", "n"}}),
+            Code::kAlreadyExists);
+  EXPECT_EQ(Post("o", "workspace_created",
+                 {{"workspace_id", "ws-a"}, {"cost_center_id", "cc-a"}, {"name", "n"}}),
+            Code::kAlreadyExists);
+  EXPECT_EQ(Post("o", "workspace_created",
+                 {{"workspace_id", "w9"}, {"cost_center_id", "nope"}, {"name", "n"}}),
+            Code::kUnknownCostCenter);
+  EXPECT_EQ(Post("o", "provider_registered",
+                 {{"provider_id", "p1"}, {"workspace_id", "ws-a"}, {"name", "n"}, {"kind", "aws"}}),
+            Code::kAlreadyExists);
+  EXPECT_EQ(Post("o", "provider_registered",
+                 {{"provider_id", "p9"}, {"workspace_id", "nope"}, {"name", "n"}, {"kind", "aws"}}),
+            Code::kUnknownWorkspace);
+  EXPECT_EQ(Post("o", "provider_moved", {{"provider_id", "p9"}, {"workspace_id", "ws-a"}}),
+            Code::kUnknownProvider);
+  EXPECT_EQ(Post("o", "provider_moved", {{"provider_id", "p1"}, {"workspace_id", "nope"}}),
+            Code::kUnknownWorkspace);
+  EXPECT_EQ(
+      Post("o", "billing_account_assigned", {{"cost_center_id", "nope"}, {"billing_account", "X"}}),
+      Code::kUnknownCostCenter);
+  EXPECT_EQ(Post("o", "support_charged",
+                 {{"month", "2026-01"},
+                  {"amount", "1"},
+                  {"description", "d"},
+                  {"cost_center_id", "nope"}}),
+            Code::kUnknownCostCenter);
+  EXPECT_EQ(Post("o", "credit_applied",
+                 {{"month", "2026-01"},
+                  {"amount", "1"},
+                  {"description", "d"},
+                  {"cost_center_id", "nope"}}),
+            Code::kUnknownCostCenter);
+  EXPECT_EQ(Post("o", "usage_recorded",
+                 {{"provider_id", "p9"},
+                  {"service", "s"},
+                  {"sku", "k"},
+                  {"resource_id", "r"},
+                  {"region", "x"},
+                  {"quantity", "1"},
+                  {"unit", "u"},
+                  {"amount", "1"},
+                  {"usage_start", "2026-01-01T00:00:00Z"},
+                  {"usage_end", "2026-01-01T00:00:00Z"}}),
+            Code::kUnknownProvider);
+  EXPECT_EQ(Post("o", "usage_recorded",
+                 {{"provider_id", "p1"},
+                  {"service", "s"},
+                  {"sku", "k"},
+                  {"resource_id", "r"},
+                  {"region", "x"},
+                  {"quantity", "1"},
+                  {"unit", "u"},
+                  {"amount", "1"},
+                  {"usage_start", "2026-01-01T00:00:00Z"},
+                  {"usage_end", "2026-01-01T00:00:00Z"},
+                  {"currency", "EUR"}}),
+            Code::kCurrencyMismatch);
+  EXPECT_EQ(Post("o", "event_voided", {{"voided_event_id", "never"}, {"reason", "r"}}),
+            Code::kUnknownEvent);
+  EXPECT_EQ(
+      Post("o", "event_voided", {{"voided_event_id", "o:cost_center_created:3"}, {"reason", "r"}}),
+      Code::kNotVoidable);
   ASSERT_EQ(Usage("2026-01-02T00:00:00Z", "5"), Code::kOk);
   std::string charge = last_id_;
   ASSERT_EQ(Post("o", "event_voided", {{"voided_event_id", charge}, {"reason", "r"}}), Code::kOk);
   std::string void_id = last_id_;
-  EXPECT_EQ(Post("o", "event_voided", {{"voided_event_id", charge}, {"reason", "r"}}), Code::kAlreadyVoided);
-  EXPECT_EQ(Post("o", "event_voided", {{"voided_event_id", void_id}, {"reason", "r"}}), Code::kNotVoidable);
+  EXPECT_EQ(Post("o", "event_voided", {{"voided_event_id", charge}, {"reason", "r"}}),
+            Code::kAlreadyVoided);
+  EXPECT_EQ(Post("o", "event_voided", {{"voided_event_id", void_id}, {"reason", "r"}}),
+            Code::kNotVoidable);
   ASSERT_EQ(Post("o", "billing_period_closed", {{"month", "2025-12"}}), Code::kOk);
   EXPECT_EQ(Post("o", "billing_period_closed", {{"month", "2025-12"}}), Code::kPeriodClosed);
   // Another org's event is unknown here.
   Org("q");
-  EXPECT_EQ(Post("q", "event_voided", {{"voided_event_id", charge}, {"reason", "r"}}), Code::kUnknownEvent);
+  EXPECT_EQ(Post("q", "event_voided", {{"voided_event_id", charge}, {"reason", "r"}}),
+            Code::kUnknownEvent);
 }
 
 TEST_F(BillingTest, ChargesFollowTheProviderMoveEffectiveAtUsageStart) {
   Org();
-  ASSERT_EQ(Usage("2026-01-10T00:00:00Z", "1"), Code::kOk);   // before the move: cc-a
-  ASSERT_EQ(Post("o", "provider_moved", {{"provider_id", "p1"}, {"workspace_id", "ws-b"}}, "2026-01-15T12:00:00Z"), Code::kOk);
-  ASSERT_EQ(Usage("2026-01-15T12:00:00Z", "10"), Code::kOk);  // at the move (inclusive): cc-b
-  ASSERT_EQ(Usage("2026-01-14T00:00:00Z", "100"), Code::kOk); // recorded later, used before: cc-a
-  ASSERT_EQ(Usage("2025-11-01T00:00:00Z", "1000"), Code::kOk); // before registration: first workspace
+  ASSERT_EQ(Usage("2026-01-10T00:00:00Z", "1"), Code::kOk);  // before the move: cc-a
+  ASSERT_EQ(Post("o", "provider_moved", {{"provider_id", "p1"}, {"workspace_id", "ws-b"}},
+                 "2026-01-15T12:00:00Z"),
+            Code::kOk);
+  ASSERT_EQ(Usage("2026-01-15T12:00:00Z", "10"), Code::kOk);   // at the move (inclusive): cc-b
+  ASSERT_EQ(Usage("2026-01-14T00:00:00Z", "100"), Code::kOk);  // recorded later, used before: cc-a
+  ASSERT_EQ(Usage("2025-11-01T00:00:00Z", "1000"),
+            Code::kOk);  // before registration: first workspace
   EXPECT_EQ(CostCenterBilled("cc-a", "2026-01"), "101.00");
   EXPECT_EQ(CostCenterBilled("cc-b", "2026-01"), "10.00");
   EXPECT_EQ(CostCenterBilled("cc-a", "2025-11"), "1000.00");
   // A move recorded later never re-attributes charges already in the ledger.
-  ASSERT_EQ(Post("o", "provider_moved", {{"provider_id", "p1"}, {"workspace_id", "ws-a"}}, "2026-01-01T00:00:00Z"), Code::kOk);
+  ASSERT_EQ(Post("o", "provider_moved", {{"provider_id", "p1"}, {"workspace_id", "ws-a"}},
+                 "2026-01-01T00:00:00Z"),
+            Code::kOk);
   EXPECT_EQ(CostCenterBilled("cc-b", "2026-01"), "10.00");
-  ASSERT_EQ(Usage("2026-01-16T00:00:00Z", "7"), Code::kOk);  // latest placement at or before: ws-b (Jan 15)
+  ASSERT_EQ(Usage("2026-01-16T00:00:00Z", "7"),
+            Code::kOk);  // latest placement at or before: ws-b (Jan 15)
   EXPECT_EQ(CostCenterBilled("cc-b", "2026-01"), "17.00");
 }
 
 TEST_F(BillingTest, ModeInEffectAtMonthEndDecidesTheInvoices) {
   Org();
   ASSERT_EQ(Usage("2026-01-10T00:00:00Z", "1.005"), Code::kOk);
-  ASSERT_EQ(Post("o", "support_charged", {{"month", "2026-01"}, {"amount", "2.004"}, {"description", "Support"}}), Code::kOk);
-  EXPECT_EQ(Invoices("2026-01"), (std::map<std::string, std::string>{{"2026-01-org", "3.01 draft BA"}}));
+  ASSERT_EQ(Post("o", "support_charged",
+                 {{"month", "2026-01"}, {"amount", "2.004"}, {"description", "Support"}}),
+            Code::kOk);
+  EXPECT_EQ(Invoices("2026-01"),
+            (std::map<std::string, std::string>{{"2026-01-org", "3.01 draft BA"}}));
   // Effective exactly when February starts: not before it, so January stays SINGLE.
-  ASSERT_EQ(Post("o", "invoicing_mode_changed", {{"mode", "PER_COST_CENTER"}}, "2026-02-01T00:00:00Z"), Code::kOk);
+  ASSERT_EQ(
+      Post("o", "invoicing_mode_changed", {{"mode", "PER_COST_CENTER"}}, "2026-02-01T00:00:00Z"),
+      Code::kOk);
   EXPECT_EQ(Invoices("2026-01").size(), 1u);
-  ASSERT_EQ(Post("o", "invoicing_mode_changed", {{"mode", "PER_COST_CENTER"}}, "2026-01-31T23:59:59Z"), Code::kOk);
+  ASSERT_EQ(
+      Post("o", "invoicing_mode_changed", {{"mode", "PER_COST_CENTER"}}, "2026-01-31T23:59:59Z"),
+      Code::kOk);
   // Each invoice rounds on its own: 1.005 -> 1.01 and 2.004 -> 2.00.
-  EXPECT_EQ(Invoices("2026-01"), (std::map<std::string, std::string>{{"2026-01-cc-a", "1.01 draft null"},
-                                                                   {"2026-01-org", "2.00 draft BA"}}));
+  EXPECT_EQ(Invoices("2026-01"),
+            (std::map<std::string, std::string>{{"2026-01-cc-a", "1.01 draft null"},
+                                                {"2026-01-org", "2.00 draft BA"}}));
   auto s = Snap();
   EXPECT_EQ(FormatNanos(MonthItems(*s.org, *s.view, *ParseMonth("2026-01", "m")).total, 2), "3.01");
-  ASSERT_EQ(Post("o", "billing_account_assigned", {{"cost_center_id", "cc-a"}, {"billing_account", "BA-A"}}), Code::kOk);
+  ASSERT_EQ(Post("o", "billing_account_assigned",
+                 {{"cost_center_id", "cc-a"}, {"billing_account", "BA-A"}}),
+            Code::kOk);
   EXPECT_EQ(Invoices("2026-01")["2026-01-cc-a"], "1.01 draft BA-A");
 }
 
@@ -196,24 +287,36 @@ TEST_F(BillingTest, UsageEndingOneNanosecondBeforeItStartsIsRejected) {
   Org();
   auto usage = [&](const std::string& start, const std::string& end) {
     return Post("o", "usage_recorded",
-                {{"provider_id", "p1"}, {"service", "EC2"}, {"sku", "k"}, {"resource_id", "r"}, {"region", "x"},
-                 {"quantity", "1"}, {"unit", "Hrs"}, {"amount", "1"}, {"usage_start", start}, {"usage_end", end}},
+                {{"provider_id", "p1"},
+                 {"service", "EC2"},
+                 {"sku", "k"},
+                 {"resource_id", "r"},
+                 {"region", "x"},
+                 {"quantity", "1"},
+                 {"unit", "Hrs"},
+                 {"amount", "1"},
+                 {"usage_start", start},
+                 {"usage_end", end}},
                 start);
   };
-  EXPECT_EQ(usage("2026-01-10T00:00:00.000000001Z", "2026-01-10T00:00:00Z"), Code::kInvalidArgument);
-  EXPECT_EQ(usage("2026-01-10T00:00:00.123456790Z", "2026-01-10T00:00:00.123456789Z"), Code::kInvalidArgument);
+  EXPECT_EQ(usage("2026-01-10T00:00:00.000000001Z", "2026-01-10T00:00:00Z"),
+            Code::kInvalidArgument);
+  EXPECT_EQ(usage("2026-01-10T00:00:00.123456790Z", "2026-01-10T00:00:00.123456789Z"),
+            Code::kInvalidArgument);
   EXPECT_EQ(usage("2026-01-10T00:00:00.123456789Z", "2026-01-10T00:00:00.123456789Z"), Code::kOk);
-  EXPECT_EQ(usage("2026-01-10T00:00:00.1234567890Z", "2026-01-10T00:00:01Z"), Code::kInvalidArgument);
+  EXPECT_EQ(usage("2026-01-10T00:00:00.1234567890Z", "2026-01-10T00:00:01Z"),
+            Code::kInvalidArgument);
 }
 
 TEST_F(BillingTest, UsageOneNanosecondBeforeAMoveStaysInTheOldWorkspace) {
   Org();
-  ASSERT_EQ(Post("o", "provider_moved", {{"provider_id", "p1"}, {"workspace_id", "ws-b"}}, "2026-01-15T12:00:00.000000500Z"),
+  ASSERT_EQ(Post("o", "provider_moved", {{"provider_id", "p1"}, {"workspace_id", "ws-b"}},
+                 "2026-01-15T12:00:00.000000500Z"),
             Code::kOk);
   // The placement's instant must survive the read model's encoding too.
   Reopen();
-  ASSERT_EQ(Usage("2026-01-15T12:00:00.000000499Z", "1"), Code::kOk);  // before the move: cc-a
-  ASSERT_EQ(Usage("2026-01-15T12:00:00.000000500Z", "10"), Code::kOk); // at the move: cc-b
+  ASSERT_EQ(Usage("2026-01-15T12:00:00.000000499Z", "1"), Code::kOk);   // before the move: cc-a
+  ASSERT_EQ(Usage("2026-01-15T12:00:00.000000500Z", "10"), Code::kOk);  // at the move: cc-b
   EXPECT_EQ(CostCenterBilled("cc-a", "2026-01"), "1.00");
   EXPECT_EQ(CostCenterBilled("cc-b", "2026-01"), "10.00");
   ASSERT_TRUE(billing_->Rebuild().ok());
@@ -227,38 +330,58 @@ TEST_F(BillingTest, ModeChangesNanosecondsApartRecordedInReverseOrderFollowOccur
   ASSERT_EQ(Support("2026-01", "2"), Code::kOk);
   // Recorded first, but it takes effect later: PER_COST_CENTER is the mode
   // in effect when January ends.
-  ASSERT_EQ(Post("o", "invoicing_mode_changed", {{"mode", "PER_COST_CENTER"}}, "2026-01-31T23:59:59.999999998Z"), Code::kOk);
-  ASSERT_EQ(Post("o", "invoicing_mode_changed", {{"mode", "SINGLE"}}, "2026-01-31T23:59:59.999999997Z"), Code::kOk);
+  ASSERT_EQ(Post("o", "invoicing_mode_changed", {{"mode", "PER_COST_CENTER"}},
+                 "2026-01-31T23:59:59.999999998Z"),
+            Code::kOk);
+  ASSERT_EQ(
+      Post("o", "invoicing_mode_changed", {{"mode", "SINGLE"}}, "2026-01-31T23:59:59.999999997Z"),
+      Code::kOk);
   const std::map<std::string, std::string> per_cost_center{{"2026-01-cc-a", "1.00 draft null"},
                                                            {"2026-01-org", "2.00 draft BA"}};
   EXPECT_EQ(Invoices("2026-01"), per_cost_center);
   Reopen();
   EXPECT_EQ(Invoices("2026-01"), per_cost_center);
   // Closing the month freezes the mode decided from those instants.
-  ASSERT_EQ(Post("o", "billing_period_closed", {{"month", "2026-01"}}, "2026-02-02T00:00:00Z"), Code::kOk);
-  EXPECT_EQ(Invoices("2026-01"), (std::map<std::string, std::string>{{"2026-01-cc-a", "1.00 final null"},
-                                                                    {"2026-01-org", "2.00 final BA"}}));
+  ASSERT_EQ(Post("o", "billing_period_closed", {{"month", "2026-01"}}, "2026-02-02T00:00:00Z"),
+            Code::kOk);
+  EXPECT_EQ(Invoices("2026-01"),
+            (std::map<std::string, std::string>{{"2026-01-cc-a", "1.00 final null"},
+                                                {"2026-01-org", "2.00 final BA"}}));
 }
 
 TEST_F(BillingTest, ClosedMonthsNeverChangeAndLateChargesBecomeAdjustments) {
   Org();
   ASSERT_EQ(Usage("2025-12-10T00:00:00Z", "10"), Code::kOk);
   std::string december_charge = last_id_;
-  ASSERT_EQ(Post("o", "billing_account_assigned", {{"cost_center_id", "cc-a"}, {"billing_account", "OLD"}}), Code::kOk);
-  ASSERT_EQ(Post("o", "invoicing_mode_changed", {{"mode", "PER_COST_CENTER"}}, "2025-12-01T00:00:00Z"), Code::kOk);
-  ASSERT_EQ(Post("o", "billing_period_closed", {{"month", "2025-12"}}, "2026-01-05T00:00:00Z"), Code::kOk);
-  ASSERT_EQ(Post("o", "billing_period_closed", {{"month", "2026-01"}}, "2026-02-05T00:00:00Z"), Code::kOk);
+  ASSERT_EQ(Post("o", "billing_account_assigned",
+                 {{"cost_center_id", "cc-a"}, {"billing_account", "OLD"}}),
+            Code::kOk);
+  ASSERT_EQ(
+      Post("o", "invoicing_mode_changed", {{"mode", "PER_COST_CENTER"}}, "2025-12-01T00:00:00Z"),
+      Code::kOk);
+  ASSERT_EQ(Post("o", "billing_period_closed", {{"month", "2025-12"}}, "2026-01-05T00:00:00Z"),
+            Code::kOk);
+  ASSERT_EQ(Post("o", "billing_period_closed", {{"month", "2026-01"}}, "2026-02-05T00:00:00Z"),
+            Code::kOk);
   auto before = Items("2025-12");
   ASSERT_EQ(Usage("2025-12-20T00:00:00Z", "3"), Code::kOk);  // late: lands in 2026-02
-  ASSERT_EQ(Post("o", "event_voided", {{"voided_event_id", december_charge}, {"reason", "r"}}), Code::kOk);
-  ASSERT_EQ(Post("o", "credit_applied", {{"month", "2025-12"}, {"amount", "1"}, {"description", "c"}}), Code::kOk);
-  ASSERT_EQ(Post("o", "billing_account_assigned", {{"cost_center_id", "cc-a"}, {"billing_account", "NEW"}}), Code::kOk);
-  ASSERT_EQ(Post("o", "invoicing_mode_changed", {{"mode", "SINGLE"}}, "2025-12-15T00:00:00Z"), Code::kOk);
+  ASSERT_EQ(Post("o", "event_voided", {{"voided_event_id", december_charge}, {"reason", "r"}}),
+            Code::kOk);
+  ASSERT_EQ(
+      Post("o", "credit_applied", {{"month", "2025-12"}, {"amount", "1"}, {"description", "c"}}),
+      Code::kOk);
+  ASSERT_EQ(Post("o", "billing_account_assigned",
+                 {{"cost_center_id", "cc-a"}, {"billing_account", "NEW"}}),
+            Code::kOk);
+  ASSERT_EQ(Post("o", "invoicing_mode_changed", {{"mode", "SINGLE"}}, "2025-12-15T00:00:00Z"),
+            Code::kOk);
   EXPECT_EQ(Items("2025-12"), before);
   // The closed month keeps its mode and account.
-  EXPECT_EQ(Invoices("2025-12"), (std::map<std::string, std::string>{{"2025-12-cc-a", "10.00 final OLD"}}));
+  EXPECT_EQ(Invoices("2025-12"),
+            (std::map<std::string, std::string>{{"2025-12-cc-a", "10.00 final OLD"}}));
   // All late postings for December form one adjustment item in February: 3 - 10 - 1.
-  EXPECT_EQ(Items("2026-02"), (std::map<std::string, std::string>{{"adjustment/2025-12", "-8.000000000"}}));
+  EXPECT_EQ(Items("2026-02"),
+            (std::map<std::string, std::string>{{"adjustment/2025-12", "-8.000000000"}}));
   auto s = Snap();
   auto history = UsageHistory(*s.org, *s.view, MonthRange{*ParseMonth("2026-02", "m"), 3});
   EXPECT_EQ(FormatNanos(history[0].adjustments), "-8.000000000");
@@ -291,8 +414,9 @@ class FailingTableReads : public rocksdb::FileSystemWrapper {
    public:
     File(std::unique_ptr<rocksdb::FSRandomAccessFile>&& f, FailingTableReads* fs)
         : FSRandomAccessFileOwnerWrapper(std::move(f)), fs_(fs) {}
-    rocksdb::IOStatus Read(uint64_t offset, size_t n, const rocksdb::IOOptions& o, rocksdb::Slice* result,
-                           char* scratch, rocksdb::IODebugContext* d) const override {
+    rocksdb::IOStatus Read(uint64_t offset, size_t n, const rocksdb::IOOptions& o,
+                           rocksdb::Slice* result, char* scratch,
+                           rocksdb::IODebugContext* d) const override {
       if (fs_->failing_) {
         fs_->injected_++;
         return rocksdb::IOStatus::IOError("injected: read failed");
@@ -303,7 +427,8 @@ class FailingTableReads : public rocksdb::FileSystemWrapper {
                                 rocksdb::IODebugContext* d) override {
       if (fs_->failing_) {
         fs_->injected_++;
-        for (size_t i = 0; i < n; ++i) reqs[i].status = rocksdb::IOStatus::IOError("injected: read failed");
+        for (size_t i = 0; i < n; ++i)
+          reqs[i].status = rocksdb::IOStatus::IOError("injected: read failed");
         return rocksdb::IOStatus::IOError("injected: read failed");
       }
       return target()->MultiRead(reqs, n, o, d);
@@ -342,7 +467,9 @@ TEST_F(BillingTest, AFailedReadModelReadIsUnavailableNotAnAnswer) {
     EXPECT_EQ(s.view->status().code(), Code::kUnavailable) << s.view->status().ToString();
   }
   // Voiding it again needs its voided marker, which is in a table file.
-  Json again{{"event_id", "o:void-again"}, {"org_id", "o"}, {"occurred_at", "2026-01-12T00:00:00Z"},
+  Json again{{"event_id", "o:void-again"},
+             {"org_id", "o"},
+             {"occurred_at", "2026-01-12T00:00:00Z"},
              {"event_voided", {{"voided_event_id", charge}, {"reason", "r"}}}};
   ledger::AppendRequest req;
   req.entries.push_back(ledger::PrepareEntry(again.dump(), ledger::Source()));
@@ -377,7 +504,8 @@ class FailingTableWrites : public rocksdb::FileSystemWrapper {
   rocksdb::IOStatus NewWritableFile(const std::string& f, const rocksdb::FileOptions& o,
                                     std::unique_ptr<rocksdb::FSWritableFile>* r,
                                     rocksdb::IODebugContext* d) override {
-    if (failing_ && f.ends_with(".sst")) return rocksdb::IOStatus::IOError("injected: table write failed");
+    if (failing_ && f.ends_with(".sst"))
+      return rocksdb::IOStatus::IOError("injected: table write failed");
     return target()->NewWritableFile(f, o, r, d);
   }
 
@@ -416,10 +544,11 @@ TEST_F(BillingTest, AnUndecodableAggregateIsCorruptionNotAnAnswer) {
   Org();
   ASSERT_EQ(Usage("2026-01-10T00:00:00Z", "12.5"), Code::kOk);
   Month jan = *ParseMonth("2026-01", "m");
-  ASSERT_TRUE(billing_->ledger()
-                  .db()
-                  ->Put(rocksdb::WriteOptions(), keys::CategoryKey("o", jan.index, keys::kUsage), "garbage")
-                  .ok());
+  ASSERT_TRUE(
+      billing_->ledger()
+          .db()
+          ->Put(rocksdb::WriteOptions(), keys::CategoryKey("o", jan.index, keys::kUsage), "garbage")
+          .ok());
   OrgSnapshot s = Snap();
   auto history = UsageHistory(*s.org, *s.view, MonthRange{jan, 1});
   EXPECT_EQ(s.view->status().code(), Code::kCorruption) << s.view->status().ToString();
@@ -458,7 +587,9 @@ TEST_F(BillingTest, VoidInAnOpenMonthNetsIntoTheOriginalItemAndPath) {
 
 TEST_F(BillingTest, JapaneseYenRoundsToWholeUnits) {
   Org("jp", "JPY");
-  ASSERT_EQ(Post("jp", "support_charged", {{"month", "2026-01"}, {"amount", "2.5"}, {"description", "s"}}), Code::kOk);
+  ASSERT_EQ(Post("jp", "support_charged",
+                 {{"month", "2026-01"}, {"amount", "2.5"}, {"description", "s"}}),
+            Code::kOk);
   auto s = Snap(std::nullopt, "jp");
   auto rows = Dashboard(*s.org, *s.view, MonthRange{*ParseMonth("2026-01", "m"), 1}, std::nullopt);
   EXPECT_EQ(FormatNanos((*rows)[0].billed, 0), "3");
@@ -488,7 +619,11 @@ TEST_F(BillingTest, AsOfAnswersAsTheLedgerStoodAndRebuildChangesNothing) {
 TEST_F(BillingTest, RejectedEventsCanBeRedrivenOnceTheStructureArrives) {
   Org();
   ASSERT_EQ(Post("o", "cost_center_created", {{"cost_center_id", "x"}, {"name", "n"}}), Code::kOk);
-  ASSERT_EQ(Post("o", "support_charged", {{"month", "2026-01"}, {"amount", "5"}, {"description", "d"}, {"cost_center_id", "late-cc"}}),
+  ASSERT_EQ(Post("o", "support_charged",
+                 {{"month", "2026-01"},
+                  {"amount", "5"},
+                  {"description", "d"},
+                  {"cost_center_id", "late-cc"}}),
             Code::kUnknownCostCenter);
   auto rejected = billing_->ledger().ListRejected(0, 0);
   ASSERT_TRUE(rejected.ok());
@@ -496,7 +631,8 @@ TEST_F(BillingTest, RejectedEventsCanBeRedrivenOnceTheStructureArrives) {
   auto again = billing_->Retry(rejected->front().id());
   ASSERT_TRUE(again.ok());
   EXPECT_EQ(again->outcomes[0].code, Code::kUnknownCostCenter);
-  ASSERT_EQ(Post("o", "cost_center_created", {{"cost_center_id", "late-cc"}, {"name", "n"}}), Code::kOk);
+  ASSERT_EQ(Post("o", "cost_center_created", {{"cost_center_id", "late-cc"}, {"name", "n"}}),
+            Code::kOk);
   auto ok = billing_->Retry(rejected->front().id());
   ASSERT_TRUE(ok.ok());
   EXPECT_EQ(ok->outcomes[0].kind, ledger::Outcome::Kind::kAccepted);
@@ -510,21 +646,28 @@ TEST_F(BillingTest, AsOfReplayKeepsOnlyWhatTheAnswerReads) {
   Org();
   for (int i = 0; i < 30; ++i) {
     std::string day = std::to_string(10 + i % 15);
-    ASSERT_EQ(Usage("2026-01-" + day + "T00:00:00Z", std::to_string(i + 1) + ".25", "svc" + std::to_string(i % 3),
-                    "Hrs", "r" + std::to_string(i)), Code::kOk);
+    ASSERT_EQ(Usage("2026-01-" + day + "T00:00:00Z", std::to_string(i + 1) + ".25",
+                    "svc" + std::to_string(i % 3), "Hrs", "r" + std::to_string(i)),
+              Code::kOk);
     ASSERT_EQ(Usage("2026-02-" + day + "T00:00:00Z", "0.5", "svc" + std::to_string(i % 4), "Hrs",
-                    "q" + std::to_string(i)), Code::kOk);
+                    "q" + std::to_string(i)),
+              Code::kOk);
   }
   uint64_t as_of = billing_->ledger().head().sequence.value;
   ASSERT_EQ(Usage("2026-02-20T00:00:00Z", "100"), Code::kOk);  // after as_of: must not show
   Month jan = *ParseMonth("2026-01", "m");
   Month feb = *ParseMonth("2026-02", "m");
-  auto stored = [](const OrgSnapshot& s) { return dynamic_cast<const MemoryStore&>(*s.view).size(); };
+  auto stored = [](const OrgSnapshot& s) {
+    return dynamic_cast<const MemoryStore&>(*s.view).size();
+  };
 
   OrgSnapshot full = Snap(as_of);
-  auto dashboard = billing_->Snapshot("o", ledger::Sequence{as_of}, ReplayScope{.kinds = "B", .month = std::nullopt});
-  auto history = billing_->Snapshot("o", ledger::Sequence{as_of}, ReplayScope{.kinds = "BC", .month = std::nullopt});
-  auto items = billing_->Snapshot("o", ledger::Sequence{as_of}, ReplayScope{.kinds = "ID", .month = jan});
+  auto dashboard = billing_->Snapshot("o", ledger::Sequence{as_of},
+                                      ReplayScope{.kinds = "B", .month = std::nullopt});
+  auto history = billing_->Snapshot("o", ledger::Sequence{as_of},
+                                    ReplayScope{.kinds = "BC", .month = std::nullopt});
+  auto items =
+      billing_->Snapshot("o", ledger::Sequence{as_of}, ReplayScope{.kinds = "ID", .month = jan});
   ASSERT_TRUE(dashboard.ok() && history.ok() && items.ok());
   // The drill-down (4 levels of 30 resources a month) is most of a full replay.
   EXPECT_LT(stored(*dashboard) * 10, stored(full));
@@ -589,7 +732,8 @@ TEST_F(BillingTest, GoldenExampleOutcomes) {
   auto rows = Dashboard(*s.org, *s.view, MonthRange{s.org->LatestMonth(), 6}, std::nullopt);
   std::vector<std::string> billed;
   for (const auto& r : *rows) billed.push_back(FormatNanos(r.billed, 2));
-  EXPECT_EQ(billed, (std::vector<std::string>{"0.00", "0.00", "34.29", "304.42", "108.58", "64.93"}));
+  EXPECT_EQ(billed,
+            (std::vector<std::string>{"0.00", "0.00", "34.29", "304.42", "108.58", "64.93"}));
 }
 
 }  // namespace

@@ -6,9 +6,8 @@
 
 #include <gtest/gtest.h>
 
-#include <sstream>
-
 #include <nlohmann/json.hpp>
+#include <sstream>
 
 #include "ops/csv_reader.h"
 #include "tests/testing/files.h"

@@ -17,7 +17,8 @@ OrgState TwoWorkspaces() {
   org.cost_centers["cc-b"] = CostCenterInfo{"B", std::nullopt};
   org.workspaces["ws-a"] = "cc-a";
   org.workspaces["ws-b"] = "cc-b";
-  org.providers["p1"] = ProviderInfo{"P", "aws",
+  org.providers["p1"] = ProviderInfo{"P",
+                                     "aws",
                                      {Placement{At("2026-01-01T00:00:00Z"), 5, "ws-a"},
                                       Placement{At("2026-02-01T00:00:00Z"), 9, "ws-b"}}};
   return org;
@@ -25,10 +26,13 @@ OrgState TwoWorkspaces() {
 
 TEST(OrgState, CostCenterFollowsTheStructureKnownWhenCharged) {
   OrgState org = TwoWorkspaces();
-  EXPECT_EQ(org.CostCenterOf("p1", At("2026-01-15T00:00:00Z"), ledger::Sequence{100}).value(), "cc-a");
-  EXPECT_EQ(org.CostCenterOf("p1", At("2026-02-15T00:00:00Z"), ledger::Sequence{100}).value(), "cc-b");
+  EXPECT_EQ(org.CostCenterOf("p1", At("2026-01-15T00:00:00Z"), ledger::Sequence{100}).value(),
+            "cc-a");
+  EXPECT_EQ(org.CostCenterOf("p1", At("2026-02-15T00:00:00Z"), ledger::Sequence{100}).value(),
+            "cc-b");
   // The move (sequence 9) was not yet known to a charge recorded as sequence 9.
-  EXPECT_EQ(org.CostCenterOf("p1", At("2026-02-15T00:00:00Z"), ledger::Sequence{9}).value(), "cc-a");
+  EXPECT_EQ(org.CostCenterOf("p1", At("2026-02-15T00:00:00Z"), ledger::Sequence{9}).value(),
+            "cc-a");
 }
 
 TEST(OrgState, AnUnknownProviderIsARejectionNotAnException) {
@@ -45,7 +49,9 @@ TEST(OrgState, AProviderInAWorkspaceTheStateLacksIsCorruptionNotAnException) {
   ASSERT_FALSE(cc.ok());
   EXPECT_EQ(cc.status().code(), Code::kCorruption) << cc.status().ToString();
   org.providers["p1"].placements.clear();
-  EXPECT_EQ(org.CostCenterOf("p1", At("2026-02-15T00:00:00Z"), ledger::Sequence{100}).status().code(), Code::kCorruption);
+  EXPECT_EQ(
+      org.CostCenterOf("p1", At("2026-02-15T00:00:00Z"), ledger::Sequence{100}).status().code(),
+      Code::kCorruption);
 }
 
 }  // namespace

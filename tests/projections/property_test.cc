@@ -1,15 +1,15 @@
 // Randomized histories (seeded, seed printed; times given nanosecond
 // fractions) checked three ways: against an independent, deliberately naive
 // model of the SPEC's billing rules written here; incremental answers == a
-// full rebuild == a per-org replay; and `as_of` answers == what the model said at that point of the stream.
+// full rebuild == a per-org replay; and `as_of` answers == what the model said at that point of the
+// stream.
 #include <gtest/gtest.h>
 
 #include <map>
+#include <nlohmann/json.hpp>
 #include <random>
 #include <regex>
 #include <set>
-
-#include <nlohmann/json.hpp>
 
 #include "ledger/prepare.h"
 #include "ops/generator.h"
@@ -44,7 +44,9 @@ int64_t Nanos(const std::string& t) {
   return static_cast<int64_t>(timegm(&tm)) * 1'000'000'000 + nanos;
 }
 
-int MonthIdx(const std::string& t) { return std::stoi(t.substr(0, 4)) * 12 + std::stoi(t.substr(5, 2)) - 1; }
+int MonthIdx(const std::string& t) {
+  return std::stoi(t.substr(0, 4)) * 12 + std::stoi(t.substr(5, 2)) - 1;
+}
 
 uint64_t Hash(uint64_t seed, const std::string& a, const std::string& b) {
   return std::hash<std::string>{}(std::to_string(seed) + "/" + a + "/" + b);
@@ -59,25 +61,29 @@ uint64_t Hash(uint64_t seed, const std::string& a, const std::string& b) {
 // original) stay duplicates and a usage's equal start and end stay equal. One
 // time in four keeps its whole second, so ties at the same instant still occur.
 std::vector<std::string> WithNanoseconds(const std::vector<std::string>& lines, uint64_t seed) {
-  std::map<std::pair<std::string, std::string>, std::vector<std::string>> moves;  // (org, provider) -> times
+  std::map<std::pair<std::string, std::string>, std::vector<std::string>>
+      moves;  // (org, provider) -> times
   static const std::regex kTime(R"re("(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d)Z")re");
   std::vector<std::string> out;
   for (std::string line : lines) {
     Json e = Json::parse(line, nullptr, false);
-    if (e.is_discarded() || !e.is_object() || !e.contains("event_id") || !e["event_id"].is_string()) {
+    if (e.is_discarded() || !e.is_object() || !e.contains("event_id") ||
+        !e["event_id"].is_string()) {
       out.push_back(line);
       continue;
     }
     const std::string id = e["event_id"];
     const std::string org = e.value("org_id", "");
-    if (e.contains("provider_moved") && e["provider_moved"].is_object() && e["occurred_at"].is_string()) {
+    if (e.contains("provider_moved") && e["provider_moved"].is_object() &&
+        e["occurred_at"].is_string()) {
       moves[{org, e["provider_moved"].value("provider_id", "")}].push_back(e["occurred_at"]);
     }
     if (e.contains("usage_recorded") && e["usage_recorded"].is_object()) {
       const Json& u = e["usage_recorded"];
       auto it = moves.find({org, u.value("provider_id", "")});
       uint64_t h = Hash(seed, id, "move");
-      if (it != moves.end() && h % 2 == 0 && u["usage_start"].is_string() && u["usage_end"].is_string()) {
+      if (it != moves.end() && h % 2 == 0 && u["usage_start"].is_string() &&
+          u["usage_end"].is_string()) {
         const std::string start = u["usage_start"], end = u["usage_end"];
         const std::string& move = it->second[h / 2 % it->second.size()];
         size_t at = line.find("\"usage_start\":\"" + start + "\"");
@@ -172,7 +178,8 @@ struct Model {
     for (auto& [k, v] : p.items()) {
       if (!v.is_string()) return "invalid_argument";
     }
-    if (kind == "usage_recorded" && Nanos(p["usage_end"]) < Nanos(p["usage_start"])) return "invalid_argument";
+    if (kind == "usage_recorded" && Nanos(p["usage_end"]) < Nanos(p["usage_start"]))
+      return "invalid_argument";
     if (auto it = ids.find(id); it != ids.end()) return it->second == e ? "duplicate" : "conflict";
     std::string org_id = e["org_id"];
     if (kind == "organization_created") {
@@ -231,7 +238,8 @@ struct Model {
         c.label = p["service"];
         c.amount = Dec(p["amount"]);
       } else {
-        if (p.contains("cost_center_id") && !o.ccs.count(p["cost_center_id"])) return "unknown_cost_center";
+        if (p.contains("cost_center_id") && !o.ccs.count(p["cost_center_id"]))
+          return "unknown_cost_center";
         c.bucket = p.value("cost_center_id", "");
         c.month = MonthIdx(p["month"]);
         c.category = kind == "support_charged" ? "support" : "credit";
@@ -256,7 +264,8 @@ struct Model {
     return Accept(id, e);
   }
   // A posting for month m lands there if open, else as an adjustment.
-  void Post(OrgM& o, int m, const std::string& bucket, const std::string& cat, const std::string& label, __int128 amount) {
+  void Post(OrgM& o, int m, const std::string& bucket, const std::string& cat,
+            const std::string& label, __int128 amount) {
     if (Closed(o, m)) {
       char buf[16];
       std::snprintf(buf, sizeof(buf), "%04d-%02d", m / 12, m % 12 + 1);
@@ -297,7 +306,8 @@ struct Model {
       for (auto& [b, v] : buckets) sum += v;
       out[std::string(buf) + "-org"] = Round(sum, o.digits);
     } else {
-      for (auto& [b, v] : buckets) out[std::string(buf) + "-" + (b.empty() ? "org" : b)] = Round(v, o.digits);
+      for (auto& [b, v] : buckets)
+        out[std::string(buf) + "-" + (b.empty() ? "org" : b)] = Round(v, o.digits);
     }
     return out;
   }
@@ -314,13 +324,15 @@ struct Model {
 
 std::map<std::string, __int128> ServiceInvoices(const OrgSnapshot& s, int m) {
   std::map<std::string, __int128> out;
-  for (const auto& inv : Invoices(*s.org, *s.view, Month{m}).invoices) out[inv.invoice_id] = inv.total;
+  for (const auto& inv : Invoices(*s.org, *s.view, Month{m}).invoices)
+    out[inv.invoice_id] = inv.total;
   return out;
 }
 
 std::map<std::string, __int128> ServiceItems(const OrgSnapshot& s, int m) {
   std::map<std::string, __int128> out;
-  for (const auto& it : MonthItems(*s.org, *s.view, Month{m}).items) out[it.category + "/" + it.label] = it.amount;
+  for (const auto& it : MonthItems(*s.org, *s.view, Month{m}).items)
+    out[it.category + "/" + it.label] = it.amount;
   return out;
 }
 
@@ -346,10 +358,11 @@ std::string Everything(const OrgSnapshot& s, int first, int last) {
       }
     }
     for (const auto& inv : Invoices(*s.org, *s.view, Month{m}).invoices) {
-      out += " inv " + inv.invoice_id + " " + SumToString(inv.total) + " " + inv.billing_account.value_or("null") +
-             (inv.final ? " final\n" : " draft\n");
+      out += " inv " + inv.invoice_id + " " + SumToString(inv.total) + " " +
+             inv.billing_account.value_or("null") + (inv.final ? " final\n" : " draft\n");
       auto full = GetInvoice(*s.org, *s.view, inv.invoice_id);
-      for (const auto& l : full->lines) out += "  " + l.category + " " + l.description + " " + SumToString(l.amount) + "\n";
+      for (const auto& l : full->lines)
+        out += "  " + l.category + " " + l.description + " " + SumToString(l.amount) + "\n";
     }
   }
   return out;
@@ -401,17 +414,20 @@ TEST_P(PropertyTest, ServiceAgreesWithTheModelAndWithItsOwnReplays) {
     ASSERT_TRUE(r.status.ok());
     for (size_t k = 0; k < n; ++k) {
       const auto& out = r.outcomes[k];
-      std::string got = out.kind == ledger::Outcome::Kind::kAccepted    ? "accepted"
-                        : out.kind == ledger::Outcome::Kind::kDuplicate ? "duplicate"
-                                                                       : std::string(CodeName(out.code));
-      ASSERT_EQ(got, expected[k]) << "line " << i + k << ": " << lines[i + k] << "\n" << out.message;
+      std::string got = out.kind == ledger::Outcome::Kind::kAccepted ? "accepted"
+                        : out.kind == ledger::Outcome::Kind::kDuplicate
+                            ? "duplicate"
+                            : std::string(CodeName(out.code));
+      ASSERT_EQ(got, expected[k]) << "line " << i + k << ": " << lines[i + k] << "\n"
+                                  << out.message;
     }
     i += n;
     ASSERT_EQ(r.last_sequence.value, model.seq);
     if (rng() % 8 == 0) {
       Checkpoint c{model.seq, {}};
       for (const auto& [org, m] : model.orgs) {
-        for (int month = first; month <= last; ++month) c.invoices[org][month] = model.Invoices(org, month);
+        for (int month = first; month <= last; ++month)
+          c.invoices[org][month] = model.Invoices(org, month);
       }
       checkpoints.push_back(std::move(c));
     }
@@ -422,15 +438,18 @@ TEST_P(PropertyTest, ServiceAgreesWithTheModelAndWithItsOwnReplays) {
     auto s = (*billing)->Snapshot(org, std::nullopt);
     ASSERT_TRUE(s.ok());
     for (int month = first; month <= last; ++month) {
-      EXPECT_EQ(ServiceInvoices(*s, month), model.Invoices(org, month)) << org << " " << FormatMonth(Month{month});
-      EXPECT_EQ(ServiceItems(*s, month), model.Items(org, month)) << org << " " << FormatMonth(Month{month});
+      EXPECT_EQ(ServiceInvoices(*s, month), model.Invoices(org, month))
+          << org << " " << FormatMonth(Month{month});
+      EXPECT_EQ(ServiceItems(*s, month), model.Items(org, month))
+          << org << " " << FormatMonth(Month{month});
     }
     live[org] = Everything(*s, first, last);
     // A per-org replay into memory gives the same answers, byte for byte.
     MemoryStore store;
     auto replayed = ReplayOrg((*billing)->ledger(), org, ledger::kSequenceMax, &store);
     ASSERT_TRUE(replayed.ok());
-    OrgSnapshot rs{std::make_shared<const OrgState>(*replayed), std::shared_ptr<const View>(&store, [](const View*) {})};
+    OrgSnapshot rs{std::make_shared<const OrgState>(*replayed),
+                   std::shared_ptr<const View>(&store, [](const View*) {})};
     EXPECT_EQ(Everything(rs, first, last), live[org]) << org;
   }
   for (const Checkpoint& c : checkpoints) {

@@ -9,7 +9,6 @@
 
 #include <atomic>
 #include <filesystem>
-
 #include <nlohmann/json.hpp>
 
 #include "ledger/prepare.h"
@@ -60,15 +59,17 @@ class NthTableReadFails : public rocksdb::FileSystemWrapper {
    public:
     File(std::unique_ptr<rocksdb::FSRandomAccessFile>&& f, NthTableReadFails* fs)
         : FSRandomAccessFileOwnerWrapper(std::move(f)), fs_(fs) {}
-    rocksdb::IOStatus Read(uint64_t offset, size_t n, const rocksdb::IOOptions& o, rocksdb::Slice* result,
-                           char* scratch, rocksdb::IODebugContext* d) const override {
+    rocksdb::IOStatus Read(uint64_t offset, size_t n, const rocksdb::IOOptions& o,
+                           rocksdb::Slice* result, char* scratch,
+                           rocksdb::IODebugContext* d) const override {
       if (fs_->FailThisRead()) return rocksdb::IOStatus::IOError("injected: read failed");
       return target()->Read(offset, n, o, result, scratch, d);
     }
     rocksdb::IOStatus MultiRead(rocksdb::FSReadRequest* reqs, size_t n, const rocksdb::IOOptions& o,
                                 rocksdb::IODebugContext* d) override {
       if (fs_->FailThisRead()) {
-        for (size_t i = 0; i < n; ++i) reqs[i].status = rocksdb::IOStatus::IOError("injected: read failed");
+        for (size_t i = 0; i < n; ++i)
+          reqs[i].status = rocksdb::IOStatus::IOError("injected: read failed");
         return rocksdb::IOStatus::IOError("injected: read failed");
       }
       return target()->MultiRead(reqs, n, o, d);
@@ -102,7 +103,8 @@ class ReplayFault : public ::testing::Test {
     req.entries.push_back(ledger::PrepareEntry(e.dump(), ledger::Source()));
     auto r = b.Submit(std::move(req));
     ASSERT_TRUE(r.status.ok()) << r.status.ToString();
-    ASSERT_NE(r.outcomes[0].kind, ledger::Outcome::Kind::kRejected) << id << ": " << r.outcomes[0].message;
+    ASSERT_NE(r.outcomes[0].kind, ledger::Outcome::Kind::kRejected)
+        << id << ": " << r.outcomes[0].message;
   }
 
   // An org with enough usage that its records, its event-id index and its
@@ -112,25 +114,35 @@ class ReplayFault : public ::testing::Test {
     auto opened = Open(dir);
     ASSERT_TRUE(opened.ok()) << opened.status().ToString();
     Billing& b = **opened;
-    Post(b, "org", "organization_created", {{"name", "O"}, {"currency", "USD"}, {"billing_account", "BA"}},
+    Post(b, "org", "organization_created",
+         {{"name", "O"}, {"currency", "USD"}, {"billing_account", "BA"}}, "2025-11-01T00:00:00Z");
+    Post(b, "cc", "cost_center_created", {{"cost_center_id", "cc-a"}, {"name", "A"}},
          "2025-11-01T00:00:00Z");
-    Post(b, "cc", "cost_center_created", {{"cost_center_id", "cc-a"}, {"name", "A"}}, "2025-11-01T00:00:00Z");
-    Post(b, "ws", "workspace_created", {{"workspace_id", "ws-a"}, {"cost_center_id", "cc-a"}, {"name", "A"}},
+    Post(b, "ws", "workspace_created",
+         {{"workspace_id", "ws-a"}, {"cost_center_id", "cc-a"}, {"name", "A"}},
          "2025-11-01T00:00:00Z");
     Post(b, "prov", "provider_registered",
-         {{"provider_id", "p1"}, {"workspace_id", "ws-a"}, {"name", "P"}, {"kind", "aws"}}, "2025-11-01T00:00:00Z");
+         {{"provider_id", "p1"}, {"workspace_id", "ws-a"}, {"name", "P"}, {"kind", "aws"}},
+         "2025-11-01T00:00:00Z");
     for (int i = 0; i < 300; ++i) {
       Post(b, "u" + std::to_string(i), "usage_recorded",
-           {{"provider_id", "p1"}, {"service", "EC2"}, {"sku", "sku-" + std::to_string(i % 7)},
-            {"resource_id", "i-" + std::to_string(i)}, {"region", "eu-west-1"}, {"quantity", "1"},
-            {"unit", "Hrs"}, {"amount", "1.25"}, {"usage_start", "2026-01-10T00:00:00Z"},
+           {{"provider_id", "p1"},
+            {"service", "EC2"},
+            {"sku", "sku-" + std::to_string(i % 7)},
+            {"resource_id", "i-" + std::to_string(i)},
+            {"region", "eu-west-1"},
+            {"quantity", "1"},
+            {"unit", "Hrs"},
+            {"amount", "1.25"},
+            {"usage_start", "2026-01-10T00:00:00Z"},
             {"usage_end", "2026-01-10T01:00:00Z"}});
     }
     for (int i = 0; i < 3; ++i) {
       Post(b, "v" + std::to_string(i), "event_voided",
            {{"voided_event_id", "u" + std::to_string(i)}, {"reason", "duplicate charge"}});
     }
-    Post(b, "last", "support_charged", {{"month", "2026-01"}, {"amount", "5"}, {"description", "desk"}});
+    Post(b, "last", "support_charged",
+         {{"month", "2026-01"}, {"amount", "5"}, {"description", "desk"}});
     rocksdb::DB* db = b.ledger().db();
     if (drop_read_models) {
       ASSERT_TRUE(db->Delete(rocksdb::WriteOptions(), keys::kMetaVersion).ok());

@@ -28,7 +28,8 @@ using billing::testing::TempDir;
 struct Recorded : rocksdb::WriteBatch::Handler {
   std::vector<std::pair<std::string, std::string>> merges;
   std::map<std::string, std::string> puts;
-  rocksdb::Status MergeCF(uint32_t, const rocksdb::Slice& key, const rocksdb::Slice& value) override {
+  rocksdb::Status MergeCF(uint32_t, const rocksdb::Slice& key,
+                          const rocksdb::Slice& value) override {
     merges.emplace_back(key.ToString(), value.ToString());
     return rocksdb::Status::OK();
   }
@@ -71,7 +72,8 @@ TEST(CombiningSinkTest, AddsUpEachKeyAndFlushesOneOperandPerKeyInOrder) {
       const std::string& key = keys[rng() % keys.size()];
       Sum amount = static_cast<Sum>(rng() % 2000000) - 1000000;
       std::string unit = units[rng() % 3];
-      Agg delta = unit.empty() ? AmountAgg(amount) : UsageAgg(amount, static_cast<Sum>(rng() % 1000), unit);
+      Agg delta =
+          unit.empty() ? AmountAgg(amount) : UsageAgg(amount, static_cast<Sum>(rng() % 1000), unit);
       sink.Merge(key, delta);
       want.Merge(key, delta);
     }
@@ -83,7 +85,8 @@ TEST(CombiningSinkTest, AddsUpEachKeyAndFlushesOneOperandPerKeyInOrder) {
     Recorded recorded;
     ASSERT_TRUE(batch.Iterate(&recorded).ok());
     for (size_t i = 1; i < recorded.merges.size(); ++i) {
-      ASSERT_LT(recorded.merges[i - 1].first, recorded.merges[i].first) << "merges out of order or repeated";
+      ASSERT_LT(recorded.merges[i - 1].first, recorded.merges[i].first)
+          << "merges out of order or repeated";
     }
     for (const auto& [key, value] : recorded.merges) flushed[key].Add(Decoded(value));
     for (const auto& [key, value] : recorded.puts) EXPECT_EQ(value, *want.Get(key));
@@ -110,8 +113,9 @@ TEST(PostingLogTest, ReplaysEveryWriteInOrder) {
   PostingLog log;
   MemoryStore direct;
   for (int i = 0; i < 5000; ++i) {
-    std::string key = (i % 7 == 0) ? "ps" + std::to_string(rng() % 5)
-                                   : "pa" + std::string(rng() % 300, 'k') + std::to_string(rng() % 50);
+    std::string key = (i % 7 == 0)
+                          ? "ps" + std::to_string(rng() % 5)
+                          : "pa" + std::string(rng() % 300, 'k') + std::to_string(rng() % 50);
     if (key.starts_with("ps")) {
       std::string value = "state " + std::to_string(i);
       log.Put(key, value);
@@ -162,8 +166,9 @@ TEST(AggMergeOperatorTest, SumsOperandsAcrossMemtablesFlushesAndCompactions) {
     rocksdb::WriteBatch batch;
     for (int i = 0; i < 200; ++i) {
       std::string key = "k" + std::to_string(rng() % 20);
-      Agg delta = (rng() % 4 == 0) ? UsageAgg(static_cast<Sum>(rng() % 1000), 3, round == 3 ? "TB" : "GB")
-                                   : AmountAgg(static_cast<Sum>(rng() % 1000000) - 500000);
+      Agg delta = (rng() % 4 == 0)
+                      ? UsageAgg(static_cast<Sum>(rng() % 1000), 3, round == 3 ? "TB" : "GB")
+                      : AmountAgg(static_cast<Sum>(rng() % 1000000) - 500000);
       want[key].Add(delta);
       batch.Merge(key, EncodeAgg(delta));
     }

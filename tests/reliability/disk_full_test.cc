@@ -102,8 +102,10 @@ TEST(DiskFull, IngestAnswers503LogsWhyAndRecoversOnceSpaceReturns) {
   auto ledgerd = std::make_unique<Ledgerd>(options);
   ASSERT_TRUE(ledgerd->started());
   const uint16_t port = ledgerd->port();
-  ASSERT_EQ(Http(port, "POST", "/v1/events", kafka_testing::StructureNdjson(org), "application/x-ndjson").status,
-            200);
+  ASSERT_EQ(
+      Http(port, "POST", "/v1/events", kafka_testing::StructureNdjson(org), "application/x-ndjson")
+          .status,
+      200);
   auto usage = [&](int from, int n) {
     std::string body;
     for (int i = from; i < from + n; ++i) body += kafka_testing::Usage(org, i, "1.25") + "\n";
@@ -188,8 +190,8 @@ TEST(DiskFull, IngestAnswers503LogsWhyAndRecoversOnceSpaceReturns) {
   EXPECT_EQ(verify["events"], acked);
   // Every usage event is worth 1.25, so the month is 1.25 times their number.
   const int64_t usage_events = acked - 4;
-  auto month = Json::parse(again.Get("/v1/orgs/" + org + "/usage-history/2026-01").body,
-                           nullptr, false);
+  auto month =
+      Json::parse(again.Get("/v1/orgs/" + org + "/usage-history/2026-01").body, nullptr, false);
   char want[32];
   std::snprintf(want, sizeof(want), "%lld.%02lld", static_cast<long long>(usage_events * 125 / 100),
                 static_cast<long long>(usage_events * 125 % 100));

@@ -91,8 +91,10 @@ TEST(HostileClients, OthersAreServedPromptlyAndSlowClientsAreCut) {
   ASSERT_TRUE(ledgerd.started());
   const uint16_t port = ledgerd.port();
   const std::string org = "calm";
-  ASSERT_EQ(Http(port, "POST", "/v1/events", kafka_testing::StructureNdjson(org), "application/x-ndjson").status,
-            200);
+  ASSERT_EQ(
+      Http(port, "POST", "/v1/events", kafka_testing::StructureNdjson(org), "application/x-ndjson")
+          .status,
+      200);
   for (int from = 1; from <= kLedgerEvents; from += 1000) {
     std::string body;
     for (int i = from; i < from + 1000; ++i) body += kafka_testing::Usage(org, i, "0.01") + "\n";
@@ -223,7 +225,6 @@ TEST(HostileClients, OthersAreServedPromptlyAndSlowClientsAreCut) {
   EXPECT_EQ(ledgerd.Stop(), 0);
 }
 
-
 // How far ledgerd's peak resident memory may rise during an upload flood:
 // generous against allocator slack and ingest's own work, far below the
 // ~800 MiB that 50 buffered 16 MiB bodies would take.
@@ -235,12 +236,15 @@ constexpr auto kHeadAnswerDeadline = 5s;
 
 std::string UploadHead(size_t body_bytes, const std::string& extra = "") {
   return "POST /v1/events HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/x-ndjson\r\n"
-         "Content-Length: " + std::to_string(body_bytes) + "\r\n" + extra + "\r\n";
+         "Content-Length: " +
+         std::to_string(body_bytes) + "\r\n" + extra + "\r\n";
 }
 
 // ledgerd's resident memory now (VmRSS) and at its peak (VmHWM), in bytes.
 size_t Rss(const Ledgerd& ledgerd) { return testing::ProcessMemoryBytes(ledgerd.pid(), "VmRSS"); }
-size_t PeakRss(const Ledgerd& ledgerd) { return testing::ProcessMemoryBytes(ledgerd.pid(), "VmHWM"); }
+size_t PeakRss(const Ledgerd& ledgerd) {
+  return testing::ProcessMemoryBytes(ledgerd.pid(), "VmHWM");
+}
 
 TEST(HostileClients, UnauthenticatedUploadIsRefusedBeforeItsBody) {
   RaiseFileLimit();
@@ -264,7 +268,8 @@ TEST(HostileClients, UnauthenticatedUploadIsRefusedBeforeItsBody) {
   EXPECT_EQ(refused_at_head.load(), kUploads);
   const size_t peak = PeakRss(ledgerd);
   EXPECT_LT(peak, rss_before + kRssGrowthBytesMax)
-      << "VmRSS before " << rss_before / (1 << 20) << " MiB, VmHWM after " << peak / (1 << 20) << " MiB";
+      << "VmRSS before " << rss_before / (1 << 20) << " MiB, VmHWM after " << peak / (1 << 20)
+      << " MiB";
   EXPECT_EQ(Request(ledgerd.port(), "GET", "/healthz", "", kPromptDeadline), 200);
 }
 
@@ -280,7 +285,8 @@ TEST(HostileClients, ConcurrentUploadsAreHeldToTheBodyBudget) {
   for (int i = 0; i < kUploads; ++i) {
     uploads.push_back(std::make_unique<RawConn>(ledgerd.port()));
     ASSERT_TRUE(uploads.back()->ok());
-    ASSERT_TRUE(uploads.back()->Send(UploadHead(kUploadBytes) + first_part, 2000ms)) << "upload " << i;
+    ASSERT_TRUE(uploads.back()->Send(UploadHead(kUploadBytes) + first_part, 2000ms))
+        << "upload " << i;
   }
   const int admitted_max = static_cast<int>(api::kHttpBodyBudgetBytes / kUploadBytes);
   std::vector<std::string> answers(kUploads);
@@ -303,12 +309,14 @@ TEST(HostileClients, ConcurrentUploadsAreHeldToTheBodyBudget) {
   }
   const size_t peak = PeakRss(ledgerd);
   EXPECT_LT(peak, rss_before + kRssGrowthBytesMax)
-      << "VmRSS before " << rss_before / (1 << 20) << " MiB, VmHWM after " << peak / (1 << 20) << " MiB";
+      << "VmRSS before " << rss_before / (1 << 20) << " MiB, VmHWM after " << peak / (1 << 20)
+      << " MiB";
   // The stalled uploads give up; their budget returns, and uploads work again.
   uploads.clear();
   const std::string event = kafka_testing::StructureNdjson("budget");
   bool served = WaitUntil(
-      [&] { return Request(ledgerd.port(), "POST", "/v1/events", event, kPromptDeadline) == 200; }, 10000ms);
+      [&] { return Request(ledgerd.port(), "POST", "/v1/events", event, kPromptDeadline) == 200; },
+      10000ms);
   EXPECT_TRUE(served);
 }
 
@@ -331,12 +339,14 @@ TEST(HostileClients, OneClientCannotTakeEveryConnection) {
   // ...while another client address is served at once.
   RawConn other(ledgerd.port(), 0, "127.0.0.2");
   ASSERT_TRUE(other.ok()) << "cannot bind 127.0.0.2";
-  ASSERT_TRUE(other.Send("GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n", 1000ms));
+  ASSERT_TRUE(
+      other.Send("GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n", 1000ms));
   EXPECT_EQ(testing::StatusOf(other.Read(kPromptDeadline)), 200);
   // Once the first client lets connections go, it is served again.
   held.resize(held.size() - 10);
   bool served = WaitUntil(
-      [&] { return Request(ledgerd.port(), "GET", "/healthz", "", kPromptDeadline) == 200; }, 10000ms);
+      [&] { return Request(ledgerd.port(), "GET", "/healthz", "", kPromptDeadline) == 200; },
+      10000ms);
   EXPECT_TRUE(served);
 }
 
@@ -346,16 +356,19 @@ TEST(HostileClients, EndlessChunkLineOrTrailerDoesNotGrowMemory) {
   const size_t rss_before = Rss(ledgerd);
   // 300 MB without a line break: buffered, it would take 300 MB and more.
   constexpr size_t kFloodBytes = 300u << 20;
-  const std::string head = "POST /v1/events HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
-                           "Transfer-Encoding: chunked\r\n\r\n";
+  const std::string head =
+      "POST /v1/events HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
+      "Transfer-Encoding: chunked\r\n\r\n";
   for (const std::string start : {"1;", "1\r\na\r\n0\r\nX-T: "}) {
     RawConn c(ledgerd.port());
-    std::string answer = testing::FloodUntilAnswered(c, head + start, 'a', kFloodBytes, kHeadAnswerDeadline);
+    std::string answer =
+        testing::FloodUntilAnswered(c, head + start, 'a', kFloodBytes, kHeadAnswerDeadline);
     EXPECT_EQ(testing::StatusOf(answer), 400) << start << answer.substr(0, 200);
   }
   const size_t peak = PeakRss(ledgerd);
   EXPECT_LT(peak, rss_before + kRssGrowthBytesMax)
-      << "VmRSS before " << rss_before / (1 << 20) << " MiB, VmHWM after " << peak / (1 << 20) << " MiB";
+      << "VmRSS before " << rss_before / (1 << 20) << " MiB, VmHWM after " << peak / (1 << 20)
+      << " MiB";
 }
 
 TEST(HostileClients, UnusableAndIdleBodiesHoldNoBodyBudget) {
@@ -371,17 +384,20 @@ TEST(HostileClients, UnusableAndIdleBodiesHoldNoBodyBudget) {
     held.back()->Send("GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: " +
                           std::to_string(api::kHttpBodyBytesMax) + "\r\n\r\n" + first_part,
                       2000ms);
-    EXPECT_EQ(testing::StatusOf(held.back()->Read(kHeadAnswerDeadline, "}}")), 400) << "body on /healthz " << i;
+    EXPECT_EQ(testing::StatusOf(held.back()->Read(kHeadAnswerDeadline, "}}")), 400)
+        << "body on /healthz " << i;
   }
   // ...and chunked uploads that send their head and nothing more.
   for (int i = 0; i < budget_bodies; ++i) {
     held.push_back(std::make_unique<RawConn>(ledgerd.port()));
-    ASSERT_TRUE(held.back()->Send("POST /v1/events HTTP/1.1\r\nHost: 127.0.0.1\r\n"
-                                  "Content-Type: application/x-ndjson\r\nTransfer-Encoding: chunked\r\n\r\n",
-                                  2000ms));
+    ASSERT_TRUE(held.back()->Send(
+        "POST /v1/events HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+        "Content-Type: application/x-ndjson\r\nTransfer-Encoding: chunked\r\n\r\n",
+        2000ms));
   }
   // A producer's upload is still admitted at once (503 if they held it).
-  EXPECT_EQ(Request(ledgerd.port(), "POST", "/v1/events", kafka_testing::StructureNdjson("budget"), kPromptDeadline),
+  EXPECT_EQ(Request(ledgerd.port(), "POST", "/v1/events", kafka_testing::StructureNdjson("budget"),
+                    kPromptDeadline),
             200);
 }
 
@@ -390,7 +406,8 @@ TEST(HostileClients, FullClientsLeaveReservedSlotsForALightOne) {
   Ledgerd ledgerd;
   ASSERT_TRUE(ledgerd.started());
   // Eight addresses at the per-client maximum would fill every slot.
-  constexpr int kHeavyClients = static_cast<int>(api::kHttpConnectionsMax / api::kHttpConnectionsPerClientMax);
+  constexpr int kHeavyClients =
+      static_cast<int>(api::kHttpConnectionsMax / api::kHttpConnectionsPerClientMax);
   std::vector<std::unique_ptr<RawConn>> held;
   for (int client = 1; client <= kHeavyClients; ++client) {
     const std::string source = "127.0.0." + std::to_string(client);
@@ -427,7 +444,8 @@ TEST(ClientConnections, Ipv6ClientsAreCountedByTheirSlash64) {
   EXPECT_FALSE(connections.TryAdd(ip::make_address("2001:db8:0:1:ffff::1")));
   EXPECT_TRUE(connections.TryAdd(ip::make_address("2001:db8:0:2::1")));
   // IPv4 and IPv4-mapped IPv6 are the same client, counted per address.
-  EXPECT_EQ(api::ClientConnections::ClientOf(ip::make_address("::ffff:10.1.2.3")), ip::make_address("10.1.2.3"));
+  EXPECT_EQ(api::ClientConnections::ClientOf(ip::make_address("::ffff:10.1.2.3")),
+            ip::make_address("10.1.2.3"));
   EXPECT_NE(api::ClientConnections::ClientOf(ip::make_address("10.1.2.3")),
             api::ClientConnections::ClientOf(ip::make_address("10.1.2.4")));
   connections.Remove(ip::make_address("2001:db8:0:1:7::1"));

@@ -1,15 +1,14 @@
 #include "tests/testing/http_client.h"
 
+#include <unistd.h>
+
 #include <boost/asio/connect.hpp>
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
-#include <unistd.h>
-
 #include <cstdio>
 #include <cstdlib>
 #include <mutex>
-
 #include <nlohmann/json.hpp>
 
 namespace billing::testing {
@@ -26,13 +25,17 @@ void RecordHttpAnswer(const std::string& method, const std::string& target, cons
   const char* dir = std::getenv("LEDGER_HTTP_RECORD_DIR");
   if (dir == nullptr || r.status == 0) return;
   auto type = r.headers.find("Content-Type");
-  nlohmann::json line{{"method", method}, {"target", target}, {"status", r.status},
-                      {"content_type", type == r.headers.end() ? "" : type->second}, {"body", r.body}};
+  nlohmann::json line{{"method", method},
+                      {"target", target},
+                      {"status", r.status},
+                      {"content_type", type == r.headers.end() ? "" : type->second},
+                      {"body", r.body}};
   static std::mutex mu;
   std::lock_guard<std::mutex> lock(mu);
   std::string path = std::string(dir) + "/" + std::to_string(getpid()) + ".ndjson";
   if (FILE* f = std::fopen(path.c_str(), "a")) {
-    std::fputs((line.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace) + "\n").c_str(), f);
+    std::fputs((line.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace) + "\n").c_str(),
+               f);
     std::fclose(f);
   }
 }

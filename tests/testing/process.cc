@@ -64,7 +64,8 @@ Child::Child(std::vector<std::string> args, ChildOptions options) {
   std::vector<char*> envp = PointersTo(env);
   const int err = StderrTarget(options);
   int out[2];
-  if (pipe2(out, O_CLOEXEC) != 0) throw std::system_error(errno, std::generic_category(), "pipe for a child's stdout");
+  if (pipe2(out, O_CLOEXEC) != 0)
+    throw std::system_error(errno, std::generic_category(), "pipe for a child's stdout");
   pid_ = fork();
   if (pid_ < 0) throw std::system_error(errno, std::generic_category(), "fork");
   if (pid_ == 0) {
