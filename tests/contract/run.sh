@@ -4,7 +4,7 @@
 #   run.sh validate DIR     every answer recorded in DIR (LEDGER_HTTP_RECORD_DIR,
 #                           tests/testing/http_client.h) against service/openapi.json
 # Run 'npm ci' here first (ops/test.sh does). The route table against the
-# document's paths is routes_test (tests/api/routes_test.cc).
+# document's paths is routes_test (tests/service/routes_test.cc).
 set -euo pipefail
 HERE=$(cd "$(dirname "$0")" && pwd)
 if [ "${1:-}" = validate ]; then record=$(cd "${2:?usage: run.sh validate RECORD_DIR}" && pwd); fi

@@ -22,7 +22,7 @@
 #include <thread>
 
 #include "kafka/embedded_kafka.h"
-#include "tests/api/kafka_test_support.h"
+#include "tests/kafka/kafka_test_support.h"
 #include "tests/testing/http_client.h"
 #include "tests/testing/ledgerd.h"
 #include "tests/testing/temp_dir.h"

@@ -15,7 +15,7 @@
 #include <nlohmann/json.hpp>
 #include <sstream>
 
-#include "tests/api/kafka_test_support.h"
+#include "tests/kafka/kafka_test_support.h"
 #include "tests/testing/files.h"
 #include "tests/testing/http_client.h"
 #include "tests/testing/ledgerd.h"

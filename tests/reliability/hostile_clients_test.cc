@@ -24,7 +24,7 @@
 
 #include "http/http_server.h"
 #include "http/request_gate.h"
-#include "tests/api/kafka_test_support.h"
+#include "tests/kafka/kafka_test_support.h"
 #include "tests/testing/http_client.h"
 #include "tests/testing/ledgerd.h"
 #include "tests/testing/raw_conn.h"

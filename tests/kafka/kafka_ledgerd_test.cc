@@ -14,7 +14,7 @@
 #include <sstream>
 
 #include "kafka/embedded_kafka.h"
-#include "tests/api/kafka_test_support.h"
+#include "tests/kafka/kafka_test_support.h"
 #include "tests/testing/files.h"
 #include "tests/testing/http_client.h"
 #include "tests/testing/ledgerd.h"

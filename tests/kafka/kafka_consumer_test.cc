@@ -15,7 +15,7 @@
 #include <vector>
 
 #include "kafka/embedded_kafka.h"
-#include "tests/api/kafka_test_support.h"
+#include "tests/kafka/kafka_test_support.h"
 #include "tests/testing/temp_dir.h"
 #include "tests/testing/wait.h"
 
