@@ -163,105 +163,131 @@ Status CheckCurrency(std::string_view value, std::string_view field) {
   return Status::Ok();
 }
 
+// One check per payload kind: each field's rules, and the parsed values
+// (amounts, times, month, mode) the rest of the system reads from `out`.
+
+Status ValidateOrganizationCreated(const v1::OrganizationCreated& p) {
+  RETURN_IF_ERROR(CheckText(p.name(), "organization_created.name"));
+  RETURN_IF_ERROR(CheckCurrency(p.currency(), "organization_created.currency"));
+  return CheckText(p.billing_account(), "organization_created.billing_account");
+}
+
+Status ValidateCostCenterCreated(const v1::CostCenterCreated& p) {
+  RETURN_IF_ERROR(CheckText(p.cost_center_id(), "cost_center_created.cost_center_id"));
+  return CheckText(p.name(), "cost_center_created.name");
+}
+
+Status ValidateWorkspaceCreated(const v1::WorkspaceCreated& p) {
+  RETURN_IF_ERROR(CheckText(p.workspace_id(), "workspace_created.workspace_id"));
+  RETURN_IF_ERROR(CheckText(p.cost_center_id(), "workspace_created.cost_center_id"));
+  return CheckText(p.name(), "workspace_created.name");
+}
+
+Status ValidateProviderRegistered(const v1::ProviderRegistered& p) {
+  RETURN_IF_ERROR(CheckText(p.provider_id(), "provider_registered.provider_id"));
+  RETURN_IF_ERROR(CheckText(p.workspace_id(), "provider_registered.workspace_id"));
+  RETURN_IF_ERROR(CheckText(p.name(), "provider_registered.name"));
+  return CheckText(p.kind(), "provider_registered.kind");
+}
+
+Status ValidateProviderMoved(const v1::ProviderMoved& p) {
+  RETURN_IF_ERROR(CheckText(p.provider_id(), "provider_moved.provider_id"));
+  return CheckText(p.workspace_id(), "provider_moved.workspace_id");
+}
+
+Status ValidateBillingAccountAssigned(const v1::BillingAccountAssigned& p) {
+  RETURN_IF_ERROR(CheckText(p.cost_center_id(), "billing_account_assigned.cost_center_id"));
+  return CheckText(p.billing_account(), "billing_account_assigned.billing_account");
+}
+
+Status ValidateInvoicingModeChanged(const v1::InvoicingModeChanged& p, Event* out) {
+  const auto& mode = p.mode();
+  if (mode == InvoicingModeName(InvoicingMode::kSingle)) {
+    out->mode = InvoicingMode::kSingle;
+  } else if (mode == InvoicingModeName(InvoicingMode::kPerCostCenter)) {
+    out->mode = InvoicingMode::kPerCostCenter;
+  } else {
+    return Invalid("invoicing_mode_changed.mode must be SINGLE or PER_COST_CENTER");
+  }
+  return Status::Ok();
+}
+
+Status ValidateUsageRecorded(const v1::UsageRecorded& p, Event* out) {
+  RETURN_IF_ERROR(CheckText(p.provider_id(), "usage_recorded.provider_id"));
+  RETURN_IF_ERROR(CheckText(p.service(), "usage_recorded.service"));
+  RETURN_IF_ERROR(CheckText(p.sku(), "usage_recorded.sku"));
+  RETURN_IF_ERROR(CheckText(p.resource_id(), "usage_recorded.resource_id"));
+  RETURN_IF_ERROR(CheckText(p.region(), "usage_recorded.region"));
+  RETURN_IF_ERROR(CheckText(p.unit(), "usage_recorded.unit"));
+  ASSIGN_OR_RETURN(out->quantity, ParseDecimal(p.quantity(), "usage_recorded.quantity"));
+  ASSIGN_OR_RETURN(out->amount, ParseDecimal(p.amount(), "usage_recorded.amount"));
+  ASSIGN_OR_RETURN(out->usage_start, ParseTimestamp(p.usage_start(), "usage_recorded.usage_start"));
+  ASSIGN_OR_RETURN(out->usage_end, ParseTimestamp(p.usage_end(), "usage_recorded.usage_end"));
+  if (out->usage_end < out->usage_start) {
+    return Invalid("usage_recorded.usage_end is before usage_start");
+  }
+  if (p.has_currency()) RETURN_IF_ERROR(CheckCurrency(p.currency(), "usage_recorded.currency"));
+  out->month = MonthOf(out->usage_start);
+  return Status::Ok();
+}
+
+Status ValidateSupportCharged(const v1::SupportCharged& p, Event* out) {
+  ASSIGN_OR_RETURN(out->month, ParseMonth(p.month(), "support_charged.month"));
+  ASSIGN_OR_RETURN(out->amount, ParseDecimal(p.amount(), "support_charged.amount"));
+  RETURN_IF_ERROR(CheckText(p.description(), "support_charged.description"));
+  if (p.has_cost_center_id()) {
+    RETURN_IF_ERROR(CheckText(p.cost_center_id(), "support_charged.cost_center_id"));
+  }
+  return Status::Ok();
+}
+
+Status ValidateCreditApplied(const v1::CreditApplied& p, Event* out) {
+  ASSIGN_OR_RETURN(out->month, ParseMonth(p.month(), "credit_applied.month"));
+  ASSIGN_OR_RETURN(out->amount, ParseDecimal(p.amount(), "credit_applied.amount"));
+  if (out->amount == 0) return Invalid("credit_applied.amount must be more than zero");
+  RETURN_IF_ERROR(CheckText(p.description(), "credit_applied.description"));
+  if (p.has_cost_center_id()) {
+    RETURN_IF_ERROR(CheckText(p.cost_center_id(), "credit_applied.cost_center_id"));
+  }
+  return Status::Ok();
+}
+
+Status ValidateEventVoided(const v1::EventVoided& p) {
+  RETURN_IF_ERROR(CheckId(p.voided_event_id(), "event_voided.voided_event_id", kEventIdBytesMax));
+  return CheckText(p.reason(), "event_voided.reason");
+}
+
+Status ValidateBillingPeriodClosed(const v1::BillingPeriodClosed& p, Event* out) {
+  ASSIGN_OR_RETURN(out->month, ParseMonth(p.month(), "billing_period_closed.month"));
+  return Status::Ok();
+}
+
 Status ValidatePayload(const Envelope& e, Event* out) {
   switch (e.payload_case()) {
-    case Payload::kOrganizationCreated: {
-      const auto& p = e.organization_created();
-      RETURN_IF_ERROR(CheckText(p.name(), "organization_created.name"));
-      RETURN_IF_ERROR(CheckCurrency(p.currency(), "organization_created.currency"));
-      return CheckText(p.billing_account(), "organization_created.billing_account");
-    }
-    case Payload::kCostCenterCreated: {
-      const auto& p = e.cost_center_created();
-      RETURN_IF_ERROR(CheckText(p.cost_center_id(), "cost_center_created.cost_center_id"));
-      return CheckText(p.name(), "cost_center_created.name");
-    }
-    case Payload::kWorkspaceCreated: {
-      const auto& p = e.workspace_created();
-      RETURN_IF_ERROR(CheckText(p.workspace_id(), "workspace_created.workspace_id"));
-      RETURN_IF_ERROR(CheckText(p.cost_center_id(), "workspace_created.cost_center_id"));
-      return CheckText(p.name(), "workspace_created.name");
-    }
-    case Payload::kProviderRegistered: {
-      const auto& p = e.provider_registered();
-      RETURN_IF_ERROR(CheckText(p.provider_id(), "provider_registered.provider_id"));
-      RETURN_IF_ERROR(CheckText(p.workspace_id(), "provider_registered.workspace_id"));
-      RETURN_IF_ERROR(CheckText(p.name(), "provider_registered.name"));
-      return CheckText(p.kind(), "provider_registered.kind");
-    }
-    case Payload::kProviderMoved: {
-      const auto& p = e.provider_moved();
-      RETURN_IF_ERROR(CheckText(p.provider_id(), "provider_moved.provider_id"));
-      return CheckText(p.workspace_id(), "provider_moved.workspace_id");
-    }
-    case Payload::kBillingAccountAssigned: {
-      const auto& p = e.billing_account_assigned();
-      RETURN_IF_ERROR(CheckText(p.cost_center_id(), "billing_account_assigned.cost_center_id"));
-      return CheckText(p.billing_account(), "billing_account_assigned.billing_account");
-    }
-    case Payload::kInvoicingModeChanged: {
-      const auto& mode = e.invoicing_mode_changed().mode();
-      if (mode == InvoicingModeName(InvoicingMode::kSingle)) {
-        out->mode = InvoicingMode::kSingle;
-      } else if (mode == InvoicingModeName(InvoicingMode::kPerCostCenter)) {
-        out->mode = InvoicingMode::kPerCostCenter;
-      } else {
-        return Invalid("invoicing_mode_changed.mode must be SINGLE or PER_COST_CENTER");
-      }
-      return Status::Ok();
-    }
-    case Payload::kUsageRecorded: {
-      const auto& p = e.usage_recorded();
-      RETURN_IF_ERROR(CheckText(p.provider_id(), "usage_recorded.provider_id"));
-      RETURN_IF_ERROR(CheckText(p.service(), "usage_recorded.service"));
-      RETURN_IF_ERROR(CheckText(p.sku(), "usage_recorded.sku"));
-      RETURN_IF_ERROR(CheckText(p.resource_id(), "usage_recorded.resource_id"));
-      RETURN_IF_ERROR(CheckText(p.region(), "usage_recorded.region"));
-      RETURN_IF_ERROR(CheckText(p.unit(), "usage_recorded.unit"));
-      ASSIGN_OR_RETURN(out->quantity, ParseDecimal(p.quantity(), "usage_recorded.quantity"));
-      ASSIGN_OR_RETURN(out->amount, ParseDecimal(p.amount(), "usage_recorded.amount"));
-      ASSIGN_OR_RETURN(out->usage_start,
-                       ParseTimestamp(p.usage_start(), "usage_recorded.usage_start"));
-      ASSIGN_OR_RETURN(out->usage_end, ParseTimestamp(p.usage_end(), "usage_recorded.usage_end"));
-      if (out->usage_end < out->usage_start) {
-        return Invalid("usage_recorded.usage_end is before usage_start");
-      }
-      if (p.has_currency()) RETURN_IF_ERROR(CheckCurrency(p.currency(), "usage_recorded.currency"));
-      out->month = MonthOf(out->usage_start);
-      return Status::Ok();
-    }
-    case Payload::kSupportCharged: {
-      const auto& p = e.support_charged();
-      ASSIGN_OR_RETURN(out->month, ParseMonth(p.month(), "support_charged.month"));
-      ASSIGN_OR_RETURN(out->amount, ParseDecimal(p.amount(), "support_charged.amount"));
-      RETURN_IF_ERROR(CheckText(p.description(), "support_charged.description"));
-      if (p.has_cost_center_id()) {
-        RETURN_IF_ERROR(CheckText(p.cost_center_id(), "support_charged.cost_center_id"));
-      }
-      return Status::Ok();
-    }
-    case Payload::kCreditApplied: {
-      const auto& p = e.credit_applied();
-      ASSIGN_OR_RETURN(out->month, ParseMonth(p.month(), "credit_applied.month"));
-      ASSIGN_OR_RETURN(out->amount, ParseDecimal(p.amount(), "credit_applied.amount"));
-      if (out->amount == 0) return Invalid("credit_applied.amount must be more than zero");
-      RETURN_IF_ERROR(CheckText(p.description(), "credit_applied.description"));
-      if (p.has_cost_center_id()) {
-        RETURN_IF_ERROR(CheckText(p.cost_center_id(), "credit_applied.cost_center_id"));
-      }
-      return Status::Ok();
-    }
-    case Payload::kEventVoided: {
-      const auto& p = e.event_voided();
-      RETURN_IF_ERROR(
-          CheckId(p.voided_event_id(), "event_voided.voided_event_id", kEventIdBytesMax));
-      return CheckText(p.reason(), "event_voided.reason");
-    }
-    case Payload::kBillingPeriodClosed: {
-      ASSIGN_OR_RETURN(
-          out->month, ParseMonth(e.billing_period_closed().month(), "billing_period_closed.month"));
-      return Status::Ok();
-    }
+    case Payload::kOrganizationCreated:
+      return ValidateOrganizationCreated(e.organization_created());
+    case Payload::kCostCenterCreated:
+      return ValidateCostCenterCreated(e.cost_center_created());
+    case Payload::kWorkspaceCreated:
+      return ValidateWorkspaceCreated(e.workspace_created());
+    case Payload::kProviderRegistered:
+      return ValidateProviderRegistered(e.provider_registered());
+    case Payload::kProviderMoved:
+      return ValidateProviderMoved(e.provider_moved());
+    case Payload::kBillingAccountAssigned:
+      return ValidateBillingAccountAssigned(e.billing_account_assigned());
+    case Payload::kInvoicingModeChanged:
+      return ValidateInvoicingModeChanged(e.invoicing_mode_changed(), out);
+    case Payload::kUsageRecorded:
+      return ValidateUsageRecorded(e.usage_recorded(), out);
+    case Payload::kSupportCharged:
+      return ValidateSupportCharged(e.support_charged(), out);
+    case Payload::kCreditApplied:
+      return ValidateCreditApplied(e.credit_applied(), out);
+    case Payload::kEventVoided:
+      return ValidateEventVoided(e.event_voided());
+    case Payload::kBillingPeriodClosed:
+      return ValidateBillingPeriodClosed(e.billing_period_closed(), out);
     case Payload::PAYLOAD_NOT_SET:
       break;
   }

@@ -123,6 +123,8 @@ struct KafkaConsumer::Impl {
   };
 
   Status Configure();
+  // The producer of rejected messages to options.dlq_topic (`dlq`).
+  Status CreateDlqProducer();
   void Run();
   void Turn();
   void Take(const rd_kafka_message_t* m);
@@ -246,26 +248,33 @@ Status KafkaConsumer::Impl::Configure() {
                   "kafka: cannot subscribe to " + options.topic + ": " + rd_kafka_err2str(e));
   }
 
-  if (!options.dlq_topic.empty()) {
-    rd_kafka_conf_t* pconf = rd_kafka_conf_new();
-    const std::pair<const char*, std::string> psettings[] = {
-        {"bootstrap.servers", bootstrap},  {"client.id", "ledgerd-dlq"},
-        {"enable.idempotence", "true"},    {"message.timeout.ms", kDlqMessageTimeoutMs},
-        {"log.connection.close", "false"},
-    };
-    for (const auto& [name, value] : psettings) {
-      if (!SetConf(pconf, name, value, &error)) {
-        rd_kafka_conf_destroy(pconf);
-        return Status(Code::kInvalidArgument, "dead-letter producer configuration: " + error);
-      }
-    }
-    rd_kafka_conf_set_dr_msg_cb(pconf, &Impl::OnDlqDelivery);
-    rd_kafka_conf_set_opaque(pconf, this);
-    dlq = rd_kafka_new(RD_KAFKA_PRODUCER, pconf, err, sizeof(err));
-    if (dlq == nullptr) {
+  if (!options.dlq_topic.empty()) return CreateDlqProducer();
+  return Status::Ok();
+}
+
+Status KafkaConsumer::Impl::CreateDlqProducer() {
+  std::string error;
+  rd_kafka_conf_t* pconf = rd_kafka_conf_new();
+  const std::pair<const char*, std::string> psettings[] = {
+      {"bootstrap.servers", bootstrap},
+      {"client.id", "ledgerd-dlq"},
+      {"enable.idempotence", "true"},
+      {"message.timeout.ms", kDlqMessageTimeoutMs},
+      {"log.connection.close", "false"},
+  };
+  for (const auto& [name, value] : psettings) {
+    if (!SetConf(pconf, name, value, &error)) {
       rd_kafka_conf_destroy(pconf);
-      return Status(Code::kInvalidArgument, std::string("dead-letter producer: ") + err);
+      return Status(Code::kInvalidArgument, "dead-letter producer configuration: " + error);
     }
+  }
+  rd_kafka_conf_set_dr_msg_cb(pconf, &Impl::OnDlqDelivery);
+  rd_kafka_conf_set_opaque(pconf, this);
+  char err[512];
+  dlq = rd_kafka_new(RD_KAFKA_PRODUCER, pconf, err, sizeof(err));
+  if (dlq == nullptr) {
+    rd_kafka_conf_destroy(pconf);
+    return Status(Code::kInvalidArgument, std::string("dead-letter producer: ") + err);
   }
   return Status::Ok();
 }

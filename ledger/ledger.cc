@@ -825,10 +825,13 @@ Ledger::~Ledger() {
   }
 }
 
-Result<std::unique_ptr<Ledger>> Ledger::Open(const Options& options) {
+namespace {
+
+// Refuses a path that is not a ledger before RocksDB would create one there
+// (a read-write open) or fail obscurely (a read-only one).
+Status CheckLedgerDirectory(const Options& options, bool read_only) {
   namespace fs = std::filesystem;
   std::error_code ec;
-  bool read_only = options.mode == OpenMode::kReadOnly;
   if (fs::exists(options.dir, ec)) {
     if (!fs::is_directory(options.dir, ec)) {
       return Status(Code::kCorruption, options.dir + " exists and is not a directory");
@@ -842,7 +845,10 @@ Result<std::unique_ptr<Ledger>> Ledger::Open(const Options& options) {
   } else if (read_only) {
     return Status(Code::kNotFound, options.dir + " does not exist");
   }
+  return Status::Ok();
+}
 
+rocksdb::Options DbOptions(const Options& options, bool read_only) {
   rocksdb::Options db_options;
   db_options.create_if_missing = !read_only;
   db_options.merge_operator =
@@ -865,19 +871,17 @@ Result<std::unique_ptr<Ledger>> Ledger::Open(const Options& options) {
   // filter on the memtable answers them without walking the skiplist.
   db_options.memtable_whole_key_filtering = true;
   db_options.memtable_prefix_bloom_size_ratio = 0.1;
+  return db_options;
+}
 
-  rocksdb::DB* raw = nullptr;
-  rocksdb::Status s = read_only ? rocksdb::DB::OpenForReadOnly(db_options, options.dir, &raw)
-                                : rocksdb::DB::Open(db_options, options.dir, &raw);
-  if (!s.ok()) return FromRocks(s, "opening ledger in " + options.dir);
-  auto impl = std::make_unique<Impl>();
-  impl->options = options;
-  impl->db.reset(raw);
-
+// Checks the on-disk format: marks a new, empty database as a ledger (when
+// writable), upgrades format 1 (or, read-only, reads it as it is: sets
+// `*legacy_format`), and refuses any other database or format.
+Status CheckFormat(rocksdb::DB* db, const Options& options, bool read_only, bool* legacy_format) {
   std::string format_value;
-  s = raw->Get(rocksdb::ReadOptions(), format::kMetaFormat, &format_value);
+  rocksdb::Status s = db->Get(rocksdb::ReadOptions(), format::kMetaFormat, &format_value);
   if (s.IsNotFound()) {
-    std::unique_ptr<rocksdb::Iterator> it(raw->NewIterator(rocksdb::ReadOptions()));
+    std::unique_ptr<rocksdb::Iterator> it(db->NewIterator(rocksdb::ReadOptions()));
     it->SeekToFirst();
     if (it->Valid()) {
       return Status(Code::kCorruption, options.dir + " is a RocksDB database but not a ledger");
@@ -885,7 +889,7 @@ Result<std::unique_ptr<Ledger>> Ledger::Open(const Options& options) {
     if (!read_only) {
       rocksdb::WriteOptions wo;
       wo.sync = true;
-      s = raw->Put(wo, format::kMetaFormat, format::kFormatVersion);
+      s = db->Put(wo, format::kMetaFormat, format::kFormatVersion);
       if (!s.ok()) return FromRocks(s, "initialising ledger");
     }
   } else if (!s.ok()) {
@@ -894,8 +898,8 @@ Result<std::unique_ptr<Ledger>> Ledger::Open(const Options& options) {
     if (read_only) {
       // Read-only opens cannot upgrade, and need not: they read format 1's
       // keys as they are (FindCommitted, ListRejected).
-      impl->legacy_format = true;
-    } else if (Status upgraded = UpgradeFromV1(raw, options.rejected_per_org_max); !upgraded.ok()) {
+      *legacy_format = true;
+    } else if (Status upgraded = UpgradeFromV1(db, options.rejected_per_org_max); !upgraded.ok()) {
       return Status(upgraded.code(), "upgrading " + options.dir + " from " +
                                          std::string(format::kFormatVersion1) +
                                          " (the next open resumes it): " + upgraded.message());
@@ -905,29 +909,48 @@ Result<std::unique_ptr<Ledger>> Ledger::Open(const Options& options) {
                                          "\", this build reads \"" +
                                          std::string(format::kFormatVersion) + "\"");
   }
+  return Status::Ok();
+}
 
-  // Recover the head from the last record, and the next rejected id.
-  Head head{Sequence{0}, GenesisHash()};
-  {
-    std::unique_ptr<rocksdb::Iterator> it(raw->NewIterator(rocksdb::ReadOptions()));
-    it->SeekForPrev(format::RecordKey(std::numeric_limits<uint64_t>::max()));
-    if (it->Valid() && !it->key().empty() && it->key()[0] == format::kRecordPrefix) {
-      Record record;
-      if (!record.ParseFromArray(it->value().data(), static_cast<int>(it->value().size()))) {
-        return Status(Code::kCorruption, "the last ledger record is undecodable");
-      }
-      head = Head{Sequence{record.sequence()}, record.hash()};
+// Recovers the head from the last record (genesis when there is none), and
+// the next rejected id from the last rejected entry (unchanged when none).
+Status RecoverHead(rocksdb::DB* db, Head* head, uint64_t* next_rejected_id) {
+  *head = Head{Sequence{0}, GenesisHash()};
+  std::unique_ptr<rocksdb::Iterator> it(db->NewIterator(rocksdb::ReadOptions()));
+  it->SeekForPrev(format::RecordKey(std::numeric_limits<uint64_t>::max()));
+  if (it->Valid() && !it->key().empty() && it->key()[0] == format::kRecordPrefix) {
+    Record record;
+    if (!record.ParseFromArray(it->value().data(), static_cast<int>(it->value().size()))) {
+      return Status(Code::kCorruption, "the last ledger record is undecodable");
     }
-    it->SeekForPrev(format::RejectedKey(std::numeric_limits<uint64_t>::max()));
-    if (it->Valid() && !it->key().empty() && it->key()[0] == format::kRejectedPrefix &&
-        it->key().size() == 9) {
-      impl->next_rejected_id = format::GetBe64(std::string_view(it->key().data() + 1, 8)) + 1;
-    }
-    if (!it->status().ok()) return FromRocks(it->status(), "recovering ledger head");
+    *head = Head{Sequence{record.sequence()}, record.hash()};
   }
-  if (!read_only) {
-    if (Status loaded = impl->LoadBuckets(); !loaded.ok()) return loaded;
+  it->SeekForPrev(format::RejectedKey(std::numeric_limits<uint64_t>::max()));
+  if (it->Valid() && !it->key().empty() && it->key()[0] == format::kRejectedPrefix && it->key().size() == 9) {
+    *next_rejected_id = format::GetBe64(std::string_view(it->key().data() + 1, 8)) + 1;
   }
+  if (!it->status().ok()) return FromRocks(it->status(), "recovering ledger head");
+  return Status::Ok();
+}
+
+}  // namespace
+
+Result<std::unique_ptr<Ledger>> Ledger::Open(const Options& options) {
+  bool read_only = options.mode == OpenMode::kReadOnly;
+  RETURN_IF_ERROR(CheckLedgerDirectory(options, read_only));
+  rocksdb::DB* raw = nullptr;
+  rocksdb::Options db_options = DbOptions(options, read_only);
+  rocksdb::Status s = read_only ? rocksdb::DB::OpenForReadOnly(db_options, options.dir, &raw)
+                                : rocksdb::DB::Open(db_options, options.dir, &raw);
+  if (!s.ok()) return FromRocks(s, "opening ledger in " + options.dir);
+  auto impl = std::make_unique<Impl>();
+  impl->options = options;
+  impl->db.reset(raw);
+  RETURN_IF_ERROR(CheckFormat(raw, options, read_only, &impl->legacy_format));
+
+  Head head;
+  RETURN_IF_ERROR(RecoverHead(raw, &head, &impl->next_rejected_id));
+  if (!read_only) RETURN_IF_ERROR(impl->LoadBuckets());
   impl->committed_head = head;
   impl->writer_head = head;
   if (!read_only) {

@@ -223,35 +223,176 @@ Result<std::string> NormalizeFocusTime(std::string_view text) {
   return t;
 }
 
-Result<FocusImportReport> ImportFocus(std::istream& in, const FocusImportOptions& options,
-                                      const std::function<void(const std::string&)>& emit) {
-  using Json = nlohmann::ordered_json;
-  CsvReader reader(in);
-  CsvRecord header;
-  auto got = reader.Next(&header);
-  if (!got.ok()) return got.status();
-  if (!*got) return Status(Code::kInvalidArgument, "the CSV is empty (no header line)");
-  std::vector<std::string> names;
-  for (const auto& h : header) names.push_back(h.value_or(""));
-  FocusColumns columns(header);
-  auto index_of = [&](std::string_view name) { return columns.IndexOf(name); };
+namespace {
+
+using Json = nlohmann::ordered_json;
+
+// Every row needs a cost, a service and a time; without these columns no row
+// could become an event, so the whole file is refused.
+Status CheckRequiredColumns(const FocusColumns& columns) {
   for (std::string_view required : {"BilledCost", "ServiceName"}) {
-    if (!index_of(required)) {
+    if (!columns.IndexOf(required)) {
       return Status(Code::kInvalidArgument, "the CSV has no " + std::string(required) + " column");
     }
   }
-  if (!index_of("ChargePeriodStart") && !index_of("BillingPeriodStart")) {
-    return Status(Code::kInvalidArgument,
-                  "the CSV has neither ChargePeriodStart nor BillingPeriodStart");
+  if (!columns.IndexOf("ChargePeriodStart") && !columns.IndexOf("BillingPeriodStart")) {
+    return Status(Code::kInvalidArgument, "the CSV has neither ChargePeriodStart nor BillingPeriodStart");
   }
+  return Status::Ok();
+}
+
+// One data row, read by column name. Conversion failures come back as a
+// kInvalidArgument whose message is the reason the row is skipped.
+class FocusRow {
+ public:
+  FocusRow(const FocusColumns& columns, const CsvRecord& row) : columns_(columns), row_(row) {}
+
+  std::optional<std::string> Field(std::string_view name) const { return columns_.Field(row_, name); }
+
+  // The first of `candidates` with text left after cleaning, else "(none)".
+  std::string Text(std::initializer_list<std::string_view> candidates) const {
+    for (std::string_view name : candidates) {
+      if (auto v = Field(name)) {
+        std::string cleaned = CleanText(*v);
+        if (!cleaned.empty()) return cleaned;
+      }
+    }
+    return std::string(kNone);
+  }
+
+ private:
+  const FocusColumns& columns_;
+  const CsvRecord& row_;
+};
+
+Status Skip(std::string why) { return Status(Code::kInvalidArgument, std::move(why)); }
+
+// The id: the org and the row's content, column by column, so quoting or line
+// endings do not change it but any value does. The Nth identical copy of a
+// row in one file gets `:N`, counted in `copies`.
+std::string RowEventId(const std::string& org_id, const std::vector<std::string>& names, const CsvRecord& row,
+                       std::unordered_map<std::string, uint64_t>* copies) {
+  std::string content = org_id;
+  content.push_back('\0');
+  for (size_t i = 0; i < names.size(); ++i) {
+    content += names[i];
+    content.push_back(row[i] ? '\x1f' : '\x1e');  // present vs absent
+    if (row[i]) content += *row[i];
+    content.push_back('\0');
+  }
+  unsigned char digest[EVP_MAX_MD_SIZE];
+  unsigned int digest_len = 0;
+  LEDGER_CHECK(EVP_Digest(content.data(), content.size(), digest, &digest_len, EVP_sha256(), nullptr) == 1,
+               "SHA-256 failed");
+  std::string event_id = "focus:" + Hex(digest, digest_len).substr(0, kFocusIdHexDigits);
+  if (uint64_t seen = (*copies)[event_id]++; seen > 0) event_id += ":" + std::to_string(seen + 1);
+  return event_id;
+}
+
+Result<int64_t> RowCost(const FocusRow& row) {
+  auto cost_text = row.Field("BilledCost");
+  if (!cost_text) return Skip("BilledCost is NULL");
+  auto cost = ParseRoundedNanos(*cost_text);
+  if (!cost.ok()) return Skip("BilledCost " + cost.status().message());
+  return *cost;
+}
+
+Result<std::string> RowStart(const FocusRow& row) {
+  auto start_text = row.Field("ChargePeriodStart");
+  if (!start_text) start_text = row.Field("BillingPeriodStart");
+  if (!start_text) return Skip("no ChargePeriodStart or BillingPeriodStart");
+  auto start = NormalizeFocusTime(*start_text);
+  if (!start.ok()) return Skip("ChargePeriodStart " + start.status().message());
+  return *start;
+}
+
+// A negative cost (refund, credit, correction) is a credit of its month.
+Json CreditPayload(const FocusImportOptions& options, int64_t cost, const std::string& start,
+                   const std::string& service) {
+  Json credit{{"month", start.substr(0, 7)},
+              {"amount", FormatNanos(-static_cast<Sum>(cost))},
+              {"description", service}};
+  if (options.credit_cost_center) credit["cost_center_id"] = *options.credit_cost_center;
+  return credit;
+}
+
+Result<Json> UsagePayload(const FocusRow& row, const FocusImportOptions& options, int64_t cost,
+                          const std::string& start, const std::string& service) {
+  auto field = [&](std::string_view name) { return row.Field(name); };
+  std::optional<std::string> provider = FocusProvider(options.providers, field);
+  if (!provider) return Skip("no provider mapping for SubAccountId, BillingAccountId or ProviderName and no `*` line");
+  std::string end = start;
+  if (auto end_text = row.Field("ChargePeriodEnd")) {
+    auto e = NormalizeFocusTime(*end_text);
+    if (!e.ok()) return Skip("ChargePeriodEnd " + e.status().message());
+    end = *e;
+  }
+  // Negative quantities go with refunds, which are credits; on a usage row
+  // they are a provider's correction of zero cost, counted as none.
+  int64_t quantity = 0;
+  if (auto q = row.Field("ConsumedQuantity")) {
+    auto parsed = ParseRoundedNanos(*q);
+    if (!parsed.ok()) return Skip("ConsumedQuantity " + parsed.status().message());
+    quantity = std::max<int64_t>(*parsed, 0);
+  }
+  Json usage{{"provider_id", *provider},
+             {"service", service},
+             {"sku", row.Text({"SkuId", "SkuPriceId"})},
+             {"resource_id", row.Text({"ResourceId", "ResourceName"})},
+             {"region", row.Text({"RegionId", "RegionName"})},
+             {"quantity", quantity == 0 ? std::string("0") : FormatNanos(quantity)},
+             {"unit", row.Text({"ConsumedUnit", "PricingUnit"})},
+             {"amount", FormatNanos(cost)},
+             {"usage_start", start},
+             {"usage_end", end}};
+  if (auto currency = row.Field("BillingCurrency")) usage["currency"] = *currency;
+  return usage;
+}
+
+// The row's event: a credit when its rounded cost is negative, else usage.
+Result<Json> RowEvent(const FocusRow& row, const FocusImportOptions& options, const std::string& event_id) {
+  ASSIGN_OR_RETURN(int64_t cost, RowCost(row));
+  ASSIGN_OR_RETURN(std::string start, RowStart(row));
+  std::string service = FocusText(row.Field("ServiceName"));
+  Json event{{"event_id", event_id}, {"org_id", options.org_id}, {"occurred_at", start},
+             {"source", options.source}};
+  if (cost < 0) {
+    event["credit_applied"] = CreditPayload(options, cost, start, service);
+  } else {
+    ASSIGN_OR_RETURN(event["usage_recorded"], UsagePayload(row, options, cost, start, service));
+  }
+  return event;
+}
+
+// Checks every stateless rule now, so a row the ledger would refuse is
+// reported against its row number instead of failing at post time.
+Status CheckEventIsValid(const std::string& line) {
+  auto envelope = events::ParseJson(line);
+  if (!envelope.ok()) return envelope.status();
+  auto valid = events::Validate(*envelope);
+  if (!valid.ok()) return valid.status();
+  return Status::Ok();
+}
+
+}  // namespace
+
+Result<FocusImportReport> ImportFocus(std::istream& in, const FocusImportOptions& options,
+                                      const std::function<void(const std::string&)>& emit) {
+  CsvReader reader(in);
+  CsvRecord header;
+  ASSIGN_OR_RETURN(bool got_header, reader.Next(&header));
+  if (!got_header) return Status(Code::kInvalidArgument, "the CSV is empty (no header line)");
+  std::vector<std::string> names;
+  for (const auto& h : header) names.push_back(h.value_or(""));
+  FocusColumns columns(header);
+  RETURN_IF_ERROR(CheckRequiredColumns(columns));
 
   FocusImportReport report;
   std::unordered_map<std::string, uint64_t> copies;  // row digest -> times seen
   CsvRecord row;
   for (;;) {
-    got = reader.Next(&row);
-    if (!got.ok()) return got.status();
-    if (!*got) break;
+    ASSIGN_OR_RETURN(bool got_row, reader.Next(&row));
+    if (!got_row) break;
     ++report.rows;
     const uint64_t row_no = reader.record_number();
     auto skip = [&](const std::string& why) {
@@ -265,123 +406,18 @@ Result<FocusImportReport> ImportFocus(std::istream& in, const FocusImportOptions
            std::to_string(names.size()));
       continue;
     }
-    auto field = [&](std::string_view name) { return columns.Field(row, name); };
-    auto text = [&](std::initializer_list<std::string_view> candidates) {
-      for (std::string_view name : candidates) {
-        if (auto v = field(name)) {
-          std::string cleaned = CleanText(*v);
-          if (!cleaned.empty()) return cleaned;
-        }
-      }
-      return std::string(kNone);
-    };
-
-    // The id: the org and the row's content, column by column, so quoting
-    // or line endings do not change it but any value does.
-    std::string content = options.org_id;
-    content.push_back('\0');
-    for (size_t i = 0; i < names.size(); ++i) {
-      content += names[i];
-      content.push_back(row[i] ? '\x1f' : '\x1e');  // present vs absent
-      if (row[i]) content += *row[i];
-      content.push_back('\0');
-    }
-    unsigned char digest[EVP_MAX_MD_SIZE];
-    unsigned int digest_len = 0;
-    LEDGER_CHECK(
-        EVP_Digest(content.data(), content.size(), digest, &digest_len, EVP_sha256(), nullptr) == 1,
-        "SHA-256 failed");
-    std::string event_id = "focus:" + Hex(digest, digest_len).substr(0, kFocusIdHexDigits);
-    if (uint64_t seen = copies[event_id]++; seen > 0) event_id += ":" + std::to_string(seen + 1);
-
-    auto cost_text = field("BilledCost");
-    if (!cost_text) {
-      skip("BilledCost is NULL");
+    std::string event_id = RowEventId(options.org_id, names, row, &copies);
+    auto event = RowEvent(FocusRow(columns, row), options, event_id);
+    if (!event.ok()) {
+      skip(event.status().message());
       continue;
     }
-    auto cost = ParseRoundedNanos(*cost_text);
-    if (!cost.ok()) {
-      skip("BilledCost " + cost.status().message());
+    std::string line = event->dump(-1, ' ', false, Json::error_handler_t::replace);
+    if (Status valid = CheckEventIsValid(line); !valid.ok()) {
+      skip(valid.message());
       continue;
     }
-    auto start_text = field("ChargePeriodStart");
-    if (!start_text) start_text = field("BillingPeriodStart");
-    if (!start_text) {
-      skip("no ChargePeriodStart or BillingPeriodStart");
-      continue;
-    }
-    auto start = NormalizeFocusTime(*start_text);
-    if (!start.ok()) {
-      skip("ChargePeriodStart " + start.status().message());
-      continue;
-    }
-    std::string service = FocusText(field("ServiceName"));
-    Json event{{"event_id", event_id},
-               {"org_id", options.org_id},
-               {"occurred_at", *start},
-               {"source", options.source}};
-    if (*cost < 0) {
-      Json credit{{"month", start->substr(0, 7)},
-                  {"amount", FormatNanos(-static_cast<Sum>(*cost))},
-                  {"description", service}};
-      if (options.credit_cost_center) credit["cost_center_id"] = *options.credit_cost_center;
-      event["credit_applied"] = std::move(credit);
-    } else {
-      std::optional<std::string> provider = FocusProvider(options.providers, field);
-      if (!provider) {
-        skip(
-            "no provider mapping for SubAccountId, BillingAccountId or ProviderName and no `*` "
-            "line");
-        continue;
-      }
-      std::string end = *start;
-      if (auto end_text = field("ChargePeriodEnd")) {
-        auto e = NormalizeFocusTime(*end_text);
-        if (!e.ok()) {
-          skip("ChargePeriodEnd " + e.status().message());
-          continue;
-        }
-        end = *e;
-      }
-      // Negative quantities go with refunds, which are credits; on a usage
-      // row they are a provider's correction of zero cost, counted as none.
-      int64_t quantity = 0;
-      if (auto q = field("ConsumedQuantity")) {
-        auto parsed = ParseRoundedNanos(*q);
-        if (!parsed.ok()) {
-          skip("ConsumedQuantity " + parsed.status().message());
-          continue;
-        }
-        quantity = std::max<int64_t>(*parsed, 0);
-      }
-      Json usage{{"provider_id", *provider},
-                 {"service", service},
-                 {"sku", text({"SkuId", "SkuPriceId"})},
-                 {"resource_id", text({"ResourceId", "ResourceName"})},
-                 {"region", text({"RegionId", "RegionName"})},
-                 {"quantity", quantity == 0 ? std::string("0") : FormatNanos(quantity)},
-                 {"unit", text({"ConsumedUnit", "PricingUnit"})},
-                 {"amount", FormatNanos(*cost)},
-                 {"usage_start", *start},
-                 {"usage_end", end}};
-      if (auto currency = field("BillingCurrency")) usage["currency"] = *currency;
-      event["usage_recorded"] = std::move(usage);
-    }
-    // Check every stateless rule now, so a row the ledger would refuse is
-    // reported against its row number instead of failing at post time.
-    std::string line = event.dump(-1, ' ', false, Json::error_handler_t::replace);
-    auto envelope = events::ParseJson(line);
-    if (envelope.ok()) {
-      auto valid = events::Validate(*envelope);
-      if (!valid.ok()) {
-        skip(valid.status().message());
-        continue;
-      }
-    } else {
-      skip(envelope.status().message());
-      continue;
-    }
-    if (event.contains("credit_applied")) {
+    if (event->contains("credit_applied")) {
       ++report.credits;
     } else {
       ++report.usage;

@@ -8,6 +8,115 @@ namespace {
 
 Status Reject(Code code, std::string message) { return Status(code, std::move(message)); }
 
+// The structural decisions: each checks its event against the org's
+// structure and, when accepted, changes it; a rejection changes nothing.
+
+OrgState NewOrg(const events::Event& event) {
+  const auto& p = event.envelope.organization_created();
+  OrgState org;
+  org.org_id = event.envelope.org_id();
+  org.name = p.name();
+  org.currency = p.currency();
+  org.minor_digits = MinorUnitDigits(p.currency());
+  org.billing_account = p.billing_account();
+  org.created_month = MonthOf(event.occurred_at);
+  return org;
+}
+
+Status DecideCostCenterCreated(OrgState& org, const events::v1::CostCenterCreated& p) {
+  if (org.cost_centers.count(p.cost_center_id())) {
+    return Reject(Code::kAlreadyExists, "cost center " + p.cost_center_id() + " already exists");
+  }
+  org.cost_centers[p.cost_center_id()] = CostCenterInfo{p.name(), std::nullopt};
+  return Status::Ok();
+}
+
+Status DecideWorkspaceCreated(OrgState& org, const events::v1::WorkspaceCreated& p) {
+  if (org.workspaces.count(p.workspace_id())) {
+    return Reject(Code::kAlreadyExists, "workspace " + p.workspace_id() + " already exists");
+  }
+  if (!org.cost_centers.count(p.cost_center_id())) {
+    return Reject(Code::kUnknownCostCenter, "cost center " + p.cost_center_id() + " is unknown");
+  }
+  org.workspaces[p.workspace_id()] = p.cost_center_id();
+  org.workspace_names[p.workspace_id()] = p.name();
+  return Status::Ok();
+}
+
+Status DecideProviderRegistered(OrgState& org, const events::Event& event, uint64_t seq) {
+  const auto& p = event.envelope.provider_registered();
+  if (org.providers.count(p.provider_id())) {
+    return Reject(Code::kAlreadyExists, "provider " + p.provider_id() + " already exists");
+  }
+  if (!org.workspaces.count(p.workspace_id())) {
+    return Reject(Code::kUnknownWorkspace, "workspace " + p.workspace_id() + " is unknown");
+  }
+  org.providers[p.provider_id()] =
+      ProviderInfo{p.name(), p.kind(), {Placement{event.occurred_at, seq, p.workspace_id()}}};
+  return Status::Ok();
+}
+
+Status DecideProviderMoved(OrgState& org, const events::Event& event, uint64_t seq) {
+  const auto& p = event.envelope.provider_moved();
+  auto prov = org.providers.find(p.provider_id());
+  if (prov == org.providers.end()) {
+    return Reject(Code::kUnknownProvider, "provider " + p.provider_id() + " is unknown");
+  }
+  if (!org.workspaces.count(p.workspace_id())) {
+    return Reject(Code::kUnknownWorkspace, "workspace " + p.workspace_id() + " is unknown");
+  }
+  prov->second.placements.push_back(Placement{event.occurred_at, seq, p.workspace_id()});
+  return Status::Ok();
+}
+
+Status DecideBillingAccountAssigned(OrgState& org, const events::v1::BillingAccountAssigned& p) {
+  auto cc = org.cost_centers.find(p.cost_center_id());
+  if (cc == org.cost_centers.end()) {
+    return Reject(Code::kUnknownCostCenter, "cost center " + p.cost_center_id() + " is unknown");
+  }
+  cc->second.billing_account = p.billing_account();
+  return Status::Ok();
+}
+
+Status DecideBillingPeriodClosed(OrgState& org, const events::Event& event, uint64_t seq) {
+  Month month = event.month;
+  if (org.IsClosed(month)) {
+    return Reject(Code::kPeriodClosed, "period " + FormatMonth(month) + " is already closed");
+  }
+  ClosedMonth closed;
+  closed.sequence = seq;
+  closed.mode = org.ModeOf(month);
+  for (const auto& [id, cc] : org.cost_centers) {
+    if (cc.billing_account) closed.cost_center_accounts[id] = *cc.billing_account;
+  }
+  org.closed[month.index] = std::move(closed);
+  return Status::Ok();
+}
+
+// The checks a charge passes before it is posted.
+
+Status CheckUsage(const OrgState& org, const events::v1::UsageRecorded& u) {
+  if (!org.providers.count(u.provider_id())) {
+    return Reject(Code::kUnknownProvider, "provider " + u.provider_id() + " is unknown");
+  }
+  if (u.has_currency() && u.currency() != org.currency) {
+    return Reject(Code::kCurrencyMismatch, "currency " + u.currency() + " differs from the organization's " +
+                                                org.currency);
+  }
+  return Status::Ok();
+}
+
+// Support charges and credits: a cost center they name must exist.
+Status CheckSupportOrCredit(const OrgState& org, const events::Envelope& e) {
+  const bool support = e.payload_case() == events::Payload::kSupportCharged;
+  const bool has_cc = support ? e.support_charged().has_cost_center_id() : e.credit_applied().has_cost_center_id();
+  const std::string& cc = support ? e.support_charged().cost_center_id() : e.credit_applied().cost_center_id();
+  if (has_cc && !org.cost_centers.count(cc)) {
+    return Reject(Code::kUnknownCostCenter, "cost center " + cc + " is unknown");
+  }
+  return Status::Ok();
+}
+
 }  // namespace
 
 struct Decider::Posting {
@@ -126,8 +235,69 @@ void Decider::Emit(OrgState& org, const Posting& p, Sink& sink, const events::Ev
   }
 }
 
-Status Decider::Decide(const events::Event& event, ledger::Sequence sequence,
-                       const EventLookup& lookup, Sink& sink, const View& view) {
+Status Decider::DecideCharge(OrgState& org, const events::Event& event, ledger::Sequence sequence, Sink& sink) {
+  auto posting = PostingFor(org, event, sequence);
+  if (!posting.ok()) return posting.status();
+  Emit(org, *posting, sink, event, sequence.value, event);
+  return Status::Ok();
+}
+
+// The posting that undoes `original` (recorded at `original_seq`) when it is
+// voided at `now`.
+Result<Decider::Posting> Decider::ReversalFor(const OrgState& org, const events::Event& original,
+                                              ledger::Sequence original_seq, ledger::Sequence now) const {
+  auto posting = PostingFor(org, original, original_seq);
+  if (!posting.ok()) return posting.status();
+  Posting reversal = *posting;
+  reversal.amount = -reversal.amount;
+  reversal.quantity = -reversal.quantity;
+  if (org.IsClosed(original.month, now)) {
+    // The original's month closed after it was recorded: the reversal is
+    // a late posting like any other.
+    reversal.target = org.EarliestOpenAfter(original.month, now);
+    reversal.category = keys::kAdjustment;
+    reversal.label = FormatMonth(original.month);
+    reversal.drill = nullptr;
+  }
+  return reversal;
+}
+
+Status Decider::DecideEventVoided(OrgState& org, const events::Event& event, ledger::Sequence sequence,
+                                  const EventLookup& lookup, Sink& sink, const View& view) {
+  using events::Payload;
+  const std::string& org_id = event.envelope.org_id();
+  const std::string& target_id = event.envelope.event_voided().voided_event_id();
+  // The void's own org: an id of another org is unknown here (SPEC).
+  auto found = lookup(ledger::EventKey{.org_id = org_id, .event_id = target_id});
+  if (!found.ok()) return found.status();
+  if (!found->has_value() || (*found)->envelope.org_id() != org_id) {
+    return Reject(Code::kUnknownEvent, "event " + target_id + " is unknown");
+  }
+  const ledger::StoredEvent& original = **found;
+  Payload kind = original.envelope.payload_case();
+  if (kind != Payload::kUsageRecorded && kind != Payload::kSupportCharged && kind != Payload::kCreditApplied) {
+    return Reject(Code::kNotVoidable, "event " + target_id + " is a " + std::string(events::PayloadName(kind)) +
+                                          ", which cannot be voided");
+  }
+  std::string marker = keys::VoidedKey(org_id, target_id);
+  if (pending_voids_.count(marker) || view.Get(marker)) {
+    return Reject(Code::kAlreadyVoided, "event " + target_id + " is already voided");
+  }
+  auto parsed = events::Validate(original.envelope);
+  if (!parsed.ok()) {
+    return Status(Code::kCorruption,
+                  "stored event " + target_id + " no longer validates: " + parsed.status().message());
+  }
+  auto reversal = ReversalFor(org, *parsed, original.sequence, sequence);
+  if (!reversal.ok()) return reversal.status();
+  Emit(org, *reversal, sink, event, sequence.value, *parsed);
+  sink.Put(marker, "");
+  pending_voids_.insert(marker);
+  return Status::Ok();
+}
+
+Status Decider::Decide(const events::Event& event, ledger::Sequence sequence, const EventLookup& lookup,
+                       Sink& sink, const View& view) {
   // The org state and the postings keep the bare number (state.proto).
   const uint64_t seq = sequence.value;
   using events::Payload;
@@ -135,17 +305,8 @@ Status Decider::Decide(const events::Event& event, ledger::Sequence sequence,
   const std::string& org_id = e.org_id();
   auto org_it = orgs_.find(org_id);
   if (e.payload_case() == Payload::kOrganizationCreated) {
-    if (org_it != orgs_.end())
-      return Reject(Code::kOrgExists, "organization " + org_id + " already exists");
-    const auto& p = e.organization_created();
-    OrgState org;
-    org.org_id = org_id;
-    org.name = p.name();
-    org.currency = p.currency();
-    org.minor_digits = MinorUnitDigits(p.currency());
-    org.billing_account = p.billing_account();
-    org.created_month = MonthOf(event.occurred_at);
-    orgs_.emplace(org_id, std::move(org));
+    if (org_it != orgs_.end()) return Reject(Code::kOrgExists, "organization " + org_id + " already exists");
+    orgs_.emplace(org_id, NewOrg(event));
     dirty_.insert(org_id);
     return Status::Ok();
   }
@@ -153,153 +314,39 @@ Status Decider::Decide(const events::Event& event, ledger::Sequence sequence,
     return Reject(Code::kUnknownOrg, "organization " + org_id + " is unknown");
   OrgState& org = org_it->second;
 
+  // Charges and voids mark the org dirty only through Emit (its latest
+  // charge month); every accepted structural change marks it below.
   switch (e.payload_case()) {
-    case Payload::kCostCenterCreated: {
-      const auto& p = e.cost_center_created();
-      if (org.cost_centers.count(p.cost_center_id())) {
-        return Reject(Code::kAlreadyExists,
-                      "cost center " + p.cost_center_id() + " already exists");
-      }
-      org.cost_centers[p.cost_center_id()] = CostCenterInfo{p.name(), std::nullopt};
+    case Payload::kUsageRecorded:
+      RETURN_IF_ERROR(CheckUsage(org, e.usage_recorded()));
+      return DecideCharge(org, event, sequence, sink);
+    case Payload::kSupportCharged:
+    case Payload::kCreditApplied:
+      RETURN_IF_ERROR(CheckSupportOrCredit(org, e));
+      return DecideCharge(org, event, sequence, sink);
+    case Payload::kEventVoided:
+      return DecideEventVoided(org, event, sequence, lookup, sink, view);
+    case Payload::kCostCenterCreated:
+      RETURN_IF_ERROR(DecideCostCenterCreated(org, e.cost_center_created()));
       break;
-    }
-    case Payload::kWorkspaceCreated: {
-      const auto& p = e.workspace_created();
-      if (org.workspaces.count(p.workspace_id())) {
-        return Reject(Code::kAlreadyExists, "workspace " + p.workspace_id() + " already exists");
-      }
-      if (!org.cost_centers.count(p.cost_center_id())) {
-        return Reject(Code::kUnknownCostCenter,
-                      "cost center " + p.cost_center_id() + " is unknown");
-      }
-      org.workspaces[p.workspace_id()] = p.cost_center_id();
-      org.workspace_names[p.workspace_id()] = p.name();
+    case Payload::kWorkspaceCreated:
+      RETURN_IF_ERROR(DecideWorkspaceCreated(org, e.workspace_created()));
       break;
-    }
-    case Payload::kProviderRegistered: {
-      const auto& p = e.provider_registered();
-      if (org.providers.count(p.provider_id())) {
-        return Reject(Code::kAlreadyExists, "provider " + p.provider_id() + " already exists");
-      }
-      if (!org.workspaces.count(p.workspace_id())) {
-        return Reject(Code::kUnknownWorkspace, "workspace " + p.workspace_id() + " is unknown");
-      }
-      org.providers[p.provider_id()] =
-          ProviderInfo{p.name(), p.kind(), {Placement{event.occurred_at, seq, p.workspace_id()}}};
+    case Payload::kProviderRegistered:
+      RETURN_IF_ERROR(DecideProviderRegistered(org, event, seq));
       break;
-    }
-    case Payload::kProviderMoved: {
-      const auto& p = e.provider_moved();
-      auto prov = org.providers.find(p.provider_id());
-      if (prov == org.providers.end()) {
-        return Reject(Code::kUnknownProvider, "provider " + p.provider_id() + " is unknown");
-      }
-      if (!org.workspaces.count(p.workspace_id())) {
-        return Reject(Code::kUnknownWorkspace, "workspace " + p.workspace_id() + " is unknown");
-      }
-      prov->second.placements.push_back(Placement{event.occurred_at, seq, p.workspace_id()});
+    case Payload::kProviderMoved:
+      RETURN_IF_ERROR(DecideProviderMoved(org, event, seq));
       break;
-    }
-    case Payload::kBillingAccountAssigned: {
-      const auto& p = e.billing_account_assigned();
-      auto cc = org.cost_centers.find(p.cost_center_id());
-      if (cc == org.cost_centers.end()) {
-        return Reject(Code::kUnknownCostCenter,
-                      "cost center " + p.cost_center_id() + " is unknown");
-      }
-      cc->second.billing_account = p.billing_account();
+    case Payload::kBillingAccountAssigned:
+      RETURN_IF_ERROR(DecideBillingAccountAssigned(org, e.billing_account_assigned()));
       break;
-    }
     case Payload::kInvoicingModeChanged:
       org.modes.push_back(ModeChange{event.occurred_at, seq, event.mode});
       break;
-    case Payload::kUsageRecorded: {
-      const auto& u = e.usage_recorded();
-      if (!org.providers.count(u.provider_id())) {
-        return Reject(Code::kUnknownProvider, "provider " + u.provider_id() + " is unknown");
-      }
-      if (u.has_currency() && u.currency() != org.currency) {
-        return Reject(
-            Code::kCurrencyMismatch,
-            "currency " + u.currency() + " differs from the organization's " + org.currency);
-      }
-      auto posting = PostingFor(org, event, sequence);
-      if (!posting.ok()) return posting.status();
-      Emit(org, *posting, sink, event, seq, event);
-      return Status::Ok();  // structure unchanged unless Emit marked it
-    }
-    case Payload::kSupportCharged:
-    case Payload::kCreditApplied: {
-      const bool support = e.payload_case() == Payload::kSupportCharged;
-      const bool has_cc = support ? e.support_charged().has_cost_center_id()
-                                  : e.credit_applied().has_cost_center_id();
-      const std::string& cc =
-          support ? e.support_charged().cost_center_id() : e.credit_applied().cost_center_id();
-      if (has_cc && !org.cost_centers.count(cc)) {
-        return Reject(Code::kUnknownCostCenter, "cost center " + cc + " is unknown");
-      }
-      auto posting = PostingFor(org, event, sequence);
-      if (!posting.ok()) return posting.status();
-      Emit(org, *posting, sink, event, seq, event);
-      return Status::Ok();
-    }
-    case Payload::kEventVoided: {
-      const std::string& target_id = e.event_voided().voided_event_id();
-      // The void's own org: an id of another org is unknown here (SPEC).
-      auto found = lookup(ledger::EventKey{.org_id = org_id, .event_id = target_id});
-      if (!found.ok()) return found.status();
-      if (!found->has_value() || (*found)->envelope.org_id() != org_id) {
-        return Reject(Code::kUnknownEvent, "event " + target_id + " is unknown");
-      }
-      const ledger::StoredEvent& original = **found;
-      Payload kind = original.envelope.payload_case();
-      if (kind != Payload::kUsageRecorded && kind != Payload::kSupportCharged &&
-          kind != Payload::kCreditApplied) {
-        return Reject(Code::kNotVoidable, "event " + target_id + " is a " +
-                                              std::string(events::PayloadName(kind)) +
-                                              ", which cannot be voided");
-      }
-      std::string marker = keys::VoidedKey(org_id, target_id);
-      if (pending_voids_.count(marker) || view.Get(marker)) {
-        return Reject(Code::kAlreadyVoided, "event " + target_id + " is already voided");
-      }
-      auto parsed = events::Validate(original.envelope);
-      if (!parsed.ok()) {
-        return Status(Code::kCorruption, "stored event " + target_id +
-                                             " no longer validates: " + parsed.status().message());
-      }
-      auto posting = PostingFor(org, *parsed, original.sequence);
-      if (!posting.ok()) return posting.status();
-      Posting reversal = *posting;
-      reversal.amount = -reversal.amount;
-      reversal.quantity = -reversal.quantity;
-      if (org.IsClosed(parsed->month, sequence)) {
-        // The original's month closed after it was recorded: the reversal is
-        // a late posting like any other.
-        reversal.target = org.EarliestOpenAfter(parsed->month, sequence);
-        reversal.category = keys::kAdjustment;
-        reversal.label = FormatMonth(parsed->month);
-        reversal.drill = nullptr;
-      }
-      Emit(org, reversal, sink, event, seq, *parsed);
-      sink.Put(marker, "");
-      pending_voids_.insert(marker);
-      return Status::Ok();
-    }
-    case Payload::kBillingPeriodClosed: {
-      Month month = event.month;
-      if (org.IsClosed(month)) {
-        return Reject(Code::kPeriodClosed, "period " + FormatMonth(month) + " is already closed");
-      }
-      ClosedMonth closed;
-      closed.sequence = seq;
-      closed.mode = org.ModeOf(month);
-      for (const auto& [id, cc] : org.cost_centers) {
-        if (cc.billing_account) closed.cost_center_accounts[id] = *cc.billing_account;
-      }
-      org.closed[month.index] = std::move(closed);
+    case Payload::kBillingPeriodClosed:
+      RETURN_IF_ERROR(DecideBillingPeriodClosed(org, event, seq));
       break;
-    }
     default:
       return Reject(Code::kInvalidArgument, "the event has no payload");
   }

@@ -155,6 +155,84 @@ std::string FocusServiceName(const ExportRow& r) {
   return "Credit";
 }
 
+// An export row for a posting the decider made: the charge's fields, and
+// the cause when that is a void reversing it. Invoice and names come later.
+ExportRow RowOf(const PostingRow& p) {
+  ExportRow r;
+  r.cost_center_id = std::string(p.cost_center);
+  r.category = std::string(keys::CategoryName(p.category));
+  r.label = std::string(p.label);
+  r.amount = p.amount;
+  const events::Envelope& charge = p.charge->envelope;
+  r.charge_kind = std::string(events::PayloadName(charge.payload_case()));
+  switch (charge.payload_case()) {
+    case events::Payload::kUsageRecorded: {
+      const auto& u = charge.usage_recorded();
+      r.service = u.service();
+      r.provider_id = u.provider_id();
+      r.resource_id = u.resource_id();
+      r.sku = u.sku();
+      r.region = u.region();
+      r.quantity = p.quantity;
+      r.unit = std::string(p.unit);
+      r.usage_start = u.usage_start();
+      r.usage_end = u.usage_end();
+      break;
+    }
+    case events::Payload::kSupportCharged:
+      r.description = charge.support_charged().description();
+      break;
+    case events::Payload::kCreditApplied:
+      r.description = charge.credit_applied().description();
+      break;
+    default:
+      break;
+  }
+  r.event_id = p.cause->envelope.event_id();
+  r.sequence = p.sequence;
+  if (p.cause != p.charge) r.reverses_event_id = charge.event_id();
+  return r;
+}
+
+// Decides the org's records up to `upto` again, so the decider's observer sees
+// every posting exactly as the invoices were built.
+Status RedecideOrg(Decider& decider, const ledger::Ledger& ledger, const std::string& org_id,
+                   ledger::Sequence upto) {
+  MarkerStore store;
+  Status failure;
+  EventLookup lookup = [&ledger](ledger::EventKey key) { return ledger.FindEvent(key); };
+  Status scan = ledger.ScanOrg(org_id, ledger::Sequence{0}, upto, 0, [&](const ledger::Record& record) {
+    failure = decider.Redecide(record, lookup, store, store);
+    return failure.ok();
+  });
+  if (!scan.ok()) return scan;
+  return failure;
+}
+
+// Same rule as the invoices: one organization invoice in SINGLE months, else
+// one per cost center plus the organization's own.
+void PlaceOnInvoice(const OrgState& org, Month month, InvoicingMode mode, ExportRow* r) {
+  bool own_invoice = mode == InvoicingMode::kPerCostCenter && !r->cost_center_id.empty();
+  r->invoice_id = FormatMonth(month) + "-" + (own_invoice ? r->cost_center_id : std::string("org"));
+  if (own_invoice) {
+    r->billing_account = org.AccountOf(r->cost_center_id, month);
+    auto cc = org.cost_centers.find(r->cost_center_id);
+    r->billing_account_name = cc != org.cost_centers.end() ? cc->second.name : r->cost_center_id;
+  } else {
+    r->billing_account = org.billing_account;
+    r->billing_account_name = org.name;
+  }
+}
+
+void NameProvider(const OrgState& org, ExportRow* r) {
+  if (r->provider_id.empty()) return;
+  auto prov = org.providers.find(r->provider_id);
+  if (prov != org.providers.end()) {
+    r->provider_name = prov->second.name;
+    r->provider_kind = prov->second.kind;
+  }
+}
+
 }  // namespace
 
 std::string_view FocusChargeCategory(std::string_view category) {
@@ -171,54 +249,9 @@ Result<MonthExport> ExportMonth(const ledger::Ledger& ledger, const std::string&
   std::vector<ExportRow> rows;
   Decider decider;
   decider.set_observer([&](const PostingRow& p) {
-    if (p.month != month) return;
-    ExportRow r;
-    r.cost_center_id = std::string(p.cost_center);
-    r.category = std::string(keys::CategoryName(p.category));
-    r.label = std::string(p.label);
-    r.amount = p.amount;
-    const events::Envelope& charge = p.charge->envelope;
-    r.charge_kind = std::string(events::PayloadName(charge.payload_case()));
-    switch (charge.payload_case()) {
-      case events::Payload::kUsageRecorded: {
-        const auto& u = charge.usage_recorded();
-        r.service = u.service();
-        r.provider_id = u.provider_id();
-        r.resource_id = u.resource_id();
-        r.sku = u.sku();
-        r.region = u.region();
-        r.quantity = p.quantity;
-        r.unit = std::string(p.unit);
-        r.usage_start = u.usage_start();
-        r.usage_end = u.usage_end();
-        break;
-      }
-      case events::Payload::kSupportCharged:
-        r.description = charge.support_charged().description();
-        break;
-      case events::Payload::kCreditApplied:
-        r.description = charge.credit_applied().description();
-        break;
-      default:
-        break;
-    }
-    r.event_id = p.cause->envelope.event_id();
-    r.sequence = p.sequence;
-    if (p.cause != p.charge) r.reverses_event_id = charge.event_id();
-    rows.push_back(std::move(r));
+    if (p.month == month) rows.push_back(RowOf(p));
   });
-
-  MarkerStore store;
-  Status failure;
-  EventLookup lookup = [&ledger](ledger::EventKey key) { return ledger.FindEvent(key); };
-  Status scan =
-      ledger.ScanOrg(org_id, ledger::Sequence{0}, upto, 0, [&](const ledger::Record& record) {
-        failure = decider.Redecide(record, lookup, store, store);
-        if (!failure.ok()) return false;
-        return true;
-      });
-  if (!scan.ok()) return scan;
-  if (!failure.ok()) return failure;
+  RETURN_IF_ERROR(RedecideOrg(decider, ledger, org_id, upto));
   const OrgState* org = decider.Find(org_id);
   if (org == nullptr) return Status(Code::kNotFound, "organization " + org_id + " is unknown");
 
@@ -230,25 +263,8 @@ Result<MonthExport> ExportMonth(const ledger::Ledger& ledger, const std::string&
   out.mode = org->ModeOf(month);
   out.closed = org->IsClosed(month);
   for (ExportRow& r : rows) {
-    // Same rule as the invoices: one organization invoice in SINGLE months,
-    // else one per cost center plus the organization's own.
-    bool own_invoice = out.mode == InvoicingMode::kPerCostCenter && !r.cost_center_id.empty();
-    r.invoice_id = FormatMonth(month) + "-" + (own_invoice ? r.cost_center_id : std::string("org"));
-    if (own_invoice) {
-      r.billing_account = org->AccountOf(r.cost_center_id, month);
-      auto cc = org->cost_centers.find(r.cost_center_id);
-      r.billing_account_name = cc != org->cost_centers.end() ? cc->second.name : r.cost_center_id;
-    } else {
-      r.billing_account = org->billing_account;
-      r.billing_account_name = org->name;
-    }
-    if (!r.provider_id.empty()) {
-      auto prov = org->providers.find(r.provider_id);
-      if (prov != org->providers.end()) {
-        r.provider_name = prov->second.name;
-        r.provider_kind = prov->second.kind;
-      }
-    }
+    PlaceOnInvoice(*org, month, out.mode, &r);
+    NameProvider(*org, &r);
   }
   out.rows = std::move(rows);
   return out;
