@@ -256,10 +256,8 @@ Status KafkaConsumer::Impl::CreateDlqProducer() {
   std::string error;
   rd_kafka_conf_t* pconf = rd_kafka_conf_new();
   const std::pair<const char*, std::string> psettings[] = {
-      {"bootstrap.servers", bootstrap},
-      {"client.id", "ledgerd-dlq"},
-      {"enable.idempotence", "true"},
-      {"message.timeout.ms", kDlqMessageTimeoutMs},
+      {"bootstrap.servers", bootstrap},  {"client.id", "ledgerd-dlq"},
+      {"enable.idempotence", "true"},    {"message.timeout.ms", kDlqMessageTimeoutMs},
       {"log.connection.close", "false"},
   };
   for (const auto& [name, value] : psettings) {

@@ -926,7 +926,8 @@ Status RecoverHead(rocksdb::DB* db, Head* head, uint64_t* next_rejected_id) {
     *head = Head{Sequence{record.sequence()}, record.hash()};
   }
   it->SeekForPrev(format::RejectedKey(std::numeric_limits<uint64_t>::max()));
-  if (it->Valid() && !it->key().empty() && it->key()[0] == format::kRejectedPrefix && it->key().size() == 9) {
+  if (it->Valid() && !it->key().empty() && it->key()[0] == format::kRejectedPrefix &&
+      it->key().size() == 9) {
     *next_rejected_id = format::GetBe64(std::string_view(it->key().data() + 1, 8)) + 1;
   }
   if (!it->status().ok()) return FromRocks(it->status(), "recovering ledger head");

@@ -236,7 +236,8 @@ Status CheckRequiredColumns(const FocusColumns& columns) {
     }
   }
   if (!columns.IndexOf("ChargePeriodStart") && !columns.IndexOf("BillingPeriodStart")) {
-    return Status(Code::kInvalidArgument, "the CSV has neither ChargePeriodStart nor BillingPeriodStart");
+    return Status(Code::kInvalidArgument,
+                  "the CSV has neither ChargePeriodStart nor BillingPeriodStart");
   }
   return Status::Ok();
 }
@@ -247,7 +248,9 @@ class FocusRow {
  public:
   FocusRow(const FocusColumns& columns, const CsvRecord& row) : columns_(columns), row_(row) {}
 
-  std::optional<std::string> Field(std::string_view name) const { return columns_.Field(row_, name); }
+  std::optional<std::string> Field(std::string_view name) const {
+    return columns_.Field(row_, name);
+  }
 
   // The first of `candidates` with text left after cleaning, else "(none)".
   std::string Text(std::initializer_list<std::string_view> candidates) const {
@@ -270,8 +273,8 @@ Status Skip(std::string why) { return Status(Code::kInvalidArgument, std::move(w
 // The id: the org and the row's content, column by column, so quoting or line
 // endings do not change it but any value does. The Nth identical copy of a
 // row in one file gets `:N`, counted in `copies`.
-std::string RowEventId(const std::string& org_id, const std::vector<std::string>& names, const CsvRecord& row,
-                       std::unordered_map<std::string, uint64_t>* copies) {
+std::string RowEventId(const std::string& org_id, const std::vector<std::string>& names,
+                       const CsvRecord& row, std::unordered_map<std::string, uint64_t>* copies) {
   std::string content = org_id;
   content.push_back('\0');
   for (size_t i = 0; i < names.size(); ++i) {
@@ -282,8 +285,9 @@ std::string RowEventId(const std::string& org_id, const std::vector<std::string>
   }
   unsigned char digest[EVP_MAX_MD_SIZE];
   unsigned int digest_len = 0;
-  LEDGER_CHECK(EVP_Digest(content.data(), content.size(), digest, &digest_len, EVP_sha256(), nullptr) == 1,
-               "SHA-256 failed");
+  LEDGER_CHECK(
+      EVP_Digest(content.data(), content.size(), digest, &digest_len, EVP_sha256(), nullptr) == 1,
+      "SHA-256 failed");
   std::string event_id = "focus:" + Hex(digest, digest_len).substr(0, kFocusIdHexDigits);
   if (uint64_t seen = (*copies)[event_id]++; seen > 0) event_id += ":" + std::to_string(seen + 1);
   return event_id;
@@ -320,7 +324,9 @@ Result<Json> UsagePayload(const FocusRow& row, const FocusImportOptions& options
                           const std::string& start, const std::string& service) {
   auto field = [&](std::string_view name) { return row.Field(name); };
   std::optional<std::string> provider = FocusProvider(options.providers, field);
-  if (!provider) return Skip("no provider mapping for SubAccountId, BillingAccountId or ProviderName and no `*` line");
+  if (!provider)
+    return Skip(
+        "no provider mapping for SubAccountId, BillingAccountId or ProviderName and no `*` line");
   std::string end = start;
   if (auto end_text = row.Field("ChargePeriodEnd")) {
     auto e = NormalizeFocusTime(*end_text);
@@ -350,11 +356,14 @@ Result<Json> UsagePayload(const FocusRow& row, const FocusImportOptions& options
 }
 
 // The row's event: a credit when its rounded cost is negative, else usage.
-Result<Json> RowEvent(const FocusRow& row, const FocusImportOptions& options, const std::string& event_id) {
+Result<Json> RowEvent(const FocusRow& row, const FocusImportOptions& options,
+                      const std::string& event_id) {
   ASSIGN_OR_RETURN(int64_t cost, RowCost(row));
   ASSIGN_OR_RETURN(std::string start, RowStart(row));
   std::string service = FocusText(row.Field("ServiceName"));
-  Json event{{"event_id", event_id}, {"org_id", options.org_id}, {"occurred_at", start},
+  Json event{{"event_id", event_id},
+             {"org_id", options.org_id},
+             {"occurred_at", start},
              {"source", options.source}};
   if (cost < 0) {
     event["credit_applied"] = CreditPayload(options, cost, start, service);

@@ -16,7 +16,8 @@ Result<InvoiceDocument> MakeInvoiceDocument(const InvoiceDocumentRequest& reques
   // Only the month's invoice buckets and lines are kept: what GetInvoice reads.
   projections::MemoryStore store;
   const ledger::Sequence head = (*led)->head().sequence;
-  auto org = projections::ReplayOrg(**led, request.org, head, &store, projections::ReplayScope{"BL", *month});
+  auto org = projections::ReplayOrg(**led, request.org, head, &store,
+                                    projections::ReplayScope{"BL", *month});
   if (!org.ok()) return org.status();
   auto invoice = projections::GetInvoice(*org, store, request.invoice_id);
   if (Status read = store.status(); !read.ok()) return read;

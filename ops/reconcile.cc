@@ -150,8 +150,8 @@ std::set<int32_t> PostingMonths(const projections::OrgState& org,
 }
 
 // The org's postings of the compared kinds, by the month they belong to.
-Status AddLedger(const ledger::Ledger& ledger, const ReconcileOptions& options, const std::set<int32_t>& bill_months,
-                 std::map<Key, ReconcileGroup>* groups) {
+Status AddLedger(const ledger::Ledger& ledger, const ReconcileOptions& options,
+                 const std::set<int32_t>& bill_months, std::map<Key, ReconcileGroup>* groups) {
   const ledger::Sequence head = ledger.head().sequence;
   projections::MemoryStore store;
   auto org = projections::ReplayOrg(ledger, options.org, head, &store,

@@ -100,8 +100,8 @@ Status CheckUsage(const OrgState& org, const events::v1::UsageRecorded& u) {
     return Reject(Code::kUnknownProvider, "provider " + u.provider_id() + " is unknown");
   }
   if (u.has_currency() && u.currency() != org.currency) {
-    return Reject(Code::kCurrencyMismatch, "currency " + u.currency() + " differs from the organization's " +
-                                                org.currency);
+    return Reject(Code::kCurrencyMismatch,
+                  "currency " + u.currency() + " differs from the organization's " + org.currency);
   }
   return Status::Ok();
 }
@@ -109,8 +109,10 @@ Status CheckUsage(const OrgState& org, const events::v1::UsageRecorded& u) {
 // Support charges and credits: a cost center they name must exist.
 Status CheckSupportOrCredit(const OrgState& org, const events::Envelope& e) {
   const bool support = e.payload_case() == events::Payload::kSupportCharged;
-  const bool has_cc = support ? e.support_charged().has_cost_center_id() : e.credit_applied().has_cost_center_id();
-  const std::string& cc = support ? e.support_charged().cost_center_id() : e.credit_applied().cost_center_id();
+  const bool has_cc =
+      support ? e.support_charged().has_cost_center_id() : e.credit_applied().has_cost_center_id();
+  const std::string& cc =
+      support ? e.support_charged().cost_center_id() : e.credit_applied().cost_center_id();
   if (has_cc && !org.cost_centers.count(cc)) {
     return Reject(Code::kUnknownCostCenter, "cost center " + cc + " is unknown");
   }
@@ -235,7 +237,8 @@ void Decider::Emit(OrgState& org, const Posting& p, Sink& sink, const events::Ev
   }
 }
 
-Status Decider::DecideCharge(OrgState& org, const events::Event& event, ledger::Sequence sequence, Sink& sink) {
+Status Decider::DecideCharge(OrgState& org, const events::Event& event, ledger::Sequence sequence,
+                             Sink& sink) {
   auto posting = PostingFor(org, event, sequence);
   if (!posting.ok()) return posting.status();
   Emit(org, *posting, sink, event, sequence.value, event);
@@ -245,7 +248,8 @@ Status Decider::DecideCharge(OrgState& org, const events::Event& event, ledger::
 // The posting that undoes `original` (recorded at `original_seq`) when it is
 // voided at `now`.
 Result<Decider::Posting> Decider::ReversalFor(const OrgState& org, const events::Event& original,
-                                              ledger::Sequence original_seq, ledger::Sequence now) const {
+                                              ledger::Sequence original_seq,
+                                              ledger::Sequence now) const {
   auto posting = PostingFor(org, original, original_seq);
   if (!posting.ok()) return posting.status();
   Posting reversal = *posting;
@@ -262,8 +266,9 @@ Result<Decider::Posting> Decider::ReversalFor(const OrgState& org, const events:
   return reversal;
 }
 
-Status Decider::DecideEventVoided(OrgState& org, const events::Event& event, ledger::Sequence sequence,
-                                  const EventLookup& lookup, Sink& sink, const View& view) {
+Status Decider::DecideEventVoided(OrgState& org, const events::Event& event,
+                                  ledger::Sequence sequence, const EventLookup& lookup, Sink& sink,
+                                  const View& view) {
   using events::Payload;
   const std::string& org_id = event.envelope.org_id();
   const std::string& target_id = event.envelope.event_voided().voided_event_id();
@@ -275,8 +280,10 @@ Status Decider::DecideEventVoided(OrgState& org, const events::Event& event, led
   }
   const ledger::StoredEvent& original = **found;
   Payload kind = original.envelope.payload_case();
-  if (kind != Payload::kUsageRecorded && kind != Payload::kSupportCharged && kind != Payload::kCreditApplied) {
-    return Reject(Code::kNotVoidable, "event " + target_id + " is a " + std::string(events::PayloadName(kind)) +
+  if (kind != Payload::kUsageRecorded && kind != Payload::kSupportCharged &&
+      kind != Payload::kCreditApplied) {
+    return Reject(Code::kNotVoidable, "event " + target_id + " is a " +
+                                          std::string(events::PayloadName(kind)) +
                                           ", which cannot be voided");
   }
   std::string marker = keys::VoidedKey(org_id, target_id);
@@ -285,8 +292,8 @@ Status Decider::DecideEventVoided(OrgState& org, const events::Event& event, led
   }
   auto parsed = events::Validate(original.envelope);
   if (!parsed.ok()) {
-    return Status(Code::kCorruption,
-                  "stored event " + target_id + " no longer validates: " + parsed.status().message());
+    return Status(Code::kCorruption, "stored event " + target_id +
+                                         " no longer validates: " + parsed.status().message());
   }
   auto reversal = ReversalFor(org, *parsed, original.sequence, sequence);
   if (!reversal.ok()) return reversal.status();
@@ -296,8 +303,8 @@ Status Decider::DecideEventVoided(OrgState& org, const events::Event& event, led
   return Status::Ok();
 }
 
-Status Decider::Decide(const events::Event& event, ledger::Sequence sequence, const EventLookup& lookup,
-                       Sink& sink, const View& view) {
+Status Decider::Decide(const events::Event& event, ledger::Sequence sequence,
+                       const EventLookup& lookup, Sink& sink, const View& view) {
   // The org state and the postings keep the bare number (state.proto).
   const uint64_t seq = sequence.value;
   using events::Payload;
@@ -305,7 +312,8 @@ Status Decider::Decide(const events::Event& event, ledger::Sequence sequence, co
   const std::string& org_id = e.org_id();
   auto org_it = orgs_.find(org_id);
   if (e.payload_case() == Payload::kOrganizationCreated) {
-    if (org_it != orgs_.end()) return Reject(Code::kOrgExists, "organization " + org_id + " already exists");
+    if (org_it != orgs_.end())
+      return Reject(Code::kOrgExists, "organization " + org_id + " already exists");
     orgs_.emplace(org_id, NewOrg(event));
     dirty_.insert(org_id);
     return Status::Ok();

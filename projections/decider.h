@@ -89,11 +89,12 @@ class Decider {
   void Emit(OrgState& org, const Posting& posting, Sink& sink, const events::Event& cause,
             uint64_t seq, const events::Event& charge);
   // Posts an accepted usage, support charge or credit.
-  Status DecideCharge(OrgState& org, const events::Event& event, ledger::Sequence sequence, Sink& sink);
+  Status DecideCharge(OrgState& org, const events::Event& event, ledger::Sequence sequence,
+                      Sink& sink);
   Status DecideEventVoided(OrgState& org, const events::Event& event, ledger::Sequence sequence,
                            const EventLookup& lookup, Sink& sink, const View& view);
-  Result<Posting> ReversalFor(const OrgState& org, const events::Event& original, ledger::Sequence original_seq,
-                              ledger::Sequence now) const;
+  Result<Posting> ReversalFor(const OrgState& org, const events::Event& original,
+                              ledger::Sequence original_seq, ledger::Sequence now) const;
 
   std::map<std::string, OrgState> orgs_;
   std::set<std::string> dirty_;

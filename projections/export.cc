@@ -201,10 +201,11 @@ Status RedecideOrg(Decider& decider, const ledger::Ledger& ledger, const std::st
   MarkerStore store;
   Status failure;
   EventLookup lookup = [&ledger](ledger::EventKey key) { return ledger.FindEvent(key); };
-  Status scan = ledger.ScanOrg(org_id, ledger::Sequence{0}, upto, 0, [&](const ledger::Record& record) {
-    failure = decider.Redecide(record, lookup, store, store);
-    return failure.ok();
-  });
+  Status scan =
+      ledger.ScanOrg(org_id, ledger::Sequence{0}, upto, 0, [&](const ledger::Record& record) {
+        failure = decider.Redecide(record, lookup, store, store);
+        return failure.ok();
+      });
   if (!scan.ok()) return scan;
   return failure;
 }
