@@ -209,8 +209,8 @@ class ScopedSink : public Sink {
  public:
   ScopedSink(MemoryStore* store, const std::string& org, const ReplayScope& scope)
       : store_(store),
-        kind_at_(keys::MonthPrefix(org, 0).size()),
-        month_prefix_(scope.month ? keys::MonthPrefix(org, scope.month->index) : std::string()),
+        kind_at_(keys::MonthPrefix(org, Month{0}).size()),
+        month_prefix_(scope.month ? keys::MonthPrefix(org, *scope.month) : std::string()),
         kinds_(scope.kinds) {}
 
   void Merge(std::string_view key, const Agg& delta) override {

@@ -202,9 +202,8 @@ Result<Decider::Posting> Decider::PostingFor(const OrgState& org, const events::
 void Decider::Emit(OrgState& org, const Posting& p, Sink& sink, const events::Event& cause,
                    uint64_t seq, const events::Event& charge) {
   const std::string& id = org.org_id;
-  int32_t m = p.target.index;
   Agg amount = AmountAgg(p.amount);
-  keys::MonthKeys k(&key_, id, m);
+  keys::MonthKeys k(&key_, id, p.target);
   sink.Merge(k.Category(p.category), amount);
   sink.Merge(k.Item(p.category, p.label), amount);
   sink.Merge(k.Bucket(p.bucket), amount);

@@ -18,6 +18,7 @@
 #include <string>
 #include <string_view>
 
+#include "events/calendar.h"
 #include "ledger/format.h"
 
 namespace billing::projections::keys {
@@ -65,11 +66,11 @@ inline std::string VoidedKey(std::string_view org, std::string_view event_id) {
 // of a rebuild's allocations. Each view is valid until the next call.
 class MonthKeys {
  public:
-  MonthKeys(std::string* buffer, std::string_view org, int32_t month) : k_(*buffer) {
+  MonthKeys(std::string* buffer, std::string_view org, Month month) : k_(*buffer) {
     k_.assign(kAggPrefix);
     k_ += org;
     k_.push_back('\0');
-    ledger::format::PutBe32(&k_, static_cast<uint32_t>(month));
+    ledger::format::PutBe32(&k_, static_cast<uint32_t>(month.index));
     prefix_ = k_.size();
   }
   std::string_view Prefix() {
@@ -138,38 +139,38 @@ class MonthKeys {
 
 // One key each, for code that builds a few (queries, tests). The builder's
 // view covers all of its buffer, so the buffer is the key.
-inline std::string MonthPrefix(std::string_view org, int32_t month) {
+inline std::string MonthPrefix(std::string_view org, Month month) {
   std::string k;
   MonthKeys(&k, org, month).Prefix();
   return k;
 }
 
-inline std::string CategoryKey(std::string_view org, int32_t month, char category) {
+inline std::string CategoryKey(std::string_view org, Month month, char category) {
   std::string k;
   MonthKeys(&k, org, month).Category(category);
   return k;
 }
 
-inline std::string ItemKey(std::string_view org, int32_t month, char category,
+inline std::string ItemKey(std::string_view org, Month month, char category,
                            std::string_view label) {
   std::string k;
   MonthKeys(&k, org, month).Item(category, label);
   return k;
 }
 
-inline std::string BucketKey(std::string_view org, int32_t month, std::string_view bucket) {
+inline std::string BucketKey(std::string_view org, Month month, std::string_view bucket) {
   std::string k;
   MonthKeys(&k, org, month).Bucket(bucket);
   return k;
 }
 
-inline std::string LinePrefix(std::string_view org, int32_t month, std::string_view bucket) {
+inline std::string LinePrefix(std::string_view org, Month month, std::string_view bucket) {
   std::string k;
   MonthKeys(&k, org, month).LinePrefix(bucket);
   return k;
 }
 
-inline std::string LineKey(std::string_view org, int32_t month, std::string_view bucket,
+inline std::string LineKey(std::string_view org, Month month, std::string_view bucket,
                            char category, std::string_view label) {
   std::string k;
   MonthKeys(&k, org, month).Line(bucket, category, label);
@@ -177,8 +178,7 @@ inline std::string LineKey(std::string_view org, int32_t month, std::string_view
 }
 
 // `path` is the node's parts joined by 0: service 0 provider [0 resource [0 sku]].
-inline std::string DrillKey(std::string_view org, int32_t month, char level,
-                            std::string_view path) {
+inline std::string DrillKey(std::string_view org, Month month, char level, std::string_view path) {
   std::string k;
   MonthKeys(&k, org, month).Drill(level, path);
   return k;

@@ -64,7 +64,7 @@ Agg ReadAgg(const View& view, std::string_view bytes) {
 // Exact totals of every invoice bucket of the month that any posting touched.
 std::map<std::string, Sum> BucketTotals(const OrgState& org, const View& view, Month month) {
   std::map<std::string, Sum> out;
-  std::string prefix = keys::MonthPrefix(org.org_id, month.index) + 'B';
+  std::string prefix = keys::MonthPrefix(org.org_id, month) + 'B';
   view.Scan(prefix, [&](std::string_view key, std::string_view value) {
     out[std::string(key.substr(prefix.size()))] = ReadAgg(view, value).amount;
     return true;
@@ -125,8 +125,8 @@ std::string LabelOf(const OrgState& org, char level, std::string_view path) {
 std::vector<Child> DrillChildren(const OrgState& org, const View& view, Month month, char level,
                                  const std::string& path) {
   std::vector<Child> out;
-  std::string prefix = keys::DrillKey(org.org_id, month.index, level, path + '\0');
-  std::string node_prefix = keys::DrillKey(org.org_id, month.index, level, "");
+  std::string prefix = keys::DrillKey(org.org_id, month, level, path + '\0');
+  std::string node_prefix = keys::DrillKey(org.org_id, month, level, "");
   view.Scan(prefix, [&](std::string_view key, std::string_view value) {
     std::string_view child_path = key.substr(node_prefix.size());
     Agg agg = ReadAgg(view, value);
@@ -158,7 +158,7 @@ Result<std::vector<DashboardMonth>> Dashboard(const OrgState& org, const View& v
     Month m{range.end.index - i};
     Sum billed = 0;
     if (cost_center) {
-      auto value = view.Get(keys::BucketKey(org.org_id, m.index, *cost_center));
+      auto value = view.Get(keys::BucketKey(org.org_id, m, *cost_center));
       if (value) billed = RoundHalfAwayFromZero(ReadAgg(view, *value).amount, org.minor_digits);
     } else {
       billed = MonthTotal(org, view, m);
@@ -176,7 +176,7 @@ std::vector<HistoryMonth> UsageHistory(const OrgState& org, const View& view, Mo
     h.month = m;
     h.closed = org.IsClosed(m);
     h.total = MonthTotal(org, view, m);
-    std::string prefix = keys::MonthPrefix(org.org_id, m.index) + 'C';
+    std::string prefix = keys::MonthPrefix(org.org_id, m) + 'C';
     view.Scan(prefix, [&](std::string_view key, std::string_view value) {
       Sum amount = ReadAgg(view, value).amount;
       switch (key[prefix.size()]) {
@@ -205,7 +205,7 @@ MonthDetail MonthItems(const OrgState& org, const View& view, Month month) {
   d.month = month;
   d.closed = org.IsClosed(month);
   d.total = MonthTotal(org, view, month);
-  std::string prefix = keys::MonthPrefix(org.org_id, month.index) + 'I';
+  std::string prefix = keys::MonthPrefix(org.org_id, month) + 'I';
   view.Scan(prefix, [&](std::string_view key, std::string_view value) {
     std::string_view rest = key.substr(prefix.size());
     Item item;
@@ -230,7 +230,7 @@ Result<ItemDetail> ItemChildren(const OrgState& org, const View& view, Month mon
   if ((*raw)[0] == 'I') {
     char category = (*raw)[1];
     std::string label = raw->substr(2);
-    auto value = view.Get(keys::ItemKey(org.org_id, month.index, category, label));
+    auto value = view.Get(keys::ItemKey(org.org_id, month, category, label));
     if (!value) return not_found;
     d.label = label;
     d.amount = ReadAgg(view, *value).amount;
@@ -240,7 +240,7 @@ Result<ItemDetail> ItemChildren(const OrgState& org, const View& view, Month mon
   char level = (*raw)[1];
   if ((*raw)[0] != 'D' || level < '1' || level > '3') return not_found;
   std::string path = raw->substr(2);
-  auto value = view.Get(keys::DrillKey(org.org_id, month.index, level, path));
+  auto value = view.Get(keys::DrillKey(org.org_id, month, level, path));
   if (!value) return not_found;
   d.label = LabelOf(org, level, path);
   d.amount = ReadAgg(view, *value).amount;
@@ -275,7 +275,7 @@ Result<Invoice> GetInvoice(const OrgState& org, const View& view, const std::str
     }
     std::map<std::pair<char, std::string>, Sum> lines;
     for (const std::string& bucket : sources) {
-      std::string prefix = keys::LinePrefix(org.org_id, month->index, bucket);
+      std::string prefix = keys::LinePrefix(org.org_id, *month, bucket);
       view.Scan(prefix, [&](std::string_view key, std::string_view value) {
         std::string_view rest = key.substr(prefix.size());
         lines[{rest[0], std::string(rest.substr(1))}] += ReadAgg(view, value).amount;

@@ -547,7 +547,7 @@ TEST_F(BillingTest, AnUndecodableAggregateIsCorruptionNotAnAnswer) {
   ASSERT_TRUE(
       billing_->ledger()
           .db()
-          ->Put(rocksdb::WriteOptions(), keys::CategoryKey("o", jan.index, keys::kUsage), "garbage")
+          ->Put(rocksdb::WriteOptions(), keys::CategoryKey("o", jan, keys::kUsage), "garbage")
           .ok());
   OrgSnapshot s = Snap();
   auto history = UsageHistory(*s.org, *s.view, MonthRange{jan, 1});
