@@ -15,7 +15,7 @@ Result<InvoiceDocument> MakeInvoiceDocument(const InvoiceDocumentRequest& reques
   if (!led.ok()) return led.status();
   // Only the month's invoice buckets and lines are kept: what GetInvoice reads.
   projections::MemoryStore store;
-  const uint64_t head = (*led)->head().sequence.value;
+  const ledger::Sequence head = (*led)->head().sequence;
   auto org = projections::ReplayOrg(**led, request.org, head, &store, projections::ReplayScope{"BL", *month});
   if (!org.ok()) return org.status();
   auto invoice = projections::GetInvoice(*org, store, request.invoice_id);

@@ -145,7 +145,7 @@ std::set<int32_t> PostingMonths(const projections::OrgState& org, const std::set
 // The org's postings of the compared kinds, by the month they belong to.
 Status AddLedger(const ledger::Ledger& ledger, const ReconcileOptions& options, const std::set<int32_t>& bill_months,
                  std::map<Key, ReconcileGroup>* groups) {
-  const uint64_t head = ledger.head().sequence.value;
+  const ledger::Sequence head = ledger.head().sequence;
   projections::MemoryStore store;
   auto org = projections::ReplayOrg(ledger, options.org, head, &store, projections::ReplayScope{"C", Month{0}});
   if (!org.ok()) return org.status();

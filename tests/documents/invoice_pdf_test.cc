@@ -14,7 +14,6 @@
 
 #include "documents/document_hash.h"
 #include "documents/invoice_pdf.h"
-#include "tests/testing/command.h"
 #include "tests/testing/files.h"
 #include "tests/testing/ingest.h"
 #include "tests/testing/process.h"
@@ -24,7 +23,7 @@ namespace billing {
 namespace {
 
 using Json = nlohmann::ordered_json;
-using testing::RunCommand;
+using testing::RunToExit;
 using testing::TempDir;
 
 // The text poppler reads from a PDF (layout kept, so a row stays one line),
@@ -35,7 +34,7 @@ std::string PdfText(const std::string& path, int page = 0) {
     args.insert(args.end(), {"-f", std::to_string(page), "-l", std::to_string(page)});
   }
   args.insert(args.end(), {path, "-"});
-  testing::Ran r = RunCommand(args);
+  testing::Ran r = RunToExit(args);
   EXPECT_EQ(r.code, 0) << "pdftotext failed on " << path;
   std::string text = r.out;
   text.erase(std::remove(text.begin(), text.end(), ','), text.end());
@@ -43,7 +42,7 @@ std::string PdfText(const std::string& path, int page = 0) {
 }
 
 int PdfPages(const std::string& path) {
-  testing::Ran r = RunCommand({"pdfinfo", path});
+  testing::Ran r = RunToExit({"pdfinfo", path});
   size_t at = r.out.find("Pages:");
   return at == std::string::npos ? 0 : std::stoi(r.out.substr(at + 6));
 }
@@ -106,7 +105,7 @@ TEST(InvoicePdf, EveryGoldenInvoiceReadsBackFromLedgerctlInvoice) {
       const std::string id = want["invoice_id"];
       SCOPED_TRACE(org + " " + id);
       const std::string pdf = tmp.sub(org + "-" + id + ".pdf");
-      testing::Ran ran = RunCommand({testing::BuildDir() + "/ledgerctl", "invoice", tmp.sub("data"), "--org", org,
+      testing::Ran ran = RunToExit({testing::BuildDir() + "/ledgerctl", "invoice", tmp.sub("data"), "--org", org,
                                      "--invoice", id, "--out", pdf});
       ASSERT_EQ(ran.code, 0) << ran.out;
       Json printed = Json::parse(ran.out);
@@ -149,7 +148,7 @@ TEST(InvoicePdf, UnknownInvoiceIsExitTwoAndWritesNothing) {
   TempDir tmp;
   testing::IngestNdjson(tmp.sub("data"), testing::ReadFile(testing::ExamplesDir() + "/events.ndjson"));
   for (const char* id : {"2031-01-org", "nonsense", "2025-11-cc-nowhere"}) {
-    testing::Ran ran = RunCommand({testing::BuildDir() + "/ledgerctl", "invoice", tmp.sub("data"), "--org", "acme",
+    testing::Ran ran = RunToExit({testing::BuildDir() + "/ledgerctl", "invoice", tmp.sub("data"), "--org", "acme",
                                    "--invoice", id, "--out", tmp.sub("x.pdf")});
     EXPECT_EQ(ran.code, 2) << id;
   }

@@ -13,7 +13,6 @@
 
 #include "ops/csv_reader.h"
 #include "ops/focus_import.h"
-#include "tests/testing/command.h"
 #include "tests/testing/files.h"
 #include "tests/testing/ingest.h"
 #include "tests/testing/process.h"
@@ -32,7 +31,7 @@ void WriteFile(const std::string& path, const std::string& text) { std::ofstream
 
 Ran Ledgerctl(std::vector<std::string> args) {
   args.insert(args.begin(), testing::BuildDir() + "/ledgerctl");
-  return testing::RunCommand(std::move(args));
+  return testing::RunToExit(std::move(args));
 }
 
 std::vector<std::string> Lines(const std::string& text) {

@@ -7,6 +7,7 @@
 #include <string>
 
 #include "ledger/ledger.h"
+#include "ledger/prepare.h"
 #include "projections/billing.h"
 
 namespace billing::testing {
@@ -27,7 +28,7 @@ inline Ingested IngestNdjson(const std::string& dir, const std::string& ndjson) 
   std::istringstream in(ndjson);
   std::string line;
   while (std::getline(in, line)) {
-    if (!line.empty()) request.entries.push_back(projections::Billing::Prepare(line, ledger::Source()));
+    if (!line.empty()) request.entries.push_back(ledger::PrepareEntry(line, ledger::Source()));
   }
   ledger::AppendResult result = (*billing)->Submit(std::move(request));
   if (!result.status.ok()) std::abort();
