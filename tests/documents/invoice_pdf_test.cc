@@ -29,7 +29,7 @@ using testing::TempDir;
 // The text poppler reads from a PDF (layout kept, so a row stays one line),
 // with thousands separators dropped so amounts compare as plain decimals.
 std::string PdfText(const std::string& path, int page = 0) {
-  std::vector<std::string> args{"pdftotext", "-layout"};
+  std::vector<std::string> args{"/usr/bin/pdftotext", "-layout"};
   if (page > 0) {
     args.insert(args.end(), {"-f", std::to_string(page), "-l", std::to_string(page)});
   }
@@ -42,7 +42,7 @@ std::string PdfText(const std::string& path, int page = 0) {
 }
 
 int PdfPages(const std::string& path) {
-  testing::Ran r = RunToExit({"pdfinfo", path});
+  testing::Ran r = RunToExit({"/usr/bin/pdfinfo", path});
   size_t at = r.out.find("Pages:");
   return at == std::string::npos ? 0 : std::stoi(r.out.substr(at + 6));
 }
