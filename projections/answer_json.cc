@@ -25,4 +25,25 @@ AnswerJson InvoiceSummaryJson(const InvoiceSummary& invoice, const OrgState& org
                     {"currency", org.currency}};
 }
 
+AnswerJson InvoiceJson(const Invoice& invoice, const OrgState& org) {
+  AnswerJson j = InvoiceSummaryJson(invoice.summary, org);
+  AnswerJson lines = AnswerJson::array();
+  for (const InvoiceLine& l : invoice.lines) {
+    lines.push_back(AnswerJson{{"category", l.category}, {"description", l.description}, {"amount", FormatNanos(l.amount)}});
+  }
+  j["lines"] = std::move(lines);
+  return j;
+}
+
+AnswerJson WithSeal(AnswerJson answer, const std::optional<InvoiceSeal>& seal) {
+  if (!seal) {
+    answer["seal"] = nullptr;
+    return answer;
+  }
+  answer["seal"] = AnswerJson{{"sequence", seal->sequence.value},
+                              {"ledger_hash", seal->ledger_hash},
+                              {"document_hash", seal->document_hash}};
+  return answer;
+}
+
 }  // namespace billing::projections

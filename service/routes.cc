@@ -33,6 +33,8 @@ const std::vector<Service::Route>& Service::Routes() {
       {{"GET", "/v1/orgs/{org}/invoices", A::kOrgReader, C::kHeavyAsOf, B::kNone, "invoices"}, &Service::Invoices},
       {{"GET", "/v1/orgs/{org}/invoices/{invoice_id}.csv", A::kOrgReader, C::kHeavy, B::kNone, "invoice_csv"},
        &Service::InvoiceCsv},
+      {{"GET", "/v1/orgs/{org}/invoices/{invoice_id}.pdf", A::kOrgReader, C::kHeavy, B::kNone, "invoice_pdf"},
+       &Service::InvoicePdf},
       {{"GET", "/v1/orgs/{org}/invoices/{invoice_id}", A::kOrgReader, C::kHeavyAsOf, B::kNone, "invoice"},
        &Service::Invoice},
       {{"GET", "/v1/ledger/events", A::kAuditor, C::kStreamed, B::kNone, "ledger_events"}, &Service::LedgerEvents},

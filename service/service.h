@@ -25,6 +25,9 @@
 #include "service/routes.h"
 #include "http/worker_pool.h"
 #include "projections/billing.h"
+#include "projections/seal.h"
+
+#include <nlohmann/json.hpp>
 
 namespace billing::api {
 
@@ -116,6 +119,7 @@ class Service {
   HttpReply Invoices(Call& call);
   HttpReply Invoice(Call& call);
   HttpReply InvoiceCsv(Call& call);
+  HttpReply InvoicePdf(Call& call);
   HttpReply LedgerEvents(Call& call);
   HttpReply Verify(Call& call);
   HttpReply Rejected(Call& call);
@@ -126,6 +130,11 @@ class Service {
   Result<projections::OrgSnapshot> OpenOrg(Call& call, const projections::ReplayScope& scope);
   // A month's line-level rows (projections/export.h) as CSV, optionally one invoice's.
   HttpReply CsvAnswer(Call& call, Month month, const std::optional<std::string>& invoice_id);
+  // The invoice's JSON answer, seal included; kNotFound when there is none.
+  Result<nlohmann::ordered_json> InvoiceAnswer(Call& call, const std::string& invoice_id);
+  // A final invoice's stored seal (kUnavailable while it is missing); nullopt for a draft.
+  Result<std::optional<projections::InvoiceSeal>> SealOf(const std::string& org,
+                                                         const projections::InvoiceSummary& invoice) const;
 
   projections::Billing& billing_;
   Metrics& metrics_;
