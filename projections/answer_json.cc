@@ -16,6 +16,18 @@ AnswerJson VerifyJson(const ledger::VerifyReport& report) {
   return j;
 }
 
+AnswerJson VerifyJson(const ledger::VerifyReport& report, const SealReport& seals) {
+  AnswerJson j = VerifyJson(report);
+  j["seals"] = seals.seals;
+  if (report.ok && !seals.ok) {
+    j["ok"] = false;
+    j["org_id"] = seals.org_id;
+    j["invoice_id"] = seals.invoice_id;
+    j["problem"] = seals.problem;
+  }
+  return j;
+}
+
 AnswerJson InvoiceSummaryJson(const InvoiceSummary& invoice, const OrgState& org) {
   return AnswerJson{{"invoice_id", invoice.invoice_id},
                     {"cost_center_id", invoice.cost_center_id ? AnswerJson(*invoice.cost_center_id) : AnswerJson(nullptr)},

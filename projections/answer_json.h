@@ -21,6 +21,10 @@ using AnswerJson = nlohmann::ordered_json;
 // "head_sequence", "head_hash"} and, where the chain breaks,
 // "first_bad_sequence" and "problem".
 AnswerJson VerifyJson(const ledger::VerifyReport& report);
+// `ledgerctl verify`: the above with "seals" (how many were recomputed) and,
+// where the chain holds but a seal differs, "ok": false, "org_id",
+// "invoice_id" and "problem".
+AnswerJson VerifyJson(const ledger::VerifyReport& report, const SealReport& seals);
 
 // One entry of an invoice list (and the head of an invoice): {"invoice_id",
 // "cost_center_id" (null: the organization's), "billing_account" (null: not
