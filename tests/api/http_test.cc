@@ -100,6 +100,25 @@ Json Normalize(const Json& j, const std::string& key = "") {
   return j;
 }
 
+TEST(Http, InvoicePdfReadsBackWithTheSealsDocumentHash) {
+  Ledgerd s;
+  TempDir tmp;
+  ASSERT_EQ(s.Post("/v1/events", ReadFile(ExamplesDir() + "/events.ndjson"), "application/x-ndjson").status, 200);
+  Json invoice = Json::parse(s.Get("/v1/orgs/acme/invoices/2025-11-org").body);
+  ASSERT_TRUE(invoice["seal"].is_object()) << invoice.dump();
+  auto pdf = s.Get("/v1/orgs/acme/invoices/2025-11-org.pdf");
+  ASSERT_EQ(pdf.status, 200) << pdf.body;
+  EXPECT_EQ(pdf.headers["Content-Type"], "application/pdf");
+  std::string path = tmp.sub("invoice.pdf");
+  std::ofstream(path, std::ios::binary) << pdf.body;
+  testing::Ran text = testing::RunToExit({"/usr/bin/pdftotext", "-layout", path, "-"});
+  ASSERT_EQ(text.code, 0);
+  EXPECT_NE(text.out.find("2025-11-org"), std::string::npos) << text.out;
+  EXPECT_NE(text.out.find("Final"), std::string::npos) << text.out;
+  EXPECT_NE(text.out.find(invoice["seal"]["document_hash"].get<std::string>()), std::string::npos) << text.out;
+  EXPECT_EQ(s.Get("/v1/orgs/acme/invoices/2025-11-nope.pdf").status, 404);
+}
+
 TEST(Http, GoldenExampleGivesTheExpectedAnswers) {
   Ledgerd s;
   TempDir tmp;
