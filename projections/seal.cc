@@ -1,9 +1,8 @@
 #include "projections/seal.h"
 
 #include <map>
-#include <set>
-
 #include <nlohmann/json.hpp>
+#include <set>
 
 #include "documents/document_hash.h"
 #include "ledger/hash_chain.h"
@@ -13,7 +12,8 @@
 
 namespace billing::projections {
 
-Result<std::optional<ClosePoint>> FindClosePoint(const ledger::Ledger& ledger, const OrgState& org, Month month) {
+Result<std::optional<ClosePoint>> FindClosePoint(const ledger::Ledger& ledger, const OrgState& org,
+                                                 Month month) {
   auto closed = org.closed.find(month.index);
   if (closed == org.closed.end()) return std::optional<ClosePoint>();
   const ledger::Sequence at{closed->second.sequence};
@@ -24,8 +24,9 @@ Result<std::optional<ClosePoint>> FindClosePoint(const ledger::Ledger& ledger, c
   });
   if (!scan.ok()) return scan;
   if (!point) {
-    return Status(Code::kCorruption, "the close of " + org.org_id + " " + FormatMonth(month) + " at sequence " +
-                                         std::to_string(at.value) + " is not in the ledger");
+    return Status(Code::kCorruption, "the close of " + org.org_id + " " + FormatMonth(month) +
+                                         " at sequence " + std::to_string(at.value) +
+                                         " is not in the ledger");
   }
   return point;
 }
@@ -37,7 +38,8 @@ InvoiceSeal SealOf(const OrgState& org, const Invoice& invoice, const ClosePoint
   return InvoiceSeal{point.sequence, point.ledger_hash, *hash};
 }
 
-std::vector<SealedInvoice> MonthSeals(const OrgState& org, const View& view, Month month, const ClosePoint& point) {
+std::vector<SealedInvoice> MonthSeals(const OrgState& org, const View& view, Month month,
+                                      const ClosePoint& point) {
   std::vector<SealedInvoice> out;
   for (const InvoiceSummary& summary : Invoices(org, view, month).invoices) {
     auto invoice = GetInvoice(org, view, summary.invoice_id);
@@ -65,17 +67,19 @@ Result<InvoiceSeal> DecodeSeal(std::string_view value) {
       !j["document_hash"].is_string()) {
     return Status(Code::kCorruption, "a stored seal is undecodable");
   }
-  return InvoiceSeal{ledger::Sequence{j["sequence"].get<uint64_t>()}, j["ledger_hash"].get<std::string>(),
-                     j["document_hash"].get<std::string>()};
+  return InvoiceSeal{ledger::Sequence{j["sequence"].get<uint64_t>()},
+                     j["ledger_hash"].get<std::string>(), j["document_hash"].get<std::string>()};
 }
 
 }  // namespace
 
 void PutSeals(const std::string& org, const std::vector<SealedInvoice>& seals, Sink& sink) {
-  for (const SealedInvoice& s : seals) sink.Put(keys::SealKey(org, s.invoice_id), EncodeSeal(s.seal));
+  for (const SealedInvoice& s : seals)
+    sink.Put(keys::SealKey(org, s.invoice_id), EncodeSeal(s.seal));
 }
 
-Result<std::optional<InvoiceSeal>> ReadSeal(const View& view, const std::string& org, const std::string& invoice_id) {
+Result<std::optional<InvoiceSeal>> ReadSeal(const View& view, const std::string& org,
+                                            const std::string& invoice_id) {
   std::optional<std::string> value = view.Get(keys::SealKey(org, invoice_id));
   if (!value) return std::optional<InvoiceSeal>();
   auto seal = DecodeSeal(*value);
@@ -115,7 +119,8 @@ Result<std::optional<OrgState>> StoredOrg(const View& view, const std::string& o
   std::optional<std::string> value = view.Get(keys::StateKey(org));
   if (!value) return std::optional<OrgState>();
   v1::OrgState proto;
-  if (!proto.ParseFromString(*value)) return Status(Code::kCorruption, "the state of " + org + " is undecodable");
+  if (!proto.ParseFromString(*value))
+    return Status(Code::kCorruption, "the state of " + org + " is undecodable");
   return std::optional<OrgState>(OrgState::FromProto(proto));
 }
 
@@ -130,8 +135,9 @@ SealReport Bad(const std::string& org, const std::string& invoice_id, std::strin
 
 // Checks one org's seals against `replayed` (the ledger's truth) and the
 // stored read models in `stored_view`; adds each checked seal's key to `checked`.
-Result<SealReport> VerifyOrg(const ledger::Ledger& ledger, const OrgState& replayed, const View& replay_view,
-                             const View& stored_view, std::set<std::string>* checked) {
+Result<SealReport> VerifyOrg(const ledger::Ledger& ledger, const OrgState& replayed,
+                             const View& replay_view, const View& stored_view,
+                             std::set<std::string>* checked) {
   SealReport report;
   auto stored_org = StoredOrg(stored_view, replayed.org_id);
   if (!stored_org.ok()) return stored_org.status();
@@ -145,10 +151,13 @@ Result<SealReport> VerifyOrg(const ledger::Ledger& ledger, const OrgState& repla
       checked->insert(keys::SealKey(replayed.org_id, want.invoice_id));
       auto stored = ReadSeal(stored_view, replayed.org_id, want.invoice_id);
       if (!stored.ok()) return Bad(replayed.org_id, want.invoice_id, stored.status().message());
-      if (!*stored) return Bad(replayed.org_id, want.invoice_id, "invoice " + want.invoice_id + " has no stored seal");
+      if (!*stored)
+        return Bad(replayed.org_id, want.invoice_id,
+                   "invoice " + want.invoice_id + " has no stored seal");
       if (**stored != want.seal) {
         return Bad(replayed.org_id, want.invoice_id,
-                   "the stored seal of invoice " + want.invoice_id + " differs from the one the ledger gives");
+                   "the stored seal of invoice " + want.invoice_id +
+                       " differs from the one the ledger gives");
       }
       bool figures_match = false;
       for (const SealedInvoice& s : stored_figures) {
@@ -156,7 +165,8 @@ Result<SealReport> VerifyOrg(const ledger::Ledger& ledger, const OrgState& repla
       }
       if (!figures_match) {
         return Bad(replayed.org_id, want.invoice_id,
-                   "the read models' invoice " + want.invoice_id + " differs from the one the ledger gives");
+                   "the read models' invoice " + want.invoice_id +
+                       " differs from the one the ledger gives");
       }
     }
   }
@@ -195,7 +205,8 @@ Result<SealReport> VerifySeals(const ledger::Ledger& ledger) {
     std::string_view rest = key.substr(keys::kSealPrefix.size());
     size_t sep = rest.find('\0');
     report = Bad(std::string(rest.substr(0, sep)), std::string(rest.substr(sep + 1)),
-                 "a seal is stored for invoice " + std::string(rest.substr(sep + 1)) + " that the ledger does not seal");
+                 "a seal is stored for invoice " + std::string(rest.substr(sep + 1)) +
+                     " that the ledger does not seal");
     return false;
   });
   if (Status read = stored.status(); !read.ok()) return read;

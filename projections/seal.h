@@ -45,27 +45,30 @@ struct ClosePoint {
 
 // The close point of `org`'s `month`: nullopt while the month is open (as far
 // as `org` knows). kUnavailable/kCorruption when the record cannot be read.
-Result<std::optional<ClosePoint>> FindClosePoint(const ledger::Ledger& ledger, const OrgState& org, Month month);
+Result<std::optional<ClosePoint>> FindClosePoint(const ledger::Ledger& ledger, const OrgState& org,
+                                                 Month month);
 
 // The seal of `invoice` closed at `point`.
 InvoiceSeal SealOf(const OrgState& org, const Invoice& invoice, const ClosePoint& point);
 
 // The seals of every invoice of `month` (none for a month without invoices),
 // read from `org` and `view`. The caller checks view.status().
-std::vector<SealedInvoice> MonthSeals(const OrgState& org, const View& view, Month month, const ClosePoint& point);
+std::vector<SealedInvoice> MonthSeals(const OrgState& org, const View& view, Month month,
+                                      const ClosePoint& point);
 
 // Writes `seals` of `org` to `sink` under keys::SealKey.
 void PutSeals(const std::string& org, const std::vector<SealedInvoice>& seals, Sink& sink);
 
 // The stored seal of an invoice; nullopt when none is stored. kCorruption for
 // an undecodable one; a failed read is in view.status().
-Result<std::optional<InvoiceSeal>> ReadSeal(const View& view, const std::string& org, const std::string& invoice_id);
+Result<std::optional<InvoiceSeal>> ReadSeal(const View& view, const std::string& org,
+                                            const std::string& invoice_id);
 
 // What `ledgerctl verify` found checking seals.
 struct SealReport {
   bool ok = true;
-  uint64_t seals = 0;      // seals recomputed from the ledger
-  std::string org_id;      // when !ok: the invoice whose seal is wrong
+  uint64_t seals = 0;  // seals recomputed from the ledger
+  std::string org_id;  // when !ok: the invoice whose seal is wrong
   std::string invoice_id;
   std::string problem;
 };
