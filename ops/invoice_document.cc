@@ -1,8 +1,9 @@
 #include "ops/invoice_document.h"
 
-#include "documents/invoice_answer.h"
 #include "documents/invoice_pdf.h"
+#include "projections/answer_json.h"
 #include "projections/billing.h"
+#include "projections/seal.h"
 
 namespace billing::ops {
 
@@ -22,17 +23,19 @@ Result<InvoiceDocument> MakeInvoiceDocument(const InvoiceDocumentRequest& reques
   auto invoice = projections::GetInvoice(*org, store, request.invoice_id);
   if (Status read = store.status(); !read.ok()) return read;
   if (!invoice.ok()) return invoice.status();
-  std::optional<documents::SealPoint> seal;
+  // The seal is recomputed from the ledger, as `ledgerctl verify` does, not
+  // read from the read models: the offline document vouches for the ledger.
+  std::optional<projections::InvoiceSeal> seal;
   if (invoice->summary.final) {
-    auto point = documents::FindSealPoint(**led, request.org, *month);
+    auto point = projections::FindClosePoint(**led, *org, *month);
     if (!point.ok()) return point.status();
     if (!*point)
       return Status(Code::kCorruption,
                     "invoice " + request.invoice_id + " is final but its month never closed");
-    seal = **point;
+    seal = projections::SealOf(*org, *invoice, **point);
   }
   InvoiceDocument doc;
-  doc.answer = documents::InvoiceAnswer(*org, *invoice, seal);
+  doc.answer = projections::WithSeal(projections::InvoiceJson(*invoice, *org), seal);
   auto pdf =
       documents::RenderInvoicePdf(doc.answer, documents::InvoiceIssuer{request.org, org->name});
   if (!pdf.ok()) return pdf.status();

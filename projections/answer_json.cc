@@ -16,6 +16,18 @@ AnswerJson VerifyJson(const ledger::VerifyReport& report) {
   return j;
 }
 
+AnswerJson VerifyJson(const ledger::VerifyReport& report, const SealReport& seals) {
+  AnswerJson j = VerifyJson(report);
+  j["seals"] = seals.seals;
+  if (report.ok && !seals.ok) {
+    j["ok"] = false;
+    j["org_id"] = seals.org_id;
+    j["invoice_id"] = seals.invoice_id;
+    j["problem"] = seals.problem;
+  }
+  return j;
+}
+
 AnswerJson InvoiceSummaryJson(const InvoiceSummary& invoice, const OrgState& org) {
   return AnswerJson{
       {"invoice_id", invoice.invoice_id},
@@ -26,6 +38,29 @@ AnswerJson InvoiceSummaryJson(const InvoiceSummary& invoice, const OrgState& org
       {"status", invoice.final ? "final" : "draft"},
       {"total", FormatNanos(invoice.total, org.minor_digits)},
       {"currency", org.currency}};
+}
+
+AnswerJson InvoiceJson(const Invoice& invoice, const OrgState& org) {
+  AnswerJson j = InvoiceSummaryJson(invoice.summary, org);
+  AnswerJson lines = AnswerJson::array();
+  for (const InvoiceLine& l : invoice.lines) {
+    lines.push_back(AnswerJson{{"category", l.category},
+                               {"description", l.description},
+                               {"amount", FormatNanos(l.amount)}});
+  }
+  j["lines"] = std::move(lines);
+  return j;
+}
+
+AnswerJson WithSeal(AnswerJson answer, const std::optional<InvoiceSeal>& seal) {
+  if (!seal) {
+    answer["seal"] = nullptr;
+    return answer;
+  }
+  answer["seal"] = AnswerJson{{"sequence", seal->sequence.value},
+                              {"ledger_hash", seal->ledger_hash},
+                              {"document_hash", seal->document_hash}};
+  return answer;
 }
 
 }  // namespace billing::projections

@@ -11,6 +11,7 @@
 #include "ledger/ledger.h"
 #include "projections/org_state.h"
 #include "projections/queries.h"
+#include "projections/seal.h"
 
 namespace billing::projections {
 
@@ -20,11 +21,25 @@ using AnswerJson = nlohmann::ordered_json;
 // "head_sequence", "head_hash"} and, where the chain breaks,
 // "first_bad_sequence" and "problem".
 AnswerJson VerifyJson(const ledger::VerifyReport& report);
+// `ledgerctl verify`: the above with "seals" (how many were recomputed) and,
+// where the chain holds but a seal differs, "ok": false, "org_id",
+// "invoice_id" and "problem".
+AnswerJson VerifyJson(const ledger::VerifyReport& report, const SealReport& seals);
 
 // One entry of an invoice list (and the head of an invoice): {"invoice_id",
 // "cost_center_id" (null: the organization's), "billing_account" (null: not
 // assigned), "status" ("draft"/"final"), "total" (the currency's minor unit),
 // "currency"}.
 AnswerJson InvoiceSummaryJson(const InvoiceSummary& invoice, const OrgState& org);
+
+// `GET /v1/orgs/{org}/invoices/{invoice_id}` without its seal, the one
+// builder of it (the service, the PDF, the seal's document hash): exactly
+// the summary's keys and "lines" ({"category", "description", "amount"} in
+// the queries' order: category, then description by code point).
+AnswerJson InvoiceJson(const Invoice& invoice, const OrgState& org);
+
+// `answer` (an invoice or a list entry) with "seal" last: the seal's
+// {"sequence", "ledger_hash", "document_hash"}, or null for a draft.
+AnswerJson WithSeal(AnswerJson answer, const std::optional<InvoiceSeal>& seal);
 
 }  // namespace billing::projections

@@ -12,6 +12,7 @@
 #include "projections/agg.h"
 #include "projections/decider.h"
 #include "projections/keys.h"
+#include "projections/seal.h"
 
 namespace billing::projections {
 
@@ -20,7 +21,7 @@ namespace billing::projections {
 // states for queries once the group is durable.
 class Billing::LiveGate : public ledger::Gate {
  public:
-  explicit LiveGate(rocksdb::DB* db) : db_(db) {}
+  explicit LiveGate(const ledger::Ledger* ledger) : ledger_(ledger), db_(ledger->db()) {}
 
   Status Admit(const events::Event& event, ledger::Sequence seq, ledger::Txn& txn) override {
     if (stale_) {
@@ -35,7 +36,12 @@ class Billing::LiveGate : public ledger::Gate {
     // A failed read may have turned a refusal into an acceptance (a voided
     // marker not seen): fail the group; Aborted() forgets what was decided.
     if (Status read = view_->status(); !read.ok()) return read;
-    if (decided.ok()) touched_.insert(event.envelope.org_id());
+    if (decided.ok()) {
+      touched_.insert(event.envelope.org_id());
+      if (event.envelope.payload_case() == events::Payload::kBillingPeriodClosed) {
+        to_seal_.insert(event.envelope.org_id());
+      }
+    }
     return decided;
   }
 
@@ -50,6 +56,16 @@ class Billing::LiveGate : public ledger::Gate {
   void Committed() override {
     decider_.ClearPending();
     view_.reset();
+    // Sealed before the new states are published: a query that sees a month
+    // closed finds its seals. A failed write leaves the orgs in to_seal_ for
+    // the next group (the service answers 503 for a final invoice without
+    // its seal meanwhile); a crash before it is repaired by SealClosedMonths
+    // at the next open.
+    if (!to_seal_.empty()) {
+      std::map<std::string, const OrgState*> orgs;
+      for (const std::string& org : to_seal_) orgs[org] = decider_.Find(org);
+      if (SealClosedMonths(orgs).ok()) to_seal_.clear();
+    }
     std::unique_lock<std::shared_mutex> lock(mu_);
     for (const std::string& org : dirty_) {
       published_[org] = std::make_shared<const OrgState>(*decider_.Find(org));
@@ -66,6 +82,7 @@ class Billing::LiveGate : public ledger::Gate {
     view_.reset();
     dirty_.clear();
     touched_.clear();
+    to_seal_.clear();
     decider_.TakeDirty();
     // A storage failure can fail the reload as well; the next group retries
     // it before deciding anything.
@@ -95,6 +112,49 @@ class Billing::LiveGate : public ledger::Gate {
     return Status::Ok();
   }
 
+  // Stores the missing seals of every closed month of `orgs`, in one synced
+  // write. Seals are a pure function of the ledger, so recomputing one that
+  // exists would write the same bytes: only missing ones are computed.
+  Status SealClosedMonths(const std::map<std::string, const OrgState*>& orgs) {
+    RocksView view(db_);
+    MemoryStore seals;
+    for (const auto& [id, org] : orgs) {
+      for (const auto& [index, closed] : org->closed) {
+        bool missing = false;
+        for (const InvoiceSummary& inv : Invoices(*org, view, Month{index}).invoices) {
+          missing = missing || !view.Get(keys::SealKey(id, inv.invoice_id));
+        }
+        if (!missing) continue;
+        auto point = FindClosePoint(*ledger_, *org, Month{index});
+        if (!point.ok()) return point.status();
+        PutSeals(id, MonthSeals(*org, view, Month{index}, **point), seals);
+      }
+    }
+    if (Status read = view.status(); !read.ok()) return read;
+    if (seals.size() == 0) return Status::Ok();
+    rocksdb::WriteBatch batch;
+    seals.Scan("", [&](std::string_view key, std::string_view value) {
+      batch.Put(rocksdb::Slice(key.data(), key.size()), rocksdb::Slice(value.data(), value.size()));
+      return true;
+    });
+    rocksdb::WriteOptions wo;
+    wo.sync = true;  // the seals are part of what the close's answer vouches for
+    return ledger::FromRocks(db_->Write(wo, &batch), "writing invoice seals");
+  }
+
+  // Every published org's missing seals (Open: a crash may have cut the
+  // write after a close; a rebuild cleared them all).
+  Status SealAll() {
+    std::map<std::string, std::shared_ptr<const OrgState>> held;
+    {
+      std::shared_lock<std::shared_mutex> lock(mu_);
+      held = published_;
+    }
+    std::map<std::string, const OrgState*> orgs;
+    for (const auto& [id, org] : held) orgs[id] = org.get();
+    return SealClosedMonths(orgs);
+  }
+
   uint64_t Version(const std::string& org) const {
     std::shared_lock<std::shared_mutex> lock(mu_);
     auto it = versions_.find(org);
@@ -108,12 +168,14 @@ class Billing::LiveGate : public ledger::Gate {
   }
 
  private:
+  const ledger::Ledger* ledger_;
   rocksdb::DB* db_;
   Decider decider_;
   CombiningSink sink_;
   std::unique_ptr<RocksView> view_;
   std::set<std::string> dirty_;    // structure changed in this group
   std::set<std::string> touched_;  // any event accepted in this group
+  std::set<std::string> to_seal_;  // closed a month in this group, or whose sealing failed
   bool stale_ = false;             // decider_ holds undone decisions: reload first
 
   mutable std::shared_mutex mu_;
@@ -140,7 +202,7 @@ Result<std::unique_ptr<Billing>> Billing::Open(const BillingOptions& options) {
   std::unique_ptr<Billing> b(new Billing());
   b->ledger_ = std::move(opened).value();
   b->rebuild_batch_events_ = std::max<size_t>(1, options.rebuild_batch_events);
-  b->gate_ = std::make_unique<LiveGate>(b->ledger_->db());
+  b->gate_ = std::make_unique<LiveGate>(b->ledger_.get());
 
   std::string version;
   rocksdb::Status s = b->ledger_->db()->Get(rocksdb::ReadOptions(), keys::kMetaVersion, &version);
@@ -156,6 +218,9 @@ Result<std::unique_ptr<Billing>> Billing::Open(const BillingOptions& options) {
   } else {
     Status loaded = b->gate_->Load();
     if (!loaded.ok()) return loaded;
+    if (options.mode == ledger::OpenMode::kReadWrite) {
+      if (Status sealed = b->gate_->SealAll(); !sealed.ok()) return sealed;
+    }
   }
   b->ledger_->SetGate(b->gate_.get());
   return b;
@@ -271,7 +336,16 @@ Result<OrgSnapshot> Billing::Snapshot(const std::string& org, std::optional<ledg
 Status Billing::Rebuild() {
   if (Status rebuilt = RebuildReadModels(*ledger_, rebuild_batch_events_); !rebuilt.ok())
     return rebuilt;
-  return gate_->Load();
+  if (Status loaded = gate_->Load(); !loaded.ok()) return loaded;
+  return gate_->SealAll();
+}
+
+Result<std::optional<InvoiceSeal>> Billing::StoredSeal(const std::string& org,
+                                                       const std::string& invoice_id) const {
+  RocksView view(ledger_->db());
+  auto seal = ReadSeal(view, org, invoice_id);
+  if (Status read = view.status(); !read.ok()) return read;
+  return seal;
 }
 
 ledger::Ledger& Billing::ledger() const { return *ledger_; }

@@ -22,6 +22,7 @@
 #include "projections/org_state.h"
 #include "projections/queries.h"
 #include "projections/rebuild.h"
+#include "projections/seal.h"
 #include "projections/store.h"
 
 namespace billing::projections {
@@ -87,6 +88,14 @@ class Billing {
   Status Rebuild();
 
   ledger::Ledger& ledger() const;
+
+  // The seal stored for a final invoice (seal.h); nullopt when none is. A
+  // month's seals are stored before any query sees it closed, so a final
+  // invoice without one means its sealing write failed and is being retried.
+  // Valid for answers as of any sequence: a closed month never changes.
+  // kUnavailable/kCorruption when it cannot be read.
+  Result<std::optional<InvoiceSeal>> StoredSeal(const std::string& org,
+                                                const std::string& invoice_id) const;
 
  private:
   class LiveGate;

@@ -8,6 +8,9 @@
 //      kind 'B' bucket                        invoice bucket total
 //      kind 'L' bucket 0 category label       invoice line
 //      kind 'D' level service 0 provider ...  drill-down node (level 1..3)
+//   pf | org | 0 | invoice_id                 -> seal of a final invoice (seal.h),
+//                                                JSON {"sequence","ledger_hash","document_hash"};
+//                                                written when its month closes
 //   pm | name                                 -> projection metadata
 //
 // A bucket is a cost center id, or "" for the organization's own charges.
@@ -41,11 +44,13 @@ inline std::string_view CategoryName(char c) {
 inline constexpr std::string_view kStatePrefix = "ps";
 inline constexpr std::string_view kVoidedPrefix = "pv";
 inline constexpr std::string_view kAggPrefix = "pa";
+inline constexpr std::string_view kSealPrefix = "pf";
 inline constexpr std::string_view kMetaVersion = "pmversion";
 // Bumped whenever projection keys, encodings or rules change: a mismatch
 // triggers a rebuild. 2: OrgState's effective times are exact instants
-// (seconds and nanos) instead of microseconds. 3: OrgState keeps workspace names.
-inline constexpr std::string_view kProjectionVersion = "projections/3";
+// (seconds and nanos) instead of microseconds. 3: OrgState keeps workspace names. 4: seals of final
+// invoices (pf).
+inline constexpr std::string_view kProjectionVersion = "projections/4";
 
 inline std::string StateKey(std::string_view org) {
   std::string k(kStatePrefix);
@@ -58,6 +63,20 @@ inline std::string VoidedKey(std::string_view org, std::string_view event_id) {
   k += org;
   k.push_back('\0');
   k += event_id;
+  return k;
+}
+
+// Every seal of `org` starts with this.
+inline std::string SealPrefix(std::string_view org) {
+  std::string k(kSealPrefix);
+  k += org;
+  k.push_back('\0');
+  return k;
+}
+
+inline std::string SealKey(std::string_view org, std::string_view invoice_id) {
+  std::string k = SealPrefix(org);
+  k += invoice_id;
   return k;
 }
 

@@ -8,6 +8,7 @@
 #include <nlohmann/json.hpp>
 #include <variant>
 
+#include "documents/invoice_pdf.h"
 #include "http/request_gate.h"
 #include "http/target.h"
 #include "ledger/hash_chain.h"
@@ -855,7 +856,11 @@ HttpReply Service::Invoices(Call& call) {
   const auto& org = *snap->org;
   auto list = projections::Invoices(org, *snap->view, *month);
   Json invoices = Json::array();
-  for (const auto& inv : list.invoices) invoices.push_back(InvoiceSummaryJson(inv, org));
+  for (const auto& inv : list.invoices) {
+    auto seal = SealOf(call.Org(), inv);
+    if (!seal.ok()) return ErrorOf(seal.status());
+    invoices.push_back(projections::WithSeal(InvoiceSummaryJson(inv, org), *seal));
+  }
   return JsonReply(
       200, Json{{"month", FormatMonth(list.month)},
                 {"mode",
@@ -863,27 +868,35 @@ HttpReply Service::Invoices(Call& call) {
                 {"invoices", std::move(invoices)}});
 }
 
-namespace {
-
-Json InvoiceJson(const projections::Invoice& inv, const projections::OrgState& org) {
-  Json j = InvoiceSummaryJson(inv.summary, org);
-  Json lines = Json::array();
-  for (const auto& l : inv.lines) {
-    lines.push_back(Json{
-        {"category", l.category}, {"description", l.description}, {"amount", Money(l.amount)}});
-  }
-  j["lines"] = std::move(lines);
-  return j;
+Result<std::optional<projections::InvoiceSeal>> Service::SealOf(
+    const std::string& org, const projections::InvoiceSummary& invoice) const {
+  if (!invoice.final) return std::optional<projections::InvoiceSeal>();
+  auto seal = billing_.StoredSeal(org, invoice.invoice_id);
+  if (!seal.ok()) return seal.status();
+  // Seals are stored before a close is published (projections/billing.h):
+  // only a failed write, retried with the next group, leaves one missing.
+  if (!*seal)
+    return Status(Code::kUnavailable,
+                  "the seal of invoice " + invoice.invoice_id + " is not stored yet");
+  return seal;
 }
 
-}  // namespace
+Result<Json> Service::InvoiceAnswer(Call& call, const std::string& invoice_id) {
+  auto snap = OpenOrg(call, {.kinds = "BL", .month = std::nullopt});
+  if (!snap.ok()) return snap.status();
+  auto inv = projections::GetInvoice(*snap->org, *snap->view, invoice_id);
+  if (!inv.ok()) return inv.status();
+  auto seal = SealOf(call.Org(), inv->summary);
+  if (!seal.ok()) return seal.status();
+  return projections::WithSeal(projections::InvoiceJson(*inv, *snap->org), *seal);
+}
 
 HttpReply Service::Invoice(Call& call) {
-  auto snap = OpenOrg(call, {.kinds = "BL", .month = std::nullopt});
-  if (!snap.ok()) return ErrorOf(snap.status());
-  auto inv = projections::GetInvoice(*snap->org, *snap->view, call.params.Get("invoice_id"));
-  if (!inv.ok()) return Error(404, "not_found", inv.status().message());
-  return JsonReply(200, InvoiceJson(*inv, *snap->org));
+  auto answer = InvoiceAnswer(call, call.params.Get("invoice_id"));
+  if (answer.status().code() == Code::kNotFound)
+    return Error(404, "not_found", answer.status().message());
+  if (!answer.ok()) return ErrorOf(answer.status());
+  return JsonReply(200, *answer);
 }
 
 // Line-level CSV of one invoice. An invoice id may itself end in ".csv"
@@ -891,17 +904,43 @@ HttpReply Service::Invoice(Call& call) {
 // its JSON answer.
 HttpReply Service::InvoiceCsv(Call& call) {
   const std::string& invoice_id = call.params.Get("invoice_id");
-  auto snap = OpenOrg(call, {.kinds = "BL", .month = std::nullopt});
-  if (!snap.ok()) return ErrorOf(snap.status());
-  if (auto inv = projections::GetInvoice(*snap->org, *snap->view, invoice_id + ".csv"); inv.ok()) {
+  if (auto answer = InvoiceAnswer(call, invoice_id + ".csv");
+      answer.status().code() != Code::kNotFound) {
+    if (!answer.ok()) return ErrorOf(answer.status());
     call.route = "invoice";
-    return JsonReply(200, InvoiceJson(*inv, *snap->org));
+    return JsonReply(200, *answer);
   }
   auto month = ParseMonth(std::string_view(invoice_id).substr(0, 7), "invoice month");
   if (invoice_id.size() < 9 || invoice_id[7] != '-' || !month.ok()) {
     return Error(404, "not_found", "invoice " + invoice_id + " does not exist");
   }
   return CsvAnswer(call, *month, invoice_id);
+}
+
+// The invoice as the PDF document a customer receives, rendered from the
+// JSON answer itself so the two cannot disagree. As for ".csv", an existing
+// invoice whose id ends in ".pdf" keeps its JSON answer.
+HttpReply Service::InvoicePdf(Call& call) {
+  const std::string& invoice_id = call.params.Get("invoice_id");
+  if (auto answer = InvoiceAnswer(call, invoice_id + ".pdf");
+      answer.status().code() != Code::kNotFound) {
+    if (!answer.ok()) return ErrorOf(answer.status());
+    call.route = "invoice";
+    return JsonReply(200, *answer);
+  }
+  auto answer = InvoiceAnswer(call, invoice_id);
+  if (answer.status().code() == Code::kNotFound)
+    return Error(404, "not_found", answer.status().message());
+  if (!answer.ok()) return ErrorOf(answer.status());
+  auto snap = OpenOrg(call, {.kinds = "-", .month = std::nullopt});
+  if (!snap.ok()) return ErrorOf(snap.status());
+  auto pdf =
+      documents::RenderInvoicePdf(*answer, documents::InvoiceIssuer{call.Org(), snap->org->name});
+  if (!pdf.ok()) return ErrorOf(pdf.status());
+  HttpReply r;
+  r.content_type = "application/pdf";
+  r.body = std::move(pdf).value();
+  return r;
 }
 
 HttpReply Service::UsageMonthCsv(Call& call) {

@@ -12,6 +12,7 @@
 #include <list>
 #include <memory>
 #include <mutex>
+#include <nlohmann/json.hpp>
 #include <optional>
 #include <span>
 #include <string>
@@ -23,6 +24,7 @@
 #include "http/worker_pool.h"
 #include "metrics/metrics.h"
 #include "projections/billing.h"
+#include "projections/seal.h"
 #include "service/auth.h"
 #include "service/routes.h"
 
@@ -116,6 +118,7 @@ class Service {
   HttpReply Invoices(Call& call);
   HttpReply Invoice(Call& call);
   HttpReply InvoiceCsv(Call& call);
+  HttpReply InvoicePdf(Call& call);
   HttpReply LedgerEvents(Call& call);
   HttpReply Verify(Call& call);
   HttpReply Rejected(Call& call);
@@ -126,6 +129,11 @@ class Service {
   Result<projections::OrgSnapshot> OpenOrg(Call& call, const projections::ReplayScope& scope);
   // A month's line-level rows (projections/export.h) as CSV, optionally one invoice's.
   HttpReply CsvAnswer(Call& call, Month month, const std::optional<std::string>& invoice_id);
+  // The invoice's JSON answer, seal included; kNotFound when there is none.
+  Result<nlohmann::ordered_json> InvoiceAnswer(Call& call, const std::string& invoice_id);
+  // A final invoice's stored seal (kUnavailable while it is missing); nullopt for a draft.
+  Result<std::optional<projections::InvoiceSeal>> SealOf(
+      const std::string& org, const projections::InvoiceSummary& invoice) const;
 
   projections::Billing& billing_;
   Metrics& metrics_;
