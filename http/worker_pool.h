@@ -45,6 +45,12 @@ class WorkerPool {
   WorkerPool(int threads, size_t queue_max);
   // Runs what is queued, then joins the threads.
   ~WorkerPool();
+  // Refuses new tasks, runs what is queued, and joins the threads; every
+  // task object is destroyed when it returns. A task owns what its answer
+  // needs (a connection, whose socket belongs to the HTTP server's
+  // io_context), so whoever owns those stops the pool before destroying
+  // them. Idempotent; not concurrently with itself.
+  void Stop();
   WorkerPool(const WorkerPool&) = delete;
   WorkerPool& operator=(const WorkerPool&) = delete;
 

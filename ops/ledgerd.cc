@@ -315,6 +315,7 @@ int main(int argc, char** argv) {
   std::fprintf(stderr, "ledgerd: signal %d, stopping\n", sig);
   service.set_ready(false);
   (*server)->Stop();
+  service.StopHeavyWork();
   // The consumer writes its last batch while the ledger is still open.
   if (*consumer) (*consumer)->Stop();
   consumer->reset();

@@ -64,6 +64,11 @@ class Service {
   std::optional<HttpReply> CheckHeaders(const HttpRequest& head) const;
 
   void set_ready(bool ready) { ready_ = ready; }
+  // Finishes the heavy requests under way and stops the worker pool. Call it
+  // after the HTTP server has stopped and before it is destroyed: a worker
+  // that still held a request would otherwise drop its connection after the
+  // server's io_context was gone.
+  void StopHeavyWork() { heavy_.Stop(); }
   void set_kafka_bootstrap(std::string bootstrap);
 
   // The route table (service/routes.cc) without its handlers, in match order:
