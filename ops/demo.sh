@@ -22,7 +22,6 @@ for _ in $(seq 1 100); do
   sleep 0.1
 done
 url=$(sed -n 's/^listening on //p' "$log")
-post() { curl -sf -X POST -H 'Content-Type: application/x-ndjson' --data-binary @- "$url/v1/events"; }
 # The golden example goes through Kafka, as provider integrations send it
 # (the embedded broker keeps only ~5 MiB a partition, so the big history goes
 # over HTTP); wait until every message is settled (appended, duplicate or
@@ -35,7 +34,10 @@ for _ in $(seq 1 300); do
   [ "$settled" -ge "$want" ] && break
   sleep 0.1
 done
-build/ledgerctl generate --seed 7 --orgs 3 --months 12 --usage-events 20000 --start-month 2025-03 | post >/dev/null
+# A body holds at most 10 000 events (events::kBodyEventsMax): post the
+# history in bodies of 1000 lines, in order, as an integration would.
+build/ledgerctl generate --seed 7 --orgs 3 --months 12 --usage-events 20000 --start-month 2025-03 |
+  split -l 1000 --filter="curl -sf -o /dev/null -X POST -H 'Content-Type: application/x-ndjson' --data-binary @- $url/v1/events"
 cat "$log"
 cat <<INFO
 
