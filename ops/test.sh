@@ -44,12 +44,13 @@ if [ "${LEDGER_SANITIZE:-1}" != 0 ]; then
   cmake --build build-asan
   # Every report, from a test or from a ledgerd or ledgerctl it started
   # (whose stderr the tests do not show), lands in a file here; any file
-  # fails the run. The web page test runs in the release build only.
+  # fails the run. The web page test and the demo smoke test (which runs
+  # the release build) run in the release build only.
   logs=$root/build-asan/sanitizer-logs
   rm -rf "$logs" && mkdir -p "$logs"
   export ASAN_OPTIONS="log_path=$logs/asan:detect_leaks=1"
   export UBSAN_OPTIONS="log_path=$logs/ubsan:print_stacktrace=1"
-  (cd build-asan && ctest --output-on-failure -j"$jobs" --timeout 900 -E '^web_dashboard$') || status=$?
+  (cd build-asan && ctest --output-on-failure -j"$jobs" --timeout 900 -E '^(web_dashboard|demo_smoke)$') || status=$?
   if [ -n "$(ls -A "$logs")" ]; then
     for f in "$logs"/*; do echo "--- $f"; cat "$f"; done
     echo "sanitizer reports above" >&2
