@@ -50,6 +50,8 @@ if [ "${LEDGER_SANITIZE:-1}" != 0 ]; then
   rm -rf "$logs" && mkdir -p "$logs"
   export ASAN_OPTIONS="log_path=$logs/asan:detect_leaks=1"
   export UBSAN_OPTIONS="log_path=$logs/ubsan:print_stacktrace=1"
+  # Third-party caches that live as long as the process (tests/lsan.supp).
+  export LSAN_OPTIONS="suppressions=$root/tests/lsan.supp:print_suppressions=0"
   (cd build-asan && ctest --output-on-failure -j"$jobs" --timeout 900 -E '^(web_dashboard|demo_smoke)$') || status=$?
   if [ -n "$(ls -A "$logs")" ]; then
     for f in "$logs"/*; do echo "--- $f"; cat "$f"; done
@@ -57,7 +59,7 @@ if [ "${LEDGER_SANITIZE:-1}" != 0 ]; then
     exit 1
   fi
   [ "${status:-0}" = 0 ] || exit "$status"
-  unset ASAN_OPTIONS UBSAN_OPTIONS
+  unset ASAN_OPTIONS UBSAN_OPTIONS LSAN_OPTIONS
 fi
 
 fuzz_seconds=${LEDGER_FUZZ_SECONDS:-30}
