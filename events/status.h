@@ -8,7 +8,6 @@
 //  - broken invariants are bugs and stop the process (LEDGER_CHECK).
 #pragma once
 
-#include <source_location>
 #include <string>
 #include <string_view>
 #include <utility>
@@ -69,6 +68,17 @@ class [[nodiscard]] Status {
 
 [[noreturn]] void CheckFailed(const char* file, int line, const char* expr, std::string_view msg);
 
+// Where a function was called from, for check failures: as a default
+// argument, `{__builtin_FILE(), __builtin_LINE()}` is evaluated at the call
+// site (GCC and clang alike). std::source_location would do the same, but
+// clang 14 (the fuzz build's compiler) lacks it.
+struct CallSite {
+  const char* file;
+  int line;
+};
+#define LEDGER_CALL_SITE \
+  ::billing::CallSite { __builtin_FILE(), __builtin_LINE() }
+
 // A value or the Status saying why there is none.
 //
 // WARNING: value(), operator* and operator-> on an error are bugs, not
@@ -79,24 +89,24 @@ template <typename T>
 class [[nodiscard]] Result {
  public:
   // A Result without a value needs a reason: an ok Status here is a bug.
-  Result(T value) : v_(std::move(value)) {}  // NOLINT: implicit by design
-  Result(Status status, std::source_location where = std::source_location::current())  // NOLINT
+  Result(T value) : v_(std::move(value)) {}                 // NOLINT: implicit by design
+  Result(Status status, CallSite where = LEDGER_CALL_SITE)  // NOLINT
       : v_(std::move(status)) {
     if (std::get<Status>(v_).ok()) {
-      CheckFailed(where.file_name(), static_cast<int>(where.line()), "!status.ok()",
+      CheckFailed(where.file, where.line, "!status.ok()",
                   "a Result was made from an ok Status, without a value");
     }
   }
   bool ok() const { return v_.index() == 0; }
-  const T& value(std::source_location where = std::source_location::current()) const& {
+  const T& value(CallSite where = LEDGER_CALL_SITE) const& {
     CheckHasValue(where);
     return std::get<T>(v_);
   }
-  T& value(std::source_location where = std::source_location::current()) & {
+  T& value(CallSite where = LEDGER_CALL_SITE) & {
     CheckHasValue(where);
     return std::get<T>(v_);
   }
-  T&& value(std::source_location where = std::source_location::current()) && {
+  T&& value(CallSite where = LEDGER_CALL_SITE) && {
     CheckHasValue(where);
     return std::get<T>(std::move(v_));
   }
@@ -107,9 +117,9 @@ class [[nodiscard]] Result {
   Status status() const { return ok() ? Status() : std::get<Status>(v_); }
 
  private:
-  void CheckHasValue(const std::source_location& where) const {
+  void CheckHasValue(const CallSite& where) const {
     if (!ok()) {
-      CheckFailed(where.file_name(), static_cast<int>(where.line()), "result.ok()",
+      CheckFailed(where.file, where.line, "result.ok()",
                   "value() of an error Result: " + std::get<Status>(v_).ToString());
     }
   }
