@@ -20,8 +20,11 @@ namespace {
 // Hex digits of SHA-256 kept in an event id: 128 bits, so distinct rows never
 // collide in practice, and the id stays short.
 constexpr size_t kFocusIdHexDigits = 32;
-// Exponents beyond this cannot describe a cost that fits int64 nano-units.
+// Exponents beyond this cannot describe a cost that fits an Int128 at any
+// scale the readers use (9 or 18 digits).
 constexpr int kDecimalExponentMax = 40;
+// Digits an Int128 magnitude holds without overflow (2^127 is about 1.7e38).
+constexpr size_t kSumDigitsMax = 38;
 // What missing text becomes: every usage text field is required by the SPEC.
 constexpr std::string_view kNone = "(none)";
 
@@ -139,7 +142,7 @@ Result<ProviderMap> ParseProviderMap(std::string_view text) {
   return map;
 }
 
-Result<int64_t> ParseRoundedNanos(std::string_view text) {
+Result<Sum> ParseScaledDecimal(std::string_view text, int scale) {
   Status bad(Code::kInvalidArgument, "\"" + std::string(text) + "\" is not a decimal number");
   std::string_view s = text;
   bool negative = false;
@@ -178,14 +181,13 @@ Result<int64_t> ParseRoundedNanos(std::string_view text) {
     }
     if (exp_negative) exponent = -exponent;
   }
-  // value = digits * 10^(exponent - fraction_digits); nanos scale by 10^9.
-  int shift = exponent - fraction_digits + kNanoDigits;
-  Status overflow(Code::kInvalidArgument,
-                  "\"" + std::string(text) + "\" does not fit int64 nano-units");
-  __int128 magnitude = 0;
+  // value = digits * 10^(exponent - fraction_digits), counted in 10^-scale units.
+  int shift = exponent - fraction_digits + scale;
+  Status overflow(Code::kInvalidArgument, "\"" + std::string(text) + "\" is out of range");
+  Sum magnitude = 0;
   if (shift >= 0) {
-    if (digits.size() + static_cast<size_t>(shift) > 19) {
-      if (!digits.empty()) return overflow;
+    if (!digits.empty() && digits.size() + static_cast<size_t>(shift) > kSumDigitsMax) {
+      return overflow;
     }
     for (char c : digits) magnitude = magnitude * 10 + (c - '0');
     for (int k = 0; k < shift && magnitude != 0; ++k) magnitude *= 10;
@@ -193,16 +195,23 @@ Result<int64_t> ParseRoundedNanos(std::string_view text) {
     size_t drop = static_cast<size_t>(-shift);
     if (drop <= digits.size()) {
       std::string kept = digits.substr(0, digits.size() - drop);
-      if (kept.size() > 19) return overflow;
+      if (kept.size() > kSumDigitsMax) return overflow;
       for (char c : kept) magnitude = magnitude * 10 + (c - '0');
       // Half away from zero on the magnitude: the first dropped digit decides.
       if (digits[digits.size() - drop] >= '5') magnitude += 1;
     }
-    // drop > digits.size(): below half a nano-unit, rounds to zero.
+    // drop > digits.size(): below half a unit, rounds to zero.
   }
-  if (magnitude > std::numeric_limits<int64_t>::max()) return overflow;
-  int64_t v = static_cast<int64_t>(magnitude);
-  return negative ? -v : v;
+  return negative ? -magnitude : magnitude;
+}
+
+Result<int64_t> ParseRoundedNanos(std::string_view text) {
+  ASSIGN_OR_RETURN(Sum nanos, ParseScaledDecimal(text, kNanoDigits));
+  if (nanos > std::numeric_limits<int64_t>::max() || nanos < -std::numeric_limits<int64_t>::max()) {
+    return Status(Code::kInvalidArgument,
+                  "\"" + std::string(text) + "\" does not fit int64 nano-units");
+  }
+  return static_cast<int64_t>(nanos);
 }
 
 Result<std::string> NormalizeFocusTime(std::string_view text) {

@@ -32,6 +32,7 @@
 #include <string_view>
 #include <vector>
 
+#include "events/money.h"
 #include "events/status.h"
 #include "ops/csv_reader.h"
 
@@ -103,8 +104,13 @@ std::optional<std::string> FocusProvider(
     const std::function<std::optional<std::string>(std::string_view)>& field);
 
 // A decimal with any number of fractional digits, an optional sign and an
-// optional exponent (`-1.5E-7`), in nano-units rounded half away from zero.
-// kInvalidArgument when malformed or beyond int64 nano-units.
+// optional exponent (`-1.5E-7`), as a count of 10^-scale units rounded half
+// away from zero: exports carry more digits than the ledger keeps, so import
+// rounds at 9 digits while reconcile keeps the bill's own 18.
+// kInvalidArgument when malformed or beyond what a Sum holds.
+Result<Sum> ParseScaledDecimal(std::string_view text, int scale);
+
+// ParseScaledDecimal at the ledger's 9 digits, within int64 nano-units.
 Result<int64_t> ParseRoundedNanos(std::string_view text);
 
 // `YYYY-MM-DD HH:MM:SS`, `YYYY-MM-DDTHH:MM:SS[.f][Z|+00:00]` or `YYYY-MM-DD`

@@ -17,71 +17,11 @@ constexpr Sum kBillUnitsPerNano = 1'000'000'000;
 static_assert(kReconcileBillFractionDigits == 18, "kBillUnitsPerNano assumes 18 bill decimals");
 // Half a nano-unit in bill units: what rounding one row to 9 decimals can move it.
 constexpr Sum kRowTolerance = kBillUnitsPerNano / 2;
-// Digits an Int128 magnitude can hold without overflow (2^127 ~ 1.7e38).
-constexpr size_t kInt128DigitsMax = 38;
-// Exponents beyond this describe no cost (focus_import: kDecimalExponentMax).
-constexpr int kExponentMax = 40;
 // The event id prefix of import-focus (focus_import.h).
 constexpr std::string_view kFocusEventPrefix = "focus:";
 
 using Key =
     std::tuple<int32_t, std::string, std::string, bool>;  // month, provider, service, credit
-
-// BilledCost exactly, in bill units: sign, digits, point, digits, exponent.
-Result<Sum> ParseBillUnits(std::string_view text) {
-  Status bad(Code::kInvalidArgument, "\"" + std::string(text) + "\" is not a decimal number");
-  std::string_view s = text;
-  bool negative = false;
-  if (!s.empty() && (s[0] == '-' || s[0] == '+')) {
-    negative = s[0] == '-';
-    s.remove_prefix(1);
-  }
-  std::string digits;
-  int fraction = 0;
-  bool dot = false, any = false;
-  size_t i = 0;
-  for (; i < s.size(); ++i) {
-    if (s[i] >= '0' && s[i] <= '9') {
-      any = true;
-      if (!(digits.empty() && s[i] == '0')) digits.push_back(s[i]);
-      if (dot) ++fraction;
-    } else if (s[i] == '.' && !dot) {
-      dot = true;
-    } else {
-      break;
-    }
-  }
-  if (!any) return bad;
-  int exponent = 0;
-  if (i < s.size()) {
-    if (s[i] != 'e' && s[i] != 'E') return bad;
-    bool exp_negative = false;
-    if (++i < s.size() && (s[i] == '-' || s[i] == '+')) exp_negative = s[i++] == '-';
-    if (i == s.size()) return bad;
-    for (; i < s.size(); ++i) {
-      if (s[i] < '0' || s[i] > '9' || (exponent = exponent * 10 + (s[i] - '0')) > kExponentMax)
-        return bad;
-    }
-    if (exp_negative) exponent = -exponent;
-  }
-  int shift = exponent - fraction + kReconcileBillFractionDigits;
-  Sum v = 0;
-  if (shift >= 0) {
-    if (!digits.empty() && digits.size() + static_cast<size_t>(shift) > kInt128DigitsMax)
-      return bad;
-    for (char c : digits) v = v * 10 + (c - '0');
-    for (int k = 0; k < shift && v != 0; ++k) v *= 10;
-  } else {
-    size_t drop = static_cast<size_t>(-shift);
-    if (drop <= digits.size()) {
-      std::string kept = digits.substr(0, digits.size() - drop);
-      if (kept.size() > kInt128DigitsMax) return bad;
-      for (char c : kept) v = v * 10 + (c - '0');
-      if (digits[digits.size() - drop] >= '5') v += 1;  // half away from zero
-    }
-  }
-  return negative ? -v : v;
-}
 
 ReconcileGroup& GroupOf(std::map<Key, ReconcileGroup>* groups, Month month,
                         const std::string& provider, const std::string& service, bool credit) {
@@ -104,7 +44,7 @@ void PlaceRow(const FocusColumns& columns, const CsvRecord& row, const Reconcile
   auto cost_text = columns.Field(row, "BilledCost");
   if (!cost_text) return unplaced("BilledCost is NULL");
   auto rounded = ParseRoundedNanos(*cost_text);
-  auto exact = ParseBillUnits(*cost_text);
+  auto exact = ParseScaledDecimal(*cost_text, kReconcileBillFractionDigits);
   if (!rounded.ok() || !exact.ok()) return unplaced("BilledCost " + rounded.status().message());
   auto charge_start = columns.Field(row, "ChargePeriodStart");
   auto billing_start = columns.Field(row, "BillingPeriodStart");

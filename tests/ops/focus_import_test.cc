@@ -76,6 +76,19 @@ TEST(FocusImport, DecimalsRoundHalfAwayFromZeroToNineDigits) {
   EXPECT_FALSE(ParseRoundedNanos("99999999999").ok());  // beyond int64 nano-units
 }
 
+// Reconcile reads the bill at 18 digits with the same parser: nothing a
+// FOCUS row carries is rounded there, and an Int128 bound replaces int64's.
+TEST(FocusImport, ScaledDecimalsKeepTheBillsOwnDigits) {
+  EXPECT_EQ(ParseScaledDecimal("0.00001605990", 18).value(), Sum{16059900000000});
+  EXPECT_EQ(ParseScaledDecimal("-1.5E-17", 18).value(), Sum{-15});
+  EXPECT_EQ(ParseScaledDecimal("0.0000000000000000005", 18).value(), Sum{1});  // half: away
+  EXPECT_EQ(ParseScaledDecimal("99999999999", 18).value(),
+            Sum{99999999999} * Sum{1000000000} * Sum{1000000000});
+  EXPECT_FALSE(ParseScaledDecimal("1e30", 18).ok());  // 48 digits: beyond an Int128
+  EXPECT_FALSE(ParseScaledDecimal("1e", 18).ok());
+  EXPECT_FALSE(ParseScaledDecimal(".", 18).ok());
+}
+
 TEST(FocusImport, TimestampsBecomeRfc3339Utc) {
   EXPECT_EQ(*NormalizeFocusTime("2024-09-18 22:00:00"), "2024-09-18T22:00:00Z");
   EXPECT_EQ(*NormalizeFocusTime("2024-09-18T22:00:00Z"), "2024-09-18T22:00:00Z");
