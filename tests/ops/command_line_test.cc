@@ -3,18 +3,14 @@
 // with a message on stderr and exit status 2 before doing anything, and that
 // `ledgerctl verify` prints valid JSON even when its problem text quotes a
 // path holding a double quote.
-#include <fcntl.h>
 #include <gtest/gtest.h>
 #include <rocksdb/db.h>
-#include <sys/wait.h>
-#include <unistd.h>
 
-#include <cerrno>
 #include <filesystem>
 #include <fstream>
+#include <iterator>
 #include <nlohmann/json.hpp>
 #include <string>
-#include <system_error>
 #include <vector>
 
 #include "ledger/prepare.h"
@@ -37,44 +33,17 @@ struct Ran {
   std::string err;
 };
 
-std::string ReadAll(int fd) {
-  std::string text;
-  char buf[65536];
-  ssize_t n;
-  while ((n = read(fd, buf, sizeof(buf))) > 0) text.append(buf, static_cast<size_t>(n));
-  close(fd);
-  return text;
-}
-
-// Runs `binary` (in the build directory) with `args` to completion.
+// Runs `binary` (in the build directory) with `args` to completion, keeping
+// its stderr too: a refusal must say why.
 Ran RunBinary(const std::string& binary, std::vector<std::string> args) {
+  TempDir tmp;
+  const std::string err_file = tmp.sub("stderr");
   args.insert(args.begin(), testing::BuildDir() + "/" + binary);
-  int out[2], err[2];
-  if (pipe(out) != 0 || pipe(err) != 0)
-    throw std::system_error(errno, std::generic_category(), "pipe");
-  pid_t pid = fork();
-  if (pid == 0) {
-    dup2(out[1], STDOUT_FILENO);
-    dup2(err[1], STDERR_FILENO);
-    close(out[0]);
-    close(err[0]);
-    alarm(kCommandSecondsMax);  // survives exec
-    std::vector<char*> argv;
-    for (auto& a : args) argv.push_back(a.data());
-    argv.push_back(nullptr);
-    execv(argv[0], argv.data());
-    _exit(127);
-  }
-  close(out[1]);
-  close(err[1]);
-  Ran r;
-  // stderr stays small (one message); read stdout first, then it.
-  r.out = ReadAll(out[0]);
-  r.err = ReadAll(err[0]);
-  int status = 0;
-  waitpid(pid, &status, 0);
-  r.code = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
-  return r;
+  testing::Ran ran = testing::RunToExit(
+      std::move(args), {.stderr_file = err_file, .alarm_seconds = kCommandSecondsMax});
+  std::ifstream in(err_file);
+  std::string err((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  return Ran{ran.code, std::move(ran.out), std::move(err)};
 }
 
 void ExpectRefused(const std::string& binary, const std::vector<std::string>& args) {

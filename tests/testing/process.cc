@@ -71,6 +71,7 @@ Child::Child(std::vector<std::string> args, ChildOptions options) {
   if (pid_ == 0) {
     dup2(out[1], STDOUT_FILENO);  // dup2 clears O_CLOEXEC on the copy
     if (err >= 0) dup2(err, STDERR_FILENO);
+    if (options.alarm_seconds > 0) alarm(options.alarm_seconds);
     execve(argv[0], argv.data(), envp.data());
     _exit(127);
   }

@@ -25,6 +25,10 @@ struct ChildOptions {
   std::string stderr_file{};
   // Variables set in the child's environment on top of the test's own.
   std::map<std::string, std::string> env{};
+  // When set, SIGALRM ends the child after this many seconds (alarm(2)
+  // survives exec): a run that should stop at once but hangs fails the test
+  // instead of hanging it.
+  unsigned alarm_seconds = 0;
 };
 
 class Child {
