@@ -4,6 +4,7 @@
 #include <sys/stat.h>
 
 #include <CLI/CLI.hpp>
+#include <csignal>
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
@@ -13,6 +14,7 @@
 #include <set>
 #include <sstream>
 
+#include "kafka/embedded_kafka.h"
 #include "kafka/produce.h"
 #include "ledger/hash_chain.h"
 #include "ops/backup.h"
@@ -455,6 +457,39 @@ int Generate(const ops::GeneratorOptions& options) {
   return std::fflush(stdout) == 0 ? 0 : 1;
 }
 
+// The most partitions `kafka-mock` creates per topic: the mock keeps about
+// 5 MiB per partition in memory, and a cluster test needs tens, not thousands.
+constexpr int kKafkaMockPartitionsMax = 256;
+
+struct KafkaMockArgs {
+  int partitions = api::kEmbeddedPartitionsDefault;
+  std::vector<std::string> topics{"billing.events"};
+};
+
+// Runs librdkafka's mock cluster as a process of its own, so that it
+// outlives the ledgerd instances it serves (an embedded broker dies with its
+// host), until SIGTERM or SIGINT.
+int KafkaMock(const KafkaMockArgs& args) {
+  if (args.partitions < 1 || args.partitions > kKafkaMockPartitionsMax) {
+    std::fprintf(stderr, "ledgerctl: --partitions must be 1..%d\n", kKafkaMockPartitionsMax);
+    return ops::kExitUsage;
+  }
+  // Blocked before the broker's threads start, so that they inherit the
+  // mask and the signal reaches sigwait below.
+  sigset_t stop;
+  sigemptyset(&stop);
+  sigaddset(&stop, SIGTERM);
+  sigaddset(&stop, SIGINT);
+  pthread_sigmask(SIG_BLOCK, &stop, nullptr);
+  auto kafka = api::EmbeddedKafka::Start({.topics = args.topics, .partitions = args.partitions});
+  if (!kafka.ok()) return Fail(kafka.status());
+  std::printf("kafka bootstrap: %s\n", (*kafka)->bootstrap().c_str());
+  std::fflush(stdout);
+  int signal = 0;
+  sigwait(&stop, &signal);
+  return 0;
+}
+
 // Every subcommand's arguments, filled in by CLI11.
 struct Args {
   std::string dir;
@@ -468,6 +503,7 @@ struct Args {
   ops::GeneratorOptions generate;
   ops::ProduceOptions produce;
   std::string produce_file;
+  KafkaMockArgs kafka_mock;
   ops::InvoiceDocumentRequest invoice;
   std::string invoice_out;
   ReconcileArgs reconcile;
@@ -483,6 +519,7 @@ struct Commands {
   CLI::App* restore;
   CLI::App* generate;
   CLI::App* produce;
+  CLI::App* kafka_mock;
   CLI::App* invoice;
   CLI::App* reconcile;
 };
@@ -582,6 +619,10 @@ void AddEventCommands(CLI::App& app, Args& a, Commands& c) {
   c.produce->add_option("--topic", a.produce.topic, "topic (default billing.events)");
   c.produce->add_option("FILE", a.produce_file, "NDJSON file, one event a line; - for stdin")
       ->required();
+  c.kafka_mock = app.add_subcommand(
+      "kafka-mock", "run a Kafka mock cluster until SIGTERM (development and cluster tests)");
+  c.kafka_mock->add_option("--partitions", a.kafka_mock.partitions, "partitions per topic");
+  c.kafka_mock->add_option("--topic", a.kafka_mock.topics, "topics to create (repeatable)");
 }
 
 int Run(const Args& a, const Commands& c) {
@@ -596,6 +637,7 @@ int Run(const Args& a, const Commands& c) {
   if (*c.restore) return Restore(a.restore_backup, a.dir, a.restore_id);
   if (*c.generate) return Generate(a.generate);
   if (*c.produce) return Produce(a.produce, a.produce_file);
+  if (*c.kafka_mock) return KafkaMock(a.kafka_mock);
   if (*c.invoice) return InvoicePdf(a.invoice, a.invoice_out);
   if (*c.reconcile) return ReconcileCmd(a.reconcile);
   return ops::kExitUsage;

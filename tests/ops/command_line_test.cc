@@ -88,6 +88,9 @@ TEST(CommandLine, LedgerctlRefusesEveryBadArgumentWithExit2) {
       {"generate", "--bogus"},
       {"produce", "--brokers", "127.0.0.1:1", missing},
       {"produce", missing},
+      {"kafka-mock", "--partitions", "0"},
+      {"kafka-mock", "--partitions", "100000"},
+      {"kafka-mock", "--partitions", "x"},
   };
   for (const auto& args : cases) ExpectRefused("ledgerctl", args);
   // Nothing was created where a path was wrong.
