@@ -119,6 +119,10 @@ TEST(CommandLine, LedgerctlRefusesEveryBadArgumentWithExit2) {
       {"generate", "--bogus"},
       {"produce", "--brokers", "127.0.0.1:1", missing},
       {"produce", missing},
+      {"prove", missing, "--org", "acme", "--month", "2026-01"},
+      {"prove", tmp.path(), "--org", "acme"},
+      {"prove", missing, "--org", "acme", "--month", "2026-13"},
+      {"prove", missing, "--org", "acme", "--month", "2026-01", "--as-of", "-1"},
   };
   for (const auto& args : cases) ExpectRefused("ledgerctl", args);
   // Nothing was created where a path was wrong.
