@@ -63,4 +63,14 @@ AnswerJson WithSeal(AnswerJson answer, const std::optional<InvoiceSeal>& seal) {
   return answer;
 }
 
+AnswerJson ProofJson(const MonthProof& proof) {
+  AnswerJson checks = AnswerJson::array();
+  for (const ProofCheck& c : proof.checks) {
+    checks.push_back(AnswerJson{
+        {"check", c.check}, {"ok", c.ok}, {"expected", c.expected}, {"actual", c.actual}});
+  }
+  return AnswerJson{
+      {"month", FormatMonth(proof.month)}, {"ok", proof.ok}, {"checks", std::move(checks)}};
+}
+
 }  // namespace billing::projections

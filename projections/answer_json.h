@@ -10,6 +10,7 @@
 
 #include "ledger/ledger.h"
 #include "projections/org_state.h"
+#include "projections/proof.h"
 #include "projections/queries.h"
 #include "projections/seal.h"
 
@@ -41,5 +42,10 @@ AnswerJson InvoiceJson(const Invoice& invoice, const OrgState& org);
 // `answer` (an invoice or a list entry) with "seal" last: the seal's
 // {"sequence", "ledger_hash", "document_hash"}, or null for a draft.
 AnswerJson WithSeal(AnswerJson answer, const std::optional<InvoiceSeal>& seal);
+
+// `GET /v1/orgs/{org}/usage-history/{month}/proof` and `ledgerctl prove`:
+// {"month", "ok", "checks": [{"check", "ok", "expected", "actual"}]}, the
+// checks in the proof's order (proof.h says what each string holds).
+AnswerJson ProofJson(const MonthProof& proof);
 
 }  // namespace billing::projections

@@ -33,6 +33,10 @@ const std::vector<Service::Route>& Service::Routes() {
       {{"GET", "/v1/orgs/{org}/usage-history/{month}", A::kOrgReader, C::kHeavyAsOf, B::kNone,
         "usage_month"},
        &Service::UsageMonth},
+      // Replays the org's ledger even at the head (replay_matches_store).
+      {{"GET", "/v1/orgs/{org}/usage-history/{month}/proof", A::kOrgReader, C::kHeavy, B::kNone,
+        "usage_month_proof"},
+       &Service::UsageMonthProof},
       {{"GET", "/v1/orgs/{org}/usage-history/{month}/items/{item_id}", A::kOrgReader, C::kHeavyAsOf,
         B::kNone, "usage_item"},
        &Service::UsageItem},

@@ -15,6 +15,7 @@
 #include "ledger/prepare.h"
 #include "projections/answer_json.h"
 #include "projections/export.h"
+#include "projections/proof.h"
 #include "service/openapi_document.h"
 #include "service/web_assets.h"
 
@@ -822,6 +823,23 @@ HttpReply Service::UsageMonth(Call& call) {
                              {"status", StatusWord(d.closed)},
                              {"total", FormatNanos(d.total, org.minor_digits)},
                              {"items", std::move(items)}});
+}
+
+// The proof reads the stored read models at one snapshot and replays the
+// org's ledger up to the sequence they stand at (projections/proof.h); it
+// takes no Billing snapshot, so call.view stays unset and read failures come
+// back as its status.
+HttpReply Service::UsageMonthProof(Call& call) {
+  auto month = ParseMonth(call.params.Get("month"), "month");
+  if (!month.ok()) return ErrorOf(month.status());
+  auto as_of = AsOfParam(call.query);
+  if (!as_of.ok()) return ErrorOf(as_of.status());
+  auto proof = projections::ProveMonthOf(billing_.ledger(), call.Org(), *month, *as_of);
+  if (proof.status().code() == Code::kNotFound) {
+    return ErrorOf(Status(Code::kUnknownOrg, "organization " + call.Org() + " is unknown"));
+  }
+  if (!proof.ok()) return ErrorOf(proof.status());
+  return JsonReply(200, projections::ProofJson(*proof));
 }
 
 HttpReply Service::UsageItem(Call& call) {

@@ -118,6 +118,8 @@ class Service {
   HttpReply Dashboard(Call& call);
   HttpReply UsageHistory(Call& call);
   HttpReply UsageMonth(Call& call);
+  // The month's conservation proof (projections/proof.h).
+  HttpReply UsageMonthProof(Call& call);
   HttpReply UsageMonthCsv(Call& call);
   HttpReply UsageItem(Call& call);
   HttpReply Invoices(Call& call);

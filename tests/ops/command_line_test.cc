@@ -91,6 +91,10 @@ TEST(CommandLine, LedgerctlRefusesEveryBadArgumentWithExit2) {
       {"kafka-mock", "--partitions", "0"},
       {"kafka-mock", "--partitions", "100000"},
       {"kafka-mock", "--partitions", "x"},
+      {"prove", missing, "--org", "acme", "--month", "2026-01"},
+      {"prove", tmp.path(), "--org", "acme"},
+      {"prove", missing, "--org", "acme", "--month", "2026-13"},
+      {"prove", missing, "--org", "acme", "--month", "2026-01", "--as-of", "-1"},
   };
   for (const auto& args : cases) ExpectRefused("ledgerctl", args);
   // Nothing was created where a path was wrong.
