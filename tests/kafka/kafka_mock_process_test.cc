@@ -80,9 +80,10 @@ TEST(KafkaMockProcess, ServesLedgerdAndStopsOnSigterm) {
   MockProcess mock(3);
   ASSERT_FALSE(mock.bootstrap.empty()) << "no bootstrap line";
   TempDir tmp;
-  const std::string events = "{\"event_id\":\"o1\",\"org_id\":\"m\",\"occurred_at\":"
-                             "\"2026-01-01T00:00:00Z\",\"organization_created\":{\"name\":\"M\","
-                             "\"currency\":\"USD\",\"billing_account\":\"A\"}}";
+  const std::string events =
+      "{\"event_id\":\"o1\",\"org_id\":\"m\",\"occurred_at\":"
+      "\"2026-01-01T00:00:00Z\",\"organization_created\":{\"name\":\"M\","
+      "\"currency\":\"USD\",\"billing_account\":\"A\"}}";
   {
     Ledgerd ledgerd({.data_dir = tmp.sub("data"),
                      .kafka = KafkaSource::kBrokers,
@@ -90,8 +91,9 @@ TEST(KafkaMockProcess, ServesLedgerdAndStopsOnSigterm) {
     kafka_testing::TestProducer producer(mock.bootstrap);
     producer.Send("billing.events", "m", events);
     ASSERT_TRUE(producer.Flush());
-    EXPECT_TRUE(WaitUntil([&] { return MetricValue(ledgerd.Metrics(), "ledger_head_sequence") == 1; },
-                          kIngestTimeout));
+    EXPECT_TRUE(
+        WaitUntil([&] { return MetricValue(ledgerd.Metrics(), "ledger_head_sequence") == 1; },
+                  kIngestTimeout));
     ledgerd.Kill();  // the broker is not the ledgerd's: it must outlive it
   }
   {
