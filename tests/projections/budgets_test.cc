@@ -204,18 +204,21 @@ TEST_F(BudgetsTest, DashboardSumsTheBudgetsInForceByDate) {
   ASSERT_EQ(Post("budget_set", {{"budget_id", "a"}, {"amount", "50"}}, "2026-01-05T00:00:00Z"),
             "accepted");
   ASSERT_EQ(Post("budget_removed", {{"budget_id", "b"}}, "2026-03-01T00:00:00Z"), "accepted");
+  ASSERT_EQ(Post("budget_removed", {{"budget_id", "c"}}, "2026-03-31T23:59:59Z"), "accepted");
+  ASSERT_EQ(Post("budget_removed", {{"budget_id", "a"}}, "2026-04-01T00:00:00Z"), "accepted");
   auto s = billing_->Snapshot("o", std::nullopt);
   ASSERT_TRUE(s.ok());
-  auto org = Dashboard(*s->org, *s->view, {M("2026-03"), 4}, std::nullopt);
-  auto cc = Dashboard(*s->org, *s->view, {M("2026-03"), 4}, std::string("cc-a"));
+  auto org = Dashboard(*s->org, *s->view, {M("2026-04"), 5}, std::nullopt);
+  auto cc = Dashboard(*s->org, *s->view, {M("2026-04"), 5}, std::string("cc-a"));
   ASSERT_TRUE(org.ok() && cc.ok());
   auto text = [](const std::optional<Sum>& v) { return v ? FormatNanos(*v, 2) : "null"; };
   std::vector<std::string> got, got_cc;
   for (const auto& r : *org) got.push_back(text(r.budget));
   for (const auto& r : *cc) got_cc.push_back(text(r.budget));
   // Dec: none. Jan: 50 + 0.002. Feb: 100.004 + 0.002 = 100.006 → 100.01. Mar: 100.004 → 100.00.
-  EXPECT_EQ(got, (std::vector<std::string>{"null", "50.00", "100.01", "100.00"}));
-  EXPECT_EQ(got_cc, (std::vector<std::string>{"null", "7.00", "7.00", "7.00"}));
+  // Apr: every organization budget removed, null (not zero).
+  EXPECT_EQ(got, (std::vector<std::string>{"null", "50.00", "100.01", "100.00", "null"}));
+  EXPECT_EQ(got_cc, (std::vector<std::string>{"null", "7.00", "7.00", "null", "null"}));
 }
 
 TEST_F(BudgetsTest, AlertsAreRaisedOnceAtTheirFirstSequenceAndNeverWithdrawn) {
