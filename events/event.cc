@@ -4,7 +4,9 @@
 #include <google/protobuf/util/json_util.h>
 
 #include <algorithm>
+#include <limits>
 #include <nlohmann/json.hpp>
+#include <set>
 
 namespace billing::events {
 
@@ -88,6 +90,37 @@ Result<std::vector<RawEvent>> ArrayElements(std::string_view body) {
 
 bool IsMoneyField(std::string_view name) { return name == "amount" || name == "quantity"; }
 
+// Reads a JSON array of integers into a repeated int32 field (the schema's
+// only list: budget_set.thresholds). An empty array is refused here because
+// the binary form cannot tell it from a list left out, which means the
+// default; values outside int32 are refused before they could wrap.
+Status ReadIntegers(const Json& value, google::protobuf::Message* message,
+                    const FieldDescriptor* field, const std::string& name) {
+  if (field->cpp_type() != FieldDescriptor::CPPTYPE_INT32) {
+    return Invalid(name + " is not a list in the schema");
+  }
+  if (!value.is_array() || value.empty()) {
+    return Invalid(name + " must be a non-empty JSON array of integers");
+  }
+  const google::protobuf::Reflection* reflection = message->GetReflection();
+  constexpr int64_t kLow = std::numeric_limits<int32_t>::min();
+  constexpr int64_t kHigh = std::numeric_limits<int32_t>::max();
+  for (const Json& element : value) {
+    bool fits = false;
+    int64_t number = 0;
+    if (element.is_number_unsigned()) {  // nlohmann's type for integers >= 0
+      fits = element.get<uint64_t>() <= static_cast<uint64_t>(kHigh);
+      number = fits ? static_cast<int64_t>(element.get<uint64_t>()) : 0;
+    } else if (element.is_number_integer()) {
+      number = element.get<int64_t>();
+      fits = number >= kLow && number <= kHigh;
+    }
+    if (!fits) return Invalid(name + " must hold whole numbers, e.g. [50, 80, 100]");
+    reflection->AddInt32(message, field, static_cast<int32_t>(number));
+  }
+  return Status::Ok();
+}
+
 // Reads one JSON object into `message`: every key must be a field of the
 // schema under its SPEC name (protobuf's own JSON parser would also accept
 // camelCase aliases, which the SPEC does not), every scalar must be a string
@@ -113,6 +146,10 @@ Status ReadObject(const Json& object, google::protobuf::Message* message, const 
       continue;
     }
     if (value.is_null() && field->has_presence()) continue;  // optional field left out
+    if (field->is_repeated()) {
+      RETURN_IF_ERROR(ReadIntegers(value, message, field, path + key));
+      continue;
+    }
     if (!value.is_string()) {
       if (IsMoneyField(key) && value.is_number()) {
         return Invalid(path + key + " must be a decimal string, not a JSON number");
@@ -262,6 +299,35 @@ Status ValidateBillingPeriodClosed(const v1::BillingPeriodClosed& p, Event* out)
   return Status::Ok();
 }
 
+Status ValidateBudgetSet(const v1::BudgetSet& p, Event* out) {
+  RETURN_IF_ERROR(CheckText(p.budget_id(), "budget_set.budget_id"));
+  ASSIGN_OR_RETURN(out->amount, ParseDecimal(p.amount(), "budget_set.amount"));
+  if (out->amount == 0) return Invalid("budget_set.amount must be more than zero");
+  if (p.has_cost_center_id()) {
+    RETURN_IF_ERROR(CheckText(p.cost_center_id(), "budget_set.cost_center_id"));
+  }
+  // An empty list is "left out" (binary cannot say []), so the default.
+  if (p.thresholds_size() > kBudgetThresholdsMax) {
+    return Invalid("budget_set.thresholds holds more than " + std::to_string(kBudgetThresholdsMax) +
+                   " thresholds");
+  }
+  std::set<int32_t> seen;
+  for (int32_t percent : p.thresholds()) {
+    if (percent < 1 || percent > kBudgetThresholdPercentMax) {
+      return Invalid("budget_set.thresholds must be percents from 1 to " +
+                     std::to_string(kBudgetThresholdPercentMax));
+    }
+    if (!seen.insert(percent).second) {
+      return Invalid("budget_set.thresholds holds " + std::to_string(percent) + " twice");
+    }
+  }
+  return Status::Ok();
+}
+
+Status ValidateBudgetRemoved(const v1::BudgetRemoved& p) {
+  return CheckText(p.budget_id(), "budget_removed.budget_id");
+}
+
 Status ValidatePayload(const Envelope& e, Event* out) {
   switch (e.payload_case()) {
     case Payload::kOrganizationCreated:
@@ -288,6 +354,10 @@ Status ValidatePayload(const Envelope& e, Event* out) {
       return ValidateEventVoided(e.event_voided());
     case Payload::kBillingPeriodClosed:
       return ValidateBillingPeriodClosed(e.billing_period_closed(), out);
+    case Payload::kBudgetSet:
+      return ValidateBudgetSet(e.budget_set(), out);
+    case Payload::kBudgetRemoved:
+      return ValidateBudgetRemoved(e.budget_removed());
     case Payload::PAYLOAD_NOT_SET:
       break;
   }
@@ -467,6 +537,13 @@ Status CheckWire(std::string_view bytes, const Descriptor* descriptor, const std
                                  field->type() == FieldDescriptor::TYPE_MESSAGE;
     // Protobuf would keep a field of the wrong wire type as an unknown field.
     if (wants_delimited && !delimited) return Invalid("field " + name + " has the wrong wire type");
+    // Integers (budget_set.thresholds) come as varints, or packed in one
+    // delimited field when repeated.
+    const bool varint = f.type() == google::protobuf::UnknownField::TYPE_VARINT;
+    if (field->type() == FieldDescriptor::TYPE_INT32 && !varint &&
+        !(field->is_repeated() && delimited)) {
+      return Invalid("field " + name + " has the wrong wire type");
+    }
     if (field->type() == FieldDescriptor::TYPE_MESSAGE) {
       int nested = 0;
       Status s = CheckWire(f.length_delimited(), field->message_type(), name + ".", &nested);

@@ -53,6 +53,14 @@ inline constexpr size_t kQuotedInputBytesMax = 64;
 // field; this bounds any that quotes more.
 inline constexpr size_t kRejectionMessageBytesMax = 512;
 
+// A budget's thresholds (SPEC): at most 10, each a whole percent of the
+// budget from 1 to 1000 (an alert at ten times the budget is still useful;
+// past that it is a typo).
+inline constexpr int kBudgetThresholdsMax = 10;
+inline constexpr int32_t kBudgetThresholdPercentMax = 1000;
+// Thresholds of a budget_set that names none (SPEC).
+inline constexpr int32_t kBudgetThresholdsDefault[] = {50, 80, 100};
+
 enum class InvoicingMode { kSingle, kPerCostCenter };
 
 // The SPEC's name of a mode, as events carry it and answers show it:
@@ -64,7 +72,7 @@ std::string_view InvoicingModeName(InvoicingMode mode);
 struct Event {
   Envelope envelope;
   Timestamp occurred_at;
-  Nanos amount = 0;       // usage, support, credit (credit: positive, it reduces the bill)
+  Nanos amount = 0;       // usage, support, credit (credit: positive, it reduces the bill), budget
   Nanos quantity = 0;     // usage
   Timestamp usage_start;  // usage
   Timestamp usage_end;    // usage

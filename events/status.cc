@@ -32,6 +32,8 @@ std::string_view CodeName(Code code) {
       return "already_voided";
     case Code::kPeriodClosed:
       return "period_closed";
+    case Code::kUnknownBudget:
+      return "unknown_budget";
     case Code::kNotFound:
       return "not_found";
     case Code::kTooLarge:

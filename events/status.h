@@ -32,6 +32,7 @@ enum class Code {
   kNotVoidable,
   kAlreadyVoided,
   kPeriodClosed,
+  kUnknownBudget,
   // Operational codes: not event rejections.
   kNotFound,     // the thing asked for does not exist (HTTP 404)
   kTooLarge,     // the input is over one of our limits; smaller pieces may pass (HTTP 413)
@@ -47,7 +48,7 @@ std::string_view CodeName(Code code);
 // True for the SPEC's rejection codes (an event refused by the rules), false
 // for ok and for the operational codes (kNotFound onwards).
 constexpr bool IsRejection(Code code) {
-  return code >= Code::kInvalidArgument && code <= Code::kPeriodClosed;
+  return code >= Code::kInvalidArgument && code <= Code::kUnknownBudget;
 }
 
 class [[nodiscard]] Status {

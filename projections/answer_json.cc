@@ -40,6 +40,19 @@ AnswerJson InvoiceSummaryJson(const InvoiceSummary& invoice, const OrgState& org
       {"currency", org.currency}};
 }
 
+AnswerJson AlertJson(const Alert& alert, const OrgState& org) {
+  return AnswerJson{{"alert_id", AlertId(alert)},
+                    {"budget_id", alert.budget_id},
+                    {"cost_center_id", alert.cost_center_id ? AnswerJson(*alert.cost_center_id)
+                                                            : AnswerJson(nullptr)},
+                    {"month", FormatMonth(alert.month)},
+                    {"kind", AlertKindName(alert.kind)},
+                    {"threshold", alert.threshold},
+                    {"budget", FormatNanos(alert.budget, org.minor_digits)},
+                    {"amount", FormatNanos(alert.amount, org.minor_digits)},
+                    {"sequence", alert.sequence}};
+}
+
 AnswerJson InvoiceJson(const Invoice& invoice, const OrgState& org) {
   AnswerJson j = InvoiceSummaryJson(invoice.summary, org);
   AnswerJson lines = AnswerJson::array();

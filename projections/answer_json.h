@@ -9,6 +9,7 @@
 #include <nlohmann/json.hpp>
 
 #include "ledger/ledger.h"
+#include "projections/budgets.h"
 #include "projections/org_state.h"
 #include "projections/proof.h"
 #include "projections/queries.h"
@@ -38,6 +39,12 @@ AnswerJson InvoiceSummaryJson(const InvoiceSummary& invoice, const OrgState& org
 // the summary's keys and "lines" ({"category", "description", "amount"} in
 // the queries' order: category, then description by code point).
 AnswerJson InvoiceJson(const Invoice& invoice, const OrgState& org);
+
+// One alert as `GET /v1/orgs/{org}/alerts` lists it (and a budget_alert
+// webhook carries it): {"alert_id", "budget_id", "cost_center_id" (null: an
+// organization budget), "month", "kind" ("actual"/"forecast"), "threshold",
+// "budget", "amount" (the currency's minor unit), "sequence"}.
+AnswerJson AlertJson(const Alert& alert, const OrgState& org);
 
 // `answer` (an invoice or a list entry) with "seal" last: the seal's
 // {"sequence", "ledger_hash", "document_hash"}, or null for a draft.

@@ -46,6 +46,7 @@ class Billing::LiveGate : public ledger::Gate {
   }
 
   void Seal(ledger::Txn& txn) override {
+    decider_.FlushFigures(sink_);
     for (const std::string& org : decider_.TakeDirty()) {
       sink_.Put(keys::StateKey(org), decider_.Find(org)->ToProto().SerializeAsString());
       dirty_.insert(org);
@@ -313,6 +314,7 @@ Result<OrgState> ReplayOrg(const ledger::Ledger& ledger, const std::string& org_
       });
   if (!scan.ok()) return scan;
   if (!failure.ok()) return failure;
+  decider.FlushFigures(sink);
   const OrgState* org = decider.Find(org_id);
   if (org == nullptr) return Status(Code::kNotFound, "organization " + org_id + " is unknown");
   return *org;

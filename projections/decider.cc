@@ -93,6 +93,20 @@ Status DecideBillingPeriodClosed(OrgState& org, const events::Event& event, uint
   return Status::Ok();
 }
 
+Status DecideBudgetRemoved(OrgState& org, const events::Event& event, uint64_t seq) {
+  const std::string& id = event.envelope.budget_removed().budget_id();
+  if (!org.BudgetExists(id)) {
+    return Reject(Code::kUnknownBudget, "budget " + id + " is unknown or already removed");
+  }
+  BudgetChange change;
+  change.budget_id = id;
+  change.effective = event.occurred_at;
+  change.sequence = seq;
+  change.kind = BudgetChange::Kind::kRemoved;
+  org.budgets.push_back(std::move(change));
+  return Status::Ok();
+}
+
 // The checks a charge passes before it is posted.
 
 Status CheckUsage(const OrgState& org, const events::v1::UsageRecorded& u) {
@@ -149,6 +163,45 @@ void Decider::Load(std::map<std::string, OrgState> orgs) {
   orgs_ = std::move(orgs);
   dirty_.clear();
   pending_voids_.clear();
+  figures_.clear();
+  figures_dirty_.clear();
+  raised_.clear();
+}
+
+void Decider::ClearPending() {
+  pending_voids_.clear();
+  // Unflushed figures would be lost with the cache: a caller bug.
+  LEDGER_CHECK(figures_dirty_.empty(), "month figures cleared before they were flushed");
+  figures_.clear();
+}
+
+void Decider::FlushFigures(Sink& sink) {
+  for (const auto& [org, index] : figures_dirty_) {
+    sink.Put(keys::FiguresKey(org, Month{index}), EncodeFigures(figures_.at({org, index})));
+  }
+  figures_dirty_.clear();
+}
+
+MonthFigures& Decider::FiguresOf(const std::string& org, Month month, const View& view) {
+  auto [it, added] = figures_.try_emplace({org, month.index});
+  // Every change of a month's figures goes through this cache, so the first
+  // touch since the cache was last emptied finds nothing pending for it.
+  if (added) it->second = ReadFigures(view, org, month);
+  return it->second;
+}
+
+void Decider::RaiseAlerts(const OrgState& org, Month month, uint64_t seq, Sink& sink,
+                          const View& view) {
+  MonthFigures& figures = FiguresOf(org.org_id, month, view);
+  std::vector<Alert> raised = NewAlerts(org, month, &figures, seq);
+  if (raised.empty()) return;
+  figures_dirty_.insert({org.org_id, month.index});
+  for (Alert& alert : raised) {
+    const char kind = static_cast<char>(alert.kind);
+    sink.Put(keys::AlertKey(org.org_id, seq, month, alert.budget_id, kind, alert.threshold),
+             EncodeAlert(alert));
+    raised_.push_back(std::move(alert));
+  }
 }
 
 // Where an accepted charge (usage, support, credit) lands, by the structure
@@ -199,8 +252,8 @@ Result<Decider::Posting> Decider::PostingFor(const OrgState& org, const events::
   return p;
 }
 
-void Decider::Emit(OrgState& org, const Posting& p, Sink& sink, const events::Event& cause,
-                   uint64_t seq, const events::Event& charge) {
+void Decider::Emit(OrgState& org, const Posting& p, Sink& sink, const View& view,
+                   const events::Event& cause, uint64_t seq, const events::Event& charge) {
   const std::string& id = org.org_id;
   Agg amount = AmountAgg(p.amount);
   keys::MonthKeys k(&key_, id, p.target);
@@ -219,6 +272,20 @@ void Decider::Emit(OrgState& org, const Posting& p, Sink& sink, const events::Ev
     org.latest_charge_month = p.target;
     dirty_.insert(id);
   }
+  if (org.charged_months.insert(p.target.index).second) dirty_.insert(id);
+  MonthFigures& figures = FiguresOf(id, p.target, view);
+  BucketFigures& bucket = figures.buckets[p.bucket];
+  bucket.total += p.amount;
+  if (p.category == keys::kUsage) {
+    bucket.usage += p.amount;
+    // A reversal carries its original's usage_end, already counted: voided
+    // usage still tells how far the feeds have reported (SPEC).
+    if (!figures.observed || *figures.observed < charge.usage_end) {
+      figures.observed = charge.usage_end;
+    }
+  }
+  figures_dirty_.insert({id, p.target.index});
+  RaiseAlerts(org, p.target, seq, sink, view);
   if (observer_) {
     PostingRow row;
     row.org = &org;
@@ -237,10 +304,39 @@ void Decider::Emit(OrgState& org, const Posting& p, Sink& sink, const events::Ev
 }
 
 Status Decider::DecideCharge(OrgState& org, const events::Event& event, ledger::Sequence sequence,
-                             Sink& sink) {
+                             Sink& sink, const View& view) {
   auto posting = PostingFor(org, event, sequence);
   if (!posting.ok()) return posting.status();
-  Emit(org, *posting, sink, event, sequence.value, event);
+  Emit(org, *posting, sink, view, event, sequence.value, event);
+  return Status::Ok();
+}
+
+// A budget applies from the month of its occurred_at on, so setting one can
+// raise alerts for any month from there that holds postings: each is held
+// against every budget in force in it (those already raised stay quiet).
+Status Decider::DecideBudgetSet(OrgState& org, const events::Event& event, uint64_t seq, Sink& sink,
+                                const View& view) {
+  const auto& p = event.envelope.budget_set();
+  if (p.has_cost_center_id() && !org.cost_centers.count(p.cost_center_id())) {
+    return Reject(Code::kUnknownCostCenter, "cost center " + p.cost_center_id() + " is unknown");
+  }
+  BudgetChange change;
+  change.budget_id = p.budget_id();
+  change.effective = event.occurred_at;
+  change.sequence = seq;
+  change.kind = BudgetChange::Kind::kSet;
+  change.amount = event.amount;
+  if (p.has_cost_center_id()) change.cost_center = p.cost_center_id();
+  change.thresholds.assign(p.thresholds().begin(), p.thresholds().end());
+  if (change.thresholds.empty()) {
+    change.thresholds.assign(std::begin(events::kBudgetThresholdsDefault),
+                             std::end(events::kBudgetThresholdsDefault));
+  }
+  org.budgets.push_back(std::move(change));
+  const Month from = MonthOf(event.occurred_at);
+  for (auto it = org.charged_months.lower_bound(from.index); it != org.charged_months.end(); ++it) {
+    RaiseAlerts(org, Month{*it}, seq, sink, view);
+  }
   return Status::Ok();
 }
 
@@ -296,7 +392,7 @@ Status Decider::DecideEventVoided(OrgState& org, const events::Event& event,
   }
   auto reversal = ReversalFor(org, *parsed, original.sequence, sequence);
   if (!reversal.ok()) return reversal.status();
-  Emit(org, *reversal, sink, event, sequence.value, *parsed);
+  Emit(org, *reversal, sink, view, event, sequence.value, *parsed);
   sink.Put(marker, "");
   pending_voids_.insert(marker);
   return Status::Ok();
@@ -309,6 +405,7 @@ Status Decider::Decide(const events::Event& event, ledger::Sequence sequence,
   using events::Payload;
   const events::Envelope& e = event.envelope;
   const std::string& org_id = e.org_id();
+  raised_.clear();
   auto org_it = orgs_.find(org_id);
   if (e.payload_case() == Payload::kOrganizationCreated) {
     if (org_it != orgs_.end())
@@ -326,11 +423,11 @@ Status Decider::Decide(const events::Event& event, ledger::Sequence sequence,
   switch (e.payload_case()) {
     case Payload::kUsageRecorded:
       RETURN_IF_ERROR(CheckUsage(org, e.usage_recorded()));
-      return DecideCharge(org, event, sequence, sink);
+      return DecideCharge(org, event, sequence, sink, view);
     case Payload::kSupportCharged:
     case Payload::kCreditApplied:
       RETURN_IF_ERROR(CheckSupportOrCredit(org, e));
-      return DecideCharge(org, event, sequence, sink);
+      return DecideCharge(org, event, sequence, sink, view);
     case Payload::kEventVoided:
       return DecideEventVoided(org, event, sequence, lookup, sink, view);
     case Payload::kCostCenterCreated:
@@ -353,6 +450,12 @@ Status Decider::Decide(const events::Event& event, ledger::Sequence sequence,
       break;
     case Payload::kBillingPeriodClosed:
       RETURN_IF_ERROR(DecideBillingPeriodClosed(org, event, seq));
+      break;
+    case Payload::kBudgetSet:
+      RETURN_IF_ERROR(DecideBudgetSet(org, event, seq, sink, view));
+      break;
+    case Payload::kBudgetRemoved:
+      RETURN_IF_ERROR(DecideBudgetRemoved(org, event, seq));
       break;
     default:
       return Reject(Code::kInvalidArgument, "the event has no payload");

@@ -20,6 +20,7 @@
 
 #include "events/event.h"
 #include "ledger/ledger.h"
+#include "projections/budgets.h"
 #include "projections/org_state.h"
 #include "projections/store.h"
 
@@ -67,11 +68,22 @@ class Decider {
   Status Redecide(const ledger::Record& record, const EventLookup& lookup, Sink& sink,
                   const View& view);
 
+  // The alerts the last Decide raised (empty after a rejection): what a
+  // caller that acts on alerts (webhooks) reads right after Decide, before
+  // the next event. They are already written to the sink (keys.h "pr").
+  const std::vector<Alert>& raised() const { return raised_; }
+
+  // Writes the month figures changed since the last call (keys.h "pb") to
+  // `sink`. Call it before the sink's writes become visible to readers: the
+  // live gate when it seals a group, a rebuild per batch, a replay at its end.
+  void FlushFigures(Sink& sink);
+
   const OrgState* Find(const std::string& org) const;
   // Orgs changed since the last TakeDirty(), and empties that set.
   std::set<std::string> TakeDirty();
-  // Forgets voids decided since the last call: they are now readable from the view.
-  void ClearPending() { pending_voids_.clear(); }
+  // Forgets voids and month figures decided since the last call: they are
+  // now readable from the view (FlushFigures wrote the figures).
+  void ClearPending();
 
   // Replaces the whole structure (loading from storage).
   void Load(std::map<std::string, OrgState> orgs);
@@ -86,11 +98,19 @@ class Decider {
   struct Posting;
   Result<Posting> PostingFor(const OrgState& org, const events::Event& event,
                              ledger::Sequence seq) const;
-  void Emit(OrgState& org, const Posting& posting, Sink& sink, const events::Event& cause,
-            uint64_t seq, const events::Event& charge);
+  void Emit(OrgState& org, const Posting& posting, Sink& sink, const View& view,
+            const events::Event& cause, uint64_t seq, const events::Event& charge);
   // Posts an accepted usage, support charge or credit.
   Status DecideCharge(OrgState& org, const events::Event& event, ledger::Sequence sequence,
-                      Sink& sink);
+                      Sink& sink, const View& view);
+  Status DecideBudgetSet(OrgState& org, const events::Event& event, uint64_t seq, Sink& sink,
+                         const View& view);
+  // The month's figures as of the event being decided: read from `view` the
+  // first time (nothing of the month is pending then), kept in memory after.
+  MonthFigures& FiguresOf(const std::string& org, Month month, const View& view);
+  // Raises the alerts that hold for `month` now (budgets.h NewAlerts) and
+  // writes them to `sink`.
+  void RaiseAlerts(const OrgState& org, Month month, uint64_t seq, Sink& sink, const View& view);
   Status DecideEventVoided(OrgState& org, const events::Event& event, ledger::Sequence sequence,
                            const EventLookup& lookup, Sink& sink, const View& view);
   Result<Posting> ReversalFor(const OrgState& org, const events::Event& original,
@@ -102,6 +122,11 @@ class Decider {
   PostingObserver observer_;
   events::Event replayed_;  // Redecide's, reused so a replay does not allocate an event per record
   std::string key_;         // Emit's key buffer (keys::MonthKeys)
+  // Month figures read or changed since the last ClearPending, by (org,
+  // month index), and those changed since the last FlushFigures.
+  std::map<std::pair<std::string, int32_t>, MonthFigures> figures_;
+  std::set<std::pair<std::string, int32_t>> figures_dirty_;
+  std::vector<Alert> raised_;  // by the event decided last
 };
 
 }  // namespace billing::projections

@@ -11,6 +11,11 @@
 //   pf | org | 0 | invoice_id                 -> seal of a final invoice (seal.h),
 //                                                JSON {"sequence","ledger_hash","document_hash"};
 //                                                written when its month closes
+//   pb | org | 0 | be32 month                 -> MonthFigures (state.proto): the month's
+//                                                bucket totals, usage, observed usage_end
+//                                                and the alerts raised (budgets.h)
+//   pr | org | 0 | be64 sequence | be32 month | budget_id 0 kind threshold
+//                                             -> Alert (state.proto), a raised alert
 //   pm | name                                 -> projection metadata
 //
 // A bucket is a cost center id, or "" for the organization's own charges.
@@ -45,12 +50,14 @@ inline constexpr std::string_view kStatePrefix = "ps";
 inline constexpr std::string_view kVoidedPrefix = "pv";
 inline constexpr std::string_view kAggPrefix = "pa";
 inline constexpr std::string_view kSealPrefix = "pf";
+inline constexpr std::string_view kFiguresPrefix = "pb";
+inline constexpr std::string_view kAlertPrefix = "pr";
 inline constexpr std::string_view kMetaVersion = "pmversion";
 // Bumped whenever projection keys, encodings or rules change: a mismatch
 // triggers a rebuild. 2: OrgState's effective times are exact instants
 // (seconds and nanos) instead of microseconds. 3: OrgState keeps workspace names. 4: seals of final
-// invoices (pf).
-inline constexpr std::string_view kProjectionVersion = "projections/4";
+// invoices (pf). 5: budgets in OrgState, month figures (pb) and alerts (pr).
+inline constexpr std::string_view kProjectionVersion = "projections/5";
 
 inline std::string StateKey(std::string_view org) {
   std::string k(kStatePrefix);
@@ -77,6 +84,36 @@ inline std::string SealPrefix(std::string_view org) {
 inline std::string SealKey(std::string_view org, std::string_view invoice_id) {
   std::string k = SealPrefix(org);
   k += invoice_id;
+  return k;
+}
+
+inline std::string FiguresKey(std::string_view org, Month month) {
+  std::string k(kFiguresPrefix);
+  k += org;
+  k.push_back('\0');
+  ledger::format::PutBe32(&k, static_cast<uint32_t>(month.index));
+  return k;
+}
+
+// Every alert of `org`, in ledger order.
+inline std::string AlertPrefix(std::string_view org) {
+  std::string k(kAlertPrefix);
+  k += org;
+  k.push_back('\0');
+  return k;
+}
+
+// `kind` is 'A' (actual) or 'F' (forecast). Sequence first, so a scan lists
+// the org's alerts in the order they were raised.
+inline std::string AlertKey(std::string_view org, uint64_t sequence, Month month,
+                            std::string_view budget_id, char kind, int32_t threshold) {
+  std::string k = AlertPrefix(org);
+  ledger::format::PutBe64(&k, sequence);
+  ledger::format::PutBe32(&k, static_cast<uint32_t>(month.index));
+  k += budget_id;
+  k.push_back('\0');
+  k.push_back(kind);
+  ledger::format::PutBe32(&k, static_cast<uint32_t>(threshold));
   return k;
 }
 

@@ -73,6 +73,27 @@ std::optional<std::string> OrgState::AccountOf(const std::string& cost_center, M
   return cc->second.billing_account;
 }
 
+std::map<std::string, const BudgetChange*> OrgState::BudgetsOf(Month month) const {
+  const Timestamp next_start = MonthStart(month.next());
+  std::map<std::string, const BudgetChange*> latest;
+  for (const BudgetChange& change : budgets) {
+    if (change.effective >= next_start) continue;
+    const BudgetChange*& best = latest[change.budget_id];
+    // Ledger order: `>=` lets the later of two equal instants win.
+    if (best == nullptr || change.effective >= best->effective) best = &change;
+  }
+  std::erase_if(
+      latest, [](const auto& entry) { return entry.second->kind == BudgetChange::Kind::kRemoved; });
+  return latest;
+}
+
+bool OrgState::BudgetExists(const std::string& budget_id) const {
+  for (auto it = budgets.rbegin(); it != budgets.rend(); ++it) {
+    if (it->budget_id == budget_id) return it->kind == BudgetChange::Kind::kSet;
+  }
+  return false;
+}
+
 v1::OrgState OrgState::ToProto() const {
   v1::OrgState p;
   p.set_org_id(org_id);
@@ -121,6 +142,17 @@ v1::OrgState OrgState::ToProto() const {
   }
   p.set_has_charges(latest_charge_month.has_value());
   if (latest_charge_month) p.set_latest_charge_month(latest_charge_month->index);
+  for (const BudgetChange& b : budgets) {
+    auto* x = p.add_budgets();
+    x->set_budget_id(b.budget_id);
+    SetInstant(x->mutable_effective(), b.effective);
+    x->set_sequence(b.sequence);
+    x->set_removed(b.kind == BudgetChange::Kind::kRemoved);
+    x->set_amount(b.amount);
+    if (b.cost_center) x->set_cost_center_id(*b.cost_center);
+    for (int32_t t : b.thresholds) x->add_thresholds(t);
+  }
+  for (int32_t m : charged_months) p.add_charged_months(m);
   return p;
 }
 
@@ -162,6 +194,18 @@ OrgState OrgState::FromProto(const v1::OrgState& p) {
     s.closed[c.month()] = std::move(cm);
   }
   if (p.has_charges()) s.latest_charge_month = Month{p.latest_charge_month()};
+  for (const auto& x : p.budgets()) {
+    BudgetChange b;
+    b.budget_id = x.budget_id();
+    b.effective = InstantOf(x.effective());
+    b.sequence = x.sequence();
+    b.kind = x.removed() ? BudgetChange::Kind::kRemoved : BudgetChange::Kind::kSet;
+    b.amount = x.amount();
+    if (x.has_cost_center_id()) b.cost_center = x.cost_center_id();
+    b.thresholds.assign(x.thresholds().begin(), x.thresholds().end());
+    s.budgets.push_back(std::move(b));
+  }
+  s.charged_months.insert(p.charged_months().begin(), p.charged_months().end());
   return s;
 }
 

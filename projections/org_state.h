@@ -11,6 +11,7 @@
 #include <cstdint>
 #include <map>
 #include <optional>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -52,6 +53,19 @@ struct ClosedMonth {
   std::map<std::string, std::string> cost_center_accounts;  // assigned ones only
 };
 
+// One budget_set or budget_removed, as the org's budget history keeps it.
+struct BudgetChange {
+  enum class Kind : uint8_t { kSet, kRemoved };
+  std::string budget_id;
+  Timestamp effective;  // occurred_at: in force from its month on
+  uint64_t sequence = 0;
+  Kind kind = Kind::kSet;
+  // A set's terms; empty for a removal.
+  Nanos amount = 0;
+  std::optional<std::string> cost_center;  // nullopt: the whole organization
+  std::vector<int32_t> thresholds;         // percents, as sent (the default filled in)
+};
+
 struct OrgState {
   std::string org_id;
   std::string name;
@@ -66,6 +80,10 @@ struct OrgState {
   std::vector<ModeChange> modes;          // ledger order
   std::map<int32_t, ClosedMonth> closed;  // by Month::index
   std::optional<Month> latest_charge_month;
+  std::vector<BudgetChange> budgets;  // ledger order
+  // Months any posting landed in (by Month::index): the months a new budget
+  // can alert for, so a budget dated years back looks at those only.
+  std::set<int32_t> charged_months;
 
   // The cost center owning the workspace `provider` was in at `at`, using
   // placements recorded before `known_before`. kUnknownProvider for a
@@ -83,6 +101,12 @@ struct OrgState {
   InvoicingMode ModeOf(Month month) const;
   // Billing account of a cost center's invoice for `month`; nullopt if none assigned.
   std::optional<std::string> AccountOf(const std::string& cost_center, Month month) const;
+  // The budgets in force in `month`, by id: for each id the latest change
+  // effective before the next month starts (ledger order breaking ties),
+  // unless that is a removal. Not frozen by a close (SPEC).
+  std::map<std::string, const BudgetChange*> BudgetsOf(Month month) const;
+  // Whether `budget_id` exists now: its latest change in ledger order is a set.
+  bool BudgetExists(const std::string& budget_id) const;
   // The last month of "latest" lists: latest month with a charge, else creation month.
   Month LatestMonth() const { return latest_charge_month.value_or(created_month); }
 

@@ -4,6 +4,7 @@
 
 #include <map>
 
+#include "projections/budgets.h"
 #include "projections/keys.h"
 
 namespace billing::projections {
@@ -163,7 +164,12 @@ Result<std::vector<DashboardMonth>> Dashboard(const OrgState& org, const View& v
     } else {
       billed = MonthTotal(org, view, m);
     }
-    out.push_back(DashboardMonth{m, billed});
+    DashboardMonth row{m, billed, MonthBudget(org, m, cost_center), std::nullopt};
+    if (!org.IsClosed(m)) {
+      const MonthFigures figures = ReadFigures(view, org.org_id, m);
+      row.forecast = Forecast(ScopeOf(figures, cost_center), figures.observed, m, org.minor_digits);
+    }
+    out.push_back(std::move(row));
   }
   return out;
 }

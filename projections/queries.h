@@ -27,7 +27,9 @@ struct MonthRange {
 
 struct DashboardMonth {
   Month month;
-  Sum billed = 0;  // rounded to the minor unit
+  Sum billed = 0;               // rounded to the minor unit
+  std::optional<Sum> budget;    // budgets.h MonthBudget; nullopt: none in force
+  std::optional<Sum> forecast;  // budgets.h Forecast of the scope; nullopt: a closed month
 };
 
 struct HistoryMonth {
@@ -110,7 +112,8 @@ struct StructureCostCenter {
 };
 
 // Billed per month, oldest first; with a cost center, that cost center's own
-// exact charges rounded (kNotFound if the org has no such cost center).
+// exact charges rounded (kNotFound if the org has no such cost center). Each
+// month also carries the scope's budget and, while open, its forecast.
 Result<std::vector<DashboardMonth>> Dashboard(const OrgState& org, const View& view,
                                               MonthRange range,
                                               const std::optional<std::string>& cost_center);

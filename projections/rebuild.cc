@@ -224,6 +224,7 @@ Status ReplayAll(const ledger::Ledger& ledger, size_t batch_events, const RocksV
   Status failure;
   size_t in_batch = 0;
   auto hand_over = [&]() -> Status {
+    decider.FlushFigures(*sink);
     for (const std::string& org : decider.TakeDirty()) {
       sink->Put(keys::StateKey(org), decider.Find(org)->ToProto().SerializeAsString());
     }

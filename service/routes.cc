@@ -24,6 +24,8 @@ const std::vector<Service::Route>& Service::Routes() {
        &Service::Structure},
       {{"GET", "/v1/orgs/{org}/dashboard", A::kOrgReader, C::kHeavyAsOf, B::kNone, "dashboard"},
        &Service::Dashboard},
+      {{"GET", "/v1/orgs/{org}/alerts", A::kOrgReader, C::kHeavyAsOf, B::kNone, "alerts"},
+       &Service::Alerts},
       {{"GET", "/v1/orgs/{org}/usage-history", A::kOrgReader, C::kHeavyAsOf, B::kNone,
         "usage_history"},
        &Service::UsageHistory},

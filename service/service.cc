@@ -775,13 +775,38 @@ HttpReply Service::Dashboard(Call& call) {
   if (cc && cc->empty()) cc.reset();
   auto rows = projections::Dashboard(org, *snap->view, *range, cc);
   if (!rows.ok()) return Error(404, "unknown_cost_center", rows.status().message());
+  auto minor = [&org](const std::optional<Sum>& v) {
+    return v ? Json(FormatNanos(*v, org.minor_digits)) : Json(nullptr);
+  };
   Json list = Json::array();
   for (const auto& r : *rows) {
-    list.push_back(
-        Json{{"month", FormatMonth(r.month)}, {"billed", FormatNanos(r.billed, org.minor_digits)}});
+    list.push_back(Json{{"month", FormatMonth(r.month)},
+                        {"billed", FormatNanos(r.billed, org.minor_digits)},
+                        {"budget", minor(r.budget)},
+                        {"forecast", minor(r.forecast)}});
   }
   return JsonReply(
       200, Json{{"org_id", org.org_id}, {"currency", org.currency}, {"months", std::move(list)}});
+}
+
+// GET /v1/orgs/{org}/alerts?month=YYYY-MM: budget alerts in the order they
+// were raised; every month without `month`.
+HttpReply Service::Alerts(Call& call) {
+  std::optional<Month> month;
+  if (auto text = call.Param("month")) {
+    auto parsed = ParseMonth(*text, "month");
+    if (!parsed.ok()) return ErrorOf(parsed.status());
+    month = *parsed;
+  }
+  // Alerts are no aggregate: '-' keeps none of them in an as_of replay.
+  auto snap = OpenOrg(call, {.kinds = "-", .month = std::nullopt});
+  if (!snap.ok()) return ErrorOf(snap.status());
+  const auto& org = *snap->org;
+  Json alerts = Json::array();
+  for (const auto& a : projections::Alerts(org, *snap->view, month)) {
+    alerts.push_back(projections::AlertJson(a, org));
+  }
+  return JsonReply(200, Json{{"alerts", std::move(alerts)}});
 }
 
 HttpReply Service::UsageHistory(Call& call) {

@@ -116,6 +116,7 @@ class Service {
   // GET /v1/orgs/{org}: cost centers, workspaces and providers with names.
   HttpReply Structure(Call& call);
   HttpReply Dashboard(Call& call);
+  HttpReply Alerts(Call& call);
   HttpReply UsageHistory(Call& call);
   HttpReply UsageMonth(Call& call);
   // The month's conservation proof (projections/proof.h).

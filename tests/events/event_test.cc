@@ -381,3 +381,52 @@ TEST(Event, AnEventOfTooManyValuesIsRejected) {
 
 }  // namespace
 }  // namespace billing::events
+
+namespace billing::events {
+namespace {
+
+// Budgets: thresholds are the schema's one list; JSON and binary read it alike.
+TEST(Event, BudgetSetReadsThresholdsFromJsonAndBinary) {
+  const std::string json =
+      R"({"event_id":"b1","org_id":"o","occurred_at":"2026-01-01T00:00:00Z",)"
+      R"("budget_set":{"budget_id":"team","amount":"30","cost_center_id":"cc","thresholds":[50,100]}})";
+  auto parsed = ParseJson(json);
+  ASSERT_TRUE(parsed.ok()) << parsed.status().ToString();
+  EXPECT_EQ(parsed->budget_set().thresholds_size(), 2);
+  auto event = Validate(*parsed);
+  ASSERT_TRUE(event.ok()) << event.status().ToString();
+  EXPECT_EQ(event->amount, 30 * kNanosPerUnit);
+  // The JSON form prints the list back as numbers.
+  EXPECT_NE(ToJson(*parsed).find("\"thresholds\":[50,100]"), std::string::npos) << ToJson(*parsed);
+  auto binary = ParseBinary(CanonicalBytes(*parsed));
+  ASSERT_TRUE(binary.ok()) << binary.status().ToString();
+  EXPECT_EQ(CanonicalBytes(*binary), CanonicalBytes(*parsed));
+  // A threshold sent as a fixed32 would be dropped by protobuf: refused.
+  Envelope no_payload = *parsed;
+  no_payload.clear_budget_set();
+  const int budget_set = Envelope::descriptor()->FindFieldByName("budget_set")->number();
+  std::string payload = parsed->budget_set().SerializeAsString();
+  payload += std::string{static_cast<char>(4 << 3 | 5), 50, 0, 0, 0};
+  auto wrong = ParseBinary(CanonicalBytes(no_payload) + Field(budget_set, payload));
+  ASSERT_FALSE(wrong.ok());
+  EXPECT_NE(wrong.status().message().find("wire type"), std::string::npos)
+      << wrong.status().message();
+  // No thresholds: the default, and a removal needs only its id.
+  EXPECT_TRUE(
+      Validate(
+          *ParseJson(
+              R"({"event_id":"b2","org_id":"o","occurred_at":"2026-01-01T00:00:00Z","budget_set":{"budget_id":"t","amount":"1"}})"))
+          .ok());
+  EXPECT_TRUE(
+      Validate(
+          *ParseJson(
+              R"({"event_id":"b3","org_id":"o","occurred_at":"2026-01-01T00:00:00Z","budget_removed":{"budget_id":"t"}})"))
+          .ok());
+  EXPECT_FALSE(
+      ParseJson(
+          R"({"event_id":"b4","org_id":"o","occurred_at":"2026-01-01T00:00:00Z","budget_removed":{"budget_id":"t","thresholds":[5]}})")
+          .ok());
+}
+
+}  // namespace
+}  // namespace billing::events

@@ -121,7 +121,14 @@ TEST(LedgerdKafka, EmbeddedBrokerIngestsWhatLedgerctlProduces) {
       std::string target = expected["request"].get<std::string>().substr(4);  // after "GET "
       auto got = Http(ledgerd.port(), "GET", target);
       EXPECT_EQ(got.status, 200) << target;
-      EXPECT_EQ(Json::parse(got.body, nullptr, false), expected["response"]) << target;
+      Json answer = Json::parse(got.body, nullptr, false);
+      // The golden files predate budgets: their dashboards have no "budget"
+      // and "forecast" (tests/service/budgets_http_test.cc checks those).
+      for (Json& month : answer["months"]) {
+        if (!expected["response"]["months"][0].contains("budget")) month.erase("budget");
+        if (!expected["response"]["months"][0].contains("forecast")) month.erase("forecast");
+      }
+      EXPECT_EQ(answer, expected["response"]) << target;
     }
   }
 

@@ -77,6 +77,18 @@ void DropCheckedSeals(Json* answer, const std::string& target, Ledgerd& s, const
   }
 }
 
+// The golden dashboards predate budgets: their months have no "budget" and
+// "forecast" (tests/service/budgets_http_test.cc checks those), so drop them
+// where the expected answer has none.
+void DropBudgetKeysMissingFrom(Json* answer, const Json& want) {
+  if (!answer->contains("months") || !want.contains("months")) return;
+  for (size_t i = 0; i < (*answer)["months"].size() && i < want["months"].size(); ++i) {
+    for (const char* key : {"budget", "forecast"}) {
+      if (!want["months"][i].contains(key)) (*answer)["months"][i].erase(key);
+    }
+  }
+}
+
 // Ids are the service's choice and list order is free where the SPEC says so;
 // month lists keep their order.
 Json Normalize(const Json& j, const std::string& key = "") {
@@ -155,6 +167,7 @@ TEST(Http, GoldenExampleGivesTheExpectedAnswers) {
       ASSERT_EQ(got.status, 200) << request << " " << got.body;
       Json answer = Json::parse(got.body);
       if (target.find("/invoices") != std::string::npos) DropCheckedSeals(&answer, target, s, tmp);
+      DropBudgetKeysMissingFrom(&answer, want["response"]);
       EXPECT_EQ(Normalize(answer), Normalize(want["response"])) << request;
       ++files;
     }
