@@ -48,6 +48,7 @@ struct Outbox::Worker {
   std::mutex mu;
   std::condition_variable cv;
   bool wake = false;  // guarded by mu: something new may be due
+  Sender sender;      // Stop cancels its attempt in flight
 
   // Waits for a wake-up, Stop, or `timeout` (nullopt: no timeout).
   void Sleep(const std::atomic<bool>& stopping, std::optional<std::chrono::milliseconds> timeout) {
@@ -145,7 +146,10 @@ void Outbox::Start() {
 
 void Outbox::Stop() {
   stopping_ = true;
-  for (auto& w : workers_) Wake(w->index);
+  for (auto& w : workers_) {
+    w->sender.Cancel();
+    Wake(w->index);
+  }
   for (auto& w : workers_) {
     if (w->thread.joinable()) w->thread.join();
   }
@@ -313,7 +317,6 @@ Result<Delivery> Outbox::Retry(const std::string& id, const std::optional<std::s
 // ---- Sending (each endpoint's own thread).
 
 void Outbox::Run(Worker& worker) {
-  Sender sender;
   const std::string prefix = DuePrefix(worker.endpoint->key);
   while (!stopping_) {
     std::string due_key;
@@ -340,7 +343,7 @@ void Outbox::Run(Worker& worker) {
       worker.Sleep(stopping_, std::chrono::milliseconds(wait_ms));
       continue;
     }
-    Attempt(worker, sender, due_key);
+    Attempt(worker, due_key);
   }
 }
 
@@ -386,7 +389,7 @@ Result<std::string> Outbox::Render(const Delivery& d) const {
   return body.dump(-1, ' ', false, Json::error_handler_t::replace);
 }
 
-void Outbox::Attempt(Worker& worker, Sender& sender, const std::string& due_key) {
+void Outbox::Attempt(Worker& worker, const std::string& due_key) {
   const Endpoint& endpoint = *worker.endpoint;
   auto found = Load(IdOfIndexKey(due_key));
   auto storage_failed = [&](const Status& s) {
@@ -405,7 +408,13 @@ void Outbox::Attempt(Worker& worker, Sender& sender, const std::string& due_key)
   if (d.body.empty()) {
     auto body = Render(d);
     if (!body.ok()) {
-      const bool later = body.status().code() == Code::kUnavailable;
+      // The delivery's keys are durable a moment before the live gate
+      // publishes the org's new state (projections/billing.cc), so a young
+      // delivery may find its org or invoice not there yet.
+      const Code code = body.status().code();
+      const bool later =
+          code == Code::kUnavailable ||
+          (code == Code::kNotFound && NowMs() - d.created_ms < kRenderWaitMax.count());
       std::lock_guard<std::mutex> lock(state_mu_);
       if (later) {
         d.next_attempt_ms = NowMs() + kRenderRetryDelay.count();
@@ -425,10 +434,10 @@ void Outbox::Attempt(Worker& worker, Sender& sender, const std::string& due_key)
   const int64_t t = NowMs() / 1000;
   const auto started = Clock::now();
   AttemptResult result =
-      sender.Post(endpoint, d.body,
-                  {{"Billing-Delivery-Id", d.id},
-                   {"Billing-Signature", SignatureHeader(endpoint.secret, t, d.body)}},
-                  options_.timeouts);
+      worker.sender.Post(endpoint, d.body,
+                         {{"Billing-Delivery-Id", d.id},
+                          {"Billing-Signature", SignatureHeader(endpoint.secret, t, d.body)}},
+                         options_.timeouts);
   const int64_t micros =
       std::chrono::duration_cast<std::chrono::microseconds>(Clock::now() - started).count();
   if (stopping_ && !result.delivered()) return;  // abandoned, not an attempt: sent again later

@@ -56,6 +56,10 @@ inline constexpr std::chrono::milliseconds kResponseTimeout{10000};
 // How soon a delivery whose data cannot be rendered yet is tried again (an
 // invoice whose seal's write failed and is being retried): not an attempt.
 inline constexpr std::chrono::milliseconds kRenderRetryDelay{1000};
+// How long a delivery whose org or invoice is not found is tried again (not
+// counted as attempts) before it fails: its state is published just after
+// the delivery is written; past this it is a bug, not a race.
+inline constexpr std::chrono::milliseconds kRenderWaitMax{60 * 1000};
 // How soon a worker reads the outbox again after a storage error.
 inline constexpr std::chrono::milliseconds kStorageRetryDelay{1000};
 // Deliveries listed per page (`limit` may ask for fewer).
@@ -121,7 +125,7 @@ class Outbox : public projections::DeliveryQueue {
   Status LoadCounts();
   Status FailOrphans();
   void Run(Worker& worker);
-  void Attempt(Worker& worker, Sender& sender, const std::string& id);
+  void Attempt(Worker& worker, const std::string& due_key);
   // The body of `d`, rendered now; kUnavailable while its data is not ready.
   Result<std::string> Render(const Delivery& d) const;
   // Stores `d` (changed from status `was` and due key `due_key`) in one write.

@@ -10,6 +10,7 @@
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
 #include <boost/beast/ssl.hpp>
+#include <mutex>
 #include <optional>
 
 namespace billing::webhooks {
@@ -23,13 +24,30 @@ namespace ssl = net::ssl;
 using tcp = net::ip::tcp;
 using boost::system::error_code;
 
-// Runs `ioc` until the operation just started sets `done`. Every operation
-// has a deadline of its own (tcp_stream's expiry, or a timer), so this ends.
-void Await(net::io_context& ioc, const bool& done) {
-  ioc.restart();
+// Lets Sender::Cancel stop the io_context of the attempt in flight.
+struct Canceller {
+  std::mutex mu;
+  net::io_context* current = nullptr;  // guarded by mu
+  bool cancelled = false;              // guarded by mu
+};
+
+// Runs `ioc` until the operation just started sets `done`; false when the
+// sender was cancelled first. Every operation has a deadline of its own
+// (tcp_stream's expiry, or a timer), so this ends.
+bool Await(net::io_context& ioc, const bool& done, Canceller& canceller) {
+  {
+    // Under the lock: a Cancel either sees this context or comes before the
+    // restart (which would undo its stop) and is seen here.
+    std::lock_guard<std::mutex> lock(canceller.mu);
+    if (canceller.cancelled) return false;
+    ioc.restart();
+  }
   while (!done && ioc.run_one() > 0) {
   }
+  return done;
 }
+
+const AttemptResult kStopped{0, "stopped"};
 
 AttemptResult Failed(const std::string& step, const error_code& ec) {
   std::string why = ec == beast::error::timeout ? std::string("timed out") : ec.message();
@@ -39,8 +57,8 @@ AttemptResult Failed(const std::string& step, const error_code& ec) {
 // Resolves the endpoint's host within `timeout`. The lookup itself cannot be
 // interrupted (getaddrinfo); cancelling stops waiting for it as soon as the
 // resolver lets go, and libc's own resolver timeouts bound that.
-std::optional<AttemptResult> Resolve(net::io_context& ioc, const Endpoint& endpoint,
-                                     std::chrono::milliseconds timeout,
+std::optional<AttemptResult> Resolve(net::io_context& ioc, Canceller& canceller,
+                                     const Endpoint& endpoint, std::chrono::milliseconds timeout,
                                      tcp::resolver::results_type* out) {
   tcp::resolver resolver(ioc);
   net::steady_timer guard(ioc);
@@ -56,10 +74,11 @@ std::optional<AttemptResult> Resolve(net::io_context& ioc, const Endpoint& endpo
                            *out = std::move(r);
                            done = true;
                          });
-  Await(ioc, done);
+  const bool finished = Await(ioc, done, canceller);
   guard.cancel();
   ioc.restart();
   ioc.poll();  // lets the cancelled timer's handler run while `resolver` lives
+  if (!finished) return kStopped;
   if (ec)
     return Failed("resolving " + endpoint.host,
                   ec == net::error::operation_aborted ? error_code(beast::error::timeout) : ec);
@@ -69,8 +88,8 @@ std::optional<AttemptResult> Resolve(net::io_context& ioc, const Endpoint& endpo
 // Writes the request and reads the answer's head (and at most
 // kAnswerBytesMax of it) on a connected stream, within `timeout`.
 template <typename Stream>
-AttemptResult Exchange(net::io_context& ioc, Stream& stream, beast::tcp_stream& lowest,
-                       http::request<http::string_body>& request,
+AttemptResult Exchange(net::io_context& ioc, Canceller& canceller, Stream& stream,
+                       beast::tcp_stream& lowest, http::request<http::string_body>& request,
                        std::chrono::milliseconds timeout) {
   bool done = false;
   error_code ec;
@@ -79,7 +98,7 @@ AttemptResult Exchange(net::io_context& ioc, Stream& stream, beast::tcp_stream& 
     ec = e;
     done = true;
   });
-  Await(ioc, done);
+  if (!Await(ioc, done, canceller)) return kStopped;
   if (ec) return Failed("sending", ec);
   beast::flat_buffer buffer;
   http::response_parser<http::string_body> parser;
@@ -90,7 +109,7 @@ AttemptResult Exchange(net::io_context& ioc, Stream& stream, beast::tcp_stream& 
     ec = e;
     done = true;
   });
-  Await(ioc, done);
+  if (!Await(ioc, done, canceller)) return kStopped;
   // A receiver that answered its status and then sent too much, or closed
   // without a length, still answered.
   const bool has_status = parser.is_header_done();
@@ -123,6 +142,7 @@ http::request<http::string_body> MakeRequest(
 struct Sender::Impl {
   ssl::context tls{ssl::context::tls_client};
   std::string tls_setup_error;  // non-empty: https cannot be verified, so it is not attempted
+  Canceller canceller;
 
   Impl() {
     error_code ec;
@@ -138,12 +158,30 @@ struct Sender::Impl {
 Sender::Sender() : impl_(std::make_unique<Impl>()) {}
 Sender::~Sender() = default;
 
+void Sender::Cancel() {
+  std::lock_guard<std::mutex> lock(impl_->canceller.mu);
+  impl_->canceller.cancelled = true;
+  if (impl_->canceller.current != nullptr) impl_->canceller.current->stop();
+}
+
 AttemptResult Sender::Post(const Endpoint& endpoint, const std::string& body,
                            const std::vector<std::pair<std::string, std::string>>& headers,
                            Timeouts timeouts) {
   net::io_context ioc;
+  Canceller& canceller = impl_->canceller;
+  {
+    std::lock_guard<std::mutex> lock(canceller.mu);
+    canceller.current = &ioc;
+  }
+  struct Forget {  // the context dies with this call
+    Canceller& c;
+    ~Forget() {
+      std::lock_guard<std::mutex> lock(c.mu);
+      c.current = nullptr;
+    }
+  } forget{canceller};
   tcp::resolver::results_type addresses;
-  if (auto failed = Resolve(ioc, endpoint, timeouts.connect, &addresses)) return *failed;
+  if (auto failed = Resolve(ioc, canceller, endpoint, timeouts.connect, &addresses)) return *failed;
   auto request = MakeRequest(endpoint, body, headers);
   bool done = false;
   error_code ec;
@@ -153,13 +191,13 @@ AttemptResult Sender::Post(const Endpoint& endpoint, const std::string& body,
       ec = e;
       done = true;
     });
-    Await(ioc, done);
+    return Await(ioc, done, canceller);
   };
   if (endpoint.scheme == Scheme::kHttp) {
     beast::tcp_stream stream(ioc);
-    connect(stream);
+    if (!connect(stream)) return kStopped;
     if (ec) return Failed("connecting", ec);
-    return Exchange(ioc, stream, stream, request, timeouts.response);
+    return Exchange(ioc, canceller, stream, stream, request, timeouts.response);
   }
   if (!impl_->tls_setup_error.empty()) return AttemptResult{0, impl_->tls_setup_error};
   beast::ssl_stream<beast::tcp_stream> stream(ioc, impl_->tls);
@@ -168,7 +206,7 @@ AttemptResult Sender::Post(const Endpoint& endpoint, const std::string& body,
     return AttemptResult{0, "TLS: cannot set the server name"};
   stream.set_verify_callback(ssl::host_name_verification(endpoint.host));
   auto& lowest = beast::get_lowest_layer(stream);
-  connect(lowest);
+  if (!connect(lowest)) return kStopped;
   if (ec) return Failed("connecting", ec);
   done = false;
   lowest.expires_after(timeouts.connect);
@@ -176,9 +214,9 @@ AttemptResult Sender::Post(const Endpoint& endpoint, const std::string& body,
     ec = e;
     done = true;
   });
-  Await(ioc, done);
+  if (!Await(ioc, done, canceller)) return kStopped;
   if (ec) return Failed("TLS handshake", ec);
-  return Exchange(ioc, stream, lowest, request, timeouts.response);
+  return Exchange(ioc, canceller, stream, lowest, request, timeouts.response);
 }
 
 }  // namespace billing::webhooks

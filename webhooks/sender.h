@@ -6,7 +6,7 @@
 // Every step has a deadline: resolving, connecting and the TLS handshake
 // share the connect timeout, writing the request and reading the answer
 // share the response timeout. A Sender blocks its calling thread (each
-// endpoint has its own, outbox.h) and is not thread-safe.
+// endpoint has its own, outbox.h); only Cancel may be called from another.
 #pragma once
 
 #include <chrono>
@@ -45,6 +45,9 @@ class Sender {
   AttemptResult Post(const Endpoint& endpoint, const std::string& body,
                      const std::vector<std::pair<std::string, std::string>>& headers,
                      Timeouts timeouts);
+  // Ends the attempt in flight (its result: not delivered, "stopped") and
+  // every later one at once. Thread-safe: the outbox's Stop calls it.
+  void Cancel();
 
  private:
   struct Impl;
