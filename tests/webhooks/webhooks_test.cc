@@ -416,19 +416,21 @@ TEST(Webhooks, ABadWebhooksFileExitsWith2NamingItsLine) {
     TempDir tmp;
     const std::string path = WriteWebhooksFile(tmp, c.text, c.mode);
     const std::string log = tmp.sub("stderr");
-    Ran ran = RunToExit(
+    // A ledgerd that took the file would serve on: give it a deadline.
+    Child child(
         {LedgerdPath(), "--data-dir", tmp.sub("data"), "--http", "127.0.0.1:0", "--webhooks", path},
         ChildOptions{.stderr_file = log});
+    const std::optional<int> code = child.WaitFor(kLedgerdStartTimeout);
     const std::string err = ReadFile(log);
-    EXPECT_EQ(ran.code, 2) << c.text << err;
+    EXPECT_EQ(code, std::optional<int>(2)) << c.text << err;
     EXPECT_NE(err.find(c.says), std::string::npos) << err;
     EXPECT_EQ(err.find(kSecret), std::string::npos) << "a secret was logged: " << err;
     EXPECT_EQ(err.find(kOtherSecret), std::string::npos) << "a secret was logged: " << err;
   }
   TempDir tmp;
-  Ran missing = RunToExit({LedgerdPath(), "--data-dir", tmp.sub("data"), "--http", "127.0.0.1:0",
-                           "--webhooks", tmp.sub("none")});
-  EXPECT_EQ(missing.code, 2);
+  Child missing({LedgerdPath(), "--data-dir", tmp.sub("data"), "--http", "127.0.0.1:0",
+                 "--webhooks", tmp.sub("none")});
+  EXPECT_EQ(missing.WaitFor(kLedgerdStartTimeout), std::optional<int>(2));
 }
 
 }  // namespace
