@@ -8,6 +8,7 @@
 #pragma once
 
 #include <optional>
+#include <set>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -129,6 +130,12 @@ std::optional<std::string> DecodeItemId(std::string_view id);
 Result<ItemDetail> ItemChildren(const OrgState& org, const View& view, Month month,
                                 const std::string& item_id);
 InvoiceList Invoices(const OrgState& org, const View& view, Month month);
+// The ids Invoices() lists for `month` when `buckets` (cost center ids, ""
+// for the organization's own charges) are the invoice buckets holding its
+// postings, in the same order: the live gate names a closing month's
+// invoices before its group's postings can be read back.
+std::vector<std::string> InvoiceIdsOf(const OrgState& org, Month month,
+                                      const std::set<std::string>& buckets);
 // kNotFound when the invoice does not exist (malformed id, no lines, wrong mode).
 Result<Invoice> GetInvoice(const OrgState& org, const View& view, const std::string& invoice_id);
 // Cost centers with their workspaces and providers, every list sorted by id.

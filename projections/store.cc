@@ -126,6 +126,18 @@ void CombiningSink::Put(std::string_view key_view, std::string_view value) {
   it->second.assign(value);
 }
 
+void CombiningSink::VisitKeys(std::string_view prefix,
+                              const std::function<void(std::string_view)>& visit) const {
+  const absl::string_view want(prefix.data(), prefix.size());
+  auto starts = [&](absl::string_view key) { return key.substr(0, want.size()) == want; };
+  for (const auto& entry : buffer_->merges) {
+    if (starts(entry.first)) visit(std::string_view(entry.first.data(), entry.first.size()));
+  }
+  for (const auto& entry : buffer_->puts) {
+    if (starts(entry.first)) visit(std::string_view(entry.first.data(), entry.first.size()));
+  }
+}
+
 void CombiningSink::FlushTo(rocksdb::WriteBatch* batch) {
   // Key order lets the memtable insert each key next to the previous one
   // (WriteOptions::memtable_insert_hint_per_batch) instead of searching.

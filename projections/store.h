@@ -91,6 +91,11 @@ class CombiningSink : public Sink {
   void Merge(std::string_view key, const Agg& delta) override;
   void Put(std::string_view key, std::string_view value) override;
   size_t size() const;
+  // Visits every buffered key (merged or put) that starts with `prefix`, in
+  // no particular order: what the group being written touched that a View of
+  // the database cannot see yet.
+  void VisitKeys(std::string_view prefix,
+                 const std::function<void(std::string_view key)>& visit) const;
   // Moves everything into `batch`, in key order, and empties the buffer.
   void FlushTo(rocksdb::WriteBatch* batch);
   void Clear();

@@ -70,6 +70,11 @@ const std::vector<Service::Route>& Service::Routes() {
       {{"POST", "/v1/ledger/rejected/{id}/retry", A::kProducer, C::kInline, B::kNone,
         "ledger_retry"},
        &Service::Retry},
+      {{"GET", "/v1/webhooks/deliveries", A::kAdmin, C::kInline, B::kNone, "webhook_deliveries"},
+       &Service::WebhookDeliveries},
+      {{"POST", "/v1/webhooks/deliveries/{id}/retry", A::kAdmin, C::kInline, B::kNone,
+        "webhook_retry"},
+       &Service::WebhookRetry},
   };
   return kRoutes;
 }
@@ -142,6 +147,8 @@ bool RoleMay(Access access, Role role) {
       return role == Role::kProducer;
     case Access::kAuditor:
       return role == Role::kAuditor;
+    case Access::kAdmin:
+      return false;  // admins were admitted above
     case Access::kPublic:
       return true;
   }

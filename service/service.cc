@@ -1207,4 +1207,75 @@ HttpReply Service::Rejected(Call& call) {
   return JsonReply(200, Json{{"rejected", std::move(list)}, {"next_after", std::move(next)}});
 }
 
+namespace {
+
+Json TimeOrNull(std::optional<int64_t> unix_ms) {
+  if (!unix_ms) return Json(nullptr);
+  return FormatTimestamp(Timestamp::FromMicros(*unix_ms * 1000));
+}
+
+// A delivery as the webhook routes show it: never its body or its endpoint's secret.
+Json DeliveryJson(const webhooks::Delivery& d) {
+  const bool pending = d.status == webhooks::DeliveryStatus::kPending;
+  return Json{
+      {"delivery_id", d.id},
+      {"kind", projections::DeliveryKindName(d.kind)},
+      {"org_id", d.org_id},
+      {"sequence", d.sequence},
+      {"ref", d.ref},
+      {"endpoint", d.endpoint_url},
+      {"status", webhooks::StatusName(d.status)},
+      {"attempts", d.attempts},
+      {"last_error", d.last_error ? Json(*d.last_error) : Json(nullptr)},
+      {"created_at", TimeOrNull(d.created_ms)},
+      {"next_attempt_at", TimeOrNull(pending ? std::optional(d.next_attempt_ms) : std::nullopt)},
+      {"delivered_at", TimeOrNull(d.delivered_ms)}};
+}
+
+}  // namespace
+
+HttpReply Service::WebhookDeliveries(Call& call) {
+  if (options_.outbox == nullptr)
+    return Error(503, "unavailable", "ledgerd runs without its webhook outbox");
+  webhooks::DeliveryQuery query;
+  if (auto v = call.Param("status")) {
+    query.status = webhooks::ParseStatus(*v);
+    if (!query.status)
+      return Error(400, "invalid_argument", "status must be pending, delivered or failed");
+  }
+  if (auto v = call.Param("after")) {
+    if (!webhooks::SplitDeliveryId(*v))
+      return Error(400, "invalid_argument", "after must be a delivery id");
+    query.after = *v;
+  }
+  uint64_t limit = webhooks::kListPageMax;
+  if (auto v = call.Param("limit");
+      v && (!ParseUint(*v, &limit) || limit == 0 || limit > webhooks::kListPageMax)) {
+    return Error(400, "invalid_argument",
+                 "limit must be from 1 to " + std::to_string(webhooks::kListPageMax));
+  }
+  query.limit = limit;
+  if (call.principal) query.org = call.principal->org;
+  auto page = options_.outbox->List(query);
+  if (!page.ok()) return ErrorOf(page.status());
+  Json list = Json::array();
+  for (const webhooks::Delivery& d : page->deliveries) list.push_back(DeliveryJson(d));
+  Json next = page->next_after ? Json(*page->next_after) : Json(nullptr);
+  return JsonReply(200, Json{{"deliveries", std::move(list)}, {"next_after", std::move(next)}});
+}
+
+HttpReply Service::WebhookRetry(Call& call) {
+  if (options_.outbox == nullptr)
+    return Error(503, "unavailable", "ledgerd runs without its webhook outbox");
+  std::optional<std::string> org;
+  if (call.principal) org = call.principal->org;
+  auto retried = options_.outbox->Retry(call.params.Get("id"), org);
+  if (retried.status().code() == Code::kNotFound)
+    return Error(404, "not_found", retried.status().message());
+  if (retried.status().code() == Code::kConflict)
+    return Error(409, "conflict", retried.status().message());
+  if (!retried.ok()) return ErrorOf(retried.status());
+  return JsonReply(200, DeliveryJson(*retried));
+}
+
 }  // namespace billing::api

@@ -28,6 +28,7 @@
 #include "projections/seal.h"
 #include "service/auth.h"
 #include "service/routes.h"
+#include "webhooks/outbox.h"
 
 namespace billing::api {
 
@@ -51,6 +52,9 @@ inline constexpr size_t kInlineBodyBytesMax = 64 * 1024;
 
 struct ServiceOptions {
   std::optional<Tokens> tokens;  // nullopt: no access control (loopback only)
+  // The webhook outbox behind /v1/webhooks/...; must outlive the Service.
+  // nullptr: those routes answer 503.
+  webhooks::Outbox* outbox = nullptr;
 };
 
 class Service {
@@ -135,6 +139,8 @@ class Service {
   HttpReply LedgerEvents(Call& call);
   HttpReply Verify(Call& call);
   HttpReply Rejected(Call& call);
+  HttpReply WebhookDeliveries(Call& call);
+  HttpReply WebhookRetry(Call& call);
 
   void IngestBody(Call& call, events::BodyFormat format);
   // The org's snapshot (as of `as_of` when given) for an org answer, with
