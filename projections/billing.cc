@@ -10,6 +10,7 @@
 #include "ledger/prepare.h"
 #include "ledger/rocks_status.h"
 #include "projections/agg.h"
+#include "projections/answer_json.h"
 #include "projections/decider.h"
 #include "projections/keys.h"
 #include "projections/seal.h"
@@ -41,6 +42,7 @@ class Billing::LiveGate : public ledger::Gate {
     if (Status read = view_->status(); !read.ok()) return read;
     if (decided.ok()) {
       touched_.insert(event.envelope.org_id());
+      QueueRaisedAlerts(event.envelope.org_id(), seq);
       if (event.envelope.payload_case() == events::Payload::kBillingPeriodClosed) {
         to_seal_.insert(event.envelope.org_id());
         if (Status queued = QueueFinalizedInvoices(event.envelope.org_id(), seq); !queued.ok())
@@ -114,6 +116,18 @@ class Billing::LiveGate : public ledger::Gate {
     // A storage failure can fail the reload as well; the next group retries
     // it before deciding anything.
     stale_ = !Load().ok();
+  }
+
+  // Queues budget_alert for every alert the event just decided raised. The
+  // data is the alert exactly as GET .../alerts lists it: an alert has no
+  // other renderer, and it never changes once raised.
+  void QueueRaisedAlerts(const std::string& org_id, ledger::Sequence seq) {
+    if (deliveries_ == nullptr || decider_.raised().empty()) return;
+    const OrgState& org = *decider_.Find(org_id);
+    for (const Alert& alert : decider_.raised()) {
+      QueueDeliveries(DeliveryKind::kBudgetAlert, org_id, seq, AlertId(alert),
+                      AlertJson(alert, org).dump());
+    }
   }
 
   // Queues invoice_finalized for every invoice of the month `org` closed at

@@ -1,7 +1,8 @@
 // Webhooks against the real ledgerd and a real receiver on loopback: every
 // invoice that becomes final is delivered, signed (checked with an
 // independent HMAC) and as GET .../invoices/{id} answers it; failing, silent
-// and dead endpoints hold back no other; a SIGKILL at seeded moments loses no
+// and dead endpoints hold back no other; every budget alert is delivered as
+// the alerts route lists it; a SIGKILL at seeded moments loses no
 // delivery; the retry route re-drives a failed one; a bad file exits 2.
 #include <gtest/gtest.h>
 #include <openssl/evp.h>
@@ -205,6 +206,45 @@ TEST(Webhooks, EveryFinalInvoiceIsDeliveredSignedAsTheInvoiceRouteAnswersIt) {
   ASSERT_TRUE(ledgerd->started());
   EXPECT_EQ(ledgerd->Get("/v1/webhooks/deliveries").body, before);
   EXPECT_TRUE(Deliveries(*ledgerd, "pending").empty());
+}
+
+// The budgets golden example raises alerts in two orgs; each reaches a
+// budget_alert endpoint once, signed, as the alerts route lists it.
+TEST(Webhooks, EveryBudgetAlertIsDeliveredAsTheAlertsRouteListsIt) {
+  Receiver receiver(Receiver::Mode::kAnswer200);
+  TempDir tmp;
+  const std::string file =
+      WriteWebhooksFile(tmp, Url(receiver.port()) + " " + kSecret + " * budget_alert\n");
+  Ledgerd ledgerd(WithWebhooks(file));
+  ASSERT_TRUE(ledgerd.started());
+  const std::string events = ReadFile(ExamplesDir() + "/budgets/events.ndjson");
+  ASSERT_EQ(ledgerd.Post("/v1/events", events, "application/x-ndjson").status, 200);
+  std::map<std::string, Json> alerts;  // by alert_id
+  for (const std::string org : {"noor.bh", "hoshi.jp"}) {
+    HttpResponse r = ledgerd.Get("/v1/orgs/" + org + "/alerts");
+    ASSERT_EQ(r.status, 200) << r.body;
+    const Json listed = Json::parse(r.body);
+    for (const Json& a : listed["alerts"]) alerts[a["alert_id"].get<std::string>()] = a;
+  }
+  ASSERT_EQ(alerts.size(), 9u);  // the example's README lists nine
+
+  ASSERT_TRUE(
+      WaitUntil([&] { return DistinctIds(receiver).size() >= alerts.size(); }, kDeliveryDeadline))
+      << DistinctIds(receiver).size() << " of " << alerts.size() << " delivered";
+  std::set<std::string> delivered;
+  for (const auto& r : receiver.Received()) {
+    EXPECT_TRUE(SignatureHolds(r.signature, kSecret, r.body)) << r.signature;
+    Json body = Json::parse(r.body);
+    EXPECT_EQ(body["kind"], "budget_alert");
+    const std::string id = body["data"]["alert_id"];
+    ASSERT_TRUE(alerts.count(id)) << "an alert the route does not list: " << r.body;
+    EXPECT_EQ(body["data"], alerts[id]);
+    EXPECT_EQ(body["sequence"], alerts[id]["sequence"]);
+    EXPECT_EQ(body["org_id"], body["data"]["budget_id"] == "monthly" ? "hoshi.jp" : "noor.bh");
+    delivered.insert(id);
+  }
+  EXPECT_EQ(delivered.size(), alerts.size());
+  ExpectRepeatsAreIdentical(receiver);
 }
 
 TEST(Webhooks, AFailingASilentAndADeadEndpointHoldBackNoOther) {
