@@ -1236,28 +1236,30 @@
     }
   }
 
-  // `explain`: each line gets its Explain button (on screen, not on paper).
+  // `explain`: each line gets its Explain button (on screen, not on paper). That table stacks
+  // its rows on a phone; the explicit roles keep it a table for assistive technology there.
   function invoiceLinesTable(data, { explain: withExplain } = {}) {
-    return h('table', { class: 'lines-table' },
+    const cell = (attrs, ...children) => h('td', { role: 'cell', ...attrs }, ...children);
+    return h('table', { role: 'table', class: `lines-table${withExplain ? ' with-explain' : ''}` },
       h('caption', { class: 'visually-hidden', text: `Lines of invoice ${data.invoice_id}` }),
-      h('thead', {}, h('tr', {},
-        h('th', { scope: 'col', text: 'Category' }),
-        h('th', { scope: 'col', text: 'Description' }),
-        h('th', { scope: 'col', class: 'num', text: `Amount (${data.currency})` }),
-        withExplain ? h('th', { scope: 'col' }, h('span', { class: 'visually-hidden', text: 'Events' })) : null)),
-      h('tbody', {}, (data.lines || []).map((line) => h('tr', {
-        class: 'line', 'data-category': line.category, 'data-description': line.description, 'data-amount': line.amount,
+      h('thead', { role: 'rowgroup' }, h('tr', { role: 'row' },
+        h('th', { role: 'columnheader', scope: 'col', text: 'Category' }),
+        h('th', { role: 'columnheader', scope: 'col', text: 'Description' }),
+        h('th', { role: 'columnheader', scope: 'col', class: 'num', text: `Amount (${data.currency})` }),
+        withExplain ? h('th', { role: 'columnheader', scope: 'col' }, h('span', { class: 'visually-hidden', text: 'Events' })) : null)),
+      h('tbody', { role: 'rowgroup' }, (data.lines || []).map((line) => h('tr', {
+        role: 'row', class: 'line', 'data-category': line.category, 'data-description': line.description, 'data-amount': line.amount,
       },
-      h('td', {}, h('span', { class: `category category-${line.category}`, text: CATEGORY_WORDS[line.category] || line.category })),
-      h('td', { class: 'line-description', text: lineDescription(line) }),
-      h('td', { class: 'num' }, amountNode(line.amount, 'detail')),
-      withExplain ? h('td', { class: 'line-explain' },
+      cell({ class: 'line-category' }, h('span', { class: `category category-${line.category}`, text: CATEGORY_WORDS[line.category] || line.category })),
+      cell({ class: 'line-description', text: lineDescription(line) }),
+      cell({ class: 'num line-amount' }, amountNode(line.amount, 'detail')),
+      withExplain ? cell({ class: 'line-explain' },
         explainButton(`${CATEGORY_WORDS[line.category] || line.category} line ${lineDescription(line)}`, line.amount,
           () => lineSubject(data.invoice_id, line))) : null))),
-      h('tfoot', {}, h('tr', {},
-        h('th', { scope: 'row', colspan: 2, text: 'Invoice total, rounded' }),
-        h('td', { class: 'num' }, amountNode(data.total, 'total')),
-        withExplain ? h('td', {}) : null)));
+      h('tfoot', { role: 'rowgroup' }, h('tr', { role: 'row' },
+        h('th', { role: 'rowheader', scope: 'row', colspan: 2, text: 'Invoice total, rounded' }),
+        cell({ class: 'num line-amount' }, amountNode(data.total, 'total')),
+        withExplain ? cell({ class: 'line-explain' }) : null)));
   }
 
   const lineDescription = (line) => (line.category === 'adjustment' && MONTH_PATTERN.test(line.description)
