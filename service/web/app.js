@@ -1149,16 +1149,16 @@
     const seal = invoice.seal;
     const hash = String(seal.document_hash);
     const code = h('code', {
-      class: 'mono hash', tabindex: 0, title: `Document hash (SHA-256): ${hash}\nLedger hash at #${seal.sequence}: ${seal.ledger_hash}`,
-      'aria-label': `document hash ${hash}`, text: `${hash.slice(0, HASH_SHOWN_CHARS)}…`,
+      class: 'mono hash', title: `Document hash (SHA-256): ${hash}\nLedger hash at #${seal.sequence}: ${seal.ledger_hash}`,
+      text: `${hash.slice(0, HASH_SHOWN_CHARS)}…`,
     });
     let copy = null;
     // The clipboard exists only in a secure context (https or loopback); elsewhere the title has it.
     if (navigator.clipboard) {
-      copy = h('button', { type: 'button', class: 'button small copy-hash', 'aria-label': `Copy the document hash of invoice ${invoice.invoice_id}`, text: 'Copy' });
-      copy.addEventListener('click', () => navigator.clipboard.writeText(hash).then(
-        () => { copy.textContent = 'Copied'; },
-        () => { copy.textContent = 'Not copied'; }));
+      const name = (word) => `${word} the document hash of invoice ${invoice.invoice_id}`;
+      copy = h('button', { type: 'button', class: 'button small copy-hash', 'aria-label': name('Copy'), text: 'Copy' });
+      const said = (word) => { copy.textContent = word; copy.setAttribute('aria-label', name(word)); };
+      copy.addEventListener('click', () => navigator.clipboard.writeText(hash).then(() => said('Copied'), () => said('Not copied')));
     }
     return h('div', { class: 'seal-fact' }, h('dt', { text: 'Seal' }),
       h('dd', { class: 'seal', 'data-sequence': seal.sequence, 'data-document-hash': hash, 'data-ledger-hash': seal.ledger_hash },

@@ -848,6 +848,11 @@ test('a final invoice shows its seal and a PDF download; a draft shows neither',
   assert.ok(sealText.includes(`Sealed at #${invoice.seal.sequence}`), `the seal names its sequence: ${sealText}`);
   assert.ok(sealText.includes(invoice.seal.document_hash.slice(0, 12)), 'the seal shows the start of the document hash');
   assert.ok((await seal.locator('code.hash').getAttribute('title')).includes(invoice.seal.document_hash), 'the whole hash is in its title');
+  for (const width of WIDTHS) {
+    await setWidth(width);
+    await checkView('invoice-final');
+  }
+  await setWidth(1440);
 
   const pdf = card.locator('button.pdf');
   assert.equal(await pdf.getAttribute('aria-label'), `Download invoice ${invoice.invoice_id} as PDF`);
