@@ -21,7 +21,10 @@ namespace billing::projections {
 // states for queries once the group is durable.
 class Billing::LiveGate : public ledger::Gate {
  public:
-  explicit LiveGate(const ledger::Ledger* ledger) : ledger_(ledger), db_(ledger->db()) {}
+  explicit LiveGate(const ledger::Ledger* ledger) : ledger_(ledger), db_(ledger->db()) {
+    // The stored read models keep the explain index (explain.h).
+    decider_.set_explain_index(ExplainIndex::kWrite);
+  }
 
   Status Admit(const events::Event& event, ledger::Sequence seq, ledger::Txn& txn) override {
     if (stale_) {

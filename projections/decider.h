@@ -52,6 +52,11 @@ struct PostingRow {
 
 using PostingObserver = std::function<void(const PostingRow&)>;
 
+// Whether the decider also writes the explain index (explain.h) to its sink.
+// The stored read models keep it (the live gate, rebuilds); a replay into
+// memory (as_of answers, exports, seals) reads no explanation and skips it.
+enum class ExplainIndex { kSkip, kWrite };
+
 class Decider {
  public:
   // Decides `event` as ledger sequence `seq`. OK: accepted, applied and its
@@ -81,6 +86,10 @@ class Decider {
   // it. Empty (the default): no call. Exports use it to see line-level rows
   // produced by exactly the rules that build the invoices.
   void set_observer(PostingObserver observer) { observer_ = std::move(observer); }
+  // kSkip (the default) or kWrite: one index entry per aggregate a posting
+  // goes into, except the month's category totals and invoice lines (a
+  // bucket's entry names its line).
+  void set_explain_index(ExplainIndex explain) { explain_ = explain; }
 
  private:
   struct Posting;
@@ -88,6 +97,10 @@ class Decider {
                              ledger::Sequence seq) const;
   void Emit(OrgState& org, const Posting& posting, Sink& sink, const events::Event& cause,
             uint64_t seq, const events::Event& charge);
+  // Encodes the explain index's values of a posting into explain_node_ (items
+  // and drill-down nodes) and explain_bucket_ (the invoice bucket, with the
+  // line); both empty when the index is skipped.
+  void ExplainValues(const Posting& posting, const events::Event& charge);
   // Posts an accepted usage, support charge or credit.
   Status DecideCharge(OrgState& org, const events::Event& event, ledger::Sequence sequence,
                       Sink& sink);
@@ -102,6 +115,10 @@ class Decider {
   PostingObserver observer_;
   events::Event replayed_;  // Redecide's, reused so a replay does not allocate an event per record
   std::string key_;         // Emit's key buffer (keys::MonthKeys)
+  ExplainIndex explain_ = ExplainIndex::kSkip;
+  std::string explain_key_;   // Emit's buffers for the explain index
+  std::string explain_node_;  // (reused: a replay writes millions)
+  std::string explain_bucket_;
 };
 
 }  // namespace billing::projections

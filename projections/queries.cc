@@ -147,6 +147,8 @@ std::vector<Child> DrillChildren(const OrgState& org, const View& view, Month mo
 
 }  // namespace
 
+std::optional<std::string> DecodeItemId(std::string_view id) { return DecodeId(id); }
+
 Result<std::vector<DashboardMonth>> Dashboard(const OrgState& org, const View& view,
                                               MonthRange range,
                                               const std::optional<std::string>& cost_center) {

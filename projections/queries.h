@@ -9,6 +9,7 @@
 
 #include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "projections/org_state.h"
@@ -117,6 +118,10 @@ Result<std::vector<DashboardMonth>> Dashboard(const OrgState& org, const View& v
 // Newest first.
 std::vector<HistoryMonth> UsageHistory(const OrgState& org, const View& view, MonthRange range);
 MonthDetail MonthItems(const OrgState& org, const View& view, Month month);
+// The key path an item or drill-down id stands for: what follows the month in
+// its aggregate key (keys.h: 'I' category label, or 'D' level path); nullopt
+// when `id` is not one of our ids' encodings.
+std::optional<std::string> DecodeItemId(std::string_view id);
 // kNotFound for an id that names nothing in that month.
 Result<ItemDetail> ItemChildren(const OrgState& org, const View& view, Month month,
                                 const std::string& item_id);

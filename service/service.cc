@@ -374,8 +374,8 @@ bool IsHeavy(Cost cost, const HttpRequest& request,
 }
 
 // The query parameters any org route reads; others cannot change an answer.
-constexpr std::array<std::string_view, 6> kAnswerParams = {"as_of",  "cost_center", "end",
-                                                           "format", "month",       "months"};
+constexpr std::array<std::string_view, 8> kAnswerParams = {
+    "after", "as_of", "cost_center", "end", "format", "limit", "month", "months"};
 
 std::string CacheKey(std::string_view route, const std::string& org_id, const std::string& path,
                      const std::map<std::string, std::string>& query) {
@@ -732,6 +732,15 @@ Result<OrgSnapshot> Service::OpenOrg(Call& call, const projections::ReplayScope&
   return snap;
 }
 
+Result<OrgSnapshot> Service::OpenOrgAtHead(Call& call) {
+  auto snap = billing_.Snapshot(call.Org(), std::nullopt);
+  if (snap.ok()) call.view = snap->view;
+  if (!snap.ok() && snap.status().code() == Code::kNotFound) {
+    return Status(Code::kUnknownOrg, "organization " + call.Org() + " is unknown");
+  }
+  return snap;
+}
+
 // GET /v1/orgs/{org}: the structure with names, for pickers and documents.
 HttpReply Service::Structure(Call& call) {
   // The answer reads the structure only: a replay as of a past sequence keeps
@@ -844,6 +853,84 @@ HttpReply Service::UsageItem(Call& call) {
                              {"label", d->label},
                              {"amount", Money(d->amount)},
                              {"children", std::move(children)}});
+}
+
+namespace {
+
+// The page an explanation route asks for: `after` (a sequence, default 0),
+// `limit` (1..kExplainPageLinesMax, default kExplainPageLinesDefault) and
+// `as_of`; kInvalidArgument naming the bad one.
+Result<projections::ExplainPage> ExplainPageParams(
+    const std::map<std::string, std::string>& query) {
+  projections::ExplainPage page;
+  if (auto it = query.find("after"); it != query.end()) {
+    if (!ParseUint(it->second, &page.after.value))
+      return Status(Code::kInvalidArgument, "after must be a ledger sequence number");
+  }
+  if (auto it = query.find("limit"); it != query.end()) {
+    uint64_t limit = 0;
+    if (!ParseUint(it->second, &limit) || limit == 0 || limit > projections::kExplainPageLinesMax) {
+      return Status(Code::kInvalidArgument, "limit must be a whole number from 1 to " +
+                                                std::to_string(projections::kExplainPageLinesMax));
+    }
+    page.limit = static_cast<size_t>(limit);
+  }
+  auto as_of = AsOfParam(query);
+  if (!as_of.ok()) return as_of.status();
+  if (*as_of) page.upto = **as_of;
+  return page;
+}
+
+}  // namespace
+
+HttpReply Service::UsageItemEvents(Call& call) {
+  auto month = ParseMonth(call.params.Get("month"), "month");
+  if (!month.ok()) return ErrorOf(month.status());
+  auto page = ExplainPageParams(call.query);
+  if (!page.ok()) return ErrorOf(page.status());
+  // The head's state and view: the index answers any as_of without a replay.
+  auto snap = OpenOrgAtHead(call);
+  if (!snap.ok()) return ErrorOf(snap.status());
+  auto lines = projections::ItemContributions(*snap->org, *snap->view, *month,
+                                              call.params.Get("item_id"), *page);
+  return ExplainAnswer(call, *snap->view, lines, projections::LineKind::kNode);
+}
+
+HttpReply Service::InvoiceEvents(Call& call) {
+  auto page = ExplainPageParams(call.query);
+  if (!page.ok()) return ErrorOf(page.status());
+  auto snap = OpenOrgAtHead(call);
+  if (!snap.ok()) return ErrorOf(snap.status());
+  auto lines = projections::InvoiceContributions(*snap->org, *snap->view,
+                                                 call.params.Get("invoice_id"), *page);
+  return ExplainAnswer(call, *snap->view, lines, projections::LineKind::kInvoice);
+}
+
+HttpReply Service::ExplainAnswer(Call& call, const projections::View& view,
+                                 const Result<std::vector<projections::Contribution>>& lines,
+                                 projections::LineKind kind) {
+  if (lines.status().code() == Code::kNotFound)
+    return Error(404, "not_found", lines.status().message());
+  if (!lines.ok()) return ErrorOf(lines.status());
+  HttpReply r;
+  r.content_type = "application/x-ndjson";
+  for (const projections::Contribution& c : *lines) {
+    auto record = projections::RecordAt(view, ledger::Sequence{c.sequence});
+    if (!record.ok()) return ErrorOf(record.status());
+    // The index names only recorded events: a missing one is a read that
+    // failed (Invoke answers the view's status) or a damaged store.
+    if (!*record) {
+      if (!view.status().ok()) return ErrorOf(view.status());
+      return ErrorOf(Status(Code::kCorruption, "the explain index names ledger sequence " +
+                                                   std::to_string(c.sequence) +
+                                                   ", which the ledger does not hold"));
+    }
+    auto event = ledger::DecodeEvent(**record);
+    if (!event.ok()) return ErrorOf(event.status());
+    r.body += projections::ContributionLine(c, kind, events::ToJson(*event));
+    r.body += '\n';
+  }
+  return r;
 }
 
 HttpReply Service::Invoices(Call& call) {
