@@ -1514,11 +1514,11 @@
     const mark = h('span', { class: 'check-mark', 'aria-hidden': 'true', text: matches ? '✓' : '!' });
     if (matches) {
       check.replaceChildren(mark, `${count} add up to `, amountNode(sum, 'exact'),
-        rounded ? ['; rounded to the minor unit that is ', amountNode(figure, 'total'), ', the invoice total shown.'] : ', the figure shown.');
+        ...(rounded ? ['; rounded to the minor unit that is ', amountNode(figure, 'total'), ', the invoice total shown.'] : [', the figure shown.']));
       return;
     }
     check.replaceChildren(mark, `Warning: the ${count} add up to `, amountNode(sum, 'exact'),
-      rounded ? [' (rounded ', amountNode(shown, 'total'), ')'] : '',
+      ...(rounded ? [' (rounded ', amountNode(shown, 'total'), ')'] : []),
       ', but the figure shown is ', amountNode(figure, rounded ? 'total' : 'exact'),
       '. The ledger may have changed since the page loaded: reload it and explain again.');
   }
