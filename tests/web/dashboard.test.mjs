@@ -73,9 +73,12 @@ function expectedMoney(text, symbol) {
   return `${m[1]}${symbol}${m[2].replace(/\B(?=(\d{3})+(?!\d))/g, ',')}${m[3] || ''}`;
 }
 
+// The whole page; with a modal dialog open, the window as the reader sees it (a full-page
+// capture would show the dialog and its backdrop at one scroll position of a taller page).
 async function screenshot(name) {
   const width = page.viewportSize().width;
-  await page.screenshot({ path: path.join(SCREENSHOT_DIR, `${name}-${width}.png`), fullPage: true });
+  const modal = await page.locator('dialog[open]').count() > 0;
+  await page.screenshot({ path: path.join(SCREENSHOT_DIR, `${name}-${width}.png`), fullPage: !modal });
 }
 
 async function setWidth(width) {
@@ -94,6 +97,10 @@ async function waitReady() {
   await page.waitForSelector('#history[data-state="ready"]');
   await page.waitForSelector('#invoices[data-state="ready"]');
 }
+
+// The browser's console line for a 401, which may come after the page has already shown its
+// banner: a test that provokes one waits for it before it stops expecting HTTP errors.
+const unauthorizedLogged = () => page.waitForEvent('console', { predicate: (m) => m.type() === 'error' && m.text().includes('401') });
 
 async function waitForChart(months, costCenter = '') {
   await page.waitForSelector(
@@ -548,7 +555,7 @@ test('a 401 after a good view clears every figure', { timeout: TEST_TIMEOUT_MS }
     await checkView('unauthorized');
     // The token field is cleared for the next tests (sessionStorage is per tab).
     await page.fill('#token', '');
-    await page.click('#org-form button[type="submit"]');
+    await Promise.all([unauthorizedLogged(), page.click('#org-form button[type="submit"]')]);
   } finally {
     expectingHttpErrors = false;
   }
@@ -625,7 +632,8 @@ async function assertExplainMatches(truth, figure, what, structure) {
   rows.forEach((r) => assert.equal(r.shown, r.amount, `${what}: #${r.sequence} shows its exact amount`));
   assert.equal(sumNanos(rows.map((r) => r.amount)), nanos(figure), `${what}: the rows add up to the figure exactly`);
   const check = await page.textContent('#explain-check');
-  assert.ok(check.includes(`${rows.length} event${rows.length === 1 ? '' : 's'} add up to`), `${what}: the footer counts the events: ${check}`);
+  assert.equal(check, `✓${rows.length} event${rows.length === 1 ? '' : 's'} add up to ${expectedMoney(figure, '$')}, the figure shown.`,
+    `${what}: the footer says the events add up to the figure`);
   const providers = new Map();
   for (const cc of structure.cost_centers) for (const ws of cc.workspaces) for (const p of ws.providers) providers.set(p.provider_id, p.name);
   truth.forEach((line, i) => {
@@ -644,10 +652,12 @@ async function assertExplainMatches(truth, figure, what, structure) {
 
 // Esc closes the dialog, empties it (no figure stays behind, hidden or not) and gives the
 // keyboard back to the button that opened it.
+// The dialog's `close` event comes a task after it closes, so this waits for the emptying.
 async function closeExplainWithEsc(button, what) {
   await page.keyboard.press('Escape');
   await page.waitForSelector('#explain:not([open])', { state: 'attached' });
-  assert.equal(await page.locator('#explain .amount').count(), 0, `${what}: the closed dialog keeps no amount`);
+  await page.waitForFunction(() => document.querySelectorAll('#explain .amount, #explain tr.event-row').length === 0)
+    .catch(() => assert.fail(`${what}: the closed dialog keeps no amount`));
   assert.equal(await button.evaluate((b) => b === document.activeElement), true, `${what}: focus is back on its Explain button`);
 }
 
@@ -808,6 +818,10 @@ test('an invoice line\'s Explain lists only that line\'s events; the whole invoi
   const unit = 10n ** 7n; // nanos per cent
   const cents = (exact < 0n ? -1n : 1n) * (((exact < 0n ? -exact : exact) + unit / 2n) / unit);
   assert.equal(cents, nanos(invoice.total) / unit, 'the events\' exact sum rounds to the invoice total');
+  const exactText = `${exact / 10n ** 9n}.${String(exact % 10n ** 9n).padStart(9, '0')}`;
+  assert.equal(await page.textContent('#explain-check'),
+    `✓${all.length} events add up to ${expectedMoney(exactText, '$')}; rounded to the minor unit that is ${expectedMoney(invoice.total, '$')}, the invoice total shown.`,
+    'the footer gives the exact sum and the rounded total');
   assert.equal(await page.locator('#explain th', { hasText: 'Invoice line' }).count(), 1, 'the whole invoice names each event\'s line');
   await checkView('explain-invoice');
   await closeExplainWithEsc(whole, 'whole invoice');
@@ -876,10 +890,11 @@ test('Explain sends the access token like every other request', { timeout: TEST_
   }
   await setWidth(1440);
   const found = await drillableMonth();
-  // The page asks once without a token (401) before the token is entered.
+  // The page asks once without a token (401) before the token is entered; the browser's
+  // console line for it is awaited, as it may come after the page has shown the banner.
   expectingHttpErrors = true;
   try {
-    await page.goto(`${AUTH_BASE}/?org=${ORG}&month=${found.month}`, { waitUntil: 'domcontentloaded' });
+    await Promise.all([unauthorizedLogged(), page.goto(`${AUTH_BASE}/?org=${ORG}&month=${found.month}`, { waitUntil: 'domcontentloaded' })]);
     await page.waitForSelector('#banner:not([hidden])');
   } finally {
     expectingHttpErrors = false;
@@ -895,7 +910,7 @@ test('Explain sends the access token like every other request', { timeout: TEST_
   expectingHttpErrors = true;
   try {
     await page.fill('#token', '');
-    await page.click('#org-form button[type="submit"]');
+    await Promise.all([unauthorizedLogged(), page.click('#org-form button[type="submit"]')]);
     await page.waitForSelector('#banner:not([hidden])');
   } finally {
     expectingHttpErrors = false;
