@@ -27,7 +27,8 @@ start_ledgerd() {
   local pid=$!
   url=""
   for _ in $(seq 1 300); do
-    url=$(sed -n 's/^listening on //p' "$tmp/$name.out")
+    # The background child creates the file; until it has, there is nothing to read yet.
+    url=$(sed -n 's/^listening on //p' "$tmp/$name.out" 2>/dev/null || true)
     [ -n "$url" ] && break
     kill -0 $pid 2>/dev/null || { cat "$tmp/$name.err" >&2; exit 1; }
     sleep 0.1
