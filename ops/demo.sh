@@ -36,16 +36,22 @@ for _ in $(seq 1 300); do
 done
 # A body holds at most 10 000 events (events::kBodyEventsMax): post the
 # history in bodies of 1000 lines, in order, as an integration would.
+# Budgets, forecasts and alerts (orgs noor.bh and hoshi.jp), by HTTP.
+curl -sf -o /dev/null -X POST -H 'Content-Type: application/x-ndjson' \
+  --data-binary @tests/golden/budgets/events.ndjson "$url/v1/events"
 build/ledgerctl generate --seed 7 --orgs 3 --months 12 --usage-events 20000 --start-month 2025-03 |
   split -l 1000 --filter="curl -sf -o /dev/null -X POST -H 'Content-Type: application/x-ndjson' --data-binary @- $url/v1/events"
 cat "$log"
 cat <<INFO
 
 Billing ledger demo is running (data in $DATA/):
-  web dashboard   $url/?org=acme      (also org-1, org-2, org-3, kaiju-jp)
+  web dashboard   $url/?org=acme      (also org-1, org-2, org-3, kaiju-jp; budgets: noor.bh)
   dashboard API   $url/v1/orgs/acme/dashboard?months=12
   usage history   $url/v1/orgs/acme/usage-history
   invoices        $url/v1/orgs/acme/invoices?month=2026-01
+  invoice PDF     $url/v1/orgs/acme/invoices/2025-12-org.pdf
+  month proof     $url/v1/orgs/acme/usage-history/2025-12/proof
+  budget alerts   $url/v1/orgs/noor.bh/alerts
   ledger stream   $url/v1/ledger/events?limit=5
   verify          $url/v1/ledger/verify
   metrics         $url/metrics

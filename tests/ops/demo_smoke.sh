@@ -32,4 +32,15 @@ verify=$(curl -sf "$url/v1/ledger/verify")
 [[ $verify == *'"ok":true'* ]] || { echo "verify: $verify"; exit 1; }
 page=$(curl -sf "$url/?org=acme")
 [[ $page == *'<html'* ]] || { echo "no web page at $url/?org=acme"; exit 1; }
-echo "demo answers for acme, kaiju-jp, org-1, org-3; verify ok"
+# Every link the demo prints answers (the PDF as a PDF, the proof holding).
+for path in $(sed -n 's#^  [a-z ]*http://127.0.0.1:[0-9]*\(/v1/[^ ]*\).*#\1#p' "$tmp/out"); do
+  curl -sf -o "$tmp/answer" "$url$path" || { echo "demo link $path did not answer"; exit 1; }
+done
+curl -sf -o "$tmp/invoice.pdf" "$url/v1/orgs/acme/invoices/2025-12-org.pdf"
+pdf=$(head -c 5 "$tmp/invoice.pdf")
+[ "$pdf" = "%PDF-" ] || { echo "the demo's invoice PDF is not a PDF"; exit 1; }
+proof=$(curl -sf "$url/v1/orgs/acme/usage-history/2025-12/proof")
+[[ $proof == '{"month":"2025-12","ok":true'* ]] || { echo "proof: $proof"; exit 1; }
+alerts=$(curl -sf "$url/v1/orgs/noor.bh/alerts")
+[[ $alerts == *'"kind":"forecast"'* ]] || { echo "no budget alerts in the demo: $alerts"; exit 1; }
+echo "demo answers for acme, kaiju-jp, org-1, org-3 and every printed link; verify ok"
