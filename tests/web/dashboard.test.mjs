@@ -555,6 +555,8 @@ test('a 401 after a good view clears every figure', { timeout: TEST_TIMEOUT_MS }
     // The token field is cleared for the next tests (sessionStorage is per tab).
     await page.fill('#token', '');
     await page.click('#org-form button[type="submit"]');
+    // That load is refused too; its 401 must arrive while it is expected, not in a later test.
+    await page.waitForSelector('#dashboard[data-state="error"]');
   } finally {
     expectingHttpErrors = false;
   }
