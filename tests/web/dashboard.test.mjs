@@ -585,6 +585,7 @@ async function readBudgetChart() {
         month: tr.dataset.month, billed: cell(tr, 'billed'), budget: cell(tr, 'budget'), forecast: cell(tr, 'forecast'),
       })),
       zeroY: num(document.querySelector('#chart .grid line.baseline'), 'y1'),
+      topY: Math.min(...[...document.querySelectorAll('#chart .grid line')].map((l) => num(l, 'y1'))),
       bars: [...document.querySelectorAll('#chart rect.bar')].map((r) => ({
         month: r.dataset.month, billed: r.dataset.billed, height: num(r, 'height'),
       })),
@@ -616,6 +617,10 @@ function assertBudgetChart(view, truth, what) {
   // Pixels per currency unit, from the tallest bar.
   const tallest = view.bars.reduce((a, b) => (Number(b.billed) > Number(a.billed) ? b : a));
   const perUnit = tallest.height / Number(tallest.billed);
+  // The scale covers budgets and forecasts: nothing rises above the top gridline.
+  for (const top of [...view.forecasts.map((f) => f.top), ...view.steps.map((s) => s.y1)]) {
+    assert.ok(top >= view.topY - 0.5, `${what}: budgets and forecasts stay inside the scale`);
+  }
   for (const f of view.forecasts) {
     assert.ok(f.painted, `${what}: the forecast bar of ${f.month} is painted`);
     assert.ok(Math.abs(f.height - Number(f.forecast) * perUnit) <= 1, `${what}: the forecast bar of ${f.month} reaches ${f.forecast}`);
