@@ -25,9 +25,13 @@ inline constexpr char kOrgPrefix = 'o';          // o | org_id | 0 | be64 seq  -
 inline constexpr char kRejectedPrefix = 'r';     // r | be64 id                -> Rejected
 inline constexpr char kOffsetPrefix = 'k';       // k | topic | 0 | be32 part  -> be64 next offset
 inline constexpr char kMetaPrefix = 'm';         // m | name                   -> value
-// Keys from 'p' on belong to the projections (read models), which are derived
-// from the records and may be deleted and rebuilt at any time.
+// Keys starting with 'p' belong to the projections (read models), which are
+// derived from the records and may be deleted and rebuilt at any time.
 inline constexpr char kProjectionPrefix = 'p';
+// Keys starting with 'w' belong to the webhook outbox (webhooks/delivery.h):
+// written with the events that cause deliveries, never rebuilt (they depend
+// on the operator's endpoints, not on the records alone).
+inline constexpr char kOutboxPrefix = 'w';
 
 inline constexpr std::string_view kMetaFormat = "mformat";
 // Sequence and hash of the last record, written in every batch, so that

@@ -11,7 +11,27 @@ constexpr std::array<int64_t, 16> kBucketMicros = {100,    200,    400,     800,
                                                    6400,   12800,  25600,   51200,  102400, 204800,
                                                    409600, 819200, 1638400, 3276800};
 
+// Upper bounds in microseconds of ObserveSlow's histograms: 1 ms to ~33 s,
+// doubling; a webhook attempt is bounded by its timeouts (webhooks/outbox.h).
+constexpr std::array<int64_t, 16> kSlowBucketMicros = {
+    1000,   2000,   4000,    8000,    16000,   32000,   64000,    128000,
+    256000, 512000, 1024000, 2048000, 4096000, 8192000, 16384000, 32768000};
+
 }  // namespace
+
+void Metrics::ObserveSlow(const std::string& name, const std::string& labels, int64_t micros) {
+  std::lock_guard<std::mutex> lock(mu_);
+  SlowHistogram& h = slow_[name][labels];
+  if (h.buckets.empty()) h.buckets.resize(kSlowBucketMicros.size());
+  for (size_t i = 0; i < kSlowBucketMicros.size(); ++i) {
+    if (micros <= kSlowBucketMicros[i]) {
+      h.buckets[i]++;
+      break;
+    }
+  }
+  h.count++;
+  h.sum_micros += micros;
+}
 
 void Metrics::Count(const std::string& name, const std::string& labels, uint64_t n) {
   std::lock_guard<std::mutex> lock(mu_);
@@ -67,6 +87,22 @@ std::string Metrics::Render() {
   for (const auto& [name, by_labels] : gauges_) {
     out << "# TYPE " << name << " gauge\n";
     for (const auto& [labels, v] : by_labels) series(name, labels, v);
+  }
+  for (const auto& [name, by_labels] : slow_) {
+    out << "# TYPE " << name << " histogram\n";
+    for (const auto& [labels, h] : by_labels) {
+      const std::string sep = labels.empty() ? "" : ",";
+      uint64_t cumulative = 0;
+      for (size_t b = 0; b < kSlowBucketMicros.size(); ++b) {
+        cumulative += h.buckets[b];
+        out << name << "_bucket{" << labels << sep << "le=\""
+            << static_cast<double>(kSlowBucketMicros[b]) / 1e6 << "\"} " << cumulative << '\n';
+      }
+      out << name << "_bucket{" << labels << sep << "le=\"+Inf\"} " << h.count << '\n';
+      const std::string braced = labels.empty() ? "" : "{" + labels + "}";
+      out << name << "_sum" << braced << ' ' << static_cast<double>(h.sum_micros) / 1e6 << '\n';
+      out << name << "_count" << braced << ' ' << h.count << '\n';
+    }
   }
   out << "# TYPE ledger_http_requests_total counter\n";
   for (size_t i = 0; i < route_names_.size() && i < routes_.size(); ++i) {

@@ -24,6 +24,10 @@ class Metrics {
   void Request(int route, int status, int64_t micros);
   // Route labels by index, for Request(); set once before serving.
   void SetRoutes(std::vector<std::string> routes);
+  // One observation of a slow operation (a webhook delivery attempt) in the
+  // histogram `name` (labels `labels`), with buckets from 1 ms to ~33 s.
+  // Takes the lock: for operations that take milliseconds, not per request.
+  void ObserveSlow(const std::string& name, const std::string& labels, int64_t micros);
   // Gauges computed at scrape time (ledger head, Kafka lag).
   void AddCollector(std::function<void(Metrics&)> collector);
   std::string Render();
@@ -33,6 +37,12 @@ class Metrics {
   std::map<std::string, std::map<std::string, int64_t>> counters_;  // name -> labels -> value
   std::map<std::string, std::map<std::string, int64_t>> gauges_;
   std::vector<std::function<void(Metrics&)>> collectors_;
+  struct SlowHistogram {
+    std::vector<uint64_t> buckets;  // non-cumulative, one per kSlowBucketMicros
+    uint64_t count = 0;
+    int64_t sum_micros = 0;
+  };
+  std::map<std::string, std::map<std::string, SlowHistogram>> slow_;  // name -> labels -> it
 
  public:
   static constexpr int kRoutesMax = 32;

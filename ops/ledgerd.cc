@@ -21,6 +21,7 @@
 #include "ops/command_line.h"
 #include "projections/billing.h"
 #include "service/service.h"
+#include "webhooks/outbox.h"
 
 using namespace billing;
 
@@ -116,6 +117,10 @@ struct Config {
   int kafka_session_timeout_ms = api::kKafkaSessionTimeoutMsDefault;
   std::string tokens_file;
   bool access_log = true;
+  std::string webhooks_file;
+  uint32_t webhook_attempts_max = webhooks::kAttemptsMax;
+  int64_t webhook_backoff_ms = webhooks::kBackoffBase.count();
+  int64_t webhook_timeout_ms = webhooks::kResponseTimeout.count();
 };
 
 void AddOptions(CLI::App& app, Config& c) {
@@ -132,6 +137,32 @@ void AddOptions(CLI::App& app, Config& c) {
   app.add_option("--tokens", c.tokens_file,
                  "tokens file: enables access control (see service/auth.h)");
   app.add_flag("!--no-access-log", c.access_log, "do not write an access log line per request");
+  app.add_option("--webhooks", c.webhooks_file,
+                 "webhook endpoints file: `URL SECRET ORG-or-* KIND[,KIND]` a line");
+  app.add_option("--webhook-attempts-max", c.webhook_attempts_max,
+                 "attempts before a webhook delivery is failed")
+      ->check(CLI::Range(1u, 100u));
+  app.add_option("--webhook-backoff-ms", c.webhook_backoff_ms,
+                 "wait after a webhook delivery's first failed attempt (doubles after each)")
+      ->check(CLI::Range(int64_t{1}, webhooks::kBackoffMax.count()));
+  app.add_option("--webhook-timeout-ms", c.webhook_timeout_ms,
+                 "deadline of a webhook endpoint's answer (connecting has at most its own 5 s)")
+      ->check(CLI::Range(int64_t{1}, webhooks::kResponseTimeout.count() * 6));
+}
+
+// The webhook outbox's options from the command line; kInvalidArgument
+// naming the file and line of a bad endpoints file (ledgerd exits 2).
+Result<webhooks::OutboxOptions> WebhookOptions(const Config& c) {
+  webhooks::OutboxOptions options;
+  options.attempts_max = c.webhook_attempts_max;
+  options.backoff_base = std::chrono::milliseconds(c.webhook_backoff_ms);
+  options.timeouts.response = std::chrono::milliseconds(c.webhook_timeout_ms);
+  options.timeouts.connect = std::min(options.timeouts.connect, options.timeouts.response);
+  if (c.webhooks_file.empty()) return options;
+  auto endpoints = webhooks::LoadEndpoints(c.webhooks_file);
+  if (!endpoints.ok()) return endpoints.status();
+  options.endpoints = std::move(endpoints).value();
+  return options;
 }
 
 // The listener and access control the command line asks for, or
@@ -267,6 +298,11 @@ int main(int argc, char** argv) {
     return ops::kExitUsage;
   }
   auto& [server_options, service_options] = *listen;
+  auto webhook_options = WebhookOptions(config);
+  if (!webhook_options.ok()) {
+    std::fprintf(stderr, "ledgerd: --webhooks: %s\n", webhook_options.status().message().c_str());
+    return ops::kExitUsage;
+  }
 
   sigset_t signals = BlockStopSignals();
   RaiseFileLimit();
@@ -280,6 +316,19 @@ int main(int argc, char** argv) {
   metrics.AddCollector([led](api::Metrics& m) {
     m.Set("ledger_head_sequence", "", static_cast<int64_t>(led->head().sequence.value));
   });
+  // The outbox is installed before anything can append, so that no close
+  // accepted from here on goes without its deliveries.
+  auto outbox = webhooks::Outbox::Open(**billing, metrics, std::move(webhook_options).value());
+  if (!outbox.ok()) {
+    std::fprintf(stderr, "ledgerd: cannot open the webhook outbox: %s\n",
+                 outbox.status().ToString().c_str());
+    return outbox.status().code() == Code::kUnavailable ? kExitStorageFailure : 1;
+  }
+  (*billing)->SetDeliveryQueue(outbox->get());
+  (*outbox)->Start();
+  if ((*outbox)->endpoints() > 0)
+    std::fprintf(stderr, "ledgerd: webhooks: %zu endpoints\n", (*outbox)->endpoints());
+  service_options.outbox = outbox->get();
   api::Service service(**billing, metrics, std::move(service_options));
   std::mutex log_mu;
   api::AccessLog log = MakeAccessLog(config.access_log, log_mu);
@@ -319,7 +368,11 @@ int main(int argc, char** argv) {
   // The consumer writes its last batch while the ledger is still open.
   if (*consumer) (*consumer)->Stop();
   consumer->reset();
+  // The delivery threads read the ledger's database; the writer still
+  // queues to the outbox while it drains, so the outbox outlives it.
+  (*outbox)->Stop();
   billing->reset();  // drains queued appends and closes RocksDB
+  outbox->reset();
   std::fprintf(stderr, "ledgerd: stopped cleanly\n");
   return 0;
 }

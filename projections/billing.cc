@@ -10,6 +10,7 @@
 #include "ledger/prepare.h"
 #include "ledger/rocks_status.h"
 #include "projections/agg.h"
+#include "projections/answer_json.h"
 #include "projections/decider.h"
 #include "projections/keys.h"
 #include "projections/seal.h"
@@ -21,7 +22,10 @@ namespace billing::projections {
 // states for queries once the group is durable.
 class Billing::LiveGate : public ledger::Gate {
  public:
-  explicit LiveGate(const ledger::Ledger* ledger) : ledger_(ledger), db_(ledger->db()) {}
+  explicit LiveGate(const ledger::Ledger* ledger) : ledger_(ledger), db_(ledger->db()) {
+    // The stored read models keep the explain index (explain.h).
+    decider_.set_explain_index(ExplainIndex::kWrite);
+  }
 
   Status Admit(const events::Event& event, ledger::Sequence seq, ledger::Txn& txn) override {
     if (stale_) {
@@ -38,11 +42,25 @@ class Billing::LiveGate : public ledger::Gate {
     if (Status read = view_->status(); !read.ok()) return read;
     if (decided.ok()) {
       touched_.insert(event.envelope.org_id());
+      QueueRaisedAlerts(event.envelope.org_id(), seq);
       if (event.envelope.payload_case() == events::Payload::kBillingPeriodClosed) {
         to_seal_.insert(event.envelope.org_id());
+        if (Status queued = QueueFinalizedInvoices(event.envelope.org_id(), seq); !queued.ok())
+          return queued;
       }
     }
     return decided;
+  }
+
+  // The seam of the webhook outbox (delivery_queue.h): called on the writer
+  // thread while a group is decided (from Admit), it queues a delivery of
+  // (kind, org, sequence, ref) to every matching endpoint in the WriteBatch
+  // of the group holding `sequence`; a failed group forgets it. `data`: the
+  // delivery's data as JSON text when known now (an alert), else empty.
+  void QueueDeliveries(DeliveryKind kind, const std::string& org, ledger::Sequence sequence,
+                       std::string ref, std::string data = {}) {
+    if (deliveries_ == nullptr) return;
+    to_deliver_.push_back(DeliveryRequest{kind, org, sequence, std::move(ref), std::move(data)});
   }
 
   void Seal(ledger::Txn& txn) override {
@@ -52,6 +70,9 @@ class Billing::LiveGate : public ledger::Gate {
       dirty_.insert(org);
     }
     sink_.FlushTo(txn.batch());
+    for (const DeliveryRequest& request : to_deliver_) deliveries_->Enqueue(request, *txn.batch());
+    queued_ = queued_ || !to_deliver_.empty();
+    to_deliver_.clear();
   }
 
   void Committed() override {
@@ -74,6 +95,10 @@ class Billing::LiveGate : public ledger::Gate {
     for (const std::string& org : touched_) versions_[org]++;
     dirty_.clear();
     touched_.clear();
+    lock.unlock();
+    // Last: a delivery sent now finds its invoice final, sealed and published.
+    if (queued_) deliveries_->Committed();
+    queued_ = false;
   }
 
   void Aborted() override {
@@ -84,10 +109,51 @@ class Billing::LiveGate : public ledger::Gate {
     dirty_.clear();
     touched_.clear();
     to_seal_.clear();
+    to_deliver_.clear();
+    if (queued_) deliveries_->Aborted();
+    queued_ = false;
     decider_.TakeDirty();
     // A storage failure can fail the reload as well; the next group retries
     // it before deciding anything.
     stale_ = !Load().ok();
+  }
+
+  // Queues budget_alert for every alert the event just decided raised. The
+  // data is the alert exactly as GET .../alerts lists it: an alert has no
+  // other renderer, and it never changes once raised.
+  void QueueRaisedAlerts(const std::string& org_id, ledger::Sequence seq) {
+    if (deliveries_ == nullptr || decider_.raised().empty()) return;
+    const OrgState& org = *decider_.Find(org_id);
+    for (const Alert& alert : decider_.raised()) {
+      QueueDeliveries(DeliveryKind::kBudgetAlert, org_id, seq, AlertId(alert),
+                      AlertJson(alert, org).dump());
+    }
+  }
+
+  // Queues invoice_finalized for every invoice of the month `org` closed at
+  // `seq`, just decided. Its invoices are the buckets holding its postings:
+  // those of earlier groups in the database, those of this group still in
+  // the sink (nothing lands in a month after its close). A failed read fails
+  // the group rather than lose a delivery.
+  Status QueueFinalizedInvoices(const std::string& org_id, ledger::Sequence seq) {
+    if (deliveries_ == nullptr) return Status::Ok();
+    const OrgState* org = decider_.Find(org_id);
+    for (const auto& [index, closed] : org->closed) {
+      if (closed.sequence != seq.value) continue;
+      const Month month{index};
+      const std::string prefix = keys::MonthPrefix(org_id, month) + 'B';
+      std::set<std::string> buckets;
+      auto add = [&](std::string_view key) { buckets.emplace(key.substr(prefix.size())); };
+      view_->Scan(prefix, [&](std::string_view key, std::string_view) {
+        add(key);
+        return true;
+      });
+      if (Status read = view_->status(); !read.ok()) return read;
+      sink_.VisitKeys(prefix, add);
+      for (std::string& id : InvoiceIdsOf(*org, month, buckets))
+        QueueDeliveries(DeliveryKind::kInvoiceFinalized, org_id, seq, std::move(id));
+    }
+    return Status::Ok();
   }
 
   // Reads every persisted org state; the writer must be idle.
@@ -156,6 +222,8 @@ class Billing::LiveGate : public ledger::Gate {
     return SealClosedMonths(orgs);
   }
 
+  void SetDeliveryQueue(DeliveryQueue* queue) { deliveries_ = queue; }
+
   uint64_t Version(const std::string& org) const {
     std::shared_lock<std::shared_mutex> lock(mu_);
     auto it = versions_.find(org);
@@ -174,10 +242,13 @@ class Billing::LiveGate : public ledger::Gate {
   Decider decider_;
   CombiningSink sink_;
   std::unique_ptr<RocksView> view_;
-  std::set<std::string> dirty_;    // structure changed in this group
-  std::set<std::string> touched_;  // any event accepted in this group
-  std::set<std::string> to_seal_;  // closed a month in this group, or whose sealing failed
-  bool stale_ = false;             // decider_ holds undone decisions: reload first
+  std::set<std::string> dirty_;          // structure changed in this group
+  std::set<std::string> touched_;        // any event accepted in this group
+  std::set<std::string> to_seal_;        // closed a month in this group, or whose sealing failed
+  bool stale_ = false;                   // decider_ holds undone decisions: reload first
+  DeliveryQueue* deliveries_ = nullptr;  // the webhook outbox; nullptr: none
+  std::vector<DeliveryRequest> to_deliver_;  // queued while deciding, written by Seal
+  bool queued_ = false;                      // Seal enqueued deliveries in this group
 
   mutable std::shared_mutex mu_;
   std::map<std::string, std::shared_ptr<const OrgState>> published_;
@@ -351,6 +422,8 @@ Result<std::optional<InvoiceSeal>> Billing::StoredSeal(const std::string& org,
 }
 
 ledger::Ledger& Billing::ledger() const { return *ledger_; }
+
+void Billing::SetDeliveryQueue(DeliveryQueue* queue) { gate_->SetDeliveryQueue(queue); }
 
 uint64_t Billing::OrgVersion(const std::string& org) const { return gate_->Version(org); }
 

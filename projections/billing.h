@@ -19,6 +19,7 @@
 #include <vector>
 
 #include "ledger/ledger.h"
+#include "projections/delivery_queue.h"
 #include "projections/org_state.h"
 #include "projections/queries.h"
 #include "projections/rebuild.h"
@@ -88,6 +89,13 @@ class Billing {
   Status Rebuild();
 
   ledger::Ledger& ledger() const;
+
+  // Installs the webhook outbox (delivery_queue.h) that the live write path
+  // queues deliveries to: from then on each accepted billing_period_closed
+  // queues an invoice_finalized delivery request per invoice of its month, in
+  // its own group's WriteBatch. Call before the first append; `queue` must
+  // outlive the Billing's writer (destroy the Billing first). nullptr: none.
+  void SetDeliveryQueue(DeliveryQueue* queue);
 
   // The seal stored for a final invoice (seal.h); nullopt when none is. A
   // month's seals are stored before any query sees it closed, so a final

@@ -1,5 +1,6 @@
 #include "projections/decider.h"
 
+#include "projections/explain.h"
 #include "projections/keys.h"
 
 namespace billing::projections {
@@ -252,21 +253,46 @@ Result<Decider::Posting> Decider::PostingFor(const OrgState& org, const events::
   return p;
 }
 
+void Decider::ExplainValues(const Posting& p, const events::Event& charge) {
+  explain_node_.clear();
+  explain_bucket_.clear();
+  if (explain_ == ExplainIndex::kSkip) return;
+  Contribution c;
+  c.amount = p.amount;
+  // Usage posted as an adjustment has no drill-down path but still its quantity.
+  if (charge.envelope.payload_case() == events::Payload::kUsageRecorded) c.quantity = p.quantity;
+  EncodeContribution(c, &explain_node_);
+  c.category = p.category;
+  c.label = p.label;
+  EncodeContribution(c, &explain_bucket_);
+}
+
 void Decider::Emit(OrgState& org, const Posting& p, Sink& sink, const View& view,
                    const events::Event& cause, uint64_t seq, const events::Event& charge) {
   const std::string& id = org.org_id;
+  ExplainValues(p, charge);
+  // Merges into an aggregate and, when the index is kept, records this
+  // event's part of it under the aggregate's key (keys.h, `px`).
+  auto post = [&](std::string_view key, const Agg& delta, const std::string& explained) {
+    sink.Merge(key, delta);
+    if (explained.empty()) return;
+    keys::ExplainKey(&explain_key_, key, seq);
+    sink.Put(explain_key_, explained);
+  };
+  static const std::string kUnexplained;
   Agg amount = AmountAgg(p.amount);
   keys::MonthKeys k(&key_, id, p.target);
-  sink.Merge(k.Category(p.category), amount);
-  sink.Merge(k.Item(p.category, p.label), amount);
-  sink.Merge(k.Bucket(p.bucket), amount);
-  sink.Merge(k.Line(p.bucket, p.category, p.label), amount);
+  post(k.Category(p.category), amount, kUnexplained);
+  post(k.Item(p.category, p.label), amount, explain_node_);
+  post(k.Bucket(p.bucket), amount, explain_bucket_);
+  post(k.Line(p.bucket, p.category, p.label), amount, kUnexplained);
   if (p.drill != nullptr) {
     const events::v1::UsageRecorded& u = *p.drill;
     Agg usage = UsageAgg(p.amount, p.quantity, p.unit);
-    sink.Merge(k.Drill('1', u.service(), u.provider_id()), usage);
-    sink.Merge(k.Drill('2', u.service(), u.provider_id(), u.resource_id()), usage);
-    sink.Merge(k.Drill('3', u.service(), u.provider_id(), u.resource_id(), u.sku()), usage);
+    post(k.Drill('1', u.service(), u.provider_id()), usage, explain_node_);
+    post(k.Drill('2', u.service(), u.provider_id(), u.resource_id()), usage, explain_node_);
+    post(k.Drill('3', u.service(), u.provider_id(), u.resource_id(), u.sku()), usage,
+         explain_node_);
   }
   if (!org.latest_charge_month || *org.latest_charge_month < p.target) {
     org.latest_charge_month = p.target;

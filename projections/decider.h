@@ -53,6 +53,11 @@ struct PostingRow {
 
 using PostingObserver = std::function<void(const PostingRow&)>;
 
+// Whether the decider also writes the explain index (explain.h) to its sink.
+// The stored read models keep it (the live gate, rebuilds); a replay into
+// memory (as_of answers, exports, seals) reads no explanation and skips it.
+enum class ExplainIndex { kSkip, kWrite };
+
 class Decider {
  public:
   // Decides `event` as ledger sequence `seq`. OK: accepted, applied and its
@@ -93,6 +98,10 @@ class Decider {
   // it. Empty (the default): no call. Exports use it to see line-level rows
   // produced by exactly the rules that build the invoices.
   void set_observer(PostingObserver observer) { observer_ = std::move(observer); }
+  // kSkip (the default) or kWrite: one index entry per aggregate a posting
+  // goes into, except the month's category totals and invoice lines (a
+  // bucket's entry names its line).
+  void set_explain_index(ExplainIndex explain) { explain_ = explain; }
 
  private:
   struct Posting;
@@ -100,6 +109,10 @@ class Decider {
                              ledger::Sequence seq) const;
   void Emit(OrgState& org, const Posting& posting, Sink& sink, const View& view,
             const events::Event& cause, uint64_t seq, const events::Event& charge);
+  // Encodes the explain index's values of a posting into explain_node_ (items
+  // and drill-down nodes) and explain_bucket_ (the invoice bucket, with the
+  // line); both empty when the index is skipped.
+  void ExplainValues(const Posting& posting, const events::Event& charge);
   // Posts an accepted usage, support charge or credit.
   Status DecideCharge(OrgState& org, const events::Event& event, ledger::Sequence sequence,
                       Sink& sink, const View& view);
@@ -127,6 +140,10 @@ class Decider {
   std::map<std::pair<std::string, int32_t>, MonthFigures> figures_;
   std::set<std::pair<std::string, int32_t>> figures_dirty_;
   std::vector<Alert> raised_;  // by the event decided last
+  ExplainIndex explain_ = ExplainIndex::kSkip;
+  std::string explain_key_;   // Emit's buffers for the explain index
+  std::string explain_node_;  // (reused: a replay writes millions)
+  std::string explain_bucket_;
 };
 
 }  // namespace billing::projections

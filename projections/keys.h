@@ -16,6 +16,12 @@
 //                                                and the alerts raised (budgets.h)
 //   pr | org | 0 | be64 sequence | be32 month | budget_id 0 kind threshold
 //                                             -> Alert (state.proto), a raised alert
+//   px | org | 0 | be32 month | kind | ... | 0 | be64 sequence
+//                                             -> one event's contribution to one
+//                                                aggregate (explain.h): the aggregate's
+//                                                key after `pa`, then the sequence of
+//                                                the event that posted into it
+//      kinds 'I' (month item), 'D' (drill-down node) and 'B' (invoice bucket)
 //   pm | name                                 -> projection metadata
 //
 // A bucket is a cost center id, or "" for the organization's own charges.
@@ -52,11 +58,13 @@ inline constexpr std::string_view kAggPrefix = "pa";
 inline constexpr std::string_view kSealPrefix = "pf";
 inline constexpr std::string_view kFiguresPrefix = "pb";
 inline constexpr std::string_view kAlertPrefix = "pr";
+inline constexpr std::string_view kExplainPrefix = "px";
 inline constexpr std::string_view kMetaVersion = "pmversion";
 // Bumped whenever projection keys, encodings or rules change: a mismatch
 // triggers a rebuild. 2: OrgState's effective times are exact instants
 // (seconds and nanos) instead of microseconds. 3: OrgState keeps workspace names. 4: seals of final
-// invoices (pf). 5: budgets in OrgState, month figures (pb) and alerts (pr).
+// invoices (pf). 5: budgets in OrgState, month figures (pb), alerts (pr) and the
+// explain index (px).
 inline constexpr std::string_view kProjectionVersion = "projections/5";
 
 inline std::string StateKey(std::string_view org) {
@@ -192,6 +200,26 @@ class MonthKeys {
   std::string& k_;
   size_t prefix_ = 0;
 };
+
+// The explain index's key of the event recorded as `sequence` under the
+// aggregate `agg_key` (a `pa` key of kind I, D or B), written into `*out`.
+// Sequences are big-endian so that one aggregate's entries sort in ledger
+// order and a page after a sequence is one seek.
+inline void ExplainKey(std::string* out, std::string_view agg_key, uint64_t sequence) {
+  out->assign(kExplainPrefix);
+  out->append(agg_key.substr(kAggPrefix.size()));
+  out->push_back('\0');
+  ledger::format::PutBe64(out, sequence);
+}
+
+// Every explain entry of the aggregate `agg_key` starts with this. Labels and
+// ids hold no 0 (see above), so no other aggregate's entries share it.
+inline std::string ExplainPrefix(std::string_view agg_key) {
+  std::string k(kExplainPrefix);
+  k += agg_key.substr(kAggPrefix.size());
+  k.push_back('\0');
+  return k;
+}
 
 // One key each, for code that builds a few (queries, tests). The builder's
 // view covers all of its buffer, so the buffer is the key.

@@ -52,11 +52,12 @@ Month OrgState::EarliestOpenAfter(Month month, ledger::Sequence known_before) co
   return m;
 }
 
-InvoicingMode OrgState::ModeOf(Month month) const {
-  if (auto it = closed.find(month.index); it != closed.end()) return it->second.mode;
+InvoicingMode OrgState::ModeOf(Month month, ledger::Sequence known_before) const {
+  if (IsClosed(month, known_before)) return closed.at(month.index).mode;
   Timestamp next_start = MonthStart(month.next());
   const ModeChange* best = nullptr;
   for (const ModeChange& m : modes) {
+    if (m.sequence >= known_before.value) break;  // ledger order: every later one is too
     if (m.effective < next_start && (best == nullptr || m.effective >= best->effective)) best = &m;
   }
   return best ? best->mode : InvoicingMode::kSingle;

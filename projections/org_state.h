@@ -97,8 +97,10 @@ struct OrgState {
   // The first month after `month` that is open as of `known_before`.
   Month EarliestOpenAfter(Month month, ledger::Sequence known_before = ledger::kSequenceMax) const;
   // Invoicing mode of `month`: frozen at its close, else the latest change
-  // effective before the next month starts (ties in ledger order).
-  InvoicingMode ModeOf(Month month) const;
+  // effective before the next month starts (ties in ledger order); as known
+  // from the events before `known_before` (the explain index's answers as of
+  // a past sequence read the head's state).
+  InvoicingMode ModeOf(Month month, ledger::Sequence known_before = ledger::kSequenceMax) const;
   // Billing account of a cost center's invoice for `month`; nullopt if none assigned.
   std::optional<std::string> AccountOf(const std::string& cost_center, Month month) const;
   // The budgets in force in `month`, by id: for each id the latest change

@@ -148,6 +148,8 @@ std::vector<Child> DrillChildren(const OrgState& org, const View& view, Month mo
 
 }  // namespace
 
+std::optional<std::string> DecodeItemId(std::string_view id) { return DecodeId(id); }
+
 Result<std::vector<DashboardMonth>> Dashboard(const OrgState& org, const View& view,
                                               MonthRange range,
                                               const std::optional<std::string>& cost_center) {
@@ -257,6 +259,20 @@ Result<ItemDetail> ItemChildren(const OrgState& org, const View& view, Month mon
 
 InvoiceList Invoices(const OrgState& org, const View& view, Month month) {
   return InvoiceList{month, org.ModeOf(month), InvoicesOf(org, view, month)};
+}
+
+std::vector<std::string> InvoiceIdsOf(const OrgState& org, Month month,
+                                      const std::set<std::string>& buckets) {
+  // InvoicesOf's rule: SINGLE gives one organization invoice; PER_COST_CENTER
+  // one per cost center, then the organization's for charges without one.
+  std::vector<std::string> ids;
+  if (buckets.empty()) return ids;
+  if (org.ModeOf(month) == InvoicingMode::kSingle) return {InvoiceId(month, "")};
+  for (const std::string& bucket : buckets) {
+    if (!bucket.empty()) ids.push_back(InvoiceId(month, bucket));
+  }
+  if (buckets.count("") != 0) ids.push_back(InvoiceId(month, ""));
+  return ids;
 }
 
 Result<Invoice> GetInvoice(const OrgState& org, const View& view, const std::string& invoice_id) {

@@ -8,7 +8,9 @@
 #pragma once
 
 #include <optional>
+#include <set>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "projections/org_state.h"
@@ -120,10 +122,20 @@ Result<std::vector<DashboardMonth>> Dashboard(const OrgState& org, const View& v
 // Newest first.
 std::vector<HistoryMonth> UsageHistory(const OrgState& org, const View& view, MonthRange range);
 MonthDetail MonthItems(const OrgState& org, const View& view, Month month);
+// The key path an item or drill-down id stands for: what follows the month in
+// its aggregate key (keys.h: 'I' category label, or 'D' level path); nullopt
+// when `id` is not one of our ids' encodings.
+std::optional<std::string> DecodeItemId(std::string_view id);
 // kNotFound for an id that names nothing in that month.
 Result<ItemDetail> ItemChildren(const OrgState& org, const View& view, Month month,
                                 const std::string& item_id);
 InvoiceList Invoices(const OrgState& org, const View& view, Month month);
+// The ids Invoices() lists for `month` when `buckets` (cost center ids, ""
+// for the organization's own charges) are the invoice buckets holding its
+// postings, in the same order: the live gate names a closing month's
+// invoices before its group's postings can be read back.
+std::vector<std::string> InvoiceIdsOf(const OrgState& org, Month month,
+                                      const std::set<std::string>& buckets);
 // kNotFound when the invoice does not exist (malformed id, no lines, wrong mode).
 Result<Invoice> GetInvoice(const OrgState& org, const View& view, const std::string& invoice_id);
 // Cost centers with their workspaces and providers, every list sorted by id.

@@ -219,6 +219,7 @@ class PostingPipeline {
 Status ReplayAll(const ledger::Ledger& ledger, size_t batch_events, const RocksView& empty_view,
                  PostingPipeline& pipeline) {
   Decider decider;
+  decider.set_explain_index(ExplainIndex::kWrite);  // what the live gate writes too
   auto sink = std::make_unique<PostingLog>();
   EventLookup lookup = [&ledger](ledger::EventKey key) { return ledger.FindEvent(key); };
   Status failure;

@@ -45,6 +45,11 @@ class View {
   virtual void Scan(
       std::string_view prefix,
       const std::function<bool(std::string_view key, std::string_view value)>& visit) const = 0;
+  // The same from the first key >= `from` on (a page after a key is one
+  // seek). This default scans the prefix from its start and skips.
+  virtual void ScanFrom(
+      std::string_view prefix, std::string_view from,
+      const std::function<bool(std::string_view key, std::string_view value)>& visit) const;
   // OK, or the first read that failed (kUnavailable, kCorruption).
   Status status() const;
   // Records a failure found while reading, by the view or by code reading a
@@ -64,6 +69,9 @@ class MemoryStore : public Sink, public View {
   std::optional<std::string> Get(const std::string& key) const override;
   void Scan(std::string_view prefix,
             const std::function<bool(std::string_view, std::string_view)>& visit) const override;
+  void ScanFrom(
+      std::string_view prefix, std::string_view from,
+      const std::function<bool(std::string_view, std::string_view)>& visit) const override;
   size_t size() const { return map_.size(); }
 
  private:
@@ -83,6 +91,11 @@ class CombiningSink : public Sink {
   void Merge(std::string_view key, const Agg& delta) override;
   void Put(std::string_view key, std::string_view value) override;
   size_t size() const;
+  // Visits every buffered key (merged or put) that starts with `prefix`, in
+  // no particular order: what the group being written touched that a View of
+  // the database cannot see yet.
+  void VisitKeys(std::string_view prefix,
+                 const std::function<void(std::string_view key)>& visit) const;
   // Moves everything into `batch`, in key order, and empties the buffer.
   void FlushTo(rocksdb::WriteBatch* batch);
   void Clear();
@@ -118,6 +131,9 @@ class RocksView : public View {
   std::optional<std::string> Get(const std::string& key) const override;
   void Scan(std::string_view prefix,
             const std::function<bool(std::string_view, std::string_view)>& visit) const override;
+  void ScanFrom(
+      std::string_view prefix, std::string_view from,
+      const std::function<bool(std::string_view, std::string_view)>& visit) const override;
 
  private:
   rocksdb::DB* db_;

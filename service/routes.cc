@@ -42,6 +42,11 @@ const std::vector<Service::Route>& Service::Routes() {
       {{"GET", "/v1/orgs/{org}/usage-history/{month}/items/{item_id}", A::kOrgReader, C::kHeavyAsOf,
         B::kNone, "usage_item"},
        &Service::UsageItem},
+      // A page reads up to projections::kExplainPageLinesMax ledger records:
+      // on the pool, as_of or not (the index answers the past without a replay).
+      {{"GET", "/v1/orgs/{org}/usage-history/{month}/items/{item_id}/events", A::kOrgReader,
+        C::kHeavy, B::kNone, "usage_item_events"},
+       &Service::UsageItemEvents},
       {{"GET", "/v1/orgs/{org}/invoices", A::kOrgReader, C::kHeavyAsOf, B::kNone, "invoices"},
        &Service::Invoices},
       {{"GET", "/v1/orgs/{org}/invoices/{invoice_id}.csv", A::kOrgReader, C::kHeavy, B::kNone,
@@ -53,6 +58,9 @@ const std::vector<Service::Route>& Service::Routes() {
       {{"GET", "/v1/orgs/{org}/invoices/{invoice_id}", A::kOrgReader, C::kHeavyAsOf, B::kNone,
         "invoice"},
        &Service::Invoice},
+      {{"GET", "/v1/orgs/{org}/invoices/{invoice_id}/events", A::kOrgReader, C::kHeavy, B::kNone,
+        "invoice_events"},
+       &Service::InvoiceEvents},
       {{"GET", "/v1/ledger/events", A::kAuditor, C::kStreamed, B::kNone, "ledger_events"},
        &Service::LedgerEvents},
       {{"GET", "/v1/ledger/verify", A::kAuditor, C::kHeavy, B::kNone, "ledger_verify"},
@@ -62,6 +70,11 @@ const std::vector<Service::Route>& Service::Routes() {
       {{"POST", "/v1/ledger/rejected/{id}/retry", A::kProducer, C::kInline, B::kNone,
         "ledger_retry"},
        &Service::Retry},
+      {{"GET", "/v1/webhooks/deliveries", A::kAdmin, C::kInline, B::kNone, "webhook_deliveries"},
+       &Service::WebhookDeliveries},
+      {{"POST", "/v1/webhooks/deliveries/{id}/retry", A::kAdmin, C::kInline, B::kNone,
+        "webhook_retry"},
+       &Service::WebhookRetry},
   };
   return kRoutes;
 }
@@ -134,6 +147,8 @@ bool RoleMay(Access access, Role role) {
       return role == Role::kProducer;
     case Access::kAuditor:
       return role == Role::kAuditor;
+    case Access::kAdmin:
+      return false;  // admins were admitted above
     case Access::kPublic:
       return true;
   }

@@ -31,6 +31,7 @@ enum class Access {
                // reads that org's read models only, so it is cached per org version
   kProducer,   // producer: writes events (each event's org must be in scope)
   kAuditor,    // auditor: the ledger, the rejected store, metrics
+  kAdmin,      // admin only: operator matters (webhook deliveries)
 };
 
 // Where a route's work runs. Heavy work runs on the worker pool

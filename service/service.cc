@@ -375,8 +375,8 @@ bool IsHeavy(Cost cost, const HttpRequest& request,
 }
 
 // The query parameters any org route reads; others cannot change an answer.
-constexpr std::array<std::string_view, 6> kAnswerParams = {"as_of",  "cost_center", "end",
-                                                           "format", "month",       "months"};
+constexpr std::array<std::string_view, 8> kAnswerParams = {
+    "after", "as_of", "cost_center", "end", "format", "limit", "month", "months"};
 
 std::string CacheKey(std::string_view route, const std::string& org_id, const std::string& path,
                      const std::map<std::string, std::string>& query) {
@@ -733,6 +733,15 @@ Result<OrgSnapshot> Service::OpenOrg(Call& call, const projections::ReplayScope&
   return snap;
 }
 
+Result<OrgSnapshot> Service::OpenOrgAtHead(Call& call) {
+  auto snap = billing_.Snapshot(call.Org(), std::nullopt);
+  if (snap.ok()) call.view = snap->view;
+  if (!snap.ok() && snap.status().code() == Code::kNotFound) {
+    return Status(Code::kUnknownOrg, "organization " + call.Org() + " is unknown");
+  }
+  return snap;
+}
+
 // GET /v1/orgs/{org}: the structure with names, for pickers and documents.
 HttpReply Service::Structure(Call& call) {
   // The answer reads the structure only: a replay as of a past sequence keeps
@@ -887,6 +896,84 @@ HttpReply Service::UsageItem(Call& call) {
                              {"label", d->label},
                              {"amount", Money(d->amount)},
                              {"children", std::move(children)}});
+}
+
+namespace {
+
+// The page an explanation route asks for: `after` (a sequence, default 0),
+// `limit` (1..kExplainPageLinesMax, default kExplainPageLinesDefault) and
+// `as_of`; kInvalidArgument naming the bad one.
+Result<projections::ExplainPage> ExplainPageParams(
+    const std::map<std::string, std::string>& query) {
+  projections::ExplainPage page;
+  if (auto it = query.find("after"); it != query.end()) {
+    if (!ParseUint(it->second, &page.after.value))
+      return Status(Code::kInvalidArgument, "after must be a ledger sequence number");
+  }
+  if (auto it = query.find("limit"); it != query.end()) {
+    uint64_t limit = 0;
+    if (!ParseUint(it->second, &limit) || limit == 0 || limit > projections::kExplainPageLinesMax) {
+      return Status(Code::kInvalidArgument, "limit must be a whole number from 1 to " +
+                                                std::to_string(projections::kExplainPageLinesMax));
+    }
+    page.limit = static_cast<size_t>(limit);
+  }
+  auto as_of = AsOfParam(query);
+  if (!as_of.ok()) return as_of.status();
+  if (*as_of) page.upto = **as_of;
+  return page;
+}
+
+}  // namespace
+
+HttpReply Service::UsageItemEvents(Call& call) {
+  auto month = ParseMonth(call.params.Get("month"), "month");
+  if (!month.ok()) return ErrorOf(month.status());
+  auto page = ExplainPageParams(call.query);
+  if (!page.ok()) return ErrorOf(page.status());
+  // The head's state and view: the index answers any as_of without a replay.
+  auto snap = OpenOrgAtHead(call);
+  if (!snap.ok()) return ErrorOf(snap.status());
+  auto lines = projections::ItemContributions(*snap->org, *snap->view, *month,
+                                              call.params.Get("item_id"), *page);
+  return ExplainAnswer(call, *snap->view, lines, projections::LineKind::kNode);
+}
+
+HttpReply Service::InvoiceEvents(Call& call) {
+  auto page = ExplainPageParams(call.query);
+  if (!page.ok()) return ErrorOf(page.status());
+  auto snap = OpenOrgAtHead(call);
+  if (!snap.ok()) return ErrorOf(snap.status());
+  auto lines = projections::InvoiceContributions(*snap->org, *snap->view,
+                                                 call.params.Get("invoice_id"), *page);
+  return ExplainAnswer(call, *snap->view, lines, projections::LineKind::kInvoice);
+}
+
+HttpReply Service::ExplainAnswer(Call& call, const projections::View& view,
+                                 const Result<std::vector<projections::Contribution>>& lines,
+                                 projections::LineKind kind) {
+  if (lines.status().code() == Code::kNotFound)
+    return Error(404, "not_found", lines.status().message());
+  if (!lines.ok()) return ErrorOf(lines.status());
+  HttpReply r;
+  r.content_type = "application/x-ndjson";
+  for (const projections::Contribution& c : *lines) {
+    auto record = projections::RecordAt(view, ledger::Sequence{c.sequence});
+    if (!record.ok()) return ErrorOf(record.status());
+    // The index names only recorded events: a missing one is a read that
+    // failed (Invoke answers the view's status) or a damaged store.
+    if (!*record) {
+      if (!view.status().ok()) return ErrorOf(view.status());
+      return ErrorOf(Status(Code::kCorruption, "the explain index names ledger sequence " +
+                                                   std::to_string(c.sequence) +
+                                                   ", which the ledger does not hold"));
+    }
+    auto event = ledger::DecodeEvent(**record);
+    if (!event.ok()) return ErrorOf(event.status());
+    r.body += projections::ContributionLine(c, kind, events::ToJson(*event));
+    r.body += '\n';
+  }
+  return r;
 }
 
 HttpReply Service::Invoices(Call& call) {
@@ -1118,6 +1205,77 @@ HttpReply Service::Rejected(Call& call) {
   }
   Json next = page->next_after ? Json(*page->next_after) : Json(nullptr);
   return JsonReply(200, Json{{"rejected", std::move(list)}, {"next_after", std::move(next)}});
+}
+
+namespace {
+
+Json TimeOrNull(std::optional<int64_t> unix_ms) {
+  if (!unix_ms) return Json(nullptr);
+  return FormatTimestamp(Timestamp::FromMicros(*unix_ms * 1000));
+}
+
+// A delivery as the webhook routes show it: never its body or its endpoint's secret.
+Json DeliveryJson(const webhooks::Delivery& d) {
+  const bool pending = d.status == webhooks::DeliveryStatus::kPending;
+  return Json{
+      {"delivery_id", d.id},
+      {"kind", projections::DeliveryKindName(d.kind)},
+      {"org_id", d.org_id},
+      {"sequence", d.sequence},
+      {"ref", d.ref},
+      {"endpoint", d.endpoint_url},
+      {"status", webhooks::StatusName(d.status)},
+      {"attempts", d.attempts},
+      {"last_error", d.last_error ? Json(*d.last_error) : Json(nullptr)},
+      {"created_at", TimeOrNull(d.created_ms)},
+      {"next_attempt_at", TimeOrNull(pending ? std::optional(d.next_attempt_ms) : std::nullopt)},
+      {"delivered_at", TimeOrNull(d.delivered_ms)}};
+}
+
+}  // namespace
+
+HttpReply Service::WebhookDeliveries(Call& call) {
+  if (options_.outbox == nullptr)
+    return Error(503, "unavailable", "ledgerd runs without its webhook outbox");
+  webhooks::DeliveryQuery query;
+  if (auto v = call.Param("status")) {
+    query.status = webhooks::ParseStatus(*v);
+    if (!query.status)
+      return Error(400, "invalid_argument", "status must be pending, delivered or failed");
+  }
+  if (auto v = call.Param("after")) {
+    if (!webhooks::SplitDeliveryId(*v))
+      return Error(400, "invalid_argument", "after must be a delivery id");
+    query.after = *v;
+  }
+  uint64_t limit = webhooks::kListPageMax;
+  if (auto v = call.Param("limit");
+      v && (!ParseUint(*v, &limit) || limit == 0 || limit > webhooks::kListPageMax)) {
+    return Error(400, "invalid_argument",
+                 "limit must be from 1 to " + std::to_string(webhooks::kListPageMax));
+  }
+  query.limit = limit;
+  if (call.principal) query.org = call.principal->org;
+  auto page = options_.outbox->List(query);
+  if (!page.ok()) return ErrorOf(page.status());
+  Json list = Json::array();
+  for (const webhooks::Delivery& d : page->deliveries) list.push_back(DeliveryJson(d));
+  Json next = page->next_after ? Json(*page->next_after) : Json(nullptr);
+  return JsonReply(200, Json{{"deliveries", std::move(list)}, {"next_after", std::move(next)}});
+}
+
+HttpReply Service::WebhookRetry(Call& call) {
+  if (options_.outbox == nullptr)
+    return Error(503, "unavailable", "ledgerd runs without its webhook outbox");
+  std::optional<std::string> org;
+  if (call.principal) org = call.principal->org;
+  auto retried = options_.outbox->Retry(call.params.Get("id"), org);
+  if (retried.status().code() == Code::kNotFound)
+    return Error(404, "not_found", retried.status().message());
+  if (retried.status().code() == Code::kConflict)
+    return Error(409, "conflict", retried.status().message());
+  if (!retried.ok()) return ErrorOf(retried.status());
+  return JsonReply(200, DeliveryJson(*retried));
 }
 
 }  // namespace billing::api

@@ -24,9 +24,11 @@
 #include "http/worker_pool.h"
 #include "metrics/metrics.h"
 #include "projections/billing.h"
+#include "projections/explain.h"
 #include "projections/seal.h"
 #include "service/auth.h"
 #include "service/routes.h"
+#include "webhooks/outbox.h"
 
 namespace billing::api {
 
@@ -50,6 +52,9 @@ inline constexpr size_t kInlineBodyBytesMax = 64 * 1024;
 
 struct ServiceOptions {
   std::optional<Tokens> tokens;  // nullopt: no access control (loopback only)
+  // The webhook outbox behind /v1/webhooks/...; must outlive the Service.
+  // nullptr: those routes answer 503.
+  webhooks::Outbox* outbox = nullptr;
 };
 
 class Service {
@@ -123,6 +128,10 @@ class Service {
   HttpReply UsageMonthProof(Call& call);
   HttpReply UsageMonthCsv(Call& call);
   HttpReply UsageItem(Call& call);
+  // GET .../items/{item_id}/events and .../invoices/{invoice_id}/events: the
+  // explain index's page (projections/explain.h) as NDJSON.
+  HttpReply UsageItemEvents(Call& call);
+  HttpReply InvoiceEvents(Call& call);
   HttpReply Invoices(Call& call);
   HttpReply Invoice(Call& call);
   HttpReply InvoiceCsv(Call& call);
@@ -130,11 +139,21 @@ class Service {
   HttpReply LedgerEvents(Call& call);
   HttpReply Verify(Call& call);
   HttpReply Rejected(Call& call);
+  HttpReply WebhookDeliveries(Call& call);
+  HttpReply WebhookRetry(Call& call);
 
   void IngestBody(Call& call, events::BodyFormat format);
   // The org's snapshot (as of `as_of` when given) for an org answer, with
   // only the aggregates `scope` names; kUnknownOrg when there is no such org.
   Result<projections::OrgSnapshot> OpenOrg(Call& call, const projections::ReplayScope& scope);
+  // The same at the head, whatever `as_of` says (routes that read the past
+  // from the head's explain index).
+  Result<projections::OrgSnapshot> OpenOrgAtHead(Call& call);
+  // Renders an explanation's lines, each with its ledger event, from the
+  // head's view (an as_of page is the index read up to that sequence).
+  HttpReply ExplainAnswer(Call& call, const projections::View& view,
+                          const Result<std::vector<projections::Contribution>>& lines,
+                          projections::LineKind kind);
   // A month's line-level rows (projections/export.h) as CSV, optionally one invoice's.
   HttpReply CsvAnswer(Call& call, Month month, const std::optional<std::string>& invoice_id);
   // The invoice's JSON answer, seal included; kNotFound when there is none.

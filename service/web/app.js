@@ -34,6 +34,19 @@
   const FORECAST_HATCH_ID = 'forecast-hatch';
   // A downloaded file's object URL is released after the browser has had time to start saving it.
   const DOWNLOAD_URL_LIFETIME_MS = 60_000;
+  // Events asked for per "Load more" in an explanation: a page a reader can scan, and far
+  // under the SPEC's 10000, so the first rows show at once even behind a huge figure.
+  const EXPLAIN_PAGE_EVENTS = 200;
+  // An invoice line's events are picked here out of the whole invoice's, so those are read in
+  // the SPEC's default page of 1000, and one "Load more" reads at most this many pages: a click
+  // on a small line of a huge invoice always ends, reporting how far it got.
+  const EXPLAIN_SCAN_PAGE_EVENTS = 1000;
+  const EXPLAIN_SCAN_PAGES_MAX = 10;
+  // Explanation lines carry the ledger's nine decimals; sums are BigInts at this scale.
+  const EXACT_DIGITS = 9;
+  // A seal's hash is shown by its first characters; the title and "Copy" hold all 64.
+  const HASH_SHOWN_CHARS = 12;
+  const ENVELOPE_KEYS = new Set(['event_id', 'org_id', 'occurred_at', 'source']);
 
   const $ = (id) => document.getElementById(id);
 
@@ -222,6 +235,7 @@
 
   // An amount on screen. `data-amount` always holds the ledger's exact string.
   //   kind 'total': already at the minor unit, shown in full.
+  //   kind 'exact': every decimal the ledger sent, shown in full (explanations).
   //   kind 'detail': shown to the minor unit; the exact nine decimals are in the title and
   //   appear in place when "Exact line amounts" is ticked.
   // Zeros are quiet where `quiet` is set: a dash, with the word for screen readers.
@@ -236,7 +250,7 @@
       node.append(h('span', { 'aria-hidden': 'true', text: '–' }), h('span', { class: 'visually-hidden', text: 'zero' }));
       return node;
     }
-    if (kind === 'total') {
+    if (kind === 'total' || kind === 'exact') {
       node.textContent = formatMoney(text);
       return node;
     }
@@ -305,6 +319,27 @@
     return body;
   }
 
+  // An NDJSON answer as a list of objects; a line that is not a JSON object fails the whole
+  // answer, because a list with a line left out would add up to the wrong figure.
+  async function apiLines(url, signal) {
+    const response = await request(url, signal, 'application/x-ndjson');
+    const lines = [];
+    for (const text of (await response.text()).split('\n')) {
+      if (!text.trim()) continue;
+      let line = null;
+      try {
+        line = JSON.parse(text);
+      } catch (_) {
+        line = null;
+      }
+      if (line === null || typeof line !== 'object') {
+        throw new ApiError(response.status, 'bad_response', 'The service answered with a line that is not JSON.');
+      }
+      lines.push(line);
+    }
+    return lines;
+  }
+
   const isAbort = (err) => err && err.name === 'AbortError';
 
   // Turns an API failure into words for a person.
@@ -344,6 +379,7 @@
 
   // Removes every figure of the previous view, so nothing can be read under the wrong name.
   function clearFigures(message) {
+    closeExplain();
     state.dashboard = null;
     state.history = null;
     $('kpis').replaceChildren();
@@ -391,6 +427,8 @@
     loadController = new AbortController();
     const signal = loadController.signal;
     clearBanner();
+    // An explanation belongs to the figures this load replaces.
+    closeExplain();
     $('token').classList.remove('needs-attention');
     if (fresh) {
       state.structure = null;
@@ -994,7 +1032,8 @@
       h('span', { class: 'num', text: 'Quantity' }),
       h('span', { text: 'Unit' }),
       h('span', { class: 'num', text: 'Amount' }),
-      h('span', { class: 'num', text: 'Share' }));
+      h('span', { class: 'num', text: 'Share' }),
+      h('span', { class: 'ih-explain', text: 'Events' }));
   }
 
   function renderMonthItems(detail, data) {
@@ -1059,7 +1098,9 @@
         unit ? h('span', { class: 'unit-inline', 'aria-hidden': 'true', text: ` ${unit}` }) : null),
       h('span', { class: 'unit' }, h('span', { class: 'cell-label', text: 'Unit' }), unit),
       h('span', { class: 'ir-amount num' }, h('span', { class: 'cell-label', text: 'Amount' }), amountNode(item.amount, 'detail', { quiet: true })),
-      h('span', { class: 'share num' }, h('span', { class: 'cell-label', text: 'Share of parent' }), share || '–')));
+      h('span', { class: 'share num' }, h('span', { class: 'cell-label', text: 'Share of parent' }), share || '–'),
+      h('span', { class: 'ir-explain' },
+        explainButton(label, item.amount, () => itemSubject(month, item, label, category, node)))));
     return node;
   }
 
@@ -1249,10 +1290,13 @@
         invoice.billing_account === null || invoice.billing_account === undefined
           ? h('dd', { class: 'missing', text: 'not assigned' })
           : h('dd', { class: 'mono billing-account', text: invoice.billing_account })),
-      h('div', {}, h('dt', { text: 'Billing period' }), h('dd', { class: 'period', text: billingPeriod(data.month) }))),
+      h('div', {}, h('dt', { text: 'Billing period' }), h('dd', { class: 'period', text: billingPeriod(data.month) })),
+      invoice.seal ? sealFact(invoice) : null),
     h('p', { class: 'invoice-total' },
       h('span', { class: 'total-label', text: 'Total' }), ' ', amountNode(invoice.total, 'total')),
     h('div', { class: 'invoice-actions' }, toggle, print,
+      explainButton(`of invoice ${invoice.invoice_id}`, invoice.total, () => invoiceSubject(invoice, data), 'Explain total'),
+      invoice.seal ? pdfButton(invoice) : null,
       downloadButtons(`invoices/${encodeURIComponent(invoice.invoice_id)}.csv`, `${state.org}-${invoice.invoice_id}`, `invoice ${invoice.invoice_id}`)),
     lines);
     toggle.addEventListener('click', () => {
@@ -1264,6 +1308,61 @@
     });
     print.addEventListener('click', () => printInvoice(invoice, data));
     return card;
+  }
+
+  // A final invoice's seal: the close that sealed it and the hash of its canonical JSON, which
+  // a customer's copy can be checked against. The short hash is for the eye; title and Copy
+  // carry it whole.
+  function sealFact(invoice) {
+    const seal = invoice.seal;
+    const hash = String(seal.document_hash);
+    const code = h('code', {
+      class: 'mono hash', title: `Document hash (SHA-256): ${hash}\nLedger hash at #${seal.sequence}: ${seal.ledger_hash}`,
+      text: `${hash.slice(0, HASH_SHOWN_CHARS)}…`,
+    });
+    let copy = null;
+    // The clipboard exists only in a secure context (https or loopback); elsewhere the title has it.
+    if (navigator.clipboard) {
+      const name = (word) => `${word} the document hash of invoice ${invoice.invoice_id}`;
+      copy = h('button', { type: 'button', class: 'button small copy-hash', 'aria-label': name('Copy'), text: 'Copy' });
+      const said = (word) => { copy.textContent = word; copy.setAttribute('aria-label', name(word)); };
+      copy.addEventListener('click', () => navigator.clipboard.writeText(hash).then(() => said('Copied'), () => said('Not copied')));
+    }
+    return h('div', { class: 'seal-fact' }, h('dt', { text: 'Seal' }),
+      h('dd', { class: 'seal', 'data-sequence': seal.sequence, 'data-document-hash': hash, 'data-ledger-hash': seal.ledger_hash },
+        h('span', { class: 'seal-at', text: `Sealed at #${seal.sequence}` }), ' · ',
+        h('span', { class: 'seal-hash' }, 'document hash ', code, copy)));
+  }
+
+  // The invoice as the document a customer receives, made by the ledger (final invoices only:
+  // a draft still changes, and Print shows it as it stands).
+  function pdfButton(invoice) {
+    const b = h('button', {
+      type: 'button', class: 'button small download pdf', 'data-format': 'pdf',
+      'aria-label': `Download invoice ${invoice.invoice_id} as PDF`, text: 'PDF',
+    });
+    b.addEventListener('click', () => download(`invoices/${encodeURIComponent(invoice.invoice_id)}.pdf`,
+      `${state.org}-${invoice.invoice_id}.pdf`, b, 'application/pdf'));
+    return b;
+  }
+
+  function invoiceSubject(invoice, data) {
+    const { title, kind } = invoiceTitle(invoice, data.mode);
+    return {
+      title: `Explain: invoice ${invoice.invoice_id}`,
+      context: `${title} · ${kind} · ${billingPeriod(data.month)}`,
+      figure: invoice.total, rounded: true, filter: null, showLine: true,
+      path: `invoices/${encodeURIComponent(invoice.invoice_id)}/events`,
+    };
+  }
+
+  function lineSubject(invoiceId, line) {
+    return {
+      title: `Explain: ${lineDescription(line)}`,
+      context: `Invoice ${invoiceId} · ${CATEGORY_WORDS[line.category] || line.category} line`,
+      figure: line.amount, rounded: false, filter: { category: line.category, description: line.description }, showLine: false,
+      path: `invoices/${encodeURIComponent(invoiceId)}/events`,
+    };
   }
 
   const invoiceCardOf = (id) => [...document.querySelectorAll('#invoices-body article.invoice')].find((a) => a.dataset.invoiceId === id);
@@ -1295,7 +1394,7 @@
     try {
       // Focusable, so keyboard users can scroll the table sideways on a narrow screen.
       lines.replaceChildren(h('div', { class: 'scroll-x', tabindex: 0, role: 'region', 'aria-label': `Lines of invoice ${id}` },
-        invoiceLinesTable(await fetchInvoice(id))));
+        invoiceLinesTable(await fetchInvoice(id), { explain: true })));
       lines.dataset.state = 'ready';
     } catch (err) {
       lines.replaceChildren(h('p', { class: 'status error', text: explain(err, `Invoice ${id}`) }));
@@ -1305,22 +1404,30 @@
     }
   }
 
-  function invoiceLinesTable(data) {
-    return h('table', { class: 'lines-table' },
+  // `explain`: each line gets its Explain button (on screen, not on paper). That table stacks
+  // its rows on a phone; the explicit roles keep it a table for assistive technology there.
+  function invoiceLinesTable(data, { explain: withExplain } = {}) {
+    const cell = (attrs, ...children) => h('td', { role: 'cell', ...attrs }, ...children);
+    return h('table', { role: 'table', class: `lines-table${withExplain ? ' with-explain' : ''}` },
       h('caption', { class: 'visually-hidden', text: `Lines of invoice ${data.invoice_id}` }),
-      h('thead', {}, h('tr', {},
-        h('th', { scope: 'col', text: 'Category' }),
-        h('th', { scope: 'col', text: 'Description' }),
-        h('th', { scope: 'col', class: 'num', text: `Amount (${data.currency})` }))),
-      h('tbody', {}, (data.lines || []).map((line) => h('tr', {
-        class: 'line', 'data-category': line.category, 'data-description': line.description, 'data-amount': line.amount,
+      h('thead', { role: 'rowgroup' }, h('tr', { role: 'row' },
+        h('th', { role: 'columnheader', scope: 'col', text: 'Category' }),
+        h('th', { role: 'columnheader', scope: 'col', text: 'Description' }),
+        h('th', { role: 'columnheader', scope: 'col', class: 'num', text: `Amount (${data.currency})` }),
+        withExplain ? h('th', { role: 'columnheader', scope: 'col' }, h('span', { class: 'visually-hidden', text: 'Events' })) : null)),
+      h('tbody', { role: 'rowgroup' }, (data.lines || []).map((line) => h('tr', {
+        role: 'row', class: 'line', 'data-category': line.category, 'data-description': line.description, 'data-amount': line.amount,
       },
-      h('td', {}, h('span', { class: `category category-${line.category}`, text: CATEGORY_WORDS[line.category] || line.category })),
-      h('td', { class: 'line-description', text: lineDescription(line) }),
-      h('td', { class: 'num' }, amountNode(line.amount, 'detail'))))),
-      h('tfoot', {}, h('tr', {},
-        h('th', { scope: 'row', colspan: 2, text: 'Invoice total, rounded' }),
-        h('td', { class: 'num' }, amountNode(data.total, 'total')))));
+      cell({ class: 'line-category' }, h('span', { class: `category category-${line.category}`, text: CATEGORY_WORDS[line.category] || line.category })),
+      cell({ class: 'line-description', text: lineDescription(line) }),
+      cell({ class: 'num line-amount' }, amountNode(line.amount, 'detail')),
+      withExplain ? cell({ class: 'line-explain' },
+        explainButton(`${CATEGORY_WORDS[line.category] || line.category} line ${lineDescription(line)}`, line.amount,
+          () => lineSubject(data.invoice_id, line))) : null))),
+      h('tfoot', { role: 'rowgroup' }, h('tr', { role: 'row' },
+        h('th', { role: 'rowheader', scope: 'row', colspan: 2, text: 'Invoice total, rounded' }),
+        cell({ class: 'num line-amount' }, amountNode(data.total, 'total')),
+        withExplain ? cell({ class: 'line-explain' }) : null)));
   }
 
   const lineDescription = (line) => (line.category === 'adjustment' && MONTH_PATTERN.test(line.description)
@@ -1347,7 +1454,8 @@
         fact('Billed to', `${title} (${kind})`),
         fact('Billing account', full.billing_account || 'not assigned', full.billing_account ? 'mono' : 'missing'),
         fact('Billing period', billingPeriod(data.month)),
-        fact('Status', full.status === 'final' ? 'Final' : 'Draft')),
+        fact('Status', full.status === 'final' ? 'Final' : 'Draft'),
+        full.seal ? fact('Document hash', full.seal.document_hash, 'mono') : null),
       invoiceLinesTable(full),
       h('p', { class: 'doc-total' }, 'Total due ', amountNode(full.total, 'total')));
     document.body.classList.add('printing');
@@ -1368,10 +1476,10 @@
     return h('span', { class: 'download-group' }, button('csv', 'CSV'), button('focus', 'FOCUS'));
   }
 
-  async function download(path, fileName, button) {
+  async function download(path, fileName, button, accept = 'text/csv') {
     button.setAttribute('aria-busy', 'true');
     try {
-      const response = await request(`${orgBase()}/${path}`, undefined, 'text/csv');
+      const response = await request(`${orgBase()}/${path}`, undefined, accept);
       const url = URL.createObjectURL(await response.blob());
       const link = h('a', { href: url, download: fileName, class: 'visually-hidden' });
       document.body.append(link);
@@ -1383,6 +1491,236 @@
     } finally {
       button.removeAttribute('aria-busy');
     }
+  }
+
+  // ---------------------------------------------------------------------------------------
+  // Explanations: the ledger events behind one figure, listed in a modal dialog.
+  //
+  // A subject names the figure and where its events come from: { title, context, figure,
+  // rounded, path, filter, showLine }. `figure` is the exact string the page shows; `rounded`
+  // when it is an invoice total, i.e. the events' exact sum rounded to the minor unit; `filter`
+  // ({category, description}) picks one invoice line's events out of the whole invoice's;
+  // `showLine` adds a column naming the invoice line each event went into.
+
+  let explainRun = null; // the open explanation; a new one replaces it, closing clears it
+
+  function openExplain(subject, opener) {
+    if (explainRun) explainRun.controller.abort();
+    const columns = ['Sequence', 'Time', 'Kind', 'Provider', 'Resource',
+      ...(subject.showLine ? ['Invoice line'] : []), `Amount (${state.currency})`, 'Raw event'];
+    const run = {
+      subject, opener, columns: columns.length,
+      controller: new AbortController(),
+      rows: 0, sum: 0n, after: null, done: false, broken: false,
+      byEventId: new Map(), providers: providerNames(),
+      tbody: h('tbody', { role: 'rowgroup' }),
+    };
+    explainRun = run;
+    $('explain-title').textContent = subject.title;
+    $('explain-context').textContent = subject.context;
+    $('explain-figure').replaceChildren(subject.rounded ? 'Invoice total shown: ' : 'Figure shown: ',
+      amountNode(subject.figure, subject.rounded ? 'total' : 'exact'));
+    // Explicit roles: the narrow layout turns rows into grids, which would otherwise drop the
+    // table from the accessibility tree.
+    $('explain-body').replaceChildren(h('table', { role: 'table', class: `explain-table${subject.showLine ? ' with-line' : ''}` },
+      h('caption', { class: 'visually-hidden', text: `Ledger events behind ${subject.title.replace(/^Explain: /, '')}` }),
+      h('thead', { role: 'rowgroup' }, h('tr', { role: 'row' }, columns.map((c, i) => h('th', {
+        role: 'columnheader', scope: 'col', class: i === columns.length - 2 ? 'num' : null,
+      }, i === columns.length - 1 ? h('span', { class: 'visually-hidden', text: c }) : c)))),
+      run.tbody));
+    $('explain-check').replaceChildren();
+    delete $('explain-check').dataset.result;
+    const dialog = $('explain');
+    if (!dialog.open) dialog.showModal();
+    $('explain-body').scrollTop = 0;
+    loadExplainPage(run);
+  }
+
+  // Closing forgets the explanation: none of its figures stays in the page, hidden or not.
+  function closeExplain() {
+    if ($('explain').open) $('explain').close();
+    else forgetExplain();
+  }
+
+  function forgetExplain() {
+    const run = explainRun;
+    explainRun = null;
+    if (run) run.controller.abort();
+    for (const id of ['explain-body', 'explain-figure', 'explain-check']) $(id).replaceChildren();
+    delete $('explain-check').dataset.result;
+    setStatus($('explain-status'), '');
+    $('explain-more').hidden = true;
+    if (run && run.opener && run.opener.isConnected) run.opener.focus();
+  }
+
+  function providerNames() {
+    const names = new Map();
+    for (const cc of (state.structure && state.structure.cost_centers) || []) {
+      for (const ws of cc.workspaces || []) {
+        for (const p of ws.providers || []) names.set(p.provider_id, p.name);
+      }
+    }
+    return names;
+  }
+
+  // One "Load more": the next page of the figure's events, or for an invoice line the next
+  // pages of the invoice's until a page's worth of that line's events has been found.
+  async function loadExplainPage(run) {
+    const more = $('explain-more');
+    const { filter } = run.subject;
+    const pageEvents = filter ? EXPLAIN_SCAN_PAGE_EVENTS : EXPLAIN_PAGE_EVENTS;
+    const pagesMax = filter ? EXPLAIN_SCAN_PAGES_MAX : 1;
+    more.disabled = true;
+    more.setAttribute('aria-busy', 'true');
+    setStatus($('explain-status'), run.rows ? 'Loading more events…' : 'Loading events…');
+    let added = 0;
+    try {
+      for (let pages = 0; pages < pagesMax && !run.done && added < EXPLAIN_PAGE_EVENTS; pages++) {
+        const lines = await apiLines(orgUrl(run.subject.path, { after: run.after, limit: pageEvents }), run.controller.signal);
+        if (run !== explainRun) return;
+        for (const line of lines) {
+          run.after = line.sequence;
+          if (filter && (line.category !== filter.category || line.description !== filter.description)) continue;
+          addExplainRow(run, line);
+          added++;
+        }
+        if (lines.length < pageEvents) run.done = true;
+      }
+      setStatus($('explain-status'), '');
+    } catch (err) {
+      if (isAbort(err) || run !== explainRun) return;
+      if (err.code === 'bad_response') run.broken = true;
+      setStatus($('explain-status'), explain(err, 'The events behind this figure'), 'error');
+    }
+    more.disabled = false;
+    more.removeAttribute('aria-busy');
+    more.hidden = run.done || run.broken;
+    renderExplainCheck(run);
+  }
+
+  function eventKind(event) {
+    if (event.usage_recorded) return { key: 'usage', words: ['usage'] };
+    if (event.support_charged) return { key: 'support', words: ['support'] };
+    if (event.credit_applied) return { key: 'credit', words: ['credit'] };
+    if (event.event_voided) {
+      return { key: 'void', words: ['void', ' of ', h('span', { class: 'mono', text: event.event_voided.voided_event_id })] };
+    }
+    const payload = Object.keys(event).find((k) => !ENVELOPE_KEYS.has(k));
+    return { key: 'other', words: [payload ? payload.replace(/_/g, ' ') : 'event'] };
+  }
+
+  const noneCell = (cls) => h('td', { role: 'cell', class: cls }, h('span', { class: 'none', 'aria-hidden': 'true', text: '–' }),
+    h('span', { class: 'visually-hidden', text: 'none' }));
+
+  function addExplainRow(run, line) {
+    const amount = toScaled(line.amount, EXACT_DIGITS);
+    const event = line.event && typeof line.event === 'object' ? line.event : null;
+    if (amount === null || !event) {
+      throw new ApiError(200, 'bad_response', `the line of sequence ${line.sequence} has no event or no exact amount`);
+    }
+    run.byEventId.set(event.event_id, event);
+    const kind = eventKind(event);
+    // A void names only the event it reverses; that one posted into the same figure, earlier,
+    // unless the void landed in a later month as a late charge.
+    const about = kind.key === 'void' ? run.byEventId.get(event.event_voided.voided_event_id) : event;
+    const usage = about && about.usage_recorded;
+    const providerName = usage ? run.providers.get(usage.provider_id) : undefined;
+    const rawId = nextId('raw-event');
+    const toggle = h('button', {
+      type: 'button', class: 'button small raw-toggle', 'aria-expanded': 'false', 'aria-controls': rawId,
+      'aria-label': `JSON of event ${event.event_id}`, text: 'JSON',
+    });
+    const raw = h('tr', { role: 'row', id: rawId, class: 'raw-row', hidden: true },
+      h('td', { role: 'cell', colspan: run.columns }, h('pre', { class: 'raw-event', tabindex: 0, text: JSON.stringify(event, null, 2) })));
+    toggle.addEventListener('click', () => {
+      const open = toggle.getAttribute('aria-expanded') !== 'true';
+      toggle.setAttribute('aria-expanded', String(open));
+      raw.hidden = !open;
+    });
+    const occurred = String(event.occurred_at || '');
+    run.tbody.append(h('tr', {
+      role: 'row', class: 'event-row', 'data-sequence': line.sequence, 'data-amount': line.amount, 'data-kind': kind.key,
+      'data-event-id': event.event_id, 'data-category': line.category, 'data-description': line.description,
+    },
+    h('td', { role: 'cell', class: 'ev-seq mono', text: `#${line.sequence}` }),
+    h('td', { role: 'cell', class: 'ev-time' }, h('time', { datetime: occurred, text: occurred.replace('T', ' ') })),
+    h('td', { role: 'cell', class: 'ev-kind' }, h('span', { class: `kind kind-${kind.key}` }, ...kind.words)),
+    usage ? h('td', { role: 'cell', class: 'ev-provider', title: usage.provider_id, text: providerName || usage.provider_id }) : noneCell('ev-provider'),
+    usage ? h('td', { role: 'cell', class: 'ev-resource mono', text: usage.resource_id }) : noneCell('ev-resource'),
+    run.subject.showLine ? h('td', { role: 'cell', class: 'ev-line' },
+      h('span', { class: `category category-${line.category}`, text: CATEGORY_WORDS[line.category] || line.category }),
+      ' ', lineDescription(line)) : null,
+    h('td', { role: 'cell', class: 'ev-amount num' }, amountNode(line.amount, 'exact')),
+    h('td', { role: 'cell', class: 'ev-raw' }, toggle)), raw);
+    run.sum += amount;
+    run.rows++;
+  }
+
+  // Whether the listed events add up to the figure, exactly, once all of them are listed.
+  function renderExplainCheck(run) {
+    const check = $('explain-check');
+    const { figure, rounded } = run.subject;
+    const count = `${run.rows} event${run.rows === 1 ? '' : 's'}`;
+    const sum = fromScaled(run.sum, EXACT_DIGITS);
+    check.dataset.rows = String(run.rows);
+    check.dataset.sum = sum;
+    if (run.broken) {
+      check.dataset.result = 'error';
+      check.replaceChildren('The answer could not be read, so these events are not checked against the figure.');
+      return;
+    }
+    if (!run.done) {
+      check.dataset.result = 'partial';
+      check.replaceChildren(`${count} so far, adding up to `, amountNode(sum, 'exact'),
+        '. Load the rest to check them against the figure shown.');
+      return;
+    }
+    const shown = rounded ? roundDecimal(sum, state.minorDigits) : sum;
+    const target = toScaled(figure, EXACT_DIGITS);
+    const matches = target !== null && toScaled(shown, EXACT_DIGITS) === target;
+    check.dataset.result = matches ? 'match' : 'mismatch';
+    const mark = h('span', { class: 'check-mark', 'aria-hidden': 'true', text: matches ? '✓' : '!' });
+    if (matches) {
+      check.replaceChildren(mark, `${count} add up to `, amountNode(sum, 'exact'),
+        ...(rounded ? ['; rounded to the minor unit that is ', amountNode(figure, 'total'), ', the invoice total shown.'] : [', the figure shown.']));
+      return;
+    }
+    check.replaceChildren(mark, `Warning: the ${count} add up to `, amountNode(sum, 'exact'),
+      ...(rounded ? [' (rounded ', amountNode(shown, 'total'), ')'] : []),
+      ', but the figure shown is ', amountNode(figure, rounded ? 'total' : 'exact'),
+      '. The ledger may have changed since the page loaded: reload it and explain again.');
+  }
+
+  function itemSubject(month, item, label, category, node) {
+    const trail = [];
+    for (let li = node.parentElement.closest('li.item'); li; li = li.parentElement.closest('li.item')) {
+      trail.unshift(itemLabelText({ label: li.dataset.label }, category, Number(li.dataset.depth)));
+    }
+    return {
+      title: `Explain: ${label}`,
+      context: `${monthLong(month)} · ${CATEGORY_WORDS[category] || category} · ${[...trail, label].join(' › ')}`,
+      figure: item.amount, rounded: false, filter: null, showLine: false,
+      path: `usage-history/${encodeURIComponent(month)}/items/${encodeURIComponent(item.id)}/events`,
+    };
+  }
+
+  // `name` follows the visible word in the button's accessible name ("Explain total of ...").
+  function explainButton(name, figure, subject, word = 'Explain') {
+    const button = h('button', {
+      type: 'button', class: 'button small explain', 'aria-haspopup': 'dialog',
+      'aria-label': `${word} ${name}: the ledger events behind ${formatMoney(figure)}`, text: word,
+    });
+    button.addEventListener('click', () => openExplain(subject(), button));
+    return button;
+  }
+
+  function wireExplainDialog() {
+    const dialog = $('explain');
+    $('explain-close').addEventListener('click', () => dialog.close());
+    $('explain-more').addEventListener('click', () => { if (explainRun) loadExplainPage(explainRun); });
+    dialog.addEventListener('close', forgetExplain);
+    // A click on the backdrop (the dialog box itself, outside its frame) closes it too.
+    dialog.addEventListener('click', (event) => { if (event.target === dialog) dialog.close(); });
   }
 
   // ---------------------------------------------------------------------------------------
@@ -1574,6 +1912,7 @@
       lastWidth = width;
     }).observe($('chart'));
 
+    wireExplainDialog();
     adoptUrl();
   }
 

@@ -33,15 +33,14 @@ trap 'for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; wait "$p" 2>/dev/
 # $(...) subshell, so that its pid reaches the EXIT trap.
 start_ledgerd() {
   local name=$1; shift
-  # Created here, so the wait below never reads a file the background start has not made yet.
-  : >"$tmp/$name.out"
   "$BUILD_DIR/ledgerd" --data-dir "$tmp/$name" --http 127.0.0.1:0 --no-access-log "$@" \
     >"$tmp/$name.out" 2>"$tmp/$name.err" &
   pids+=($!)
   local pid=$!
   url=""
   for _ in $(seq 1 300); do
-    url=$(sed -n 's/^listening on //p' "$tmp/$name.out")
+    # The background child creates the file; until it has, there is nothing to read yet.
+    url=$(sed -n 's/^listening on //p' "$tmp/$name.out" 2>/dev/null || true)
     [ -n "$url" ] && break
     kill -0 $pid 2>/dev/null || { cat "$tmp/$name.err" >&2; exit 1; }
     sleep 0.1
