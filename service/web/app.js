@@ -30,6 +30,8 @@
   const USAGE_LEVELS = ['service', 'provider', 'resource', 'SKU'];
   const CATEGORY_WORDS = { usage: 'Usage', support: 'Support', credit: 'Credit', adjustment: 'Late charge' };
   const SVG_NS = 'http://www.w3.org/2000/svg';
+  // The chart's one fill pattern: forecast bars are hatched so they never read as billed.
+  const FORECAST_HATCH_ID = 'forecast-hatch';
   // A downloaded file's object URL is released after the browser has had time to start saving it.
   const DOWNLOAD_URL_LIFETIME_MS = 60_000;
   // Events asked for per "Load more" in an explanation: a page a reader can scan, and far
@@ -59,6 +61,7 @@
     structure: null,    // GET /v1/orgs/{org}
     dashboard: null,
     history: null,
+    alerts: null,       // GET .../alerts: every month's, filtered when shown
     currency: '',
     minorDigits: 2,
   };
@@ -384,6 +387,9 @@
     $('chart').replaceChildren();
     $('chart-table').replaceChildren();
     $('chart-table-box').hidden = true;
+    state.alerts = null;
+    $('alerts-list').replaceChildren();
+    $('alerts').hidden = true;
     $('history-body').replaceChildren();
     $('invoices-body').replaceChildren();
     $('invoice-month').replaceChildren();
@@ -446,12 +452,14 @@
         unknownCostCenter();
         return;
       }
-      const [dashboard, history] = await Promise.all([
+      // The alerts come in the same load as the chart, so a failure of either clears both.
+      const [dashboard, history, alerts] = await Promise.all([
         api(orgUrl('dashboard', { months: state.months, cost_center: state.costCenter }), signal),
         api(orgUrl('usage-history', { months: state.months }), signal),
+        api(orgUrl('alerts'), signal),
       ]);
       if (gen !== generation) return;
-      showView(dashboard, history);
+      showView(dashboard, history, alerts);
       await applySelection(gen);
     } catch (err) {
       if (isAbort(err) || gen !== generation) return;
@@ -459,15 +467,17 @@
     }
   }
 
-  function showView(dashboard, history) {
+  function showView(dashboard, history, alerts) {
     state.dashboard = dashboard;
     state.history = history;
+    state.alerts = alerts;
     state.currency = dashboard.currency;
     const anyTotal = history.months.find((m) => parseDecimal(m.total));
     state.minorDigits = anyTotal ? (parseDecimal(anyTotal.total).fraction.length) : currencyAffixes(state.currency).digits;
     renderKpis(dashboard);
     drawChart();
     renderChartTable(dashboard);
+    renderAlerts(dashboard, alerts);
     renderHistory(history);
     fillInvoiceMonths(history);
     for (const id of SECTIONS) setStatus($(`${id}-status`), '');
@@ -521,6 +531,9 @@
     return state.costCenter ? `cost center ${costCenterWords(state.costCenter)}` : 'the whole organization';
   }
 
+  // Budgets and forecasts are null where the month has none (no budget; a closed month).
+  const hasFigure = (text) => text !== null && text !== undefined;
+
   function renderKpis(data) {
     const billed = data.months.map((m) => m.billed);
     const total = sumDecimals(billed);
@@ -528,7 +541,7 @@
     let peak = -1;
     data.months.forEach((m, i) => { if (peak < 0 || compareDecimals(m.billed, data.months[peak].billed) > 0) peak = i; });
     $('dashboard-sub').textContent = `Sum of each month's invoice totals for ${scopeWords()}, in ${data.currency}. Select a bar to open its month.`;
-    const kpi = (label, value, note) => h('div', { class: 'kpi' },
+    const kpi = (label, value, note, kind) => h('div', { class: 'kpi', 'data-kpi': kind || null },
       h('dt', { text: label }),
       h('dd', {}, amountNode(value, 'total')),
       note ? h('dd', { class: 'kpi-note', text: note }) : null);
@@ -536,8 +549,16 @@
     if (total !== null) items.push(kpi(`Billed, last ${data.months.length} months`, total, scopeWords()));
     if (last) items.push(kpi('Latest month', last.billed, monthLong(last.month)));
     if (peak >= 0) items.push(kpi('Highest month', data.months[peak].billed, monthLong(data.months[peak].month)));
+    if (last && hasFigure(last.forecast)) items.push(kpi(`Forecast, ${monthLong(last.month)}`, last.forecast, forecastNote(last), 'forecast'));
     $('kpis').replaceChildren(...items);
     $('kpis').hidden = items.length === 0;
+  }
+
+  // "170.0% of the BHD 80.000 budget": how the open month's forecast stands against its budget.
+  function forecastNote(m) {
+    if (!hasFigure(m.budget)) return `No budget set for ${scopeWords()}`;
+    const share = shareOf(m.forecast, m.budget);
+    return share ? `${share} of the ${formatMoney(m.budget)} budget` : `Budget ${formatMoney(m.budget)}`;
   }
 
   // Round gridline steps (1, 2, 2.5, 5 times a power of ten), never finer than the minor unit.
@@ -568,10 +589,20 @@
     }
   }
 
-  // Width of a label in px, near enough for deciding what fits (system sans at `size` px).
-  const textWidth = (text, size) => text.length * size * 0.6;
+  // Width of a label in px, for deciding what fits: measured in the page's own font (bar
+  // amounts are bold), since a per-character guess is too narrow for capitals such as a
+  // currency code ("BHD 10.250"). The guess remains where a canvas cannot measure.
+  let measureContext = null;
+  function textWidth(text, size, weight = 400) {
+    if (measureContext === null) measureContext = document.createElement('canvas').getContext('2d') || false;
+    if (!measureContext) return text.length * size * 0.6;
+    measureContext.font = `${weight} ${size}px ${getComputedStyle(document.body).fontFamily}`;
+    return measureContext.measureText(text).width;
+  }
 
-  // The month chart, redrawn whole for the current dashboard and the container's width.
+  // The month chart, redrawn whole for the current dashboard and the container's width: the
+  // legend above it, then the billed bars with each open month's forecast behind its bar, and
+  // the budget as a step line over them.
   function drawChart() {
     const data = state.dashboard;
     const container = $('chart');
@@ -579,16 +610,18 @@
     const layout = chartLayout(data.months, Math.max(260, Math.round(container.clientWidth || 960)));
     const chart = chartFrame(data, layout);
     chart.append(chartGrid(layout));
-    chart.append(...chartBars(data.months, layout));
-    container.replaceChildren(chart);
+    const [bars, texts] = chartBars(data.months, layout);
+    chart.append(bars, budgetLine(data.months, layout), texts);
+    container.replaceChildren(chartLegend(data.months), chart);
     container.dataset.width = String(layout.width);
   }
 
   // Sizes, margins, the value scale and its tick texts, and y() from a value to a pixel row.
+  // The scale covers budgets and forecasts too, so neither line nor ghost bar leaves the plot.
   function chartLayout(months, width) {
     const narrow = width < 560;
     const height = narrow ? 240 : 300;
-    const values = months.map((m) => Number(m.billed));
+    const values = months.flatMap((m) => [m.billed, m.budget, m.forecast]).filter(hasFigure).map(Number);
     const scale = niceScale(Math.min(0, ...values), Math.max(0, ...values), Math.pow(10, -state.minorDigits));
     const tickTexts = scale.ticks.map(compactMoney);
     const margin = { top: 26, right: 8, bottom: 44, left: 12 + Math.max(...tickTexts.map((t) => textWidth(t, 11))) };
@@ -598,7 +631,16 @@
     return { width, height, scale, tickTexts, margin, plotWidth, y };
   }
 
-  // The <svg> with its accessible name and a description listing every month's figure.
+  // One month's figures in words, for its tooltip, its button name and the chart description.
+  function monthFigures(m) {
+    const parts = [`${formatMoney(m.billed)} billed`];
+    if (hasFigure(m.forecast)) parts.push(`forecast ${formatMoney(m.forecast)}`);
+    if (hasFigure(m.budget)) parts.push(`budget ${formatMoney(m.budget)}`);
+    return `${monthLong(m.month)}: ${parts.join(', ')}`;
+  }
+
+  // The <svg> with its accessible name, a description listing every month's figures, and the
+  // hatch the forecast bars are filled with.
   function chartFrame(data, layout) {
     const { width, height } = layout;
     const months = data.months;
@@ -609,8 +651,25 @@
     });
     chart.append(
       svg('title', { id: 'chart-title', text: `Billed per month in ${data.currency}, ${scopeWords()}` }),
-      svg('desc', { id: 'chart-desc', text: months.map((m) => `${monthLong(m.month)}: ${formatMoney(m.billed)}`).join('; ') }));
+      svg('desc', { id: 'chart-desc', text: months.map(monthFigures).join('; ') }),
+      svg('defs', {}, svg('pattern', {
+        id: FORECAST_HATCH_ID, class: 'forecast-hatch', width: 6, height: 6, patternUnits: 'userSpaceOnUse', patternTransform: 'rotate(45)',
+      }, svg('rect', { class: 'hatch-ground', width: 6, height: 6 }), svg('line', { class: 'hatch-line', x1: 0, y1: 0, x2: 0, y2: 6 }))));
     return chart;
+  }
+
+  // What the marks mean. HTML rather than SVG text, so it wraps on a narrow screen instead of
+  // running into the bars; series the period does not have are left out, and a missing budget
+  // is said in words.
+  function chartLegend(months) {
+    const item = (series, text) => h('li', { class: `legend-item legend-${series}`, 'data-series': series },
+      h('span', { class: 'swatch', 'aria-hidden': 'true' }), text);
+    return h('ul', { class: 'chart-legend', 'aria-label': 'Chart legend' },
+      item('billed', 'Billed'),
+      months.some((m) => hasFigure(m.forecast)) ? item('forecast', 'Forecast (open months)') : null,
+      months.some((m) => hasFigure(m.budget))
+        ? item('budget', 'Budget')
+        : h('li', { class: 'legend-item legend-none', 'data-series': 'none', text: `No budget set for ${scopeWords()}` }));
   }
 
   // Horizontal lines at the scale's ticks, each with its compact amount.
@@ -631,48 +690,91 @@
     const slot = plotWidth / Math.max(1, months.length);
     const barWidth = Math.min(56, slot * 0.64);
     const labels = barLabels(months, slot);
-    // Month names are thinned to every k-th when they would touch their neighbours.
+    // Month names are thinned to every k-th when they would touch their neighbours, counted
+    // from a January, so that Januaries (which carry the year) are among those kept whenever
+    // k divides twelve; a January forced in beside a kept December would overlap it.
     const every = Math.max(1, Math.ceil(30 / slot));
+    const phase = Math.max(0, months.findIndex((m) => m.month.endsWith('-01'))) % every;
     const bars = svg('g', { class: 'bars' });
     const texts = svg('g', { class: 'bar-texts', 'aria-hidden': 'true' });
     months.forEach((m, i) => {
-      const parts = barGroup(m, i, { x0: margin.left + i * slot, slot, barWidth, y, height, margin, label: labels[i], showMonth: i % every === 0 || m.month.endsWith('-01') && every < 3 });
+      const parts = barGroup(m, i, { x0: margin.left + i * slot, slot, barWidth, y, height, margin, label: labels[i], showMonth: i % every === phase, firstShown: phase });
       bars.append(parts.group);
       texts.append(...parts.texts);
     });
     return [bars, texts];
   }
 
+  // The budget as a step line: a level across each month's whole column, a riser where the
+  // next month's budget differs, and a gap where a month has none. Drawn over the bars (a
+  // budget hidden behind a tall bar would read as no budget) and clicked through.
+  function budgetLine(months, { plotWidth, margin, y }) {
+    const slot = plotWidth / Math.max(1, months.length);
+    const layer = svg('g', { class: 'budget-layer', 'aria-hidden': 'true' });
+    let previous = null; // the previous month's level, null after a month without a budget
+    months.forEach((m, i) => {
+      if (!hasFigure(m.budget)) {
+        previous = null;
+        return;
+      }
+      const x0 = margin.left + i * slot;
+      const level = y(Number(m.budget)).toFixed(2);
+      if (previous !== null && previous !== level) {
+        layer.append(svg('line', { class: 'budget-riser', x1: x0.toFixed(2), x2: x0.toFixed(2), y1: previous, y2: level }));
+      }
+      layer.append(svg('line', {
+        class: 'budget-step', x1: x0.toFixed(2), x2: (x0 + slot).toFixed(2), y1: level, y2: level,
+        'data-month': m.month, 'data-budget': m.budget,
+      }));
+      previous = level;
+    });
+    return layer;
+  }
+
   // Full amounts where they fit above every bar, else compact ones, else none.
   function barLabels(months, slot) {
     const full = months.map((m) => formatMoney(m.billed));
-    if (full.every((t) => textWidth(t, 11) <= slot - 4)) return full.map((text) => ({ text, size: 11 }));
+    if (full.every((t) => textWidth(t, 11, 600) <= slot - 4)) return full.map((text) => ({ text, size: 11 }));
     const compact = months.map((m) => compactMoney(Number(m.billed)));
-    if (compact.every((t) => textWidth(t, 10) <= slot - 2)) return compact.map((text) => ({ text, size: 10 }));
+    if (compact.every((t) => textWidth(t, 10, 600) <= slot - 2)) return compact.map((text) => ({ text, size: 10 }));
     return months.map(() => null);
   }
 
+  // A bar from zero to `value` at `x` as {y, height}; at least a pixel unless the value is zero.
+  function barSpan(text, y) {
+    const zeroY = y(0);
+    const valueY = y(Number(text));
+    return { top: Math.min(valueY, zeroY), height: Math.max(isZero(text) ? 0 : 1, Math.abs(zeroY - valueY)) };
+  }
+
   function barGroup(m, i, g) {
-    const value = Number(m.billed);
     const x = g.x0 + (g.slot - g.barWidth) / 2;
-    const zeroY = g.y(0);
-    const top = Math.min(g.y(value), zeroY);
-    const barHeight = Math.max(isZero(m.billed) ? 0 : 1, Math.abs(zeroY - g.y(value)));
+    const { top, height: barHeight } = barSpan(m.billed, g.y);
     const negative = isNegative(m.billed);
     const selected = m.month === state.month;
     const group = svg('g', {
       class: `bar-group${selected ? ' selected' : ''}`,
       role: 'button', tabindex: 0, 'data-month': m.month,
-      'aria-label': `${monthLong(m.month)}: ${formatMoney(m.billed)} billed. Open this month.`,
+      'data-budget': hasFigure(m.budget) ? m.budget : null, 'data-forecast': hasFigure(m.forecast) ? m.forecast : null,
+      'aria-label': `${monthFigures(m)}. Open this month.`,
       'aria-pressed': selected ? 'true' : 'false',
-    });
+    }, svg('title', { text: monthFigures(m) }));
     // The whole column is the click target, not only the (possibly tiny) bar.
     group.append(svg('rect', { class: 'hit', x: g.x0.toFixed(2), y: g.margin.top, width: g.slot.toFixed(2), height: g.height - g.margin.top }));
+    // The forecast is a hatched ghost of the bar, behind it: what shows above the bar is what
+    // the rest of the month is expected to add.
+    if (hasFigure(m.forecast)) {
+      const ghost = barSpan(m.forecast, g.y);
+      group.append(svg('rect', {
+        class: 'forecast', x: x.toFixed(2), y: ghost.top.toFixed(2), width: g.barWidth.toFixed(2), height: ghost.height.toFixed(2),
+        'data-month': m.month, 'data-forecast': m.forecast,
+      }));
+    }
     group.append(svg('rect', {
       class: negative ? 'bar negative' : 'bar',
       x: x.toFixed(2), y: top.toFixed(2), width: g.barWidth.toFixed(2), height: barHeight.toFixed(2),
       rx: Math.min(3, g.barWidth / 6).toFixed(2), 'data-month': m.month, 'data-billed': m.billed,
-    }, svg('title', { text: `${monthLong(m.month)}: ${formatMoney(m.billed)} billed` })));
+    }));
     const texts = [];
     if (g.label) {
       texts.push(svg('text', {
@@ -687,7 +789,7 @@
       const cx = (g.x0 + g.slot / 2).toFixed(2);
       const label = svg('text', { class: `month-label${selected ? ' selected' : ''}`, 'data-month': m.month, x: cx, y: g.height - g.margin.bottom + 18, 'text-anchor': 'middle' },
         svg('tspan', { text: name }));
-      if (i === 0 || m.month.endsWith('-01')) label.append(svg('tspan', { x: cx, dy: 15, class: 'year', text: year }));
+      if (i === g.firstShown || m.month.endsWith('-01')) label.append(svg('tspan', { x: cx, dy: 15, class: 'year', text: year }));
       texts.push(label);
     }
     const open = () => selectMonth(m.month, { push: true, scroll: true });
@@ -701,14 +803,27 @@
     return { group, texts };
   }
 
+  // A table cell for an amount that may be absent: a quiet dash, and `none` in words.
+  function optionalAmountCell(text, series, noneWords) {
+    if (hasFigure(text)) return h('td', { class: `num c-${series}` }, amountNode(text, 'total'));
+    return h('td', { class: `num c-${series} none`, 'data-none': 'true' },
+      h('span', { 'aria-hidden': 'true', text: '–' }), h('span', { class: 'visually-hidden', text: noneWords }));
+  }
+
   // The chart's figures as a real table: exact, and the chart's text alternative.
   function renderChartTable(data) {
     $('chart-table').replaceChildren(h('table', { class: 'data-table' },
-      h('caption', { text: `Billed per month for ${scopeWords()}, ${data.currency}` }),
-      h('thead', {}, h('tr', {}, h('th', { scope: 'col', text: 'Month' }), h('th', { scope: 'col', class: 'num', text: 'Billed' }))),
+      h('caption', { text: `Billed, budget and forecast per month for ${scopeWords()}, ${data.currency}` }),
+      h('thead', {}, h('tr', {},
+        h('th', { scope: 'col', text: 'Month' }),
+        h('th', { scope: 'col', class: 'num', text: 'Billed' }),
+        h('th', { scope: 'col', class: 'num', text: 'Budget' }),
+        h('th', { scope: 'col', class: 'num', text: 'Forecast' }))),
       h('tbody', {}, data.months.map((m) => h('tr', { 'data-month': m.month },
         h('th', { scope: 'row', text: monthLong(m.month) }),
-        h('td', { class: 'num' }, amountNode(m.billed, 'total')))))));
+        h('td', { class: 'num c-billed' }, amountNode(m.billed, 'total')),
+        optionalAmountCell(m.budget, 'budget', 'no budget'),
+        optionalAmountCell(m.forecast, 'forecast', 'no forecast (closed month)'))))));
     $('chart-table-box').hidden = false;
   }
 
@@ -721,6 +836,59 @@
     for (const text of document.querySelectorAll('#chart .bar-texts text')) {
       text.classList.toggle('selected', text.dataset.month === state.month);
     }
+  }
+
+  // ---------------------------------------------------------------------------------------
+  // Budget alerts: what GET .../alerts raised for the months the chart shows, newest first.
+
+  // The alerts the view shows: those of the chart's months, and with a cost center chosen only
+  // that cost center's budgets (an organization budget covers more than the chart then shows).
+  function alertsInView(dashboard, alerts) {
+    const months = new Set(dashboard.months.map((m) => m.month));
+    return (alerts.alerts || [])
+      .filter((a) => months.has(a.month) && (!state.costCenter || a.cost_center_id === state.costCenter))
+      .sort(newestAlertFirst);
+  }
+
+  // Newest by ledger sequence; alerts raised by one event in a fixed order (the API leaves it open).
+  function newestAlertFirst(a, b) {
+    return b.sequence - a.sequence
+      || b.month.localeCompare(a.month)
+      || a.budget_id.localeCompare(b.budget_id)
+      || a.kind.localeCompare(b.kind)
+      || b.threshold - a.threshold;
+  }
+
+  function renderAlerts(dashboard, alerts) {
+    const shown = alertsInView(dashboard, alerts);
+    const scope = state.costCenter ? `budgets of ${scopeWords()}` : 'budgets of the organization and its cost centers';
+    $('alerts-sub').textContent = `Raised when a budget's charges reach one of its thresholds, or the month's forecast reaches the budget; ${scope}, last ${dashboard.months.length} months, newest first.`;
+    $('alerts-list').replaceChildren(...(shown.length
+      ? shown.map(alertItem)
+      : [h('li', { class: 'status empty alerts-empty', text: `No budget alerts for ${scopeWords()} in these ${dashboard.months.length} months.` })]));
+    $('alerts').dataset.count = String(shown.length);
+    $('alerts').hidden = false;
+  }
+
+  function alertItem(a) {
+    const actual = a.kind === 'actual';
+    const budgetWho = a.cost_center_id ? `cost center ${costCenterWords(a.cost_center_id)}` : 'the whole organization';
+    const headline = actual
+      ? `Actual charges reached ${a.threshold}% of budget `
+      : 'Forecast reached budget ';
+    return h('li', {
+      class: `alert alert-${actual ? 'actual' : 'forecast'}`, 'data-alert-id': a.alert_id, 'data-budget-id': a.budget_id,
+      'data-cost-center': a.cost_center_id || '', 'data-month': a.month, 'data-kind': a.kind,
+      'data-threshold': a.threshold, 'data-budget': a.budget, 'data-amount': a.amount, 'data-sequence': a.sequence,
+    },
+    h('span', { class: `alert-kind alert-kind-${actual ? 'actual' : 'forecast'}`, text: `${actual ? 'Actual' : 'Forecast'} ${a.threshold}%` }),
+    h('div', { class: 'alert-main' },
+      h('p', { class: 'alert-text' }, headline, h('span', { class: 'mono budget-id', text: a.budget_id })),
+      h('p', { class: 'alert-meta' },
+        h('time', { datetime: a.month, text: monthLong(a.month) }), ` · ${budgetWho} · ledger sequence ${a.sequence}`)),
+    h('p', { class: 'alert-figures' },
+      amountNode(a.amount, 'total', { extraClass: 'alert-amount' }), actual ? ' charged of ' : ' forecast against ',
+      amountNode(a.budget, 'total', { extraClass: 'alert-budget' })));
   }
 
   // ---------------------------------------------------------------------------------------

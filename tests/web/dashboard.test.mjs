@@ -5,9 +5,11 @@
 // add up to the figure, checked here in BigInt.
 //
 // Needs services loaded with tests/golden/events.ndjson (org `acme`, PER_COST_CENTER 2026-01;
-// `kaiju-jp` in JPY). Env: LEDGER_URL (required, open service), LEDGER_AUTH_URL and
+// `kaiju-jp` in JPY), then tests/golden/budgets/events.ndjson (`noor.bh` and `hoshi.jp` with
+// budgets, forecasts and alerts). Env: LEDGER_URL (required, open service), LEDGER_AUTH_URL and
 // LEDGER_AUTH_TOKEN (optional: a service with access tokens and a viewer token for acme),
-// SCREENSHOT_DIR (default <repo>/build/screenshots), CHROMIUM_PATH (default /usr/bin/chromium).
+// LEDGER_BUDGETS_DIR (default <repo>/tests/golden/budgets), SCREENSHOT_DIR (default
+// <repo>/build/screenshots), CHROMIUM_PATH (default /usr/bin/chromium).
 // Run: tests/web/run.sh build (starts both services).
 
 import { test, before, after } from 'node:test';
@@ -31,6 +33,14 @@ const JPY_ORG = 'kaiju-jp';
 // The golden example switches acme to PER_COST_CENTER during this month.
 const PER_COST_CENTER_MONTH = '2026-01';
 const WIDTHS = [1440, 1024, 390];
+// The budgets example: its expected answers are for `months=3&end=2026-03`, and 2026-03 is the
+// latest month of both orgs, so the page's `months=3` asks exactly that.
+const BUDGETS_DIR = path.resolve(process.env.LEDGER_BUDGETS_DIR || path.join(HERE, '..', 'golden', 'budgets'));
+const BUDGET_ORG = 'noor.bh';
+const BUDGET_JPY_ORG = 'hoshi.jp';
+const BUDGET_MONTHS = 3;
+// The page's period when the address names none.
+const DEFAULT_MONTHS_SHOWN = 6;
 
 // Every wait has a deadline so a broken page fails the run instead of hanging it.
 const STEP_TIMEOUT_MS = 15_000;
@@ -914,6 +924,230 @@ test('Explain sends the access token like every other request', { timeout: TEST_
     await page.waitForSelector('#banner:not([hidden])');
   } finally {
     expectingHttpErrors = false;
+  }
+});
+
+// ---- Budgets, forecasts and alerts (the budgets example) ----------------------------------
+
+// The `response` of expected/<org>/<name>.json in the budgets example.
+async function expected(org, name) {
+  return JSON.parse(await readFile(path.join(BUDGETS_DIR, 'expected', org, `${name}.json`), 'utf8')).response;
+}
+
+const budgetPage = (org, query = '') => `?org=${encodeURIComponent(org)}&months=${BUDGET_MONTHS}${query}`;
+
+// The chart and its table as the page shows them: the table's cells, the bars, the forecast
+// ghost bars and the budget line's steps, with the geometry needed to check their heights.
+async function readBudgetChart() {
+  return page.evaluate(() => {
+    const cell = (tr, series) => {
+      const td = tr.querySelector(`td.c-${series}`);
+      return td.dataset.none === 'true' ? null : td.querySelector('.amount').getAttribute('data-amount');
+    };
+    const num = (el, name) => Number(el.getAttribute(name));
+    return {
+      table: [...document.querySelectorAll('#chart-table tbody tr')].map((tr) => ({
+        month: tr.dataset.month, billed: cell(tr, 'billed'), budget: cell(tr, 'budget'), forecast: cell(tr, 'forecast'),
+      })),
+      zeroY: num(document.querySelector('#chart .grid line.baseline'), 'y1'),
+      topY: Math.min(...[...document.querySelectorAll('#chart .grid line')].map((l) => num(l, 'y1'))),
+      bars: [...document.querySelectorAll('#chart rect.bar')].map((r) => ({
+        month: r.dataset.month, billed: r.dataset.billed, height: num(r, 'height'),
+      })),
+      forecasts: [...document.querySelectorAll('#chart rect.forecast')].map((r) => ({
+        month: r.dataset.month, forecast: r.dataset.forecast, top: num(r, 'y'), height: num(r, 'height'),
+        painted: getComputedStyle(r).fill !== 'none' && getComputedStyle(r).stroke !== 'none',
+      })),
+      steps: [...document.querySelectorAll('#chart line.budget-step')].map((l) => ({
+        month: l.dataset.month, budget: l.dataset.budget, y1: num(l, 'y1'), y2: num(l, 'y2'), length: num(l, 'x2') - num(l, 'x1'),
+        stroke: getComputedStyle(l).stroke, strokeWidth: parseFloat(getComputedStyle(l).strokeWidth),
+      })),
+      legend: [...document.querySelectorAll('#chart .chart-legend li')].map((li) => li.dataset.series),
+    };
+  });
+}
+
+// The page's chart and table equal the expected dashboard answer: every figure exactly in the
+// table, one ghost bar per forecast and one budget step per budget at the height of its value.
+function assertBudgetChart(view, truth, what) {
+  assert.deepEqual(view.table, truth.months.map(({ month, billed, budget, forecast }) => ({ month, billed, budget, forecast })),
+    `${what}: the table shows every month's billed, budget and forecast exactly`);
+  assert.deepEqual(view.bars.map((b) => [b.month, b.billed]), truth.months.map((m) => [m.month, m.billed]), `${what}: one bar per month`);
+  const withForecast = truth.months.filter((m) => m.forecast !== null);
+  const withBudget = truth.months.filter((m) => m.budget !== null);
+  assert.deepEqual(view.forecasts.map((f) => [f.month, f.forecast]), withForecast.map((m) => [m.month, m.forecast]),
+    `${what}: one forecast bar per open month`);
+  assert.deepEqual(view.steps.map((s) => [s.month, s.budget]), withBudget.map((m) => [m.month, m.budget]),
+    `${what}: one budget step per month with a budget, none where it is null`);
+  // Pixels per currency unit, from the tallest bar.
+  const tallest = view.bars.reduce((a, b) => (Number(b.billed) > Number(a.billed) ? b : a));
+  const perUnit = tallest.height / Number(tallest.billed);
+  // The scale covers budgets and forecasts: nothing rises above the top gridline.
+  for (const top of [...view.forecasts.map((f) => f.top), ...view.steps.map((s) => s.y1)]) {
+    assert.ok(top >= view.topY - 0.5, `${what}: budgets and forecasts stay inside the scale`);
+  }
+  for (const f of view.forecasts) {
+    assert.ok(f.painted, `${what}: the forecast bar of ${f.month} is painted`);
+    assert.ok(Math.abs(f.height - Number(f.forecast) * perUnit) <= 1, `${what}: the forecast bar of ${f.month} reaches ${f.forecast}`);
+  }
+  for (const s of view.steps) {
+    assert.equal(s.y1, s.y2, `${what}: the budget step of ${s.month} is level`);
+    assert.ok(Math.abs(view.zeroY - s.y1 - Number(s.budget) * perUnit) <= 1, `${what}: the budget step of ${s.month} is at ${s.budget}`);
+    assert.ok(s.stroke !== 'none' && s.strokeWidth >= 2 && s.length > 10, `${what}: the budget step of ${s.month} is visible`);
+  }
+  const legend = ['billed', ...(withForecast.length ? ['forecast'] : []), withBudget.length ? 'budget' : 'none'];
+  assert.deepEqual(view.legend, legend, `${what}: the legend names what is drawn`);
+}
+
+test('the chart draws noor.bh\'s budget as a step line and open months\' forecasts as ghost bars, with the golden figures in its table', { timeout: TEST_TIMEOUT_MS }, async () => {
+  await setWidth(1440);
+  for (const [name, costCenter] of [['dashboard', ''], ['dashboard-cc-app', 'cc-app'], ['dashboard-cc-data', 'cc-data']]) {
+    await openPage(budgetPage(BUDGET_ORG, costCenter ? `&cost_center=${costCenter}` : ''));
+    await waitForChart(BUDGET_MONTHS, costCenter);
+    assertBudgetChart(await readBudgetChart(), await expected(BUDGET_ORG, name), `${BUDGET_ORG} ${name}`);
+  }
+  // The whole organization: budget 100 in January, 80 after, so one riser; the forecast of
+  // March stands against its budget in the key figures and in the bar's name.
+  await openPage(budgetPage(BUDGET_ORG));
+  await waitForChart(BUDGET_MONTHS);
+  const view = await readBudgetChart();
+  assert.ok(view.steps[0].y1 < view.steps[1].y1, 'January\'s higher budget is drawn higher');
+  assert.equal(await page.locator('#chart line.budget-riser').count(), 1, 'one riser where the budget changes');
+  assert.equal(await page.locator('#kpis [data-kpi="forecast"] .amount').getAttribute('data-amount'), '136.000');
+  assert.match(await page.textContent('#kpis [data-kpi="forecast"]'), /Forecast, March 2026.*170\.0% of the .*80\.000 budget/);
+  const name = await page.getAttribute('#chart .bar-group[data-month="2026-03"]', 'aria-label');
+  assert.match(name, /^March 2026: .*16\.000 billed, forecast .*136\.000, budget .*80\.000\. Open this month\.$/);
+
+  // hoshi.jp's latest month is 2026-01 (its last charge), where the page's period ends: its
+  // row is the golden one, and the months before it are the service's.
+  await openPage(budgetPage(BUDGET_JPY_ORG));
+  await waitForChart(BUDGET_MONTHS);
+  const jpy = await readBudgetChart();
+  assertBudgetChart(jpy, await api(orgPath(`dashboard?months=${BUDGET_MONTHS}`, BUDGET_JPY_ORG)), `${BUDGET_JPY_ORG} dashboard`);
+  const golden = (await expected(BUDGET_JPY_ORG, 'dashboard')).months.find((m) => m.month === '2026-01');
+  assert.deepEqual(jpy.table.find((m) => m.month === '2026-01'), golden, `${BUDGET_JPY_ORG}: January is the golden month`);
+  assert.equal(await page.textContent('#chart-table tr[data-month="2026-01"] td.c-forecast'), '¥124,012');
+});
+
+// The alerts the page lists, in its order.
+const readAlerts = () => page.$$eval('#alerts-list li.alert', (items) => items.map((li) => ({
+  alert_id: li.dataset.alertId, budget_id: li.dataset.budgetId, cost_center_id: li.dataset.costCenter || null,
+  month: li.dataset.month, kind: li.dataset.kind, threshold: Number(li.dataset.threshold),
+  budget: li.querySelector('.alert-budget').getAttribute('data-amount'),
+  amount: li.querySelector('.alert-amount').getAttribute('data-amount'),
+  sequence: Number(li.dataset.sequence), text: li.textContent,
+})));
+
+// The listed alerts are the expected ones, newest first. The example was loaded after the main
+// one, so its sequences are the expected ones plus one offset; alert ids are the service's.
+async function assertAlerts(shown, truth, org, what) {
+  const key = (a) => `${a.budget_id} ${a.month} ${a.kind} ${a.threshold}`;
+  const strip = ({ budget_id, cost_center_id, month, kind, threshold, budget, amount }) => ({ budget_id, cost_center_id, month, kind, threshold, budget, amount });
+  assert.deepEqual(byKey(shown.map(strip)), byKey(truth.map(strip)), `${what}: the alerts listed are the expected ones`);
+  for (let i = 1; i < shown.length; i++) assert.ok(shown[i - 1].sequence >= shown[i].sequence, `${what}: newest first`);
+  const live = new Map((await api(orgPath('alerts', org))).alerts.map((a) => [key(a), a]));
+  const expectedSeq = new Map(truth.map((a) => [key(a), a.sequence]));
+  const offsets = new Set(shown.map((a) => a.sequence - expectedSeq.get(key(a))));
+  assert.ok(offsets.size <= 1, `${what}: sequences keep the example's order and spacing`);
+  for (const a of shown) {
+    assert.equal(a.alert_id, live.get(key(a)).alert_id, `${what}: ${key(a)} carries its alert id`);
+    const digits = a.text.replace(/,/g, '');
+    assert.ok(digits.includes(a.amount) && digits.includes(a.budget), `${what}: ${key(a)} shows amount and budget`);
+  }
+}
+
+test('budget alerts are listed as the ledger raised them, newest first, scoped to the cost center and the period', { timeout: TEST_TIMEOUT_MS }, async () => {
+  await setWidth(1440);
+  const all = (await expected(BUDGET_ORG, 'alerts')).alerts;
+  await openPage(budgetPage(BUDGET_ORG));
+  const shown = await readAlerts();
+  await assertAlerts(shown, all, BUDGET_ORG, `${BUDGET_ORG} alerts`);
+  assert.match(shown[0].text, /^Forecast 100%Forecast reached budget org-totalMarch 2026 · the whole organization · ledger sequence \d+.*136\.000 forecast against .*80\.000$/);
+  const actual = shown.find((a) => a.budget_id === 'data-team' && a.kind === 'actual');
+  assert.match(actual.text, /^Actual 50%Actual charges reached 50% of budget data-teamJanuary 2026 · cost center .*\(cc-data\) · ledger sequence \d+.*16\.500 charged of .*30\.000$/);
+
+  await openPage(budgetPage(BUDGET_ORG, '&cost_center=cc-data'));
+  await assertAlerts(await readAlerts(), all.filter((a) => a.cost_center_id === 'cc-data'), BUDGET_ORG, 'cc-data alerts');
+  await openPage(budgetPage(BUDGET_ORG, '&cost_center=cc-app'));
+  assert.equal((await readAlerts()).length, 0, 'cc-app has no budget, so no alert');
+  assert.match(await page.textContent('#alerts-list'), /No budget alerts for cost center .*\(cc-app\) in these 3 months\./);
+
+  // One month shown: only its alerts.
+  await openPage(`?org=${BUDGET_ORG}&months=1`);
+  await assertAlerts(await readAlerts(), (await expected(BUDGET_ORG, 'alerts-2026-03')).alerts, BUDGET_ORG, 'March alone');
+
+  await openPage(budgetPage(BUDGET_JPY_ORG));
+  await assertAlerts(await readAlerts(), (await expected(BUDGET_JPY_ORG, 'alerts')).alerts, BUDGET_JPY_ORG, `${BUDGET_JPY_ORG} alerts`);
+});
+
+test('an organization without budgets draws no budget line and lists no alerts, but shows its forecasts', { timeout: TEST_TIMEOUT_MS }, async () => {
+  await setWidth(1440);
+  await openPage();
+  await waitForChart(DEFAULT_MONTHS_SHOWN);
+  const truth = await api(orgPath(`dashboard?months=${DEFAULT_MONTHS_SHOWN}`));
+  assert.ok(truth.months.every((m) => m.budget === null), 'acme has no budget');
+  assert.ok(truth.months.some((m) => m.forecast !== null), 'acme has open months with a forecast');
+  const view = await readBudgetChart();
+  assertBudgetChart(view, truth, 'acme');
+  assert.equal(await page.locator('#chart .budget-layer *').count(), 0, 'no budget line');
+  assert.match(await page.textContent('#chart .chart-legend'), /No budget set for the whole organization/);
+  assert.equal((await readAlerts()).length, 0, 'no alerts');
+  assert.match(await page.textContent('#alerts-list'), /No budget alerts for the whole organization/);
+});
+
+test('budget figures and alerts never stay stale: another org, an unknown org or a failing alerts answer clears them', { timeout: TEST_TIMEOUT_MS }, async () => {
+  await setWidth(1440);
+  await openPage(budgetPage(BUDGET_ORG));
+  assert.ok((await readAlerts()).length > 0, 'noor.bh lists alerts first');
+  await page.fill('#org', ORG);
+  await page.click('#org-form button[type="submit"]');
+  await waitReady();
+  assert.equal((await readAlerts()).length, 0, 'no alert of noor.bh is left under acme');
+  assert.equal(await page.locator('#chart .budget-step').count(), 0, 'no budget of noor.bh is left under acme');
+
+  expectingHttpErrors = true;
+  try {
+    await openPage(budgetPage(BUDGET_ORG));
+    await page.fill('#org', 'nope');
+    await page.click('#org-form button[type="submit"]');
+    await page.waitForSelector('#dashboard[data-state="error"]');
+    assert.equal(await page.isHidden('#alerts'), true, 'the alerts are gone with an unknown org');
+    await assertNoFigures('unknown org after noor.bh');
+
+    // The alerts are part of the view's load: when they fail, nothing of the view is shown.
+    await openPage(budgetPage(BUDGET_ORG));
+    await page.route('**/alerts*', (route) => route.fulfill({
+      status: 500, contentType: 'application/json', body: '{"error":{"code":"internal","message":"alerts are broken"}}',
+    }));
+    try {
+      await page.selectOption('#cost-center', 'cc-data');
+      await page.waitForSelector('#dashboard[data-state="error"]');
+      assert.match(await page.textContent('#banner'), /alerts are broken/);
+      assert.equal(await page.isHidden('#alerts'), true, 'no alert is left after a failed load');
+      await assertNoFigures('failed alerts answer');
+    } finally {
+      await page.unroute('**/alerts*');
+    }
+  } finally {
+    expectingHttpErrors = false;
+  }
+});
+
+test('budgets, forecasts and alerts read well at 1440, 1024 and 390 px', { timeout: TEST_TIMEOUT_MS * 2 }, async () => {
+  for (const width of WIDTHS) {
+    await setWidth(width);
+    await openPage(budgetPage(BUDGET_ORG));
+    await checkView('budgets');
+    await page.click('#chart-table-box summary');
+    await checkView('budgets-table');
+    await openPage(budgetPage(BUDGET_ORG, '&cost_center=cc-data'));
+    await waitForChart(BUDGET_MONTHS, 'cc-data');
+    await checkView('budgets-cc-data');
+    // Twelve months: the budget line starts in the middle, after months without one.
+    await openPage(`?org=${BUDGET_ORG}&months=12`);
+    await checkView('budgets-12');
+    await openPage(budgetPage(BUDGET_JPY_ORG));
+    await checkView('budgets-jpy');
   }
 });
 

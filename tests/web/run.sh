@@ -1,15 +1,27 @@
 #!/usr/bin/env bash
 # End-to-end test of the web page: starts the real ledgerd twice on fresh data
 # dirs and free ports (one open, one with access tokens), loads the golden
-# example into both over HTTP, and drives the page in headless Chromium
-# (tests/web/dashboard.test.mjs). Screenshots go to $BUILD_DIR/screenshots.
+# example and then the budgets example into both over HTTP, and drives the page
+# in headless Chromium (tests/web/dashboard.test.mjs). Screenshots go to
+# $BUILD_DIR/screenshots. Arguments after the build directory go to node, e.g.
+# `tests/web/run.sh build --test-name-pattern=budget` runs only the tests so named.
 set -euo pipefail
 BUILD_DIR=$(cd "${1:-build}" && pwd)
+shift || true
 HERE=$(cd "$(dirname "$0")" && pwd)
 EXAMPLES=${LEDGER_EXAMPLES_DIR:-$HERE/../golden}
 
 if [ ! -d "$HERE/node_modules/playwright-core" ] || [ ! -d "$HERE/node_modules/axe-core" ]; then
   echo "web test: run 'npm ci' in tests/web first (ops/test.sh does)" >&2
+  exit 1
+fi
+
+# The budgets example goes into the same services after the main one, so its orgs must be
+# new there: an org of both would mix the two examples' answers.
+org_ids() { grep -o '"org_id": *"[^"]*"' "$1" | sed 's/.*"\([^"]*\)"$/\1/' | sort -u; }
+shared_orgs=$(comm -12 <(org_ids "$EXAMPLES/events.ndjson") <(org_ids "$EXAMPLES/budgets/events.ndjson"))
+if [ -n "$shared_orgs" ]; then
+  echo "web test: the golden and budgets examples share orgs: $shared_orgs" >&2
   exit 1
 fi
 
@@ -43,9 +55,12 @@ open_url=$url
 start_ledgerd auth --tokens "$tmp/tokens"
 auth_url=$url
 for target in "$open_url" "$auth_url"; do
-  curl -sf -X POST -H 'Content-Type: application/x-ndjson' -H 'Authorization: Bearer web-admin-token-0123456789' \
-    --data-binary @"$EXAMPLES/events.ndjson" "$target/v1/events" >/dev/null
+  for events in "$EXAMPLES/events.ndjson" "$EXAMPLES/budgets/events.ndjson"; do
+    curl -sf -X POST -H 'Content-Type: application/x-ndjson' -H 'Authorization: Bearer web-admin-token-0123456789' \
+      --data-binary @"$events" "$target/v1/events" >/dev/null
+  done
 done
 cd "$HERE"
 LEDGER_URL="$open_url" LEDGER_AUTH_URL="$auth_url" LEDGER_AUTH_TOKEN=web-viewer-token-0123456789 \
-  SCREENSHOT_DIR="$BUILD_DIR/screenshots" node --test --test-concurrency=1 dashboard.test.mjs
+  LEDGER_BUDGETS_DIR="$EXAMPLES/budgets" SCREENSHOT_DIR="$BUILD_DIR/screenshots" \
+  node --test --test-concurrency=1 "$@" dashboard.test.mjs
