@@ -14,17 +14,6 @@ namespace {
 
 constexpr std::string_view kAbsent = "absent";
 
-// A value that is not an aggregate fails the view as corruption (as the
-// queries do): the caller then reports the read, not a proof.
-Agg ReadAgg(const View& view, std::string_view bytes) {
-  Agg agg;
-  if (!DecodeAgg(bytes, &agg)) {
-    view.Fail(Status(Code::kCorruption, "the read models hold a value that is not an aggregate"));
-    return Agg();
-  }
-  return agg;
-}
-
 ProofCheck Check(std::string name, bool ok, std::string expected, std::string actual) {
   return ProofCheck{std::move(name), ok, std::move(expected), std::move(actual)};
 }
@@ -283,17 +272,6 @@ ProofCheck ReplayMatchesStore(const ProofInputs& in, Month month, const HistoryM
   if (diff) return Check(kName, false, std::move(diff->first), std::move(diff->second));
   HistoryMonth replayed = UsageHistory(*in.replayed_org, *in.replayed, MonthRange{month, 1})[0];
   return SumsCheck(kName, CategoriesSum(replayed), CategoriesSum(stored));
-}
-
-// The org state stored with the read models, which the same write batch
-// keeps consistent with the aggregates and the ledger head of one snapshot.
-Result<std::optional<OrgState>> StoredOrg(const View& view, const std::string& org) {
-  std::optional<std::string> value = view.Get(keys::StateKey(org));
-  if (!value) return std::optional<OrgState>();
-  v1::OrgState proto;
-  if (!proto.ParseFromString(*value))
-    return Status(Code::kCorruption, "the state of " + org + " is undecodable");
-  return std::optional<OrgState>(OrgState::FromProto(proto));
 }
 
 Result<ledger::Sequence> StoredHead(const View& view) {

@@ -9,6 +9,27 @@
 
 namespace billing::projections {
 
+// A value that is not an Agg cannot come from our own writes, but if the
+// read models ever hold one, the answer fails as corruption (the view reports
+// it) instead of taking the server down or counting it as zero.
+Agg ReadAgg(const View& view, std::string_view bytes) {
+  Agg agg;
+  if (!DecodeAgg(bytes, &agg)) {
+    view.Fail(Status(Code::kCorruption, "the read models hold a value that is not an aggregate"));
+    return Agg();
+  }
+  return agg;
+}
+
+Result<std::optional<OrgState>> StoredOrg(const View& view, const std::string& org) {
+  std::optional<std::string> value = view.Get(keys::StateKey(org));
+  if (!value) return std::optional<OrgState>();
+  v1::OrgState proto;
+  if (!proto.ParseFromString(*value))
+    return Status(Code::kCorruption, "the state of " + org + " is undecodable");
+  return std::optional<OrgState>(OrgState::FromProto(proto));
+}
+
 namespace {
 
 // Item ids are the item's key path in base64url: opaque to clients, stable
@@ -48,18 +69,6 @@ std::optional<std::string> DecodeId(std::string_view id) {
   if (n < 0) return std::nullopt;
   out.resize(static_cast<size_t>(n) - pad);
   return out;
-}
-
-// A value that is not an Agg cannot come from our own writes, but if the
-// read models ever hold one, the answer fails as corruption (the view reports
-// it) instead of taking the server down or counting it as zero.
-Agg ReadAgg(const View& view, std::string_view bytes) {
-  Agg agg;
-  if (!DecodeAgg(bytes, &agg)) {
-    view.Fail(Status(Code::kCorruption, "the read models hold a value that is not an aggregate"));
-    return Agg();
-  }
-  return agg;
 }
 
 // Exact totals of every invoice bucket of the month that any posting touched.

@@ -18,6 +18,15 @@
 
 namespace billing::projections {
 
+// The aggregate `bytes` holds. A value that is not one fails `view` as
+// kCorruption (callers check view.status()) and reads as zero.
+Agg ReadAgg(const View& view, std::string_view bytes);
+
+// The org state stored with the read models (keys.h `ps`), which the same
+// write batch keeps consistent with the aggregates; nullopt when none is
+// stored. kCorruption when it cannot be decoded.
+Result<std::optional<OrgState>> StoredOrg(const View& view, const std::string& org);
+
 // Month ranges the API accepts (SPEC: N in 1..36 for the dashboard); usage
 // history shares the bound so one request never walks years of months.
 inline constexpr int kMonthsMax = 36;

@@ -9,6 +9,7 @@
 #include "projections/answer_json.h"
 #include "projections/decider.h"
 #include "projections/keys.h"
+#include "projections/queries.h"
 
 namespace billing::projections {
 
@@ -113,16 +114,6 @@ class InvoiceSink : public Sink {
   }
   MemoryStore* store_;
 };
-
-// The org as its stored read model holds it; nullopt when none is stored.
-Result<std::optional<OrgState>> StoredOrg(const View& view, const std::string& org) {
-  std::optional<std::string> value = view.Get(keys::StateKey(org));
-  if (!value) return std::optional<OrgState>();
-  v1::OrgState proto;
-  if (!proto.ParseFromString(*value))
-    return Status(Code::kCorruption, "the state of " + org + " is undecodable");
-  return std::optional<OrgState>(OrgState::FromProto(proto));
-}
 
 SealReport Bad(const std::string& org, const std::string& invoice_id, std::string problem) {
   SealReport r;
