@@ -11,6 +11,7 @@
 #include <nlohmann/json.hpp>
 
 #include "tests/testing/files.h"
+#include "tests/testing/golden_json.h"
 #include "tests/testing/ledgerd.h"
 
 namespace billing {
@@ -26,26 +27,8 @@ std::string BudgetsDir() { return ExamplesDir() + "/budgets"; }
 // Drops what the example leaves open: ids, alert ids, ledger hashes, and the
 // order of lists the SPEC does not fix (everything but month lists; alerts are
 // checked for sequence order before).
-Json Normalize(const Json& j, const std::string& key = "") {
-  if (j.is_object()) {
-    Json out = Json::object();
-    for (auto& [k, v] : j.items()) {
-      if (k != "id" && k != "alert_id" && k != "ledger_hash") out[k] = Normalize(v, k);
-    }
-    return out;
-  }
-  if (j.is_array()) {
-    Json out = Json::array();
-    for (auto& v : j) out.push_back(Normalize(v));
-    if (key != "months") {
-      std::vector<Json> items(out.begin(), out.end());
-      std::sort(items.begin(), items.end(),
-                [](const Json& a, const Json& b) { return a.dump() < b.dump(); });
-      out = Json(items);
-    }
-    return out;
-  }
-  return j;
+Json Normalize(const Json& j) {
+  return testing::NormalizeGolden(j, {"id", "alert_id", "ledger_hash"});
 }
 
 // Every alert answer: in sequence order, each with an alert_id that names it

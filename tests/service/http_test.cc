@@ -12,6 +12,7 @@
 #include <sstream>
 
 #include "tests/testing/files.h"
+#include "tests/testing/golden_json.h"
 #include "tests/testing/http_client.h"
 #include "tests/testing/ledgerd.h"
 #include "tests/testing/process.h"
@@ -91,27 +92,7 @@ void DropBudgetKeysMissingFrom(Json* answer, const Json& want) {
 
 // Ids are the service's choice and list order is free where the SPEC says so;
 // month lists keep their order.
-Json Normalize(const Json& j, const std::string& key = "") {
-  if (j.is_object()) {
-    Json out = Json::object();
-    for (auto& [k, v] : j.items()) {
-      if (k != "id") out[k] = Normalize(v, k);
-    }
-    return out;
-  }
-  if (j.is_array()) {
-    Json out = Json::array();
-    for (auto& v : j) out.push_back(Normalize(v));
-    if (key != "months") {
-      std::vector<Json> items(out.begin(), out.end());
-      std::sort(items.begin(), items.end(),
-                [](const Json& a, const Json& b) { return a.dump() < b.dump(); });
-      out = Json(items);
-    }
-    return out;
-  }
-  return j;
-}
+Json Normalize(const Json& j) { return testing::NormalizeGolden(j, {"id"}); }
 
 TEST(Http, InvoicePdfReadsBackWithTheSealsDocumentHash) {
   Ledgerd s;
