@@ -429,6 +429,25 @@ TEST(Webhooks, SigkillDuringIngestAndDeliveryLosesNoDelivery) {
   ExpectRepeatsAreIdentical(receiver);
 }
 
+// The listing's inputs are bounded and checked: a bad status, page size or
+// cursor is a 400 naming the parameter, never a scan of the whole outbox.
+TEST(Webhooks, TheDeliveriesListRefusesBadStatusLimitsAndCursors) {
+  Receiver receiver(Receiver::Mode::kAnswer200);
+  TempDir tmp;
+  const std::string file =
+      WriteWebhooksFile(tmp, Url(receiver.port()) + " " + kSecret + " * invoice_finalized\n");
+  Ledgerd ledgerd(WithWebhooks(file));
+  ASSERT_TRUE(ledgerd.started());
+  for (const std::string query : {"status=bogus", "status=", "limit=0", "limit=1001", "limit=x",
+                                  "limit=-1", "after=not-a-delivery-id", "after="}) {
+    HttpResponse r = ledgerd.Get("/v1/webhooks/deliveries?" + query);
+    EXPECT_EQ(r.status, 400) << query << ": " << r.body;
+    EXPECT_NE(r.body.find(query.substr(0, query.find('='))), std::string::npos) << r.body;
+  }
+  EXPECT_EQ(ledgerd.Get("/v1/webhooks/deliveries?limit=1000").status, 200);
+  EXPECT_EQ(ledgerd.Post("/v1/webhooks/deliveries/nope/retry", "").status, 404);
+}
+
 TEST(Webhooks, ABadWebhooksFileExitsWith2NamingItsLine) {
   const std::string good =
       "http://127.0.0.1:9/hook " + std::string(kSecret) + " * invoice_finalized\n";
