@@ -276,8 +276,8 @@ void Decider::Emit(OrgState& org, const Posting& p, Sink& sink, const View& view
   auto post = [&](std::string_view key, const Agg& delta, const std::string& explained) {
     sink.Merge(key, delta);
     if (explained.empty()) return;
-    keys::ExplainKey(&explain_key_, key, seq);
-    sink.Put(explain_key_, explained);
+    keys::ExplainPrefix(&explain_key_, key);
+    sink.Index(explain_key_, seq, explained);
   };
   static const std::string kUnexplained;
   Agg amount = AmountAgg(p.amount);

@@ -5,6 +5,7 @@
 #include <nlohmann/json.hpp>
 
 #include "ledger/format.h"
+#include "projections/index_block.h"
 #include "projections/keys.h"
 #include "projections/queries.h"
 
@@ -50,44 +51,75 @@ void FailCorrupt(const View& view) {
   view.Fail(Status(Code::kCorruption, "the explain index holds an undecodable entry"));
 }
 
-// The sequence of an entry's key under `prefix`; 0 (no event has it) when the
-// key is malformed.
+// The last sequence of a block's key under `prefix`; 0 (no event has it)
+// when the key is malformed.
 uint64_t SequenceOf(std::string_view key, size_t prefix_size) {
   if (key.size() != prefix_size + kSequenceBytes) return 0;
   return ledger::format::GetBe64(key.substr(prefix_size));
 }
 
+// Decodes the block under `key` into `visit(sequence, contribution)` until
+// it returns false. False, and the view failed, when the block is malformed:
+// an entry with sequence 0, sequences going back, or a last sequence other
+// than its key's.
+template <typename Visit>
+bool ReadBlock(const View& view, size_t prefix_size, std::string_view key, std::string_view value,
+               Visit&& visit) {
+  const uint64_t last = SequenceOf(key, prefix_size);
+  BlockReader block(value);
+  uint64_t previous = 0;
+  bool any = false;
+  while (block.Next()) {
+    if (block.sequence() == 0 || block.sequence() < previous || block.sequence() > last) break;
+    previous = block.sequence();
+    any = true;
+    if (!visit(block.sequence(), block.contribution())) return true;
+  }
+  if (!block.corrupt() && any && previous == last) return true;
+  FailCorrupt(view);
+  return false;
+}
+
 // Whether any event had posted into the aggregate whose entries start with
-// `prefix` by sequence `upto`: entries are in ledger order, so the first
-// one tells.
+// `prefix` by sequence `upto`: blocks are in ledger order, so the first
+// block's first entry tells.
 bool PostedBy(const View& view, const std::string& prefix, ledger::Sequence upto) {
   bool posted = false;
-  view.Scan(prefix, [&](std::string_view key, std::string_view) {
-    const uint64_t seq = SequenceOf(key, prefix.size());
-    if (seq == 0) FailCorrupt(view);
-    posted = seq != 0 && seq <= upto.value;
+  view.Scan(prefix, [&](std::string_view key, std::string_view value) {
+    ReadBlock(view, prefix.size(), key, value, [&](uint64_t seq, std::string_view) {
+      posted = seq <= upto.value;
+      return false;
+    });
     return false;
   });
   return posted;
 }
 
-// Appends the page's entries under `prefix` to `out`, in sequence order.
+// Appends the page's entries under `prefix` to `out`, in sequence order. The
+// first block holding an entry after `page.after` is the first whose last
+// sequence is above it: one seek.
 void ReadPage(const View& view, const std::string& prefix, const ExplainPage& page,
               std::vector<Contribution>* out) {
   if (page.limit == 0 || page.after.value >= page.upto.value) return;
   std::string from = prefix;
   ledger::format::PutBe64(&from, page.after.value + 1);
   size_t taken = 0;
+  bool more = true;
   view.ScanFrom(prefix, from, [&](std::string_view key, std::string_view value) {
-    const uint64_t seq = SequenceOf(key, prefix.size());
-    Contribution c;
-    if (seq == 0 || !DecodeContribution(value, seq, &c)) {
-      FailCorrupt(view);
-      return false;
-    }
-    if (seq > page.upto.value) return false;
-    out->push_back(std::move(c));
-    return ++taken < page.limit;
+    const bool whole = ReadBlock(
+        view, prefix.size(), key, value, [&](uint64_t seq, std::string_view contribution) {
+          if (seq <= page.after.value) return true;
+          Contribution c;
+          if (seq > page.upto.value || !DecodeContribution(contribution, seq, &c)) {
+            if (seq <= page.upto.value) FailCorrupt(view);
+            more = false;
+            return false;
+          }
+          out->push_back(std::move(c));
+          more = ++taken < page.limit;
+          return more;
+        });
+    return whole && more;
   });
 }
 

@@ -1,7 +1,8 @@
 // Explanations: the ledger events behind a number the read models show.
 //
 // Every posting the decider writes into a month item, a drill-down node or an
-// invoice bucket also writes one entry of the explain index (keys.h, `px`):
+// invoice bucket also writes one entry of the explain index (keys.h, `px`;
+// stored in blocks of entries, index_block.h):
 // under that aggregate's key, the sequence of the event that posted and what
 // it contributed. The entries are written with the aggregates, in the same
 // atomic write, and never change afterwards (a void writes its own negative
@@ -45,8 +46,8 @@ struct Contribution {
   std::string label;            // invoice buckets only: the line's description
 };
 
-// The index entry's value: the contribution without its sequence (which is
-// in the key). Invoice-bucket entries carry their line's category and label.
+// An index entry's bytes: the contribution without its sequence (which the
+// block holds). Invoice-bucket entries carry their line's category and label.
 void EncodeContribution(const Contribution& c, std::string* out);
 // False when `value` is not an encoded contribution (corruption); `sequence`
 // comes from the key.

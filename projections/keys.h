@@ -17,10 +17,11 @@
 //   pr | org | 0 | be64 sequence | be32 month | budget_id 0 kind threshold
 //                                             -> Alert (state.proto), a raised alert
 //   px | org | 0 | be32 month | kind | ... | 0 | be64 sequence
-//                                             -> one event's contribution to one
-//                                                aggregate (explain.h): the aggregate's
-//                                                key after `pa`, then the sequence of
-//                                                the event that posted into it
+//                                             -> a block of the events' contributions
+//                                                to one aggregate (explain.h,
+//                                                index_block.h): the aggregate's key
+//                                                after `pa`, then the sequence of the
+//                                                block's last entry
 //      kinds 'I' (month item), 'D' (drill-down node) and 'B' (invoice bucket)
 //   pm | name                                 -> projection metadata
 //
@@ -64,8 +65,8 @@ inline constexpr std::string_view kMetaVersion = "pmversion";
 // triggers a rebuild. 2: OrgState's effective times are exact instants
 // (seconds and nanos) instead of microseconds. 3: OrgState keeps workspace names. 4: seals of final
 // invoices (pf). 5: budgets in OrgState, month figures (pb), alerts (pr) and the
-// explain index (px).
-inline constexpr std::string_view kProjectionVersion = "projections/5";
+// explain index (px). 6: the explain index in blocks (index_block.h).
+inline constexpr std::string_view kProjectionVersion = "projections/6";
 
 inline std::string StateKey(std::string_view org) {
   std::string k(kStatePrefix);
@@ -201,23 +202,19 @@ class MonthKeys {
   size_t prefix_ = 0;
 };
 
-// The explain index's key of the event recorded as `sequence` under the
-// aggregate `agg_key` (a `pa` key of kind I, D or B), written into `*out`.
-// Sequences are big-endian so that one aggregate's entries sort in ledger
-// order and a page after a sequence is one seek.
-inline void ExplainKey(std::string* out, std::string_view agg_key, uint64_t sequence) {
+// Every explain entry of the aggregate `agg_key` (a `pa` key of kind I, D or
+// B) starts with this, written into `*out`; its blocks' keys add the block's
+// last sequence, big-endian, so they sort in ledger order (index_block.h).
+// Labels and ids hold no 0 (see above), so no other aggregate's entries share it.
+inline void ExplainPrefix(std::string* out, std::string_view agg_key) {
   out->assign(kExplainPrefix);
   out->append(agg_key.substr(kAggPrefix.size()));
   out->push_back('\0');
-  ledger::format::PutBe64(out, sequence);
 }
 
-// Every explain entry of the aggregate `agg_key` starts with this. Labels and
-// ids hold no 0 (see above), so no other aggregate's entries share it.
 inline std::string ExplainPrefix(std::string_view agg_key) {
-  std::string k(kExplainPrefix);
-  k += agg_key.substr(kAggPrefix.size());
-  k.push_back('\0');
+  std::string k;
+  ExplainPrefix(&k, agg_key);
   return k;
 }
 

@@ -10,9 +10,28 @@
 #include <memory>
 #include <vector>
 
+#include "ledger/format.h"
 #include "ledger/rocks_status.h"
+#include "projections/index_block.h"
 
 namespace billing::projections {
+
+namespace {
+
+// The key of a block of `index_prefix`'s entries ending at `last_sequence`.
+void BlockKey(std::string* out, std::string_view index_prefix, uint64_t last_sequence) {
+  out->assign(index_prefix);
+  ledger::format::PutBe64(out, last_sequence);
+}
+
+}  // namespace
+
+void Sink::Index(std::string_view index_prefix, uint64_t sequence, std::string_view contribution) {
+  std::string key, block;
+  BlockKey(&key, index_prefix, sequence);
+  AppendBlockEntry(&block, 0, sequence, contribution);
+  Put(key, block);
+}
 
 void MemoryStore::Merge(std::string_view key, const Agg& delta) {
   auto it = map_.find(key);
@@ -94,6 +113,13 @@ class KeyArena {
 
 }  // namespace
 
+// The explain-index entries of one aggregate gathered so far.
+struct OpenBlock {
+  uint64_t last_sequence = 0;
+  size_t entries = 0;
+  std::string bytes;
+};
+
 // An open-addressing map keyed by views into the arena: a merge into a key
 // already buffered (most of them) allocates nothing and touches one slot.
 // Keyed by absl::string_view, not std::string_view: this Debian build keeps
@@ -102,7 +128,20 @@ class KeyArena {
 struct CombiningSink::Buffer {
   absl::flat_hash_map<absl::string_view, Agg> merges;
   absl::flat_hash_map<absl::string_view, std::string> puts;
+  absl::flat_hash_map<absl::string_view, OpenBlock> blocks;  // by index prefix
   KeyArena keys;
+  std::string block_key;  // reused
+  // Puts a full or final block under its key and empties it.
+  void Close(absl::string_view index_prefix, OpenBlock& block) {
+    BlockKey(&block_key, std::string_view(index_prefix.data(), index_prefix.size()),
+             block.last_sequence);
+    absl::string_view key(block_key.data(), block_key.size());
+    auto it = puts.lazy_emplace(
+        key, [&](const auto& construct) { construct(keys.Add(block_key), std::string()); });
+    it->second.swap(block.bytes);
+    block.bytes.clear();
+    block.entries = 0;
+  }
 };
 
 CombiningSink::CombiningSink() : buffer_(std::make_unique<Buffer>()) {}
@@ -126,6 +165,20 @@ void CombiningSink::Put(std::string_view key_view, std::string_view value) {
   it->second.assign(value);
 }
 
+void CombiningSink::Index(std::string_view index_prefix, uint64_t sequence,
+                          std::string_view contribution) {
+  absl::string_view key(index_prefix.data(), index_prefix.size());
+  auto it = buffer_->blocks.lazy_emplace(
+      key, [&](const auto& construct) { construct(buffer_->keys.Add(index_prefix), OpenBlock()); });
+  OpenBlock& block = it->second;
+  LEDGER_CHECK(block.entries == 0 || sequence >= block.last_sequence,
+               "explain-index entries must arrive in ledger order");
+  AppendBlockEntry(&block.bytes, block.entries == 0 ? 0 : block.last_sequence, sequence,
+                   contribution);
+  block.last_sequence = sequence;
+  if (++block.entries == kIndexBlockEntriesMax) buffer_->Close(it->first, block);
+}
+
 void CombiningSink::VisitKeys(std::string_view prefix,
                               const std::function<void(std::string_view)>& visit) const {
   const absl::string_view want(prefix.data(), prefix.size());
@@ -139,6 +192,9 @@ void CombiningSink::VisitKeys(std::string_view prefix,
 }
 
 void CombiningSink::FlushTo(rocksdb::WriteBatch* batch) {
+  for (auto& [index_prefix, block] : buffer_->blocks) {
+    if (block.entries != 0) buffer_->Close(index_prefix, block);
+  }
   // Key order lets the memtable insert each key next to the previous one
   // (WriteOptions::memtable_insert_hint_per_batch) instead of searching.
   std::vector<const std::pair<const absl::string_view, Agg>*> sorted;
@@ -173,6 +229,7 @@ void CombiningSink::Clear() {
   buffer_->merges.clear();
   buffer_->merges.reserve(merges);
   buffer_->puts.clear();
+  buffer_->blocks.clear();
   buffer_->keys.Clear();
 }
 
@@ -180,6 +237,7 @@ namespace {
 
 constexpr char kLoggedMerge = 'M';
 constexpr char kLoggedPut = 'P';
+constexpr char kLoggedIndex = 'X';  // value: be64 sequence, then the contribution
 
 void PutSize(std::string* out, size_t size) {
   uint32_t n = static_cast<uint32_t>(size);
@@ -217,6 +275,14 @@ void PostingLog::Put(std::string_view key, std::string_view value) {
   log_ += value;
 }
 
+void PostingLog::Index(std::string_view index_prefix, uint64_t sequence,
+                       std::string_view contribution) {
+  Append(kLoggedIndex, index_prefix);
+  PutSize(&log_, sizeof sequence + contribution.size());
+  ledger::format::PutBe64(&log_, sequence);
+  log_ += contribution;
+}
+
 void PostingLog::ReplayInto(Sink& sink) {
   std::string_view log(log_);
   Agg delta;
@@ -226,6 +292,8 @@ void PostingLog::ReplayInto(Sink& sink) {
     std::string_view value = TakeSized(log, &at);
     if (kind == kLoggedPut) {
       sink.Put(key, value);
+    } else if (kind == kLoggedIndex) {
+      sink.Index(key, ledger::format::GetBe64(value), value.substr(sizeof(uint64_t)));
     } else {
       LEDGER_CHECK(DecodeAgg(value, &delta), "a posting log holds a non-Agg value");
       sink.Merge(key, delta);

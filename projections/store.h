@@ -5,6 +5,7 @@
 // `as_of` a past sequence, tests). `Sink` takes writes, `View` serves reads.
 #pragma once
 
+#include <cstdint>
 #include <functional>
 #include <map>
 #include <memory>
@@ -31,6 +32,12 @@ class Sink {
   virtual ~Sink() = default;
   virtual void Merge(std::string_view key, const Agg& delta) = 0;
   virtual void Put(std::string_view key, std::string_view value) = 0;
+  // Adds the explain-index entry of the event recorded as `sequence` to the
+  // aggregate whose entries start with `index_prefix` (keys.h ExplainPrefix),
+  // in ledger order (index_block.h). This default puts a block of that one
+  // entry; CombiningSink gathers a write's entries of one aggregate.
+  virtual void Index(std::string_view index_prefix, uint64_t sequence,
+                     std::string_view contribution);
 };
 
 // Reads report storage errors the way RocksDB's iterators do: a failed read
@@ -80,7 +87,9 @@ class MemoryStore : public Sink, public View {
 
 // Buffers writes, adding up deltas to the same key, and hands them to a
 // WriteBatch as one merge operand per key. A month's postings share few keys,
-// so this turns millions of merges into thousands.
+// so this turns millions of merges into thousands. Explain-index entries of
+// one aggregate go into one block per write (index_block.h), split every
+// kIndexBlockEntriesMax entries.
 class CombiningSink : public Sink {
  public:
   CombiningSink();
@@ -90,8 +99,11 @@ class CombiningSink : public Sink {
 
   void Merge(std::string_view key, const Agg& delta) override;
   void Put(std::string_view key, std::string_view value) override;
+  void Index(std::string_view index_prefix, uint64_t sequence,
+             std::string_view contribution) override;
   size_t size() const;
-  // Visits every buffered key (merged or put) that starts with `prefix`, in
+  // Visits every buffered key (merged or put; not index blocks, whose keys
+  // are made at the flush) that starts with `prefix`, in
   // no particular order: what the group being written touched that a View of
   // the database cannot see yet.
   void VisitKeys(std::string_view prefix,
@@ -112,6 +124,8 @@ class PostingLog : public Sink {
  public:
   void Merge(std::string_view key, const Agg& delta) override;
   void Put(std::string_view key, std::string_view value) override;
+  void Index(std::string_view index_prefix, uint64_t sequence,
+             std::string_view contribution) override;
   // Applies every write, in order, to `sink`, then empties the log.
   void ReplayInto(Sink& sink);
   size_t bytes() const { return log_.size(); }

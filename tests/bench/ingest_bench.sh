@@ -6,6 +6,8 @@
 # transaction, primary key on (org, event id), index on (org, usage_start),
 # synchronous_commit on).
 # Usage: tests/bench/ingest_bench.sh BUILD_DIR [events]
+# NO_PG=1 skips PostgreSQL (a quick A/B of ledgerd alone); KEEP=1 keeps the
+# temporary directory (the ledger, the chunks) and prints its path.
 # Installs PostgreSQL from Debian when missing. Needs root (PostgreSQL runs as
 # the postgres user on a socket in a temporary directory).
 set -euo pipefail
@@ -55,6 +57,14 @@ kill $lpid; wait $lpid 2>/dev/null || true; lpid=""
 start=$(now)
 "$BUILD/ledgerctl" replay "$tmp/ledger" >/dev/null
 replay_s=$(since "$start")
+
+if [ -n "${NO_PG:-}" ]; then
+  [ -n "${KEEP:-}" ] && echo "kept: $tmp"
+  awk -v n="$total" -v h="$http_s" -v a="$accepted" -v r="$replay_s" 'BEGIN {
+    printf "live %d events %.2f s = %.0f events/s; replay %.2f s = %.0f events/s; live = %.0f %% of the rebuild\n",
+      n, h, n / h, r, a / r, 100 * (n / h) / (a / r) }'
+  exit 0
+fi
 
 # 3. PostgreSQL: the same events as rows. The SQL is written before the clock starts.
 python3 - "$tmp" "$BODY_EVENTS" <<'PY'
