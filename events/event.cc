@@ -664,7 +664,10 @@ Result<std::vector<RawEvent>> SplitBody(std::string_view body, BodyFormat format
     bool blank = line.find_first_not_of(" \t") == std::string_view::npos;
     if (!blank) {
       if (out.size() == kBodyEventsMax) return TooManyEvents();
-      if (!has_nul(line) && Json::accept(line.begin(), line.end())) ++parsed_lines;
+      // NDJSON needs one line that reads as JSON (each is judged later on
+      // its own), so after the first the lines are only cut, not parsed.
+      const bool check = format == BodyFormat::kJson || parsed_lines == 0;
+      if (check && !has_nul(line) && Json::accept(line.begin(), line.end())) ++parsed_lines;
       out.push_back(RawEvent{std::string(line)});
     }
     pos = end + 1;
