@@ -6,7 +6,7 @@ set -euo pipefail
 packages=(
   build-essential cmake ninja-build ccache pkg-config
   librocksdb-dev librdkafka-dev libboost-dev libprotobuf-dev protobuf-compiler libssl-dev
-  libgtest-dev libcli11-dev nlohmann-json3-dev libcsv-dev libabsl-dev
+  libgtest-dev libcli11-dev nlohmann-json3-dev libsimdjson-dev libcsv-dev libabsl-dev
   curl kcat wrk nginx-light
   clang libclang-rt-14-dev clang-format
   chromium nodejs npm

@@ -13,7 +13,8 @@
 
 namespace billing::fuzz {
 
-// events::SplitBody, ParseJson and Validate; an event that validates survives
+// events::SplitBody, ParseJson and Validate; ParseJson's fast path declines
+// or gives the slow path's envelope and names; an event that validates survives
 // ToJson -> ParseJson and CanonicalBytes -> ParseBinary unchanged.
 int EventJson(const uint8_t* data, size_t size);
 // events::ParseBinary and Validate; a valid envelope's canonical bytes parse
