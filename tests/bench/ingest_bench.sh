@@ -50,19 +50,39 @@ start=$(now)
 "${post[@]}" --data-binary @"$tmp/chunk.000000" "$url/v1/events"
 ls "$tmp"/chunk.* | tail -n +2 | xargs -P "$CONNS" -I{} "${post[@]}" --data-binary @{} "$url/v1/events"
 http_s=$(since "$start")
+# CPU seconds (user + system) of the process: what an event costs, whatever the wall clock.
+cpu_of() { awk -v t="$(getconf CLK_TCK)" '{printf "%.2f", ($14 + $15) / t}' "/proc/$1/stat"; }
+http_cpu=$(cpu_of $lpid)
 accepted=$(curl -sf "$url/v1/ledger/verify" | jq .events)
 kill $lpid; wait $lpid 2>/dev/null || true; lpid=""
 
 # 2. The rebuild of the same ledger.
 start=$(now)
-"$BUILD/ledgerctl" replay "$tmp/ledger" >/dev/null
+/usr/bin/time -f "%U %S" -o "$tmp/replay.time" "$BUILD/ledgerctl" replay "$tmp/ledger" >/dev/null
 replay_s=$(since "$start")
+replay_cpu=$(awk '{printf "%.2f", $1 + $2}' "$tmp/replay.time")
+
+# The floor: what an event costs each path in CPU, against what this machine's
+# cores give; and RocksDB alone writing the ledger's three keys an event in
+# synced batches of 1000 (ledger_bench: its own ~400-byte usage events).
+floor() {
+  awk -v n="$total" -v h="$http_cpu" -v a="$accepted" -v r="$replay_cpu" -v c="$(nproc)" 'BEGIN {
+    printf "CPU an event: live %.1f us (ceiling on %d cores %.0f events/s), rebuild %.1f us\n",
+      1e6 * h / n, c, c * n / h, 1e6 * r / a }'
+  if [ -x "$BUILD/tests/ledger_bench" ]; then
+    "$BUILD/tests/ledger_bench" "$(( total < 300000 ? total : 300000 ))" "$tmp/floor" |
+      awk '$1 == 1 && $2 == 1000 && $3 == "on" {
+        printf "storage floor, 1 thread, synced batches of 1000: RocksDB 3 keys an event %s events/s; ledger append, no read models %s events/s\n", $9, $5 }'
+    rm -rf "$tmp/floor"
+  fi
+}
 
 if [ -n "${NO_PG:-}" ]; then
   [ -n "${KEEP:-}" ] && echo "kept: $tmp"
   awk -v n="$total" -v h="$http_s" -v a="$accepted" -v r="$replay_s" 'BEGIN {
     printf "live %d events %.2f s = %.0f events/s; replay %.2f s = %.0f events/s; live = %.0f %% of the rebuild\n",
       n, h, n / h, r, a / r, 100 * (n / h) / (a / r) }'
+  floor
   exit 0
 fi
 
@@ -109,3 +129,4 @@ printf "%-44s %9s events %8s s %10s events/s\n" \
   "PostgreSQL $(basename "$(dirname "$PGBIN")"), INSERT x$BODY_EVENTS, $CONNS conns" "$rows" "$pg_s" "$pg_rate"
 awk -v h="$http_rate" -v r="$replay_rate" -v p="$pg_rate" \
   'BEGIN {printf "live ingest = %.0f %% of the rebuild, %.2f x PostgreSQL\n", 100 * h / r, h / p}'
+floor

@@ -8,6 +8,7 @@
 #include <chrono>
 #include <cstdio>
 #include <filesystem>
+#include <map>
 #include <string>
 #include <thread>
 #include <vector>
@@ -150,10 +151,12 @@ int main(int argc, char** argv) {
         auto led = std::move(ledger::Ledger::Open(lo)).value();
         // Requests are built before the clock starts, as the raw side's bytes
         // are: both sides measure only the write path.
+        // Requests by the first event they hold: a thread's share need not be a
+        // whole number of batches, so `from / batch` would name another's.
+        std::map<int64_t, size_t> request_at;
         auto build = [&]() {
           std::vector<ledger::AppendRequest> reqs;
           int64_t per = n / threads;
-          std::vector<int64_t> starts;
           for (int t = 0; t < threads; ++t) {
             for (int64_t i = t * per; i < (t + 1) * per; i += batch) {
               ledger::AppendRequest req;
@@ -162,6 +165,7 @@ int main(int argc, char** argv) {
                 e.event = parsed[static_cast<size_t>(k)];
                 req.entries.push_back(std::move(e));
               }
+              request_at[i] = reqs.size();
               reqs.push_back(std::move(req));
             }
           }
@@ -171,7 +175,7 @@ int main(int argc, char** argv) {
         std::vector<ledger::AppendRequest>* current = &first;
         auto append = [&](int64_t from, int64_t count) {
           (void)count;
-          led->Append(std::move((*current)[static_cast<size_t>(from / batch)]));
+          led->Append(std::move((*current)[request_at.at(from)]));
         };
         double led_rate = Run(threads, n, batch, append);
         current = &again;

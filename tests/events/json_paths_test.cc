@@ -58,8 +58,7 @@ void ExpectSameAnswer(std::string_view json, Tally* tally) {
     std::optional<Envelope> fast = internal::ParseJsonFast(json, &names);
     if (fast.has_value()) {
       ++tally->handled;
-      EXPECT_TRUE(slow.ok) << "the fast path accepted what the slow path rejects: "
-                           << slow.message;
+      EXPECT_TRUE(slow.ok) << "the fast path accepted what the slow path rejects: " << slow.message;
       EXPECT_EQ(CanonicalBytes(*fast), slow.bytes);
       EXPECT_EQ(names.event_id, slow.names.event_id);
       EXPECT_EQ(names.org_id, slow.names.org_id);
@@ -84,8 +83,7 @@ void ExpectSameAnswer(std::string_view json, Tally* tally) {
 // Every line of every *.ndjson under the examples directory.
 std::vector<std::string> ExampleLines() {
   std::vector<std::string> lines;
-  for (const auto& entry :
-       std::filesystem::recursive_directory_iterator(testing::ExamplesDir())) {
+  for (const auto& entry : std::filesystem::recursive_directory_iterator(testing::ExamplesDir())) {
     if (entry.path().extension() != ".ndjson") continue;
     std::istringstream in(testing::ReadFile(entry.path().string()));
     for (std::string line; std::getline(in, line);) {
@@ -111,12 +109,27 @@ std::vector<std::string> GeneratedLines() {
 // (or right) that the two parsers must judge alike.
 const std::vector<std::string>& RawStrings() {
   static const std::vector<std::string> raws = {
-      R"("\ud800")",        R"("a\ud800b")",       R"("\udc00")",  R"("\ud800\u0041")",
-      R"("\ud83d\ude00")",  R"("\u0000")",         R"("\u00e9")",  R"("\u12")",
-      R"("\x")",            R"("a\/b\\c\"d\n")",   "\"\xff\"",     "\"\xc0\x80\"",
-      "\"\xed\xa0\x80\"",   "\"\xe2\x82\"",        "\"\xf4\x90\x80\x80\"",
-      "\"caf\xc3\xa9\"",    "\"tab\there\"",       "\"\x01\"",     "\"\x7f\"",
-      R"("")",              "\"" + std::string(200, 'x') + "\"",
+      R"("\ud800")",
+      R"("a\ud800b")",
+      R"("\udc00")",
+      R"("\ud800\u0041")",
+      R"("\ud83d\ude00")",
+      R"("\u0000")",
+      R"("\u00e9")",
+      R"("\u12")",
+      R"("\x")",
+      R"("a\/b\\c\"d\n")",
+      "\"\xff\"",
+      "\"\xc0\x80\"",
+      "\"\xed\xa0\x80\"",
+      "\"\xe2\x82\"",
+      "\"\xf4\x90\x80\x80\"",
+      "\"caf\xc3\xa9\"",
+      "\"tab\there\"",
+      "\"\x01\"",
+      "\"\x7f\"",
+      R"("")",
+      "\"" + std::string(200, 'x') + "\"",
   };
   return raws;
 }
@@ -124,8 +137,21 @@ const std::vector<std::string>& RawStrings() {
 // Raw JSON values that replace any value.
 const std::vector<std::string>& RawValues() {
   static const std::vector<std::string> raws = {
-      "null", "true", "12", "-0", "1e2", "1.5", "[]", "{}", "[\"a\"]", "{\"a\":\"b\"}",
-      "[[[[[[[[[[1]]]]]]]]]]", "99999999999999999999999", "\"12\"", "-", "01",
+      "null",
+      "true",
+      "12",
+      "-0",
+      "1e2",
+      "1.5",
+      "[]",
+      "{}",
+      "[\"a\"]",
+      "{\"a\":\"b\"}",
+      "[[[[[[[[[[1]]]]]]]]]]",
+      "99999999999999999999999",
+      "\"12\"",
+      "-",
+      "01",
   };
   return raws;
 }
@@ -133,10 +159,23 @@ const std::vector<std::string>& RawValues() {
 // Raw JSON arrays for budget_set.thresholds.
 const std::vector<std::string>& RawThresholds() {
   static const std::vector<std::string> raws = {
-      "[50,80,100]", "[]",          "[-0]",           "[1e2]",        "[50.0]",
-      "[2147483647]", "[2147483648]", "[-2147483648]", "[-2147483649]", "[18446744073709551615]",
-      "[18446744073709551616]", "[9223372036854775808]", "[\"50\"]", "[null]", "[[50]]",
-      "null",         "50",
+      "[50,80,100]",
+      "[]",
+      "[-0]",
+      "[1e2]",
+      "[50.0]",
+      "[2147483647]",
+      "[2147483648]",
+      "[-2147483648]",
+      "[-2147483649]",
+      "[18446744073709551615]",
+      "[18446744073709551616]",
+      "[9223372036854775808]",
+      "[\"50\"]",
+      "[null]",
+      "[[50]]",
+      "null",
+      "50",
   };
   return raws;
 }
@@ -309,7 +348,8 @@ std::string IntegerList(int n) {
 
 // The cases the brief of issue 18 names, each written out.
 TEST(EventJsonPaths, FastPathAgreesWithSlowPathOnHandPickedEdgeCases) {
-  const std::string head = R"({"event_id":"a:1","org_id":"a","occurred_at":"2026-01-08T12:56:36Z",)";
+  const std::string head =
+      R"({"event_id":"a:1","org_id":"a","occurred_at":"2026-01-08T12:56:36Z",)";
   const std::string budget = R"("budget_set":{"budget_id":"b","amount":"10","thresholds":)";
   const std::vector<std::string> cases = {
       head + R"("budget_set":{"budget_id":"b","amount":"10"}})",
@@ -331,7 +371,8 @@ TEST(EventJsonPaths, FastPathAgreesWithSlowPathOnHandPickedEdgeCases) {
       R"({"eventId":"a","budget_removed":{"budget_id":"b"}})",
       R"({"budget_removed":{"budget_id":"\ud800"}})",
       R"({"budget_removed":{"budget_id":"\u0000"}})",
-      "\xef\xbb\xbf" R"({"budget_removed":{"budget_id":"b"}})",
+      "\xef\xbb\xbf"
+      R"({"budget_removed":{"budget_id":"b"}})",
       R"( {"budget_removed":{"budget_id":"b"}} )",
       R"({"budget_removed":{"budget_id":"b"}}{})",
       R"([{"budget_removed":{"budget_id":"b"}}])",
