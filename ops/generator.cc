@@ -323,4 +323,10 @@ void Generate(const GeneratorOptions& o, const std::function<void(const std::str
   History(o, ParseMonth(o.start_month, "start_month")->index, emit).Write();
 }
 
+std::vector<std::string> GenerateLines(const GeneratorOptions& options) {
+  std::vector<std::string> lines;
+  Generate(options, [&](const std::string& line) { lines.push_back(line); });
+  return lines;
+}
+
 }  // namespace billing::ops

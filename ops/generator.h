@@ -13,6 +13,7 @@
 #include <cstdint>
 #include <functional>
 #include <string>
+#include <vector>
 
 #include "events/status.h"
 
@@ -42,5 +43,8 @@ Status CheckGeneratorOptions(const GeneratorOptions& options);
 // Calls `emit` with one JSON event (no newline) at a time, in publishing
 // order. `options` must pass CheckGeneratorOptions (a check fails otherwise).
 void Generate(const GeneratorOptions& options, const std::function<void(const std::string&)>& emit);
+
+// The same history as lines in memory, for tests that replay it.
+std::vector<std::string> GenerateLines(const GeneratorOptions& options);
 
 }  // namespace billing::ops

@@ -100,9 +100,7 @@ std::vector<std::string> GeneratedLines() {
   options.months = 3;
   options.usage_events = 600;
   options.faults = true;
-  std::vector<std::string> lines;
-  ops::Generate(options, [&](const std::string& line) { lines.push_back(line); });
-  return lines;
+  return ops::GenerateLines(options);
 }
 
 // Raw JSON text that replaces a string value, each a way strings go wrong

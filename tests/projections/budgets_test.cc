@@ -466,8 +466,7 @@ TEST_P(BudgetProperty, AlertsEqualANaiveRecomputationAfterRebuildAndAsOf) {
   g.resources_per_provider = 3;
   g.faults = true;
   std::mt19937_64 rng(seed);
-  std::vector<std::string> lines;
-  ops::Generate(g, [&](const std::string& l) { lines.push_back(l); });
+  std::vector<std::string> lines = ops::GenerateLines(g);
   lines = WithBudgets(std::move(lines), rng, g);
 
   billing::testing::TempDir dir;

@@ -214,8 +214,7 @@ TEST_P(ExplainTest, IndexSumsToEveryFigureAtHeadAndAsOfAndRebuildsTheSameEntries
   g.usage_events = 600;
   g.resources_per_provider = 3;
   g.faults = true;
-  std::vector<std::string> lines;
-  ops::Generate(g, [&](const std::string& l) { lines.push_back(l); });
+  std::vector<std::string> lines = ops::GenerateLines(g);
 
   billing::testing::TempDir dir;
   BillingOptions o;

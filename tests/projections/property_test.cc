@@ -382,8 +382,7 @@ TEST_P(PropertyTest, ServiceAgreesWithTheModelAndWithItsOwnReplays) {
   g.usage_events = 1500;
   g.resources_per_provider = 4;
   g.faults = true;
-  std::vector<std::string> lines;
-  ops::Generate(g, [&](const std::string& l) { lines.push_back(l); });
+  std::vector<std::string> lines = ops::GenerateLines(g);
   lines = WithNanoseconds(lines, seed);
 
   billing::testing::TempDir dir;
@@ -483,8 +482,7 @@ TEST_P(PropertyTest, EveryMonthProvesAtTheHeadAndAsOfRandomSequences) {
   g.usage_events = 600;
   g.resources_per_provider = 3;
   g.faults = true;
-  std::vector<std::string> lines;
-  ops::Generate(g, [&](const std::string& l) { lines.push_back(l); });
+  std::vector<std::string> lines = ops::GenerateLines(g);
   lines = WithNanoseconds(lines, seed);
   std::set<std::string> orgs;
   for (const std::string& line : lines) {
