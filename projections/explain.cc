@@ -105,21 +105,23 @@ void ReadPage(const View& view, const std::string& prefix, const ExplainPage& pa
   ledger::format::PutBe64(&from, page.after.value + 1);
   size_t taken = 0;
   bool more = true;
+  // Takes one entry of a block; false once the page is full or past `upto`.
+  auto take = [&](uint64_t seq, std::string_view contribution) {
+    if (seq <= page.after.value) return true;
+    Contribution c;
+    if (seq > page.upto.value) {
+      more = false;
+    } else if (!DecodeContribution(contribution, seq, &c)) {
+      FailCorrupt(view);
+      more = false;
+    } else {
+      out->push_back(std::move(c));
+      more = ++taken < page.limit;
+    }
+    return more;
+  };
   view.ScanFrom(prefix, from, [&](std::string_view key, std::string_view value) {
-    const bool whole = ReadBlock(
-        view, prefix.size(), key, value, [&](uint64_t seq, std::string_view contribution) {
-          if (seq <= page.after.value) return true;
-          Contribution c;
-          if (seq > page.upto.value || !DecodeContribution(contribution, seq, &c)) {
-            if (seq <= page.upto.value) FailCorrupt(view);
-            more = false;
-            return false;
-          }
-          out->push_back(std::move(c));
-          more = ++taken < page.limit;
-          return more;
-        });
-    return whole && more;
+    return ReadBlock(view, prefix.size(), key, value, take) && more;
   });
 }
 

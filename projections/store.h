@@ -102,8 +102,9 @@ class CombiningSink : public Sink {
   void Index(std::string_view index_prefix, uint64_t sequence,
              std::string_view contribution) override;
   size_t size() const;
-  // Visits every buffered key (merged or put; not index blocks, whose keys
-  // are made at the flush) that starts with `prefix`, in
+  // Visits every buffered key (merged or put; of the index blocks only those
+  // already full, the others get their keys at the flush) that starts with
+  // `prefix`, in
   // no particular order: what the group being written touched that a View of
   // the database cannot see yet.
   void VisitKeys(std::string_view prefix,
