@@ -81,6 +81,11 @@ std::string Url(uint16_t port, const std::string& path = "/hook") {
   return "http://127.0.0.1:" + std::to_string(port) + path;
 }
 
+// One line of the webhooks file: the endpoint takes `kinds` for every org.
+std::string Endpoint(const std::string& url, const std::string& secret, const std::string& kinds) {
+  return url + " " + secret + " * " + kinds + "\n";
+}
+
 LedgerdOptions WithWebhooks(const std::string& file, std::vector<std::string> more = {}) {
   LedgerdOptions o;
   o.extra_args = {"--webhooks", file};
@@ -214,7 +219,7 @@ TEST(Webhooks, EveryBudgetAlertIsDeliveredAsTheAlertsRouteListsIt) {
   Receiver receiver(Receiver::Mode::kAnswer200);
   TempDir tmp;
   const std::string file =
-      WriteWebhooksFile(tmp, Url(receiver.port()) + " " + kSecret + " * budget_alert\n");
+      WriteWebhooksFile(tmp, Endpoint(Url(receiver.port()), kSecret, "budget_alert"));
   Ledgerd ledgerd(WithWebhooks(file));
   ASSERT_TRUE(ledgerd.started());
   const std::string events = ReadFile(ExamplesDir() + "/budgets/events.ndjson");
@@ -254,10 +259,10 @@ TEST(Webhooks, AFailingASilentAndADeadEndpointHoldBackNoOther) {
   const uint16_t dead = ClosedPort();
   TempDir tmp;
   const std::string file = WriteWebhooksFile(
-      tmp, Url(silent.port()) + " " + kSecret + " * invoice_finalized\n" + Url(dead) + " " +
-               kSecret + " * invoice_finalized\n" + Url(failing.port()) + " " + kOtherSecret +
-               " * invoice_finalized\n" + Url(good.port()) + " " + kSecret +
-               " * invoice_finalized,budget_alert\n");
+      tmp, Endpoint(Url(silent.port()), kSecret, "invoice_finalized") +
+               Endpoint(Url(dead), kSecret, "invoice_finalized") +
+               Endpoint(Url(failing.port()), kOtherSecret, "invoice_finalized") +
+               Endpoint(Url(good.port()), kSecret, "invoice_finalized,budget_alert"));
   // The silent endpoint holds its first attempt for a minute; the others
   // give up after three attempts 20 ms apart.
   Ledgerd ledgerd(WithWebhooks(file, {"--webhook-attempts-max", "3", "--webhook-backoff-ms", "20",
@@ -376,7 +381,7 @@ TEST(Webhooks, SigkillDuringIngestAndDeliveryLosesNoDelivery) {
   Receiver receiver(Receiver::Mode::kAnswer200);
   TempDir tmp;
   const std::string file =
-      WriteWebhooksFile(tmp, Url(receiver.port()) + " " + kSecret + " * invoice_finalized\n");
+      WriteWebhooksFile(tmp, Endpoint(Url(receiver.port()), kSecret, "invoice_finalized"));
   LedgerdOptions options = WithWebhooks(file);
   options.data_dir = tmp.sub("data");
   std::atomic<int> next{0};  // the first org whose body is not acknowledged
@@ -435,7 +440,7 @@ TEST(Webhooks, TheDeliveriesListRefusesBadStatusLimitsAndCursors) {
   Receiver receiver(Receiver::Mode::kAnswer200);
   TempDir tmp;
   const std::string file =
-      WriteWebhooksFile(tmp, Url(receiver.port()) + " " + kSecret + " * invoice_finalized\n");
+      WriteWebhooksFile(tmp, Endpoint(Url(receiver.port()), kSecret, "invoice_finalized"));
   Ledgerd ledgerd(WithWebhooks(file));
   ASSERT_TRUE(ledgerd.started());
   for (const std::string query : {"status=bogus", "status=", "limit=0", "limit=1001", "limit=x",
