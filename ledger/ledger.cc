@@ -554,7 +554,7 @@ struct Ledger::Impl {
     *rec.mutable_source() = entry.source;
     rec.set_code(std::string(CodeName(code)));
     rec.set_message(message);
-    rec.set_received_at_micros(NowMicros());
+    rec.set_received_at_micros(entry.recorded_at_micros.value_or(NowMicros()));
     rec.set_org_id(entry.org_id);
     rec.set_event_id(entry.event_id);
     BoundRejected(&rec);
@@ -739,7 +739,7 @@ struct Ledger::Impl {
     const events::Envelope& env = entry.event->envelope;
     Record record;
     record.set_sequence(seq.value);
-    last_recorded_at = std::max(last_recorded_at, NowMicros());
+    last_recorded_at = std::max(last_recorded_at, entry.recorded_at_micros.value_or(NowMicros()));
     record.set_recorded_at_micros(last_recorded_at);
     record.set_prev_hash(writer_head.hash);
     record.set_hash(ChainHash(writer_head.hash, seq.value, last_recorded_at, hashed.bytes));
@@ -920,9 +920,11 @@ Status CheckFormat(rocksdb::DB* db, const Options& options, bool read_only, bool
   return Status::Ok();
 }
 
-// Recovers the head from the last record (genesis when there is none), and
-// the next rejected id from the last rejected entry (unchanged when none).
-Status RecoverHead(rocksdb::DB* db, Head* head, uint64_t* next_rejected_id) {
+// Recovers the head and its time from the last record (genesis and 0 when
+// there is none), and the next rejected id from the last rejected entry
+// (unchanged when none). Times never go back across a restart: with given
+// times (a shard's), a replay anywhere then records what the first run did.
+Status RecoverHead(rocksdb::DB* db, Head* head, int64_t* recorded_at, uint64_t* next_rejected_id) {
   *head = Head{Sequence{0}, GenesisHash()};
   std::unique_ptr<rocksdb::Iterator> it(db->NewIterator(rocksdb::ReadOptions()));
   it->SeekForPrev(format::RecordKey(std::numeric_limits<uint64_t>::max()));
@@ -932,6 +934,7 @@ Status RecoverHead(rocksdb::DB* db, Head* head, uint64_t* next_rejected_id) {
       return Status(Code::kCorruption, "the last ledger record is undecodable");
     }
     *head = Head{Sequence{record.sequence()}, record.hash()};
+    *recorded_at = record.recorded_at_micros();
   }
   it->SeekForPrev(format::RejectedKey(std::numeric_limits<uint64_t>::max()));
   if (it->Valid() && !it->key().empty() && it->key()[0] == format::kRejectedPrefix &&
@@ -958,7 +961,7 @@ Result<std::unique_ptr<Ledger>> Ledger::Open(const Options& options) {
   RETURN_IF_ERROR(CheckFormat(raw, options, read_only, &impl->legacy_format));
 
   Head head;
-  RETURN_IF_ERROR(RecoverHead(raw, &head, &impl->next_rejected_id));
+  RETURN_IF_ERROR(RecoverHead(raw, &head, &impl->last_recorded_at, &impl->next_rejected_id));
   if (!read_only) RETURN_IF_ERROR(impl->LoadBuckets());
   impl->committed_head = head;
   impl->writer_head = head;

@@ -74,6 +74,11 @@ struct Entry {
   // Re-drive of a stored rejected message: on acceptance (or duplicate) that
   // rejected record is removed; on another rejection it is updated in place.
   std::optional<uint64_t> redrive_of;
+  // When set, the time recorded for this entry in place of the wall clock
+  // (still never before the previous record's): a cluster's shard takes it
+  // from the Kafka record, so that replaying the shard's partition anywhere
+  // rebuilds the same records and hashes (docs/CLUSTER.md).
+  std::optional<int64_t> recorded_at_micros;
 };
 
 struct KafkaOffset {
