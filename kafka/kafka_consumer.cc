@@ -55,6 +55,9 @@ constexpr int kKafkaCommitIntervalMs = 1000;
 constexpr int kErrorLogIntervalMs = 5000;
 // Seeking back to the stored offsets after a failed append.
 constexpr int kSeekTimeoutMs = 10000;
+// How long an assignment may wait for a shard's end offset (cluster mode);
+// on failure it is asked again at the next lag refresh.
+constexpr int kWatermarkTimeoutMs = 5000;
 // Dead-letter messages still queued at Stop get this long to be delivered.
 constexpr int kDlqFlushMs = 5000;
 // The dead-letter producer gives up on a message after this long.
@@ -97,8 +100,8 @@ struct PartitionList {
 }  // namespace
 
 struct KafkaConsumer::Impl {
-  Impl(const KafkaOptions& o, projections::Billing& b, Metrics& m)
-      : options(o), billing(b), metrics(m) {}
+  Impl(const KafkaOptions& o, projections::Billing* b, ShardHost* h, Metrics& m)
+      : options(o), billing(b), host(h), metrics(m) {}
 
   ~Impl() {
     if (rk != nullptr) rd_kafka_destroy(rk);
@@ -118,6 +121,10 @@ struct KafkaConsumer::Impl {
     ledger::AppendRequest request;
     std::map<int32_t, int64_t> next;
     Clock::time_point started;
+    // Cluster mode: the one partition (shard) of the batch, and each
+    // message's ingest token.
+    int32_t partition = -1;
+    std::vector<std::string> tokens;
     size_t size() const { return request.entries.size(); }
     bool empty() const { return request.entries.empty(); }
   };
@@ -129,6 +136,12 @@ struct KafkaConsumer::Impl {
   void Turn();
   void Take(const rd_kafka_message_t* m);
   void Submit();
+  // The Billing a partition's messages go to: the only one, or its shard's.
+  projections::Billing& BillingOf(int32_t partition);
+  void AcquireShards(rd_kafka_topic_partition_list_t* parts);
+  // Cluster mode: tells the host which shards have caught up with the end of
+  // their partition as seen at assignment (asking for unknown ends again).
+  void CheckCaughtUp();
   bool InflightDone(int wait_ms);
   void AwaitInflight();
   void Complete();
@@ -153,7 +166,8 @@ struct KafkaConsumer::Impl {
   void CommitToKafka(bool now);
 
   const KafkaOptions options;
-  projections::Billing& billing;
+  projections::Billing* billing;  // single ledgerd; nullptr in cluster mode
+  ShardHost* host;                // cluster mode; nullptr otherwise
   Metrics& metrics;
   std::unique_ptr<EmbeddedKafka> embedded;
   std::string bootstrap;
@@ -178,6 +192,12 @@ struct KafkaConsumer::Impl {
   // second would store offsets past the first one's messages and lose them.
   bool inflight = false;
   std::map<int32_t, int64_t> inflight_next;
+  int32_t inflight_partition = -1;
+  std::vector<std::string> inflight_tokens;
+  // Cluster mode: each assigned shard's Billing, and the end offset a shard
+  // must reach before it serves (-1: not known yet).
+  std::map<int32_t, projections::Billing*> shard_billing;
+  std::map<int32_t, int64_t> restore_until;
   bool rewind = false;  // an append failed: drop what is in hand, seek back
   int backoff_ms = 0;
   std::vector<int32_t> assigned;
@@ -311,6 +331,7 @@ void KafkaConsumer::Impl::Turn() {
   Clock::time_point now = Clock::now();
   if (now >= next_lag_refresh) {
     UpdateLag(assigned);
+    if (host != nullptr) CheckCaughtUp();
     next_lag_refresh = now + std::chrono::milliseconds(kLagRefreshMs);
   }
   CommitToKafka(/*now=*/false);
@@ -362,6 +383,12 @@ void KafkaConsumer::Impl::Take(const rd_kafka_message_t* m) {
                  std::to_string(it->second) + ", the broker sent " + std::to_string(m->offset));
     metrics.Count("ledger_kafka_offset_jumps_total", PartitionLabel(partition));
   }
+  if (host != nullptr && !batch.empty() && batch.partition != partition) {
+    // One shard per batch: each shard is a ledger of its own.
+    AwaitInflight();
+    if (rewind) return;  // the stored offsets are read again, this message too
+    Submit();
+  }
   ledger::Source source;
   source.set_kind(ledger::Source::KAFKA);
   source.set_topic(options.topic);
@@ -370,7 +397,28 @@ void KafkaConsumer::Impl::Take(const rd_kafka_message_t* m) {
   std::string raw;
   if (m->payload != nullptr) raw.assign(static_cast<const char*>(m->payload), m->len);
   if (batch.empty()) batch.started = Clock::now();
-  batch.request.entries.push_back(ledger::PrepareEntry(std::move(raw), source));
+  ledger::Entry entry = ledger::PrepareEntry(std::move(raw), source);
+  if (host != nullptr) {
+    // The record's timestamp (set once, when it was produced) is the time
+    // the shard records: a replay anywhere records the same. Brokers since
+    // Kafka 0.10 always give one; without it the wall clock is all there is.
+    rd_kafka_timestamp_type_t type;
+    const int64_t ms = rd_kafka_message_timestamp(m, &type);
+    if (ms >= 0) entry.recorded_at_micros = ms * 1000;
+    std::string token;
+    rd_kafka_headers_t* headers = nullptr;
+    const void* value = nullptr;
+    size_t size = 0;
+    if (rd_kafka_message_headers(m, &headers) == RD_KAFKA_RESP_ERR_NO_ERROR &&
+        rd_kafka_header_get_last(headers, kIngestTokenHeader, &value, &size) ==
+            RD_KAFKA_RESP_ERR_NO_ERROR &&
+        value != nullptr) {
+      token.assign(static_cast<const char*>(value), size);
+    }
+    batch.tokens.push_back(std::move(token));
+    batch.partition = partition;
+  }
+  batch.request.entries.push_back(std::move(entry));
   batch.next[partition] = m->offset + 1;
   position[partition] = m->offset + 1;
 }
@@ -385,6 +433,9 @@ void KafkaConsumer::Impl::Submit() {
   consumed += n;
   metrics.Count("ledger_kafka_consumed_total", "", n);
   inflight_next = std::move(batch.next);
+  inflight_partition = batch.partition;
+  inflight_tokens = std::move(batch.tokens);
+  projections::Billing& target = BillingOf(batch.partition);
   batch = Batch{};
   {
     std::lock_guard<std::mutex> lock(done_mu);
@@ -400,8 +451,15 @@ void KafkaConsumer::Impl::Submit() {
   if (options.submit) {
     options.submit(std::move(request), std::move(on_done));
   } else {
-    billing.SubmitAsync(std::move(request), std::move(on_done));
+    target.SubmitAsync(std::move(request), std::move(on_done));
   }
+}
+
+projections::Billing& KafkaConsumer::Impl::BillingOf(int32_t partition) {
+  if (host == nullptr) return *billing;
+  // Only assigned partitions' messages reach a batch, and each was acquired
+  // before the assignment took effect.
+  return *shard_billing.at(partition);
 }
 
 bool KafkaConsumer::Impl::InflightDone(int wait_ms) {
@@ -437,6 +495,32 @@ void KafkaConsumer::Impl::Complete() {
   }
   backoff_ms = 0;
   Account(r, inflight_next);
+  if (host != nullptr) {
+    host->Applied(inflight_partition, inflight_tokens, r);
+    CheckCaughtUp();
+  }
+}
+
+void KafkaConsumer::Impl::CheckCaughtUp() {
+  for (auto it = restore_until.begin(); it != restore_until.end();) {
+    const int32_t partition = it->first;
+    if (it->second < 0) {
+      int64_t low = 0, high = 0;
+      if (rd_kafka_query_watermark_offsets(rk, options.topic.c_str(), partition, &low, &high,
+                                           kWatermarkTimeoutMs) == RD_KAFKA_RESP_ERR_NO_ERROR) {
+        it->second = high;
+      }
+    }
+    auto done_to = stored.find(partition);
+    const int64_t next = done_to != stored.end() ? done_to->second : 0;
+    if (it->second >= 0 && next >= it->second) {
+      Log("shard %d restored to offset %lld: serving", partition, static_cast<long long>(next));
+      host->CaughtUp(partition);
+      it = restore_until.erase(it);
+    } else {
+      ++it;
+    }
+  }
 }
 
 // The batch is durable: count it, remember its offsets, tell Kafka.
@@ -587,6 +671,13 @@ void KafkaConsumer::Impl::Assign(rd_kafka_topic_partition_list_t* parts) {
   assigned.clear();
   stored.clear();
   position.clear();
+  if (host != nullptr) {
+    AcquireShards(parts);
+    if (stopping.load()) {
+      rd_kafka_assign(rk, nullptr);
+      return;
+    }
+  }
   std::string shown;
   for (int i = 0; i < parts->cnt; ++i) {
     rd_kafka_topic_partition_t& p = parts->elems[i];
@@ -626,9 +717,39 @@ void KafkaConsumer::Impl::Assign(rd_kafka_topic_partition_list_t* parts) {
   }
   assigned_count = static_cast<int>(assigned.size());
   Log("assigned %s partitions %s (offsets from the ledger)", options.topic.c_str(), shown.c_str());
+  if (host != nullptr) {
+    // A shard serves once it has applied its partition up to the end seen
+    // now: before that its answers would be stale.
+    for (int32_t partition : assigned) restore_until[partition] = -1;
+    CheckCaughtUp();
+  }
+}
+
+void KafkaConsumer::Impl::AcquireShards(rd_kafka_topic_partition_list_t* parts) {
+  shard_billing.clear();
+  restore_until.clear();
+  for (int i = 0; i < parts->cnt; ++i) {
+    const int32_t partition = parts->elems[i].partition;
+    Result<projections::Billing*> shard = host->Acquire(partition);
+    // Without its ledger the shard cannot be read at all: keep trying, as
+    // for a stored offset that cannot be read.
+    int wait_ms = kRetryBackoffMsMin;
+    while (!shard.ok()) {
+      Log("cannot open shard %d, retrying: %s", partition, shard.status().ToString().c_str());
+      if (!WaitUnlessStopping(wait_ms)) return;
+      wait_ms = std::min(wait_ms * 2, kRetryBackoffMsMax);
+      shard = host->Acquire(partition);
+    }
+    shard_billing[partition] = *shard;
+  }
 }
 
 void KafkaConsumer::Impl::Revoke(bool flush) {
+  // Stop serving first: a lost shard may already be another member's.
+  if (host != nullptr) {
+    for (int32_t partition : assigned) host->Release(partition);
+    restore_until.clear();
+  }
   AwaitInflight();
   // A lost assignment (session timed out) may already be another member's:
   // writing what we hold could store offsets behind theirs.
@@ -658,7 +779,7 @@ Result<int64_t> KafkaConsumer::Impl::StoredOffset(int32_t partition) {
     return it != written_this_run.end() ? it->second
                                         : static_cast<int64_t>(RD_KAFKA_OFFSET_BEGINNING);
   }
-  auto next = billing.ledger().KafkaNextOffset(options.topic, partition);
+  auto next = BillingOf(partition).ledger().KafkaNextOffset(options.topic, partition);
   if (!next.ok()) return next.status();
   return next->has_value() ? **next : static_cast<int64_t>(RD_KAFKA_OFFSET_BEGINNING);
 }
@@ -714,7 +835,7 @@ void KafkaConsumer::Impl::MirrorToDlq(const ledger::AppendResult& r) {
     if (o.kind != ledger::Outcome::Kind::kRejected) continue;
     // The rejected store has the raw bytes and the source; it stays the
     // record of truth, the dead-letter topic is a convenience copy.
-    auto rec = billing.ledger().GetRejected(o.rejected_id);
+    auto rec = BillingOf(inflight_partition).ledger().GetRejected(o.rejected_id);
     if (!rec.ok() || !rec->has_value()) continue;
     const ledger::RejectedRecord& rej = **rec;
     const std::string partition = std::to_string(rej.source().partition());
@@ -778,7 +899,20 @@ bool KafkaConsumer::Impl::WaitUnlessStopping(int ms) {
 Result<std::unique_ptr<KafkaConsumer>> KafkaConsumer::Start(const KafkaOptions& options,
                                                             projections::Billing& billing,
                                                             Metrics& metrics) {
-  auto impl = std::make_unique<Impl>(options, billing, metrics);
+  return Launch(std::make_unique<Impl>(options, &billing, nullptr, metrics));
+}
+
+Result<std::unique_ptr<KafkaConsumer>> KafkaConsumer::Start(const KafkaOptions& options,
+                                                            ShardHost& shards, Metrics& metrics) {
+  if (options.embedded || !options.dlq_topic.empty()) {
+    return Status(Code::kInvalidArgument,
+                  "kafka: a cluster's shards need real brokers and no dead-letter topic");
+  }
+  return Launch(std::make_unique<Impl>(options, nullptr, &shards, metrics));
+}
+
+Result<std::unique_ptr<KafkaConsumer>> KafkaConsumer::Launch(std::unique_ptr<Impl> impl) {
+  const KafkaOptions& options = impl->options;
   if (options.topic.empty()) return Status(Code::kInvalidArgument, "kafka: empty topic name");
   if (options.embedded) {
     EmbeddedKafkaOptions eo;

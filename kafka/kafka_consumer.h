@@ -35,6 +35,7 @@
 #include <functional>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "events/status.h"
 #include "metrics/metrics.h"
@@ -54,6 +55,34 @@ inline constexpr int kKafkaBatchLingerMs = 50;
 // restarted ledgerd waits about this long before consuming again; brokers
 // refuse less than their group.min.session.timeout.ms, 6 s by default.
 inline constexpr int kKafkaSessionTimeoutMsDefault = 10000;
+
+// A cluster instance's shards (docs/CLUSTER.md): partition N of the shards
+// topic is shard N, a ledger of its own. The consumer applies each partition
+// to its shard's Billing, one partition per batch, and records each message
+// at its Kafka timestamp, so that whoever replays the partition builds the
+// same ledger. Called on the consumer thread; must not throw.
+class ShardHost {
+ public:
+  virtual ~ShardHost() = default;
+  // The Billing of `shard`, opened or created: the consumer was just assigned
+  // it and reads on from the offset stored there. An error is retried with a
+  // backoff (the shard stays unserved meanwhile).
+  virtual Result<projections::Billing*> Acquire(int shard) = 0;
+  // The shard has applied its partition up to the end seen at assignment: its
+  // answers are now as fresh as the log, and it may serve.
+  virtual void CaughtUp(int shard) = 0;
+  // A batch of `shard` is durable: each message's ingest token (its
+  // kIngestTokenHeader, empty when none) with its outcome, in order.
+  virtual void Applied(int shard, const std::vector<std::string>& tokens,
+                       const ledger::AppendResult& result) = 0;
+  // The shard was revoked or lost: it must stop serving at once (another
+  // instance may already be writing it). Its Billing stays open, a warm copy.
+  virtual void Release(int shard) = 0;
+};
+
+// The Kafka header by which an HTTP ingest recognises its own messages when
+// the shard's consumer applies them (cluster mode).
+inline constexpr const char* kIngestTokenHeader = "ledger-ingest";
 
 // Where the consumer sends a batch: Billing::SubmitAsync unless replaced.
 using SubmitFn =
@@ -93,6 +122,10 @@ class KafkaConsumer {
   static Result<std::unique_ptr<KafkaConsumer>> Start(const KafkaOptions& options,
                                                       projections::Billing& billing,
                                                       Metrics& metrics);
+  // The same for a cluster instance: `options.topic` is the shards topic,
+  // and `shards` (which must outlive the consumer) holds their Billings.
+  static Result<std::unique_ptr<KafkaConsumer>> Start(const KafkaOptions& options,
+                                                      ShardHost& shards, Metrics& metrics);
   ~KafkaConsumer();  // Stop()
 
   KafkaConsumer(const KafkaConsumer&) = delete;
@@ -110,6 +143,7 @@ class KafkaConsumer {
  private:
   struct Impl;
   explicit KafkaConsumer(std::unique_ptr<Impl> impl);
+  static Result<std::unique_ptr<KafkaConsumer>> Launch(std::unique_ptr<Impl> impl);
   std::unique_ptr<Impl> impl_;
 };
 

@@ -1,0 +1,346 @@
+#include "cluster/shard_set.h"
+
+#include <librdkafka/rdkafka.h>
+
+#include <chrono>
+#include <condition_variable>
+#include <cstdio>
+#include <filesystem>
+#include <map>
+#include <mutex>
+#include <random>
+#include <thread>
+
+#include "ledger/hash_chain.h"
+
+namespace billing::cluster {
+
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+// How often the producer's delivery reports are served and expired waits
+// answered: the granularity of an ingest's timeout.
+constexpr int kSweepIntervalMs = 20;
+// The producer gives up on a message after this long; an ingest waits less,
+// so its answer never depends on this.
+constexpr const char* kProduceMessageTimeoutMs = "30000";
+// Messages still queued at shutdown get this long to be delivered.
+constexpr int kProducerFlushMs = 5000;
+
+void Log(const std::string& line) { std::fprintf(stderr, "ledgerd: cluster: %s\n", line.c_str()); }
+
+// What one ingest request waits for.
+struct Pending {
+  int shard = 0;
+  std::vector<ledger::Outcome> outcomes;
+  size_t remaining = 0;
+  Clock::time_point deadline;
+  IngestDone done;
+  bool finished = false;
+};
+
+struct Waiter {
+  std::shared_ptr<Pending> pending;
+  size_t index = 0;
+};
+
+std::string RandomNonce() {
+  std::random_device device;
+  char text[17];
+  std::snprintf(text, sizeof(text), "%08x%08x", device(), device());
+  return text;
+}
+
+}  // namespace
+
+struct ShardSet::Impl {
+  struct Slot {
+    std::unique_ptr<projections::Billing> billing;  // opened on first assignment, kept
+    std::atomic<bool> owned{false};
+    std::atomic<bool> serving{false};
+  };
+
+  Impl(const ShardSetOptions& o, api::Metrics& m) : options(o), metrics(m), slots(o.shards) {}
+
+  Status StartProducer();
+  void Run();
+  // Answers every waiter of `pending` that is still open with `why`.
+  void Fail(const std::shared_ptr<Pending>& pending, const Status& why);
+  void FailWhere(const std::function<bool(const Pending&)>& which, const Status& why);
+  static void OnDelivery(rd_kafka_t*, const rd_kafka_message_t* m, void* opaque);
+
+  const ShardSetOptions options;
+  api::Metrics& metrics;
+  std::vector<Slot> slots;
+  std::mutex open_mu;  // Acquire (consumer thread) against Status readers
+  rd_kafka_t* producer = nullptr;
+  const std::string token_prefix = options.instance_id + "/" + RandomNonce() + "/";
+
+  std::mutex mu;
+  std::map<std::string, Waiter> waiters;  // by ingest token
+  uint64_t next_token = 0;
+  bool stopping = false;
+  std::condition_variable cv;
+  std::thread thread;
+};
+
+Status ShardSet::Impl::StartProducer() {
+  rd_kafka_conf_t* conf = rd_kafka_conf_new();
+  char err[512];
+  const std::pair<const char*, std::string> settings[] = {
+      {"bootstrap.servers", options.brokers},
+      {"client.id", "ledgerd-ingest"},
+      // Acknowledged means on a quorum of brokers, without duplicates from
+      // the producer's own retries, in order per partition.
+      {"enable.idempotence", "true"},
+      {"acks", "all"},
+      {"linger.ms", "1"},
+      {"message.timeout.ms", kProduceMessageTimeoutMs},
+      {"log.connection.close", "false"},
+  };
+  for (const auto& [name, value] : settings) {
+    if (rd_kafka_conf_set(conf, name, value.c_str(), err, sizeof(err)) != RD_KAFKA_CONF_OK) {
+      rd_kafka_conf_destroy(conf);
+      return Status(Code::kInvalidArgument, std::string("ingest producer: ") + name + ": " + err);
+    }
+  }
+  rd_kafka_conf_set_dr_msg_cb(conf, &Impl::OnDelivery);
+  rd_kafka_conf_set_opaque(conf, this);
+  producer = rd_kafka_new(RD_KAFKA_PRODUCER, conf, err, sizeof(err));
+  if (producer == nullptr) {
+    rd_kafka_conf_destroy(conf);
+    return Status(Code::kInvalidArgument, std::string("ingest producer: ") + err);
+  }
+  return Status::Ok();
+}
+
+void ShardSet::Impl::OnDelivery(rd_kafka_t*, const rd_kafka_message_t* m, void* opaque) {
+  // A C callback: nothing may unwind through librdkafka.
+  std::unique_ptr<std::string> token(static_cast<std::string*>(m->_private));
+  if (m->err == RD_KAFKA_RESP_ERR_NO_ERROR || token == nullptr) return;
+  auto* impl = static_cast<Impl*>(opaque);
+  try {
+    std::shared_ptr<Pending> pending;
+    {
+      std::lock_guard<std::mutex> lock(impl->mu);
+      auto it = impl->waiters.find(*token);
+      if (it == impl->waiters.end()) return;
+      pending = it->second.pending;
+    }
+    impl->Fail(pending, Status(Code::kUnavailable, std::string("the shards log refused an event: ") +
+                                                       rd_kafka_err2str(m->err)));
+  } catch (...) {
+    Log("a failed delivery could not be reported to its ingest");
+  }
+}
+
+void ShardSet::Impl::Fail(const std::shared_ptr<Pending>& pending, const Status& why) {
+  FailWhere([&](const Pending& p) { return &p == pending.get(); }, why);
+}
+
+void ShardSet::Impl::FailWhere(const std::function<bool(const Pending&)>& which,
+                               const Status& why) {
+  std::vector<std::shared_ptr<Pending>> failed;
+  {
+    std::lock_guard<std::mutex> lock(mu);
+    for (auto it = waiters.begin(); it != waiters.end();) {
+      Pending& p = *it->second.pending;
+      if (!which(p)) {
+        ++it;
+        continue;
+      }
+      if (!p.finished) {
+        p.finished = true;
+        failed.push_back(it->second.pending);
+      }
+      it = waiters.erase(it);
+    }
+  }
+  for (const auto& p : failed) p->done(why);
+}
+
+void ShardSet::Impl::Run() {
+  for (;;) {
+    {
+      std::unique_lock<std::mutex> lock(mu);
+      cv.wait_for(lock, std::chrono::milliseconds(kSweepIntervalMs), [this] { return stopping; });
+      if (stopping) return;
+    }
+    rd_kafka_poll(producer, 0);
+    const Clock::time_point now = Clock::now();
+    FailWhere([now](const Pending& p) { return p.deadline <= now; },
+              Status(Code::kUnavailable, "the events were not applied in time; retry"));
+  }
+}
+
+Result<std::unique_ptr<ShardSet>> ShardSet::Create(const ShardSetOptions& options,
+                                                   api::Metrics& metrics) {
+  if (options.shards <= 0) return Status(Code::kInvalidArgument, "a cluster needs shards");
+  std::error_code ec;
+  std::filesystem::create_directories(options.data_dir, ec);
+  if (ec) {
+    return Status(Code::kUnavailable, "cannot create " + options.data_dir + ": " + ec.message());
+  }
+  auto impl = std::make_unique<Impl>(options, metrics);
+  RETURN_IF_ERROR(impl->StartProducer());
+  Impl* raw = impl.get();
+  impl->thread = std::thread([raw] { raw->Run(); });
+  return std::unique_ptr<ShardSet>(new ShardSet(std::move(impl)));
+}
+
+ShardSet::ShardSet(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+
+ShardSet::~ShardSet() {
+  {
+    std::lock_guard<std::mutex> lock(impl_->mu);
+    impl_->stopping = true;
+  }
+  impl_->cv.notify_all();
+  if (impl_->thread.joinable()) impl_->thread.join();
+  impl_->FailWhere([](const Pending&) { return true; },
+                   Status(Code::kUnavailable, "the instance is stopping; retry"));
+  if (rd_kafka_flush(impl_->producer, kProducerFlushMs) != RD_KAFKA_RESP_ERR_NO_ERROR) {
+    Log(std::to_string(rd_kafka_outq_len(impl_->producer)) + " ingest messages undelivered");
+  }
+  rd_kafka_destroy(impl_->producer);
+}
+
+int ShardSet::shards() const { return impl_->options.shards; }
+
+projections::Billing* ShardSet::Serving(int shard) const {
+  if (shard < 0 || shard >= shards()) return nullptr;
+  const Impl::Slot& slot = impl_->slots[shard];
+  // `serving` is set only after the Billing is in place, and the Billing is
+  // never destroyed before the set.
+  return slot.serving.load(std::memory_order_acquire) ? slot.billing.get() : nullptr;
+}
+
+std::vector<ShardStatus> ShardSet::Describe() const {
+  std::vector<ShardStatus> out;
+  std::lock_guard<std::mutex> lock(impl_->open_mu);
+  for (int shard = 0; shard < shards(); shard++) {
+    const Impl::Slot& slot = impl_->slots[shard];
+    ShardStatus s;
+    s.shard = shard;
+    s.owned = slot.owned.load();
+    s.serving = slot.serving.load();
+    if (slot.billing != nullptr) {
+      const ledger::Head head = slot.billing->ledger().head();
+      s.sequence = head.sequence.value;
+      s.hash_hex = ledger::Hex(head.hash);
+      auto next = slot.billing->ledger().KafkaNextOffset(impl_->options.shards_topic, shard);
+      if (next.ok() && next->has_value()) s.next_offset = **next;
+    }
+    out.push_back(std::move(s));
+  }
+  return out;
+}
+
+Result<projections::Billing*> ShardSet::Acquire(int shard) {
+  if (shard < 0 || shard >= shards()) {
+    return Status(Code::kInvalidArgument, "partition " + std::to_string(shard) +
+                                              " is beyond the cluster's " +
+                                              std::to_string(shards()) + " shards");
+  }
+  Impl::Slot& slot = impl_->slots[shard];
+  std::lock_guard<std::mutex> lock(impl_->open_mu);
+  if (slot.billing == nullptr) {
+    projections::BillingOptions o;
+    o.dir = impl_->options.data_dir + "/shard-" + std::to_string(shard);
+    o.durability = impl_->options.durability;
+    o.on_unrecoverable = impl_->options.on_unrecoverable;
+    auto opened = projections::Billing::Open(o);
+    if (!opened.ok()) return opened.status();
+    slot.billing = std::move(opened).value();
+  }
+  slot.owned = true;
+  return slot.billing.get();
+}
+
+void ShardSet::CaughtUp(int shard) {
+  if (shard < 0 || shard >= shards()) return;
+  impl_->slots[shard].serving.store(true, std::memory_order_release);
+}
+
+void ShardSet::Release(int shard) {
+  if (shard < 0 || shard >= shards()) return;
+  impl_->slots[shard].serving = false;
+  impl_->slots[shard].owned = false;
+  impl_->FailWhere([shard](const Pending& p) { return p.shard == shard; },
+                   Status(Code::kUnavailable, "shard " + std::to_string(shard) +
+                                                  " is moving to another instance; retry"));
+}
+
+void ShardSet::Applied(int shard, const std::vector<std::string>& tokens,
+                       const ledger::AppendResult& result) {
+  (void)shard;
+  std::vector<std::shared_ptr<Pending>> finished;
+  {
+    std::lock_guard<std::mutex> lock(impl_->mu);
+    for (size_t i = 0; i < tokens.size() && i < result.outcomes.size(); i++) {
+      if (tokens[i].empty()) continue;
+      auto it = impl_->waiters.find(tokens[i]);
+      if (it == impl_->waiters.end()) continue;  // another run's, or timed out
+      Pending& p = *it->second.pending;
+      p.outcomes[it->second.index] = result.outcomes[i];
+      if (--p.remaining == 0 && !p.finished) {
+        p.finished = true;
+        finished.push_back(it->second.pending);
+      }
+      impl_->waiters.erase(it);
+    }
+  }
+  for (const auto& p : finished) p->done(std::move(p->outcomes));
+}
+
+void ShardSet::Ingest(int shard, std::vector<IngestEvent> events, IngestDone done) {
+  if (Serving(shard) == nullptr) {
+    return done(Status(Code::kUnavailable, "shard " + std::to_string(shard) +
+                                               " is not served here now; retry"));
+  }
+  if (events.empty()) return done(std::vector<ledger::Outcome>{});
+  auto pending = std::make_shared<Pending>();
+  pending->shard = shard;
+  pending->outcomes.resize(events.size());
+  pending->remaining = events.size();
+  pending->deadline = Clock::now() + std::chrono::milliseconds(impl_->options.ingest_wait_ms);
+  pending->done = std::move(done);
+  std::vector<std::string> tokens;
+  {
+    std::lock_guard<std::mutex> lock(impl_->mu);
+    if (impl_->waiters.size() + events.size() > kIngestPendingEventsMax) {
+      pending->finished = true;
+    } else {
+      for (size_t i = 0; i < events.size(); i++) {
+        tokens.push_back(impl_->token_prefix + std::to_string(impl_->next_token++));
+        impl_->waiters[tokens.back()] = Waiter{pending, i};
+      }
+    }
+  }
+  if (tokens.empty()) {
+    return pending->done(Status(Code::kUnavailable, "too many events wait to be applied; retry"));
+  }
+  const std::string& topic = impl_->options.shards_topic;
+  for (size_t i = 0; i < events.size(); i++) {
+    const IngestEvent& e = events[i];
+    auto* opaque = new std::string(tokens[i]);
+    rd_kafka_resp_err_t err = rd_kafka_producev(
+        impl_->producer, RD_KAFKA_V_TOPIC(topic.c_str()), RD_KAFKA_V_PARTITION(shard),
+        RD_KAFKA_V_KEY(e.org_id.data(), e.org_id.size()),
+        RD_KAFKA_V_VALUE(const_cast<char*>(e.raw.data()), e.raw.size()),
+        RD_KAFKA_V_HEADER(api::kIngestTokenHeader, tokens[i].data(),
+                          static_cast<ssize_t>(tokens[i].size())),
+        RD_KAFKA_V_OPAQUE(opaque), RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_END);
+    if (err != RD_KAFKA_RESP_ERR_NO_ERROR) {
+      delete opaque;
+      // What was queued before may still be applied: it is answered as a
+      // failure all the same, and the client's retry finds duplicates.
+      impl_->Fail(pending, Status(Code::kUnavailable, std::string("cannot queue an event: ") +
+                                                          rd_kafka_err2str(err)));
+      return;
+    }
+  }
+}
+
+}  // namespace billing::cluster

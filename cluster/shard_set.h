@@ -1,0 +1,104 @@
+// ShardSet: the shards one cluster instance holds, and HTTP ingest through
+// the shards' log.
+//
+// Each shard is a Billing of its own in DATA/shard-N (docs/CLUSTER.md). The
+// shards consumer (api::KafkaConsumer in cluster mode) acquires a shard when
+// the group assigns its partition, applies the partition to it, and tells the
+// set when it has caught up; only then does the shard serve. A revoked shard
+// stops serving at once but stays open, a warm copy for its next assignment.
+//
+// Ingest never writes a shard directly: the events are produced to the
+// shard's partition (idempotent producer, acks=all), and each is answered
+// with its outcome once this instance's consumer has applied it. The log is
+// therefore the truth, and a shard rebuilt elsewhere from it holds the same
+// events. An event not applied here in time (the shard moved, the broker is
+// away) is answered kUnavailable, and the client's retry is a duplicate at
+// worst.
+//
+// Thread-safe.
+#pragma once
+
+#include <atomic>
+#include <functional>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "kafka/kafka_consumer.h"
+#include "ledger/ledger.h"
+#include "metrics/metrics.h"
+#include "projections/billing.h"
+
+namespace billing::cluster {
+
+// How long an ingest waits for its events to be applied: past it the answer
+// is 503 and the client retries (duplicates are harmless). Long enough for a
+// loaded shard's batch; short enough that a client never hangs on a shard
+// that moved.
+inline constexpr int kIngestWaitMsDefault = 10000;
+// Events waiting for their outcome at once, over all requests: bounds the
+// memory of clients that post faster than the shards apply. Past it ingest
+// answers 503 with Retry-After.
+inline constexpr size_t kIngestPendingEventsMax = 200000;
+
+struct ShardSetOptions {
+  std::string data_dir;  // shard N lives in data_dir/shard-N
+  int shards = 0;
+  std::string brokers;
+  std::string shards_topic;
+  std::string instance_id;  // names this instance's ingest tokens
+  ledger::Durability durability = ledger::Durability::kSync;
+  std::function<void(const Status&)> on_unrecoverable;
+  int ingest_wait_ms = kIngestWaitMsDefault;
+};
+
+// One shard as /v1/cluster shows it.
+struct ShardStatus {
+  int shard = 0;
+  bool owned = false;    // assigned to this instance by the group
+  bool serving = false;  // owned and caught up
+  uint64_t sequence = 0;
+  std::string hash_hex;
+  int64_t next_offset = -1;  // the next offset of its partition to apply; -1: none yet
+};
+
+// One event of an ingest: its bytes as received and its org (best effort:
+// empty when unreadable, and the shard's consumer rejects it precisely).
+struct IngestEvent {
+  std::string raw;
+  std::string org_id;
+};
+using IngestDone = std::function<void(Result<std::vector<ledger::Outcome>>)>;
+
+class ShardSet final : public api::ShardHost {
+ public:
+  static Result<std::unique_ptr<ShardSet>> Create(const ShardSetOptions& options, api::Metrics& metrics);
+  ~ShardSet() override;  // fails what still waits, flushes the producer
+  ShardSet(const ShardSet&) = delete;
+  ShardSet& operator=(const ShardSet&) = delete;
+
+  int shards() const;
+  // The shard's Billing while this instance serves it; nullptr otherwise.
+  projections::Billing* Serving(int shard) const;
+  std::vector<ShardStatus> Describe() const;
+
+  // Produces `events` to `shard`'s partition and calls `done` once (on
+  // another thread) with one outcome per event, in order, after this
+  // instance has applied them; kUnavailable when the shard is not served
+  // here, too much waits already, or they were not applied in time.
+  void Ingest(int shard, std::vector<IngestEvent> events, IngestDone done);
+
+  // api::ShardHost, for the shards consumer.
+  Result<projections::Billing*> Acquire(int shard) override;
+  void CaughtUp(int shard) override;
+  void Applied(int shard, const std::vector<std::string>& tokens,
+               const ledger::AppendResult& result) override;
+  void Release(int shard) override;
+
+ private:
+  struct Impl;
+  explicit ShardSet(std::unique_ptr<Impl> impl);
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace billing::cluster
