@@ -1,7 +1,8 @@
 // api::Service over a Ledgers of two real Billings (two data directories, one
 // org in each), in-process through Service::Handle: org routes read their
-// org's Billing, `?shard=N` picks the whole-ledger routes' Billing, and a
-// shard this instance does not serve now is 503 with Retry-After.
+// org's Billing, `?shard=N` picks the whole-ledger routes' Billing, a shard
+// this instance does not serve now is 503 with Retry-After, and an answer
+// cached from one Billing is never served from another.
 #include "service/ledgers.h"
 
 #include <gtest/gtest.h>
@@ -218,6 +219,52 @@ TEST_F(ServiceOverLedgers, ShardNotServedHereIs503WithRetryAfter) {
   EXPECT_EQ(Get("/metrics").status, 200);
   ledgers_->moved = false;
   EXPECT_EQ(Get("/v1/orgs/acme").status, 200);
+}
+
+// One shard whose Billing can be replaced, as a cluster instance reopens a
+// shard that moved away and back.
+class ReopenedShard final : public Ledgers {
+ public:
+  explicit ReopenedShard(projections::Billing& billing) : billing_(&billing) {}
+  projections::Billing* ForOrg(std::string_view) const override { return billing_.load(); }
+  projections::Billing* ForShard(int shard) const override {
+    return shard == 0 ? billing_.load() : nullptr;
+  }
+  int shards() const override { return 1; }
+  void Reopen(projections::Billing& billing) { billing_ = &billing; }
+
+ private:
+  std::atomic<projections::Billing*> billing_;
+};
+
+// An org's version counts within one Billing (it starts at 0 when one opens):
+// a cached answer of the Billing that served the shard before is not served
+// from the one serving it now, even at the same version.
+TEST_F(ServiceOverLedgers, CachedOrgAnswerIsNotServedFromAnotherBilling) {
+  testing::TempDir dir_reopened;
+  auto reopened = Open(dir_reopened);
+  ASSERT_TRUE(reopened);
+  Append(*reopened, OrgCreated("e1", "acme", "Acme Reopened"));
+  ASSERT_EQ(reopened->OrgVersion("acme"), zero_->OrgVersion("acme"));
+  ReopenedShard shard(*zero_);
+  Metrics metrics;
+  Service service(shard, metrics, ServiceOptions{});
+  auto name = [&service] {
+    auto promise = std::make_shared<std::promise<HttpReply>>();
+    auto replied = promise->get_future();
+    HttpRequest request;
+    request.method = "GET";
+    request.target = "/v1/orgs/acme";
+    service.Handle(std::move(request),
+                   [promise](HttpReply r) { promise->set_value(std::move(r)); });
+    EXPECT_EQ(replied.wait_for(kAnswerTimeout), std::future_status::ready);
+    return Json::parse(replied.get().body)["name"].get<std::string>();
+  };
+  EXPECT_EQ(name(), "Acme");
+  EXPECT_EQ(name(), "Acme") << "served from the cache";
+  shard.Reopen(*reopened);
+  EXPECT_EQ(name(), "Acme Reopened");
+  service.StopHeavyWork();
 }
 
 }  // namespace
