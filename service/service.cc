@@ -426,9 +426,9 @@ std::optional<HttpReply> Service::PickLedger(const RouteSpec& spec, Call& call) 
   if (auto text = call.Param("shard")) {
     uint64_t n = 0;
     if (!ParseUint(*text, &n) || n >= static_cast<uint64_t>(ledgers_->shards())) {
-      return Error(400, "invalid_argument",
-                   "shard must be a whole number from 0 to " +
-                       std::to_string(ledgers_->shards() - 1));
+      return Error(
+          400, "invalid_argument",
+          "shard must be a whole number from 0 to " + std::to_string(ledgers_->shards() - 1));
     }
     shard = static_cast<int>(n);
   }
@@ -438,8 +438,8 @@ std::optional<HttpReply> Service::PickLedger(const RouteSpec& spec, Call& call) 
   if (FiltersByOrg(spec)) {
     if (call.principal && call.principal->org) {
       org = call.principal->org;
-    } else if (auto param = call.Param("org"); param && !param->empty() &&
-                                               spec.name == "ledger_events") {
+    } else if (auto param = call.Param("org");
+               param && !param->empty() && spec.name == "ledger_events") {
       org = std::move(param);
     }
   }
@@ -520,10 +520,9 @@ void Service::Invoke(const Route& route, Call& call) {
     };
   }
   if (call.cache && reply.status == 200 && reply.body.size() <= kResponseCacheEntryBytesMax) {
-    CacheAnswer(
-        std::move(call.cache->key),
-        CachedAnswer{call.billing, call.Org(), call.cache->version, call.route, reply.body,
-                     reply.content_type, {}});
+    CachedAnswer answer{call.billing,       call.Org(), call.cache->version, call.route, reply.body,
+                        reply.content_type, {}};
+    CacheAnswer(std::move(call.cache->key), std::move(answer));
   }
   call.Reply(std::move(reply));
 }
@@ -540,8 +539,8 @@ void Service::ServeOrgAnswer(const Route& route, Call& call) {
   {
     std::lock_guard<std::mutex> lock(cache_mu_);
     auto it = cache_.find(key);
-    if (it != cache_.end() && it->second.billing == call.billing &&
-        it->second.version == version && it->second.org == org_id) {
+    if (it != cache_.end() && it->second.billing == call.billing && it->second.version == version &&
+        it->second.org == org_id) {
       call.route = it->second.route;
       HttpReply r;
       r.body = it->second.body;

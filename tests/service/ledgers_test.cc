@@ -65,11 +65,11 @@ struct Answer {
 
 std::string OrgCreated(const std::string& event_id, const std::string& org,
                        const std::string& name) {
-  return Json{{"event_id", event_id},
-              {"org_id", org},
-              {"occurred_at", "2026-01-01T00:00:00Z"},
-              {"organization_created",
-               {{"name", name}, {"currency", "USD"}, {"billing_account", "BA"}}}}
+  return Json{
+      {"event_id", event_id},
+      {"org_id", org},
+      {"occurred_at", "2026-01-01T00:00:00Z"},
+      {"organization_created", {{"name", name}, {"currency", "USD"}, {"billing_account", "BA"}}}}
       .dump();
 }
 
@@ -120,10 +120,11 @@ class ServiceOverLedgers : public ::testing::Test {
     request.has_body = !body.empty();
     if (!body.empty()) request.content_type = "application/json";
     request.body = std::move(body);
-    service_->Handle(std::move(request), [promise](HttpReply r) { promise->set_value(std::move(r)); });
+    service_->Handle(std::move(request),
+                     [promise](HttpReply r) { promise->set_value(std::move(r)); });
     if (replied.wait_for(kAnswerTimeout) != std::future_status::ready) {
-      ADD_FAILURE() << method << " " << target << " did not answer within " << kAnswerTimeout.count()
-                    << " s";
+      ADD_FAILURE() << method << " " << target << " did not answer within "
+                    << kAnswerTimeout.count() << " s";
       return {};
     }
     HttpReply reply = replied.get();

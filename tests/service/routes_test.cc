@@ -190,10 +190,11 @@ TEST(Routes, SingleLedgerdAnswersShardZeroAndRefusesAnyOtherShard) {
     return testing::Http(s.port, "POST", "/v1/events", body, "application/json",
                          {{"Authorization", std::string("Bearer ") + kAdminToken}});
   };
-  ASSERT_EQ(post(R"({"event_id":"e1","org_id":"acme","occurred_at":"2026-01-01T00:00:00Z",)"
-                 R"("organization_created":{"name":"Acme","currency":"USD","billing_account":"BA"}})")
-                .status,
-            200);
+  ASSERT_EQ(
+      post(R"({"event_id":"e1","org_id":"acme","occurred_at":"2026-01-01T00:00:00Z",)"
+           R"("organization_created":{"name":"Acme","currency":"USD","billing_account":"BA"}})")
+          .status,
+      200);
   // An event of an unknown org: rejected, so the rejected store holds id 1.
   ASSERT_EQ(post(R"({"event_id":"e2","org_id":"nobody","occurred_at":"2026-01-01T00:00:00Z",)"
                  R"("cost_center_created":{"cost_center_id":"cc","name":"C"}})")
