@@ -146,6 +146,9 @@ struct Service::Call {
   Metrics* metrics = nullptr;
   std::string route = "unknown";
   PathParams params;  // the matched pattern's {name} parts
+  // The Billing this call reads or writes (PickLedger); nullptr on the
+  // routes that read no ledger.
+  projections::Billing* billing = nullptr;
   std::map<std::string, std::string> query;
   std::optional<Principal> principal;  // set when access control is on
   // The read models' view an org answer was computed from: its status() says
@@ -239,8 +242,20 @@ std::function<bool(std::string*)> GuardedStream(const CallT& call,
 
 }  // namespace
 
+Service::Service(const Ledgers& ledgers, Metrics& metrics, ServiceOptions options)
+    : ledgers_(&ledgers), metrics_(metrics), options_(std::move(options)) {
+  Init();
+}
+
 Service::Service(projections::Billing& billing, Metrics& metrics, ServiceOptions options)
-    : billing_(billing), metrics_(metrics), options_(std::move(options)) {
+    : owned_ledgers_(std::make_unique<SingleLedger>(billing)),
+      ledgers_(owned_ledgers_.get()),
+      metrics_(metrics),
+      options_(std::move(options)) {
+  Init();
+}
+
+void Service::Init() {
   metrics_.SetRoutes(RouteNames());
   metrics_.AddCollector([this](Metrics& m) {
     std::lock_guard<std::mutex> lock(cache_mu_);
@@ -248,11 +263,17 @@ Service::Service(projections::Billing& billing, Metrics& metrics, ServiceOptions
     m.Set("ledger_answer_cache_bytes", "", static_cast<int64_t>(cache_bytes_));
   });
   // Rejections dropped from an org's full quota (ledger::kRejectedPerOrgMax),
-  // oldest first, since the ledger was opened.
+  // oldest first, summed over the shards served here, each since its ledger
+  // was opened: a shard that moves away takes its count along, as it takes
+  // its rejected store (a single ledgerd has one shard, so nothing changes).
   metrics_.AddCollector([this](Metrics& m) {
     m.Set("ledger_heavy_queued", "", static_cast<int64_t>(heavy_.queued()));
-    m.Set("ledger_rejected_dropped", "",
-          static_cast<int64_t>(billing_.ledger().rejected_dropped()));
+    uint64_t dropped = 0;
+    for (int shard = 0; shard < ledgers_->shards(); ++shard) {
+      if (const projections::Billing* b = ledgers_->ForShard(shard))
+        dropped += b->ledger().rejected_dropped();
+    }
+    m.Set("ledger_rejected_dropped", "", static_cast<int64_t>(dropped));
   });
 }
 
@@ -303,6 +324,7 @@ void Service::Serve(Call& call) {
   }
   call.params = std::move(match.params);
   const Route& route = Routes()[*match.index];
+  if (auto refused = PickLedger(route.spec, call)) return call.Reply(std::move(*refused));
   if (route.spec.access == Access::kOrgReader) return ServeOrgAnswer(route, call);
   Run(route, call);
 }
@@ -352,6 +374,82 @@ std::optional<HttpReply> Service::CheckHeaders(const HttpRequest& head) const {
                  "a POST needs Content-Type application/json (one event or an array) or "
                  "application/x-ndjson");
   }
+  return std::nullopt;
+}
+
+namespace {
+
+// Which Billing a route reads (Ledgers, service/ledgers.h), from its row:
+// org routes name their {org}; the whole-ledger routes live under
+// /v1/ledger/; ingest is the one route with a body.
+enum class LedgerOf { kNone, kOrg, kShard, kIngest };
+
+LedgerOf LedgerOfRoute(const RouteSpec& spec) {
+  if (spec.pattern.find("{org}") != std::string_view::npos) return LedgerOf::kOrg;
+  if (spec.pattern.starts_with("/v1/ledger/")) return LedgerOf::kShard;
+  if (spec.body == Body::kEvents) return LedgerOf::kIngest;
+  return LedgerOf::kNone;
+}
+
+// The whole-ledger routes whose answer a scoped token (or the stream's `org`)
+// filters to one org's records; verify reads the whole chain whoever asks.
+bool FiltersByOrg(const RouteSpec& spec) { return spec.name != "ledger_verify"; }
+
+// A shard that moved away between the front's decision and the handler: the
+// client retries and the front, its table caught up, sends it to the new owner.
+HttpReply NotServedHere(const std::string& what) {
+  HttpReply r =
+      Error(503, "unavailable", what + " is not served by this instance now; retry shortly");
+  r.headers.emplace_back("Retry-After", std::to_string(kShardMovedRetryAfterSeconds));
+  return r;
+}
+
+}  // namespace
+
+std::optional<HttpReply> Service::PickLedger(const RouteSpec& spec, Call& call) const {
+  const LedgerOf of = LedgerOfRoute(spec);
+  if (of == LedgerOf::kNone) return std::nullopt;
+  if (of == LedgerOf::kOrg) {
+    call.billing = ledgers_->ForOrg(call.Org());
+    if (call.billing == nullptr) return NotServedHere("organization " + call.Org());
+    return std::nullopt;
+  }
+  if (of == LedgerOf::kIngest) {
+    // A single ledgerd's one ledger is shard 0. A cluster's front splits an
+    // ingest body by shard and produces each part to its shard's partition
+    // itself (docs/CLUSTER.md, "Serving"): it never passes ingest to a Service.
+    call.billing = ledgers_->ForShard(0);
+    if (call.billing == nullptr) return NotServedHere("shard 0");
+    return std::nullopt;
+  }
+  int shard = 0;
+  if (auto text = call.Param("shard")) {
+    uint64_t n = 0;
+    if (!ParseUint(*text, &n) || n >= static_cast<uint64_t>(ledgers_->shards())) {
+      return Error(
+          400, "invalid_argument",
+          "shard must be a whole number from 0 to " + std::to_string(ledgers_->shards() - 1));
+    }
+    shard = static_cast<int>(n);
+  }
+  // An answer filtered to one org reads that org's shard whatever `shard`
+  // says: no other shard holds a record of it.
+  std::optional<std::string> org;
+  if (FiltersByOrg(spec)) {
+    if (call.principal && call.principal->org) {
+      org = call.principal->org;
+    } else if (auto param = call.Param("org");
+               param && !param->empty() && spec.name == "ledger_events") {
+      org = std::move(param);
+    }
+  }
+  if (org) {
+    call.billing = ledgers_->ForOrg(*org);
+    if (call.billing == nullptr) return NotServedHere("organization " + *org);
+    return std::nullopt;
+  }
+  call.billing = ledgers_->ForShard(shard);
+  if (call.billing == nullptr) return NotServedHere("shard " + std::to_string(shard));
   return std::nullopt;
 }
 
@@ -422,10 +520,9 @@ void Service::Invoke(const Route& route, Call& call) {
     };
   }
   if (call.cache && reply.status == 200 && reply.body.size() <= kResponseCacheEntryBytesMax) {
-    CacheAnswer(
-        std::move(call.cache->key),
-        CachedAnswer{
-            call.Org(), call.cache->version, call.route, reply.body, reply.content_type, {}});
+    CachedAnswer answer{call.billing,       call.Org(), call.cache->version, call.route, reply.body,
+                        reply.content_type, {}};
+    CacheAnswer(std::move(call.cache->key), std::move(answer));
   }
   call.Reply(std::move(reply));
 }
@@ -435,14 +532,15 @@ void Service::ServeOrgAnswer(const Route& route, Call& call) {
   // version is unchanged; the version is read before computing, so an event
   // committed meanwhile can only make the stored entry unusable, never wrong.
   const std::string& org_id = call.Org();
-  uint64_t version = billing_.OrgVersion(org_id);
+  uint64_t version = call.billing->OrgVersion(org_id);
   std::string key =
       CacheKey(route.spec.name, org_id,
                call.request.target.substr(0, call.request.target.find('?')), call.query);
   {
     std::lock_guard<std::mutex> lock(cache_mu_);
     auto it = cache_.find(key);
-    if (it != cache_.end() && it->second.version == version && it->second.org == org_id) {
+    if (it != cache_.end() && it->second.billing == call.billing && it->second.version == version &&
+        it->second.org == org_id) {
       call.route = it->second.route;
       HttpReply r;
       r.body = it->second.body;
@@ -635,7 +733,7 @@ void Service::IngestBody(Call& call, events::BodyFormat format) {
     request.entries.push_back(std::move(entry));
   }
   auto shared = std::make_shared<Call>(std::move(call));
-  billing_.SubmitAsync(
+  shared->billing->SubmitAsync(
       std::move(request),
       // Runs on the ledger's writer thread, which an exception would end.
       [shared, ids = std::move(event_ids), this](ledger::AppendResult r) {
@@ -649,7 +747,7 @@ void Service::Retry(Call& call) {
   uint64_t id = 0;
   if (!ParseUint(call.params.Get("id"), &id))
     return call.Reply(Error(404, "not_found", "no such rejected message"));
-  auto rec = billing_.ledger().GetRejected(id);
+  auto rec = call.billing->ledger().GetRejected(id);
   if (!rec.ok()) return call.Reply(ErrorOf(rec.status()));
   if (!rec->has_value() || (call.principal && !call.principal->CanSeeOrg((*rec)->org_id()))) {
     return call.Reply(Error(404, "not_found", "no rejected message " + std::to_string(id)));
@@ -668,7 +766,7 @@ void Service::Retry(Call& call) {
   ledger::AppendRequest request;
   request.entries.push_back(std::move(entry));
   auto shared = std::make_shared<Call>(std::move(call));
-  billing_.SubmitAsync(
+  shared->billing->SubmitAsync(
       std::move(request),
       // Runs on the ledger's writer thread, which an exception would end.
       [shared, ids, this](ledger::AppendResult r) {
@@ -725,7 +823,7 @@ Result<OrgSnapshot> Service::OpenOrg(Call& call, const projections::ReplayScope&
   if (!as_of.ok()) return as_of.status();
   // An answer as of a past sequence replays the org; the scope keeps in
   // memory only the aggregates the route reads (projections/keys.h kinds).
-  auto snap = billing_.Snapshot(call.Org(), *as_of, scope);
+  auto snap = call.billing->Snapshot(call.Org(), *as_of, scope);
   if (snap.ok()) call.view = snap->view;
   if (!snap.ok() && snap.status().code() == Code::kNotFound) {
     return Status(Code::kUnknownOrg, "organization " + call.Org() + " is unknown");
@@ -734,7 +832,7 @@ Result<OrgSnapshot> Service::OpenOrg(Call& call, const projections::ReplayScope&
 }
 
 Result<OrgSnapshot> Service::OpenOrgAtHead(Call& call) {
-  auto snap = billing_.Snapshot(call.Org(), std::nullopt);
+  auto snap = call.billing->Snapshot(call.Org(), std::nullopt);
   if (snap.ok()) call.view = snap->view;
   if (!snap.ok() && snap.status().code() == Code::kNotFound) {
     return Status(Code::kUnknownOrg, "organization " + call.Org() + " is unknown");
@@ -868,7 +966,7 @@ HttpReply Service::UsageMonthProof(Call& call) {
   if (!month.ok()) return ErrorOf(month.status());
   auto as_of = AsOfParam(call.query);
   if (!as_of.ok()) return ErrorOf(as_of.status());
-  auto proof = projections::ProveMonthOf(billing_.ledger(), call.Org(), *month, *as_of);
+  auto proof = projections::ProveMonthOf(call.billing->ledger(), call.Org(), *month, *as_of);
   if (proof.status().code() == Code::kNotFound) {
     return ErrorOf(Status(Code::kUnknownOrg, "organization " + call.Org() + " is unknown"));
   }
@@ -987,7 +1085,7 @@ HttpReply Service::Invoices(Call& call) {
   auto list = projections::Invoices(org, *snap->view, *month);
   Json invoices = Json::array();
   for (const auto& inv : list.invoices) {
-    auto seal = SealOf(call.Org(), inv);
+    auto seal = SealOf(call, inv);
     if (!seal.ok()) return ErrorOf(seal.status());
     invoices.push_back(projections::WithSeal(InvoiceSummaryJson(inv, org), *seal));
   }
@@ -999,9 +1097,9 @@ HttpReply Service::Invoices(Call& call) {
 }
 
 Result<std::optional<projections::InvoiceSeal>> Service::SealOf(
-    const std::string& org, const projections::InvoiceSummary& invoice) const {
+    const Call& call, const projections::InvoiceSummary& invoice) const {
   if (!invoice.final) return std::optional<projections::InvoiceSeal>();
-  auto seal = billing_.StoredSeal(org, invoice.invoice_id);
+  auto seal = call.billing->StoredSeal(call.Org(), invoice.invoice_id);
   if (!seal.ok()) return seal.status();
   // Seals are stored before a close is published (projections/billing.h):
   // only a failed write, retried with the next group, leaves one missing.
@@ -1016,7 +1114,7 @@ Result<Json> Service::InvoiceAnswer(Call& call, const std::string& invoice_id) {
   if (!snap.ok()) return snap.status();
   auto inv = projections::GetInvoice(*snap->org, *snap->view, invoice_id);
   if (!inv.ok()) return inv.status();
-  auto seal = SealOf(call.Org(), inv->summary);
+  auto seal = SealOf(call, inv->summary);
   if (!seal.ok()) return seal.status();
   return projections::WithSeal(projections::InvoiceJson(*inv, *snap->org), *seal);
 }
@@ -1087,7 +1185,7 @@ HttpReply Service::CsvAnswer(Call& call, Month month,
   if (!format.ok() || *format == projections::ExportFormat::kNdjson) {
     return Error(400, "invalid_argument", "format must be csv or focus");
   }
-  auto rows = projections::ExportMonth(billing_.ledger(), call.Org(), month,
+  auto rows = projections::ExportMonth(call.billing->ledger(), call.Org(), month,
                                        as_of->value_or(ledger::kSequenceMax));
   if (!rows.ok()) {
     if (rows.status().code() == Code::kNotFound) {
@@ -1129,7 +1227,8 @@ HttpReply Service::LedgerEvents(Call& call) {
     bool done = false;
   };
   auto cursor = std::make_shared<Cursor>(Cursor{after, limit, org});
-  const ledger::Ledger* led = &billing_.ledger();
+  // PickLedger chose the org's shard when the stream is filtered, else `shard`'s.
+  const ledger::Ledger* led = &call.billing->ledger();
   HttpReply r;
   r.content_type = "application/x-ndjson";
   r.stream = GuardedStream(call, [cursor, led, limit](std::string* chunk) {
@@ -1168,7 +1267,7 @@ HttpReply Service::LedgerEvents(Call& call) {
 }
 
 HttpReply Service::Verify(Call& call) {
-  auto report = billing_.ledger().Verify();
+  auto report = call.billing->ledger().Verify();
   if (!report.ok()) return (ErrorOf(report.status()));
   return JsonReply(200, projections::VerifyJson(*report));
 }
@@ -1187,7 +1286,7 @@ HttpReply Service::Rejected(Call& call) {
   // a scoped token's page reads only its org's rejections.
   ledger::RejectedQuery query{.after_id = after, .limit = limit, .org = std::nullopt};
   if (call.principal) query.org = call.principal->org;
-  auto page = billing_.ledger().ListRejected(query);
+  auto page = call.billing->ledger().ListRejected(query);
   if (!page.ok()) return (ErrorOf(page.status()));
   Json list = Json::array();
   for (const auto& rec : page->records) {

@@ -1,5 +1,7 @@
 // The HTTP API of the SPEC: routes, access control, JSON shapes and status
-// codes, on top of projections::Billing.
+// codes, on top of the projections::Billing that Ledgers (service/ledgers.h)
+// picks for each request: the org's for an org route, `?shard=N`'s (default 0)
+// for a whole-ledger route.
 //
 // Every handler answers with the SPEC's shapes; errors are
 // {"error": {"code", "message"}} with 400/401/403/404/405/409/413/415/503.
@@ -27,6 +29,7 @@
 #include "projections/explain.h"
 #include "projections/seal.h"
 #include "service/auth.h"
+#include "service/ledgers.h"
 #include "service/routes.h"
 #include "webhooks/outbox.h"
 
@@ -49,6 +52,10 @@ inline constexpr size_t kStreamChunkRecords = 512;
 // about 200 events, under a millisecond of parsing; bigger bodies (up to
 // 10 000 events, ~50 ms) would hold their I/O thread's other connections.
 inline constexpr size_t kInlineBodyBytesMax = 64 * 1024;
+// A request whose shard this instance stopped serving (it moved between the
+// front's decision and the handler) is answered 503 with this Retry-After:
+// the front's table catches up within about a second (docs/CLUSTER.md, "Serving").
+inline constexpr int kShardMovedRetryAfterSeconds = 1;
 
 struct ServiceOptions {
   std::optional<Tokens> tokens;  // nullopt: no access control (loopback only)
@@ -59,6 +66,9 @@ struct ServiceOptions {
 
 class Service {
  public:
+  // Serves the Billings `ledgers` picks; `ledgers` must outlive the Service.
+  Service(const Ledgers& ledgers, Metrics& metrics, ServiceOptions options);
+  // A single ledgerd: serves `billing` (which must outlive the Service) as shard 0.
   Service(projections::Billing& billing, Metrics& metrics, ServiceOptions options);
   void Handle(HttpRequest&& request, Respond respond);
   // The server's HeaderCheck (http_server.h): judges a request from its head
@@ -93,7 +103,13 @@ class Service {
   // The table: one row per route, first match wins (service/routes.cc).
   static const std::vector<Route>& Routes();
 
+  // Installs the metrics collectors; both constructors end here.
+  void Init();
   void Serve(Call& call);
+  // Sets call.billing for a route that reads a ledger (org routes, the
+  // whole-ledger routes, ingest); the refusal otherwise: 400 for a bad
+  // `shard`, 503 with Retry-After when this instance does not serve it now.
+  std::optional<HttpReply> PickLedger(const RouteSpec& spec, Call& call) const;
   // 401 without a valid token where the path needs one, 403 when the
   // matched route's access does not admit the token (or its org scope does
   // not hold the path's {org}); nullopt to go on. Sets *principal.
@@ -160,9 +176,11 @@ class Service {
   Result<nlohmann::ordered_json> InvoiceAnswer(Call& call, const std::string& invoice_id);
   // A final invoice's stored seal (kUnavailable while it is missing); nullopt for a draft.
   Result<std::optional<projections::InvoiceSeal>> SealOf(
-      const std::string& org, const projections::InvoiceSummary& invoice) const;
+      const Call& call, const projections::InvoiceSummary& invoice) const;
 
-  projections::Billing& billing_;
+  // Set by the single-ledger constructor only; ledgers_ points at it then.
+  std::unique_ptr<const SingleLedger> owned_ledgers_;
+  const Ledgers* ledgers_;
   Metrics& metrics_;
   ServiceOptions options_;
   std::atomic<bool> ready_{false};
@@ -170,6 +188,9 @@ class Service {
   std::shared_ptr<const std::string> kafka_bootstrap_;
 
   struct CachedAnswer {
+    // The Billing the answer came from: an org's version counts in one
+    // Billing only (a cluster may open another for the same shard).
+    const projections::Billing* billing = nullptr;
     std::string org;
     uint64_t version = 0;
     std::string route;

@@ -182,5 +182,45 @@ TEST(Routes, UnknownPathsAndMethodsFollowTheTable) {
   EXPECT_EQ(s.Call("GET", "/v1/ledger/verify", kAdminToken).status, 200);
 }
 
+// `shard` on a single ledgerd: 0 is its one ledger, the same answer as
+// without it; any other value, or one that is not a whole number, is 400.
+TEST(Routes, SingleLedgerdAnswersShardZeroAndRefusesAnyOtherShard) {
+  Server s;
+  auto post = [&s](const std::string& body) {
+    return testing::Http(s.port, "POST", "/v1/events", body, "application/json",
+                         {{"Authorization", std::string("Bearer ") + kAdminToken}});
+  };
+  ASSERT_EQ(
+      post(R"({"event_id":"e1","org_id":"acme","occurred_at":"2026-01-01T00:00:00Z",)"
+           R"("organization_created":{"name":"Acme","currency":"USD","billing_account":"BA"}})")
+          .status,
+      200);
+  // An event of an unknown org: rejected, so the rejected store holds id 1.
+  ASSERT_EQ(post(R"({"event_id":"e2","org_id":"nobody","occurred_at":"2026-01-01T00:00:00Z",)"
+                 R"("cost_center_created":{"cost_center_id":"cc","name":"C"}})")
+                .status,
+            200);
+  const std::vector<std::pair<std::string, std::string>> routes = {
+      {"GET", "/v1/ledger/events"},
+      {"GET", "/v1/ledger/verify"},
+      {"GET", "/v1/ledger/rejected"},
+      {"POST", "/v1/ledger/rejected/1/retry"}};
+  for (const auto& [method, path] : routes) {
+    auto plain = s.Call(method, path, kAdminToken);
+    auto zero = s.Call(method, path + "?shard=0", kAdminToken);
+    EXPECT_EQ(plain.status, 200) << path << ": " << plain.body;
+    EXPECT_EQ(zero.status, plain.status) << path;
+    EXPECT_EQ(zero.body, plain.body) << path;
+    EXPECT_FALSE(plain.body.empty()) << path;
+    for (const char* shard : {"1", "-1", "x", "", "00000000000000000001"}) {
+      auto r = s.Call(method, path + "?shard=" + shard, kAdminToken);
+      EXPECT_EQ(r.status, 400) << method << " " << path << "?shard=" << shard;
+      if (r.status == 400) {
+        EXPECT_EQ(Json::parse(r.body)["error"]["code"], "invalid_argument") << path;
+      }
+    }
+  }
+}
+
 }  // namespace
 }  // namespace billing::api
