@@ -260,9 +260,12 @@ Status Members::Impl::CreateProducer() {
 Status Members::Impl::CreateReader() {
   char err[512];
   rd_kafka_conf_t* conf = rd_kafka_conf_new();
-  // No group: every instance reads the whole table, and nothing is committed.
+  // No group membership: every instance reads the whole table (assign, not
+  // subscribe), and nothing is committed. rd_kafka_consumer_poll still wants
+  // a group id (else it reports "Unknown group"); this one is never joined.
   const std::pair<const char*, std::string> settings[] = {
       {"bootstrap.servers", options.brokers},
+      {"group.id", topic + ".reader"},
       {"client.id", "ledgerd-members"},
       {"enable.auto.commit", "false"},
       {"fetch.wait.max.ms", kReaderFetchWaitMs},
