@@ -166,8 +166,8 @@ std::string MemberRecordJson(const MemberRecord& r) {
                      {"hash", h.hash_hex},
                      {"next_offset", h.next_offset}});
   }
-  Json j = {{"instance_id", r.instance_id}, {"url", r.url},     {"owned", r.owned},
-            {"serving", r.serving},         {"standby", r.standby}, {"heads", std::move(heads)},
+  Json j = {{"instance_id", r.instance_id},  {"url", r.url},         {"owned", r.owned},
+            {"serving", r.serving},          {"standby", r.standby}, {"heads", std::move(heads)},
             {"heartbeat_ms", r.heartbeat_ms}};
   // Replaced, not thrown: an id or URL that is not UTF-8 must not stop a
   // heartbeat (Start checked their sizes; their bytes are the operator's).
@@ -371,13 +371,12 @@ void Members::Impl::Apply(const rd_kafka_message_t* m) {
     records_read++;
     return;
   }
-  auto record =
-      ParseMemberRecord(std::string_view(static_cast<const char*>(m->payload), m->len));
+  auto record = ParseMemberRecord(std::string_view(static_cast<const char*>(m->payload), m->len));
   if (!record.ok() || record->instance_id != key) {
     ignored++;
-    LogLimited("parse", "ignored the record of " + key + ": " +
-                            (record.ok() ? "its instance_id is not its key"
-                                         : record.status().message()));
+    LogLimited("parse",
+               "ignored the record of " + key + ": " +
+                   (record.ok() ? "its instance_id is not its key" : record.status().message()));
     return;
   }
   std::lock_guard<std::mutex> lock(mu);
@@ -468,10 +467,9 @@ std::vector<MemberRecord> Members::Table() const {
     if (impl_->Live(record, now)) live.push_back(record);
   }
   if (impl_->self.has_value()) {
-    auto at = std::lower_bound(live.begin(), live.end(), impl_->self->instance_id,
-                               [](const MemberRecord& r, const std::string& id) {
-                                 return r.instance_id < id;
-                               });
+    auto at = std::lower_bound(
+        live.begin(), live.end(), impl_->self->instance_id,
+        [](const MemberRecord& r, const std::string& id) { return r.instance_id < id; });
     live.insert(at, *impl_->self);
   }
   return live;
@@ -512,8 +510,9 @@ void Members::Stop() {
     // partition: in order), so it is what compaction keeps.
     impl_->Send(nullptr);
     if (rd_kafka_flush(impl_->producer, kTombstoneFlushMs) != RD_KAFKA_RESP_ERR_NO_ERROR) {
-      impl_->LogLimited("send", "the tombstone was not acknowledged; others drop this "
-                                "instance at expiry");
+      impl_->LogLimited("send",
+                        "the tombstone was not acknowledged; others drop this "
+                        "instance at expiry");
     }
   }
   if (impl_->reader_thread.joinable()) impl_->reader_thread.join();

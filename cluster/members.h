@@ -64,10 +64,10 @@ struct ShardHead {
 
 struct MemberRecord {
   std::string instance_id;
-  std::string url;             // advertised base URL, e.g. http://10.0.0.5:8080
-  std::vector<int> owned;      // assigned by the group (restoring or serving)
-  std::vector<int> serving;    // owned and caught up: answers reads for them
-  std::vector<int> standby;    // kept warm, never serving
+  std::string url;           // advertised base URL, e.g. http://10.0.0.5:8080
+  std::vector<int> owned;    // assigned by the group (restoring or serving)
+  std::vector<int> serving;  // owned and caught up: answers reads for them
+  std::vector<int> standby;  // kept warm, never serving
   std::vector<ShardHead> heads;
   int64_t heartbeat_ms = 0;  // wall clock (ms since the epoch) when sent
 };

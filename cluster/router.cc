@@ -309,14 +309,14 @@ void Router::Impl::Forward(const rd_kafka_message_t* m) {
   std::string org = OrgOf(value);
   if (org.empty()) unrouted++;
   const int32_t shard = org.empty() ? 0 : ShardOf(org, options.shards);
-  const std::string origin = options.input_topic + "/" + std::to_string(m->partition) + "/" +
-                             std::to_string(m->offset);
+  const std::string origin =
+      options.input_topic + "/" + std::to_string(m->partition) + "/" + std::to_string(m->offset);
 
   rd_kafka_headers_t* input_headers = nullptr;
-  rd_kafka_headers_t* headers = rd_kafka_message_headers(m, &input_headers) ==
-                                        RD_KAFKA_RESP_ERR_NO_ERROR
-                                    ? rd_kafka_headers_copy(input_headers)
-                                    : rd_kafka_headers_new(1);
+  rd_kafka_headers_t* headers =
+      rd_kafka_message_headers(m, &input_headers) == RD_KAFKA_RESP_ERR_NO_ERROR
+          ? rd_kafka_headers_copy(input_headers)
+          : rd_kafka_headers_new(1);
   rd_kafka_header_add(headers, kOriginHeader, -1, origin.data(),
                       static_cast<ssize_t>(origin.size()));
 
@@ -382,8 +382,9 @@ bool Router::Impl::CompleteBatch() {
   if (!delivered) {
     const uint64_t lost = batch.size - std::min(batch.size, static_cast<size_t>(batch.acked));
     delivery_failures += lost;
-    CountFailure("delivery", lost, "batch of " + std::to_string(batch.size) + " messages, " +
-                                 std::to_string(lost) + " not acknowledged: forwarding it again");
+    CountFailure("delivery", lost,
+                 "batch of " + std::to_string(batch.size) + " messages, " + std::to_string(lost) +
+                     " not acknowledged: forwarding it again");
     rewind_to = batch.first;
     batch = Batch();
     return false;
@@ -493,16 +494,15 @@ void Router::Impl::OnRebalance(rd_kafka_t* rk, rd_kafka_resp_err_t err,
   rd_kafka_assign(rk, nullptr);
 }
 
-Result<std::unique_ptr<Router>> Router::Start(const RouterOptions& options,
-                                              api::Metrics& metrics) {
+Result<std::unique_ptr<Router>> Router::Start(const RouterOptions& options, api::Metrics& metrics) {
   if (options.brokers.empty()) return Status(Code::kInvalidArgument, "router: no brokers given");
   if (options.input_topic.empty() || options.shards_topic.empty() || options.group.empty()) {
     return Status(Code::kInvalidArgument, "router: empty topic or group name");
   }
   if (options.shards < 1 || options.shards > kShardsMax) {
-    return Status(Code::kInvalidArgument,
-                  "router: shards must be 1.." + std::to_string(kShardsMax) + ", not " +
-                      std::to_string(options.shards));
+    return Status(Code::kInvalidArgument, "router: shards must be 1.." +
+                                              std::to_string(kShardsMax) + ", not " +
+                                              std::to_string(options.shards));
   }
   auto impl = std::make_unique<Impl>(options, metrics);
   RETURN_IF_ERROR(impl->CreateProducer());

@@ -44,7 +44,7 @@ inline constexpr int kRouterSessionTimeoutMsDefault = 10000;
 struct RouterOptions {
   std::string brokers;  // bootstrap.servers
   std::string input_topic = "billing.events";
-  std::string group;  // the cluster's group G; the router's consumer group is G.router
+  std::string group;         // the cluster's group G; the router's consumer group is G.router
   std::string shards_topic;  // usually ShardsTopic(group)
   int shards = 0;            // 1..kShardsMax: the shards topic's partition count
   int session_timeout_ms = kRouterSessionTimeoutMsDefault;

@@ -11,6 +11,7 @@
 #include <random>
 #include <thread>
 
+#include "cluster/shard_map.h"
 #include "ledger/hash_chain.h"
 
 namespace billing::cluster {
@@ -128,8 +129,9 @@ void ShardSet::Impl::OnDelivery(rd_kafka_t*, const rd_kafka_message_t* m, void* 
       if (it == impl->waiters.end()) return;
       pending = it->second.pending;
     }
-    impl->Fail(pending, Status(Code::kUnavailable, std::string("the shards log refused an event: ") +
-                                                       rd_kafka_err2str(m->err)));
+    impl->Fail(pending,
+               Status(Code::kUnavailable,
+                      std::string("the shards log refused an event: ") + rd_kafka_err2str(m->err)));
   } catch (...) {
     Log("a failed delivery could not be reported to its ingest");
   }
@@ -207,6 +209,10 @@ ShardSet::~ShardSet() {
 }
 
 int ShardSet::shards() const { return impl_->options.shards; }
+
+projections::Billing* ShardSet::ForOrg(std::string_view org) const {
+  return Serving(ShardOf(org, shards()));
+}
 
 projections::Billing* ShardSet::Serving(int shard) const {
   if (shard < 0 || shard >= shards()) return nullptr;
@@ -296,8 +302,8 @@ void ShardSet::Applied(int shard, const std::vector<std::string>& tokens,
 
 void ShardSet::Ingest(int shard, std::vector<IngestEvent> events, IngestDone done) {
   if (Serving(shard) == nullptr) {
-    return done(Status(Code::kUnavailable, "shard " + std::to_string(shard) +
-                                               " is not served here now; retry"));
+    return done(Status(Code::kUnavailable,
+                       "shard " + std::to_string(shard) + " is not served here now; retry"));
   }
   if (events.empty()) return done(std::vector<ledger::Outcome>{});
   auto pending = std::make_shared<Pending>();
@@ -336,8 +342,8 @@ void ShardSet::Ingest(int shard, std::vector<IngestEvent> events, IngestDone don
       delete opaque;
       // What was queued before may still be applied: it is answered as a
       // failure all the same, and the client's retry finds duplicates.
-      impl_->Fail(pending, Status(Code::kUnavailable, std::string("cannot queue an event: ") +
-                                                          rd_kafka_err2str(err)));
+      impl_->Fail(pending, Status(Code::kUnavailable,
+                                  std::string("cannot queue an event: ") + rd_kafka_err2str(err)));
       return;
     }
   }

@@ -28,6 +28,7 @@
 #include "ledger/ledger.h"
 #include "metrics/metrics.h"
 #include "projections/billing.h"
+#include "service/ledgers.h"
 
 namespace billing::cluster {
 
@@ -70,16 +71,21 @@ struct IngestEvent {
 };
 using IngestDone = std::function<void(Result<std::vector<ledger::Outcome>>)>;
 
-class ShardSet final : public api::ShardHost {
+class ShardSet final : public api::ShardHost, public api::Ledgers {
  public:
-  static Result<std::unique_ptr<ShardSet>> Create(const ShardSetOptions& options, api::Metrics& metrics);
+  static Result<std::unique_ptr<ShardSet>> Create(const ShardSetOptions& options,
+                                                  api::Metrics& metrics);
   ~ShardSet() override;  // fails what still waits, flushes the producer
   ShardSet(const ShardSet&) = delete;
   ShardSet& operator=(const ShardSet&) = delete;
 
-  int shards() const;
   // The shard's Billing while this instance serves it; nullptr otherwise.
   projections::Billing* Serving(int shard) const;
+
+  // api::Ledgers, for the Service: the shards served here.
+  projections::Billing* ForOrg(std::string_view org) const override;
+  projections::Billing* ForShard(int shard) const override { return Serving(shard); }
+  int shards() const override;
   std::vector<ShardStatus> Describe() const;
 
   // Produces `events` to `shard`'s partition and calls `done` once (on

@@ -128,7 +128,7 @@ TopicConfigs ShardsTopicConfigs() { return {{"retention.ms", "-1"}, {"retention.
 TopicConfigs MembersTopicConfigs() { return {{"cleanup.policy", "compact"}}; }
 
 Status EnsureTopic(const std::string& brokers, const std::string& topic, int partitions,
-                   const TopicConfigs& configs, int timeout_ms) {
+                   const TopicConfigs& configs, int timeout_ms, PartitionCheck check) {
   if (partitions < 1) {
     return Status(Code::kInvalidArgument,
                   topic + ": partition count must be positive, not " + std::to_string(partitions));
@@ -143,18 +143,19 @@ Status EnsureTopic(const std::string& brokers, const std::string& topic, int par
       ASSIGN_OR_RETURN(count, PartitionCount(client.get(), topic, RemainingMs(deadline)));
       if (count != 0) break;
       if (Clock::now() >= deadline) {
-        return Status(Code::kUnavailable, "kafka: topic " + topic + " was created but the "
-                                          "brokers do not list it yet");
+        return Status(Code::kUnavailable, "kafka: topic " + topic +
+                                              " was created but the "
+                                              "brokers do not list it yet");
       }
       std::this_thread::sleep_for(std::chrono::milliseconds(kMetadataRetryMs));
     }
   }
-  if (count != partitions) {
+  if (count != partitions && !(check == PartitionCheck::kAtLeast && count > partitions)) {
     // The shards' log is sized by --shards; name the flag the operator got wrong.
     const std::string shards_suffix = ".shards";
-    const bool is_shards = topic.size() >= shards_suffix.size() &&
-                           topic.compare(topic.size() - shards_suffix.size(), std::string::npos,
-                                         shards_suffix) == 0;
+    const bool is_shards =
+        topic.size() >= shards_suffix.size() &&
+        topic.compare(topic.size() - shards_suffix.size(), std::string::npos, shards_suffix) == 0;
     return Status(Code::kInvalidArgument,
                   topic + " has " + std::to_string(count) + " partitions, " +
                       (is_shards ? "--shards says " : "expected ") + std::to_string(partitions));

@@ -44,7 +44,11 @@ TopicConfigs MembersTopicConfigs();
 // cannot be reached, refuse to create it, or do not answer within
 // `timeout_ms` (on the mock: the topic was not created up front). Existing
 // topics' configs are not compared (a mock ignores them anyway).
+// kAtLeast: a topic with more partitions is fine too (the members' table
+// uses partition 0 only, and a mock creates every topic with one count).
+enum class PartitionCheck { kExact, kAtLeast };
 Status EnsureTopic(const std::string& brokers, const std::string& topic, int partitions,
-                   const TopicConfigs& configs, int timeout_ms);
+                   const TopicConfigs& configs, int timeout_ms,
+                   PartitionCheck check = PartitionCheck::kExact);
 
 }  // namespace billing::cluster

@@ -252,6 +252,7 @@ class Session : public std::enable_shared_from_this<Session> {
     req.target = std::string(msg.target());
     req.content_type = std::string(msg[http::field::content_type]);
     req.authorization = std::string(msg[http::field::authorization]);
+    req.forwarded = !msg[kForwardedHeader].empty();
     req.body = std::move(body);
     req.has_body = parser_->chunked() || parser_->content_length().value_or(0) > 0;
     return req;

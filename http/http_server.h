@@ -67,6 +67,11 @@ enum class HostPolicy {
   kLoopbackOnly,  // localhost, 127.0.0.0/8 or [::1], with any port (421 otherwise)
 };
 
+// Marks a request one cluster instance forwarded to another (docs/CLUSTER.md):
+// its receiver answers it or refuses it, and never forwards it again, so a
+// stale view of who owns what costs a retry, never a loop.
+inline constexpr const char* kForwardedHeader = "Ledger-Forwarded";
+
 struct HttpRequest {
   std::string method;
   std::string target;
@@ -76,6 +81,7 @@ struct HttpRequest {
   // The head announced a body (Content-Length above 0, or chunked): lets the
   // HeaderCheck refuse a body where the route takes none.
   bool has_body = false;
+  bool forwarded = false;  // it carries kForwardedHeader
 };
 
 struct HttpReply {

@@ -73,6 +73,20 @@ void Log(const char* fmt, ...) {
   std::fprintf(stderr, "ledgerd: kafka: %s\n", line);
 }
 
+// The message's kIngestTokenHeader, empty when it has none.
+std::string IngestToken(const rd_kafka_message_t* m) {
+  rd_kafka_headers_t* headers = nullptr;
+  const void* value = nullptr;
+  size_t size = 0;
+  if (rd_kafka_message_headers(m, &headers) != RD_KAFKA_RESP_ERR_NO_ERROR ||
+      rd_kafka_header_get_last(headers, kIngestTokenHeader, &value, &size) !=
+          RD_KAFKA_RESP_ERR_NO_ERROR ||
+      value == nullptr) {
+    return {};
+  }
+  return std::string(static_cast<const char*>(value), size);
+}
+
 std::string PartitionLabel(int32_t partition) {
   return "partition=\"" + std::to_string(partition) + "\"";
 }
@@ -389,8 +403,11 @@ void KafkaConsumer::Impl::Take(const rd_kafka_message_t* m) {
     if (rewind) return;  // the stored offsets are read again, this message too
     Submit();
   }
+  // Cluster mode: an event that came by HTTP carries its ingest's token, and
+  // is judged as HTTP ingest (JSON only; binary protobuf is for Kafka).
+  std::string token = host != nullptr ? IngestToken(m) : std::string();
   ledger::Source source;
-  source.set_kind(ledger::Source::KAFKA);
+  source.set_kind(token.empty() ? ledger::Source::KAFKA : ledger::Source::HTTP);
   source.set_topic(options.topic);
   source.set_partition(partition);
   source.set_offset(m->offset);
@@ -405,16 +422,6 @@ void KafkaConsumer::Impl::Take(const rd_kafka_message_t* m) {
     rd_kafka_timestamp_type_t type;
     const int64_t ms = rd_kafka_message_timestamp(m, &type);
     if (ms >= 0) entry.recorded_at_micros = ms * 1000;
-    std::string token;
-    rd_kafka_headers_t* headers = nullptr;
-    const void* value = nullptr;
-    size_t size = 0;
-    if (rd_kafka_message_headers(m, &headers) == RD_KAFKA_RESP_ERR_NO_ERROR &&
-        rd_kafka_header_get_last(headers, kIngestTokenHeader, &value, &size) ==
-            RD_KAFKA_RESP_ERR_NO_ERROR &&
-        value != nullptr) {
-      token.assign(static_cast<const char*>(value), size);
-    }
     batch.tokens.push_back(std::move(token));
     batch.partition = partition;
   }

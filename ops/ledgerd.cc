@@ -15,10 +15,13 @@
 #include <mutex>
 #include <optional>
 
+#include "cluster/members.h"
+#include "cluster/shard_map.h"
 #include "http/http_server.h"
 #include "kafka/kafka_consumer.h"
 #include "metrics/metrics.h"
 #include "ops/command_line.h"
+#include "ops/ledgerd_cluster.h"
 #include "projections/billing.h"
 #include "service/service.h"
 #include "webhooks/outbox.h"
@@ -121,6 +124,10 @@ struct Config {
   uint32_t webhook_attempts_max = webhooks::kAttemptsMax;
   int64_t webhook_backoff_ms = webhooks::kBackoffBase.count();
   int64_t webhook_timeout_ms = webhooks::kResponseTimeout.count();
+  // Cluster mode (docs/CLUSTER.md): set by --instance-id.
+  std::string instance_id;
+  std::string advertise;
+  int shards = cluster::kShardsDefault;
 };
 
 void AddOptions(CLI::App& app, Config& c) {
@@ -148,6 +155,41 @@ void AddOptions(CLI::App& app, Config& c) {
   app.add_option("--webhook-timeout-ms", c.webhook_timeout_ms,
                  "deadline of a webhook endpoint's answer (connecting has at most its own 5 s)")
       ->check(CLI::Range(int64_t{1}, webhooks::kResponseTimeout.count() * 6));
+  app.add_option("--instance-id", c.instance_id,
+                 "join the cluster of --group on --kafka-brokers as this instance "
+                 "(docs/CLUSTER.md); its shards live in --data-dir/shard-N");
+  app.add_option(
+      "--advertise", c.advertise,
+      "cluster: the URL other instances reach this one at (default: the --http address)");
+  app.add_option("--shards", c.shards,
+                 "cluster: shards (the partitions of GROUP.shards), fixed for the cluster's life")
+      ->check(CLI::Range(1, cluster::kShardsMax));
+}
+
+// The cluster instance the command line asks for, or kInvalidArgument.
+Result<ops::ClusterConfig> ClusterOptions(const Config& c) {
+  if (c.kafka_brokers.empty() || c.kafka_embedded) {
+    return Status(Code::kInvalidArgument,
+                  "--instance-id needs --kafka-brokers: a cluster's instances share real "
+                  "brokers (`ledgerctl kafka-mock` runs one on this machine)");
+  }
+  if (!c.dlq_topic.empty() || !c.webhooks_file.empty()) {
+    return Status(Code::kInvalidArgument,
+                  "--dlq-topic and --webhooks are not available in a cluster yet");
+  }
+  if (c.instance_id.size() > cluster::kInstanceIdBytesMax) {
+    return Status(Code::kInvalidArgument, "--instance-id is too long");
+  }
+  ops::ClusterConfig out;
+  out.data_dir = c.data_dir;
+  out.brokers = c.kafka_brokers;
+  out.input_topic = c.topic;
+  out.group = c.group;
+  out.instance_id = c.instance_id;
+  out.advertise = c.advertise;
+  out.shards = c.shards;
+  out.session_timeout_ms = c.kafka_session_timeout_ms;
+  return out;
 }
 
 // The webhook outbox's options from the command line; kInvalidArgument
@@ -307,6 +349,16 @@ int main(int argc, char** argv) {
   sigset_t signals = BlockStopSignals();
   RaiseFileLimit();
   if (!PrepareDataDir(config.data_dir)) return ops::kExitUsage;
+  if (!config.instance_id.empty()) {
+    auto cluster_config = ClusterOptions(config);
+    if (!cluster_config.ok()) {
+      std::fprintf(stderr, "ledgerd: %s\n", cluster_config.status().message().c_str());
+      return ops::kExitUsage;
+    }
+    std::mutex cluster_log_mu;
+    return ops::RunCluster(*cluster_config, server_options, std::move(service_options),
+                           MakeAccessLog(config.access_log, cluster_log_mu), signals);
+  }
   int open_failed = 0;
   auto billing = OpenBilling(config.data_dir, &open_failed);
   if (!billing.ok()) return open_failed;

@@ -65,6 +65,7 @@ const std::vector<Service::Route>& Service::Routes() {
        &Service::LedgerEvents},
       {{"GET", "/v1/ledger/verify", A::kAuditor, C::kHeavy, B::kNone, "ledger_verify"},
        &Service::Verify},
+      {{"GET", "/v1/cluster", A::kAuditor, C::kInline, B::kNone, "cluster"}, &Service::Cluster},
       {{"GET", "/v1/ledger/rejected", A::kAuditor, C::kInline, B::kNone, "ledger_rejected"},
        &Service::Rejected},
       {{"POST", "/v1/ledger/rejected/{id}/retry", A::kProducer, C::kInline, B::kNone,

@@ -415,9 +415,9 @@ std::optional<HttpReply> Service::PickLedger(const RouteSpec& spec, Call& call) 
     return std::nullopt;
   }
   if (of == LedgerOf::kIngest) {
-    // A single ledgerd's one ledger is shard 0. A cluster's front splits an
-    // ingest body by shard and produces each part to its shard's partition
-    // itself (docs/CLUSTER.md, "Serving"): it never passes ingest to a Service.
+    // A single ledgerd's one ledger is shard 0. In a cluster the events go to
+    // options_.ingest, which splits them by shard (docs/CLUSTER.md, "Serving").
+    if (options_.ingest) return std::nullopt;
     call.billing = ledgers_->ForShard(0);
     if (call.billing == nullptr) return NotServedHere("shard 0");
     return std::nullopt;
@@ -733,6 +733,12 @@ void Service::IngestBody(Call& call, events::BodyFormat format) {
     request.entries.push_back(std::move(entry));
   }
   auto shared = std::make_shared<Call>(std::move(call));
+  if (options_.ingest) {
+    const HttpRequest& head = shared->request;
+    return options_.ingest(std::move(request.entries), head, [shared, this](HttpReply reply) {
+      AnswerGuarded(*shared, [&] { shared->Reply(std::move(reply)); });
+    });
+  }
   shared->billing->SubmitAsync(
       std::move(request),
       // Runs on the ledger's writer thread, which an exception would end.
@@ -1270,6 +1276,25 @@ HttpReply Service::Verify(Call& call) {
   auto report = call.billing->ledger().Verify();
   if (!report.ok()) return (ErrorOf(report.status()));
   return JsonReply(200, projections::VerifyJson(*report));
+}
+
+HttpReply Service::Cluster(Call& call) {
+  if (options_.cluster) {
+    HttpReply reply;
+    reply.body = options_.cluster();
+    return reply;
+  }
+  // A single ledgerd is a cluster of one instance holding its one shard.
+  Json shard{{"shard", 0}, {"owner", nullptr}};
+  if (const projections::Billing* billing = ledgers_->ForShard(0)) {
+    const ledger::Head head = billing->ledger().head();
+    shard["head_sequence"] = head.sequence.value;
+    shard["head_hash"] = ledger::Hex(head.hash);
+  }
+  return JsonReply(200, Json{{"instance_id", nullptr},
+                             {"shard_count", 1},
+                             {"instances", Json::array()},
+                             {"shards", Json::array({std::move(shard)})}});
 }
 
 HttpReply Service::Rejected(Call& call) {

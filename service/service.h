@@ -62,6 +62,12 @@ struct ServiceOptions {
   // The webhook outbox behind /v1/webhooks/...; must outlive the Service.
   // nullptr: those routes answer 503.
   webhooks::Outbox* outbox = nullptr;
+  // A cluster instance (docs/CLUSTER.md): ingest hands the body's events, in
+  // order, parsed and admitted for the caller, to this instead of a ledger,
+  // and answers what it responds; and GET /v1/cluster answers its JSON.
+  // Unset: a single ledgerd, whose /v1/cluster shows its one shard.
+  std::function<void(std::vector<ledger::Entry>, const HttpRequest&, Respond)> ingest;
+  std::function<std::string()> cluster;
 };
 
 class Service {
@@ -154,6 +160,8 @@ class Service {
   HttpReply InvoicePdf(Call& call);
   HttpReply LedgerEvents(Call& call);
   HttpReply Verify(Call& call);
+  // GET /v1/cluster: the instances and each shard's owner and head.
+  HttpReply Cluster(Call& call);
   HttpReply Rejected(Call& call);
   HttpReply WebhookDeliveries(Call& call);
   HttpReply WebhookRetry(Call& call);
