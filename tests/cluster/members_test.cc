@@ -80,8 +80,8 @@ TEST(Members, TwoInstancesSeeEachOthersRecords) {
   ra.heads = {{.shard = 1, .sequence = 42, .hash_hex = std::string(64, 'f'), .next_offset = 7}};
   a->Publish(ra);
   b->Publish(Record("http://b:1", {3}));
-  ASSERT_TRUE(WaitUntil([&] { return a->Table().size() == 2 && b->Table().size() == 2; },
-                        kSeeTimeout));
+  ASSERT_TRUE(
+      WaitUntil([&] { return a->Table().size() == 2 && b->Table().size() == 2; }, kSeeTimeout));
   std::vector<MemberRecord> table = b->Table();
   EXPECT_EQ(table[0].instance_id, "a");
   EXPECT_EQ(table[1].instance_id, "b");

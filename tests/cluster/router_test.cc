@@ -117,12 +117,12 @@ std::set<std::string> EventIds(const std::vector<Forwarded>& records) {
 // Sends `value` keyed by `key` with a header trace-id = `trace`.
 void SendTraced(TestProducer& producer, const std::string& key, const std::string& value,
                 const std::string& trace) {
-  ASSERT_EQ(rd_kafka_producev(producer.handle(), RD_KAFKA_V_TOPIC("billing.events"),
-                              RD_KAFKA_V_KEY(key.empty() ? nullptr : key.data(), key.size()),
-                              RD_KAFKA_V_VALUE(const_cast<char*>(value.data()), value.size()),
-                              RD_KAFKA_V_HEADER("trace-id", trace.data(),
-                                                static_cast<ssize_t>(trace.size())),
-                              RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_END),
+  ASSERT_EQ(rd_kafka_producev(
+                producer.handle(), RD_KAFKA_V_TOPIC("billing.events"),
+                RD_KAFKA_V_KEY(key.empty() ? nullptr : key.data(), key.size()),
+                RD_KAFKA_V_VALUE(const_cast<char*>(value.data()), value.size()),
+                RD_KAFKA_V_HEADER("trace-id", trace.data(), static_cast<ssize_t>(trace.size())),
+                RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_END),
             RD_KAFKA_RESP_ERR_NO_ERROR);
 }
 
@@ -145,8 +145,8 @@ std::set<std::string> SendUsage(TestProducer& producer, int orgs, int from, int 
 
 struct Cluster {
   Cluster() {
-    auto started = api::EmbeddedKafka::Start({.topics = {"billing.events"},
-                                              .partitions = kInputPartitions});
+    auto started =
+        api::EmbeddedKafka::Start({.topics = {"billing.events"}, .partitions = kInputPartitions});
     EXPECT_TRUE(started.ok()) << started.status().ToString();
     kafka = std::move(started).value();
     EXPECT_TRUE(kafka->CreateTopic("G.shards", kShards).ok());
@@ -181,7 +181,8 @@ std::vector<int64_t> Committed(const std::string& bootstrap) {
   }
   std::vector<int64_t> offsets(kInputPartitions, -1);
   if (rd_kafka_committed(rk.get(), parts, 10000) == RD_KAFKA_RESP_ERR_NO_ERROR) {
-    for (int i = 0; i < parts->cnt; i++) offsets[parts->elems[i].partition] = parts->elems[i].offset;
+    for (int i = 0; i < parts->cnt; i++)
+      offsets[parts->elems[i].partition] = parts->elems[i].offset;
   }
   rd_kafka_topic_partition_list_destroy(parts);
   return offsets;
@@ -289,16 +290,15 @@ TEST(Router, UnacknowledgedBatchIsNotCommittedAndIsForwardedAgain) {
   ASSERT_TRUE(WaitUntil([&] { return failing->stats().rewinds >= 2; }, kForwardTimeout));
   failing->Stop();
   EXPECT_GT(failing->stats().delivery_failures, 0u);
-  EXPECT_GT(testing::MetricValue(c.metrics.Render(),
-                                 "ledger_router_failures_total{kind=\"delivery\"}"),
-            0);
+  EXPECT_GT(
+      testing::MetricValue(c.metrics.Render(), "ledger_router_failures_total{kind=\"delivery\"}"),
+      0);
 
   auto good = c.StartRouter(c.Options());
   const int64_t small_end = HighWatermark(producer.handle(), "G.small", 0);
-  std::vector<Forwarded> small =
-      ReadUntil(c.kafka->bootstrap(), "G.small", 1, [&](const std::vector<Forwarded>& r) {
-        return static_cast<int64_t>(r.size()) >= small_end;
-      });
+  std::vector<Forwarded> small = ReadUntil(
+      c.kafka->bootstrap(), "G.small", 1,
+      [&](const std::vector<Forwarded>& r) { return static_cast<int64_t>(r.size()) >= small_end; });
   std::set<std::string> seen = EventIds(small);
   std::vector<Forwarded> records =
       ReadUntil(c.kafka->bootstrap(), "G.shards", kShards, [&](const std::vector<Forwarded>& r) {

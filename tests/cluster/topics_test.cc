@@ -46,8 +46,8 @@ TEST(EnsureTopic, DifferentPartitionCountIsRefusedNamingBoth) {
 // up must not make the mock auto-create it with its default of 4.
 TEST(EnsureTopic, MissingTopicOnTheMockIsUnavailableAndNotAutoCreated) {
   auto kafka = StartKafka();
-  Status s = EnsureTopic(kafka->bootstrap(), "G.shards", 8, ShardsTopicConfigs(),
-                         kMissingTopicTimeoutMs);
+  Status s =
+      EnsureTopic(kafka->bootstrap(), "G.shards", 8, ShardsTopicConfigs(), kMissingTopicTimeoutMs);
   EXPECT_EQ(s.code(), Code::kUnavailable) << s.ToString();
   // Still absent: creating it with 8 partitions succeeds, and then it passes.
   ASSERT_TRUE(kafka->CreateTopic("G.shards", 8).ok());
