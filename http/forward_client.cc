@@ -48,9 +48,8 @@ bool IEquals(std::string_view a, std::string_view b) {
 // A CR, LF or other control character in a header value or the target would
 // let a forwarded request smuggle headers of its own.
 bool HasControl(std::string_view s) {
-  return std::any_of(s.begin(), s.end(), [](char c) {
-    return static_cast<unsigned char>(c) < 0x20 || c == 0x7f;
-  });
+  return std::any_of(s.begin(), s.end(),
+                     [](char c) { return static_cast<unsigned char>(c) < 0x20 || c == 0x7f; });
 }
 
 std::string Bracketed(const std::string& host) {
@@ -177,7 +176,7 @@ Status ReadError(const PeerUrl& peer, const error_code& ec, size_t reply_bytes_m
 
 // How one exchange on one connection ended.
 struct Attempt {
-  Status status;        // ok: `reply` holds the answer
+  Status status;  // ok: `reply` holds the answer
   HttpReply reply;
   bool reusable = false;  // the connection may carry another request
   bool wrote = false;     // some of the request reached the socket
