@@ -37,7 +37,8 @@ inline constexpr size_t kForwardIdleConnectionsPerPeer = 16;
 // closes idle connections after kHttpIdleTimeout (60 s), and reusing one at
 // the moment the peer closes it costs a failed attempt.
 inline constexpr std::chrono::seconds kForwardIdleTimeout{30};
-// The largest forwarded answer, its body and head together, held in memory.
+// The largest forwarded answer body held in memory (its head has its own
+// limit below).
 // Forwarded answers include CSV exports and ledger streams, which the owner
 // streams chunked and this client must hold whole before answering its own
 // client; 256 MiB covers a large org's yearly export while bounding what one

@@ -178,8 +178,8 @@ TEST(ForwardClient, GetAndPostRoundTripWithBodyAndHeaders) {
   auto server = StartPeer(peer.handler());
   ASSERT_NE(server, nullptr);
   ForwardClient client;
-  auto got = client.Send(Loopback(server->port()), Get("/v1/orgs/acme/dashboard?months=3"), {},
-                         kDeadline);
+  auto got =
+      client.Send(Loopback(server->port()), Get("/v1/orgs/acme/dashboard?months=3"), {}, kDeadline);
   ASSERT_TRUE(got.ok()) << got.status().ToString();
   EXPECT_EQ(got->status, 200);
   EXPECT_EQ(got->content_type, "text/plain");
