@@ -28,14 +28,21 @@ api::HttpReply Unavailable(const std::string& message) {
 }
 
 // The shard a request is about, or nullopt when it is about none (answered
-// here: probes, the page, metrics, ingest, which splits by event).
-std::optional<int> ShardOfRequest(const api::HttpRequest& request, int shards) {
+// here: probes, the page, metrics, ingest, which splits by event). It must
+// pick what the Service's PickLedger then answers from: a whole-ledger route
+// filtered to one org (a scoped token's, or ?org= on the events stream)
+// reads that org's shard; verify reads `?shard`'s whoever asks.
+std::optional<int> ShardOfRequest(const api::HttpRequest& request, int shards,
+                                  const std::optional<std::string>& scoped_org) {
   auto target = api::ParseTarget(request.target);
   if (!target.ok()) return std::nullopt;  // the Service answers 400
   const std::vector<std::string>& seg = target->segments;
   if (seg.size() >= 3 && seg[0] == "v1" && seg[1] == "orgs") return ShardOf(seg[2], shards);
-  if (seg.size() >= 2 && seg[0] == "v1" && (seg[1] == "ledger" || seg[1] == "rejected")) {
-    if (auto org = target->query.find("org"); org != target->query.end()) {
+  if (seg.size() >= 2 && seg[0] == "v1" && seg[1] == "ledger") {
+    const bool verify = seg.size() == 3 && seg[2] == "verify";
+    if (scoped_org && !verify) return ShardOf(*scoped_org, shards);
+    const bool stream = seg.size() == 3 && seg[2] == "events";
+    if (auto org = target->query.find("org"); stream && org != target->query.end()) {
       return ShardOf(org->second, shards);
     }
     auto named = target->query.find("shard");
@@ -66,7 +73,10 @@ Front::Front(ShardSet& shards, Members& members, api::Service& service, api::Met
   publisher_ = std::thread([this] { PublishLoop(); });
 }
 
-Front::~Front() {
+Front::~Front() { Stop(); }
+
+void Front::Stop() {
+  forwards_stopped_ = true;
   {
     std::lock_guard<std::mutex> lock(publish_mu_);
     stopping_ = true;
@@ -77,7 +87,7 @@ Front::~Front() {
 }
 
 void Front::Handle(api::HttpRequest&& request, api::Respond respond) {
-  std::optional<int> shard = ShardOfRequest(request, shards_.shards());
+  std::optional<int> shard = ShardOfRequest(request, shards_.shards(), service_.ScopedOrg(request));
   if (!shard || shards_.Serving(*shard) != nullptr) {
     return service_.Handle(std::move(request), std::move(respond));
   }
@@ -102,6 +112,8 @@ void Front::Forward(int shard, api::HttpRequest&& request, api::Respond respond)
   metrics_.Count("ledger_cluster_forwarded_total", "");
   auto shared = std::make_shared<api::HttpRequest>(std::move(request));
   bool queued = pool_.TrySubmit([this, shard, peer = *peer, shared, respond]() {
+    // Queued behind others when the instance began to stop: not sent.
+    if (forwards_stopped_.load()) return respond(Unavailable("the instance is stopping; retry"));
     try {
       auto reply = client_.Send(peer, *shared, {{api::kForwardedHeader, "1"}}, kForwardDeadline);
       if (reply.ok()) return respond(std::move(reply).value());
@@ -126,15 +138,28 @@ struct Front::Join {
   std::vector<std::string> event_ids;
   api::Respond respond;
 
-  // Records one part's end; the last one answers.
-  void Finish(const std::function<void()>& merge) {
+  // Records one part's end; the last one answers, exactly once, whatever
+  // a part's merge throws.
+  void Finish(const std::function<void()>& merge) noexcept {
     bool last = false;
     {
       std::lock_guard<std::mutex> lock(mu);
-      merge();
-      last = --parts_left == 0;
+      try {
+        merge();
+      } catch (const std::exception& e) {
+        if (!failure) failure = Unavailable(std::string("merging an answer failed: ") + e.what());
+      }
+      last = parts_left > 0 && --parts_left == 0;
     }
     if (!last) return;
+    try {
+      Answer();
+    } catch (const std::exception& e) {
+      std::fprintf(stderr, "ledgerd: cluster: an ingest answer failed: %s\n", e.what());
+    }
+  }
+
+  void Answer() {
     if (failure) return respond(std::move(*failure));
     std::sort(rejected.begin(), rejected.end(),
               [](const auto& a, const auto& b) { return a.first < b.first; });
@@ -145,7 +170,7 @@ struct Front::Join {
                       {"duplicates", duplicates},
                       {"rejected", std::move(list)},
                       {"last_sequence", last_sequence}}
-                     .dump();
+                     .dump(-1, ' ', false, Json::error_handler_t::replace);
     respond(std::move(reply));
   }
 };
@@ -154,6 +179,8 @@ void Front::Ingest(std::vector<ledger::Entry> entries, const api::HttpRequest& r
                    api::Respond respond) {
   auto join = std::make_shared<Join>();
   join->respond = std::move(respond);
+  // The Service recorded the caller on every entry; the shard records it too.
+  const std::string principal = entries.empty() ? "" : entries.front().source.principal();
   std::map<int, std::pair<std::vector<size_t>, std::vector<IngestEvent>>> parts;
   for (size_t i = 0; i < entries.size(); i++) {
     ledger::Entry& e = entries[i];
@@ -176,45 +203,45 @@ void Front::Ingest(std::vector<ledger::Entry> entries, const api::HttpRequest& r
   const bool ndjson = type != "application/json";
   for (auto& [shard, part] : parts) {
     if (shards_.Serving(shard) != nullptr) {
-      IngestPart(join, shard, std::move(part.first), std::move(part.second));
+      IngestPart(join, shard, std::move(part.first), std::move(part.second), principal);
     } else if (request.forwarded) {
       join->Finish([&] {
         if (!join->failure) join->failure = Unavailable(ShardName(shard) + " moved; retry");
       });
     } else {
-      ForwardPart(join, shard, std::move(part.first), std::move(part.second),
-                  request.authorization, ndjson);
+      ForwardPart(join, shard, std::move(part.first), std::move(part.second), request.authorization,
+                  ndjson);
     }
   }
 }
 
 void Front::IngestPart(const std::shared_ptr<Join>& join, int shard, std::vector<size_t> indices,
-                       std::vector<IngestEvent> events) {
-  shards_.Ingest(shard, std::move(events),
-                 [join, indices = std::move(indices)](Result<std::vector<ledger::Outcome>> r) {
-                   join->Finish([&] {
-                     if (!r.ok()) {
-                       if (!join->failure) join->failure = Unavailable(r.status().message());
-                       return;
-                     }
-                     for (size_t k = 0; k < r->size(); k++) {
-                       const ledger::Outcome& o = (*r)[k];
-                       const size_t index = indices[k];
-                       if (o.kind == ledger::Outcome::Kind::kRejected) {
-                         const std::string& id = join->event_ids[index];
-                         join->rejected.emplace_back(
-                             index, Json{{"index", index},
-                                         {"event_id", id.empty() ? Json(nullptr) : Json(id)},
-                                         {"code", CodeName(o.code)},
-                                         {"message", o.message}});
-                         continue;
-                       }
-                       (o.kind == ledger::Outcome::Kind::kAccepted ? join->accepted
-                                                                   : join->duplicates)++;
-                       join->last_sequence = std::max(join->last_sequence, o.sequence.value);
-                     }
-                   });
-                 });
+                       std::vector<IngestEvent> events, const std::string& principal) {
+  shards_.Ingest(
+      shard, std::move(events), principal,
+      [join, indices = std::move(indices)](Result<std::vector<ledger::Outcome>> r) {
+        join->Finish([&] {
+          if (!r.ok()) {
+            if (!join->failure) join->failure = Unavailable(r.status().message());
+            return;
+          }
+          for (size_t k = 0; k < r->size(); k++) {
+            const ledger::Outcome& o = (*r)[k];
+            const size_t index = indices[k];
+            if (o.kind == ledger::Outcome::Kind::kRejected) {
+              const std::string& id = join->event_ids[index];
+              join->rejected.emplace_back(index,
+                                          Json{{"index", index},
+                                               {"event_id", id.empty() ? Json(nullptr) : Json(id)},
+                                               {"code", CodeName(o.code)},
+                                               {"message", o.message}});
+              continue;
+            }
+            (o.kind == ledger::Outcome::Kind::kAccepted ? join->accepted : join->duplicates)++;
+            join->last_sequence = std::max(join->last_sequence, o.sequence.value);
+          }
+        });
+      });
 }
 
 void Front::ForwardPart(const std::shared_ptr<Join>& join, int shard, std::vector<size_t> indices,
@@ -233,30 +260,30 @@ void Front::ForwardPart(const std::shared_ptr<Join>& join, int shard, std::vecto
     part.body += events[k].raw;
   }
   if (!ndjson) part.body += "]";
-  Forward(shard, std::move(part),
-          [join, indices = std::move(indices)](api::HttpReply reply) {
-            join->Finish([&] {
-              if (reply.status != 200) {
-                if (!join->failure) join->failure = std::move(reply);
-                return;
-              }
-              Json answer = Json::parse(reply.body, nullptr, /*allow_exceptions=*/false);
-              if (!answer.is_object() || !answer["rejected"].is_array()) {
-                if (!join->failure) join->failure = Unavailable("an owner's answer did not parse");
-                return;
-              }
-              join->accepted += answer.value("accepted", uint64_t{0});
-              join->duplicates += answer.value("duplicates", uint64_t{0});
-              join->last_sequence =
-                  std::max(join->last_sequence, answer.value("last_sequence", uint64_t{0}));
-              for (Json& item : answer["rejected"]) {
-                const size_t k = item.value("index", size_t{0});
-                if (k >= indices.size()) continue;
-                item["index"] = indices[k];
-                join->rejected.emplace_back(indices[k], std::move(item));
-              }
-            });
-          });
+  Forward(shard, std::move(part), [join, indices = std::move(indices)](api::HttpReply reply) {
+    join->Finish([&] {
+      if (reply.status != 200) {
+        if (!join->failure) join->failure = std::move(reply);
+        return;
+      }
+      Json answer = Json::parse(reply.body, nullptr, /*allow_exceptions=*/false);
+      if (!answer.is_object() || !answer["rejected"].is_array()) {
+        if (!join->failure) join->failure = Unavailable("an owner's answer did not parse");
+        return;
+      }
+      join->accepted += answer.value("accepted", uint64_t{0});
+      join->duplicates += answer.value("duplicates", uint64_t{0});
+      join->last_sequence =
+          std::max(join->last_sequence, answer.value("last_sequence", uint64_t{0}));
+      for (Json& item : answer["rejected"]) {
+        if (!item.is_object()) continue;
+        const size_t k = item.value("index", size_t{0});
+        if (k >= indices.size()) continue;
+        item["index"] = indices[k];
+        join->rejected.emplace_back(indices[k], std::move(item));
+      }
+    });
+  });
 }
 
 void Front::SetAdvertise(std::string url) {
@@ -288,8 +315,7 @@ void Front::PublishLoop() {
       try {
         members_.Publish(Self(std::move(url)));
       } catch (const std::exception& e) {
-        std::fprintf(stderr, "ledgerd: cluster: publishing this instance failed: %s\n",
-                     e.what());
+        std::fprintf(stderr, "ledgerd: cluster: publishing this instance failed: %s\n", e.what());
       }
       lock.lock();
     }

@@ -15,6 +15,7 @@
 // in body order, as one ledgerd would give it.
 #pragma once
 
+#include <atomic>
 #include <chrono>
 #include <condition_variable>
 #include <memory>
@@ -55,7 +56,10 @@ class Front {
   // kPublishIntervalMs once its URL is known (SetAdvertise).
   Front(ShardSet& shards, Members& members, api::Service& service, api::Metrics& metrics,
         std::string instance_id);
-  ~Front();  // stops publishing, finishes the forwards under way
+  ~Front();  // Stop()
+  // Stops publishing and finishes the forwards under way: call it before the
+  // HTTP server whose answers they send is destroyed. Idempotent.
+  void Stop();
 
   // The HTTP server's handler.
   void Handle(api::HttpRequest&& request, api::Respond respond);
@@ -72,10 +76,9 @@ class Front {
   void Forward(int shard, api::HttpRequest&& request, api::Respond respond);
   struct Join;
   void IngestPart(const std::shared_ptr<Join>& join, int shard, std::vector<size_t> indices,
-                  std::vector<IngestEvent> events);
+                  std::vector<IngestEvent> events, const std::string& principal);
   void ForwardPart(const std::shared_ptr<Join>& join, int shard, std::vector<size_t> indices,
-                   std::vector<IngestEvent> events, const std::string& authorization,
-                   bool ndjson);
+                   std::vector<IngestEvent> events, const std::string& authorization, bool ndjson);
   MemberRecord Self(std::string url) const;
   void PublishLoop();
 
@@ -89,6 +92,7 @@ class Front {
   std::string advertise_;  // guarded by publish_mu_
   std::condition_variable publish_cv_;
   bool stopping_ = false;
+  std::atomic<bool> forwards_stopped_{false};
   std::thread publisher_;
   // Declared last, so stopped first: its tasks use everything above.
   api::WorkerPool pool_{kForwardThreads, kForwardQueueMax};

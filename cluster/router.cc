@@ -16,6 +16,7 @@
 
 #include "cluster/shard_map.h"
 #include "events/event.h"
+#include "kafka/kafka_consumer.h"
 
 namespace billing::cluster {
 
@@ -317,6 +318,10 @@ void Router::Impl::Forward(const rd_kafka_message_t* m) {
       rd_kafka_message_headers(m, &input_headers) == RD_KAFKA_RESP_ERR_NO_ERROR
           ? rd_kafka_headers_copy(input_headers)
           : rd_kafka_headers_new(1);
+  // A producer of the input topic must not pose as the cluster's own HTTP
+  // ingest (whose events are judged as HTTP and name their principal).
+  rd_kafka_header_remove(headers, api::kIngestTokenHeader);
+  rd_kafka_header_remove(headers, api::kIngestPrincipalHeader);
   rd_kafka_header_add(headers, kOriginHeader, -1, origin.data(),
                       static_cast<ssize_t>(origin.size()));
 

@@ -5,6 +5,7 @@
 #include <chrono>
 #include <condition_variable>
 #include <cstdio>
+#include <deque>
 #include <filesystem>
 #include <map>
 #include <mutex>
@@ -34,12 +35,25 @@ void Log(const std::string& line) { std::fprintf(stderr, "ledgerd: cluster: %s\n
 // What one ingest request waits for.
 struct Pending {
   int shard = 0;
+  std::vector<std::string> tokens;  // one per event, in the waiters' map until answered
   std::vector<ledger::Outcome> outcomes;
   size_t remaining = 0;
   Clock::time_point deadline;
   IngestDone done;
   bool finished = false;
 };
+
+// Calls `done` with `answer`; a callback that throws must not take the
+// thread (the consumer's, or the sweeper) down with it.
+void Answer(Pending& p, Result<std::vector<ledger::Outcome>> answer) noexcept {
+  try {
+    p.done(std::move(answer));
+  } catch (const std::exception& e) {
+    Log(std::string("an ingest's answer failed: ") + e.what());
+  } catch (...) {
+    Log("an ingest's answer failed");
+  }
+}
 
 struct Waiter {
   std::shared_ptr<Pending> pending;
@@ -66,8 +80,12 @@ struct ShardSet::Impl {
 
   Status StartProducer();
   void Run();
-  // Answers every waiter of `pending` that is still open with `why`.
+  // Answers `pending` with `why` unless it was answered; under `mu`, it
+  // only collects it into `failed`, to be answered once `mu` is released.
+  void FailLocked(const std::shared_ptr<Pending>& pending,
+                  std::vector<std::shared_ptr<Pending>>* failed);
   void Fail(const std::shared_ptr<Pending>& pending, const Status& why);
+  // Fails the open ingests `which` selects (all when null).
   void FailWhere(const std::function<bool(const Pending&)>& which, const Status& why);
   static void OnDelivery(rd_kafka_t*, const rd_kafka_message_t* m, void* opaque);
 
@@ -80,6 +98,9 @@ struct ShardSet::Impl {
 
   std::mutex mu;
   std::map<std::string, Waiter> waiters;  // by ingest token
+  // Open ingests, oldest first: all wait equally long, so this is also
+  // deadline order and the sweeper looks at the front only.
+  std::deque<std::shared_ptr<Pending>> open;
   uint64_t next_token = 0;
   bool stopping = false;
   std::condition_variable cv;
@@ -137,8 +158,21 @@ void ShardSet::Impl::OnDelivery(rd_kafka_t*, const rd_kafka_message_t* m, void* 
   }
 }
 
+void ShardSet::Impl::FailLocked(const std::shared_ptr<Pending>& pending,
+                                std::vector<std::shared_ptr<Pending>>* failed) {
+  if (pending->finished) return;
+  pending->finished = true;
+  for (const std::string& token : pending->tokens) waiters.erase(token);
+  failed->push_back(pending);
+}
+
 void ShardSet::Impl::Fail(const std::shared_ptr<Pending>& pending, const Status& why) {
-  FailWhere([&](const Pending& p) { return &p == pending.get(); }, why);
+  std::vector<std::shared_ptr<Pending>> failed;
+  {
+    std::lock_guard<std::mutex> lock(mu);
+    FailLocked(pending, &failed);
+  }
+  for (const auto& p : failed) Answer(*p, why);
 }
 
 void ShardSet::Impl::FailWhere(const std::function<bool(const Pending&)>& which,
@@ -146,33 +180,30 @@ void ShardSet::Impl::FailWhere(const std::function<bool(const Pending&)>& which,
   std::vector<std::shared_ptr<Pending>> failed;
   {
     std::lock_guard<std::mutex> lock(mu);
-    for (auto it = waiters.begin(); it != waiters.end();) {
-      Pending& p = *it->second.pending;
-      if (!which(p)) {
-        ++it;
-        continue;
-      }
-      if (!p.finished) {
-        p.finished = true;
-        failed.push_back(it->second.pending);
-      }
-      it = waiters.erase(it);
+    for (const auto& p : open) {
+      if (!which || which(*p)) FailLocked(p, &failed);
     }
   }
-  for (const auto& p : failed) p->done(why);
+  for (const auto& p : failed) Answer(*p, why);
 }
 
 void ShardSet::Impl::Run() {
   for (;;) {
+    std::vector<std::shared_ptr<Pending>> expired;
     {
       std::unique_lock<std::mutex> lock(mu);
       cv.wait_for(lock, std::chrono::milliseconds(kSweepIntervalMs), [this] { return stopping; });
       if (stopping) return;
+      const Clock::time_point now = Clock::now();
+      while (!open.empty() && (open.front()->finished || open.front()->deadline <= now)) {
+        FailLocked(open.front(), &expired);
+        open.pop_front();
+      }
+    }
+    for (const auto& p : expired) {
+      Answer(*p, Status(Code::kUnavailable, "the events were not applied in time; retry"));
     }
     rd_kafka_poll(producer, 0);
-    const Clock::time_point now = Clock::now();
-    FailWhere([now](const Pending& p) { return p.deadline <= now; },
-              Status(Code::kUnavailable, "the events were not applied in time; retry"));
   }
 }
 
@@ -194,18 +225,22 @@ Result<std::unique_ptr<ShardSet>> ShardSet::Create(const ShardSetOptions& option
 ShardSet::ShardSet(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
 
 ShardSet::~ShardSet() {
+  Stop();
+  rd_kafka_destroy(impl_->producer);
+}
+
+void ShardSet::Stop() {
   {
     std::lock_guard<std::mutex> lock(impl_->mu);
+    if (impl_->stopping) return;
     impl_->stopping = true;
   }
   impl_->cv.notify_all();
   if (impl_->thread.joinable()) impl_->thread.join();
-  impl_->FailWhere([](const Pending&) { return true; },
-                   Status(Code::kUnavailable, "the instance is stopping; retry"));
+  impl_->FailWhere(nullptr, Status(Code::kUnavailable, "the instance is stopping; retry"));
   if (rd_kafka_flush(impl_->producer, kProducerFlushMs) != RD_KAFKA_RESP_ERR_NO_ERROR) {
     Log(std::to_string(rd_kafka_outq_len(impl_->producer)) + " ingest messages undelivered");
   }
-  rd_kafka_destroy(impl_->producer);
 }
 
 int ShardSet::shards() const { return impl_->options.shards; }
@@ -271,8 +306,13 @@ void ShardSet::CaughtUp(int shard) {
 
 void ShardSet::Release(int shard) {
   if (shard < 0 || shard >= shards()) return;
-  impl_->slots[shard].serving = false;
-  impl_->slots[shard].owned = false;
+  {
+    // Under `mu`, so that no ingest registers for the shard after the
+    // failures below (Ingest checks `serving` under it).
+    std::lock_guard<std::mutex> lock(impl_->mu);
+    impl_->slots[shard].serving = false;
+    impl_->slots[shard].owned = false;
+  }
   impl_->FailWhere([shard](const Pending& p) { return p.shard == shard; },
                    Status(Code::kUnavailable, "shard " + std::to_string(shard) +
                                                   " is moving to another instance; retry"));
@@ -297,13 +337,13 @@ void ShardSet::Applied(int shard, const std::vector<std::string>& tokens,
       impl_->waiters.erase(it);
     }
   }
-  for (const auto& p : finished) p->done(std::move(p->outcomes));
+  for (const auto& p : finished) Answer(*p, std::move(p->outcomes));
 }
 
-void ShardSet::Ingest(int shard, std::vector<IngestEvent> events, IngestDone done) {
-  if (Serving(shard) == nullptr) {
-    return done(Status(Code::kUnavailable,
-                       "shard " + std::to_string(shard) + " is not served here now; retry"));
+void ShardSet::Ingest(int shard, std::vector<IngestEvent> events, const std::string& principal,
+                      IngestDone done) {
+  if (shard < 0 || shard >= shards()) {
+    return done(Status(Code::kInvalidArgument, "no shard " + std::to_string(shard)));
   }
   if (events.empty()) return done(std::vector<ledger::Outcome>{});
   auto pending = std::make_shared<Pending>();
@@ -312,21 +352,24 @@ void ShardSet::Ingest(int shard, std::vector<IngestEvent> events, IngestDone don
   pending->remaining = events.size();
   pending->deadline = Clock::now() + std::chrono::milliseconds(impl_->options.ingest_wait_ms);
   pending->done = std::move(done);
-  std::vector<std::string> tokens;
+  Status refused = Status::Ok();
   {
     std::lock_guard<std::mutex> lock(impl_->mu);
-    if (impl_->waiters.size() + events.size() > kIngestPendingEventsMax) {
-      pending->finished = true;
+    if (impl_->stopping || !impl_->slots[shard].serving.load()) {
+      refused = Status(Code::kUnavailable,
+                       "shard " + std::to_string(shard) + " is not served here now; retry");
+    } else if (impl_->waiters.size() + events.size() > kIngestPendingEventsMax) {
+      refused = Status(Code::kUnavailable, "too many events wait to be applied; retry");
     } else {
       for (size_t i = 0; i < events.size(); i++) {
-        tokens.push_back(impl_->token_prefix + std::to_string(impl_->next_token++));
-        impl_->waiters[tokens.back()] = Waiter{pending, i};
+        pending->tokens.push_back(impl_->token_prefix + std::to_string(impl_->next_token++));
+        impl_->waiters[pending->tokens.back()] = Waiter{pending, i};
       }
+      impl_->open.push_back(pending);
     }
   }
-  if (tokens.empty()) {
-    return pending->done(Status(Code::kUnavailable, "too many events wait to be applied; retry"));
-  }
+  if (!refused.ok()) return Answer(*pending, refused);
+  const std::vector<std::string>& tokens = pending->tokens;
   const std::string& topic = impl_->options.shards_topic;
   for (size_t i = 0; i < events.size(); i++) {
     const IngestEvent& e = events[i];
@@ -337,6 +380,8 @@ void ShardSet::Ingest(int shard, std::vector<IngestEvent> events, IngestDone don
         RD_KAFKA_V_VALUE(const_cast<char*>(e.raw.data()), e.raw.size()),
         RD_KAFKA_V_HEADER(api::kIngestTokenHeader, tokens[i].data(),
                           static_cast<ssize_t>(tokens[i].size())),
+        RD_KAFKA_V_HEADER(api::kIngestPrincipalHeader, principal.data(),
+                          static_cast<ssize_t>(principal.size())),
         RD_KAFKA_V_OPAQUE(opaque), RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_END);
     if (err != RD_KAFKA_RESP_ERR_NO_ERROR) {
       delete opaque;

@@ -92,7 +92,14 @@ class ShardSet final : public api::ShardHost, public api::Ledgers {
   // another thread) with one outcome per event, in order, after this
   // instance has applied them; kUnavailable when the shard is not served
   // here, too much waits already, or they were not applied in time.
-  void Ingest(int shard, std::vector<IngestEvent> events, IngestDone done);
+  // `principal` names the token that posted them (empty without access
+  // control), recorded as their source like one ledgerd's HTTP ingest.
+  void Ingest(int shard, std::vector<IngestEvent> events, const std::string& principal,
+              IngestDone done);
+  // Fails every open ingest (kUnavailable) and delivers what is queued to
+  // the broker; from then on every Ingest is refused. Call it before the HTTP
+  // server whose answers the callbacks send is destroyed. Idempotent.
+  void Stop();
 
   // api::ShardHost, for the shards consumer.
   Result<projections::Billing*> Acquire(int shard) override;

@@ -123,7 +123,11 @@ Status CreateTopic(rd_kafka_t* rk, const std::string& topic, int partitions,
 
 }  // namespace
 
-TopicConfigs ShardsTopicConfigs() { return {{"retention.ms", "-1"}, {"retention.bytes", "-1"}}; }
+// min.insync.replicas=2: an acknowledged (acks=all) event is on two brokers
+// at least, so losing one broker loses no acknowledged event.
+TopicConfigs ShardsTopicConfigs() {
+  return {{"retention.ms", "-1"}, {"retention.bytes", "-1"}, {"min.insync.replicas", "2"}};
+}
 
 TopicConfigs MembersTopicConfigs() { return {{"cleanup.policy", "compact"}}; }
 

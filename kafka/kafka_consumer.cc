@@ -73,14 +73,13 @@ void Log(const char* fmt, ...) {
   std::fprintf(stderr, "ledgerd: kafka: %s\n", line);
 }
 
-// The message's kIngestTokenHeader, empty when it has none.
-std::string IngestToken(const rd_kafka_message_t* m) {
+// The value of the message's last header `name`, empty when it has none.
+std::string HeaderOf(const rd_kafka_message_t* m, const char* name) {
   rd_kafka_headers_t* headers = nullptr;
   const void* value = nullptr;
   size_t size = 0;
   if (rd_kafka_message_headers(m, &headers) != RD_KAFKA_RESP_ERR_NO_ERROR ||
-      rd_kafka_header_get_last(headers, kIngestTokenHeader, &value, &size) !=
-          RD_KAFKA_RESP_ERR_NO_ERROR ||
+      rd_kafka_header_get_last(headers, name, &value, &size) != RD_KAFKA_RESP_ERR_NO_ERROR ||
       value == nullptr) {
     return {};
   }
@@ -155,7 +154,9 @@ struct KafkaConsumer::Impl {
   void AcquireShards(rd_kafka_topic_partition_list_t* parts);
   // Cluster mode: tells the host which shards have caught up with the end of
   // their partition as seen at assignment (asking for unknown ends again).
-  void CheckCaughtUp();
+  // `query`: ask the broker for ends not known yet (blocking, so not after
+  // every batch).
+  void CheckCaughtUp(bool query);
   bool InflightDone(int wait_ms);
   void AwaitInflight();
   void Complete();
@@ -345,7 +346,7 @@ void KafkaConsumer::Impl::Turn() {
   Clock::time_point now = Clock::now();
   if (now >= next_lag_refresh) {
     UpdateLag(assigned);
-    if (host != nullptr) CheckCaughtUp();
+    if (host != nullptr) CheckCaughtUp(/*query=*/true);
     next_lag_refresh = now + std::chrono::milliseconds(kLagRefreshMs);
   }
   CommitToKafka(/*now=*/false);
@@ -405,9 +406,10 @@ void KafkaConsumer::Impl::Take(const rd_kafka_message_t* m) {
   }
   // Cluster mode: an event that came by HTTP carries its ingest's token, and
   // is judged as HTTP ingest (JSON only; binary protobuf is for Kafka).
-  std::string token = host != nullptr ? IngestToken(m) : std::string();
+  std::string token = host != nullptr ? HeaderOf(m, kIngestTokenHeader) : std::string();
   ledger::Source source;
   source.set_kind(token.empty() ? ledger::Source::KAFKA : ledger::Source::HTTP);
+  if (!token.empty()) source.set_principal(HeaderOf(m, kIngestPrincipalHeader));
   source.set_topic(options.topic);
   source.set_partition(partition);
   source.set_offset(m->offset);
@@ -504,14 +506,14 @@ void KafkaConsumer::Impl::Complete() {
   Account(r, inflight_next);
   if (host != nullptr) {
     host->Applied(inflight_partition, inflight_tokens, r);
-    CheckCaughtUp();
+    CheckCaughtUp(/*query=*/false);
   }
 }
 
-void KafkaConsumer::Impl::CheckCaughtUp() {
+void KafkaConsumer::Impl::CheckCaughtUp(bool query) {
   for (auto it = restore_until.begin(); it != restore_until.end();) {
     const int32_t partition = it->first;
-    if (it->second < 0) {
+    if (it->second < 0 && query) {
       int64_t low = 0, high = 0;
       if (rd_kafka_query_watermark_offsets(rk, options.topic.c_str(), partition, &low, &high,
                                            kWatermarkTimeoutMs) == RD_KAFKA_RESP_ERR_NO_ERROR) {
@@ -681,6 +683,7 @@ void KafkaConsumer::Impl::Assign(rd_kafka_topic_partition_list_t* parts) {
   if (host != nullptr) {
     AcquireShards(parts);
     if (stopping.load()) {
+      for (const auto& [partition, shard] : shard_billing) host->Release(partition);
       rd_kafka_assign(rk, nullptr);
       return;
     }
@@ -728,7 +731,7 @@ void KafkaConsumer::Impl::Assign(rd_kafka_topic_partition_list_t* parts) {
     // A shard serves once it has applied its partition up to the end seen
     // now: before that its answers would be stale.
     for (int32_t partition : assigned) restore_until[partition] = -1;
-    CheckCaughtUp();
+    CheckCaughtUp(/*query=*/true);
   }
 }
 

@@ -83,6 +83,9 @@ class ShardHost {
 // The Kafka header by which an HTTP ingest recognises its own messages when
 // the shard's consumer applies them (cluster mode).
 inline constexpr const char* kIngestTokenHeader = "ledger-ingest";
+// With it, the name of the token that posted the event (empty: no access
+// control), recorded as the event's source principal.
+inline constexpr const char* kIngestPrincipalHeader = "ledger-principal";
 
 // Where the consumer sends a batch: Billing::SubmitAsync unless replaced.
 using SubmitFn =

@@ -29,8 +29,7 @@ Status CheckTopics(const ClusterConfig& c) {
                                        cluster::ShardsTopicConfigs(),
                                        cluster::kEnsureTopicTimeoutMsDefault));
   return cluster::EnsureTopic(c.brokers, cluster::MembersTopic(c.group), 1,
-                              cluster::MembersTopicConfigs(),
-                              cluster::kEnsureTopicTimeoutMsDefault,
+                              cluster::MembersTopicConfigs(), cluster::kEnsureTopicTimeoutMsDefault,
                               cluster::PartitionCheck::kAtLeast);
 }
 
@@ -59,8 +58,8 @@ int RunCluster(const ClusterConfig& c, const api::ServerOptions& server_options,
     Say("cluster: " + shards.status().ToString());
     return 1;
   }
-  auto members = cluster::Members::Start(
-      cluster::MembersOptions{.brokers = c.brokers, .group = c.group, .instance_id = c.instance_id});
+  auto members = cluster::Members::Start(cluster::MembersOptions{
+      .brokers = c.brokers, .group = c.group, .instance_id = c.instance_id});
   if (!members.ok()) {
     Say("cluster: " + members.status().ToString());
     return kExitUsage;
@@ -126,11 +125,16 @@ int RunCluster(const ClusterConfig& c, const api::ServerOptions& server_options,
   service.set_ready(false);
   (*server)->Stop();
   service.StopHeavyWork();
+  // Everything that may still answer a request (forwards, ingests waiting
+  // for their apply) ends before the server that sends the answers goes.
+  front_object.Stop();
   (*router)->Stop();
   // The consumer writes its last batch while the shards are still open, and
   // releases them (they stop serving) as it leaves the group.
   (*consumer)->Stop();
+  (*shards)->Stop();
   (*members)->Stop();
+  server->reset();
   Say("stopped cleanly");
   return 0;
 }

@@ -352,6 +352,12 @@ std::optional<HttpReply> Service::Authorize(const RouteMatch& match, std::string
   return std::nullopt;
 }
 
+std::optional<std::string> Service::ScopedOrg(const HttpRequest& head) const {
+  if (!options_.tokens) return std::nullopt;
+  std::optional<Principal> principal = options_.tokens->Authenticate(head.authorization);
+  return principal ? principal->org : std::nullopt;
+}
+
 // Header-time checks (issue 13): the table's rules, judged from the head
 // alone so that a refused request's body is never read.
 std::optional<HttpReply> Service::CheckHeaders(const HttpRequest& head) const {
@@ -750,6 +756,13 @@ void Service::IngestBody(Call& call, events::BodyFormat format) {
 }
 
 void Service::Retry(Call& call) {
+  if (options_.ingest) {
+    // A re-drive appended here would be in this copy of the shard only, not
+    // in its log: another instance rebuilding the shard would lack it.
+    return call.Reply(Error(501, "not_implemented",
+                            "re-driving a rejected message is not available in a cluster yet; "
+                            "post the corrected event to /v1/events"));
+  }
   uint64_t id = 0;
   if (!ParseUint(call.params.Get("id"), &id))
     return call.Reply(Error(404, "not_found", "no such rejected message"));

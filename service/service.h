@@ -84,6 +84,11 @@ class Service {
   // no-cors fetch cannot post); nullopt otherwise. Thread-safe.
   std::optional<HttpReply> CheckHeaders(const HttpRequest& head) const;
 
+  // The one org the request's token is scoped to, if any: a cluster's front
+  // sends a scoped token's whole-ledger request to that org's shard, as
+  // PickLedger answers it. Thread-safe.
+  std::optional<std::string> ScopedOrg(const HttpRequest& head) const;
+
   void set_ready(bool ready) { ready_ = ready; }
   // Finishes the heavy requests under way and stops the worker pool. Call it
   // after the HTTP server has stopped and before it is destroyed: a worker

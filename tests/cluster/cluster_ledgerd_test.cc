@@ -202,7 +202,11 @@ TEST(ClusterLedgerd, ThreeInstancesAnswerEveryOrgAsOneLedgerdDoes) {
     ASSERT_TRUE(owned.back()->started());
     instances.push_back(owned.back().get());
   }
-  ASSERT_TRUE(WaitUntil([&] { return AllServedBy(*instances[0], {"a", "b", "c"}); }, kMoveTimeout))
+  ASSERT_TRUE(WaitUntil(
+      [&] {
+        return AllServedBy(*instances[0], {"a", "b", "c"});
+      },
+      kMoveTimeout))
       << ClusterOf(*instances[0]).dump();
 
   // Half the orgs write through Kafka (any partitioner: the router re-keys
