@@ -61,6 +61,36 @@ std::optional<int> ShardOfRequest(const api::HttpRequest& request, int shards,
 
 std::string ShardName(int shard) { return "shard " + std::to_string(shard); }
 
+// The shards' verify answers as one: ok when every chain is, with each
+// shard's answer; the first shard that could not answer decides otherwise.
+api::HttpReply VerifyAnswer(std::vector<api::HttpReply>& replies) {
+  Json shards = Json::array();
+  bool ok = true;
+  uint64_t events = 0;
+  for (size_t shard = 0; shard < replies.size(); shard++) {
+    if (replies[shard].status != 200) return std::move(replies[shard]);
+    Json one = Json::parse(replies[shard].body, nullptr, /*allow_exceptions=*/false);
+    if (!one.is_object())
+      return Unavailable(ShardName(static_cast<int>(shard)) + " answered no JSON");
+    ok = ok && one.value("ok", false);
+    events += one.value("events", uint64_t{0});
+    Json row{{"shard", shard}};
+    row.update(one);
+    shards.push_back(std::move(row));
+  }
+  api::HttpReply reply;
+  reply.body = Json{{"ok", ok}, {"events", events}, {"shards", std::move(shards)}}.dump();
+  return reply;
+}
+
+// A whole-cluster verify: `GET /v1/ledger/verify` naming no shard.
+bool IsVerifyAll(const api::HttpRequest& request) {
+  if (request.method != "GET" || request.forwarded) return false;
+  auto target = api::ParseTarget(request.target);
+  return target.ok() && target->segments == std::vector<std::string>{"v1", "ledger", "verify"} &&
+         target->query.empty();
+}
+
 }  // namespace
 
 Front::Front(ShardSet& shards, Members& members, api::Service& service, api::Metrics& metrics,
@@ -86,7 +116,40 @@ void Front::Stop() {
   pool_.Stop();
 }
 
+// Every shard's verify, gathered: each asked where it is served (here, or
+// its owner), answered together once all are in.
+void Front::VerifyAll(const api::HttpRequest& request, api::Respond respond) {
+  struct Gather {
+    std::mutex mu;
+    int left = 0;
+    std::vector<api::HttpReply> replies;
+    api::Respond respond;
+  };
+  auto gather = std::make_shared<Gather>();
+  gather->left = shards_.shards();
+  gather->replies.resize(shards_.shards());
+  gather->respond = std::move(respond);
+  for (int shard = 0; shard < shards_.shards(); shard++) {
+    api::HttpRequest one = request;
+    one.target = "/v1/ledger/verify?shard=" + std::to_string(shard);
+    auto done = [gather, shard](api::HttpReply reply) {
+      {
+        std::lock_guard<std::mutex> lock(gather->mu);
+        gather->replies[shard] = std::move(reply);
+        if (--gather->left > 0) return;
+      }
+      gather->respond(VerifyAnswer(gather->replies));
+    };
+    if (shards_.Serving(shard) != nullptr) {
+      service_.Handle(std::move(one), std::move(done));
+    } else {
+      Forward(shard, std::move(one), std::move(done));
+    }
+  }
+}
+
 void Front::Handle(api::HttpRequest&& request, api::Respond respond) {
+  if (IsVerifyAll(request)) return VerifyAll(request, std::move(respond));
   std::optional<int> shard = ShardOfRequest(request, shards_.shards(), service_.ScopedOrg(request));
   if (!shard || shards_.Serving(*shard) != nullptr) {
     return service_.Handle(std::move(request), std::move(respond));

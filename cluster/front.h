@@ -74,6 +74,7 @@ class Front {
 
  private:
   void Forward(int shard, api::HttpRequest&& request, api::Respond respond);
+  void VerifyAll(const api::HttpRequest& request, api::Respond respond);
   struct Join;
   void IngestPart(const std::shared_ptr<Join>& join, int shard, std::vector<size_t> indices,
                   std::vector<IngestEvent> events, const std::string& principal);

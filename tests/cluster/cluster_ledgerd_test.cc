@@ -234,6 +234,46 @@ TEST(ClusterLedgerd, ThreeInstancesAnswerEveryOrgAsOneLedgerdDoes) {
   ASSERT_TRUE(WaitUntil([&] { return ClusterEvents(*instances[1]) == want; }, kMoveTimeout))
       << ClusterEvents(*instances[1]) << " events in the cluster, " << want << " in one ledgerd";
   for (const Ledgerd* instance : instances) ExpectSameAnswers(*single, *instance, h.orgs);
+
+  // Verify without a shard reports every shard, whichever instance holds it.
+  HttpResponse all = instances[2]->Get("/v1/ledger/verify");
+  ASSERT_EQ(all.status, 200) << all.body;
+  Json verify = Json::parse(all.body);
+  EXPECT_TRUE(verify["ok"].get<bool>()) << all.body;
+  EXPECT_EQ(verify["events"].get<uint64_t>(), want);
+  ASSERT_EQ(verify["shards"].size(), static_cast<size_t>(kShards));
+  for (int shard = 0; shard < kShards; shard++) {
+    EXPECT_EQ(verify["shards"][shard]["shard"].get<int>(), shard);
+    EXPECT_TRUE(verify["shards"][shard]["ok"].get<bool>());
+  }
+
+  // An instance counting another number of shards would map orgs elsewhere
+  // and fork their history: it refuses to start.
+  TempDir other;
+  testing::Ran refused =
+      testing::RunToExit({testing::LedgerdPath(), "--data-dir", other.sub("d"), "--http",
+                          "127.0.0.1:0", "--kafka-brokers", mock.bootstrap, "--group", kGroup,
+                          "--instance-id", "d", "--shards", std::to_string(kShards + 1)},
+                         {.stderr_file = other.sub("err")});
+  EXPECT_EQ(refused.code, 2);
+  for (auto& instance : owned) EXPECT_EQ(instance->Stop(), 0) << "a clean stop";
+}
+
+TEST(ClusterLedgerd, ClusterFlagsAreCheckedBeforeAnythingStarts) {
+  TempDir tmp;
+  const std::vector<std::vector<std::string>> wrong = {
+      {"--instance-id", "a"},                      // no brokers
+      {"--instance-id", "a", "--kafka-embedded"},  // a broker that dies with it
+      {"--instance-id", "a", "--kafka-brokers", "127.0.0.1:1", "--shards", "0"},
+      {"--instance-id", "a", "--kafka-brokers", "127.0.0.1:1", "--webhooks", tmp.sub("w")},
+      {"--instance-id", std::string(200, 'x'), "--kafka-brokers", "127.0.0.1:1"},
+  };
+  for (const auto& args : wrong) {
+    std::vector<std::string> argv{testing::LedgerdPath(), "--data-dir", tmp.sub("d"), "--http",
+                                  "127.0.0.1:0"};
+    argv.insert(argv.end(), args.begin(), args.end());
+    EXPECT_EQ(testing::RunToExit(argv, {.stderr_file = tmp.sub("err")}).code, 2) << args.back();
+  }
 }
 
 TEST(ClusterLedgerd, AnInstanceKilledMidIngestLosesNothingAndJoinsAgain) {
