@@ -240,6 +240,9 @@ void ShardSet::Stop() {
   impl_->FailWhere(nullptr, Status(Code::kUnavailable, "the instance is stopping; retry"));
   if (rd_kafka_flush(impl_->producer, kProducerFlushMs) != RD_KAFKA_RESP_ERR_NO_ERROR) {
     Log(std::to_string(rd_kafka_outq_len(impl_->producer)) + " ingest messages undelivered");
+    // Their delivery reports (purged) free what each message carries.
+    rd_kafka_purge(impl_->producer, RD_KAFKA_PURGE_F_QUEUE | RD_KAFKA_PURGE_F_INFLIGHT);
+    rd_kafka_poll(impl_->producer, 0);
   }
 }
 

@@ -11,6 +11,7 @@
 #include <exception>
 #include <map>
 #include <mutex>
+#include <set>
 #include <thread>
 #include <vector>
 
@@ -157,6 +158,9 @@ struct KafkaConsumer::Impl {
   // `query`: ask the broker for ends not known yet (blocking, so not after
   // every batch).
   void CheckCaughtUp(bool query);
+  // Cluster mode: a shard whose partition cannot give it the next record it
+  // needs stops serving and is not read further (until it is assigned again).
+  void BreakShard(int32_t partition, const std::string& why);
   bool InflightDone(int wait_ms);
   void AwaitInflight();
   void Complete();
@@ -213,6 +217,7 @@ struct KafkaConsumer::Impl {
   // must reach before it serves (-1: not known yet).
   std::map<int32_t, projections::Billing*> shard_billing;
   std::map<int32_t, int64_t> restore_until;
+  std::set<int32_t> broken;
   bool rewind = false;  // an append failed: drop what is in hand, seek back
   int backoff_ms = 0;
   std::vector<int32_t> assigned;
@@ -397,7 +402,13 @@ void KafkaConsumer::Impl::Take(const rd_kafka_message_t* m) {
              "partition " + std::to_string(partition) + ": expected offset " +
                  std::to_string(it->second) + ", the broker sent " + std::to_string(m->offset));
     metrics.Count("ledger_kafka_offset_jumps_total", PartitionLabel(partition));
+    if (host != nullptr && m->offset > it->second) {
+      BreakShard(partition, "the broker skipped from offset " + std::to_string(it->second) +
+                                " to " + std::to_string(m->offset));
+      return;
+    }
   }
+  if (broken.count(partition)) return;
   if (host != nullptr && !batch.empty() && batch.partition != partition) {
     // One shard per batch: each shard is a ledger of its own.
     AwaitInflight();
@@ -510,18 +521,37 @@ void KafkaConsumer::Impl::Complete() {
   }
 }
 
+void KafkaConsumer::Impl::BreakShard(int32_t partition, const std::string& why) {
+  Log("shard %d cannot be served, its partition is paused: %s", partition, why.c_str());
+  metrics.Count("ledger_kafka_broken_shards_total", PartitionLabel(partition));
+  host->Release(partition);
+  PartitionList list(1);
+  rd_kafka_topic_partition_list_add(list.list, options.topic.c_str(), partition);
+  rd_kafka_pause_partitions(rk, list.list);
+  broken.insert(partition);
+}
+
 void KafkaConsumer::Impl::CheckCaughtUp(bool query) {
   for (auto it = restore_until.begin(); it != restore_until.end();) {
     const int32_t partition = it->first;
+    auto done_to = stored.find(partition);
+    const int64_t next = done_to != stored.end() ? done_to->second : 0;
     if (it->second < 0 && query) {
       int64_t low = 0, high = 0;
       if (rd_kafka_query_watermark_offsets(rk, options.topic.c_str(), partition, &low, &high,
                                            kWatermarkTimeoutMs) == RD_KAFKA_RESP_ERR_NO_ERROR) {
+        if (low > next) {
+          // The log lost records this copy never applied (retention, a
+          // broker's memory limit): the shard cannot be rebuilt, and
+          // serving what it has would be a partial answer.
+          BreakShard(partition, "its log starts at offset " + std::to_string(low) +
+                                    ", this copy needs offset " + std::to_string(next));
+          it = restore_until.erase(it);
+          continue;
+        }
         it->second = high;
       }
     }
-    auto done_to = stored.find(partition);
-    const int64_t next = done_to != stored.end() ? done_to->second : 0;
     if (it->second >= 0 && next >= it->second) {
       Log("shard %d restored to offset %lld: serving", partition, static_cast<long long>(next));
       host->CaughtUp(partition);
@@ -710,7 +740,7 @@ void KafkaConsumer::Impl::Assign(rd_kafka_topic_partition_list_t* parts) {
     if (*offset >= 0) {
       stored[p.partition] = *offset;
       position[p.partition] = *offset;
-    } else if (options.embedded) {
+    } else if (options.embedded || host != nullptr) {
       // The embedded log starts at 0 with this process: a first message at
       // a later offset means the broker dropped older ones (its memory
       // limit) before we read them, which must not pass silently.
@@ -738,6 +768,7 @@ void KafkaConsumer::Impl::Assign(rd_kafka_topic_partition_list_t* parts) {
 void KafkaConsumer::Impl::AcquireShards(rd_kafka_topic_partition_list_t* parts) {
   shard_billing.clear();
   restore_until.clear();
+  broken.clear();  // a new assignment tries again (a new assign reads unpaused)
   for (int i = 0; i < parts->cnt; ++i) {
     const int32_t partition = parts->elems[i].partition;
     Result<projections::Billing*> shard = host->Acquire(partition);

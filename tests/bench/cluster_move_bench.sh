@@ -15,11 +15,15 @@
 # "assigned" is when the receiving instance logged its new assignment (the
 # group's part); the rest is restore and publication in g.members.
 # "replayed" is the g.shards records the receiver applied (from its log).
-# Usage: tests/bench/cluster_move_bench.sh [BUILD_DIR] [EVENTS]  (build, 200000)
+# Usage: tests/bench/cluster_move_bench.sh [BUILD_DIR] [EVENTS]  (build, 40000)
+# The mock keeps about 5 MiB per partition (older records are dropped), so
+# past ~45000 events on 8 shards a cold restore finds its log cut: the new
+# owner then refuses to serve those shards (a real cluster keeps G.shards
+# forever, retention.ms=-1).
 # DEADLINE_S (default 180) bounds each wait; KEEP=1 keeps the temp directory.
 set -euo pipefail
 BUILD=$(cd "${1:-build}" && pwd)
-EVENTS=${2:-200000}
+EVENTS=${2:-40000}
 SHARDS=8 ORGS=40 BODY_LINES=5000 SESSION_MS=6000
 DEADLINE_S=${DEADLINE_S:-180}
 tmp=$(mktemp -d "${TMPDIR:-/tmp}/cluster-move-bench.XXXXXX")
@@ -131,7 +135,9 @@ start_instance b "$tmp/b" "$tmp/b1.err"
 wait_until "$t0" '$1 + $2 == 8 && $2 > 0 && $3 == 0' "$tmp/b1.err"
 read -r _ b_serving _ b_heads all_heads <<<"$st"
 row "cold move (b joins, empty dir)" "$secs" "$assigned_s" "b serves $b_serving, restored $b_heads events; replayed $(replayed "$tmp/b1.err")"
-[ "$all_heads" = "$accepted" ] || echo "note: shard heads sum to $all_heads, the answers accepted $accepted"
+# A restore must rebuild every accepted event; librdkafka's mock trims its
+# partitions (seen: ~10k records each), and then a restore "from 0" silently starts later.
+[ "$all_heads" = "$accepted" ] || rows+=("WARNING: after the cold move the shards hold $all_heads events, $accepted were accepted: b's restore lost events")
 
 # 3. Warm move: b killed; a replays only what it lacks of b's shards.
 t0=$(now)
