@@ -15,6 +15,7 @@
 #include <thread>
 
 #include "cluster/shard_map.h"
+#include "kafka/client.h"
 
 namespace billing::cluster {
 
@@ -229,9 +230,7 @@ struct Members::Impl {
 };
 
 Status Members::Impl::CreateProducer() {
-  char err[512];
-  rd_kafka_conf_t* conf = rd_kafka_conf_new();
-  const std::pair<const char*, std::string> settings[] = {
+  const api::KafkaSettings settings = {
       {"bootstrap.servers", options.brokers},
       {"client.id", "ledgerd-members"},
       {"enable.idempotence", "true"},
@@ -241,29 +240,21 @@ Status Members::Impl::CreateProducer() {
       {"linger.ms", "0"},
       {"log.connection.close", "false"},
   };
-  for (const auto& [name, value] : settings) {
-    if (rd_kafka_conf_set(conf, name, value.c_str(), err, sizeof(err)) != RD_KAFKA_CONF_OK) {
-      rd_kafka_conf_destroy(conf);
-      return Status(Code::kInvalidArgument, std::string("members producer: ") + name + ": " + err);
-    }
-  }
-  rd_kafka_conf_set_dr_msg_cb(conf, &Impl::OnDelivery);
-  rd_kafka_conf_set_opaque(conf, this);
-  producer = rd_kafka_new(RD_KAFKA_PRODUCER, conf, err, sizeof(err));
-  if (producer == nullptr) {
-    rd_kafka_conf_destroy(conf);
-    return Status(Code::kInvalidArgument, std::string("members producer: ") + err);
-  }
+  ASSIGN_OR_RETURN(producer, api::NewKafkaClient(
+                                 RD_KAFKA_PRODUCER, settings,
+                                 [this](rd_kafka_conf_t* conf) {
+                                   rd_kafka_conf_set_dr_msg_cb(conf, &Impl::OnDelivery);
+                                   rd_kafka_conf_set_opaque(conf, this);
+                                 },
+                                 "members producer"));
   return Status::Ok();
 }
 
 Status Members::Impl::CreateReader() {
-  char err[512];
-  rd_kafka_conf_t* conf = rd_kafka_conf_new();
   // No group membership: every instance reads the whole table (assign, not
   // subscribe), and nothing is committed. rd_kafka_consumer_poll still wants
   // a group id (else it reports "Unknown group"); this one is never joined.
-  const std::pair<const char*, std::string> settings[] = {
+  const api::KafkaSettings settings = {
       {"bootstrap.servers", options.brokers},
       {"group.id", topic + ".reader"},
       {"client.id", "ledgerd-members"},
@@ -272,17 +263,8 @@ Status Members::Impl::CreateReader() {
       {"queued.max.messages.kbytes", kReaderPrefetchKbytesMax},
       {"log.connection.close", "false"},
   };
-  for (const auto& [name, value] : settings) {
-    if (rd_kafka_conf_set(conf, name, value.c_str(), err, sizeof(err)) != RD_KAFKA_CONF_OK) {
-      rd_kafka_conf_destroy(conf);
-      return Status(Code::kInvalidArgument, std::string("members reader: ") + name + ": " + err);
-    }
-  }
-  reader = rd_kafka_new(RD_KAFKA_CONSUMER, conf, err, sizeof(err));
-  if (reader == nullptr) {
-    rd_kafka_conf_destroy(conf);
-    return Status(Code::kInvalidArgument, std::string("members reader: ") + err);
-  }
+  ASSIGN_OR_RETURN(reader,
+                   api::NewKafkaClient(RD_KAFKA_CONSUMER, settings, nullptr, "members reader"));
   rd_kafka_poll_set_consumer(reader);
   rd_kafka_topic_partition_list_t* parts = rd_kafka_topic_partition_list_new(1);
   rd_kafka_topic_partition_list_add(parts, topic.c_str(), kMembersPartition)->offset =

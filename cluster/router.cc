@@ -16,6 +16,7 @@
 
 #include "cluster/shard_map.h"
 #include "events/event.h"
+#include "kafka/client.h"
 #include "kafka/kafka_consumer.h"
 
 namespace billing::cluster {
@@ -78,24 +79,6 @@ void Log(const char* fmt, ...) {
   va_end(args);
   std::fprintf(stderr, "ledgerd: router: %s\n", line);
 }
-
-bool SetConf(rd_kafka_conf_t* conf, const char* name, const std::string& value,
-             std::string* error) {
-  char err[512];
-  if (rd_kafka_conf_set(conf, name, value.c_str(), err, sizeof(err)) != RD_KAFKA_CONF_OK) {
-    *error = std::string(name) + ": " + err;
-    return false;
-  }
-  return true;
-}
-
-struct PartitionList {
-  explicit PartitionList(int size) : list(rd_kafka_topic_partition_list_new(size)) {}
-  ~PartitionList() { rd_kafka_topic_partition_list_destroy(list); }
-  PartitionList(const PartitionList&) = delete;
-  PartitionList& operator=(const PartitionList&) = delete;
-  rd_kafka_topic_partition_list_t* list;
-};
 
 // The org a message is for, "" if it names none readably. Only the envelope
 // is read (JSON or binary protobuf); validation is the shard owner's.
@@ -167,9 +150,7 @@ struct Router::Impl {
 };
 
 Status Router::Impl::CreateConsumer() {
-  std::string error;
-  rd_kafka_conf_t* conf = rd_kafka_conf_new();
-  const std::pair<const char*, std::string> settings[] = {
+  const api::KafkaSettings settings = {
       {"bootstrap.servers", options.brokers},
       {"group.id", options.group + ".router"},
       {"client.id", "ledgerd-router"},
@@ -187,22 +168,15 @@ Status Router::Impl::CreateConsumer() {
       {"queued.max.messages.kbytes", kPrefetchKbytesMax},
       {"log.connection.close", "false"},
   };
-  for (const auto& [name, value] : settings) {
-    if (!SetConf(conf, name, value, &error)) {
-      rd_kafka_conf_destroy(conf);
-      return Status(Code::kInvalidArgument, "router consumer configuration: " + error);
-    }
-  }
-  rd_kafka_conf_set_rebalance_cb(conf, &Impl::OnRebalance);
-  rd_kafka_conf_set_opaque(conf, this);
-  char err[512];
-  consumer = rd_kafka_new(RD_KAFKA_CONSUMER, conf, err, sizeof(err));
-  if (consumer == nullptr) {
-    rd_kafka_conf_destroy(conf);
-    return Status(Code::kInvalidArgument, std::string("router consumer: ") + err);
-  }
+  ASSIGN_OR_RETURN(consumer, api::NewKafkaClient(
+                                 RD_KAFKA_CONSUMER, settings,
+                                 [this](rd_kafka_conf_t* conf) {
+                                   rd_kafka_conf_set_rebalance_cb(conf, &Impl::OnRebalance);
+                                   rd_kafka_conf_set_opaque(conf, this);
+                                 },
+                                 "router consumer"));
   rd_kafka_poll_set_consumer(consumer);
-  PartitionList topics(1);
+  api::PartitionList topics(1);
   rd_kafka_topic_partition_list_add(topics.list, options.input_topic.c_str(),
                                     RD_KAFKA_PARTITION_UA);
   rd_kafka_resp_err_t e = rd_kafka_subscribe(consumer, topics.list);
@@ -214,9 +188,7 @@ Status Router::Impl::CreateConsumer() {
 }
 
 Status Router::Impl::CreateProducer() {
-  std::string error;
-  rd_kafka_conf_t* conf = rd_kafka_conf_new();
-  const std::pair<const char*, std::string> settings[] = {
+  const api::KafkaSettings settings = {
       {"bootstrap.servers", options.brokers},
       {"client.id", "ledgerd-router"},
       // No duplicates or reordering from the producer's own retries.
@@ -226,20 +198,13 @@ Status Router::Impl::CreateProducer() {
       {"linger.ms", kProducerLingerMs},
       {"log.connection.close", "false"},
   };
-  for (const auto& [name, value] : settings) {
-    if (!SetConf(conf, name, value, &error)) {
-      rd_kafka_conf_destroy(conf);
-      return Status(Code::kInvalidArgument, "router producer configuration: " + error);
-    }
-  }
-  rd_kafka_conf_set_dr_msg_cb(conf, &Impl::OnDelivery);
-  rd_kafka_conf_set_opaque(conf, this);
-  char err[512];
-  producer = rd_kafka_new(RD_KAFKA_PRODUCER, conf, err, sizeof(err));
-  if (producer == nullptr) {
-    rd_kafka_conf_destroy(conf);
-    return Status(Code::kInvalidArgument, std::string("router producer: ") + err);
-  }
+  ASSIGN_OR_RETURN(producer, api::NewKafkaClient(
+                                 RD_KAFKA_PRODUCER, settings,
+                                 [this](rd_kafka_conf_t* conf) {
+                                   rd_kafka_conf_set_dr_msg_cb(conf, &Impl::OnDelivery);
+                                   rd_kafka_conf_set_opaque(conf, this);
+                                 },
+                                 "router producer"));
   return Status::Ok();
 }
 
@@ -394,7 +359,7 @@ bool Router::Impl::CompleteBatch() {
     batch = Batch();
     return false;
   }
-  PartitionList offsets(static_cast<int>(batch.next.size()));
+  api::PartitionList offsets(static_cast<int>(batch.next.size()));
   for (const auto& [partition, next] : batch.next) {
     rd_kafka_topic_partition_list_add(offsets.list, options.input_topic.c_str(), partition)
         ->offset = next;
@@ -425,7 +390,7 @@ void Router::Impl::Rewind() {
       return;  // rewind_to is kept: tried again after the next backoff
     }
   }
-  PartitionList parts(static_cast<int>(rewind_to.size()));
+  api::PartitionList parts(static_cast<int>(rewind_to.size()));
   for (const auto& [partition, offset] : rewind_to) {
     rd_kafka_topic_partition_list_add(parts.list, options.input_topic.c_str(), partition)->offset =
         offset;

@@ -13,6 +13,7 @@
 #include <thread>
 
 #include "cluster/shard_map.h"
+#include "kafka/client.h"
 #include "ledger/hash_chain.h"
 
 namespace billing::cluster {
@@ -108,9 +109,7 @@ struct ShardSet::Impl {
 };
 
 Status ShardSet::Impl::StartProducer() {
-  rd_kafka_conf_t* conf = rd_kafka_conf_new();
-  char err[512];
-  const std::pair<const char*, std::string> settings[] = {
+  const api::KafkaSettings settings = {
       {"bootstrap.servers", options.brokers},
       {"client.id", "ledgerd-ingest"},
       // Acknowledged means on a quorum of brokers, without duplicates from
@@ -121,19 +120,13 @@ Status ShardSet::Impl::StartProducer() {
       {"message.timeout.ms", kProduceMessageTimeoutMs},
       {"log.connection.close", "false"},
   };
-  for (const auto& [name, value] : settings) {
-    if (rd_kafka_conf_set(conf, name, value.c_str(), err, sizeof(err)) != RD_KAFKA_CONF_OK) {
-      rd_kafka_conf_destroy(conf);
-      return Status(Code::kInvalidArgument, std::string("ingest producer: ") + name + ": " + err);
-    }
-  }
-  rd_kafka_conf_set_dr_msg_cb(conf, &Impl::OnDelivery);
-  rd_kafka_conf_set_opaque(conf, this);
-  producer = rd_kafka_new(RD_KAFKA_PRODUCER, conf, err, sizeof(err));
-  if (producer == nullptr) {
-    rd_kafka_conf_destroy(conf);
-    return Status(Code::kInvalidArgument, std::string("ingest producer: ") + err);
-  }
+  ASSIGN_OR_RETURN(producer, api::NewKafkaClient(
+                                 RD_KAFKA_PRODUCER, settings,
+                                 [this](rd_kafka_conf_t* conf) {
+                                   rd_kafka_conf_set_dr_msg_cb(conf, &Impl::OnDelivery);
+                                   rd_kafka_conf_set_opaque(conf, this);
+                                 },
+                                 "ingest producer"));
   return Status::Ok();
 }
 

@@ -6,6 +6,8 @@
 #include <memory>
 #include <thread>
 
+#include "kafka/client.h"
+
 namespace billing::cluster {
 
 namespace {
@@ -28,24 +30,13 @@ struct ClientDeleter {
 using Client = std::unique_ptr<rd_kafka_t, ClientDeleter>;
 
 Result<Client> NewAdminClient(const std::string& brokers) {
-  char err[512];
-  rd_kafka_conf_t* conf = rd_kafka_conf_new();
-  const std::pair<const char*, std::string> settings[] = {
+  const api::KafkaSettings settings = {
       {"bootstrap.servers", brokers},
       {"client.id", "ledgerd-admin"},
       {"log.connection.close", "false"},
   };
-  for (const auto& [name, value] : settings) {
-    if (rd_kafka_conf_set(conf, name, value.c_str(), err, sizeof(err)) != RD_KAFKA_CONF_OK) {
-      rd_kafka_conf_destroy(conf);
-      return Status(Code::kInvalidArgument, std::string("kafka admin: ") + name + ": " + err);
-    }
-  }
-  rd_kafka_t* rk = rd_kafka_new(RD_KAFKA_PRODUCER, conf, err, sizeof(err));
-  if (rk == nullptr) {
-    rd_kafka_conf_destroy(conf);
-    return Status(Code::kInvalidArgument, std::string("kafka admin: ") + err);
-  }
+  ASSIGN_OR_RETURN(rd_kafka_t * rk,
+                   api::NewKafkaClient(RD_KAFKA_PRODUCER, settings, nullptr, "kafka admin"));
   return Client(rk);
 }
 

@@ -15,6 +15,7 @@
 #include <thread>
 #include <vector>
 
+#include "kafka/client.h"
 #include "kafka/embedded_kafka.h"
 #include "ledger/prepare.h"
 
@@ -90,26 +91,6 @@ std::string HeaderOf(const rd_kafka_message_t* m, const char* name) {
 std::string PartitionLabel(int32_t partition) {
   return "partition=\"" + std::to_string(partition) + "\"";
 }
-
-// Sets one librdkafka property; false (with the reason in `error`) if refused.
-bool SetConf(rd_kafka_conf_t* conf, const char* name, const std::string& value,
-             std::string* error) {
-  char err[512];
-  if (rd_kafka_conf_set(conf, name, value.c_str(), err, sizeof(err)) != RD_KAFKA_CONF_OK) {
-    *error = std::string(name) + ": " + err;
-    return false;
-  }
-  return true;
-}
-
-// Owns a partition list for the length of a scope.
-struct PartitionList {
-  explicit PartitionList(int size) : list(rd_kafka_topic_partition_list_new(size)) {}
-  ~PartitionList() { rd_kafka_topic_partition_list_destroy(list); }
-  PartitionList(const PartitionList&) = delete;
-  PartitionList& operator=(const PartitionList&) = delete;
-  rd_kafka_topic_partition_list_t* list;
-};
 
 }  // namespace
 
@@ -239,12 +220,10 @@ struct KafkaConsumer::Impl {
 };
 
 Status KafkaConsumer::Impl::Configure() {
-  std::string error;
-  rd_kafka_conf_t* conf = rd_kafka_conf_new();
   const std::string fetch_wait =
       options.embedded ? kFetchWaitMaxMsEmbedded : kFetchWaitMaxMsBrokers;
   const int heartbeat_ms = std::max(1, options.session_timeout_ms / 3);
-  const std::pair<const char*, std::string> settings[] = {
+  const KafkaSettings settings = {
       {"bootstrap.servers", bootstrap},
       {"group.id", options.group},
       {"client.id", "ledgerd"},
@@ -263,21 +242,14 @@ Status KafkaConsumer::Impl::Configure() {
       {"queued.max.messages.kbytes", kPrefetchKbytesMax},
       {"log.connection.close", "false"},
   };
-  for (const auto& [name, value] : settings) {
-    if (!SetConf(conf, name, value, &error)) {
-      rd_kafka_conf_destroy(conf);
-      return Status(Code::kInvalidArgument, "kafka consumer configuration: " + error);
-    }
-  }
-  rd_kafka_conf_set_rebalance_cb(conf, &Impl::OnRebalance);
-  rd_kafka_conf_set_offset_commit_cb(conf, &Impl::OnCommit);
-  rd_kafka_conf_set_opaque(conf, this);
-  char err[512];
-  rk = rd_kafka_new(RD_KAFKA_CONSUMER, conf, err, sizeof(err));
-  if (rk == nullptr) {
-    rd_kafka_conf_destroy(conf);  // on failure the configuration is still ours
-    return Status(Code::kInvalidArgument, std::string("kafka consumer: ") + err);
-  }
+  ASSIGN_OR_RETURN(rk, NewKafkaClient(
+                           RD_KAFKA_CONSUMER, settings,
+                           [this](rd_kafka_conf_t* conf) {
+                             rd_kafka_conf_set_rebalance_cb(conf, &Impl::OnRebalance);
+                             rd_kafka_conf_set_offset_commit_cb(conf, &Impl::OnCommit);
+                             rd_kafka_conf_set_opaque(conf, this);
+                           },
+                           "kafka consumer"));
   // Errors and rebalances arrive through rd_kafka_consumer_poll.
   rd_kafka_poll_set_consumer(rk);
   PartitionList topics(1);
@@ -293,27 +265,18 @@ Status KafkaConsumer::Impl::Configure() {
 }
 
 Status KafkaConsumer::Impl::CreateDlqProducer() {
-  std::string error;
-  rd_kafka_conf_t* pconf = rd_kafka_conf_new();
-  const std::pair<const char*, std::string> psettings[] = {
+  const KafkaSettings settings = {
       {"bootstrap.servers", bootstrap},  {"client.id", "ledgerd-dlq"},
       {"enable.idempotence", "true"},    {"message.timeout.ms", kDlqMessageTimeoutMs},
       {"log.connection.close", "false"},
   };
-  for (const auto& [name, value] : psettings) {
-    if (!SetConf(pconf, name, value, &error)) {
-      rd_kafka_conf_destroy(pconf);
-      return Status(Code::kInvalidArgument, "dead-letter producer configuration: " + error);
-    }
-  }
-  rd_kafka_conf_set_dr_msg_cb(pconf, &Impl::OnDlqDelivery);
-  rd_kafka_conf_set_opaque(pconf, this);
-  char err[512];
-  dlq = rd_kafka_new(RD_KAFKA_PRODUCER, pconf, err, sizeof(err));
-  if (dlq == nullptr) {
-    rd_kafka_conf_destroy(pconf);
-    return Status(Code::kInvalidArgument, std::string("dead-letter producer: ") + err);
-  }
+  ASSIGN_OR_RETURN(dlq, NewKafkaClient(
+                            RD_KAFKA_PRODUCER, settings,
+                            [this](rd_kafka_conf_t* conf) {
+                              rd_kafka_conf_set_dr_msg_cb(conf, &Impl::OnDlqDelivery);
+                              rd_kafka_conf_set_opaque(conf, this);
+                            },
+                            "dead-letter producer"));
   return Status::Ok();
 }
 
