@@ -94,12 +94,13 @@ bool IsVerifyAll(const api::HttpRequest& request) {
 }  // namespace
 
 Front::Front(ShardSet& shards, Members& members, api::Service& service, api::Metrics& metrics,
-             std::string instance_id)
+             std::string instance_id, int standby_replicas)
     : shards_(shards),
       members_(members),
       service_(service),
       metrics_(metrics),
-      instance_id_(std::move(instance_id)) {
+      instance_id_(std::move(instance_id)),
+      standby_replicas_(standby_replicas) {
   publisher_ = std::thread([this] { PublishLoop(); });
 }
 
@@ -364,6 +365,7 @@ MemberRecord Front::Self(std::string url) const {
   for (const ShardStatus& s : shards_.Describe()) {
     if (s.owned) self.owned.push_back(s.shard);
     if (s.serving) self.serving.push_back(s.shard);
+    if (s.standby) self.standby.push_back(s.shard);
     if (s.owned) self.heads.push_back(ShardHead{s.shard, s.sequence, s.hash_hex, s.next_offset});
   }
   return self;
@@ -376,6 +378,10 @@ void Front::PublishLoop() {
       std::string url = advertise_;
       lock.unlock();
       try {
+        if (standby_replicas_ > 0) {
+          shards_.SetStandby(
+              StandbyFor(members_.Table(), instance_id_, standby_replicas_, shards_.shards()));
+        }
         members_.Publish(Self(std::move(url)));
       } catch (const std::exception& e) {
         std::fprintf(stderr, "ledgerd: cluster: publishing this instance failed: %s\n", e.what());

@@ -53,9 +53,10 @@ class Front {
  public:
   // All must outlive the Front; `service` answers this instance's shards.
   // Publishes this instance in `members` with what it owns and serves, every
-  // kPublishIntervalMs once its URL is known (SetAdvertise).
+  // kPublishIntervalMs once its URL is known (SetAdvertise), and tells
+  // `shards` which `standby_replicas` shards' copies to keep warm.
   Front(ShardSet& shards, Members& members, api::Service& service, api::Metrics& metrics,
-        std::string instance_id);
+        std::string instance_id, int standby_replicas = 0);
   ~Front();  // Stop()
   // Stops publishing and finishes the forwards under way: call it before the
   // HTTP server whose answers they send is destroyed. Idempotent.
@@ -89,6 +90,7 @@ class Front {
   api::Metrics& metrics_;
   api::ForwardClient client_;
   const std::string instance_id_;
+  const int standby_replicas_;
   std::mutex publish_mu_;
   std::string advertise_;  // guarded by publish_mu_
   std::condition_variable publish_cv_;

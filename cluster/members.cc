@@ -474,6 +474,31 @@ std::optional<MemberRecord> Members::OwnerOf(int shard) const {
   return *best;
 }
 
+std::vector<int> StandbyFor(const std::vector<MemberRecord>& table, std::string_view self,
+                            int replicas, int shards) {
+  std::vector<int> out;
+  const int n = static_cast<int>(table.size());
+  auto me = std::find_if(table.begin(), table.end(),
+                         [self](const MemberRecord& m) { return m.instance_id == self; });
+  if (replicas <= 0 || me == table.end()) return out;
+  const int my_index = static_cast<int>(me - table.begin());
+  std::vector<int> owner(shards, -1);
+  for (int i = 0; i < n; i++) {
+    for (int shard : table[i].owned) {
+      if (shard < 0 || shard >= shards) continue;
+      int& o = owner[shard];
+      if (o < 0 || table[i].heartbeat_ms > table[o].heartbeat_ms) o = i;
+    }
+  }
+  for (int shard = 0; shard < shards; shard++) {
+    if (owner[shard] < 0 || owner[shard] == my_index) continue;
+    // My distance after the owner, wrapping: 1..n-1.
+    const int after = (my_index - owner[shard] + n) % n;
+    if (after <= replicas) out.push_back(shard);
+  }
+  return out;
+}
+
 void Members::Stop() {
   std::lock_guard<std::mutex> stop_lock(impl_->stop_mu);
   if (impl_->stopped) return;

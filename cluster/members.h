@@ -128,6 +128,19 @@ class Members {
   std::unique_ptr<Impl> impl_;
 };
 
+// Standby replicas (docs/CLUSTER.md): the shards `self` keeps warm. For each
+// shard some member of `table` (sorted by instance_id, as Table gives it)
+// lists as owned (the newest heartbeat's, if several do), its standbys are
+// the `replicas` members after the owner in that order, wrapping around,
+// never the owner itself. A shard nobody owns right now has none. The same
+// table gives every instance the same answer, so no one coordinates it.
+// --standby-replicas at most: each replica is a full copy of another
+// instance's shards on this one's disk and a reader of their partitions;
+// beyond a few, copies cost more than the moves they speed up.
+inline constexpr int kStandbyReplicasMax = 8;
+std::vector<int> StandbyFor(const std::vector<MemberRecord>& table, std::string_view self,
+                            int replicas, int shards);
+
 // A record's JSON as published (exposed for tests and `GET /v1/cluster`).
 std::string MemberRecordJson(const MemberRecord& record);
 // Reads a published record; kInvalidArgument if it is not one (over a

@@ -2,6 +2,7 @@
 
 #include <librdkafka/rdkafka.h>
 
+#include <algorithm>
 #include <chrono>
 #include <condition_variable>
 #include <cstdio>
@@ -75,10 +76,18 @@ struct ShardSet::Impl {
     std::unique_ptr<projections::Billing> billing;  // opened on first assignment, kept
     std::atomic<bool> owned{false};
     std::atomic<bool> serving{false};
+    // Who may write the copy (under standby_mu): the owner's consumer from
+    // Acquire to Detached; else the standby reader while `standby`.
+    bool owner_held = false;
+    bool standby = false;
+    int standby_inflight = 0;  // standby batches submitted, not yet answered
   };
+  class StandbyHost;
 
   Impl(const ShardSetOptions& o, api::Metrics& m) : options(o), metrics(m), slots(o.shards) {}
 
+  // The shard's Billing, opened on first use.
+  Result<projections::Billing*> Open(int shard);
   Status StartProducer();
   void Run();
   // Answers `pending` with `why` unless it was answered; under `mu`, it
@@ -94,6 +103,10 @@ struct ShardSet::Impl {
   api::Metrics& metrics;
   std::vector<Slot> slots;
   std::mutex open_mu;  // Acquire (consumer thread) against Status readers
+  std::mutex standby_mu;
+  std::condition_variable standby_cv;  // a standby batch was answered
+  std::vector<int> standby_wanted;     // ascending; under standby_mu
+  std::unique_ptr<StandbyHost> standby_host;
   rd_kafka_t* producer = nullptr;
   const std::string token_prefix = options.instance_id + "/" + RandomNonce() + "/";
 
@@ -107,6 +120,80 @@ struct ShardSet::Impl {
   std::condition_variable cv;
   std::thread thread;
 };
+
+// The standby reader's view of the set: the shards to keep warm, and a
+// writer's claim on each copy that yields to the owner's consumer.
+class ShardSet::Impl::StandbyHost final : public api::ShardHost {
+ public:
+  explicit StandbyHost(Impl& set) : set_(set) {}
+
+  std::vector<int32_t> StandbyShards() override {
+    std::lock_guard<std::mutex> lock(set_.standby_mu);
+    std::vector<int32_t> out;
+    for (int shard : set_.standby_wanted) {
+      if (!set_.slots[shard].owner_held) out.push_back(shard);
+    }
+    return out;
+  }
+  Result<projections::Billing*> Acquire(int shard) override {
+    if (shard < 0 || shard >= static_cast<int>(set_.slots.size())) {
+      return Status(Code::kInvalidArgument, "no shard " + std::to_string(shard));
+    }
+    ASSIGN_OR_RETURN(projections::Billing * billing, set_.Open(shard));
+    std::lock_guard<std::mutex> lock(set_.standby_mu);
+    Slot& slot = set_.slots[shard];
+    if (slot.owner_held) return Status(Code::kConflict, "it is owned here now");
+    slot.standby = true;
+    return billing;
+  }
+  void CaughtUp(int) override {}
+  void Applied(int, const std::vector<std::string>&, const ledger::AppendResult&) override {}
+  void Release(int shard) override {
+    std::lock_guard<std::mutex> lock(set_.standby_mu);
+    set_.slots[shard].standby = false;
+  }
+  void Submit(int shard, projections::Billing& billing, ledger::AppendRequest request,
+              std::function<void(ledger::AppendResult)> done) override {
+    bool refused = false;
+    {
+      std::lock_guard<std::mutex> lock(set_.standby_mu);
+      Slot& slot = set_.slots[shard];
+      refused = slot.owner_held || !slot.standby;
+      if (!refused) slot.standby_inflight++;
+    }
+    if (refused) {
+      ledger::AppendResult r;
+      r.status = Status(Code::kConflict,
+                        "shard " + std::to_string(shard) + " is owned here now; its standby stops");
+      return done(std::move(r));
+    }
+    billing.SubmitAsync(std::move(request),
+                        [this, shard, done = std::move(done)](ledger::AppendResult r) {
+                          done(std::move(r));
+                          std::lock_guard<std::mutex> lock(set_.standby_mu);
+                          set_.slots[shard].standby_inflight--;
+                          set_.standby_cv.notify_all();
+                        });
+  }
+
+ private:
+  Impl& set_;
+};
+
+Result<projections::Billing*> ShardSet::Impl::Open(int shard) {
+  Slot& slot = slots[shard];
+  std::lock_guard<std::mutex> lock(open_mu);
+  if (slot.billing == nullptr) {
+    projections::BillingOptions o;
+    o.dir = options.data_dir + "/shard-" + std::to_string(shard);
+    o.durability = options.durability;
+    o.on_unrecoverable = options.on_unrecoverable;
+    auto opened = projections::Billing::Open(o);
+    if (!opened.ok()) return opened.status();
+    slot.billing = std::move(opened).value();
+  }
+  return slot.billing.get();
+}
 
 Status ShardSet::Impl::StartProducer() {
   const api::KafkaSettings settings = {
@@ -209,6 +296,7 @@ Result<std::unique_ptr<ShardSet>> ShardSet::Create(const ShardSetOptions& option
     return Status(Code::kUnavailable, "cannot create " + options.data_dir + ": " + ec.message());
   }
   auto impl = std::make_unique<Impl>(options, metrics);
+  impl->standby_host = std::make_unique<Impl::StandbyHost>(*impl);
   RETURN_IF_ERROR(impl->StartProducer());
   Impl* raw = impl.get();
   impl->thread = std::thread([raw] { raw->Run(); });
@@ -262,6 +350,10 @@ std::vector<ShardStatus> ShardSet::Describe() const {
     s.shard = shard;
     s.owned = slot.owned.load();
     s.serving = slot.serving.load();
+    {
+      std::lock_guard<std::mutex> standby_lock(impl_->standby_mu);
+      s.standby = slot.standby;
+    }
     if (slot.billing != nullptr) {
       const ledger::Head head = slot.billing->ledger().head();
       s.sequence = head.sequence.value;
@@ -280,20 +372,36 @@ Result<projections::Billing*> ShardSet::Acquire(int shard) {
                                               " is beyond the cluster's " +
                                               std::to_string(shards()) + " shards");
   }
+  ASSIGN_OR_RETURN(projections::Billing * billing, impl_->Open(shard));
   Impl::Slot& slot = impl_->slots[shard];
-  std::lock_guard<std::mutex> lock(impl_->open_mu);
-  if (slot.billing == nullptr) {
-    projections::BillingOptions o;
-    o.dir = impl_->options.data_dir + "/shard-" + std::to_string(shard);
-    o.durability = impl_->options.durability;
-    o.on_unrecoverable = impl_->options.on_unrecoverable;
-    auto opened = projections::Billing::Open(o);
-    if (!opened.ok()) return opened.status();
-    slot.billing = std::move(opened).value();
+  {
+    // The standby's batch in flight lands before the consumer reads the
+    // stored offset it starts from; the ledger answers every batch, so this
+    // ends.
+    std::unique_lock<std::mutex> lock(impl_->standby_mu);
+    slot.owner_held = true;
+    slot.standby = false;
+    impl_->standby_cv.wait(lock, [&slot] { return slot.standby_inflight == 0; });
   }
   slot.owned = true;
-  return slot.billing.get();
+  return billing;
 }
+
+void ShardSet::Detached(int shard) {
+  if (shard < 0 || shard >= shards()) return;
+  std::lock_guard<std::mutex> lock(impl_->standby_mu);
+  impl_->slots[shard].owner_held = false;
+}
+
+void ShardSet::SetStandby(std::vector<int> wanted) {
+  std::sort(wanted.begin(), wanted.end());
+  wanted.erase(std::unique(wanted.begin(), wanted.end()), wanted.end());
+  std::erase_if(wanted, [this](int shard) { return shard < 0 || shard >= shards(); });
+  std::lock_guard<std::mutex> lock(impl_->standby_mu);
+  impl_->standby_wanted = std::move(wanted);
+}
+
+api::ShardHost& ShardSet::standby_host() { return *impl_->standby_host; }
 
 void ShardSet::CaughtUp(int shard) {
   if (shard < 0 || shard >= shards()) return;

@@ -7,6 +7,13 @@
 // set when it has caught up; only then does the shard serve. A revoked shard
 // stops serving at once but stays open, a warm copy for its next assignment.
 //
+// Standby replicas (docs/CLUSTER.md): a second, group-less consumer keeps the
+// shards SetStandby names warm through standby_host(), never serving them.
+// A shard's copy has one writer at a time: the standby gives it up before
+// the owner's consumer reads its stored offset (Acquire waits for the
+// standby's batch in flight), and takes it only after the owner's consumer
+// has written its last batch (Detached).
+//
 // Ingest never writes a shard directly: the events are produced to the
 // shard's partition (idempotent producer, acks=all), and each is answered
 // with its outcome once this instance's consumer has applied it. The log is
@@ -58,6 +65,7 @@ struct ShardStatus {
   int shard = 0;
   bool owned = false;    // assigned to this instance by the group
   bool serving = false;  // owned and caught up
+  bool standby = false;  // kept warm by the standby reader, not owned
   uint64_t sequence = 0;
   std::string hash_hex;
   int64_t next_offset = -1;  // the next offset of its partition to apply; -1: none yet
@@ -107,6 +115,13 @@ class ShardSet final : public api::ShardHost, public api::Ledgers {
   void Applied(int shard, const std::vector<std::string>& tokens,
                const ledger::AppendResult& result) override;
   void Release(int shard) override;
+  void Detached(int shard) override;
+
+  // The shards this instance should keep warm (StandbyFor over the members'
+  // table); those it owns are left to the owner's consumer.
+  void SetStandby(std::vector<int> shards);
+  // The host of the standby consumer (api::KafkaOptions::standby).
+  api::ShardHost& standby_host();
 
  private:
   struct Impl;

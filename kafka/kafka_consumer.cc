@@ -134,6 +134,8 @@ struct KafkaConsumer::Impl {
   // The Billing a partition's messages go to: the only one, or its shard's.
   projections::Billing& BillingOf(int32_t partition);
   void AcquireShards(rd_kafka_topic_partition_list_t* parts);
+  // Standby mode: follows the host's list of shards to keep warm.
+  void Restandby();
   // Cluster mode: tells the host which shards have caught up with the end of
   // their partition as seen at assignment (asking for unknown ends again).
   // `query`: ask the broker for ends not known yet (blocking, so not after
@@ -208,6 +210,7 @@ struct KafkaConsumer::Impl {
   std::map<int32_t, int64_t> written_this_run;  // durable, by this process
   Clock::time_point next_commit;
   Clock::time_point next_lag_refresh;
+  Clock::time_point next_standby_refresh;
   std::map<int, Clock::time_point> last_error_log;
 
   // The append's completion, handed over from the ledger's writer thread.
@@ -225,7 +228,10 @@ Status KafkaConsumer::Impl::Configure() {
   const int heartbeat_ms = std::max(1, options.session_timeout_ms / 3);
   const KafkaSettings settings = {
       {"bootstrap.servers", bootstrap},
-      {"group.id", options.group},
+      // A standby joins no group (it assigns its partitions itself), but
+      // rd_kafka_consumer_poll still wants a group id; this one is never
+      // joined and nothing is committed to it.
+      {"group.id", options.standby ? options.group + ".standby" : options.group},
       {"client.id", "ledgerd"},
       // Offsets live in the ledger; Kafka's copy is written by us, after
       // the ledger's durable write, for monitoring only.
@@ -252,6 +258,7 @@ Status KafkaConsumer::Impl::Configure() {
                            "kafka consumer"));
   // Errors and rebalances arrive through rd_kafka_consumer_poll.
   rd_kafka_poll_set_consumer(rk);
+  if (options.standby) return Status::Ok();  // Restandby assigns
   PartitionList topics(1);
   rd_kafka_topic_partition_list_add(topics.list, options.topic.c_str(), RD_KAFKA_PARTITION_UA);
   rd_kafka_resp_err_t e = rd_kafka_subscribe(rk, topics.list);
@@ -312,6 +319,11 @@ void KafkaConsumer::Impl::Turn() {
     return;
   }
   Clock::time_point now = Clock::now();
+  if (options.standby && now >= next_standby_refresh) {
+    Restandby();
+    next_standby_refresh = now + std::chrono::milliseconds(kStandbyRefreshMs);
+    if (rewind) return;
+  }
   if (now >= next_lag_refresh) {
     UpdateLag(assigned);
     if (host != nullptr) CheckCaughtUp(/*query=*/true);
@@ -414,7 +426,7 @@ void KafkaConsumer::Impl::Submit() {
   }
   const size_t n = request.entries.size();
   consumed += n;
-  metrics.Count("ledger_kafka_consumed_total", "", n);
+  if (!options.standby) metrics.Count("ledger_kafka_consumed_total", "", n);
   inflight_next = std::move(batch.next);
   inflight_partition = batch.partition;
   inflight_tokens = std::move(batch.tokens);
@@ -433,6 +445,8 @@ void KafkaConsumer::Impl::Submit() {
   };
   if (options.submit) {
     options.submit(std::move(request), std::move(on_done));
+  } else if (host != nullptr) {
+    host->Submit(inflight_partition, target, std::move(request), std::move(on_done));
   } else {
     target.SubmitAsync(std::move(request), std::move(on_done));
   }
@@ -467,6 +481,13 @@ void KafkaConsumer::Impl::Complete() {
     done = false;
   }
   inflight = false;
+  if (!r.status.ok() && options.standby && r.status.code() == Code::kConflict) {
+    // The shard became this instance's own while the batch was read: the
+    // owner's consumer writes it now, and the next refresh drops it here.
+    Log("standby: %s", r.status.message().c_str());
+    rewind = true;
+    return;
+  }
   if (!r.status.ok()) {
     append_failures++;
     metrics.Count("ledger_kafka_append_failures_total", "");
@@ -516,7 +537,9 @@ void KafkaConsumer::Impl::CheckCaughtUp(bool query) {
       }
     }
     if (it->second >= 0 && next >= it->second) {
-      Log("shard %d restored to offset %lld: serving", partition, static_cast<long long>(next));
+      Log(options.standby ? "standby copy of shard %d caught up at offset %lld"
+                          : "shard %d restored to offset %lld: serving",
+          partition, static_cast<long long>(next));
       host->CaughtUp(partition);
       it = restore_until.erase(it);
     } else {
@@ -548,15 +571,20 @@ void KafkaConsumer::Impl::Account(const ledger::AppendResult& r,
   duplicates += n_duplicates;
   rejected += n_rejected;
   batches++;
-  metrics.Count("ledger_kafka_appended_total", "", n_accepted);
-  metrics.Count("ledger_kafka_duplicates_total", "", n_duplicates);
-  metrics.Count("ledger_kafka_rejected_total", "", n_rejected);
-  metrics.Count("ledger_kafka_batches_total", "");
-  // The service-wide counters, whichever way the events came.
-  metrics.Count("ledger_events_accepted_total", "", n_accepted);
-  metrics.Count("ledger_events_duplicate_total", "", n_duplicates);
-  for (const auto& [code, n] : by_code) {
-    metrics.Count("ledger_events_rejected_total", "code=\"" + code + "\"", n);
+  if (options.standby) {
+    // A warm copy of what the owner ingests: not ingest of this instance.
+    metrics.Count("ledger_standby_applied_total", "", r.outcomes.size());
+  } else {
+    metrics.Count("ledger_kafka_appended_total", "", n_accepted);
+    metrics.Count("ledger_kafka_duplicates_total", "", n_duplicates);
+    metrics.Count("ledger_kafka_rejected_total", "", n_rejected);
+    metrics.Count("ledger_kafka_batches_total", "");
+    // The service-wide counters, whichever way the events came.
+    metrics.Count("ledger_events_accepted_total", "", n_accepted);
+    metrics.Count("ledger_events_duplicate_total", "", n_duplicates);
+    for (const auto& [code, n] : by_code) {
+      metrics.Count("ledger_events_rejected_total", "code=\"" + code + "\"", n);
+    }
   }
 
   std::vector<int32_t> touched;
@@ -576,6 +604,7 @@ void KafkaConsumer::Impl::Account(const ledger::AppendResult& r,
 // a lost commit costs nothing but a stale number there.
 void KafkaConsumer::Impl::CommitToKafka(bool now) {
   Clock::time_point t = Clock::now();
+  if (options.standby) uncommitted.clear();  // a standby's group is never joined
   if (uncommitted.empty() || (!now && t < next_commit)) return;
   PartitionList commit(static_cast<int>(uncommitted.size()));
   for (const auto& [partition, offset] : uncommitted) {
@@ -673,10 +702,14 @@ void KafkaConsumer::Impl::Assign(rd_kafka_topic_partition_list_t* parts) {
   assigned.clear();
   stored.clear();
   position.clear();
-  if (host != nullptr) {
+  if (host != nullptr && !options.standby) {
     AcquireShards(parts);
     if (stopping.load()) {
-      for (const auto& [partition, shard] : shard_billing) host->Release(partition);
+      for (const auto& [partition, shard] : shard_billing) {
+        host->Release(partition);
+        host->Detached(partition);
+      }
+      shard_billing.clear();
       rd_kafka_assign(rk, nullptr);
       return;
     }
@@ -719,7 +752,8 @@ void KafkaConsumer::Impl::Assign(rd_kafka_topic_partition_list_t* parts) {
     return;
   }
   assigned_count = static_cast<int>(assigned.size());
-  Log("assigned %s partitions %s (offsets from the ledger)", options.topic.c_str(), shown.c_str());
+  Log("%s %s partitions %s (offsets from the ledger)",
+      options.standby ? "standing by for" : "assigned", options.topic.c_str(), shown.c_str());
   if (host != nullptr) {
     // A shard serves once it has applied its partition up to the end seen
     // now: before that its answers would be stale.
@@ -748,6 +782,36 @@ void KafkaConsumer::Impl::AcquireShards(rd_kafka_topic_partition_list_t* parts) 
   }
 }
 
+void KafkaConsumer::Impl::Restandby() {
+  std::vector<int32_t> wanted = host->StandbyShards();
+  if (wanted == assigned) return;
+  // What is in hand is dropped: every partition is read again from its
+  // stored offset by the new assignment, so nothing is lost.
+  AwaitInflight();
+  if (rewind) return;  // the failed batch is read again first
+  batch = Batch{};
+  for (int32_t partition : assigned) {
+    if (!std::binary_search(wanted.begin(), wanted.end(), partition)) host->Release(partition);
+  }
+  shard_billing.clear();
+  restore_until.clear();
+  broken.clear();
+  PartitionList list(static_cast<int>(std::max<size_t>(wanted.size(), 1)));
+  for (int32_t partition : wanted) {
+    // Refused when the shard became this instance's own meanwhile: the next
+    // refresh no longer names it.
+    Result<projections::Billing*> copy = host->Acquire(partition);
+    if (!copy.ok()) {
+      LogError(RD_KAFKA_RESP_ERR__STATE,
+               "standby: shard " + std::to_string(partition) + ": " + copy.status().ToString());
+      continue;
+    }
+    shard_billing[partition] = *copy;
+    rd_kafka_topic_partition_list_add(list.list, options.topic.c_str(), partition);
+  }
+  Assign(list.list);
+}
+
 void KafkaConsumer::Impl::Revoke(bool flush) {
   // Stop serving first: a lost shard may already be another member's.
   if (host != nullptr) {
@@ -767,6 +831,12 @@ void KafkaConsumer::Impl::Revoke(bool flush) {
   if (!lost) CommitToKafka(/*now=*/true);
   uncommitted.clear();
   rd_kafka_assign(rk, nullptr);
+  // Nothing more is written: another writer (this instance's standby) may
+  // take the copies.
+  if (host != nullptr) {
+    for (const auto& [partition, shard] : shard_billing) host->Detached(partition);
+    shard_billing.clear();
+  }
   if (!assigned.empty()) Log("released %zu partitions%s", assigned.size(), lost ? " (lost)" : "");
   assigned.clear();
   stored.clear();
@@ -830,7 +900,8 @@ void KafkaConsumer::Impl::UpdateLag(const std::vector<int32_t>& partitions) {
     }
     auto it = stored.find(partition);
     int64_t next = it != stored.end() ? it->second : std::max<int64_t>(low, 0);
-    metrics.Set("ledger_kafka_lag", PartitionLabel(partition), std::max<int64_t>(0, high - next));
+    metrics.Set(options.standby ? "ledger_standby_lag" : "ledger_kafka_lag",
+                PartitionLabel(partition), std::max<int64_t>(0, high - next));
   }
 }
 
@@ -903,6 +974,9 @@ bool KafkaConsumer::Impl::WaitUnlessStopping(int ms) {
 Result<std::unique_ptr<KafkaConsumer>> KafkaConsumer::Start(const KafkaOptions& options,
                                                             projections::Billing& billing,
                                                             Metrics& metrics) {
+  if (options.standby) {
+    return Status(Code::kInvalidArgument, "kafka: a standby reader serves a cluster's shards");
+  }
   return Launch(std::make_unique<Impl>(options, &billing, nullptr, metrics));
 }
 

@@ -78,7 +78,26 @@ class ShardHost {
   // The shard was revoked or lost: it must stop serving at once (another
   // instance may already be writing it). Its Billing stays open, a warm copy.
   virtual void Release(int shard) = 0;
+  // The consumer has written its last batch of `shard` (after Release, on a
+  // revocation) and reads it no more: another writer may take the copy.
+  virtual void Detached(int shard) { (void)shard; }
+  // Sends a batch of `shard` to its Billing (the one Acquire gave). A host
+  // may refuse it (`done` with a non-ok status, nothing written): a standby
+  // host does once the shard is owned here.
+  virtual void Submit(int shard, projections::Billing& billing, ledger::AppendRequest request,
+                      std::function<void(ledger::AppendResult)> done) {
+    (void)shard;
+    billing.SubmitAsync(std::move(request), std::move(done));
+  }
+  // Standby mode (KafkaOptions::standby): the shards to keep warm now,
+  // ascending. Asked every kStandbyRefreshMs; must be cheap.
+  virtual std::vector<int32_t> StandbyShards() { return {}; }
 };
+
+// How often a standby consumer asks its host which shards to keep warm: how
+// soon a standby follows a rebalance (the members' table it comes from is
+// refreshed about as often).
+inline constexpr int kStandbyRefreshMs = 250;
 
 // The Kafka header by which an HTTP ingest recognises its own messages when
 // the shard's consumer applies them (cluster mode).
@@ -100,6 +119,13 @@ struct KafkaOptions {
   // bytes, key org_id, headers with the code and the source offset).
   std::string dlq_topic;
   int session_timeout_ms = kKafkaSessionTimeoutMsDefault;
+  // Cluster mode only: a standby reader (docs/CLUSTER.md, "Standby
+  // replicas"). It joins no group and commits nothing: it reads the
+  // partitions ShardHost::StandbyShards names and applies them to the host's
+  // copies exactly as an owner would, so that a move to this instance only
+  // replays the tail. It counts into ledger_standby_* metrics, not the
+  // ingest counters.
+  bool standby = false;
   // Tests only: replaces Billing::SubmitAsync, e.g. to fail every Nth append.
   SubmitFn submit;
 };

@@ -128,6 +128,7 @@ struct Config {
   std::string instance_id;
   std::string advertise;
   int shards = cluster::kShardsDefault;
+  int standby_replicas = 0;
 };
 
 void AddOptions(CLI::App& app, Config& c) {
@@ -164,6 +165,10 @@ void AddOptions(CLI::App& app, Config& c) {
   app.add_option("--shards", c.shards,
                  "cluster: shards (the partitions of GROUP.shards), fixed for the cluster's life")
       ->check(CLI::Range(1, cluster::kShardsMax));
+  app.add_option("--standby-replicas", c.standby_replicas,
+                 "cluster: keep warm copies of the shards of the N instances before this one "
+                 "(docs/CLUSTER.md), so that a move to this instance replays only the tail")
+      ->check(CLI::Range(0, cluster::kStandbyReplicasMax));
 }
 
 // The cluster instance the command line asks for, or kInvalidArgument.
@@ -188,6 +193,7 @@ Result<ops::ClusterConfig> ClusterOptions(const Config& c) {
   out.instance_id = c.instance_id;
   out.advertise = c.advertise;
   out.shards = c.shards;
+  out.standby_replicas = c.standby_replicas;
   out.session_timeout_ms = c.kafka_session_timeout_ms;
   return out;
 }

@@ -73,7 +73,8 @@ int RunCluster(const ClusterConfig& c, const api::ServerOptions& server_options,
   };
   service_options.cluster = [&front] { return front->ClusterJson(); };
   api::Service service(**shards, metrics, std::move(service_options));
-  cluster::Front front_object(**shards, **members, service, metrics, c.instance_id);
+  cluster::Front front_object(**shards, **members, service, metrics, c.instance_id,
+                              c.standby_replicas);
   front = &front_object;
 
   api::KafkaOptions consumer_options;
@@ -85,6 +86,19 @@ int RunCluster(const ClusterConfig& c, const api::ServerOptions& server_options,
   if (!consumer.ok()) {
     Say("cluster: " + consumer.status().ToString());
     return kExitUsage;
+  }
+  // Standby replicas: a group-less reader of the shards this instance keeps
+  // warm (docs/CLUSTER.md, "Standby replicas").
+  std::unique_ptr<api::KafkaConsumer> standby;
+  if (c.standby_replicas > 0) {
+    api::KafkaOptions standby_options = consumer_options;
+    standby_options.standby = true;
+    auto started = api::KafkaConsumer::Start(standby_options, (*shards)->standby_host(), metrics);
+    if (!started.ok()) {
+      Say("cluster: " + started.status().ToString());
+      return kExitUsage;
+    }
+    standby = std::move(started).value();
   }
   cluster::RouterOptions router_options;
   router_options.brokers = c.brokers;
@@ -129,6 +143,7 @@ int RunCluster(const ClusterConfig& c, const api::ServerOptions& server_options,
   // for their apply) ends before the server that sends the answers goes.
   front_object.Stop();
   (*router)->Stop();
+  if (standby != nullptr) standby->Stop();
   // The consumer writes its last batch while the shards are still open, and
   // releases them (they stop serving) as it leaves the group.
   (*consumer)->Stop();

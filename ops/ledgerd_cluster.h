@@ -21,6 +21,7 @@ struct ClusterConfig {
   std::string instance_id;
   std::string advertise;
   int shards = 0;
+  int standby_replicas = 0;  // --standby-replicas
   int session_timeout_ms = 0;
 };
 

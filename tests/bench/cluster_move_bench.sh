@@ -12,6 +12,12 @@
 #      the warm copies it kept; timed until a serves all 8. The group notices
 #      only after the session timeout (6 s here), which is part of the time.
 #   4. warm rejoin: b restarts on its old directory; timed until it serves.
+#   5. failover without and with standby replicas, each in a group of its own
+#      (g0, then g1 with --standby-replicas 1): a and b start together and
+#      split the shards, the events go in over HTTP, and (once a's standby
+#      copies have caught up, with standbys) b is SIGKILLed; timed until a
+#      serves all 8. Without standbys a never held b's shards and restores
+#      them from offset 0; with them it replays only what its copies lack.
 # "assigned" is when the receiving instance logged its new assignment (the
 # group's part); the rest is restore and publication in g.members.
 # "replayed" is the g.shards records the receiver applied (from its log).
@@ -27,7 +33,7 @@ EVENTS=${2:-40000}
 SHARDS=8 ORGS=40 BODY_LINES=5000 SESSION_MS=6000
 DEADLINE_S=${DEADLINE_S:-180}
 tmp=$(mktemp -d "${TMPDIR:-/tmp}/cluster-move-bench.XXXXXX")
-pid_mock="" pid_a="" pid_b=""
+pid_mock="" pid_a="" pid_b="" grp=g
 cleanup() {
   for p in $pid_a $pid_b; do kill -9 "$p" 2>/dev/null || true; done
   [ -n "$pid_mock" ] && kill "$pid_mock" 2>/dev/null || true
@@ -64,11 +70,11 @@ fi
 # secs (since START), st (the state), assigned_s (first new "assigned" in LOG).
 wait_until() {
   local deadline=$((SECONDS + DEADLINE_S)) before
-  before=$(grep -c 'assigned g.shards' "$3" || true)
+  before=$(grep -c "assigned $grp.shards" "$3" || true)
   assigned_s="-"
   while :; do
     st=$(curl -sf --max-time 2 "$url_a/v1/cluster" | state 2>/dev/null) || st=""
-    [ "$assigned_s" = - ] && [ "$(grep -c 'assigned g.shards' "$3" || true)" -gt "$before" ] &&
+    [ "$assigned_s" = - ] && [ "$(grep -c "assigned $grp.shards" "$3" || true)" -gt "$before" ] &&
       assigned_s=$(since "$1")
     [ -n "$st" ] && awk "{exit !($2)}" <<<"$st" && break
     [ $SECONDS -lt $deadline ] || die "no '$2' within $DEADLINE_S s; last state: ${st:-none}"
@@ -78,17 +84,18 @@ wait_until() {
 }
 # Records replayed by the last assignment in LOG: restored-to minus assigned-at offset.
 replayed() {
-  awk '/assigned g.shards partitions/ { r = 0; cold = 0
+  awk -v pat="assigned $grp.shards partitions" '$0 ~ pat { r = 0; cold = 0
          for (i = 6; i <= NF; i++) if (split($i, p, "@") == 2) {
            from[p[1] + 0] = p[2] + 0; cold += (p[2] ~ /^beginning/) } }
        / restored to offset / { r += $8 - from[$4] }
        END { printf "%d records (%d shards from offset 0)", r, cold }' "$1"
 }
-# start_instance ID DIR LOG: starts ledgerd, sets pid_ID and url_ID.
+# start_instance ID DIR LOG [ARGS...]: starts ledgerd in group $grp, sets
+# pid_ID and url_ID.
 start_instance() {
-  "$tmp/bin/ledgerd" --data-dir "$2" --http 127.0.0.1:0 --kafka-brokers "$brokers" --group g \
+  "$tmp/bin/ledgerd" --data-dir "$2" --http 127.0.0.1:0 --kafka-brokers "$brokers" --group "$grp" \
     --instance-id "$1" --shards $SHARDS --kafka-session-timeout-ms $SESSION_MS --no-access-log \
-    >"$tmp/$1.out" 2>"$3" &
+    "${@:4}" >"$tmp/$1.out" 2>"$3" &
   printf -v "pid_$1" %s $!
   local deadline=$((SECONDS + DEADLINE_S))
   until grep -q '^listening on ' "$tmp/$1.out"; do
@@ -104,7 +111,8 @@ echo "machine: $(nproc) cores, $(sed -n 's/^model name[[:space:]]*: //p' /proc/c
 lines=$(wc -l <"$tmp/events.ndjson")
 split -l $BODY_LINES -d -a 5 "$tmp/events.ndjson" "$tmp/body."
 "$tmp/bin/ledgerctl" kafka-mock --partitions $SHARDS --topic billing.events --topic g.shards \
-  --topic g.members >"$tmp/mock.out" 2>"$tmp/mock.err" &
+  --topic g.members --topic g0.shards --topic g0.members --topic g1.shards --topic g1.members \
+  >"$tmp/mock.out" 2>"$tmp/mock.err" &
 pid_mock=$!
 for _ in $(seq 100); do grep -q '^kafka bootstrap: ' "$tmp/mock.out" && break; sleep 0.1; done
 brokers=$(sed -n 's/^kafka bootstrap: //p' "$tmp/mock.out")
@@ -118,11 +126,15 @@ start_instance a "$tmp/a" "$tmp/a.err"
 wait_until "$t0" '$1 == 8 && $3 == 0' "$tmp/a.err"
 row "a alone serves $SHARDS shards" "$secs" "$assigned_s" "first start, empty log"
 t0=$(now)
-for f in "$tmp"/body.*; do
-  curl -sf -X POST -H 'Content-Type: application/x-ndjson' --data-binary @"$f" "$url_a/v1/events" \
-    >>"$tmp/answers" || die "POST $f failed"
-  echo >>"$tmp/answers"
-done
+# post_all ANSWERS: every body to a, one connection at a time.
+post_all() {
+  for f in "$tmp"/body.*; do
+    curl -sf -X POST -H 'Content-Type: application/x-ndjson' --data-binary @"$f" "$url_a/v1/events" \
+      >>"$1" || die "POST $f failed"
+    echo >>"$1"
+  done
+}
+post_all "$tmp/answers"
 ingest_s=$(since "$t0")
 read -r accepted duplicates rejected < <(jq -rs '"\(map(.accepted) | add) \(map(.duplicates) | add) \(map(.rejected | length) | add)"' "$tmp/answers" 2>/dev/null ||
   python3 -c 'import json, sys; a = [json.loads(l) for l in open(sys.argv[1]) if l.strip()]
@@ -151,6 +163,36 @@ start_instance b "$tmp/b" "$tmp/b2.err"
 wait_until "$t0" '$1 + $2 == 8 && $2 > 0 && $3 == 0' "$tmp/b2.err"
 read -r _ b_serving _ b_heads _ <<<"$st"
 row "warm rejoin (b, old dir)" "$secs" "$assigned_s" "b serves $b_serving ($b_heads events); replayed $(replayed "$tmp/b2.err")"
+kill -9 "$pid_a" "$pid_b"; wait "$pid_a" "$pid_b" 2>/dev/null || true; pid_a="" pid_b=""
+
+# 5. Failover of shards a never held: without standbys, then with one.
+# standby_lag: how many ledger_standby_lag gauges a has, and their sum.
+standby_lag() {
+  curl -sf --max-time 2 "$url_a/metrics" |
+    awk '/^ledger_standby_lag\{/ { n++; s += $2 } END { print n + 0, s + 0 }'
+}
+for replicas in 0 1; do
+  grp=g$replicas
+  start_instance a "$tmp/$grp-a" "$tmp/$grp-a.err" --standby-replicas $replicas
+  start_instance b "$tmp/$grp-b" "$tmp/$grp-b.err" --standby-replicas $replicas
+  t0=$(now)
+  wait_until "$t0" '$1 + $2 == 8 && $1 > 0 && $2 > 0 && $3 == 0' "$tmp/$grp-a.err"
+  post_all "$tmp/$grp.answers"
+  wait_until "$t0" "\$5 == $accepted" "$tmp/$grp-a.err"
+  read -r _ b_serving _ b_heads _ <<<"$st"
+  if [ "$replicas" -gt 0 ]; then
+    deadline=$((SECONDS + DEADLINE_S))
+    while read -r gauges lag < <(standby_lag); [ "${gauges:-0}" -lt "$b_serving" ] || [ "$lag" != 0 ]; do
+      [ $SECONDS -lt $deadline ] || die "a's standby copies did not catch up: $(standby_lag)"
+      sleep 0.1
+    done
+  fi
+  t0=$(now)
+  kill -9 "$pid_b"; wait "$pid_b" 2>/dev/null || true; pid_b=""
+  wait_until "$t0" '$1 == 8 && $3 == 0' "$tmp/$grp-a.err"
+  row "failover, --standby-replicas $replicas" "$secs" "$assigned_s" "a takes b's $b_serving shards ($b_heads events); replayed $(replayed "$tmp/$grp-a.err")"
+  kill -9 "$pid_a"; wait "$pid_a" 2>/dev/null || true; pid_a=""
+done
 
 echo "shards $SHARDS, orgs $ORGS, session timeout $SESSION_MS ms, HTTP bodies of $BODY_LINES lines, 1 connection"
 printf '%-34s %8s %9s  %s\n' "phase" "seconds" "assigned" "detail"

@@ -7,8 +7,10 @@
 #include <gtest/gtest.h>
 #include <signal.h>
 
+#include <map>
 #include <memory>
 #include <nlohmann/json.hpp>
+#include <ostream>
 #include <random>
 #include <set>
 #include <string>
@@ -59,14 +61,15 @@ struct MockProcess {
 };
 
 std::unique_ptr<Ledgerd> StartInstance(const std::string& id, const std::string& data_dir,
-                                       const std::string& bootstrap) {
+                                       const std::string& bootstrap, int standby_replicas = 0) {
   return std::make_unique<Ledgerd>(testing::LedgerdOptions{
       .data_dir = data_dir,
       .kafka = KafkaSource::kBrokers,
       .kafka_brokers = bootstrap,
       .kafka_group = kGroup,
       .kafka_session_timeout = kSessionTimeout,
-      .extra_args = {"--instance-id", id, "--shards", std::to_string(kShards)}});
+      .extra_args = {"--instance-id", id, "--shards", std::to_string(kShards), "--standby-replicas",
+                     std::to_string(standby_replicas)}});
 }
 
 // GET /v1/cluster, parsed; an empty object when it does not answer.
@@ -310,6 +313,8 @@ TEST(ClusterLedgerd, ClusterFlagsAreCheckedBeforeAnythingStarts) {
       {"--instance-id", "a", "--kafka-brokers", "127.0.0.1:1", "--shards", "0"},
       {"--instance-id", "a", "--kafka-brokers", "127.0.0.1:1", "--webhooks", tmp.sub("w")},
       {"--instance-id", std::string(200, 'x'), "--kafka-brokers", "127.0.0.1:1"},
+      {"--instance-id", "a", "--kafka-brokers", "127.0.0.1:1", "--standby-replicas", "9"},
+      {"--instance-id", "a", "--kafka-brokers", "127.0.0.1:1", "--standby-replicas", "-1"},
   };
   for (const auto& args : wrong) {
     std::vector<std::string> argv{testing::LedgerdPath(), "--data-dir", tmp.sub("d"), "--http",
@@ -319,19 +324,28 @@ TEST(ClusterLedgerd, ClusterFlagsAreCheckedBeforeAnythingStarts) {
   }
 }
 
-// Seeded rounds: each seed makes another history and kills at another point.
-class ClusterKill : public ::testing::TestWithParam<uint64_t> {};
+// Seeded rounds: each seed makes another history and kills at another point;
+// with standby replicas, the survivors' warm copies become the owners'.
+struct KillRound {
+  uint64_t seed = 0;
+  int standby_replicas = 0;
+};
+void PrintTo(const KillRound& r, std::ostream* os) {
+  *os << "seed " << r.seed << ", standby replicas " << r.standby_replicas;
+}
+class ClusterKill : public ::testing::TestWithParam<KillRound> {};
 
 TEST_P(ClusterKill, AnInstanceKilledMidIngestLosesNothingAndJoinsAgain) {
   MockProcess mock;
   ASSERT_FALSE(mock.bootstrap.empty());
   TempDir tmp;
-  const uint64_t seed = GetParam();
+  const uint64_t seed = GetParam().seed;
+  const int replicas = GetParam().standby_replicas;
   const History h = Generate(seed);
   auto single = Reference(h);
   std::vector<std::unique_ptr<Ledgerd>> owned;
   for (const char* id : {"a", "b", "c"}) {
-    owned.push_back(StartInstance(id, tmp.sub(id), mock.bootstrap));
+    owned.push_back(StartInstance(id, tmp.sub(id), mock.bootstrap, replicas));
     ASSERT_TRUE(owned.back()->started());
   }
   std::vector<Ledgerd*> all{owned[0].get(), owned[1].get(), owned[2].get()};
@@ -350,6 +364,9 @@ TEST_P(ClusterKill, AnInstanceKilledMidIngestLosesNothingAndJoinsAgain) {
   ASSERT_TRUE(WaitUntil([&] { return ClusterEvents(*all[0]) == want; }, kMoveTimeout))
       << ClusterEvents(*all[0]) << " events in the cluster, " << want << " in one ledgerd";
   ExpectSameAnswers(*single, *all[0], h.orgs);
+  if (replicas > 0) {
+    EXPECT_GT(testing::MetricValue(all[0]->Metrics(), "ledger_standby_applied_total"), 0);
+  }
   // A shard is a function of its partition: the copies the killed instance
   // kept of its shards, brought up to date from the log, must end in the
   // very records (same sequences, same hashes) the survivors rebuilt.
@@ -357,7 +374,7 @@ TEST_P(ClusterKill, AnInstanceKilledMidIngestLosesNothingAndJoinsAgain) {
 
   // The killed instance joins again on its old directory: shards move back
   // to it, nothing is lost or doubled on the way.
-  owned[2] = StartInstance("c", tmp.sub("c"), mock.bootstrap);
+  owned[2] = StartInstance("c", tmp.sub("c"), mock.bootstrap, replicas);
   ASSERT_TRUE(owned[2]->started());
   ASSERT_TRUE(WaitUntil(
       [&] {
@@ -403,7 +420,88 @@ TEST_P(ClusterKill, AnInstanceKilledMidIngestLosesNothingAndJoinsAgain) {
   EXPECT_GT(orgs_found, 0u);
 }
 
-INSTANTIATE_TEST_SUITE_P(Seeds, ClusterKill, ::testing::Values(19, 23));
+INSTANTIATE_TEST_SUITE_P(Seeds, ClusterKill,
+                         ::testing::Values(KillRound{19, 0}, KillRound{23, 0}, KillRound{29, 2}),
+                         [](const ::testing::TestParamInfo<KillRound>& info) {
+                           return "seed" + std::to_string(info.param.seed) + "_standby" +
+                                  std::to_string(info.param.standby_replicas);
+                         });
+
+// The instances' standby lists in /v1/cluster, by instance id.
+std::map<std::string, std::vector<int>> StandbyLists(const Ledgerd& asked) {
+  std::map<std::string, std::vector<int>> out;
+  for (const Json& m : ClusterOf(asked).value("instances", Json::array())) {
+    out[m.value("instance_id", "")] = m.value("standby", std::vector<int>{});
+  }
+  return out;
+}
+
+std::vector<int> OwnedBy(const Ledgerd& asked, const std::string& id) {
+  for (const Json& m : ClusterOf(asked).value("instances", Json::array())) {
+    if (m.value("instance_id", "") == id) return m.value("owned", std::vector<int>{});
+  }
+  return {};
+}
+
+// Every standby copy `instance` keeps has applied its partition to the end.
+bool StandbysCaughtUp(const Ledgerd& instance, const std::vector<int>& shards) {
+  const std::string metrics = instance.Metrics();
+  for (int shard : shards) {
+    const std::string series = "ledger_standby_lag{partition=\"" + std::to_string(shard) + "\"}";
+    if (metrics.find(series) == std::string::npos) return false;
+    if (testing::MetricValue(metrics, series) != 0) return false;
+  }
+  return true;
+}
+
+// Two instances, one standby replica each: each keeps a warm copy of the
+// other's shards without serving them, and when one leaves, the other takes
+// its shards over by replaying only what its copies had not applied: here
+// nothing at all, where a cold move replays every record of the shards.
+TEST(ClusterLedgerd, AStandbyCopyMakesAMoveReplayOnlyTheTail) {
+  MockProcess mock;
+  ASSERT_FALSE(mock.bootstrap.empty());
+  TempDir tmp;
+  const History h = Generate(31);
+  auto single = Reference(h);
+  auto a = StartInstance("a", tmp.sub("a"), mock.bootstrap, 1);
+  auto b = StartInstance("b", tmp.sub("b"), mock.bootstrap, 1);
+  ASSERT_TRUE(a->started());
+  ASSERT_TRUE(b->started());
+  ASSERT_TRUE(WaitUntil([&] { return AllServedBy(*a, {"a", "b"}); }, kMoveTimeout));
+  const std::vector<std::string> bodies = Bodies(h.lines);
+  for (size_t i = 0; i < bodies.size(); i++) {
+    ASSERT_TRUE(PostUntilAcknowledged({a.get(), b.get()}, i, bodies[i])) << "body " << i;
+  }
+  const uint64_t want = HeadOf(*single);
+  ASSERT_TRUE(WaitUntil([&] { return ClusterEvents(*a) == want; }, kMoveTimeout));
+
+  // Each stands by for exactly the other's shards, and its copies catch up.
+  std::vector<int> b_owned;
+  ASSERT_TRUE(WaitUntil(
+      [&] {
+        b_owned = OwnedBy(*a, "b");
+        auto lists = StandbyLists(*a);
+        return !b_owned.empty() && lists["a"] == b_owned && lists["b"] == OwnedBy(*a, "a");
+      },
+      kMoveTimeout))
+      << ClusterOf(*a).dump();
+  ASSERT_TRUE(WaitUntil([&] { return StandbysCaughtUp(*a, b_owned); }, kMoveTimeout))
+      << a->Metrics();
+  // Standby copies are no ingest of a's: its ingest counters are its own.
+  const std::string before = a->Metrics();
+  EXPECT_GT(testing::MetricValue(before, "ledger_standby_applied_total"), 0);
+  const int64_t consumed_before = testing::MetricValue(before, "ledger_kafka_consumed_total");
+
+  EXPECT_EQ(b->Stop(), 0);
+  ASSERT_TRUE(WaitUntil([&] { return AllServedBy(*a, {"a"}); }, kMoveTimeout))
+      << ClusterOf(*a).dump();
+  EXPECT_EQ(testing::MetricValue(a->Metrics(), "ledger_kafka_consumed_total"), consumed_before)
+      << "the move replayed records the standby copies had already applied";
+  EXPECT_EQ(ClusterEvents(*a), want);
+  ExpectSameAnswers(*single, *a, h.orgs);
+  EXPECT_EQ(a->Stop(), 0);
+}
 
 }  // namespace
 }  // namespace billing

@@ -186,5 +186,46 @@ TEST(MemberRecord, JsonRoundTrips) {
   EXPECT_FALSE(ParseMemberRecord(R"({"instance_id":"a"})").ok());
 }
 
+MemberRecord Owning(std::string id, std::vector<int> owned, int64_t heartbeat_ms = 1) {
+  MemberRecord m;
+  m.instance_id = std::move(id);
+  m.owned = std::move(owned);
+  m.heartbeat_ms = heartbeat_ms;
+  return m;
+}
+
+TEST(StandbyFor, EachShardIsKeptByTheReplicasAfterItsOwnerWrappingAround) {
+  const std::vector<MemberRecord> table = {Owning("a", {0, 3}), Owning("b", {1, 4}),
+                                           Owning("c", {2, 5})};
+  // One replica: the next instance after the owner.
+  EXPECT_EQ(StandbyFor(table, "a", 1, 6), (std::vector<int>{2, 5}));
+  EXPECT_EQ(StandbyFor(table, "b", 1, 6), (std::vector<int>{0, 3}));
+  EXPECT_EQ(StandbyFor(table, "c", 1, 6), (std::vector<int>{1, 4}));
+  // As many replicas as other instances (or more): every shard not owned.
+  for (int replicas : {2, 8}) {
+    EXPECT_EQ(StandbyFor(table, "a", replicas, 6), (std::vector<int>{1, 2, 4, 5}));
+  }
+  EXPECT_TRUE(StandbyFor(table, "a", 0, 6).empty());
+}
+
+TEST(StandbyFor, UnownedShardsAndStrangersGetNoStandby) {
+  std::vector<MemberRecord> table = {Owning("a", {0}), Owning("b", {})};
+  // Shard 1 has no owner (it is moving): nobody stands by for it.
+  EXPECT_EQ(StandbyFor(table, "b", 1, 2), (std::vector<int>{0}));
+  // An instance not in the table (not published yet) keeps nothing.
+  EXPECT_TRUE(StandbyFor(table, "z", 1, 2).empty());
+  // Shards beyond the count are hostile input: ignored.
+  table[0].owned = {0, 7, -1};
+  EXPECT_EQ(StandbyFor(table, "b", 1, 2), (std::vector<int>{0}));
+}
+
+TEST(StandbyFor, TwoClaimsOnAShardFollowTheNewestHeartbeat) {
+  // Shard 0 moves from a to c; a's record is older.
+  const std::vector<MemberRecord> table = {Owning("a", {0}, 10), Owning("b", {}, 10),
+                                           Owning("c", {0}, 20)};
+  EXPECT_EQ(StandbyFor(table, "a", 1, 1), (std::vector<int>{0}));  // after c, wrapping
+  EXPECT_TRUE(StandbyFor(table, "b", 1, 1).empty());
+}
+
 }  // namespace
 }  // namespace billing::cluster
