@@ -253,7 +253,7 @@ void Front::Ingest(std::vector<ledger::Entry> entries, const api::HttpRequest& r
     // rejects it with its precise error and keeps it, as one ledgerd would.
     auto& part = parts[e.org_id.empty() ? 0 : ShardOf(e.org_id, shards_.shards())];
     part.first.push_back(i);
-    part.second.push_back(IngestEvent{std::move(e.raw), std::move(e.org_id)});
+    part.second.push_back(IngestEvent{std::move(e.raw), std::move(e.org_id), std::nullopt});
   }
   // An empty body still gets its answer: one part with nothing in it.
   join->parts_left = std::max<size_t>(parts.size(), 1);
@@ -277,6 +277,18 @@ void Front::Ingest(std::vector<ledger::Entry> entries, const api::HttpRequest& r
                   ndjson);
     }
   }
+}
+
+void Front::Redrive(int shard, ledger::Entry entry, api::Respond respond) {
+  auto join = std::make_shared<Join>();
+  join->respond = std::move(respond);
+  join->event_ids.push_back(entry.event_id);
+  join->parts_left = 1;
+  // The shard's consumer judges the stored rejection itself (its bytes and
+  // source); the message carries the bytes only for a rejection gone by then.
+  std::vector<IngestEvent> events;
+  events.push_back(IngestEvent{std::move(entry.raw), std::move(entry.org_id), entry.redrive_of});
+  IngestPart(join, shard, {0}, std::move(events), entry.source.principal());
 }
 
 void Front::IngestPart(const std::shared_ptr<Join>& join, int shard, std::vector<size_t> indices,

@@ -68,6 +68,9 @@ class Front {
   // order, already parsed and admitted for the caller.
   void Ingest(std::vector<ledger::Entry> entries, const api::HttpRequest& request,
               api::Respond respond);
+  // The Service's re-drive (api::ServiceOptions::redrive): `entry` re-judges
+  // a rejection of `shard`, which this instance serves; answered as ingest.
+  void Redrive(int shard, ledger::Entry entry, api::Respond respond);
   // The base URL the other instances reach this one at.
   void SetAdvertise(std::string url);
   // GET /v1/cluster's answer.

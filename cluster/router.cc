@@ -284,9 +284,11 @@ void Router::Impl::Forward(const rd_kafka_message_t* m) {
           ? rd_kafka_headers_copy(input_headers)
           : rd_kafka_headers_new(1);
   // A producer of the input topic must not pose as the cluster's own HTTP
-  // ingest (whose events are judged as HTTP and name their principal).
+  // ingest (whose events are judged as HTTP and name their principal) or
+  // re-drive (which re-judges a stored rejection).
   rd_kafka_header_remove(headers, api::kIngestTokenHeader);
   rd_kafka_header_remove(headers, api::kIngestPrincipalHeader);
+  rd_kafka_header_remove(headers, api::kRedriveHeader);
   rd_kafka_header_add(headers, kOriginHeader, -1, origin.data(),
                       static_cast<ssize_t>(origin.size()));
 

@@ -477,18 +477,26 @@ void ShardSet::Ingest(int shard, std::vector<IngestEvent> events, const std::str
   const std::string& topic = impl_->options.shards_topic;
   for (size_t i = 0; i < events.size(); i++) {
     const IngestEvent& e = events[i];
+    rd_kafka_headers_t* headers = rd_kafka_headers_new(3);
+    rd_kafka_header_add(headers, api::kIngestTokenHeader, -1, tokens[i].data(),
+                        static_cast<ssize_t>(tokens[i].size()));
+    rd_kafka_header_add(headers, api::kIngestPrincipalHeader, -1, principal.data(),
+                        static_cast<ssize_t>(principal.size()));
+    if (e.redrive_of) {
+      const std::string id = std::to_string(*e.redrive_of);
+      rd_kafka_header_add(headers, api::kRedriveHeader, -1, id.data(),
+                          static_cast<ssize_t>(id.size()));
+    }
     auto* opaque = new std::string(tokens[i]);
     rd_kafka_resp_err_t err = rd_kafka_producev(
         impl_->producer, RD_KAFKA_V_TOPIC(topic.c_str()), RD_KAFKA_V_PARTITION(shard),
         RD_KAFKA_V_KEY(e.org_id.data(), e.org_id.size()),
         RD_KAFKA_V_VALUE(const_cast<char*>(e.raw.data()), e.raw.size()),
-        RD_KAFKA_V_HEADER(api::kIngestTokenHeader, tokens[i].data(),
-                          static_cast<ssize_t>(tokens[i].size())),
-        RD_KAFKA_V_HEADER(api::kIngestPrincipalHeader, principal.data(),
-                          static_cast<ssize_t>(principal.size())),
-        RD_KAFKA_V_OPAQUE(opaque), RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_END);
+        RD_KAFKA_V_HEADERS(headers), RD_KAFKA_V_OPAQUE(opaque),
+        RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_END);
     if (err != RD_KAFKA_RESP_ERR_NO_ERROR) {
       delete opaque;
+      rd_kafka_headers_destroy(headers);  // the message owns them only once queued
       // What was queued before may still be applied: it is answered as a
       // failure all the same, and the client's retry finds duplicates.
       impl_->Fail(pending, Status(Code::kUnavailable,

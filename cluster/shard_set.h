@@ -28,6 +28,7 @@
 #include <atomic>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -76,6 +77,8 @@ struct ShardStatus {
 struct IngestEvent {
   std::string raw;
   std::string org_id;
+  // A re-drive of this rejection of the shard (api::kRedriveHeader).
+  std::optional<uint64_t> redrive_of;
 };
 using IngestDone = std::function<void(Result<std::vector<ledger::Outcome>>)>;
 

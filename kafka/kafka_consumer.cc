@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <atomic>
+#include <charconv>
 #include <chrono>
 #include <condition_variable>
 #include <cstdarg>
@@ -130,6 +131,14 @@ struct KafkaConsumer::Impl {
   void Run();
   void Turn();
   void Take(const rd_kafka_message_t* m);
+  // Makes everything read so far durable (the batch in hand and the one in
+  // flight); false when that failed and the consumer must rewind.
+  bool Drain();
+  // Cluster mode: the entry a re-drive message stands for (kRedriveHeader),
+  // judged on the stored rejection's bytes and source; nullopt when the
+  // message is no re-drive or its rejection is gone (then its own bytes are
+  // judged, like a repost).
+  Result<std::optional<ledger::Entry>> RedriveOf(const rd_kafka_message_t* m);
   void Submit();
   // The Billing a partition's messages go to: the only one, or its shard's.
   projections::Billing& BillingOf(int32_t partition);
@@ -390,6 +399,13 @@ void KafkaConsumer::Impl::Take(const rd_kafka_message_t* m) {
     if (rewind) return;  // the stored offsets are read again, this message too
     Submit();
   }
+  Result<std::optional<ledger::Entry>> redrive = RedriveOf(m);
+  if (!redrive.ok()) {
+    Log("cannot read the rejection a re-drive names, reading again: %s",
+        redrive.status().ToString().c_str());
+    rewind = true;
+  }
+  if (rewind) return;
   // Cluster mode: an event that came by HTTP carries its ingest's token, and
   // is judged as HTTP ingest (JSON only; binary protobuf is for Kafka).
   std::string token = host != nullptr ? HeaderOf(m, kIngestTokenHeader) : std::string();
@@ -402,7 +418,8 @@ void KafkaConsumer::Impl::Take(const rd_kafka_message_t* m) {
   std::string raw;
   if (m->payload != nullptr) raw.assign(static_cast<const char*>(m->payload), m->len);
   if (batch.empty()) batch.started = Clock::now();
-  ledger::Entry entry = ledger::PrepareEntry(std::move(raw), source);
+  ledger::Entry entry =
+      redrive->has_value() ? std::move(**redrive) : ledger::PrepareEntry(std::move(raw), source);
   if (host != nullptr) {
     // The record's timestamp (set once, when it was produced) is the time
     // the shard records: a replay anywhere records the same. Brokers since
@@ -416,6 +433,36 @@ void KafkaConsumer::Impl::Take(const rd_kafka_message_t* m) {
   batch.request.entries.push_back(std::move(entry));
   batch.next[partition] = m->offset + 1;
   position[partition] = m->offset + 1;
+}
+
+bool KafkaConsumer::Impl::Drain() {
+  if (!batch.empty()) {
+    AwaitInflight();
+    if (rewind) return false;
+    Submit();
+  }
+  AwaitInflight();
+  return !rewind;
+}
+
+Result<std::optional<ledger::Entry>> KafkaConsumer::Impl::RedriveOf(const rd_kafka_message_t* m) {
+  if (host == nullptr) return std::optional<ledger::Entry>();
+  const std::string header = HeaderOf(m, kRedriveHeader);
+  uint64_t id = 0;
+  const char* end = header.data() + header.size();
+  if (header.empty() || std::from_chars(header.data(), end, id).ptr != end) {
+    return std::optional<ledger::Entry>();
+  }
+  // The rejection may have been re-driven or written in the batches before
+  // this message: every copy of the shard must look it up at the same point
+  // of the partition, whatever its batches were.
+  if (!Drain()) return std::optional<ledger::Entry>();  // rewind is set
+  auto rec = BillingOf(m->partition).ledger().GetRejected(id);
+  if (!rec.ok()) return rec.status();
+  if (!rec->has_value() || (*rec)->raw_truncated()) return std::optional<ledger::Entry>();
+  ledger::Entry entry = ledger::PrepareEntry((*rec)->raw(), (*rec)->source());
+  entry.redrive_of = id;
+  return std::optional<ledger::Entry>(std::move(entry));
 }
 
 void KafkaConsumer::Impl::Submit() {

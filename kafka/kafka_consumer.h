@@ -105,6 +105,11 @@ inline constexpr const char* kIngestTokenHeader = "ledger-ingest";
 // With it, the name of the token that posted the event (empty: no access
 // control), recorded as the event's source principal.
 inline constexpr const char* kIngestPrincipalHeader = "ledger-principal";
+// With it, a re-drive (POST /v1/ledger/rejected/{id}/retry): the decimal id
+// of the rejected message in the shard's rejected store. The consumer looks
+// it up once everything before it in the partition is applied, so every copy
+// of the shard finds the same record and judges its stored bytes again.
+inline constexpr const char* kRedriveHeader = "ledger-redrive";
 
 // Where the consumer sends a batch: Billing::SubmitAsync unless replaced.
 using SubmitFn =

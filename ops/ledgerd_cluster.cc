@@ -72,6 +72,9 @@ int RunCluster(const ClusterConfig& c, const api::ServerOptions& server_options,
     front->Ingest(std::move(entries), request, std::move(respond));
   };
   service_options.cluster = [&front] { return front->ClusterJson(); };
+  service_options.redrive = [&front](int shard, ledger::Entry entry, api::Respond respond) {
+    front->Redrive(shard, std::move(entry), std::move(respond));
+  };
   api::Service service(**shards, metrics, std::move(service_options));
   cluster::Front front_object(**shards, **members, service, metrics, c.instance_id,
                               c.standby_replicas);

@@ -756,12 +756,11 @@ void Service::IngestBody(Call& call, events::BodyFormat format) {
 }
 
 void Service::Retry(Call& call) {
-  if (options_.ingest) {
+  if (options_.ingest && !options_.redrive) {
     // A re-drive appended here would be in this copy of the shard only, not
-    // in its log: another instance rebuilding the shard would lack it.
-    return call.Reply(Error(501, "not_implemented",
-                            "re-driving a rejected message is not available in a cluster yet; "
-                            "post the corrected event to /v1/events"));
+    // in its log: another instance rebuilding the shard would lack it. (A
+    // cluster instance always sets both; this guards a wiring mistake.)
+    return call.Reply(Error(500, "internal", "re-driving is not wired in this instance"));
   }
   uint64_t id = 0;
   if (!ParseUint(call.params.Get("id"), &id))
@@ -781,6 +780,16 @@ void Service::Retry(Call& call) {
   }
   ledger::Entry entry = ledger::PrepareEntry((*rec)->raw(), (*rec)->source());
   entry.redrive_of = id;
+  if (options_.redrive) {
+    // A cluster: the shard's log carries the re-drive, so that every copy of
+    // the shard re-judges the same rejection at the same point.
+    int shard = 0;
+    while (shard < ledgers_->shards() && ledgers_->ForShard(shard) != call.billing) shard++;
+    if (shard == ledgers_->shards()) return call.Reply(NotServedHere("the shard"));
+    auto shared = std::make_shared<Call>(std::move(call));
+    return options_.redrive(shard, std::move(entry),
+                            [shared](HttpReply reply) { shared->Reply(std::move(reply)); });
+  }
   std::vector<std::string> ids{entry.event_id};
   ledger::AppendRequest request;
   request.entries.push_back(std::move(entry));

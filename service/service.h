@@ -68,6 +68,10 @@ struct ServiceOptions {
   // Unset: a single ledgerd, whose /v1/cluster shows its one shard.
   std::function<void(std::vector<ledger::Entry>, const HttpRequest&, Respond)> ingest;
   std::function<std::string()> cluster;
+  // A cluster's re-drive: the entry re-judging a rejection of `shard` (its
+  // redrive_of set), sent through the shard's log like ingest; answered as
+  // ingest. Unset in a cluster: the retry route answers 501.
+  std::function<void(int shard, ledger::Entry, Respond)> redrive;
 };
 
 class Service {

@@ -17,6 +17,7 @@
 #include "cluster/shard_map.h"
 #include "events/event.h"
 #include "kafka/embedded_kafka.h"
+#include "kafka/kafka_consumer.h"
 #include "tests/kafka/kafka_test_support.h"
 #include "tests/testing/ledgerd.h"
 #include "tests/testing/wait.h"
@@ -258,6 +259,38 @@ TEST(Router, ForwardsEveryMessageToItsOrgsShardInOrderWithItsOrigin) {
   EXPECT_EQ(router->stats().unrouted, 1u);
   EXPECT_EQ(testing::MetricValue(c.metrics.Render(), "ledger_router_forwarded_total"),
             static_cast<int64_t>(total));
+}
+
+// The cluster's own headers mean "posted over HTTP by this principal" and
+// "re-judge that stored rejection": a producer of the input topic must not
+// be able to claim either.
+TEST(Router, StripsTheHeadersOnlyTheClusterMaySet) {
+  Cluster c;
+  TestProducer producer(c.kafka->bootstrap());
+  const std::string value = Usage(Org(0), 0, "1.5");
+  const std::string token = "a/x/1", principal = "admin", redrive = "1";
+  ASSERT_EQ(rd_kafka_producev(producer.handle(), RD_KAFKA_V_TOPIC("billing.events"),
+                              RD_KAFKA_V_KEY(Org(0).data(), Org(0).size()),
+                              RD_KAFKA_V_VALUE(const_cast<char*>(value.data()), value.size()),
+                              RD_KAFKA_V_HEADER(api::kIngestTokenHeader, token.data(), -1),
+                              RD_KAFKA_V_HEADER(api::kIngestPrincipalHeader, principal.data(), -1),
+                              RD_KAFKA_V_HEADER(api::kRedriveHeader, redrive.data(), -1),
+                              RD_KAFKA_V_HEADER("trace-id", "t", -1),
+                              RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_END),
+            RD_KAFKA_RESP_ERR_NO_ERROR);
+  ASSERT_TRUE(producer.Flush());
+  auto router = c.StartRouter(c.Options());
+  std::vector<Forwarded> records =
+      ReadUntil(c.kafka->bootstrap(), "G.shards", kShards,
+                [&](const std::vector<Forwarded>& r) { return !r.empty(); });
+  ASSERT_EQ(records.size(), 1u);
+  EXPECT_EQ(records[0].value, value);
+  EXPECT_EQ(records[0].headers["trace-id"], "t") << "other headers are kept";
+  for (const char* name :
+       {api::kIngestTokenHeader, api::kIngestPrincipalHeader, api::kRedriveHeader}) {
+    EXPECT_EQ(records[0].headers.count(name), 0u) << name;
+  }
+  router->Stop();
 }
 
 TEST(Router, RestartedRouterSkipsNothing) {
