@@ -28,33 +28,23 @@ api::HttpReply Unavailable(const std::string& message) {
 }
 
 // The shard a request is about, or nullopt when it is about none (answered
-// here: probes, the page, metrics, ingest, which splits by event). It must
-// pick what the Service's PickLedger then answers from: a whole-ledger route
-// filtered to one org (a scoped token's, or ?org= on the events stream)
-// reads that org's shard; verify reads `?shard`'s whoever asks.
+// here: probes, the page, metrics, ingest, which splits by event, and a
+// target the Service refuses with 400). api::LedgerOfRequest is the rule, the
+// one the Service's PickLedger then answers by.
 std::optional<int> ShardOfRequest(const api::HttpRequest& request, int shards,
                                   const std::optional<std::string>& scoped_org) {
   auto target = api::ParseTarget(request.target);
-  if (!target.ok()) return std::nullopt;  // the Service answers 400
-  const std::vector<std::string>& seg = target->segments;
-  if (seg.size() >= 3 && seg[0] == "v1" && seg[1] == "orgs") return ShardOf(seg[2], shards);
-  if (seg.size() >= 2 && seg[0] == "v1" && seg[1] == "ledger") {
-    const bool verify = seg.size() == 3 && seg[2] == "verify";
-    if (scoped_org && !verify) return ShardOf(*scoped_org, shards);
-    const bool stream = seg.size() == 3 && seg[2] == "events";
-    if (auto org = target->query.find("org"); stream && org != target->query.end()) {
-      return ShardOf(org->second, shards);
-    }
-    auto named = target->query.find("shard");
-    if (named == target->query.end()) return 0;
-    // Only a well-formed shard is routed; the Service answers 400 for others.
-    const std::string& text = named->second;
-    if (text.empty() || text.size() > 3 ||
-        !std::all_of(text.begin(), text.end(), [](char c) { return c >= '0' && c <= '9'; })) {
-      return std::nullopt;
-    }
-    const int shard = std::stoi(text);
-    return shard < shards ? std::optional<int>(shard) : std::nullopt;
+  if (!target.ok()) return std::nullopt;
+  api::RequestLedger which =
+      api::LedgerOfRequest(target->segments, target->query, scoped_org, shards);
+  switch (which.kind) {
+    case api::RequestLedger::Kind::kOrg:
+      return ShardOf(which.org, shards);
+    case api::RequestLedger::Kind::kShard:
+      return which.shard;
+    case api::RequestLedger::Kind::kNone:
+    case api::RequestLedger::Kind::kBadShard:
+      break;
   }
   return std::nullopt;
 }

@@ -462,7 +462,7 @@ void ShardSet::Ingest(int shard, std::vector<IngestEvent> events, const std::str
     if (impl_->stopping || !impl_->slots[shard].serving.load()) {
       refused = Status(Code::kUnavailable,
                        "shard " + std::to_string(shard) + " is not served here now; retry");
-    } else if (impl_->waiters.size() + events.size() > kIngestPendingEventsMax) {
+    } else if (impl_->waiters.size() + events.size() > impl_->options.pending_events_max) {
       refused = Status(Code::kUnavailable, "too many events wait to be applied; retry");
     } else {
       for (size_t i = 0; i < events.size(); i++) {

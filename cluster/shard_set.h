@@ -59,6 +59,9 @@ struct ShardSetOptions {
   ledger::Durability durability = ledger::Durability::kSync;
   std::function<void(const Status&)> on_unrecoverable;
   int ingest_wait_ms = kIngestWaitMsDefault;
+  // Events waiting for their outcome at once, over all requests; past it
+  // ingest is kUnavailable. Settable so that a test can reach it cheaply.
+  size_t pending_events_max = kIngestPendingEventsMax;
 };
 
 // One shard as /v1/cluster shows it.

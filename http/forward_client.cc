@@ -10,6 +10,8 @@
 #include <map>
 #include <mutex>
 
+#include "http/bounded_read.h"
+
 namespace billing::api {
 
 namespace {
@@ -205,16 +207,9 @@ Attempt Exchange(Connection& c, const PeerUrl& peer, const Request& msg, Clock::
   parser.body_limit(reply_bytes_max);
   // An answer to HEAD announces a body it does not carry.
   parser.skip(msg.method() == http::verb::head);
-  // WARNING: the head is read on its own first. Boost 1.74's parser, reading
-  // eagerly (as http::async_read does), loses the body_limit error of a
-  // Content-Length over the limit when the body arrived in the same read as
-  // the head, and then reads the whole body; read_header stops at the head.
-  http::async_read_header(c.stream, c.buffer, parser, [&](error_code e, size_t) { ec = e; });
+  // Head first, so that the body_limit holds (http/bounded_read.h).
+  AsyncReadBounded(c.stream, c.buffer, parser, [&](error_code e, size_t) { ec = e; });
   Run(c.ioc);
-  if (!ec && !parser.is_done()) {
-    http::async_read(c.stream, c.buffer, parser, [&](error_code e, size_t) { ec = e; });
-    Run(c.ioc);
-  }
   if (ec) {
     out.closed = ClosedByPeer(ec) && !parser.got_some();
     out.status = ReadError(peer, ec, reply_bytes_max);

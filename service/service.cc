@@ -324,7 +324,9 @@ void Service::Serve(Call& call) {
   }
   call.params = std::move(match.params);
   const Route& route = Routes()[*match.index];
-  if (auto refused = PickLedger(route.spec, call)) return call.Reply(std::move(*refused));
+  if (auto refused = PickLedger(route.spec, parsed->segments, call)) {
+    return call.Reply(std::move(*refused));
+  }
   if (route.spec.access == Access::kOrgReader) return ServeOrgAnswer(route, call);
   Run(route, call);
 }
@@ -383,23 +385,40 @@ std::optional<HttpReply> Service::CheckHeaders(const HttpRequest& head) const {
   return std::nullopt;
 }
 
-namespace {
-
-// Which Billing a route reads (Ledgers, service/ledgers.h), from its row:
-// org routes name their {org}; the whole-ledger routes live under
-// /v1/ledger/; ingest is the one route with a body.
-enum class LedgerOf { kNone, kOrg, kShard, kIngest };
-
-LedgerOf LedgerOfRoute(const RouteSpec& spec) {
-  if (spec.pattern.find("{org}") != std::string_view::npos) return LedgerOf::kOrg;
-  if (spec.pattern.starts_with("/v1/ledger/")) return LedgerOf::kShard;
-  if (spec.body == Body::kEvents) return LedgerOf::kIngest;
-  return LedgerOf::kNone;
+RequestLedger LedgerOfRequest(std::span<const std::string> segments,
+                              const std::map<std::string, std::string>& query,
+                              const std::optional<std::string>& scoped_org, int shards) {
+  RequestLedger which;
+  auto org = [&which](std::string name) {
+    which.kind = RequestLedger::Kind::kOrg;
+    which.org = std::move(name);
+    return which;
+  };
+  if (segments.size() < 2 || segments[0] != "v1") return which;
+  if (segments[1] == "orgs") return segments.size() >= 3 ? org(segments[2]) : which;
+  if (segments[1] != "ledger") return which;
+  // An answer filtered to one org reads that org's shard whatever `shard`
+  // says: no other shard holds a record of it. Verify reads a whole chain
+  // whoever asks; the stream's empty `org` filters nothing.
+  const bool verify = segments.size() == 3 && segments[2] == "verify";
+  if (scoped_org && !verify) return org(*scoped_org);
+  const bool stream = segments.size() == 3 && segments[2] == "events";
+  if (auto param = query.find("org"); stream && param != query.end() && !param->second.empty()) {
+    return org(param->second);
+  }
+  which.kind = RequestLedger::Kind::kShard;
+  if (auto text = query.find("shard"); text != query.end()) {
+    uint64_t n = 0;
+    if (!ParseUint(text->second, &n) || n >= static_cast<uint64_t>(shards)) {
+      which.kind = RequestLedger::Kind::kBadShard;
+      return which;
+    }
+    which.shard = static_cast<int>(n);
+  }
+  return which;
 }
 
-// The whole-ledger routes whose answer a scoped token (or the stream's `org`)
-// filters to one org's records; verify reads the whole chain whoever asks.
-bool FiltersByOrg(const RouteSpec& spec) { return spec.name != "ledger_verify"; }
+namespace {
 
 // A shard that moved away between the front's decision and the handler: the
 // client retries and the front, its table caught up, sends it to the new owner.
@@ -412,15 +431,10 @@ HttpReply NotServedHere(const std::string& what) {
 
 }  // namespace
 
-std::optional<HttpReply> Service::PickLedger(const RouteSpec& spec, Call& call) const {
-  const LedgerOf of = LedgerOfRoute(spec);
-  if (of == LedgerOf::kNone) return std::nullopt;
-  if (of == LedgerOf::kOrg) {
-    call.billing = ledgers_->ForOrg(call.Org());
-    if (call.billing == nullptr) return NotServedHere("organization " + call.Org());
-    return std::nullopt;
-  }
-  if (of == LedgerOf::kIngest) {
+std::optional<HttpReply> Service::PickLedger(const RouteSpec& spec,
+                                             std::span<const std::string> segments,
+                                             Call& call) const {
+  if (spec.body == Body::kEvents) {
     // A single ledgerd's one ledger is shard 0. In a cluster the events go to
     // options_.ingest, which splits them by shard (docs/CLUSTER.md, "Serving").
     if (options_.ingest) return std::nullopt;
@@ -428,35 +442,25 @@ std::optional<HttpReply> Service::PickLedger(const RouteSpec& spec, Call& call) 
     if (call.billing == nullptr) return NotServedHere("shard 0");
     return std::nullopt;
   }
-  int shard = 0;
-  if (auto text = call.Param("shard")) {
-    uint64_t n = 0;
-    if (!ParseUint(*text, &n) || n >= static_cast<uint64_t>(ledgers_->shards())) {
-      return Error(
-          400, "invalid_argument",
-          "shard must be a whole number from 0 to " + std::to_string(ledgers_->shards() - 1));
-    }
-    shard = static_cast<int>(n);
+  std::optional<std::string> scoped_org;
+  if (call.principal) scoped_org = call.principal->org;
+  RequestLedger which = LedgerOfRequest(segments, call.query, scoped_org, ledgers_->shards());
+  switch (which.kind) {
+    case RequestLedger::Kind::kNone:
+      return std::nullopt;
+    case RequestLedger::Kind::kOrg:
+      call.billing = ledgers_->ForOrg(which.org);
+      if (call.billing == nullptr) return NotServedHere("organization " + which.org);
+      return std::nullopt;
+    case RequestLedger::Kind::kShard:
+      call.billing = ledgers_->ForShard(which.shard);
+      if (call.billing == nullptr) return NotServedHere("shard " + std::to_string(which.shard));
+      return std::nullopt;
+    case RequestLedger::Kind::kBadShard:
+      break;
   }
-  // An answer filtered to one org reads that org's shard whatever `shard`
-  // says: no other shard holds a record of it.
-  std::optional<std::string> org;
-  if (FiltersByOrg(spec)) {
-    if (call.principal && call.principal->org) {
-      org = call.principal->org;
-    } else if (auto param = call.Param("org");
-               param && !param->empty() && spec.name == "ledger_events") {
-      org = std::move(param);
-    }
-  }
-  if (org) {
-    call.billing = ledgers_->ForOrg(*org);
-    if (call.billing == nullptr) return NotServedHere("organization " + *org);
-    return std::nullopt;
-  }
-  call.billing = ledgers_->ForShard(shard);
-  if (call.billing == nullptr) return NotServedHere("shard " + std::to_string(shard));
-  return std::nullopt;
+  return Error(400, "invalid_argument",
+               "shard must be a whole number from 0 to " + std::to_string(ledgers_->shards() - 1));
 }
 
 namespace {

@@ -12,6 +12,7 @@
 
 #include <atomic>
 #include <list>
+#include <map>
 #include <memory>
 #include <mutex>
 #include <nlohmann/json.hpp>
@@ -74,6 +75,33 @@ struct ServiceOptions {
   std::function<void(int shard, ledger::Entry, Respond)> redrive;
 };
 
+// The ledger a request reads (docs/CLUSTER.md, "Serving"), by one rule that
+// both a cluster's front (which instance answers) and the Service (which
+// Billing answers) follow, so that they never disagree.
+struct RequestLedger {
+  enum class Kind {
+    // About no one ledger: probes, the page, metrics, webhooks, ingest
+    // (split by event), a malformed target (answered 400 where it arrives).
+    kNone,
+    kOrg,       // `org`'s, on whichever shard holds it
+    kShard,     // shard `shard`'s
+    kBadShard,  // `?shard=` names no shard: 400 wherever it arrives
+  };
+  Kind kind = Kind::kNone;
+  std::string org;  // kOrg only
+  int shard = 0;    // kShard only
+};
+
+// An org route (/v1/orgs/{org}/...) reads its org's ledger. A whole-ledger
+// route (/v1/ledger/...) filtered to one org reads that org's: `scoped_org`
+// (the caller's token's org scope, if any) on every such route but verify,
+// else a non-empty `?org=` on the events stream; otherwise `?shard=`'s (0 by
+// default, kBadShard unless 0 <= shard < `shards`). Everything else is kNone.
+// Pure: thread-safe.
+RequestLedger LedgerOfRequest(std::span<const std::string> segments,
+                              const std::map<std::string, std::string>& query,
+                              const std::optional<std::string>& scoped_org, int shards);
+
 class Service {
  public:
   // Serves the Billings `ledgers` picks; `ledgers` must outlive the Service.
@@ -88,9 +116,8 @@ class Service {
   // no-cors fetch cannot post); nullopt otherwise. Thread-safe.
   std::optional<HttpReply> CheckHeaders(const HttpRequest& head) const;
 
-  // The one org the request's token is scoped to, if any: a cluster's front
-  // sends a scoped token's whole-ledger request to that org's shard, as
-  // PickLedger answers it. Thread-safe.
+  // The one org the request's token is scoped to, if any: what a cluster's
+  // front passes to LedgerOfRequest, as PickLedger does. Thread-safe.
   std::optional<std::string> ScopedOrg(const HttpRequest& head) const;
 
   void set_ready(bool ready) { ready_ = ready; }
@@ -124,7 +151,9 @@ class Service {
   // Sets call.billing for a route that reads a ledger (org routes, the
   // whole-ledger routes, ingest); the refusal otherwise: 400 for a bad
   // `shard`, 503 with Retry-After when this instance does not serve it now.
-  std::optional<HttpReply> PickLedger(const RouteSpec& spec, Call& call) const;
+  // The rule is LedgerOfRequest's, on the target's `segments`.
+  std::optional<HttpReply> PickLedger(const RouteSpec& spec, std::span<const std::string> segments,
+                                      Call& call) const;
   // 401 without a valid token where the path needs one, 403 when the
   // matched route's access does not admit the token (or its org scope does
   // not hold the path's {org}); nullopt to go on. Sets *principal.

@@ -13,6 +13,8 @@
 #include <mutex>
 #include <optional>
 
+#include "http/bounded_read.h"
+
 namespace billing::webhooks {
 
 namespace {
@@ -105,7 +107,9 @@ AttemptResult Exchange(net::io_context& ioc, Canceller& canceller, Stream& strea
   parser.body_limit(kAnswerBytesMax);
   parser.header_limit(static_cast<uint32_t>(kAnswerBytesMax));
   done = false;
-  http::async_read(stream, buffer, parser, [&](error_code e, size_t) {
+  // Head first, so that the body_limit holds (http/bounded_read.h): a
+  // receiver's answer past kAnswerBytesMax is never read in full.
+  api::AsyncReadBounded(stream, buffer, parser, [&](error_code e, size_t) {
     ec = e;
     done = true;
   });

@@ -3,7 +3,8 @@
 // org by org, the answers of one ledgerd fed the same events; an instance
 // SIGKILLed mid-ingest loses and doubles nothing that was acknowledged, its
 // shards move to the others and every chain verifies; it joins again without
-// loss, and each shard it holds, rebuilt on its own, answers the same.
+// loss, and each shard it holds, rebuilt on its own, answers the same; and a
+// client's own Ledger-Forwarded header is refused, never followed.
 #include <gtest/gtest.h>
 #include <signal.h>
 
@@ -46,6 +47,9 @@ constexpr auto kSessionTimeout = 6000ms;
 // How long one HTTP body may keep answering 503 while shards move.
 constexpr auto kPostTimeout = 120s;
 constexpr size_t kLinesPerBody = 150;
+// api::kForwardedHeader (http/http_server.h): what marks a request one
+// instance forwarded to another.
+constexpr const char* kForwardedHeader = "Ledger-Forwarded";
 
 // `ledgerctl kafka-mock` with the cluster's topics created up front (the mock
 // cannot create topics on request, and would make the shards topic with its
@@ -323,6 +327,60 @@ TEST(ClusterLedgerd, ClusterFlagsAreCheckedBeforeAnythingStarts) {
     argv.insert(argv.end(), args.begin(), args.end());
     EXPECT_EQ(testing::RunToExit(argv, {.stderr_file = tmp.sub("err")}).code, 2) << args.back();
   }
+}
+
+// Ledger-Forwarded marks a request one instance forwarded to another, which
+// answers it or refuses it and never forwards it again (loop protection). A
+// client that sends the header itself, for an org served elsewhere, is
+// therefore refused with 503 and Retry-After, by design; without the header
+// the same request is forwarded to the org's owner and answered.
+TEST(ClusterLedgerd, AClientsOwnForwardedHeaderIsRefusedNotForwarded) {
+  MockProcess mock;
+  ASSERT_FALSE(mock.bootstrap.empty());
+  TempDir tmp;
+  auto a = StartInstance("a", tmp.sub("a"), mock.bootstrap);
+  auto b = StartInstance("b", tmp.sub("b"), mock.bootstrap);
+  ASSERT_TRUE(a->started() && b->started());
+  ASSERT_TRUE(WaitUntil(
+      [&] {
+        std::set<std::string> owners;
+        for (const Json& s : ClusterOf(*a).value("shards", Json::array())) {
+          if (s["owner"].is_string()) owners.insert(s["owner"].get<std::string>());
+        }
+        return AllServedBy(*a, {"a", "b"}) && owners.size() == 2;
+      },
+      kMoveTimeout))
+      << ClusterOf(*a).dump();
+
+  const std::vector<std::string> lines = ops::GenerateLines(
+      {.seed = 3, .orgs = 12, .months = 1, .usage_events = 200, .start_month = "2026-01"});
+  std::set<std::string> orgs;
+  for (const std::string& line : lines) {
+    if (std::string org = OrgOf(line); org.rfind("org-", 0) == 0) orgs.insert(org);
+  }
+  for (const std::string& body : Bodies(lines)) {
+    ASSERT_TRUE(PostUntilAcknowledged({b.get()}, 0, body));
+  }
+
+  // An org b serves: b answers a request marked forwarded for it itself.
+  std::string elsewhere;
+  for (const std::string& org : orgs) {
+    if (b->Get("/v1/orgs/" + org, {{kForwardedHeader, "1"}}).status == 200) elsewhere = org;
+  }
+  ASSERT_FALSE(elsewhere.empty()) << "b serves none of the generated orgs";
+  const std::string target = "/v1/orgs/" + elsewhere;
+  HttpResponse refused = a->Get(target, {{kForwardedHeader, "1"}});
+  EXPECT_EQ(refused.status, 503) << refused.body;
+  EXPECT_EQ(refused.headers["Retry-After"], "1");
+  EXPECT_EQ(Json::parse(refused.body, nullptr, false)["error"]["code"], "unavailable");
+
+  HttpResponse owner = b->Get(target);
+  ASSERT_EQ(owner.status, 200) << owner.body;
+  HttpResponse forwarded = a->Get(target);
+  EXPECT_EQ(forwarded.status, 200) << forwarded.body;
+  EXPECT_EQ(forwarded.body, owner.body);
+  EXPECT_EQ(a->Stop(), 0) << "a clean stop";
+  EXPECT_EQ(b->Stop(), 0) << "a clean stop";
 }
 
 // Seeded rounds: each seed makes another history and kills at another point;

@@ -2,7 +2,8 @@
 // org in each), in-process through Service::Handle: org routes read their
 // org's Billing, `?shard=N` picks the whole-ledger routes' Billing, a shard
 // this instance does not serve now is 503 with Retry-After, and an answer
-// cached from one Billing is never served from another.
+// cached from one Billing is never served from another; and LedgerOfRequest,
+// the rule a cluster's front shares, picks the same ledger for each target.
 #include "service/ledgers.h"
 
 #include <gtest/gtest.h>
@@ -16,6 +17,7 @@
 #include <string>
 #include <vector>
 
+#include "http/target.h"
 #include "ledger/prepare.h"
 #include "metrics/metrics.h"
 #include "projections/billing.h"
@@ -266,6 +268,39 @@ TEST_F(ServiceOverLedgers, CachedOrgAnswerIsNotServedFromAnotherBilling) {
   shard.Reopen(*reopened);
   EXPECT_EQ(name(), "Acme Reopened");
   service.StopHeavyWork();
+}
+
+// The rule the front and PickLedger share (service.h, LedgerOfRequest).
+RequestLedger Which(std::string_view target, std::optional<std::string> scoped = std::nullopt) {
+  auto parsed = ParseTarget(target);
+  EXPECT_TRUE(parsed.ok()) << target;
+  return LedgerOfRequest(parsed->segments, parsed->query, scoped, /*shards=*/4);
+}
+
+TEST(LedgerOfRequest, OrgsPathsScopesAndShardsPickOneLedger) {
+  using K = RequestLedger::Kind;
+  EXPECT_EQ(Which("/v1/orgs/acme/dashboard").org, "acme");
+  EXPECT_EQ(Which("/v1/orgs/acme", "beta").org, "acme") << "the path's org, not the scope's";
+  EXPECT_EQ(Which("/v1/ledger/events?shard=3").shard, 3);
+  EXPECT_EQ(Which("/v1/ledger/events?shard=3").kind, K::kShard);
+  EXPECT_EQ(Which("/v1/ledger/rejected").kind, K::kShard);
+  EXPECT_EQ(Which("/v1/ledger/rejected").shard, 0);
+  // A scoped token reads its org's ledger on every whole-ledger route but verify.
+  EXPECT_EQ(Which("/v1/ledger/rejected?shard=3", "acme").org, "acme");
+  EXPECT_EQ(Which("/v1/ledger/verify?shard=2", "acme").shard, 2);
+  EXPECT_EQ(Which("/v1/ledger/events?org=beta&shard=1").org, "beta");
+  EXPECT_EQ(Which("/v1/ledger/events?org=beta", "acme").org, "acme");
+  // Only the stream filters by `?org=`, and an empty one filters nothing.
+  EXPECT_EQ(Which("/v1/ledger/rejected?org=beta").kind, K::kShard);
+  EXPECT_EQ(Which("/v1/ledger/events?org=&shard=2").kind, K::kShard);
+  EXPECT_EQ(Which("/v1/ledger/events?org=&shard=2").shard, 2);
+  for (const char* bad : {"4", "-1", "", "x", "1e0", "99999999999999999999"}) {
+    EXPECT_EQ(Which(std::string("/v1/ledger/verify?shard=") + bad).kind, K::kBadShard) << bad;
+  }
+  for (const char* none :
+       {"/", "/healthz", "/v1/events", "/v1/orgs", "/v1/cluster", "/v1/webhooks/deliveries"}) {
+    EXPECT_EQ(Which(none, "acme").kind, K::kNone) << none;
+  }
 }
 
 }  // namespace

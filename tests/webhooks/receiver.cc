@@ -25,6 +25,7 @@ struct Receiver::Impl {
   std::atomic<Mode> mode;
   mutable std::mutex mu;
   std::vector<Request> received;  // guarded by mu
+  TooLargeAnswers too_large;      // guarded by mu
 
   struct Session : std::enable_shared_from_this<Session> {
     Session(tcp::socket socket, Impl* owner) : stream(std::move(socket)), impl(owner) {}
@@ -56,16 +57,23 @@ struct Receiver::Impl {
         impl->held.push_back(shared_from_this());
         return;
       }
+      const bool ok = mode == Mode::kAnswer200 || mode == Mode::kAnswer200TooLarge;
       response.version(11);
-      response.result(mode == Mode::kAnswer200 ? http::status::ok
-                                               : http::status::internal_server_error);
+      response.result(ok ? http::status::ok : http::status::internal_server_error);
       response.keep_alive(false);
-      response.body() = mode == Mode::kAnswer200 ? "" : "receiver says no";
+      response.body() = mode == Mode::kAnswer200TooLarge ? std::string(kTooLargeAnswerBytes, 'x')
+                        : ok                             ? ""
+                                                         : "receiver says no";
       response.prepare_payload();
-      http::async_write(stream, response, [self = shared_from_this()](beast::error_code, size_t) {
-        beast::error_code ignored;
-        self->stream.socket().shutdown(tcp::socket::shutdown_both, ignored);
-      });
+      http::async_write(stream, response,
+                        [self = shared_from_this(), mode](beast::error_code ec, size_t) {
+                          if (mode == Mode::kAnswer200TooLarge) {
+                            std::lock_guard<std::mutex> lock(self->impl->mu);
+                            (ec ? self->impl->too_large.cut : self->impl->too_large.whole)++;
+                          }
+                          beast::error_code ignored;
+                          self->stream.socket().shutdown(tcp::socket::shutdown_both, ignored);
+                        });
     }
   };
   // Unanswered sessions (io thread only; destroyed before the io_context).
@@ -104,6 +112,11 @@ void Receiver::set_mode(Mode mode) { impl_->mode = mode; }
 std::vector<Receiver::Request> Receiver::Received() const {
   std::lock_guard<std::mutex> lock(impl_->mu);
   return impl_->received;
+}
+
+Receiver::TooLargeAnswers Receiver::TooLarge() const {
+  std::lock_guard<std::mutex> lock(impl_->mu);
+  return impl_->too_large;
 }
 
 uint16_t ClosedPort() {

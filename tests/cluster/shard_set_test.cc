@@ -1,0 +1,98 @@
+// ShardSet against librdkafka's mock broker in this process: ingest holds at
+// most ShardSetOptions::pending_events_max events waiting for their outcome,
+// and answers kUnavailable (the front's 503 with Retry-After) past it.
+#include "cluster/shard_set.h"
+
+#include <gtest/gtest.h>
+
+#include <chrono>
+#include <future>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "kafka/embedded_kafka.h"
+#include "metrics/metrics.h"
+#include "tests/testing/temp_dir.h"
+
+namespace billing::cluster {
+namespace {
+
+using namespace std::chrono_literals;
+
+constexpr int kShards = 2;
+constexpr const char* kShardsTopic = "G.shards";
+// A limit a test reaches with a handful of events (the default is 200 000).
+constexpr size_t kPendingEventsMax = 3;
+// Long enough that nothing this test queues expires while it runs: only the
+// limit may refuse (nothing applies the events; they wait until Stop).
+constexpr int kIngestWaitMs = 600000;
+// How long a refused ingest may take to be answered (at once, in fact).
+constexpr auto kAnswerTimeout = 30s;
+
+std::vector<IngestEvent> Events(size_t n) {
+  return std::vector<IngestEvent>(n, IngestEvent{R"({"org_id":"acme"})", "acme"});
+}
+
+// One ingest's answer, whenever it comes.
+struct Answer {
+  std::shared_ptr<std::promise<Result<std::vector<ledger::Outcome>>>> promise =
+      std::make_shared<std::promise<Result<std::vector<ledger::Outcome>>>>();
+  std::future<Result<std::vector<ledger::Outcome>>> future = promise->get_future();
+  IngestDone Done() const {
+    return [promise = promise](Result<std::vector<ledger::Outcome>> r) {
+      promise->set_value(std::move(r));
+    };
+  }
+  bool Answered() { return future.wait_for(0s) == std::future_status::ready; }
+};
+
+TEST(ShardSet, IngestPastThePendingEventsLimitIsUnavailable) {
+  auto kafka = api::EmbeddedKafka::Start({.topics = {kShardsTopic}, .partitions = kShards});
+  ASSERT_TRUE(kafka.ok()) << kafka.status().ToString();
+  testing::TempDir dir;
+  api::Metrics metrics;
+  ShardSetOptions options;
+  options.data_dir = dir.sub("data");
+  options.shards = kShards;
+  options.brokers = (*kafka)->bootstrap();
+  options.shards_topic = kShardsTopic;
+  options.instance_id = "a";
+  options.ingest_wait_ms = kIngestWaitMs;
+  options.pending_events_max = kPendingEventsMax;
+  auto set = ShardSet::Create(options, metrics);
+  ASSERT_TRUE(set.ok()) << set.status().ToString();
+  for (int shard = 0; shard < kShards; shard++) {
+    ASSERT_TRUE((*set)->Acquire(shard).ok());
+    (*set)->CaughtUp(shard);
+  }
+
+  // Up to the limit, over every shard, the events wait for their outcome.
+  Answer two, one_more;
+  (*set)->Ingest(0, Events(2), "", two.Done());
+  (*set)->Ingest(1, Events(1), "", one_more.Done());
+  EXPECT_FALSE(two.Answered());
+  EXPECT_FALSE(one_more.Answered());
+
+  // Past it, on any shard, the next ingest is refused at once, whole.
+  for (int shard = 0; shard < kShards; shard++) {
+    Answer refused;
+    (*set)->Ingest(shard, Events(1), "", refused.Done());
+    ASSERT_EQ(refused.future.wait_for(kAnswerTimeout), std::future_status::ready);
+    Result<std::vector<ledger::Outcome>> r = refused.future.get();
+    ASSERT_FALSE(r.ok());
+    EXPECT_EQ(r.status().code(), Code::kUnavailable) << r.status().ToString();
+    EXPECT_NE(r.status().message().find("too many events wait"), std::string::npos)
+        << r.status().ToString();
+  }
+
+  // The waiting ones are answered (kUnavailable) when the set stops.
+  (*set)->Stop();
+  for (Answer* waiting : {&two, &one_more}) {
+    ASSERT_EQ(waiting->future.wait_for(kAnswerTimeout), std::future_status::ready);
+    EXPECT_EQ(waiting->future.get().status().code(), Code::kUnavailable);
+  }
+}
+
+}  // namespace
+}  // namespace billing::cluster
