@@ -31,7 +31,7 @@ constexpr int kIngestWaitMs = 600000;
 constexpr auto kAnswerTimeout = 30s;
 
 std::vector<IngestEvent> Events(size_t n) {
-  return std::vector<IngestEvent>(n, IngestEvent{R"({"org_id":"acme"})", "acme"});
+  return std::vector<IngestEvent>(n, IngestEvent{R"({"org_id":"acme"})", "acme", std::nullopt});
 }
 
 // One ingest's answer, whenever it comes.
