@@ -277,7 +277,9 @@ void Front::Redrive(int shard, ledger::Entry entry, api::Respond respond) {
   // The shard's consumer judges the stored rejection itself (its bytes and
   // source); the message carries the bytes only for a rejection gone by then.
   std::vector<IngestEvent> events;
-  events.push_back(IngestEvent{std::move(entry.raw), std::move(entry.org_id), entry.redrive_of});
+  events.push_back(IngestEvent{
+      std::move(entry.raw), std::move(entry.org_id),
+      IngestEvent::Redrive{entry.redrive_of.value_or(0), entry.source.SerializeAsString()}});
   IngestPart(join, shard, {0}, std::move(events), entry.source.principal());
 }
 

@@ -289,6 +289,7 @@ void Router::Impl::Forward(const rd_kafka_message_t* m) {
   rd_kafka_header_remove(headers, api::kIngestTokenHeader);
   rd_kafka_header_remove(headers, api::kIngestPrincipalHeader);
   rd_kafka_header_remove(headers, api::kRedriveHeader);
+  rd_kafka_header_remove(headers, api::kRedriveSourceHeader);
   rd_kafka_header_add(headers, kOriginHeader, -1, origin.data(),
                       static_cast<ssize_t>(origin.size()));
 

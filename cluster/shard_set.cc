@@ -31,6 +31,9 @@ constexpr int kSweepIntervalMs = 20;
 constexpr const char* kProduceMessageTimeoutMs = "30000";
 // Messages still queued at shutdown get this long to be delivered.
 constexpr int kProducerFlushMs = 5000;
+// A standby batch the owner waits for is one ledger write; one still not
+// landed after this long is worth a log line (storage trouble).
+constexpr int kStandbyWaitLogMs = 10000;
 
 void Log(const std::string& line) { std::fprintf(stderr, "ledgerd: cluster: %s\n", line.c_str()); }
 
@@ -167,13 +170,24 @@ class ShardSet::Impl::StandbyHost final : public api::ShardHost {
                         "shard " + std::to_string(shard) + " is owned here now; its standby stops");
       return done(std::move(r));
     }
-    billing.SubmitAsync(std::move(request),
-                        [this, shard, done = std::move(done)](ledger::AppendResult r) {
-                          done(std::move(r));
-                          std::lock_guard<std::mutex> lock(set_.standby_mu);
-                          set_.slots[shard].standby_inflight--;
-                          set_.standby_cv.notify_all();
-                        });
+    // The count comes down however the batch ends (the owner's Acquire
+    // waits on it), before `done`, which may throw.
+    auto landed = [this, shard] {
+      std::lock_guard<std::mutex> lock(set_.standby_mu);
+      set_.slots[shard].standby_inflight--;
+      set_.standby_cv.notify_all();
+    };
+    try {
+      billing.SubmitAsync(std::move(request), [landed, done](ledger::AppendResult r) {
+        landed();
+        done(std::move(r));
+      });
+    } catch (const std::exception& e) {
+      landed();
+      ledger::AppendResult failed;
+      failed.status = Status(Code::kUnavailable, std::string("standby batch: ") + e.what());
+      done(std::move(failed));
+    }
   }
 
  private:
@@ -381,7 +395,10 @@ Result<projections::Billing*> ShardSet::Acquire(int shard) {
     std::unique_lock<std::mutex> lock(impl_->standby_mu);
     slot.owner_held = true;
     slot.standby = false;
-    impl_->standby_cv.wait(lock, [&slot] { return slot.standby_inflight == 0; });
+    while (!impl_->standby_cv.wait_for(lock, std::chrono::milliseconds(kStandbyWaitLogMs),
+                                       [&slot] { return slot.standby_inflight == 0; })) {
+      Log("shard " + std::to_string(shard) + ": still waiting for its standby batch to land");
+    }
   }
   slot.owned = true;
   return billing;
@@ -482,10 +499,12 @@ void ShardSet::Ingest(int shard, std::vector<IngestEvent> events, const std::str
                         static_cast<ssize_t>(tokens[i].size()));
     rd_kafka_header_add(headers, api::kIngestPrincipalHeader, -1, principal.data(),
                         static_cast<ssize_t>(principal.size()));
-    if (e.redrive_of) {
-      const std::string id = std::to_string(*e.redrive_of);
+    if (e.redrive) {
+      const std::string id = std::to_string(e.redrive->id);
       rd_kafka_header_add(headers, api::kRedriveHeader, -1, id.data(),
                           static_cast<ssize_t>(id.size()));
+      rd_kafka_header_add(headers, api::kRedriveSourceHeader, -1, e.redrive->source.data(),
+                          static_cast<ssize_t>(e.redrive->source.size()));
     }
     auto* opaque = new std::string(tokens[i]);
     rd_kafka_resp_err_t err = rd_kafka_producev(

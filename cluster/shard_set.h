@@ -80,8 +80,13 @@ struct ShardStatus {
 struct IngestEvent {
   std::string raw;
   std::string org_id;
-  // A re-drive of this rejection of the shard (api::kRedriveHeader).
-  std::optional<uint64_t> redrive_of;
+  // A re-drive of this rejection of the shard (api::kRedriveHeader), with
+  // the rejection's source serialized (api::kRedriveSourceHeader).
+  struct Redrive {
+    uint64_t id = 0;
+    std::string source;
+  };
+  std::optional<Redrive> redrive;
 };
 using IngestDone = std::function<void(Result<std::vector<ledger::Outcome>>)>;
 

@@ -168,6 +168,11 @@ struct KafkaConsumer::Impl {
   void MirrorToDlq(const ledger::AppendResult& result);
   void LogError(rd_kafka_resp_err_t err, const std::string& what);
   bool WaitUnlessStopping(int ms);
+  // "ledger_kafka_NAME", or "ledger_standby_NAME" for a standby reader: a
+  // warm copy's troubles are not ingest's.
+  std::string MetricName(std::string_view name) const {
+    return std::string(options.standby ? "ledger_standby_" : "ledger_kafka_") + std::string(name);
+  }
 
   static void OnRebalance(rd_kafka_t* rk, rd_kafka_resp_err_t err,
                           rd_kafka_topic_partition_list_t* parts, void* opaque);
@@ -220,6 +225,7 @@ struct KafkaConsumer::Impl {
   Clock::time_point next_commit;
   Clock::time_point next_lag_refresh;
   Clock::time_point next_standby_refresh;
+  bool restandby_now = false;  // a copy was taken meanwhile: assign again
   std::map<int, Clock::time_point> last_error_log;
 
   // The append's completion, handed over from the ledger's writer thread.
@@ -328,7 +334,7 @@ void KafkaConsumer::Impl::Turn() {
     return;
   }
   Clock::time_point now = Clock::now();
-  if (options.standby && now >= next_standby_refresh) {
+  if (options.standby && (now >= next_standby_refresh || restandby_now)) {
     Restandby();
     next_standby_refresh = now + std::chrono::milliseconds(kStandbyRefreshMs);
     if (rewind) return;
@@ -372,7 +378,7 @@ void KafkaConsumer::Impl::Take(const rd_kafka_message_t* m) {
   if (m->err != RD_KAFKA_RESP_ERR_NO_ERROR) {
     if (m->err != RD_KAFKA_RESP_ERR__PARTITION_EOF) {
       LogError(m->err, rd_kafka_message_errstr(m));
-      metrics.Count("ledger_kafka_errors_total", "");
+      metrics.Count(MetricName("errors_total"), "");
     }
     return;
   }
@@ -385,7 +391,7 @@ void KafkaConsumer::Impl::Take(const rd_kafka_message_t* m) {
     LogError(RD_KAFKA_RESP_ERR_OFFSET_OUT_OF_RANGE,
              "partition " + std::to_string(partition) + ": expected offset " +
                  std::to_string(it->second) + ", the broker sent " + std::to_string(m->offset));
-    metrics.Count("ledger_kafka_offset_jumps_total", PartitionLabel(partition));
+    metrics.Count(MetricName("offset_jumps_total"), PartitionLabel(partition));
     if (host != nullptr && m->offset > it->second) {
       BreakShard(partition, "the broker skipped from offset " + std::to_string(it->second) +
                                 " to " + std::to_string(m->offset));
@@ -459,8 +465,21 @@ Result<std::optional<ledger::Entry>> KafkaConsumer::Impl::RedriveOf(const rd_kaf
   if (!Drain()) return std::optional<ledger::Entry>();  // rewind is set
   auto rec = BillingOf(m->partition).ledger().GetRejected(id);
   if (!rec.ok()) return rec.status();
-  if (!rec->has_value() || (*rec)->raw_truncated()) return std::optional<ledger::Entry>();
-  ledger::Entry entry = ledger::PrepareEntry((*rec)->raw(), (*rec)->source());
+  if (rec->has_value() && !(*rec)->raw_truncated()) {
+    ledger::Entry entry = ledger::PrepareEntry((*rec)->raw(), (*rec)->source());
+    entry.redrive_of = id;
+    return std::optional<ledger::Entry>(std::move(entry));
+  }
+  // Gone (an earlier re-drive of it was accepted: two retries raced): the
+  // stored bytes the message carries are judged with their original source,
+  // as one ledgerd judges the second of two racing retries (a duplicate).
+  ledger::Source original;
+  if (!original.ParseFromString(HeaderOf(m, kRedriveSourceHeader))) {
+    return std::optional<ledger::Entry>();  // judged as a repost of its bytes
+  }
+  std::string raw;
+  if (m->payload != nullptr) raw.assign(static_cast<const char*>(m->payload), m->len);
+  ledger::Entry entry = ledger::PrepareEntry(std::move(raw), original);
   entry.redrive_of = id;
   return std::optional<ledger::Entry>(std::move(entry));
 }
@@ -529,15 +548,16 @@ void KafkaConsumer::Impl::Complete() {
   }
   inflight = false;
   if (!r.status.ok() && options.standby && r.status.code() == Code::kConflict) {
-    // The shard became this instance's own while the batch was read: the
-    // owner's consumer writes it now, and the next refresh drops it here.
+    // The owner's consumer took the copy since it was acquired here (it
+    // may even have given it back): the assignment is made again at once,
+    // from the stored offsets, without the failure backoff.
     Log("standby: %s", r.status.message().c_str());
-    rewind = true;
+    restandby_now = true;
     return;
   }
   if (!r.status.ok()) {
     append_failures++;
-    metrics.Count("ledger_kafka_append_failures_total", "");
+    metrics.Count(MetricName("append_failures_total"), "");
     Log("append failed, nothing of the batch was written; reading again from the stored offsets: "
         "%s",
         r.status.ToString().c_str());
@@ -554,7 +574,7 @@ void KafkaConsumer::Impl::Complete() {
 
 void KafkaConsumer::Impl::BreakShard(int32_t partition, const std::string& why) {
   Log("shard %d cannot be served, its partition is paused: %s", partition, why.c_str());
-  metrics.Count("ledger_kafka_broken_shards_total", PartitionLabel(partition));
+  metrics.Count(MetricName("broken_shards_total"), PartitionLabel(partition));
   host->Release(partition);
   PartitionList list(1);
   rd_kafka_topic_partition_list_add(list.list, options.topic.c_str(), partition);
@@ -831,14 +851,18 @@ void KafkaConsumer::Impl::AcquireShards(rd_kafka_topic_partition_list_t* parts) 
 
 void KafkaConsumer::Impl::Restandby() {
   std::vector<int32_t> wanted = host->StandbyShards();
-  if (wanted == assigned) return;
+  if (wanted == assigned && !restandby_now) return;
+  restandby_now = false;
   // What is in hand is dropped: every partition is read again from its
   // stored offset by the new assignment, so nothing is lost.
   AwaitInflight();
   if (rewind) return;  // the failed batch is read again first
   batch = Batch{};
   for (int32_t partition : assigned) {
-    if (!std::binary_search(wanted.begin(), wanted.end(), partition)) host->Release(partition);
+    if (std::binary_search(wanted.begin(), wanted.end(), partition)) continue;
+    host->Release(partition);
+    // Gauges cannot be removed: a copy not kept here is nothing to wait for.
+    metrics.Set(MetricName("lag"), PartitionLabel(partition), 0);
   }
   shard_billing.clear();
   restore_until.clear();
@@ -947,8 +971,7 @@ void KafkaConsumer::Impl::UpdateLag(const std::vector<int32_t>& partitions) {
     }
     auto it = stored.find(partition);
     int64_t next = it != stored.end() ? it->second : std::max<int64_t>(low, 0);
-    metrics.Set(options.standby ? "ledger_standby_lag" : "ledger_kafka_lag",
-                PartitionLabel(partition), std::max<int64_t>(0, high - next));
+    metrics.Set(MetricName("lag"), PartitionLabel(partition), std::max<int64_t>(0, high - next));
   }
 }
 

@@ -110,6 +110,9 @@ inline constexpr const char* kIngestPrincipalHeader = "ledger-principal";
 // it up once everything before it in the partition is applied, so every copy
 // of the shard finds the same record and judges its stored bytes again.
 inline constexpr const char* kRedriveHeader = "ledger-redrive";
+// With it, the rejection's original source (a serialized ledger::Source):
+// what the stored bytes are judged with should the rejection be gone by then.
+inline constexpr const char* kRedriveSourceHeader = "ledger-redrive-source";
 
 // Where the consumer sends a batch: Billing::SubmitAsync unless replaced.
 using SubmitFn =

@@ -268,13 +268,14 @@ TEST(Router, StripsTheHeadersOnlyTheClusterMaySet) {
   Cluster c;
   TestProducer producer(c.kafka->bootstrap());
   const std::string value = Usage(Org(0), 0, "1.5");
-  const std::string token = "a/x/1", principal = "admin", redrive = "1";
+  const std::string token = "a/x/1", principal = "admin", redrive = "1", source = "x";
   ASSERT_EQ(rd_kafka_producev(producer.handle(), RD_KAFKA_V_TOPIC("billing.events"),
                               RD_KAFKA_V_KEY(Org(0).data(), Org(0).size()),
                               RD_KAFKA_V_VALUE(const_cast<char*>(value.data()), value.size()),
                               RD_KAFKA_V_HEADER(api::kIngestTokenHeader, token.data(), -1),
                               RD_KAFKA_V_HEADER(api::kIngestPrincipalHeader, principal.data(), -1),
                               RD_KAFKA_V_HEADER(api::kRedriveHeader, redrive.data(), -1),
+                              RD_KAFKA_V_HEADER(api::kRedriveSourceHeader, source.data(), -1),
                               RD_KAFKA_V_HEADER("trace-id", "t", -1),
                               RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_END),
             RD_KAFKA_RESP_ERR_NO_ERROR);
@@ -286,8 +287,8 @@ TEST(Router, StripsTheHeadersOnlyTheClusterMaySet) {
   ASSERT_EQ(records.size(), 1u);
   EXPECT_EQ(records[0].value, value);
   EXPECT_EQ(records[0].headers["trace-id"], "t") << "other headers are kept";
-  for (const char* name :
-       {api::kIngestTokenHeader, api::kIngestPrincipalHeader, api::kRedriveHeader}) {
+  for (const char* name : {api::kIngestTokenHeader, api::kIngestPrincipalHeader,
+                           api::kRedriveHeader, api::kRedriveSourceHeader}) {
     EXPECT_EQ(records[0].headers.count(name), 0u) << name;
   }
   router->Stop();

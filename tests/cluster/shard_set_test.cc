@@ -1,6 +1,7 @@
 // ShardSet against librdkafka's mock broker in this process: ingest holds at
 // most ShardSetOptions::pending_events_max events waiting for their outcome,
-// and answers kUnavailable (the front's 503 with Retry-After) past it.
+// and answers kUnavailable (the front's 503 with Retry-After) past it; a
+// shard's copy has one writer at a time, owner or standby.
 #include "cluster/shard_set.h"
 
 #include <gtest/gtest.h>
@@ -92,6 +93,61 @@ TEST(ShardSet, IngestPastThePendingEventsLimitIsUnavailable) {
     ASSERT_EQ(waiting->future.wait_for(kAnswerTimeout), std::future_status::ready);
     EXPECT_EQ(waiting->future.get().status().code(), Code::kUnavailable);
   }
+}
+
+// A batch through `host` (the standby's), empty but carrying the shard's
+// next offset, as the standby reader sends one; its status.
+Status SubmitThrough(api::ShardHost& host, int shard, projections::Billing& billing) {
+  std::promise<Status> landed;
+  ledger::AppendRequest request;
+  request.offsets.push_back(ledger::KafkaOffset{kShardsTopic, shard, 1});
+  host.Submit(shard, billing, std::move(request),
+              [&landed](ledger::AppendResult r) { landed.set_value(r.status); });
+  return landed.get_future().get();
+}
+
+// One writer per copy: the standby reader writes a shard's copy only while
+// this instance's owner consumer does not hold it, from the owner's Acquire
+// until its Detached (after its last batch), and then takes it back.
+TEST(ShardSet, AStandbyCopyYieldsToTheOwnerAndIsTakenBackAfterIt) {
+  auto kafka = api::EmbeddedKafka::Start({.topics = {kShardsTopic}, .partitions = kShards});
+  ASSERT_TRUE(kafka.ok()) << kafka.status().ToString();
+  testing::TempDir dir;
+  api::Metrics metrics;
+  ShardSetOptions options;
+  options.data_dir = dir.sub("data");
+  options.shards = kShards;
+  options.brokers = (*kafka)->bootstrap();
+  options.shards_topic = kShardsTopic;
+  options.instance_id = "a";
+  auto set = ShardSet::Create(options, metrics);
+  ASSERT_TRUE(set.ok()) << set.status().ToString();
+  api::ShardHost& standby = (*set)->standby_host();
+  (*set)->SetStandby({1, 0, 7, 1});  // unsorted, repeated, beyond the count
+  EXPECT_EQ(standby.StandbyShards(), (std::vector<int32_t>{0, 1}));
+
+  auto copy = standby.Acquire(0);
+  ASSERT_TRUE(copy.ok()) << copy.status().ToString();
+  EXPECT_TRUE(SubmitThrough(standby, 0, **copy).ok());
+  EXPECT_TRUE((*set)->Describe()[0].standby);
+
+  // The owner's consumer takes the copy: the standby's batches are refused
+  // and it may not take the copy again while the owner holds it.
+  ASSERT_TRUE((*set)->Acquire(0).ok());
+  EXPECT_EQ(SubmitThrough(standby, 0, **copy).code(), Code::kConflict);
+  EXPECT_EQ(standby.Acquire(0).status().code(), Code::kConflict);
+  EXPECT_EQ(standby.StandbyShards(), (std::vector<int32_t>{1}));
+  EXPECT_FALSE((*set)->Describe()[0].standby);
+
+  // Revoked, the owner stops serving first and lets go after its last
+  // batch: only then is the copy the standby's again.
+  (*set)->Release(0);
+  EXPECT_EQ(standby.StandbyShards(), (std::vector<int32_t>{1}));
+  (*set)->Detached(0);
+  EXPECT_EQ(standby.StandbyShards(), (std::vector<int32_t>{0, 1}));
+  ASSERT_TRUE(standby.Acquire(0).ok());
+  EXPECT_TRUE(SubmitThrough(standby, 0, **copy).ok());
+  (*set)->Stop();
 }
 
 }  // namespace
