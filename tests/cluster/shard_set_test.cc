@@ -48,21 +48,35 @@ struct Answer {
   bool Answered() { return future.wait_for(0s) == std::future_status::ready; }
 };
 
-TEST(ShardSet, IngestPastThePendingEventsLimitIsUnavailable) {
-  auto kafka = api::EmbeddedKafka::Start({.topics = {kShardsTopic}, .partitions = kShards});
-  ASSERT_TRUE(kafka.ok()) << kafka.status().ToString();
+// The mock broker, a directory and a set of kShards on them.
+struct Fixture {
+  explicit Fixture(size_t pending_events_max = kIngestPendingEventsMax) {
+    auto started = api::EmbeddedKafka::Start({.topics = {kShardsTopic}, .partitions = kShards});
+    EXPECT_TRUE(started.ok()) << started.status().ToString();
+    if (!started.ok()) return;
+    kafka = std::move(started).value();
+    ShardSetOptions options;
+    options.data_dir = dir.sub("data");
+    options.shards = kShards;
+    options.brokers = kafka->bootstrap();
+    options.shards_topic = kShardsTopic;
+    options.instance_id = "a";
+    options.ingest_wait_ms = kIngestWaitMs;
+    options.pending_events_max = pending_events_max;
+    auto created = ShardSet::Create(options, metrics);
+    EXPECT_TRUE(created.ok()) << created.status().ToString();
+    if (created.ok()) set = std::move(created).value();
+  }
+  std::unique_ptr<api::EmbeddedKafka> kafka;
   testing::TempDir dir;
   api::Metrics metrics;
-  ShardSetOptions options;
-  options.data_dir = dir.sub("data");
-  options.shards = kShards;
-  options.brokers = (*kafka)->bootstrap();
-  options.shards_topic = kShardsTopic;
-  options.instance_id = "a";
-  options.ingest_wait_ms = kIngestWaitMs;
-  options.pending_events_max = kPendingEventsMax;
-  auto set = ShardSet::Create(options, metrics);
-  ASSERT_TRUE(set.ok()) << set.status().ToString();
+  std::unique_ptr<ShardSet> set;
+};
+
+TEST(ShardSet, IngestPastThePendingEventsLimitIsUnavailable) {
+  Fixture f(kPendingEventsMax);
+  ASSERT_NE(f.set, nullptr);
+  std::unique_ptr<ShardSet>* set = &f.set;
   for (int shard = 0; shard < kShards; shard++) {
     ASSERT_TRUE((*set)->Acquire(shard).ok());
     (*set)->CaughtUp(shard);
@@ -110,18 +124,9 @@ Status SubmitThrough(api::ShardHost& host, int shard, projections::Billing& bill
 // this instance's owner consumer does not hold it, from the owner's Acquire
 // until its Detached (after its last batch), and then takes it back.
 TEST(ShardSet, AStandbyCopyYieldsToTheOwnerAndIsTakenBackAfterIt) {
-  auto kafka = api::EmbeddedKafka::Start({.topics = {kShardsTopic}, .partitions = kShards});
-  ASSERT_TRUE(kafka.ok()) << kafka.status().ToString();
-  testing::TempDir dir;
-  api::Metrics metrics;
-  ShardSetOptions options;
-  options.data_dir = dir.sub("data");
-  options.shards = kShards;
-  options.brokers = (*kafka)->bootstrap();
-  options.shards_topic = kShardsTopic;
-  options.instance_id = "a";
-  auto set = ShardSet::Create(options, metrics);
-  ASSERT_TRUE(set.ok()) << set.status().ToString();
+  Fixture f;
+  ASSERT_NE(f.set, nullptr);
+  std::unique_ptr<ShardSet>* set = &f.set;
   api::ShardHost& standby = (*set)->standby_host();
   (*set)->SetStandby({1, 0, 7, 1});  // unsorted, repeated, beyond the count
   EXPECT_EQ(standby.StandbyShards(), (std::vector<int32_t>{0, 1}));
