@@ -6,7 +6,6 @@
 #include <atomic>
 #include <chrono>
 #include <condition_variable>
-#include <cstdarg>
 #include <cstdio>
 #include <exception>
 #include <map>
@@ -41,18 +40,8 @@ constexpr int kTombstoneFlushMs = 5000;
 constexpr int kRecordJsonDepthMax = 4;
 // Longest head hash: a SHA-256 in hex is 64 characters.
 constexpr size_t kHeadHashBytesMax = 128;
-// The same kind of failure is logged at most this often.
-constexpr int kErrorLogIntervalMs = 5000;
 
-void Log(const char* fmt, ...) __attribute__((format(printf, 1, 2)));
-void Log(const char* fmt, ...) {
-  char line[1024];
-  va_list args;
-  va_start(args, fmt);
-  std::vsnprintf(line, sizeof(line), fmt, args);
-  va_end(args);
-  std::fprintf(stderr, "ledgerd: members: %s\n", line);
-}
+constexpr const char* kLogWho = "members";
 
 int64_t WallClockMs() {
   return std::chrono::duration_cast<std::chrono::milliseconds>(
@@ -202,7 +191,6 @@ struct Members::Impl {
   void Apply(const rd_kafka_message_t* m);
   void Send(const std::string* value);
   bool Live(const MemberRecord& r, int64_t now_ms) const;
-  void LogLimited(const char* kind, const std::string& what);
   static void OnDelivery(rd_kafka_t* rk, const rd_kafka_message_t* m, void* opaque);
 
   const MembersOptions options;
@@ -223,8 +211,7 @@ struct Members::Impl {
   std::mutex stop_mu;  // serializes Stop
   bool stopped = false;
 
-  std::mutex log_mu;
-  std::map<std::string, Clock::time_point> last_log;
+  api::KafkaErrorLog errors{kLogWho};  // by kind of failure
 
   std::atomic<uint64_t> records_read{0}, ignored{0}, sent{0}, send_failures{0};
 };
@@ -294,9 +281,9 @@ void Members::Impl::Heartbeats() {
     try {
       Send(&value);
     } catch (const std::exception& e) {
-      LogLimited("send", std::string("heartbeat: ") + e.what());
+      errors.Log("send", std::string("heartbeat: ") + e.what());
     } catch (...) {
-      LogLimited("send", "heartbeat failed");
+      errors.Log("send", "heartbeat failed");
     }
     lock.lock();
   }
@@ -313,7 +300,7 @@ void Members::Impl::Send(const std::string* value) {
       RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_END);
   if (e != RD_KAFKA_RESP_ERR_NO_ERROR) {
     send_failures++;
-    LogLimited("send", std::string("publish: ") + rd_kafka_err2str(e));
+    errors.Log("send", std::string("publish: ") + rd_kafka_err2str(e));
   }
   rd_kafka_poll(producer, 0);  // delivery reports
 }
@@ -326,10 +313,10 @@ void Members::Impl::Read() {
       Apply(m);
     } catch (const std::exception& e) {
       ignored++;
-      LogLimited("read", std::string("a record could not be applied: ") + e.what());
+      errors.Log("read", std::string("a record could not be applied: ") + e.what());
     } catch (...) {
       ignored++;
-      LogLimited("read", "a record could not be applied");
+      errors.Log("read", "a record could not be applied");
     }
     rd_kafka_message_destroy(m);
   }
@@ -338,7 +325,7 @@ void Members::Impl::Read() {
 void Members::Impl::Apply(const rd_kafka_message_t* m) {
   if (m->err != RD_KAFKA_RESP_ERR_NO_ERROR) {
     if (m->err != RD_KAFKA_RESP_ERR__PARTITION_EOF) {
-      LogLimited("read", std::string("reader: ") + rd_kafka_message_errstr(m));
+      errors.Log("read", std::string("reader: ") + rd_kafka_message_errstr(m));
     }
     return;
   }
@@ -356,7 +343,7 @@ void Members::Impl::Apply(const rd_kafka_message_t* m) {
   auto record = ParseMemberRecord(std::string_view(static_cast<const char*>(m->payload), m->len));
   if (!record.ok() || record->instance_id != key) {
     ignored++;
-    LogLimited("parse",
+    errors.Log("parse",
                "ignored the record of " + key + ": " +
                    (record.ok() ? "its instance_id is not its key" : record.status().message()));
     return;
@@ -377,17 +364,6 @@ bool Members::Impl::Live(const MemberRecord& r, int64_t now_ms) const {
          r.heartbeat_ms <= now_ms + options.expiry_ms;
 }
 
-void Members::Impl::LogLimited(const char* kind, const std::string& what) {
-  std::lock_guard<std::mutex> lock(log_mu);
-  const Clock::time_point now = Clock::now();
-  auto it = last_log.find(kind);
-  if (it != last_log.end() && now - it->second < std::chrono::milliseconds(kErrorLogIntervalMs)) {
-    return;
-  }
-  last_log[kind] = now;
-  Log("%s", what.c_str());
-}
-
 void Members::Impl::OnDelivery(rd_kafka_t*, const rd_kafka_message_t* m, void* opaque) {
   auto* impl = static_cast<Impl*>(opaque);
   if (m->err == RD_KAFKA_RESP_ERR_NO_ERROR) {
@@ -397,7 +373,7 @@ void Members::Impl::OnDelivery(rd_kafka_t*, const rd_kafka_message_t* m, void* o
   impl->send_failures++;
   // A C callback: exceptions must not unwind through librdkafka.
   try {
-    impl->LogLimited("send", std::string("delivery: ") + rd_kafka_err2str(m->err));
+    impl->errors.Log("send", std::string("delivery: ") + rd_kafka_err2str(m->err));
   } catch (...) {
   }
 }
@@ -517,7 +493,7 @@ void Members::Stop() {
     // partition: in order), so it is what compaction keeps.
     impl_->Send(nullptr);
     if (rd_kafka_flush(impl_->producer, kTombstoneFlushMs) != RD_KAFKA_RESP_ERR_NO_ERROR) {
-      impl_->LogLimited("send",
+      impl_->errors.Log("send",
                         "the tombstone was not acknowledged; others drop this "
                         "instance at expiry");
     }

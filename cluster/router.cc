@@ -6,7 +6,6 @@
 #include <atomic>
 #include <chrono>
 #include <condition_variable>
-#include <cstdarg>
 #include <cstdio>
 #include <exception>
 #include <map>
@@ -63,22 +62,12 @@ constexpr int kRetryBackoffMsMin = 100;
 constexpr int kRetryBackoffMsMax = 5000;
 // Seeking back to a failed batch's first offsets.
 constexpr int kSeekTimeoutMs = 10000;
-// The same kind of failure is logged at most this often.
-constexpr int kErrorLogIntervalMs = 5000;
 // Linger of the producer: short, since each batch is flushed anyway.
 constexpr const char* kProducerLingerMs = "5";
 // The header naming a forwarded message's input coordinates.
 constexpr const char* kOriginHeader = "ledger-origin";
 
-void Log(const char* fmt, ...) __attribute__((format(printf, 1, 2)));
-void Log(const char* fmt, ...) {
-  char line[1024];
-  va_list args;
-  va_start(args, fmt);
-  std::vsnprintf(line, sizeof(line), fmt, args);
-  va_end(args);
-  std::fprintf(stderr, "ledgerd: router: %s\n", line);
-}
+constexpr const char* kLogWho = "router";
 
 // The org a message is for, "" if it names none readably. Only the envelope
 // is read (JSON or binary protobuf); validation is the shard owner's.
@@ -120,7 +109,6 @@ struct Router::Impl {
   bool CompleteBatch();
   void Rewind();
   void CountFailure(const char* kind, uint64_t n, const std::string& what);
-  void LogLimited(const char* kind, const std::string& what);
   bool WaitUnlessStopping(int ms);
 
   static void OnDelivery(rd_kafka_t* rk, const rd_kafka_message_t* m, void* opaque);
@@ -146,7 +134,7 @@ struct Router::Impl {
   Batch batch;
   std::map<int32_t, int64_t> rewind_to;  // a failed batch's first offsets
   int backoff_ms = 0;
-  std::map<std::string, Clock::time_point> last_log;
+  api::KafkaErrorLog errors{kLogWho};  // by kind of failure
 };
 
 Status Router::Impl::CreateConsumer() {
@@ -215,11 +203,11 @@ void Router::Impl::Run() {
     try {
       Turn();
     } catch (const std::exception& e) {
-      Log("unexpected error, forwarding the batch again: %s", e.what());
+      api::KafkaLogLine(kLogWho, "unexpected error, forwarding the batch again: %s", e.what());
       if (!batch.empty()) rewind_to = batch.first;
       batch = Batch();
     } catch (...) {
-      Log("unexpected error, forwarding the batch again");
+      api::KafkaLogLine(kLogWho, "unexpected error, forwarding the batch again");
       if (!batch.empty()) rewind_to = batch.first;
       batch = Batch();
     }
@@ -230,9 +218,9 @@ void Router::Impl::Run() {
     // the next router does not wait for the session to time out.
     rd_kafka_consumer_close(consumer);
   } catch (const std::exception& e) {
-    Log("error while stopping: %s", e.what());
+    api::KafkaLogLine(kLogWho, "error while stopping: %s", e.what());
   } catch (...) {
-    Log("unknown error while stopping");
+    api::KafkaLogLine(kLogWho, "unknown error while stopping");
   }
 }
 
@@ -310,7 +298,7 @@ void Router::Impl::Forward(const rd_kafka_message_t* m) {
     }
     rd_kafka_headers_destroy(headers);
     batch.failed++;
-    LogLimited("delivery", std::string("produce: ") + rd_kafka_err2str(e));
+    errors.Log("delivery", std::string("produce: ") + rd_kafka_err2str(e));
     return;
   }
 }
@@ -337,7 +325,7 @@ bool Router::Impl::Settle() {
   if (fatal != RD_KAFKA_RESP_ERR_NO_ERROR) {
     // An idempotent producer that lost its guarantees stops for good; a new
     // one starts a new producer id, and the batch is forwarded again.
-    LogLimited("fatal", std::string("producer failed, starting a new one: ") + reason);
+    errors.Log("fatal", std::string("producer failed, starting a new one: ") + reason);
     rd_kafka_destroy(producer);
     producer = nullptr;  // Rewind creates the next one
     return false;
@@ -389,7 +377,7 @@ void Router::Impl::Rewind() {
   if (producer == nullptr) {
     Status created = CreateProducer();
     if (!created.ok()) {
-      LogLimited("fatal", created.ToString());
+      errors.Log("fatal", created.ToString());
       return;  // rewind_to is kept: tried again after the next backoff
     }
   }
@@ -410,17 +398,7 @@ void Router::Impl::Rewind() {
 
 void Router::Impl::CountFailure(const char* kind, uint64_t n, const std::string& what) {
   metrics.Count("ledger_router_failures_total", FailureLabel(kind), n);
-  LogLimited(kind, what);
-}
-
-void Router::Impl::LogLimited(const char* kind, const std::string& what) {
-  const Clock::time_point now = Clock::now();
-  auto it = last_log.find(kind);
-  if (it != last_log.end() && now - it->second < std::chrono::milliseconds(kErrorLogIntervalMs)) {
-    return;
-  }
-  last_log[kind] = now;
-  Log("%s", what.c_str());
+  errors.Log(kind, what);
 }
 
 bool Router::Impl::WaitUnlessStopping(int ms) {
@@ -438,9 +416,10 @@ void Router::Impl::OnDelivery(rd_kafka_t*, const rd_kafka_message_t* m, void* op
   impl->batch.failed++;
   // A C callback: exceptions must not unwind through librdkafka.
   try {
-    impl->LogLimited("delivery", std::string("delivery: ") + rd_kafka_err2str(m->err));
+    impl->errors.Log("delivery", std::string("delivery: ") + rd_kafka_err2str(m->err));
   } catch (...) {
-    Log("a delivery failed (%s), and so did reporting it", rd_kafka_err2str(m->err));
+    api::KafkaLogLine(kLogWho, "a delivery failed (%s), and so did reporting it",
+                      rd_kafka_err2str(m->err));
   }
 }
 
@@ -457,10 +436,10 @@ void Router::Impl::OnRebalance(rd_kafka_t* rk, rd_kafka_resp_err_t err,
   try {
     impl->CompleteBatch();
   } catch (const std::exception& e) {
-    Log("error finishing the batch at revocation: %s", e.what());
+    api::KafkaLogLine(kLogWho, "error finishing the batch at revocation: %s", e.what());
     impl->batch = Batch();
   } catch (...) {
-    Log("error finishing the batch at revocation");
+    api::KafkaLogLine(kLogWho, "error finishing the batch at revocation");
     impl->batch = Batch();
   }
   impl->rewind_to.clear();

@@ -1,5 +1,8 @@
 #include "kafka/client.h"
 
+#include <cstdarg>
+#include <cstdio>
+
 namespace billing::api {
 
 Result<rd_kafka_t*> NewKafkaClient(rd_kafka_type_t type, const KafkaSettings& settings,
@@ -21,6 +24,26 @@ Result<rd_kafka_t*> NewKafkaClient(rd_kafka_type_t type, const KafkaSettings& se
     return Status(Code::kInvalidArgument, std::string(what) + ": " + err);
   }
   return rk;
+}
+
+void KafkaLogLine(const char* who, const char* fmt, ...) {
+  char line[1024];
+  va_list args;
+  va_start(args, fmt);
+  std::vsnprintf(line, sizeof(line), fmt, args);
+  va_end(args);
+  std::fprintf(stderr, "ledgerd: %s: %s\n", who, line);
+}
+
+void KafkaErrorLog::Log(const std::string& kind, const std::string& text) {
+  const auto now = std::chrono::steady_clock::now();
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    auto it = last_.find(kind);
+    if (it != last_.end() && now - it->second < kKafkaErrorLogInterval) return;
+    last_[kind] = now;
+  }
+  KafkaLogLine(who_, "%s", text.c_str());
 }
 
 }  // namespace billing::api

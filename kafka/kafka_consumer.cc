@@ -7,7 +7,6 @@
 #include <charconv>
 #include <chrono>
 #include <condition_variable>
-#include <cstdarg>
 #include <cstdio>
 #include <exception>
 #include <map>
@@ -53,9 +52,6 @@ constexpr int kLagRefreshMs = 1000;
 // monitoring, and one commit request per batch would cost the broker a
 // request per few milliseconds for nothing.
 constexpr int kKafkaCommitIntervalMs = 1000;
-// The same consumer error is logged at most this often (a broker that is down
-// reports on every reconnect attempt).
-constexpr int kErrorLogIntervalMs = 5000;
 // Seeking back to the stored offsets after a failed append.
 constexpr int kSeekTimeoutMs = 10000;
 // How long an assignment may wait for a shard's end offset (cluster mode);
@@ -66,15 +62,7 @@ constexpr int kDlqFlushMs = 5000;
 // The dead-letter producer gives up on a message after this long.
 constexpr const char* kDlqMessageTimeoutMs = "30000";
 
-void Log(const char* fmt, ...) __attribute__((format(printf, 1, 2)));
-void Log(const char* fmt, ...) {
-  char line[1024];
-  va_list args;
-  va_start(args, fmt);
-  std::vsnprintf(line, sizeof(line), fmt, args);
-  va_end(args);
-  std::fprintf(stderr, "ledgerd: kafka: %s\n", line);
-}
+constexpr const char* kLogWho = "kafka";
 
 // The value of the message's last header `name`, empty when it has none.
 std::string HeaderOf(const rd_kafka_message_t* m, const char* name) {
@@ -103,7 +91,8 @@ struct KafkaConsumer::Impl {
     if (rk != nullptr) rd_kafka_destroy(rk);
     if (dlq != nullptr) {
       if (rd_kafka_flush(dlq, kDlqFlushMs) != RD_KAFKA_RESP_ERR_NO_ERROR) {
-        Log("%d dead-letter messages undelivered at stop", rd_kafka_outq_len(dlq));
+        KafkaLogLine(kLogWho, "%d dead-letter messages undelivered at stop",
+                     rd_kafka_outq_len(dlq));
       }
       rd_kafka_destroy(dlq);
     }
@@ -225,8 +214,8 @@ struct KafkaConsumer::Impl {
   Clock::time_point next_commit;
   Clock::time_point next_lag_refresh;
   Clock::time_point next_standby_refresh;
-  bool restandby_now = false;  // a copy was taken meanwhile: assign again
-  std::map<int, Clock::time_point> last_error_log;
+  bool restandby_now = false;     // a copy was taken meanwhile: assign again
+  KafkaErrorLog errors{kLogWho};  // by librdkafka error code
 
   // The append's completion, handed over from the ledger's writer thread.
   std::mutex done_mu;
@@ -309,19 +298,20 @@ void KafkaConsumer::Impl::Run() {
     try {
       Turn();
     } catch (const std::exception& e) {
-      Log("unexpected error, reading again from the stored offsets: %s", e.what());
+      KafkaLogLine(kLogWho, "unexpected error, reading again from the stored offsets: %s",
+                   e.what());
       rewind = true;
     } catch (...) {
-      Log("unexpected error, reading again from the stored offsets");
+      KafkaLogLine(kLogWho, "unexpected error, reading again from the stored offsets");
       rewind = true;
     }
   }
   try {
     Finish();
   } catch (const std::exception& e) {
-    Log("error while stopping: %s", e.what());
+    KafkaLogLine(kLogWho, "error while stopping: %s", e.what());
   } catch (...) {
-    Log("unknown error while stopping");
+    KafkaLogLine(kLogWho, "unknown error while stopping");
   }
 }
 
@@ -407,8 +397,8 @@ void KafkaConsumer::Impl::Take(const rd_kafka_message_t* m) {
   }
   Result<std::optional<ledger::Entry>> redrive = RedriveOf(m);
   if (!redrive.ok()) {
-    Log("cannot read the rejection a re-drive names, reading again: %s",
-        redrive.status().ToString().c_str());
+    KafkaLogLine(kLogWho, "cannot read the rejection a re-drive names, reading again: %s",
+                 redrive.status().ToString().c_str());
     rewind = true;
   }
   if (rewind) return;
@@ -551,14 +541,16 @@ void KafkaConsumer::Impl::Complete() {
     // The owner's consumer took the copy since it was acquired here (it
     // may even have given it back): the assignment is made again at once,
     // from the stored offsets, without the failure backoff.
-    Log("standby: %s", r.status.message().c_str());
+    KafkaLogLine(kLogWho, "standby: %s", r.status.message().c_str());
     restandby_now = true;
     return;
   }
   if (!r.status.ok()) {
     append_failures++;
     metrics.Count(MetricName("append_failures_total"), "");
-    Log("append failed, nothing of the batch was written; reading again from the stored offsets: "
+    KafkaLogLine(
+        kLogWho,
+        "append failed, nothing of the batch was written; reading again from the stored offsets: "
         "%s",
         r.status.ToString().c_str());
     rewind = true;
@@ -573,7 +565,8 @@ void KafkaConsumer::Impl::Complete() {
 }
 
 void KafkaConsumer::Impl::BreakShard(int32_t partition, const std::string& why) {
-  Log("shard %d cannot be served, its partition is paused: %s", partition, why.c_str());
+  KafkaLogLine(kLogWho, "shard %d cannot be served, its partition is paused: %s", partition,
+               why.c_str());
   metrics.Count(MetricName("broken_shards_total"), PartitionLabel(partition));
   host->Release(partition);
   PartitionList list(1);
@@ -604,9 +597,10 @@ void KafkaConsumer::Impl::CheckCaughtUp(bool query) {
       }
     }
     if (it->second >= 0 && next >= it->second) {
-      Log(options.standby ? "standby copy of shard %d caught up at offset %lld"
-                          : "shard %d restored to offset %lld: serving",
-          partition, static_cast<long long>(next));
+      KafkaLogLine(kLogWho,
+                   options.standby ? "standby copy of shard %d caught up at offset %lld"
+                                   : "shard %d restored to offset %lld: serving",
+                   partition, static_cast<long long>(next));
       host->CaughtUp(partition);
       it = restore_until.erase(it);
     } else {
@@ -692,9 +686,9 @@ void KafkaConsumer::Impl::OnCommit(rd_kafka_t*, rd_kafka_resp_err_t err,
   try {
     static_cast<Impl*>(opaque)->metrics.Count("ledger_kafka_commit_failures_total", "");
   } catch (const std::exception& e) {
-    Log("counting a failed offset commit: %s", e.what());
+    KafkaLogLine(kLogWho, "counting a failed offset commit: %s", e.what());
   } catch (...) {
-    Log("counting a failed offset commit failed");
+    KafkaLogLine(kLogWho, "counting a failed offset commit failed");
   }
 }
 
@@ -706,7 +700,8 @@ void KafkaConsumer::Impl::Rewind() {
   if (!WaitUnlessStopping(backoff_ms)) return;
   Status sought = SeekToStored();
   if (!sought.ok()) {
-    Log("cannot seek back to the stored offsets, will try again: %s", sought.ToString().c_str());
+    KafkaLogLine(kLogWho, "cannot seek back to the stored offsets, will try again: %s",
+                 sought.ToString().c_str());
     return;  // rewind stays set
   }
   rewind = false;
@@ -723,7 +718,8 @@ void KafkaConsumer::Impl::Finish() {
   batch = Batch{};
   // Leaves the group; the revoke callback runs from inside.
   rd_kafka_resp_err_t e = rd_kafka_consumer_close(rk);
-  if (e != RD_KAFKA_RESP_ERR_NO_ERROR) Log("closing the consumer: %s", rd_kafka_err2str(e));
+  if (e != RD_KAFKA_RESP_ERR_NO_ERROR)
+    KafkaLogLine(kLogWho, "closing the consumer: %s", rd_kafka_err2str(e));
 }
 
 void KafkaConsumer::Impl::OnRebalance(rd_kafka_t* rk, rd_kafka_resp_err_t err,
@@ -733,12 +729,12 @@ void KafkaConsumer::Impl::OnRebalance(rd_kafka_t* rk, rd_kafka_resp_err_t err,
   try {
     impl->Rebalance(err, parts);
   } catch (const std::exception& e) {
-    Log("rebalance failed, giving up the assignment: %s", e.what());
+    KafkaLogLine(kLogWho, "rebalance failed, giving up the assignment: %s", e.what());
     rd_kafka_assign(rk, nullptr);
     impl->assigned.clear();
     impl->assigned_count = 0;
   } catch (...) {
-    Log("rebalance failed, giving up the assignment");
+    KafkaLogLine(kLogWho, "rebalance failed, giving up the assignment");
     rd_kafka_assign(rk, nullptr);
     impl->assigned.clear();
     impl->assigned_count = 0;
@@ -755,7 +751,7 @@ void KafkaConsumer::Impl::Rebalance(rd_kafka_resp_err_t err,
       Revoke(/*flush=*/true);
       break;
     default:
-      Log("rebalance error: %s", rd_kafka_err2str(err));
+      KafkaLogLine(kLogWho, "rebalance error: %s", rd_kafka_err2str(err));
       Revoke(/*flush=*/false);
       break;
   }
@@ -789,8 +785,8 @@ void KafkaConsumer::Impl::Assign(rd_kafka_topic_partition_list_t* parts) {
     // place to start from, so keep trying rather than guess.
     int wait_ms = kRetryBackoffMsMin;
     while (!offset.ok()) {
-      Log("cannot read the stored offset of partition %d, retrying: %s", p.partition,
-          offset.status().ToString().c_str());
+      KafkaLogLine(kLogWho, "cannot read the stored offset of partition %d, retrying: %s",
+                   p.partition, offset.status().ToString().c_str());
       if (!WaitUnlessStopping(wait_ms)) {
         rd_kafka_assign(rk, nullptr);
         return;
@@ -814,13 +810,14 @@ void KafkaConsumer::Impl::Assign(rd_kafka_topic_partition_list_t* parts) {
   }
   rd_kafka_resp_err_t e = rd_kafka_assign(rk, parts);
   if (e != RD_KAFKA_RESP_ERR_NO_ERROR) {
-    Log("assign failed: %s", rd_kafka_err2str(e));
+    KafkaLogLine(kLogWho, "assign failed: %s", rd_kafka_err2str(e));
     assigned.clear();
     return;
   }
   assigned_count = static_cast<int>(assigned.size());
-  Log("%s %s partitions %s (offsets from the ledger)",
-      options.standby ? "standing by for" : "assigned", options.topic.c_str(), shown.c_str());
+  KafkaLogLine(kLogWho, "%s %s partitions %s (offsets from the ledger)",
+               options.standby ? "standing by for" : "assigned", options.topic.c_str(),
+               shown.c_str());
   if (host != nullptr) {
     // A shard serves once it has applied its partition up to the end seen
     // now: before that its answers would be stale.
@@ -840,7 +837,8 @@ void KafkaConsumer::Impl::AcquireShards(rd_kafka_topic_partition_list_t* parts) 
     // for a stored offset that cannot be read.
     int wait_ms = kRetryBackoffMsMin;
     while (!shard.ok()) {
-      Log("cannot open shard %d, retrying: %s", partition, shard.status().ToString().c_str());
+      KafkaLogLine(kLogWho, "cannot open shard %d, retrying: %s", partition,
+                   shard.status().ToString().c_str());
       if (!WaitUnlessStopping(wait_ms)) return;
       wait_ms = std::min(wait_ms * 2, kRetryBackoffMsMax);
       shard = host->Acquire(partition);
@@ -908,7 +906,8 @@ void KafkaConsumer::Impl::Revoke(bool flush) {
     for (const auto& [partition, shard] : shard_billing) host->Detached(partition);
     shard_billing.clear();
   }
-  if (!assigned.empty()) Log("released %zu partitions%s", assigned.size(), lost ? " (lost)" : "");
+  if (!assigned.empty())
+    KafkaLogLine(kLogWho, "released %zu partitions%s", assigned.size(), lost ? " (lost)" : "");
   assigned.clear();
   stored.clear();
   position.clear();
@@ -1016,22 +1015,16 @@ void KafkaConsumer::Impl::OnDlqDelivery(rd_kafka_t*, const rd_kafka_message_t* m
     impl->metrics.Count("ledger_kafka_dlq_failures_total", "");
     impl->LogError(m->err, std::string("dead-letter delivery: ") + rd_kafka_err2str(m->err));
   } catch (const std::exception& e) {
-    Log("a dead-letter delivery failed (%s), and so did reporting it: %s", rd_kafka_err2str(m->err),
-        e.what());
+    KafkaLogLine(kLogWho, "a dead-letter delivery failed (%s), and so did reporting it: %s",
+                 rd_kafka_err2str(m->err), e.what());
   } catch (...) {
-    Log("a dead-letter delivery failed (%s), and so did reporting it", rd_kafka_err2str(m->err));
+    KafkaLogLine(kLogWho, "a dead-letter delivery failed (%s), and so did reporting it",
+                 rd_kafka_err2str(m->err));
   }
 }
 
 void KafkaConsumer::Impl::LogError(rd_kafka_resp_err_t err, const std::string& what) {
-  Clock::time_point now = Clock::now();
-  auto it = last_error_log.find(static_cast<int>(err));
-  if (it != last_error_log.end() &&
-      now - it->second < std::chrono::milliseconds(kErrorLogIntervalMs)) {
-    return;
-  }
-  last_error_log[static_cast<int>(err)] = now;
-  Log("%s", what.c_str());
+  errors.Log(std::to_string(static_cast<int>(err)), what);
 }
 
 // Waits `ms` unless Stop is called first; false if it was.
