@@ -89,6 +89,13 @@ struct ShardSet::Impl {
 
   Impl(const ShardSetOptions& o, api::Metrics& m) : options(o), metrics(m), slots(o.shards) {}
 
+  // ledger_cluster_ingest_refused_total{reason}: events answered 503 by
+  // this set, by why (not served here, the pending limit, not applied in
+  // time).
+  void CountRefused(const char* reason, size_t events) {
+    metrics.Count("ledger_cluster_ingest_refused_total", std::string("reason=\"") + reason + "\"",
+                  events);
+  }
   // The shard's Billing, opened on first use.
   Result<projections::Billing*> Open(int shard);
   Status StartProducer();
@@ -295,6 +302,7 @@ void ShardSet::Impl::Run() {
       }
     }
     for (const auto& p : expired) {
+      CountRefused("not_applied_in_time", p->outcomes.size());
       Answer(*p, Status(Code::kUnavailable, "the events were not applied in time; retry"));
     }
     rd_kafka_poll(producer, 0);
@@ -474,13 +482,16 @@ void ShardSet::Ingest(int shard, std::vector<IngestEvent> events, const std::str
   pending->deadline = Clock::now() + std::chrono::milliseconds(impl_->options.ingest_wait_ms);
   pending->done = std::move(done);
   Status refused = Status::Ok();
+  const char* reason = nullptr;
   {
     std::lock_guard<std::mutex> lock(impl_->mu);
     if (impl_->stopping || !impl_->slots[shard].serving.load()) {
       refused = Status(Code::kUnavailable,
                        "shard " + std::to_string(shard) + " is not served here now; retry");
+      reason = "not_served";
     } else if (impl_->waiters.size() + events.size() > impl_->options.pending_events_max) {
       refused = Status(Code::kUnavailable, "too many events wait to be applied; retry");
+      reason = "pending_limit";
     } else {
       for (size_t i = 0; i < events.size(); i++) {
         pending->tokens.push_back(impl_->token_prefix + std::to_string(impl_->next_token++));
@@ -489,7 +500,10 @@ void ShardSet::Ingest(int shard, std::vector<IngestEvent> events, const std::str
       impl_->open.push_back(pending);
     }
   }
-  if (!refused.ok()) return Answer(*pending, refused);
+  if (!refused.ok()) {
+    impl_->CountRefused(reason, events.size());
+    return Answer(*pending, refused);
+  }
   const std::vector<std::string>& tokens = pending->tokens;
   const std::string& topic = impl_->options.shards_topic;
   for (size_t i = 0; i < events.size(); i++) {

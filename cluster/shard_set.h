@@ -22,6 +22,9 @@
 // away) is answered kUnavailable, and the client's retry is a duplicate at
 // worst.
 //
+// Metrics: ledger_cluster_ingest_refused_total{reason}, events answered
+// kUnavailable by reason (not_served, pending_limit, not_applied_in_time).
+//
 // Thread-safe.
 #pragma once
 

@@ -14,6 +14,7 @@
 
 #include "kafka/embedded_kafka.h"
 #include "metrics/metrics.h"
+#include "tests/testing/ledgerd.h"
 #include "tests/testing/temp_dir.h"
 
 namespace billing::cluster {
@@ -100,6 +101,10 @@ TEST(ShardSet, IngestPastThePendingEventsLimitIsUnavailable) {
     EXPECT_NE(r.status().message().find("too many events wait"), std::string::npos)
         << r.status().ToString();
   }
+
+  EXPECT_EQ(testing::MetricValue(f.metrics.Render(),
+                                 R"(ledger_cluster_ingest_refused_total{reason="pending_limit"})"),
+            kShards);
 
   // The waiting ones are answered (kUnavailable) when the set stops.
   (*set)->Stop();
