@@ -96,7 +96,8 @@ struct ShardSet::Impl {
     metrics.Count("ledger_cluster_ingest_refused_total", std::string("reason=\"") + reason + "\"",
                   events);
   }
-  // The shard's Billing, opened on first use.
+  // The shard's Billing, opened on first use; kInvalidArgument for a
+  // partition beyond the shard count.
   Result<projections::Billing*> Open(int shard);
   Status StartProducer();
   void Run();
@@ -146,9 +147,6 @@ class ShardSet::Impl::StandbyHost final : public api::ShardHost {
     return out;
   }
   Result<projections::Billing*> Acquire(int shard) override {
-    if (shard < 0 || shard >= static_cast<int>(set_.slots.size())) {
-      return Status(Code::kInvalidArgument, "no shard " + std::to_string(shard));
-    }
     ASSIGN_OR_RETURN(projections::Billing * billing, set_.Open(shard));
     std::lock_guard<std::mutex> lock(set_.standby_mu);
     Slot& slot = set_.slots[shard];
@@ -202,6 +200,11 @@ class ShardSet::Impl::StandbyHost final : public api::ShardHost {
 };
 
 Result<projections::Billing*> ShardSet::Impl::Open(int shard) {
+  if (shard < 0 || shard >= options.shards) {
+    return Status(Code::kInvalidArgument, "partition " + std::to_string(shard) +
+                                              " is beyond the cluster's " +
+                                              std::to_string(options.shards) + " shards");
+  }
   Slot& slot = slots[shard];
   std::lock_guard<std::mutex> lock(open_mu);
   if (slot.billing == nullptr) {
@@ -389,11 +392,6 @@ std::vector<ShardStatus> ShardSet::Describe() const {
 }
 
 Result<projections::Billing*> ShardSet::Acquire(int shard) {
-  if (shard < 0 || shard >= shards()) {
-    return Status(Code::kInvalidArgument, "partition " + std::to_string(shard) +
-                                              " is beyond the cluster's " +
-                                              std::to_string(shards()) + " shards");
-  }
   ASSIGN_OR_RETURN(projections::Billing * billing, impl_->Open(shard));
   Impl::Slot& slot = impl_->slots[shard];
   {

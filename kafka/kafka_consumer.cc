@@ -871,8 +871,8 @@ void KafkaConsumer::Impl::Restandby() {
     // refresh no longer names it.
     Result<projections::Billing*> copy = host->Acquire(partition);
     if (!copy.ok()) {
-      LogError(RD_KAFKA_RESP_ERR__STATE,
-               "standby: shard " + std::to_string(partition) + ": " + copy.status().ToString());
+      errors.Log("standby acquire",
+                 "standby: shard " + std::to_string(partition) + ": " + copy.status().ToString());
       continue;
     }
     shard_billing[partition] = *copy;
